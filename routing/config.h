@@ -1,0 +1,113 @@
+#pragma once
+// The configuration model of a turnout process: what turnout.yaml declares.
+// Plain values, validated by control/config_loader; the data plane reads an
+// immutable copy. Durations are absl::Duration so no unit is ever implied.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace turnout::routing {
+
+enum class Protocol { kPostgres, kRedis };
+std::string_view ProtocolName(Protocol p);
+
+// Upstream TLS, after libpq's sslmode (prefer/allow are not offered: a proxy
+// should know whether its backend speaks TLS).
+enum class UpstreamTlsMode { kDisable, kRequire, kVerifyFull };
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string ToString() const;
+};
+
+// One real database.
+struct Backend {
+  std::string name;
+  Protocol protocol = Protocol::kPostgres;
+  HostPort address;
+  std::string user;      // Postgres role or Redis ACL user (empty: default)
+  std::string password;  // resolved from password / password_env; never logged
+  std::string database;  // Postgres database; empty means the client's
+  int redis_db = 0;
+  UpstreamTlsMode tls_mode = UpstreamTlsMode::kDisable;
+  std::string tls_ca_file;      // verify-full trust anchor
+  std::string tls_server_name;  // SNI and name check; default: host
+};
+
+// How a route handles its traffic.
+//  kRelay: bytes both ways to the old backend, no protocol awareness.
+//  kProtocol: the protocol-aware session (auth, classification, routing).
+enum class RouteMode { kRelay, kProtocol };
+
+// Client authentication terminated at turnout (protocol mode).
+enum class ClientAuth { kTrust, kMd5, kScramSha256, kPassword };
+
+struct ClientTls {
+  std::string cert_file;  // empty: TLS not offered to clients
+  std::string key_file;
+  bool required = false;  // refuse clients that do not ask for TLS
+};
+
+// One client-facing listener.
+struct Route {
+  std::string name;
+  Protocol protocol = Protocol::kPostgres;
+  HostPort listen;
+  RouteMode mode = RouteMode::kProtocol;
+  std::string old_backend;
+  std::string new_backend;  // empty outside a migration
+  ClientAuth auth = ClientAuth::kTrust;
+  std::string users_file;  // PgBouncer-style "user" "secret" lines
+  ClientTls tls;
+  // A static migration strategy as JSON text (GitOps); parsed by control.
+  std::string strategy_json;
+};
+
+struct Limits {
+  int max_connections = 1000;  // per route; past it clients are refused
+  std::uint64_t max_message_bytes = 1ull << 30;  // as the Postgres server
+  std::uint32_t max_startup_bytes = 10000;       // as the Postgres server
+  std::uint32_t buffer_bytes = 64 * 1024;        // per direction per session
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration idle_timeout = absl::ZeroDuration();  // zero: none
+  absl::Duration drain_timeout = absl::Seconds(30);
+};
+
+struct AdminListener {
+  HostPort listen{"127.0.0.1", 9090};
+  bool enabled = true;
+  std::string jwt_secret;         // resolved from jwt_secret_file / env
+  std::string tokens_file;        // static tokens: "<token> <role>" lines
+  std::uint32_t max_body_bytes = 1 << 20;
+};
+
+enum class StateStoreKind { kFile, kPostgres };
+struct StateStore {
+  StateStoreKind kind = StateStoreKind::kFile;
+  std::string path = "turnout-state.json";  // kFile
+  std::string dsn;                          // kPostgres (libpq conninfo)
+};
+
+struct Config {
+  std::string source_path;  // where it was read from, for reloads
+  std::string instance_id = "turnout-0";
+  std::string region;
+  int workers = 0;  // zero: one per core
+  std::string log_level = "info";
+  std::string log_format = "text";  // text | json
+  AdminListener admin;
+  StateStore state_store;
+  Limits limits;
+  std::vector<Backend> backends;
+  std::vector<Route> routes;
+
+  const Backend* FindBackend(std::string_view name) const;
+  const Route* FindRoute(std::string_view name) const;
+};
+
+}  // namespace turnout::routing
