@@ -4,7 +4,7 @@
 
 namespace turnout::routing {
 
-std::string_view ProtocolName(Protocol p) {
+const char* ProtocolName(Protocol p) {
   return p == Protocol::kPostgres ? "postgres" : "redis";
 }
 

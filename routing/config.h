@@ -13,7 +13,7 @@
 namespace turnout::routing {
 
 enum class Protocol { kPostgres, kRedis };
-std::string_view ProtocolName(Protocol p);
+const char* ProtocolName(Protocol p);
 
 // Upstream TLS, after libpq's sslmode (prefer/allow are not offered: a proxy
 // should know whether its backend speaks TLS).

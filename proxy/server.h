@@ -1,0 +1,51 @@
+#pragma once
+// The data plane of one turnout process: worker threads (one io_context
+// each; a client session stays on the thread that accepted it), one listener
+// per route, and the lifecycle: Start, Reload, Drain.
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "routing/config.h"
+
+namespace turnout::proxy {
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<const routing::Config> config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every route's listener (failing if any address is taken) and
+  // starts the workers.
+  absl::Status Start();
+
+  // Applies what can change without a restart: limits, timeouts, log level,
+  // backend addresses and credentials (for sessions opened from now on).
+  // Listener and route changes are reported and left for a restart.
+  void Reload(std::shared_ptr<const routing::Config> next);
+
+  // Stops accepting, lets open sessions finish until `deadline`, closes the
+  // rest, stops the workers. Blocks; safe to call once.
+  void Drain(absl::Duration deadline);
+
+  int ActiveSessions() const { return active_.load(std::memory_order_relaxed); }
+  std::shared_ptr<const routing::Config> config() const { return config_.load(); }
+
+ private:
+  struct Worker;
+  struct Listener;
+
+  std::atomic<std::shared_ptr<const routing::Config>> config_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::atomic<int> active_{0};
+  bool stopped_ = false;
+};
+
+}  // namespace turnout::proxy
