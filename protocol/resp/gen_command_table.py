@@ -132,7 +132,8 @@ def command_class(name, flags, group, info):
     if "pubsub" in flags or group == "pubsub":
         return "kPubSub"
     # XREAD/XREADGROUP block only with BLOCK: IsBlockingInvocation() decides.
-    if "blocking" in flags and name not in ("xread", "xreadgroup"):
+    # WAIT blocks until replicas acknowledge (flags say nothing about it).
+    if ("blocking" in flags and name not in ("xread", "xreadgroup")) or name == "wait":
         return "kBlocking"
     if "admin" in flags:
         return "kAdmin"
@@ -140,7 +141,8 @@ def command_class(name, flags, group, info):
         return "kWrite"
     if "readonly" in flags:
         return "kRead"
-    if group == "connection" or "@connection" in info[6]:
+    # READONLY/READWRITE/ASKING are cluster-group connection state.
+    if group == "connection" or (group == "cluster" and "@connection" in info[6]):
         return "kConnection"
     if info[3] > 0 or info[8]:
         return "kRead"

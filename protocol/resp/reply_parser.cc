@@ -13,9 +13,11 @@ bool AllDigits(std::string_view s) noexcept {
   return true;
 }
 
+}  // namespace
+
 // RESP3 "," : a floating point number, or inf / -inf / nan (RESP3.md,
 // "Double type"). Redis writes it with %.17g, so exponents may appear.
-bool ValidDouble(std::string_view s) noexcept {
+bool IsValidRespDouble(std::string_view s) noexcept {
   if (s == "inf" || s == "-inf" || s == "+inf" || s == "nan" || s == "-nan") return true;
   if (s.empty()) return false;
   bool digit = false;
@@ -30,12 +32,10 @@ bool ValidDouble(std::string_view s) noexcept {
 }
 
 // RESP3 "(" : an optional sign and at least one digit.
-bool ValidBigNumber(std::string_view s) noexcept {
+bool IsValidRespBigNumber(std::string_view s) noexcept {
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
   return AllDigits(s);
 }
-
-}  // namespace
 
 std::string_view ReplyTypeName(ReplyType t) noexcept {
   switch (t) {
@@ -66,7 +66,7 @@ void ReplyParser::Reset() noexcept {
   stack_.clear();
   pos_ = dropped_base_ = scan_from_ = 0;
   payload_left_ = 0;
-  in_payload_ = in_streamed_string_ = false;
+  in_payload_ = in_streamed_string_ = attribute_pending_ = false;
 }
 
 void ReplyParser::DropPrefix(std::size_t n) noexcept {
@@ -95,7 +95,10 @@ bool ReplyParser::ValueDone() noexcept {
     stack_.pop_back();
     // RESP3.md "Attribute type": the attribute is followed by the value it
     // annotates and is not itself an element of the enclosing aggregate.
-    if (attribute) return false;
+    if (attribute) {
+      attribute_pending_ = true;
+      return false;
+    }
   }
   return true;
 }
@@ -122,8 +125,14 @@ ParseStatus ReplyParser::Parse(std::span<const std::uint8_t> input) noexcept {
       continue;
     }
 
-    // One header line: type byte, content, CRLF.
+    // One header line: type byte, content, CRLF. Reject a bad type byte at
+    // once instead of waiting for a CRLF that may never come.
     if (pos_ >= end) return ParseStatus::kNeedMore;
+    if (std::strchr(in_streamed_string_ ? ";" : "+-:,#(_$!=*~>%|.", at(pos_)) == nullptr ||
+        at(pos_) == '\0') {
+      return Fail(in_streamed_string_ ? CodecError::kInvalidStreamChunk
+                                      : CodecError::kInvalidReplyType);
+    }
     std::size_t from = scan_from_ > pos_ + 1 ? scan_from_ : pos_ + 1;
     std::size_t cr = std::string_view::npos;
     if (from < end) {
@@ -165,6 +174,8 @@ ParseStatus ReplyParser::Parse(std::span<const std::uint8_t> input) noexcept {
     }
 
     const bool top = stack_.empty();
+    const bool after_attribute = attribute_pending_;
+    attribute_pending_ = false;
     auto set_top = [&](ReplyType t) noexcept {
       if (top) frame_.type = t;
     };
@@ -188,7 +199,7 @@ ParseStatus ReplyParser::Parse(std::span<const std::uint8_t> input) noexcept {
         break;
       }
       case ',':
-        if (!ValidDouble(content)) return Fail(CodecError::kInvalidDouble);
+        if (!IsValidRespDouble(content)) return Fail(CodecError::kInvalidDouble);
         set_top(ReplyType::kDouble);
         done = ValueDone();
         break;
@@ -198,7 +209,7 @@ ParseStatus ReplyParser::Parse(std::span<const std::uint8_t> input) noexcept {
         done = ValueDone();
         break;
       case '(':
-        if (!ValidBigNumber(content)) return Fail(CodecError::kInvalidBigNumber);
+        if (!IsValidRespBigNumber(content)) return Fail(CodecError::kInvalidBigNumber);
         set_top(ReplyType::kBigNumber);
         done = ValueDone();
         break;
@@ -269,7 +280,10 @@ ParseStatus ReplyParser::Parse(std::span<const std::uint8_t> input) noexcept {
         }
         if (type == '%' || attribute) count *= 2;
         if (count == 0) {
-          if (attribute) continue;
+          if (attribute) {
+            attribute_pending_ = true;
+            continue;
+          }
           done = ValueDone();
           break;
         }
@@ -277,7 +291,9 @@ ParseStatus ReplyParser::Parse(std::span<const std::uint8_t> input) noexcept {
         continue;
       }
       case '.':
-        if (!content.empty() || stack_.empty() || stack_.back().remaining >= 0) {
+        // An attribute must annotate a value, not the end of a stream.
+        if (!content.empty() || stack_.empty() || stack_.back().remaining >= 0 ||
+            after_attribute) {
           return Fail(CodecError::kUnexpectedStreamEnd);
         }
         stack_.pop_back();

@@ -46,6 +46,10 @@ enum class ReplyType : std::uint8_t {
 
 std::string_view ReplyTypeName(ReplyType t) noexcept;
 
+// Payload checks shared by the framer and the decoder.
+bool IsValidRespDouble(std::string_view s) noexcept;
+bool IsValidRespBigNumber(std::string_view s) noexcept;
+
 struct ReplyLimits {
   // proto-max-bulk-len default; also caps a simple line's length.
   std::int64_t max_bulk_length = 512LL * 1024 * 1024;
@@ -105,6 +109,7 @@ class ReplyParser {
   std::uint64_t payload_left_ = 0;  // bulk bytes still to skip, CRLF excluded
   bool in_payload_ = false;    // waiting for payload + CRLF
   bool in_streamed_string_ = false;  // inside $? chunks
+  bool attribute_pending_ = false;   // an attribute ended; its value comes next
   ReplyFrame frame_;
   CodecError error_ = CodecError::kInvalidReplyType;
 };

@@ -17,6 +17,22 @@ class Decoder {
     std::string_view line;
     char type = 0;
     if (CodecError e = ReadLine(type, line); e != CodecError{}) return e;
+    // RESP3.md "Attribute type": attributes precede the value they annotate
+    // at the same level. A loop, not recursion, so a chain of attributes
+    // cannot grow the stack.
+    while (type == '|') {
+      std::int64_t pairs = 0;
+      if (!ParseRedisInt64(line, pairs) || pairs < 0 || pairs > (1LL << 40)) {
+        return CodecError::kInvalidLength;
+      }
+      if (pairs > 0) {
+        if (depth + 1 > options_.max_depth) return CodecError::kNestingTooDeep;
+        if (CodecError e = DecodeElements(pairs * 2, out.attributes, depth + 1); e != CodecError{}) {
+          return e;
+        }
+      }
+      if (CodecError e = ReadLine(type, line); e != CodecError{}) return e;
+    }
     switch (type) {
       case '+':
         out.type = ReplyType::kSimpleString;
@@ -40,7 +56,7 @@ class Decoder {
       case ',':
         out.type = ReplyType::kDouble;
         out.str.assign(line);
-        if (line.empty()) return CodecError::kInvalidDouble;
+        if (!IsValidRespDouble(line)) return CodecError::kInvalidDouble;
         return {};
       case '#':
         if (line != "t" && line != "f") return CodecError::kInvalidBoolean;
@@ -50,7 +66,7 @@ class Decoder {
       case '(':
         out.type = ReplyType::kBigNumber;
         out.str.assign(line);
-        if (line.empty()) return CodecError::kInvalidBigNumber;
+        if (!IsValidRespBigNumber(line)) return CodecError::kInvalidBigNumber;
         return {};
       case '_':
         if (!line.empty()) return CodecError::kInvalidLength;
@@ -65,20 +81,6 @@ class Decoder {
       case '>':
       case '%':
         return DecodeAggregate(type, line, out, depth);
-      case '|': {
-        std::int64_t pairs = 0;
-        if (!ParseRedisInt64(line, pairs) || pairs < 0) return CodecError::kInvalidLength;
-        std::vector<Value> attributes;
-        if (CodecError e = DecodeElements(pairs * 2, attributes, depth + 1); e != CodecError{}) {
-          return e;
-        }
-        if (CodecError e = Decode(out, depth + 1); e != CodecError{}) return e;
-        // An attribute before an attribute: keep both, outermost first.
-        attributes.insert(attributes.end(), std::make_move_iterator(out.attributes.begin()),
-                          std::make_move_iterator(out.attributes.end()));
-        out.attributes = std::move(attributes);
-        return {};
-      }
       default:
         return CodecError::kInvalidReplyType;
     }
@@ -139,9 +141,11 @@ class Decoder {
       out.type = ReplyType::kNull;
       return {};
     }
+    if (type == '=' && len < 4) return CodecError::kInvalidVerbatim;  // as the framer
     if (CodecError e = ReadPayload(len, out.str); e != CodecError{}) return e;
-    if (type == '=') {
-      if (out.str.size() < 4 || out.str[3] != ':') return CodecError::kInvalidVerbatim;
+    // RESP3.md "Verbatim string": "txt:" or "mkd:" leads the data. The
+    // framer only checks the length, so a missing ':' keeps the whole text.
+    if (type == '=' && out.str.size() >= 4 && out.str[3] == ':') {
       out.format = out.str.substr(0, 3);
       out.str.erase(0, 4);
     }
@@ -166,8 +170,8 @@ class Decoder {
                : type == '~' ? ReplyType::kSet
                : type == '>' ? ReplyType::kPush
                              : ReplyType::kMap;
-    if (depth + 1 > options_.max_depth) return CodecError::kNestingTooDeep;
     if (line == "?") {
+      if (depth + 1 > options_.max_depth) return CodecError::kNestingTooDeep;
       while (true) {
         if (pos_ >= size_) return CodecError::kTruncated;
         if (data_[pos_] == '.') {
@@ -175,9 +179,6 @@ class Decoder {
           std::string_view rest;
           if (CodecError e = ReadLine(t, rest); e != CodecError{}) return e;
           if (!rest.empty()) return CodecError::kUnexpectedStreamEnd;
-          if (out.type == ReplyType::kMap && out.elements.size() % 2 != 0) {
-            return CodecError::kInvalidLength;
-          }
           return {};
         }
         out.elements.emplace_back();
@@ -194,6 +195,9 @@ class Decoder {
       return {};
     }
     if (type == '%') count *= 2;
+    if (count == 0) return {};
+    // Same rule as the framer: only a non-empty aggregate adds a level.
+    if (depth + 1 > options_.max_depth) return CodecError::kNestingTooDeep;
     return DecodeElements(count, out.elements, depth + 1);
   }
 
