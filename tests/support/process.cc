@@ -33,7 +33,7 @@ int DecodeStatus(int status) {
 
 }  // namespace
 
-RunResult Run(const std::vector<std::string>& argv, const std::string& input,
+RunResult RunProgram(const std::vector<std::string>& argv, const std::string& input,
               const std::map<std::string, std::string>& env, int timeout_ms) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe(in_pipe) || ::pipe(out_pipe) || ::pipe(err_pipe)) throw std::runtime_error("pipe failed");

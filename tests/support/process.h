@@ -19,7 +19,7 @@ struct RunResult {
 
 // Runs argv[0] (searched in PATH) to completion with `input` on stdin and the
 // extra environment `env`; kills it after timeout_ms.
-RunResult Run(const std::vector<std::string>& argv, const std::string& input = "",
+RunResult RunProgram(const std::vector<std::string>& argv, const std::string& input = "",
               const std::map<std::string, std::string>& env = {}, int timeout_ms = 60000);
 
 // A child process with its output sent to a file; killed on destruction.

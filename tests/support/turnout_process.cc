@@ -1,5 +1,7 @@
 #include "tests/support/turnout_process.h"
 
+#include <signal.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
