@@ -934,12 +934,11 @@ class StatementAnalyzer {
     out_->tables.push_back(ref);
   }
 
-  // A table name at `i` (function calls excluded); returns the index after.
+  // A table name at `i`; returns the index after it.
   std::size_t AddTableAt(std::size_t i) {
     TableRef ref;
     const std::size_t j = ParseName(i, &ref);
-    if (j == i || Kind(j) == TK::kLParen) return j;
-    Add(ref);
+    if (j != i) Add(ref);
     return j;
   }
 
@@ -956,12 +955,21 @@ class StatementAnalyzer {
     }
   }
 
-  // One FROM item: [ONLY] name [*] | [LATERAL] (subquery) | function(...).
-  // A subquery's own FROM is found by the main walk.
+  // One FROM item: [ONLY] name [*] | [LATERAL] (subquery) | function(...) |
+  // (join group). A subquery's own FROM is found by the main walk.
   void AddFromItem(std::size_t i) {
     if (Is(i, K::kLateral)) ++i;
+    while (Kind(i) == TK::kLParen) {
+      // "(t2 JOIN t3 ON ...)": a parenthesised join starts with a table.
+      if (Is(i + 1, K::kSelect) || Is(i + 1, K::kValues) || Is(i + 1, K::kWith) || Is(i + 1, K::kTable)) return;
+      ++i;
+    }
     if (Is(i, K::kOnly)) ++i;
-    AddTableAt(i);
+    if (IsWordText(i, "rows") && Is(i + 1, K::kFrom)) return;  // ROWS FROM (functions)
+    TableRef ref;
+    const std::size_t j = ParseName(i, &ref);
+    if (j == i || Kind(j) == TK::kLParen) return;  // a set-returning function
+    Add(ref);
   }
 
   void CollectTables() {
