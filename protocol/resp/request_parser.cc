@@ -29,10 +29,12 @@ constexpr int HexValue(char c) noexcept {
 // search may resume (the NUL, or size).
 std::size_t FindLikeStrchr(const char* data, std::size_t from, std::size_t size, char ch,
                            std::size_t* resume) noexcept {
-  std::size_t n = size - from;
-  const void* hit = std::memchr(data + from, ch, n);
-  const void* nul = std::memchr(data + from, '\0', n);
-  if (nul != nullptr && (hit == nullptr || nul < hit)) {
+  // Look for the NUL only before the hit: scanning to the end of a deep
+  // pipeline for every command would make framing quadratic.
+  const void* hit = std::memchr(data + from, ch, size - from);
+  std::size_t stop = hit == nullptr ? size : static_cast<std::size_t>(static_cast<const char*>(hit) - data);
+  const void* nul = std::memchr(data + from, '\0', stop - from);
+  if (nul != nullptr) {
     *resume = static_cast<std::size_t>(static_cast<const char*>(nul) - data);
     return std::string_view::npos;
   }
@@ -40,7 +42,7 @@ std::size_t FindLikeStrchr(const char* data, std::size_t from, std::size_t size,
     *resume = size;
     return std::string_view::npos;
   }
-  return static_cast<std::size_t>(static_cast<const char*>(hit) - data);
+  return stop;
 }
 
 }  // namespace
