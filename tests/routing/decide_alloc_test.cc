@@ -13,6 +13,10 @@
 #include "routing/policy.h"
 #include "routing/stable_hash.h"
 
+// GCC 12 sees the replaced new/delete pair inlined and warns that free()
+// gets a pointer from operator new: here that is exactly the pairing.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace

@@ -79,17 +79,21 @@ TEST_P(StickinessShareTest, ShareWithinOnePointAndStable) {
   EXPECT_NEAR(share, fraction, 0.01) << StickinessName(stickiness);
 }
 
+std::string ShareTestName(
+    const ::testing::TestParamInfo<StickinessShareTest::ParamType>& param_info) {
+  const auto& [stickiness, fraction, cls] = param_info.param;
+  return std::string(StickinessName(stickiness)) + "_" +
+         std::to_string(static_cast<int>(fraction * 100 + 0.5)) + "_" +
+         std::string(RequestClassName(cls));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shares, StickinessShareTest,
     ::testing::Combine(::testing::Values(Stickiness::kConnection, Stickiness::kClient,
                                          Stickiness::kKey),
                        ::testing::Values(0.05, 0.25, 0.30, 0.75),
                        ::testing::Values(RequestClass::kRead, RequestClass::kWrite)),
-    [](const auto& info) {
-      return std::string(StickinessName(std::get<0>(info.param))) + "_" +
-             std::to_string(static_cast<int>(std::get<1>(info.param) * 100)) + "_" +
-             std::string(RequestClassName(std::get<2>(info.param)));
-    });
+    ShareTestName);
 
 TEST(StickinessTest, ZeroAndOneAreExact) {
   for (Stickiness s : {Stickiness::kConnection, Stickiness::kClient, Stickiness::kKey}) {
