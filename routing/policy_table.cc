@@ -19,16 +19,22 @@ std::shared_ptr<const Policy> RouteTable::FindShared(std::string_view route) con
 RouteTablePublisher::RouteTablePublisher() : table_(std::make_shared<const RouteTable>()) {}
 
 std::shared_ptr<const RouteTable> RouteTablePublisher::Load() const noexcept {
-  return table_.load(std::memory_order_acquire);
+  std::lock_guard<std::mutex> lock(table_mu_);
+  return table_;
 }
 
 std::uint64_t RouteTablePublisher::PublishLocked(RouteTable::Map routes) {
   // Drop null entries so Find never returns a null policy from a live entry.
   absl::erase_if(routes, [](const auto& kv) { return kv.second == nullptr; });
   const std::uint64_t v = version_.load(std::memory_order_relaxed) + 1;
-  table_.store(std::make_shared<const RouteTable>(v, std::move(routes)),
-               std::memory_order_release);
+  std::shared_ptr<const RouteTable> next = std::make_shared<const RouteTable>(v, std::move(routes));
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    table_.swap(next);
+  }
   version_.store(v, std::memory_order_release);
+  // `next` (the previous table) is released here, outside the lock; readers
+  // that pinned it keep it alive.
   return v;
 }
 
@@ -40,7 +46,7 @@ std::uint64_t RouteTablePublisher::Publish(RouteTable::Map routes) {
 std::uint64_t RouteTablePublisher::Update(const std::string& route,
                                           std::shared_ptr<const Policy> policy) {
   std::lock_guard<std::mutex> lock(publish_mu_);
-  RouteTable::Map routes = table_.load(std::memory_order_acquire)->routes();
+  RouteTable::Map routes = Load()->routes();
   if (policy == nullptr) {
     routes.erase(route);
   } else {

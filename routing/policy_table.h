@@ -20,13 +20,21 @@
 // takes: a published update never mutates a Policy, and the old one lives
 // until its last holder lets go.
 //
-// Hot path cost: RouteTablePublisher::Load() is
-// std::atomic<std::shared_ptr>::load, which libstdc++ (GCC 12) implements
-// with a spin bit in the control-block pointer plus a reference-count
-// increment on one shared cache line. RouteTableReader avoids both in the
-// steady state: it keeps its own shared_ptr and compares one atomic
-// version number (a plain acquire load) per refresh, reloading only after a
-// publication. Sessions should use a reader, not Load(), per request.
+// Why not std::atomic<std::shared_ptr<const RouteTable>> (STYLE.md's
+// suggestion): libstdc++ 12 implements it as a spinlock in the low bit of the
+// control-block pointer (is_always_lock_free is false), and its load()
+// releases that bit with a relaxed RMW, so a reader's read of the stored
+// pointer is not ordered before the next store's write: a data race under
+// the C++ memory model that ThreadSanitizer reports
+// (google/sanitizers#1558). The slot here is a shared_ptr under a mutex that
+// only the control plane and version changes touch, plus an atomic version
+// number:
+//   - RouteTableReader::Refresh(), the per-request hot path, is one acquire
+//     load of that number when nothing changed: wait-free, no shared writes.
+//   - Load() (mutex, copy, unlock) runs once per reader per publication, and
+//     for callers that want the whole table.
+// The interface is the one atomic<shared_ptr> would give, so the slot can
+// switch back once the toolchain's implementation is sound.
 
 #include <atomic>
 #include <cstdint>
@@ -68,13 +76,15 @@ class RouteTablePublisher {
   RouteTablePublisher(const RouteTablePublisher&) = delete;
   RouteTablePublisher& operator=(const RouteTablePublisher&) = delete;
 
-  // The current table; never null (version 0 is empty).
+  // The current table; never null (version 0 is empty). Takes a mutex for
+  // the copy: sessions should refresh through a RouteTableReader.
   std::shared_ptr<const RouteTable> Load() const noexcept;
-  // Version of the latest publication; one acquire load.
+  // Version of the latest publication; one acquire load, lock-free.
   std::uint64_t version() const noexcept { return version_.load(std::memory_order_acquire); }
 
   // Control plane. Each call publishes a new table and returns its version.
-  // Calls are serialised among themselves; readers never wait for them.
+  // Calls are serialised among themselves; a reader waits at most for a
+  // pointer swap, never for a table to be built.
   std::uint64_t Publish(RouteTable::Map routes);
   // Replaces (or adds) one route's policy; a null policy removes the route.
   std::uint64_t Update(const std::string& route, std::shared_ptr<const Policy> policy);
@@ -83,10 +93,11 @@ class RouteTablePublisher {
  private:
   std::uint64_t PublishLocked(RouteTable::Map routes);
 
-  std::mutex publish_mu_;  // control plane only
-  std::atomic<std::shared_ptr<const RouteTable>> table_;
-  // Written after table_, so a reader that sees version v loads a table of
-  // version >= v.
+  std::mutex publish_mu_;        // serialises publications (control plane)
+  mutable std::mutex table_mu_;  // guards table_; held only to copy or swap it
+  std::shared_ptr<const RouteTable> table_;
+  // Stored after table_ is swapped, so a reader that sees version v then
+  // loads a table of version >= v.
   std::atomic<std::uint64_t> version_{0};
 };
 
