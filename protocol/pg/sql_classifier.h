@@ -126,7 +126,7 @@ struct StatementInfo {
   std::string_view object_name;
   // PREPARE name AS <statement>: the class of <statement>.
   StatementClass prepared_class = StatementClass::kUnknown;
-  absl::InlinedVector<TableRef, 4> tables;  // first mention order, no duplicates
+  absl::InlinedVector<TableRef, 4> tables;  // no duplicates, roughly in order of mention
 
   bool IsWriteLike() const noexcept { return pg::IsWriteLike(statement_class); }
 };
