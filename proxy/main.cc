@@ -46,7 +46,8 @@ int Run(const std::string& path) {
   auto config = std::make_shared<const turnout::routing::Config>(*std::move(loaded));
   turnout::proxy::InitLogging(config->log_level, config->log_format);
 
-  turnout::proxy::Server server(config);
+  turnout::routing::RouteTablePublisher route_table;
+  turnout::proxy::Server server(config, &route_table);
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());

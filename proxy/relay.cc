@@ -16,7 +16,7 @@ using Clock = std::chrono::steady_clock;
 
 class RelaySession final : public Session {
  public:
-  RelaySession(Socket client, RelayContext ctx)
+  RelaySession(Socket client, SessionContext ctx)
       : client_(std::move(client)),
         upstream_(client_.get_executor()),
         ctx_(std::move(ctx)),
@@ -100,7 +100,7 @@ class RelaySession final : public Session {
 
   Socket client_;
   Socket upstream_;
-  RelayContext ctx_;
+  SessionContext ctx_;
   SessionRegistration registration_;
   const std::size_t buffer_size_;
   Clock::time_point last_activity_ = Clock::now();
@@ -108,7 +108,7 @@ class RelaySession final : public Session {
 
 }  // namespace
 
-awaitable<void> RunRelaySession(Socket client, RelayContext ctx) {
+awaitable<void> RunRelaySession(Socket client, SessionContext ctx) {
   RelaySession session(std::move(client), std::move(ctx));
   co_await session.Run();
 }

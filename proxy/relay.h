@@ -7,19 +7,11 @@
 #include <memory>
 
 #include "proxy/asio.h"
-#include "proxy/session.h"
-#include "routing/config.h"
+#include "proxy/session_context.h"
 
 namespace turnout::proxy {
 
-struct RelayContext {
-  RouteRuntime& route;
-  std::shared_ptr<const routing::Config> config;  // snapshot taken at accept
-  SessionSet& sessions;
-  std::atomic<int>& process_active;
-};
-
 // Runs one relay session to completion; never throws.
-awaitable<void> RunRelaySession(Socket client, RelayContext ctx);
+awaitable<void> RunRelaySession(Socket client, SessionContext ctx);
 
 }  // namespace turnout::proxy

@@ -10,7 +10,7 @@
 #include "proxy/asio.h"
 #include "proxy/logging.h"
 #include "proxy/refusal.h"
-#include "proxy/relay.h"
+#include "proxy/session_context.h"
 #include "proxy/session.h"
 
 namespace turnout::proxy {
@@ -40,7 +40,20 @@ awaitable<void> Refuse(Socket socket, std::string bytes) {
 
 }  // namespace
 
-Server::Server(std::shared_ptr<const routing::Config> config) : config_(std::move(config)) {}
+Server::Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table)
+    : config_(std::move(config)), route_table_(route_table) {}
+
+absl::StatusOr<UserLists> LoadUserLists(const routing::Config& config) {
+  UserLists lists;
+  for (const auto& r : config.routes) {
+    if (r.users_file.empty()) continue;
+    auto list = UserList::Load(r.users_file);
+    if (!list.ok())
+      return absl::Status(list.status().code(), absl::StrCat("route ", r.name, ": ", list.status().message()));
+    lists[r.name] = std::make_shared<const UserList>(*std::move(list));
+  }
+  return lists;
+}
 
 Server::~Server() {
   if (!stopped_ && !workers_.empty()) Drain(absl::ZeroDuration());
@@ -48,6 +61,16 @@ Server::~Server() {
 
 absl::Status Server::Start() {
   const auto cfg = config_.load();
+  auto services = std::make_shared<ProxyServices>();
+  auto tls = TlsContexts::Build(*cfg);
+  if (!tls.ok()) return tls.status();
+  services->tls = *std::move(tls);
+  services->route_table = route_table_;
+  auto users = LoadUserLists(*cfg);
+  if (!users.ok()) return users.status();
+  services->users = *std::move(users);
+  services_.store(std::move(services));
+
   int n = cfg->workers > 0 ? cfg->workers : static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
@@ -107,8 +130,9 @@ absl::Status Server::Start() {
         }
         active_.fetch_add(1, std::memory_order_relaxed);
         rt.accepted.fetch_add(1, std::memory_order_relaxed);
-        RelayContext ctx{rt, std::move(cfg_now), target.sessions, active_};
-        asio::co_spawn(target.context, RunRelaySession(std::move(client), std::move(ctx)), asio::detached);
+        SessionContext ctx{rt, std::move(cfg_now), target.sessions, active_, services_.load(),
+                           next_connection_id_.fetch_add(1, std::memory_order_relaxed)};
+        asio::co_spawn(target.context, RunSession(std::move(client), std::move(ctx)), asio::detached);
       }
     };
     asio::co_spawn(listener->acceptor.get_executor(), accept_loop, asio::detached);
@@ -149,6 +173,15 @@ void Server::Reload(std::shared_ptr<const routing::Config> next) {
   if (next->routes.size() != current->routes.size())
     LogWarn("reload: added or removed routes need a restart");
   if (next->workers != current->workers) LogWarn("reload: workers change needs a restart");
+  // User lists are re-read; TLS contexts stay (certificate rotation needs a restart).
+  auto users = LoadUserLists(*next);
+  if (!users.ok()) {
+    LogError("reload refused: users file", {{"error", std::string(users.status().message())}});
+    return;
+  }
+  auto services = std::make_shared<ProxyServices>(*services_.load());
+  services->users = *std::move(users);
+  services_.store(std::move(services));
   SetLogLevel(next->log_level);
   config_.store(std::move(next));
   LogInfo("configuration reloaded");

@@ -10,13 +10,17 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "proxy/session_context.h"
 #include "routing/config.h"
+#include "routing/policy_table.h"
 
 namespace turnout::proxy {
 
 class Server {
  public:
-  explicit Server(std::shared_ptr<const routing::Config> config);
+  // `route_table` (owned by the caller, outliving the server) is where the
+  // control plane publishes routing policies; sessions read it.
+  Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -42,6 +46,9 @@ class Server {
   struct Listener;
 
   std::atomic<std::shared_ptr<const routing::Config>> config_;
+  routing::RouteTablePublisher* route_table_;
+  std::atomic<std::shared_ptr<const ProxyServices>> services_;
+  std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::atomic<int> active_{0};

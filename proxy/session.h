@@ -4,12 +4,15 @@
 // finish at the next safe boundary (protocol sessions close an idle client
 // between transactions; the byte relay cannot tell and ignores it).
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <unordered_set>
 
 #include "routing/config.h"
+#include "routing/plan.h"
+#include "routing/request.h"
 
 namespace turnout::proxy {
 
@@ -22,8 +25,22 @@ class Session {
   virtual void RequestDrain() {}
 };
 
-// Per-route counters shared by every worker.
+// Per-route counters shared by every worker: relaxed atomics, no lock on the
+// hot path. The metrics exporter (control plane) reads them at scrape time.
 struct RouteRuntime {
+  // Latency buckets (upper bounds, microseconds); the last is +Inf.
+  static constexpr std::array<std::uint64_t, 14> kLatencyBoundsUs = {
+      50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX};
+  static constexpr int kSides = 2;  // routing::Side: old, new
+  static constexpr int kClasses = routing::kRequestClassCount;
+
+  struct SideCounters {
+    std::array<std::atomic<std::uint64_t>, kClasses> requests{};
+    std::atomic<std::uint64_t> upstream_errors{0};
+    std::array<std::atomic<std::uint64_t>, kLatencyBoundsUs.size()> latency_buckets{};
+    std::atomic<std::uint64_t> latency_sum_us{0};
+  };
+
   explicit RouteRuntime(routing::Route r) : route(std::move(r)) {}
   const routing::Route route;
   std::atomic<int> active{0};
@@ -31,6 +48,20 @@ struct RouteRuntime {
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> bytes_from_clients{0};
   std::atomic<std::uint64_t> bytes_to_clients{0};
+  std::array<SideCounters, kSides> sides;
+
+  // One request answered by `side` after `latency_us`.
+  void RecordRequest(routing::Side side, routing::RequestClass cls, std::uint64_t latency_us) noexcept {
+    auto& s = sides[static_cast<int>(side)];
+    s.requests[static_cast<int>(cls)].fetch_add(1, std::memory_order_relaxed);
+    std::size_t b = 0;
+    while (latency_us > kLatencyBoundsUs[b]) ++b;
+    s.latency_buckets[b].fetch_add(1, std::memory_order_relaxed);
+    s.latency_sum_us.fetch_add(latency_us, std::memory_order_relaxed);
+  }
+  void RecordUpstreamError(routing::Side side) noexcept {
+    sides[static_cast<int>(side)].upstream_errors.fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 // The sessions living on one worker thread. Touched only from that thread,

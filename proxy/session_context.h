@@ -1,0 +1,37 @@
+#pragma once
+// What every client session is handed when it starts: its route, the
+// configuration snapshot taken at accept, its worker's session set, and the
+// process-wide services (TLS contexts, the published route table, user lists).
+
+#include <atomic>
+#include <memory>
+
+#include "proxy/asio.h"
+#include "proxy/session.h"
+#include "proxy/tls_contexts.h"
+#include "proxy/user_list.h"
+#include "routing/config.h"
+#include "routing/policy_table.h"
+
+namespace turnout::proxy {
+
+// Shared by all workers; built once at startup (user lists again on reload).
+struct ProxyServices {
+  std::shared_ptr<TlsContexts> tls;
+  routing::RouteTablePublisher* route_table = nullptr;  // owned by main; never null
+  UserLists users;                                       // per route, for auth at turnout
+};
+
+struct SessionContext {
+  RouteRuntime& route;
+  std::shared_ptr<const routing::Config> config;  // snapshot taken at accept
+  SessionSet& sessions;
+  std::atomic<int>& process_active;
+  std::shared_ptr<const ProxyServices> services;
+  std::uint64_t connection_id = 0;  // unique in this process
+};
+
+// Picks the session for the route: relay, or the protocol-aware session.
+awaitable<void> RunSession(Socket client, SessionContext ctx);
+
+}  // namespace turnout::proxy

@@ -1,0 +1,74 @@
+#pragma once
+// One connection, plain TCP or TLS, behind one interface, so each protocol
+// session is written once for both. A Postgres session starts plain and may
+// upgrade after SSLRequest; a Redis TLS listener upgrades before the first
+// byte. The TLS branch costs one predictable test per operation.
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "proxy/asio.h"
+
+namespace turnout::proxy {
+
+class Stream {
+ public:
+  explicit Stream(Socket socket) : plain_(std::move(socket)) {}
+  Stream(Stream&&) noexcept = default;
+  Stream& operator=(Stream&&) noexcept = default;
+
+  bool is_tls() const noexcept { return tls_ != nullptr; }
+  bool is_open() const noexcept { return lowest().is_open(); }
+
+  // TLS handshakes; on failure the stream stays unusable and the caller closes.
+  awaitable<std::error_code> StartTlsServer(asio::ssl::context& ctx);
+  // `server_name` is sent as SNI and, with `verify`, checked against the
+  // certificate (RFC 6125 host name rules, as libpq's verify-full).
+  awaitable<std::error_code> StartTlsClient(asio::ssl::context& ctx, const std::string& server_name,
+                                            bool verify);
+
+  template <typename MutableBuffers>
+  awaitable<std::pair<std::error_code, std::size_t>> ReadSome(const MutableBuffers& buffers) {
+    if (tls_) {
+      auto [ec, n] = co_await tls_->async_read_some(buffers, kUseTuple);
+      co_return std::pair{std::error_code(ec), n};
+    }
+    auto [ec, n] = co_await plain_->async_read_some(buffers);
+    co_return std::pair{std::error_code(ec), n};
+  }
+
+  // Writes all of `buffers` (a buffer sequence: scatter/gather in one call).
+  template <typename ConstBuffers>
+  awaitable<std::pair<std::error_code, std::size_t>> Write(const ConstBuffers& buffers) {
+    if (tls_) {
+      auto [ec, n] = co_await asio::async_write(*tls_, buffers, kUseTuple);
+      co_return std::pair{std::error_code(ec), n};
+    }
+    auto [ec, n] = co_await asio::async_write(*plain_, buffers, kUseTuple);
+    co_return std::pair{std::error_code(ec), n};
+  }
+
+  // Closes the socket at once (no TLS close_notify): used on errors and drain.
+  void Close() noexcept;
+  // Sends close_notify when TLS, then closes.
+  awaitable<void> Shutdown();
+
+  tcp::socket::executor_type get_executor() { return lowest().get_executor(); }
+  tcp::endpoint remote_endpoint() const;
+
+ private:
+  using TlsStream = asio::ssl::stream<Socket>;
+  Socket& lowest() noexcept { return tls_ ? tls_->next_layer() : *plain_; }
+  const Socket& lowest() const noexcept { return tls_ ? tls_->next_layer() : *plain_; }
+
+  std::optional<Socket> plain_;
+  std::unique_ptr<TlsStream> tls_;
+};
+
+}  // namespace turnout::proxy
