@@ -325,8 +325,10 @@ class RedisSession final : public Session {
       }
       auto tail = client_in_.WritableTail();
       if (tail.empty()) {
-        // A command larger than the buffer: stream it through.
+        // A command larger than the buffer: stream it through, then go on
+        // with whatever followed it in the buffer.
         co_await StreamLargeRequest();
+        co_await ProcessInput();
         continue;
       }
       auto [ec, n] = co_await client_->ReadSome(asio::buffer(tail.data(), tail.size()));
