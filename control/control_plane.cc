@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "control/admin_api.h"
+#include "control/backend_inspector.h"
 #include "control/file_store.h"
 
 namespace turnout::control {
@@ -44,6 +45,8 @@ absl::Status ControlPlane::StartAdmin(const prometheus::Collectable* data_plane_
   deps.auth = auth_.get();
   deps.metrics_text = [this, data_plane_metrics] { return MetricsText({data_plane_metrics, metrics_.get()}); };
   deps.readiness = [this] { return Readiness(); };
+  deps.dry_run = [this](const Migration& m) { return DryRun(*config_, m); };
+  deps.verify = [this](const Migration& m) { return Verify(*config_, m); };
   admin_ = std::make_unique<AdminServer>(config_->admin, MakeAdminHandler(std::move(deps)));
   return admin_->Start();
 }
