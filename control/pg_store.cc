@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 
@@ -36,11 +38,16 @@ struct ResultCloser {
 };
 using Result = std::unique_ptr<PGresult, ResultCloser>;
 
-// libpq's messages end in a newline and may span lines ("\n\tIs the server
-// running…"); a status message is one line.
+// libpq's messages end in a newline, may span lines ("\n\tIs the server
+// running…") and repeat a line when it tried twice (SSL, then plain); a
+// status message is one line, each reason once.
 std::string OneLine(const char* text) {
-  std::string s = absl::StrReplaceAll(text == nullptr ? "" : text, {{"\n\t", " "}, {"\n", " "}});
-  return std::string(absl::StripAsciiWhitespace(s));
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text == nullptr ? "" : text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty() && std::find(lines.begin(), lines.end(), line) == lines.end()) lines.emplace_back(line);
+  }
+  return absl::StrJoin(lines, " ");
 }
 
 bool ConnectionLost(PGconn* c) { return c == nullptr || PQstatus(c) != CONNECTION_OK; }
@@ -339,7 +346,9 @@ absl::Status PgStateStore::AppendAudit(PGconn* c, const Migration& m, std::size_
 }
 
 absl::Status PgStateStore::Put(const Migration& m, std::uint64_t expected_revision) {
-  const std::string body = json::serialize(MigrationToStored(m));
+  const json::object stored = MigrationToStored(m);
+  const std::string body = json::serialize(stored);
+  const std::string history = json::serialize(stored.at("history"));
   const std::string revision = std::to_string(m.revision);
   const std::string expected = std::to_string(expected_revision);
   return RunTransaction("put", [&](PGconn* c) -> absl::Status {
@@ -359,9 +368,6 @@ absl::Status PgStateStore::Put(const Migration& m, std::uint64_t expected_revisi
       // history ends inside the new one: entries after the stored last one
       // are new. Matching by value (at or before its old position) copes
       // with a caller that trims old entries.
-      json::array history;
-      for (const auto& h : MigrationToStored(m).at("history").as_array()) history.push_back(h);
-      const std::string history_text = json::serialize(history);
       auto old = Exec(c,
                       ("SELECT (SELECT max(h.ord) FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS h(e, ord)"
                        "         WHERE h.e = t.body->'history'->-1 AND h.ord <= l.len), l.len"
@@ -370,7 +376,7 @@ absl::Status PgStateStore::Put(const Migration& m, std::uint64_t expected_revisi
                        "     THEN jsonb_array_length(t.body->'history') ELSE 0 END AS len) l"
                        " WHERE t.id = $1 AND t.revision = $2::bigint FOR UPDATE OF t")
                           .c_str(),
-                      {m.id.c_str(), expected.c_str(), history_text.c_str()});
+                      {m.id.c_str(), expected.c_str(), history.c_str()});
       if (!old.ok()) return old.status();
       if (PQntuples(old->get()) == 0) {
         auto cur = Exec(c, ("SELECT revision FROM " + migrations_table_ + " WHERE id = $1").c_str(), {m.id.c_str()});
