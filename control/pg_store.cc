@@ -274,12 +274,16 @@ absl::Status PgStateStore::RunTransaction(const char* what, const std::function<
     if (auto st = EnsureCommandConnLocked(); !st.ok()) return st;
     auto begin = Exec(conn_.get(), "BEGIN");
     if (begin.ok()) break;
-    if (!ConnectionLost(conn_.get()) || attempt > 0) {
-      conn_.reset();
+    if (!ConnectionLost(conn_.get())) {
+      conn_.reset();  // a connection that refuses BEGIN is in no state to reuse
+      return absl::InternalError(Describe(what, std::string(begin.status().message())));
+    }
+    conn_.reset();
+    command_pid_ = 0;
+    if (attempt > 0) {
       healthy_ = false;
       return absl::UnavailableError(Describe(what, std::string(begin.status().message())));
     }
-    conn_.reset();
   }
   PGconn* c = conn_.get();
   absl::Status st = body(c);
@@ -452,6 +456,7 @@ absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLockExclusive(co
                                                                               : absl::StatusCode::kInternal,
                         Describe(absl::StrCat("lock ", name), std::string(r.status().message())));
   }
+  healthy_ = true;
   if (std::strcmp(PQgetvalue(r->get(), 0, 0), "t") != 0) return std::unique_ptr<ExclusiveLock>();
   return std::unique_ptr<ExclusiveLock>(new PgLock(*std::move(conn), key));
 }
