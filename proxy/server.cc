@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "proxy/asio.h"
 #include "proxy/logging.h"
+#include "proxy/pg/cancel_registry.h"
 #include "proxy/refusal.h"
 #include "proxy/session_context.h"
 #include "proxy/session.h"
@@ -66,6 +67,7 @@ absl::Status Server::Start() {
   if (!tls.ok()) return tls.status();
   services->tls = *std::move(tls);
   services->route_table = route_table_;
+  services->cancel_keys = std::make_shared<pg::CancelRegistry>();
   auto users = LoadUserLists(*cfg);
   if (!users.ok()) return users.status();
   services->users = *std::move(users);
