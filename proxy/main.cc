@@ -16,6 +16,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "control/config_loader.h"
+#include "control/control_plane.h"
+#include "proxy/metrics_collector.h"
 #include "proxy/logging.h"
 #include "proxy/server.h"
 
@@ -47,8 +49,21 @@ int Run(const std::string& path) {
   turnout::proxy::InitLogging(config->log_level, config->log_format);
 
   turnout::routing::RouteTablePublisher route_table;
+  // The control plane first: a corrupt state file must stop startup before
+  // any listener accepts traffic under a wrong policy.
+  auto control = turnout::control::ControlPlane::Start(config, &route_table);
+  if (!control.ok()) {
+    LogError("startup failed", {{"error", std::string(control.status().message())}});
+    return 1;
+  }
   turnout::proxy::Server server(config, &route_table);
   if (auto st = server.Start(); !st.ok()) {
+    LogError("startup failed", {{"error", std::string(st.message())}});
+    server.Drain(absl::ZeroDuration());
+    return 1;
+  }
+  turnout::proxy::ProxyMetricsCollector proxy_metrics([&server] { return server.Routes(); });
+  if (auto st = (*control)->StartAdmin(&proxy_metrics, [&server] { return server.Listening(); }); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());
     return 1;
@@ -76,6 +91,7 @@ int Run(const std::string& path) {
     if (ec) return;
     LogInfo("shutdown requested", {{"signal", signo}});
     server.Drain(server.config()->limits.drain_timeout);
+    (*control)->Stop();
     reload_signal.cancel();
     main_context.stop();
   });

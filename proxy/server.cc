@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "proxy/asio.h"
 #include "proxy/logging.h"
+#include "proxy/pg/cancel_registry.h"
 #include "proxy/refusal.h"
 #include "proxy/session_context.h"
 #include "proxy/session.h"
@@ -66,6 +67,7 @@ absl::Status Server::Start() {
   if (!tls.ok()) return tls.status();
   services->tls = *std::move(tls);
   services->route_table = route_table_;
+  services->cancel_keys = std::make_shared<pg::CancelRegistry>();
   auto users = LoadUserLists(*cfg);
   if (!users.ok()) return users.status();
   services->users = *std::move(users);
@@ -155,9 +157,16 @@ absl::Status Server::Start() {
       }
     });
   }
+  listening_.store(true, std::memory_order_release);
   LogInfo("started", {{"workers", static_cast<int>(workers_.size())},
                       {"routes", static_cast<int>(listeners_.size())}});
   return absl::OkStatus();
+}
+
+std::vector<const RouteRuntime*> Server::Routes() const {
+  std::vector<const RouteRuntime*> out;
+  for (const auto& l : listeners_) out.push_back(&l->runtime);
+  return out;
 }
 
 void Server::Reload(std::shared_ptr<const routing::Config> next) {
@@ -190,6 +199,7 @@ void Server::Reload(std::shared_ptr<const routing::Config> next) {
 void Server::Drain(absl::Duration deadline) {
   if (stopped_) return;
   stopped_ = true;
+  listening_.store(false, std::memory_order_release);
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::microseconds(absl::ToInt64Microseconds(deadline));
   // 1. Stop accepting: new connections are refused by the kernel from here.

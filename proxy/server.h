@@ -39,6 +39,10 @@ class Server {
   void Drain(absl::Duration deadline);
 
   int ActiveSessions() const { return active_.load(std::memory_order_relaxed); }
+  // Every route's counters, for the metrics collector; valid while the server lives.
+  std::vector<const RouteRuntime*> Routes() const;
+  // True once Start() bound every listener, false again after Drain().
+  bool Listening() const { return listening_.load(std::memory_order_acquire); }
   std::shared_ptr<const routing::Config> config() const { return config_.load(); }
 
  private:
@@ -53,6 +57,7 @@ class Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::atomic<int> active_{0};
   bool stopped_ = false;
+  std::atomic<bool> listening_{false};
 };
 
 }  // namespace turnout::proxy

@@ -15,11 +15,16 @@
 
 namespace turnout::proxy {
 
+namespace pg {
+class CancelRegistry;
+}  // namespace pg
+
 // Shared by all workers; built once at startup (user lists again on reload).
 struct ProxyServices {
   std::shared_ptr<TlsContexts> tls;
   routing::RouteTablePublisher* route_table = nullptr;  // owned by main; never null
   UserLists users;                                       // per route, for auth at turnout
+  std::shared_ptr<pg::CancelRegistry> cancel_keys;       // Postgres cancel keys turnout hands out
 };
 
 struct SessionContext {

@@ -79,6 +79,9 @@ struct PolicyInputs {
   std::string route;  // route name, for logs and RouteTable keys
   Protocol protocol = Protocol::kPostgres;
   std::string migration_id;  // empty: the route is in no migration
+  // The backend Side::kNew stands for on this route (the migration's
+  // interlay endpoint); empty means the route's configured `new`.
+  std::string new_backend;
   // Set by the control plane (e.g. the migration's revision); reported as the
   // policy version metric. RouteTable versions are separate.
   std::uint64_t version = 0;

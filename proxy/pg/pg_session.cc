@@ -1,13 +1,1400 @@
+// The protocol-aware PostgreSQL session (DESIGN.md §3).
+//
+//   client ──► ClientLoop ──frames──► primary BackendConnection
+//   client ◄── BackendLoop(old) ◄──── old backend   (always read: NOTIFY)
+//   client ◄── BackendLoop(new) ◄──── new backend   (once opened)
+//
+// Both directions relay by frame header and length out of one bounded
+// buffer each: complete frames are inspected in place (type byte, and the
+// few messages that matter decoded as views), runs of frames are forwarded
+// with one (gather) write, and a frame larger than the buffer is streamed
+// through by its remaining length. Nothing is allocated per message; state
+// changes (SET, prepared statements, LISTEN) are copied once, for replay.
+//
+// Request accounting: every Query, Sync and FunctionCall closes a request
+// with a sequence number; every ReadyForQuery answers the oldest one. The
+// difference is what is in flight, which drain, cancel and backend switches
+// wait on. COPY in extended mode is the one place the server does not answer
+// a Sync (it ignores Syncs during copy-in), handled at CopyInResponse.
+
 #include "proxy/pg/pg_session.h"
 
-#include "proxy/relay.h"
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "protocol/io_buffer.h"
+#include "protocol/pg/frame_decoder.h"
+#include "protocol/pg/message_writer.h"
+#include "protocol/pg/messages.h"
+#include "protocol/pg/sql_classifier.h"
+#include "protocol/pg/wire.h"
+#include "proxy/disconnect.h"
+#include "proxy/logging.h"
+#include "proxy/pg/backend_connection.h"
+#include "proxy/pg/cancel_registry.h"
+#include "proxy/pg/scram.h"
+#include "proxy/pg/session_state.h"
+#include "proxy/stream.h"
+#include "proxy/upstream_connect.h"
+#include "routing/policy_table.h"
 
 namespace turnout::proxy::pg {
+namespace {
 
-// Until the protocol-aware session lands (issue 3), protocol-mode Postgres
-// routes are served by the byte relay to the old backend.
+namespace ppg = protocol::pg;
+using namespace asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+using routing::Side;
+
+// Session-local wake-up for coroutines of one session (one thread): waiters
+// re-check their condition after every wake, so spurious wakes are harmless.
+class Event {
+ public:
+  explicit Event(const asio::any_io_executor& ex) : timer_(ex) { timer_.expires_at(Clock::time_point::max()); }
+  awaitable<void> Wait() { co_await timer_.async_wait(); }
+  void Notify() { timer_.cancel(); }
+
+ private:
+  Timer timer_;
+};
+
+routing::RequestClass ToRequestClass(ppg::StatementClass c) noexcept {
+  switch (c) {
+    case ppg::StatementClass::kRead: return routing::RequestClass::kRead;
+    case ppg::StatementClass::kWrite: return routing::RequestClass::kWrite;
+    case ppg::StatementClass::kDdl: return routing::RequestClass::kDdl;
+    case ppg::StatementClass::kTxnControl: return routing::RequestClass::kTxnControl;
+    case ppg::StatementClass::kSession: return routing::RequestClass::kSession;
+    case ppg::StatementClass::kAdmin: return routing::RequestClass::kAdmin;
+    case ppg::StatementClass::kUnknown: return routing::RequestClass::kWrite;  // unknown means write
+  }
+  return routing::RequestClass::kWrite;
+}
+
+routing::DdlRisk ToDdlRisk(ppg::DdlRisk r) noexcept { return static_cast<routing::DdlRisk>(r); }
+
+// Debug hooks (tests and operators only, off unless the environment says
+// TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
+// makes that backend the session's primary at the next idle point, opening
+// it lazily and replaying the session state. The routing engine drives the
+// same SwitchPrimary() for real.
+bool DebugHooksEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("TURNOUT_PG_DEBUG_HOOKS");
+    return v != nullptr && std::string_view(v) == "1";
+  }();
+  return enabled;
+}
+
+std::optional<Side> DebugUseCommand(std::string_view sql) {
+  std::string s(sql);
+  absl::AsciiStrToLower(&s);
+  absl::string_view t = absl::StripAsciiWhitespace(s);
+  if (!t.empty() && t.back() == ';') t.remove_suffix(1);
+  t = absl::StripAsciiWhitespace(t);
+  if (t == "turnout debug use new") return Side::kNew;
+  if (t == "turnout debug use old") return Side::kOld;
+  return std::nullopt;
+}
+
+// What the session remembers of a prepared statement (DESIGN.md §3 "a named
+// statement keeps the class computed at Parse").
+struct StatementMeta {
+  ppg::StatementClass statement_class = ppg::StatementClass::kUnknown;
+  ppg::DdlRisk ddl_risk = ppg::DdlRisk::kNone;
+  bool copy_from = false;             // COPY ... FROM STDIN: copy-in on Execute
+  std::optional<SessionOp> op;        // a state change when executed
+  std::vector<std::string> tables;    // normalised, for routing targets
+  std::size_t table_count = 0;        // tables[0, table_count) are live (capacity reused)
+};
+
+// Up to this many tables of one request are passed to the policy.
+constexpr std::size_t kMaxTargets = 16;
+// Request records kept for latency; deeper pipelines are counted without it.
+constexpr std::size_t kRecordRing = 64;
+// Gathered segments per client write.
+constexpr std::size_t kMaxSegments = 16;
+// How long a client may take to start up and authenticate (the server's
+// authentication_timeout default).
+constexpr auto kStartupTimeout = std::chrono::seconds(60);
+
+class PgSession final : public Session {
+ public:
+  PgSession(Socket client, SessionContext ctx)
+      : ctx_(std::move(ctx)),
+        registration_(ctx_.sessions, this, ctx_.route, ctx_.process_active),
+        client_(std::move(client)),
+        client_in_(ctx_.config->limits.buffer_bytes),
+        client_decoder_(ppg::Direction::kFrontend, ClientLimits(*ctx_.config)),
+        ex_(client_.get_executor()),
+        backend_ready_(ex_),
+        idle_(ex_),
+        client_lock_(ex_),
+        drain_(ex_) {}
+
+  ~PgSession() override {
+    if (cancel_key_) ctx_.services->cancel_keys->Unregister(cancel_key_->process_id);
+  }
+
+  void Close() override {
+    closing_ = true;
+    client_.Close();
+    for (auto& b : backends_)
+      if (b) b->Close();
+  }
+
+  void RequestDrain() override {
+    draining_ = true;
+    drain_.Notify();
+  }
+
+  awaitable<void> Run();
+
+ private:
+  enum class Verdict : std::uint8_t { kForward, kDrop, kTerminate, kDebugUse, kRefuse, kProtocolError };
+
+  static ppg::FrameLimits ClientLimits(const routing::Config& cfg) {
+    ppg::FrameLimits l;
+    l.max_message_size = cfg.limits.max_message_bytes;
+    l.max_startup_size = cfg.limits.max_startup_bytes;
+    return l;
+  }
+
+  const routing::Route& route() const { return ctx_.route.route; }
+  BackendConnection* primary() { return backends_[static_cast<int>(primary_side_)].get(); }
+
+  // ---------------------------------------------------------------- startup
+  awaitable<bool> Startup();
+  awaitable<bool> ReadStartupFrame(ppg::Frame* frame);
+  awaitable<bool> Authenticate();
+  awaitable<bool> ReadPasswordFrame(ppg::Frame* frame);
+  awaitable<void> HandleCancel(const ppg::Frame& frame);
+  awaitable<bool> OpenBackend(Side side, OpenFailure* failure);
+  LoginParams MakeLogin(const routing::Backend& backend) const;
+
+  // ---------------------------------------------------------------- relay
+  awaitable<void> ClientLoop();
+  awaitable<void> BackendLoop(Side side);
+  awaitable<void> DrainWatch();
+  awaitable<void> IdleWatch(absl::Duration idle);
+
+  Verdict OnClientFrame(const ppg::Frame& f);
+  void OnLargeClientFrame(const ppg::FrameHeader& h, ppg::Bytes prefix);
+  bool OnBackendFrame(Side side, const ppg::Frame& f);  // true: forward to the client
+  void OnReadyForQuery(ppg::TransactionStatus status);
+  void OnCopyIn();
+
+  void StartRequest(routing::RequestClass cls);
+  void RaiseRequestClass(routing::RequestClass cls);
+  void CloseRequest();
+  std::uint64_t InFlight() const noexcept { return open_seq_ - response_seq_ - ignored_syncs_; }
+  bool BackendIdle() const noexcept { return InFlight() == 0 && !copy_in_; }
+  bool AtBoundary() const noexcept {
+    return BackendIdle() && !unsynced_ && txn_status_ == ppg::TransactionStatus::kIdle;
+  }
+
+  void ClassifyStatement(std::string_view sql, StatementMeta* meta);
+  routing::Plan RouteRequest(routing::RequestClass cls, routing::DdlRisk risk,
+                             std::span<const std::string_view> targets);
+  std::span<const std::string_view> TargetsOf(const StatementMeta& meta);
+  StatementMeta* PortalStatement(std::string_view portal);
+
+  awaitable<bool> FlushClientParsed();
+  awaitable<bool> StreamLargeClientFrame();
+  awaitable<bool> ReadClient();
+  awaitable<bool> WriteToClient(std::string_view bytes);
+  awaitable<void> LockClient();
+  void UnlockClient();
+  awaitable<void> WaitBackendIdle();
+  awaitable<bool> HandleDebugUse(Side side);
+  awaitable<bool> HandleRefusal(std::string_view message);
+  awaitable<bool> SwitchPrimary(Side side, std::string* notice, std::string* error);
+  awaitable<void> SendFatal(std::string_view sqlstate, std::string_view message);
+
+  // ---------------------------------------------------------------- members
+  SessionContext ctx_;
+  SessionRegistration registration_;
+  Stream client_;
+  protocol::IoBuffer client_in_;
+  ppg::FrameDecoder client_decoder_;
+  asio::any_io_executor ex_;
+  std::array<std::unique_ptr<BackendConnection>, 2> backends_;
+  Side primary_side_ = Side::kOld;
+
+  Event backend_ready_;  // a backend finished opening
+  Event idle_;           // a ReadyForQuery left nothing in flight
+  Event client_lock_;    // the client writer was released
+  Event drain_;          // RequestDrain
+  bool client_locked_ = false;
+  bool draining_ = false;
+  bool closing_ = false;
+  Clock::time_point last_activity_ = Clock::now();
+
+  // Client identity (routing::ClientIdentity views these).
+  std::string user_, database_, application_name_, address_;
+  std::vector<std::pair<std::string, std::string>> startup_options_;
+  std::optional<std::string> client_cleartext_;  // only with auth `password`
+  std::string auth_reply_;                       // SASLFinal/AuthenticationOk, sent with the welcome
+
+  std::shared_ptr<CancelSlots> cancel_slots_ = std::make_shared<CancelSlots>();
+  std::optional<CancelRegistry::Key> cancel_key_;
+  std::optional<routing::RouteTableReader> reader_;
+
+  // Classification and routing scratch, reused.
+  ppg::SqlClassifier classifier_;
+  ppg::Classification classification_;
+  StatementMeta query_meta_;  // the current simple Query
+  std::array<std::string_view, kMaxTargets> target_views_{};
+  StatementMeta unnamed_statement_;
+  std::unordered_map<std::string, StatementMeta> statements_;
+  StatementMeta* unnamed_portal_ = nullptr;
+  std::unordered_map<std::string, StatementMeta*> portals_;
+  std::unordered_map<std::string, ppg::StatementClass> sql_prepared_;  // SQL PREPARE name -> class
+  routing::Plan last_plan_;
+
+  // Request accounting (see the file comment).
+  std::uint64_t open_seq_ = 0;      // the request being assembled
+  std::uint64_t response_seq_ = 0;  // the oldest request not yet answered
+  std::uint64_t ignored_syncs_ = 0;  // Syncs the server swallowed in copy-in, not yet settled
+  bool open_started_ = false;
+  bool unsynced_ = false;           // extended messages since the last Sync
+  bool copy_in_ = false;            // the server is in copy-in (CopyInResponse seen, CopyDone/Fail not sent)
+  bool copy_from_pending_ = false;  // an Execute of COPY FROM STDIN awaits its CopyInResponse
+  std::uint64_t copy_from_seq_ = 0;
+  std::uint64_t conditional_syncs_ = 0;  // Syncs sent after that Execute
+  ppg::TransactionStatus txn_status_ = ppg::TransactionStatus::kIdle;
+  struct Record {
+    std::uint64_t seq = std::numeric_limits<std::uint64_t>::max();
+    Clock::time_point start;
+    routing::RequestClass cls = routing::RequestClass::kSession;
+    Side side = Side::kOld;
+  };
+  std::array<Record, kRecordRing> records_{};
+
+  SessionState state_;
+  std::string scratch_;  // turnout's own replies
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+// ================================================================== helpers
+
+awaitable<void> PgSession::LockClient() {
+  while (client_locked_) co_await client_lock_.Wait();
+  client_locked_ = true;
+}
+
+void PgSession::UnlockClient() {
+  client_locked_ = false;
+  client_lock_.Notify();
+}
+
+awaitable<bool> PgSession::WriteToClient(std::string_view bytes) {
+  co_await LockClient();
+  auto [ec, n] = co_await client_.Write(asio::buffer(bytes.data(), bytes.size()));
+  UnlockClient();
+  bytes_out_ += n;
+  if (ec && !IsExpectedDisconnect(ec))
+    LogDebug("pg client write failed", {{"route", route().name}, {"error", ec.message()}});
+  co_return !ec;
+}
+
+awaitable<void> PgSession::SendFatal(std::string_view sqlstate, std::string_view message) {
+  std::string out;
+  ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "FATAL", .sqlstate = sqlstate, .message = message});
+  co_await WriteToClient(out);
+}
+
+awaitable<void> PgSession::WaitBackendIdle() {
+  while (!BackendIdle()) co_await idle_.Wait();
+}
+
+// ================================================================== startup
+
+awaitable<bool> PgSession::ReadStartupFrame(ppg::Frame* frame) {
+  for (;;) {
+    auto r = client_decoder_.Decode(client_in_.Unparsed());
+    if (r.ok()) {
+      *frame = r.value;
+      client_in_.CommitParsed(r.value.total_size);
+      co_return true;
+    }
+    if (r.failed()) {
+      // The server's words for a broken startup packet.
+      const ppg::CodecError e = r.error;
+      std::string text = e == ppg::CodecError::kStartupTooLarge || e == ppg::CodecError::kInvalidLength
+                             ? "invalid length of startup packet"
+                             : std::string(ppg::DescribeError(e));
+      co_await SendFatal(ppg::SqlState(e), text);
+      co_return false;
+    }
+    if (r.bytes_needed > client_in_.capacity()) {
+      co_await SendFatal("54000", "startup packet larger than turnout's buffer (limits.buffer_size)");
+      co_return false;
+    }
+    if (!co_await ReadClient()) co_return false;
+  }
+}
+
+awaitable<bool> PgSession::ReadClient() {
+  auto tail = client_in_.WritableTail();
+  if (tail.empty()) {
+    client_in_.Compact();
+    tail = client_in_.WritableTail();
+  }
+  auto [ec, n] = co_await client_.ReadSome(asio::buffer(tail.data(), tail.size()));
+  if (ec) {
+    if (!IsExpectedDisconnect(ec))
+      LogDebug("pg client read failed", {{"route", route().name}, {"error", ec.message()}});
+    co_return false;
+  }
+  client_in_.CommitReceived(n);
+  bytes_in_ += n;
+  last_activity_ = Clock::now();
+  co_return true;
+}
+
+awaitable<bool> PgSession::Startup() {
+  ppg::Frame f;
+  for (;;) {
+    if (!co_await ReadStartupFrame(&f)) co_return false;
+    const std::size_t size = f.total_size;
+    if (f.kind == ppg::FrameKind::kSslRequest) {
+      asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForRoute(route().name) : nullptr;
+      client_in_.Consume(size);
+      if (tls == nullptr || client_.is_tls()) {
+        if (!co_await WriteToClient("N")) co_return false;
+        continue;
+      }
+      if (!co_await WriteToClient("S")) co_return false;
+      // Bytes sent before the handshake would be trusted as if encrypted
+      // (CVE-2021-23222): refuse them, as the server does.
+      if (!client_in_.Unconsumed().empty()) {
+        co_await SendFatal("08P01", "received unencrypted data after SSL request");
+        co_return false;
+      }
+      if (auto ec = co_await client_.StartTlsServer(*tls)) {
+        LogDebug("pg client TLS handshake failed", {{"route", route().name}, {"error", ec.message()}});
+        co_return false;
+      }
+      continue;
+    }
+    if (f.kind == ppg::FrameKind::kGssEncRequest) {
+      client_in_.Consume(size);
+      if (!co_await WriteToClient("N")) co_return false;
+      continue;
+    }
+    if (f.kind == ppg::FrameKind::kCancelRequest) {
+      co_await HandleCancel(f);
+      co_return false;
+    }
+    break;
+  }
+
+  ppg::StartupMessage sm;
+  if (auto ec = ppg::DecodeStartupMessage(f, &sm)) {
+    if (ec == ppg::CodecError::kUnsupportedProtocolVersion) {
+      co_await SendFatal("0A000", absl::StrCat("unsupported frontend protocol ", f.code >> 16, ".",
+                                               f.code & 0xffff, ": server supports 3.0 to 3.0"));
+    } else {
+      co_await SendFatal("08P01", "invalid startup packet layout: expected terminator as last byte");
+    }
+    co_return false;
+  }
+  std::vector<std::string_view> unrecognized;
+  for (const auto& [name, value] : sm.parameters) {
+    if (name == "user") {
+      user_ = std::string(value);
+    } else if (name == "database") {
+      database_ = std::string(value);
+    } else if (name == "replication") {
+      if (value != "false" && value != "0" && value != "off" && value != "no") {
+        co_await SendFatal("0A000", "turnout: replication connections are not supported");
+        co_return false;
+      }
+    } else if (name.substr(0, 4) == "_pq_") {
+      unrecognized.push_back(name);
+    } else {
+      if (name == "application_name") application_name_ = std::string(value);
+      startup_options_.emplace_back(name, value);
+    }
+  }
+  if (user_.empty()) {
+    co_await SendFatal("28000", "no PostgreSQL user name specified in startup packet");
+    co_return false;
+  }
+  if (database_.empty()) database_ = user_;
+  client_in_.Consume(f.total_size);
+
+  if (sm.minor() > 0 || !unrecognized.empty()) {
+    // protocol-flow: NegotiateProtocolVersion, newest minor we speak is 0.
+    std::string out;
+    ppg::FrameBuilder b(&out, 'v');
+    b.Int32(0).Int32(static_cast<std::int32_t>(unrecognized.size()));
+    for (auto o : unrecognized) b.CString(o);
+    b.Finish();
+    if (!co_await WriteToClient(out)) co_return false;
+  }
+
+  if (route().tls.required && !client_.is_tls()) {
+    co_await SendFatal("28000", absl::StrCat("no pg_hba.conf entry for host \"", address_, "\", user \"", user_,
+                                             "\", database \"", database_, "\", no encryption"));
+    co_return false;
+  }
+
+  if (!co_await Authenticate()) co_return false;
+
+  // The primary backend is opened now: its ParameterStatus is what the
+  // client is told, and a failure shows as the server's own error.
+  OpenFailure failure;
+  if (!co_await OpenBackend(Side::kOld, &failure)) {
+    ctx_.route.RecordUpstreamError(Side::kOld);
+    LogWarn("pg backend login failed",
+            {{"route", route().name}, {"backend", route().old_backend}, {"error", failure.message}});
+    if (!failure.error_frame.empty()) {
+      co_await WriteToClient(failure.error_frame);
+    } else {
+      co_await SendFatal(failure.sqlstate, failure.message);
+    }
+    co_return false;
+  }
+
+  cancel_key_ = ctx_.services->cancel_keys->Register(cancel_slots_);
+  std::string out = std::move(auth_reply_);
+  for (const auto& [name, value] : primary()->parameters()) ppg::AppendParameterStatus(&out, name, value);
+  // turnout's own key: a CancelRequest must come back here, not go to a
+  // backend the client cannot know (DESIGN.md §3).
+  ppg::AppendBackendKeyData(&out, cancel_key_->process_id, cancel_key_->secret_key);
+  ppg::AppendReadyForQuery(&out, ppg::TransactionStatus::kIdle);
+  co_return co_await WriteToClient(out);
+}
+
+awaitable<bool> PgSession::ReadPasswordFrame(ppg::Frame* f) {
+  for (;;) {
+    auto r = client_decoder_.Decode(client_in_.Unparsed());
+    if (r.ok()) {
+      if (r.value.type != 'p') {
+        co_await SendFatal("08P01", absl::StrCat("expected password response, got message type ",
+                                                 static_cast<int>(r.value.type)));
+        co_return false;
+      }
+      *f = r.value;
+      client_in_.CommitParsed(r.value.total_size);
+      co_return true;
+    }
+    if (r.failed() || r.bytes_needed > client_in_.capacity()) {
+      co_await SendFatal("08P01", "invalid authentication message");
+      co_return false;
+    }
+    if (!co_await ReadClient()) co_return false;  // psql hangs up here to prompt for a password
+  }
+}
+
+awaitable<bool> PgSession::Authenticate() {
+  const auto auth = route().auth;
+  if (auth == routing::ClientAuth::kTrust) {
+    ppg::AppendAuthenticationOk(&auth_reply_);
+    co_return true;
+  }
+  const std::string failed = absl::StrCat("password authentication failed for user \"", user_, "\"");
+  std::optional<StoredSecret> secret;
+  auto lists = ctx_.services->users.find(route().name);
+  if (lists != ctx_.services->users.end() && lists->second) {
+    if (const std::string* s = lists->second->Secret(user_)) secret = StoredSecret::From(*s);
+  }
+  auto refuse = [&]() -> awaitable<bool> {
+    LogInfo("pg client authentication failed", {{"route", route().name}, {"user", user_}});
+    co_await SendFatal("28P01", failed);
+    co_return false;
+  };
+
+  std::string out;
+  ppg::Frame f;
+  // md5 with a SCRAM secret upgrades to SCRAM, as the server does for a role
+  // whose stored password is SCRAM.
+  const bool use_scram = auth == routing::ClientAuth::kScramSha256 ||
+                         (auth == routing::ClientAuth::kMd5 && secret &&
+                          secret->kind == StoredSecret::Kind::kScram);
+  if (auth == routing::ClientAuth::kPassword) {
+    ppg::AppendAuthenticationCleartextPassword(&out);
+    if (!co_await WriteToClient(out)) co_return false;
+    if (!co_await ReadPasswordFrame(&f)) co_return false;
+    ppg::PasswordMessage pm;
+    if (ppg::Decode(f.payload, &pm)) {
+      co_await SendFatal("08P01", "invalid password packet size");
+      co_return false;
+    }
+    client_in_.Consume(f.total_size);
+    if (!secret || !secret->CheckCleartext(pm.password, user_)) co_return co_await refuse();
+    client_cleartext_ = std::string(pm.password);
+  } else if (!use_scram) {  // md5
+    std::array<std::uint8_t, 4> salt{};
+    RandomBytes(salt.data(), salt.size());
+    ppg::AppendAuthenticationMd5Password(&out, salt);
+    if (!co_await WriteToClient(out)) co_return false;
+    if (!co_await ReadPasswordFrame(&f)) co_return false;
+    ppg::PasswordMessage pm;
+    if (ppg::Decode(f.payload, &pm)) {
+      co_await SendFatal("08P01", "invalid password packet size");
+      co_return false;
+    }
+    client_in_.Consume(f.total_size);
+    if (!secret) co_return co_await refuse();
+    const std::string md5 =
+        secret->kind == StoredSecret::Kind::kMd5 ? secret->text : Md5Secret(secret->text, user_);
+    const std::string expected = Md5Response(md5, salt);
+    if (expected.size() != pm.password.size() ||
+        CRYPTO_memcmp(expected.data(), pm.password.data(), expected.size()) != 0)
+      co_return co_await refuse();
+  } else {  // SCRAM-SHA-256 (RFC 5802, RFC 7677)
+    std::optional<ScramSecret> scram;
+    if (secret) {
+      if (secret->kind == StoredSecret::Kind::kScram) {
+        scram = secret->scram;
+      } else if (secret->kind == StoredSecret::Kind::kPlain) {
+        std::string salt(16, '\0');
+        RandomBytes(reinterpret_cast<std::uint8_t*>(salt.data()), salt.size());
+        scram = ScramSecret::FromPassword(secret->text, salt, kScramDefaultIterations);
+      } else {
+        LogWarn("pg user has an md5 secret; SCRAM needs a plain or SCRAM secret",
+                {{"route", route().name}, {"user", user_}});
+      }
+    }
+    ScramServer server(scram);
+    const std::string_view mechanisms[] = {kScramMechanism};
+    ppg::AppendAuthenticationSasl(&out, mechanisms);
+    if (!co_await WriteToClient(out)) co_return false;
+    if (!co_await ReadPasswordFrame(&f)) co_return false;
+    ppg::SaslInitialResponse init;
+    if (ppg::Decode(f.payload, &init)) {
+      co_await SendFatal("08P01", "malformed SASL message");
+      co_return false;
+    }
+    if (init.mechanism != kScramMechanism) {
+      client_in_.Consume(f.total_size);
+      co_await SendFatal("28000", "client selected an invalid SASL authentication mechanism");
+      co_return false;
+    }
+    auto server_first = init.data ? server.HandleClientFirst(ppg::AsText(*init.data)) : std::nullopt;
+    client_in_.Consume(f.total_size);
+    if (!server_first) {
+      co_await SendFatal("08P01", "malformed SCRAM message");
+      co_return false;
+    }
+    out.clear();
+    ppg::AppendAuthenticationSaslContinue(&out, *server_first);
+    if (!co_await WriteToClient(out)) co_return false;
+    if (!co_await ReadPasswordFrame(&f)) co_return false;
+    ppg::SaslResponse resp;
+    if (ppg::Decode(f.payload, &resp)) {
+      co_await SendFatal("08P01", "malformed SASL message");
+      co_return false;
+    }
+    bool proof_ok = false;
+    auto server_final = server.HandleClientFinal(ppg::AsText(resp.data), &proof_ok);
+    client_in_.Consume(f.total_size);
+    if (!server_final) {
+      co_await SendFatal("08P01", "malformed SCRAM message");
+      co_return false;
+    }
+    if (!proof_ok) co_return co_await refuse();
+    ppg::AppendAuthenticationSaslFinal(&auth_reply_, *server_final);
+  }
+  ppg::AppendAuthenticationOk(&auth_reply_);
+  co_return true;
+}
+
+awaitable<void> PgSession::HandleCancel(const ppg::Frame& frame) {
+  ppg::CancelRequest req;
+  if (ppg::DecodeCancelRequest(frame, &req)) co_return;
+  auto slots = ctx_.services->cancel_keys->Find(req.process_id, req.secret_key32());
+  if (!slots) {
+    LogDebug("pg cancel with an unknown key", {{"route", route().name}});
+    co_return;
+  }
+  const auto timeout = ctx_.config->limits.connect_timeout;
+  for (const CancelTarget& t : slots->Targets()) {
+    auto [ec, socket] = co_await ConnectUpstream(t.address, timeout);
+    if (ec) {
+      LogWarn("pg cancel: backend unreachable", {{"route", route().name}, {"error", ec.message()}});
+      continue;
+    }
+    std::string msg;
+    ppg::AppendCancelRequest(&msg, t.process_id, t.secret_key);
+    auto [wec, n] = co_await asio::async_write(socket, asio::buffer(msg), kUseTuple);
+    if (wec) continue;
+    // The server closes once it has acted on the request; waiting for that
+    // keeps the client's "cancel sent" honest (libpq waits the same way).
+    Timer timer(ex_, std::chrono::microseconds(absl::ToInt64Microseconds(timeout)));
+    char c;
+    co_await (socket.async_read_some(asio::buffer(&c, 1)) || timer.async_wait());
+  }
+  LogDebug("pg cancel forwarded", {{"route", route().name}, {"pid", req.process_id}});
+}
+
+LoginParams PgSession::MakeLogin(const routing::Backend& backend) const {
+  LoginParams login;
+  login.user = backend.user.empty() ? user_ : backend.user;
+  login.password = backend.password;
+  // Without a configured secret, a cleartext password the client gave us is
+  // the only one we could pass on (auth `password`, same user).
+  if (login.password.empty() && backend.user.empty() && client_cleartext_) login.password = *client_cleartext_;
+  login.database = backend.database.empty() ? database_ : backend.database;
+  login.options = startup_options_;
+  return login;
+}
+
+awaitable<bool> PgSession::OpenBackend(Side side, OpenFailure* failure) {
+  const std::string& name = side == Side::kOld ? route().old_backend : route().new_backend;
+  const routing::Backend* backend = ctx_.config->FindBackend(name);
+  if (backend == nullptr) {
+    failure->message = absl::StrCat("turnout: route ", route().name, " has no ",
+                                    side == Side::kOld ? "old" : "new", " backend");
+    co_return false;
+  }
+  auto conn = std::make_unique<BackendConnection>(*backend, side, ctx_.config->limits.buffer_bytes,
+                                                  ctx_.config->limits.max_message_bytes);
+  asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
+  if (!co_await conn->Open(tls, MakeLogin(*backend), ctx_.config->limits.connect_timeout, failure))
+    co_return false;
+  cancel_slots_->Set(static_cast<int>(side), CancelTarget{backend->address, conn->process_id(), conn->secret_key()});
+  backends_[static_cast<int>(side)] = std::move(conn);
+  co_return true;
+}
+
+// ================================================================== routing
+
+void PgSession::ClassifyStatement(std::string_view sql, StatementMeta* meta) {
+  classifier_.Classify(sql, &classification_);
+  meta->statement_class = classification_.statement_class;
+  meta->ddl_risk = classification_.ddl_risk;
+  meta->copy_from = false;
+  meta->op.reset();
+  meta->table_count = 0;
+  for (const auto& st : classification_.statements) {
+    if (st.session != ppg::SessionCommand::kNone || st.txn == ppg::TxnControl::kSetTransaction) {
+      // Extended-protocol statements are single statements; a simple Query
+      // announces its own ops (see OnClientFrame).
+      if (classification_.statements.size() == 1) meta->op = SessionOp::From(st);
+    }
+    if (st.statement_class == ppg::StatementClass::kWrite && st.command.size() == 4 &&
+        absl::EqualsIgnoreCase(absl::string_view(st.command.data(), st.command.size()), "copy"))
+      meta->copy_from = true;
+    for (const auto& t : st.tables) {
+      if (meta->table_count == kMaxTargets) break;
+      if (meta->tables.size() <= meta->table_count) meta->tables.emplace_back();
+      std::string& slot = meta->tables[meta->table_count++];
+      slot.clear();
+      t.AppendNormalized(&slot);
+    }
+  }
+}
+
+std::span<const std::string_view> PgSession::TargetsOf(const StatementMeta& meta) {
+  for (std::size_t i = 0; i < meta.table_count; ++i) target_views_[i] = meta.tables[i];
+  return {target_views_.data(), meta.table_count};
+}
+
+// The one place a request meets the routing engine (issue 5 plugs in here):
+// the route's policy, refreshed only at a request boundary so a transaction
+// finishes under the policy it started with (DESIGN.md §2).
+routing::Plan PgSession::RouteRequest(routing::RequestClass cls, routing::DdlRisk risk,
+                                      std::span<const std::string_view> targets) {
+  if (AtBoundary()) reader_->Refresh();
+  routing::Request req;
+  req.request_class = cls;
+  req.targets = targets;
+  req.client = routing::ClientIdentity{user_, application_name_, address_};
+  req.connection_id = ctx_.connection_id;
+  req.ddl_risk = risk;
+  last_plan_ = reader_->policy().Decide(req, absl::Now());
+  // Until the routing engine drives backend selection, the session keeps
+  // its primary (old, or what a debug switch chose) and ignores secondaries;
+  // refusals are honoured.
+  routing::Plan plan = last_plan_;
+  plan.set_primary(primary_side_);
+  plan.ClearSecondaries();
+  return plan;
+}
+
+StatementMeta* PgSession::PortalStatement(std::string_view portal) {
+  if (portal.empty()) return unnamed_portal_;
+  auto it = portals_.find(std::string(portal));
+  return it == portals_.end() ? nullptr : it->second;
+}
+
+void PgSession::StartRequest(routing::RequestClass cls) {
+  if (open_started_) {
+    RaiseRequestClass(cls);
+    return;
+  }
+  open_started_ = true;
+  Record& r = records_[open_seq_ % kRecordRing];
+  r.seq = open_seq_;
+  r.start = Clock::now();
+  r.cls = cls;
+  r.side = primary_side_;
+}
+
+void PgSession::RaiseRequestClass(routing::RequestClass cls) {
+  Record& r = records_[open_seq_ % kRecordRing];
+  // Order of strength as the classifier's: read < session < txn < write < admin < ddl.
+  auto rank = [](routing::RequestClass c) {
+    switch (c) {
+      case routing::RequestClass::kRead: return 0;
+      case routing::RequestClass::kSession: return 1;
+      case routing::RequestClass::kTxnControl: return 2;
+      case routing::RequestClass::kWrite: return 3;
+      case routing::RequestClass::kAdmin: return 4;
+      case routing::RequestClass::kDdl: return 5;
+    }
+    return 3;
+  };
+  if (rank(cls) > rank(r.cls)) r.cls = cls;
+}
+
+void PgSession::CloseRequest() {
+  if (!open_started_) StartRequest(routing::RequestClass::kSession);
+  open_started_ = false;
+  ++open_seq_;
+  unsynced_ = false;
+  cancel_slots_->SetBusy(static_cast<int>(primary_side_), true);
+}
+
+// ================================================================== client -> backend
+
+PgSession::Verdict PgSession::OnClientFrame(const ppg::Frame& f) {
+  switch (f.type) {
+    case 'Q': {
+      ppg::Query q;
+      if (ppg::Decode(f.payload, &q)) return Verdict::kProtocolError;
+      if (DebugHooksEnabled() && q.sql.size() < 64 && DebugUseCommand(q.sql)) return Verdict::kDebugUse;
+      ClassifyStatement(q.sql, &query_meta_);
+      auto cls = ToRequestClass(query_meta_.statement_class);
+      if (classification_.statements.size() == 1 &&
+          classification_.statements[0].session == ppg::SessionCommand::kExecute) {
+        auto it = sql_prepared_.find(absl::AsciiStrToLower(absl::string_view(
+            classification_.statements[0].object_name.data(), classification_.statements[0].object_name.size())));
+        if (it != sql_prepared_.end()) cls = ToRequestClass(it->second);
+      }
+      const routing::Plan plan = RouteRequest(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
+      if (plan.refused()) return Verdict::kRefuse;
+      // Each statement of a multi-statement Query announces its own change.
+      for (const auto& st : classification_.statements) {
+        if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
+        if (auto op = SessionOp::From(st)) {
+          if (op->kind == SessionOp::Kind::kPrepare)
+            sql_prepared_[op->key] = st.prepared_class;
+          state_.OnStatement(std::move(*op), open_seq_);
+        }
+      }
+      StartRequest(cls);
+      CloseRequest();
+      return Verdict::kForward;
+    }
+    case 'P': {
+      ppg::Parse p;
+      if (ppg::Decode(f.payload, &p)) return Verdict::kProtocolError;
+      StatementMeta* meta = &unnamed_statement_;
+      if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
+      ClassifyStatement(p.query, meta);
+      if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
+      StartRequest(ToRequestClass(meta->statement_class));
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'B': {
+      // Only the names are needed: read them without decoding the values.
+      ppg::PayloadReader r(f.payload);
+      std::string_view portal, statement;
+      if (!r.ReadCString(&portal) || !r.ReadCString(&statement)) return Verdict::kProtocolError;
+      StatementMeta* meta = &unnamed_statement_;
+      if (!statement.empty()) {
+        auto it = statements_.find(std::string(statement));
+        meta = it == statements_.end() ? nullptr : &it->second;
+      }
+      if (portal.empty()) {
+        unnamed_portal_ = meta;
+      } else {
+        portals_[std::string(portal)] = meta;
+      }
+      StartRequest(routing::RequestClass::kSession);
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'E': {
+      ppg::Execute e;
+      if (ppg::Decode(f.payload, &e)) return Verdict::kProtocolError;
+      StatementMeta* meta = PortalStatement(e.portal);
+      const auto cls = meta ? ToRequestClass(meta->statement_class) : routing::RequestClass::kWrite;
+      if (meta) {
+        const routing::Plan plan = RouteRequest(cls, ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
+        (void)plan;  // extended batches are routed as a unit by the routing engine (issue 5)
+        if (meta->op) state_.OnStatement(*meta->op, open_seq_);
+        if (meta->copy_from && !copy_from_pending_) {
+          copy_from_pending_ = true;
+          copy_from_seq_ = open_seq_;
+          conditional_syncs_ = 0;
+        }
+      }
+      StartRequest(cls);
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'C': {
+      ppg::Close c;
+      if (ppg::Decode(f.payload, &c)) return Verdict::kProtocolError;
+      if (c.target == ppg::Target::kStatement) {
+        if (!c.name.empty()) {
+          state_.OnCloseStatement(c.name, open_seq_);
+          auto it = statements_.find(std::string(c.name));
+          if (it != statements_.end()) {
+            // Portals made from it stay valid on the server; they only
+            // lose their routing class here.
+            if (unnamed_portal_ == &it->second) unnamed_portal_ = nullptr;
+            for (auto& [name, meta] : portals_)
+              if (meta == &it->second) meta = nullptr;
+            statements_.erase(it);
+          }
+        }
+      } else if (c.name.empty()) {
+        unnamed_portal_ = nullptr;
+      } else {
+        portals_.erase(std::string(c.name));
+      }
+      StartRequest(routing::RequestClass::kSession);
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'D':
+    case 'H':
+      StartRequest(routing::RequestClass::kSession);
+      unsynced_ = true;
+      return Verdict::kForward;
+    case 'S':
+      // The server ignores Sync in copy-in mode (copyfromparse.c); so do we.
+      if (copy_in_) return Verdict::kForward;
+      if (copy_from_pending_) ++conditional_syncs_;
+      CloseRequest();
+      return Verdict::kForward;
+    case 'F':  // FunctionCall: a request of its own, answered by ReadyForQuery
+      StartRequest(routing::RequestClass::kWrite);
+      CloseRequest();
+      return Verdict::kForward;
+    case 'd':
+      return Verdict::kForward;
+    case 'c':
+    case 'f':
+      copy_in_ = false;  // the server leaves copy-in with this message
+      return Verdict::kForward;
+    case 'X':
+      return Verdict::kTerminate;
+    default:  // 'p' outside authentication
+      return Verdict::kProtocolError;
+  }
+}
+
+void PgSession::OnLargeClientFrame(const ppg::FrameHeader& h, ppg::Bytes prefix) {
+  // A message larger than the buffer is streamed through; only what its
+  // first bytes say is known. A statement we cannot read whole is routed as
+  // a write (unknown means write) and cannot be replayed.
+  ppg::PayloadReader r(prefix.subspan(std::min(prefix.size(), h.header_size)));
+  switch (h.type) {
+    case 'Q':
+      StartRequest(routing::RequestClass::kWrite);
+      CloseRequest();
+      break;
+    case 'P': {
+      std::string_view name;
+      StatementMeta* meta = &unnamed_statement_;
+      if (r.ReadCString(&name) && !name.empty()) {
+        meta = &statements_[std::string(name)];
+        LogDebug("pg statement too large to replay", {{"route", route().name}, {"statement", name}});
+      }
+      *meta = StatementMeta{};
+      meta->statement_class = ppg::StatementClass::kUnknown;
+      StartRequest(routing::RequestClass::kWrite);
+      unsynced_ = true;
+      break;
+    }
+    case 'B': {
+      std::string_view portal, statement;
+      StatementMeta* meta = nullptr;
+      if (r.ReadCString(&portal) && r.ReadCString(&statement)) {
+        if (statement.empty()) {
+          meta = &unnamed_statement_;
+        } else if (auto it = statements_.find(std::string(statement)); it != statements_.end()) {
+          meta = &it->second;
+        }
+        if (portal.empty()) {
+          unnamed_portal_ = meta;
+        } else {
+          portals_[std::string(portal)] = meta;
+        }
+      }
+      StartRequest(routing::RequestClass::kSession);
+      unsynced_ = true;
+      break;
+    }
+    case 'F':
+      StartRequest(routing::RequestClass::kWrite);
+      CloseRequest();
+      break;
+    case 'd':
+      break;
+    default:
+      StartRequest(routing::RequestClass::kWrite);
+      unsynced_ = true;
+      break;
+  }
+}
+
+awaitable<bool> PgSession::FlushClientParsed() {
+  auto parsed = client_in_.Parsed();
+  if (parsed.empty()) co_return true;
+  auto [ec, n] = co_await primary()->stream().Write(asio::buffer(parsed.data(), parsed.size()));
+  if (ec) {
+    if (!IsExpectedDisconnect(ec))
+      LogWarn("pg backend write failed", {{"route", route().name}, {"error", ec.message()}});
+    ctx_.route.RecordUpstreamError(primary_side_);
+    co_return false;
+  }
+  client_in_.Consume(parsed.size());
+  co_return true;
+}
+
+awaitable<bool> PgSession::StreamLargeClientFrame() {
+  // Fill the buffer first so the prefix holds the names a Parse or Bind
+  // starts with.
+  client_in_.Compact();
+  while (!client_in_.Full())
+    if (!co_await ReadClient()) co_return false;
+  auto hr = client_decoder_.DecodeHeader(client_in_.Unparsed());
+  if (!hr.ok()) co_return false;
+  OnLargeClientFrame(hr.value, client_in_.Unparsed());
+  std::size_t remaining = hr.value.total_size;
+  for (;;) {
+    const std::size_t n = std::min(remaining, client_in_.Unparsed().size());
+    client_in_.CommitParsed(n);
+    remaining -= n;
+    if (!co_await FlushClientParsed()) co_return false;
+    if (remaining == 0) co_return true;
+    if (!co_await ReadClient()) co_return false;
+  }
+}
+
+awaitable<void> PgSession::ClientLoop() {
+  auto& in = client_in_;
+  for (;;) {
+    for (;;) {
+      auto r = client_decoder_.Decode(in.Unparsed());
+      if (r.ok()) {
+        const ppg::Frame f = r.value;
+        const Verdict v = OnClientFrame(f);
+        if (v == Verdict::kForward) {
+          in.CommitParsed(f.total_size);
+          continue;
+        }
+        // Everything before this frame goes out first, in order.
+        if (!co_await FlushClientParsed()) co_return;
+        bool keep = true;
+        switch (v) {
+          case Verdict::kTerminate:
+            co_return;
+          case Verdict::kProtocolError:
+            co_await SendFatal("08P01", absl::StrCat("invalid frontend message type ", static_cast<int>(f.type)));
+            co_return;
+          case Verdict::kDebugUse: {
+            ppg::Query q;
+            (void)ppg::Decode(f.payload, &q);
+            keep = co_await HandleDebugUse(*DebugUseCommand(q.sql));
+            break;
+          }
+          case Verdict::kRefuse:
+            keep = co_await HandleRefusal(
+                "turnout: high-risk DDL is refused while this route is migrating (allow it in the migration)");
+            break;
+          default:
+            break;
+        }
+        in.CommitParsed(f.total_size);
+        in.Consume(f.total_size);
+        if (!keep) co_return;
+        continue;
+      }
+      if (r.failed()) {
+        if (!co_await FlushClientParsed()) co_return;
+        const auto hr = client_decoder_.DecodeHeader(in.Unparsed());
+        if (r.error == ppg::CodecError::kMessageTooLarge) {
+          std::uint32_t len = in.Unparsed().size() >= 5 ? ppg::LoadU32(in.Unparsed().data() + 1) : 0;
+          co_await SendFatal("54000", absl::StrCat("message of type '", std::string(1, hr.value.type),
+                                                   "' is ", len, " bytes, over turnout's limit of ",
+                                                   ctx_.config->limits.max_message_bytes,
+                                                   " bytes (limits.max_message_size)"));
+        } else if (r.error == ppg::CodecError::kUnknownMessageType) {
+          co_await SendFatal("08P01", absl::StrCat("invalid frontend message type ",
+                                                   static_cast<int>(in.Unparsed()[0])));
+        } else {
+          co_await SendFatal(ppg::SqlState(r.error), absl::StrCat("invalid message: ", std::string(ppg::DescribeError(r.error))));
+        }
+        LogInfo("pg client protocol error", {{"route", route().name}, {"error", ppg::DescribeError(r.error)}});
+        co_return;
+      }
+      if (r.bytes_needed > in.capacity()) {
+        if (!co_await FlushClientParsed()) co_return;
+        if (!co_await StreamLargeClientFrame()) co_return;
+        continue;
+      }
+      break;
+    }
+    if (!co_await FlushClientParsed()) co_return;
+    if (!co_await ReadClient()) co_return;
+  }
+}
+
+awaitable<bool> PgSession::HandleRefusal(std::string_view message) {
+  // Our ErrorResponse must come after every reply still in flight.
+  co_await WaitBackendIdle();
+  std::string out;
+  ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "0A000", .message = message});
+  ppg::AppendReadyForQuery(&out, txn_status_ == ppg::TransactionStatus::kInTransaction
+                                     ? ppg::TransactionStatus::kFailed
+                                     : txn_status_);
+  if (txn_status_ == ppg::TransactionStatus::kInTransaction) txn_status_ = ppg::TransactionStatus::kFailed;
+  co_return co_await WriteToClient(out);
+}
+
+awaitable<bool> PgSession::HandleDebugUse(Side side) {
+  co_await WaitBackendIdle();
+  std::string out, notice, error;
+  if (txn_status_ != ppg::TransactionStatus::kIdle) {
+    error = "turnout: cannot switch backends inside a transaction";
+  } else if (co_await SwitchPrimary(side, &notice, &error)) {
+    if (!notice.empty())
+      ppg::AppendNoticeResponse(&out, ppg::ErrorSpec{.severity = "WARNING", .sqlstate = "01000", .message = notice});
+    ppg::AppendCommandComplete(&out, side == Side::kNew ? "TURNOUT USE NEW" : "TURNOUT USE OLD");
+  }
+  if (!error.empty())
+    ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "08006", .message = error});
+  ppg::AppendReadyForQuery(&out, txn_status_);
+  co_return co_await WriteToClient(out);
+}
+
+// Makes `side` the backend requests go to, opening it (and replaying the
+// session state on it) when needed. Only at an idle point outside a
+// transaction, so nothing in flight changes its destination.
+awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::string* error) {
+  const int i = static_cast<int>(side);
+  BackendConnection* before = primary();
+  if (!backends_[i]) {
+    OpenFailure failure;
+    if (!co_await OpenBackend(side, &failure)) {
+      ctx_.route.RecordUpstreamError(side);
+      if (!failure.error_frame.empty()) {
+        ppg::ErrorResponse e;
+        auto r = ppg::FrameDecoder(ppg::Direction::kBackend).Decode(failure.error_frame);
+        if (r.ok() && !ppg::Decode(r.value.payload, &e)) *error = std::string(e.message());
+      }
+      if (error->empty()) *error = failure.message;
+      co_return false;
+    }
+    std::string replay_error;
+    if (!co_await backends_[i]->Replay(state_, &replay_error))
+      *notice = "turnout: replaying session state on the new connection: " + replay_error;
+    if (!backends_[i]->ready()) {
+      *error = "turnout: lost the new backend connection while replaying session state";
+      co_return false;
+    }
+    backend_ready_.Notify();
+    LogDebug("pg backend opened lazily", {{"route", route().name}, {"backend", backends_[i]->backend().name}});
+  }
+  // The client keeps seeing one server: report parameters that differ.
+  std::string params;
+  for (const auto& [name, value] : backends_[i]->parameters())
+    if (before == nullptr || before->Parameter(name) != value) ppg::AppendParameterStatus(&params, name, value);
+  if (!params.empty() && !co_await WriteToClient(params)) co_return false;
+  primary_side_ = side;
+  co_return true;
+}
+
+// ================================================================== backend -> client
+
+void PgSession::OnCopyIn() {
+  copy_in_ = true;
+  if (copy_from_pending_) {
+    // The Syncs the client sent after that Execute reached the server in
+    // copy-in mode and were ignored: their requests merge into the copy's.
+    ignored_syncs_ += conditional_syncs_;
+    conditional_syncs_ = 0;
+    copy_from_pending_ = false;
+  }
+}
+
+void PgSession::OnReadyForQuery(ppg::TransactionStatus status) {
+  txn_status_ = status;
+  const std::uint64_t last = response_seq_ + ignored_syncs_;
+  state_.OnReadyForQuery(last, status);
+  const Record& r = records_[response_seq_ % kRecordRing];
+  if (r.seq == response_seq_) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - r.start).count();
+    ctx_.route.RecordRequest(r.side, r.cls, static_cast<std::uint64_t>(us));
+  }
+  response_seq_ = last + 1;
+  ignored_syncs_ = 0;
+  if (copy_from_pending_ && response_seq_ > copy_from_seq_) {
+    copy_from_pending_ = false;  // that COPY never started (an error came first)
+    conditional_syncs_ = 0;
+  }
+  if (response_seq_ > open_seq_) response_seq_ = open_seq_;  // a server answering more than asked
+  if (InFlight() == 0) {
+    cancel_slots_->SetBusy(static_cast<int>(primary_side_), false);
+    idle_.Notify();
+  }
+}
+
+bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
+  if (side != primary_side_) {
+    // A backend that is not serving requests only has asynchronous news.
+    if (f.type == 'S') {
+      ppg::ParameterStatus ps;
+      if (!ppg::Decode(f.payload, &ps)) backends_[static_cast<int>(side)]->SetParameter(ps.name, ps.value);
+      return false;
+    }
+    return f.type == 'A';
+  }
+  switch (f.type) {
+    case 'Z': {
+      ppg::ReadyForQuery z;
+      if (!ppg::Decode(f.payload, &z)) OnReadyForQuery(z.status);
+      return true;
+    }
+    case 'C': {
+      ppg::PayloadReader r(f.payload);
+      std::string_view tag;
+      if (r.ReadCString(&tag)) state_.OnCommandComplete(tag, response_seq_ + ignored_syncs_);
+      if (copy_in_) copy_in_ = false;
+      return true;
+    }
+    case 'E':
+      state_.OnError();
+      copy_in_ = false;
+      return true;
+    case '1':
+      state_.OnParseComplete(response_seq_ + ignored_syncs_);
+      return true;
+    case '3':
+      state_.OnCloseComplete(response_seq_ + ignored_syncs_);
+      return true;
+    case 'G':
+    case 'W':
+      OnCopyIn();
+      return true;
+    case 'S': {
+      ppg::ParameterStatus ps;
+      if (!ppg::Decode(f.payload, &ps)) {
+        primary()->SetParameter(ps.name, ps.value);
+        if (ps.name == "application_name") application_name_.assign(ps.value);
+        if (ps.name == "standard_conforming_strings") classifier_.set_standard_conforming_strings(ps.value == "on");
+      }
+      return true;
+    }
+    case 'K':
+    case 'R':
+      return false;  // login messages never reach a client mid-session
+    default:
+      return true;
+  }
+}
+
+awaitable<void> PgSession::BackendLoop(Side side) {
+  const int i = static_cast<int>(side);
+  while (!backends_[i] || !backends_[i]->ready()) co_await backend_ready_.Wait();
+  BackendConnection& b = *backends_[i];
+  auto& in = b.in();
+  std::array<asio::const_buffer, kMaxSegments> segments;
+  for (;;) {
+    std::size_t count = 0;
+    const std::uint8_t* run = nullptr;  // start of the current forwarded run
+    std::size_t run_len = 0;
+    bool large = false;
+    for (;;) {
+      auto r = b.decoder().Decode(in.Unparsed());
+      if (r.ok()) {
+        const ppg::Frame& f = r.value;
+        if (OnBackendFrame(side, f)) {
+          if (run == nullptr) run = f.bytes.data();
+          run_len += f.total_size;
+        } else if (run != nullptr) {
+          segments[count++] = asio::const_buffer(run, run_len);
+          run = nullptr;
+          run_len = 0;
+        }
+        in.CommitParsed(f.total_size);
+        if (count + 1 == kMaxSegments) break;
+        continue;
+      }
+      if (r.failed()) {
+        LogWarn("pg backend protocol error", {{"route", route().name},
+                                              {"backend", b.backend().name},
+                                              {"error", ppg::DescribeError(r.error)}});
+        ctx_.route.RecordUpstreamError(side);
+        co_return;
+      }
+      large = r.bytes_needed > in.capacity();
+      break;
+    }
+    if (run != nullptr) segments[count++] = asio::const_buffer(run, run_len);
+    if (count > 0) {
+      co_await LockClient();
+      auto [ec, n] = co_await client_.Write(std::span<const asio::const_buffer>(segments.data(), count));
+      UnlockClient();
+      bytes_out_ += n;
+      if (ec) co_return;
+    }
+    in.Consume(in.Parsed().size());
+
+    // Drain: close at the first idle point outside a transaction.
+    if (draining_ && side == primary_side_ && AtBoundary()) {
+      co_await SendFatal("57P01", "terminating connection due to administrator command");
+      co_return;
+    }
+
+    if (large) {
+      // Stream one frame larger than the buffer straight through, holding
+      // the client writer so nothing interleaves with it.
+      auto hr = b.decoder().DecodeHeader(in.Unparsed());
+      if (!hr.ok()) co_return;
+      const bool forward = side == primary_side_ && hr.value.type != 'K' && hr.value.type != 'R';
+      if (side == primary_side_ && hr.value.type == 'E') state_.OnError();
+      std::size_t remaining = hr.value.total_size;
+      if (forward) co_await LockClient();
+      bool ok = true;
+      for (;;) {
+        auto chunk = in.Unparsed();
+        const std::size_t n = std::min(remaining, chunk.size());
+        if (forward && n > 0) {
+          auto [ec, w] = co_await client_.Write(asio::buffer(chunk.data(), n));
+          bytes_out_ += w;
+          if (ec) {
+            ok = false;
+            break;
+          }
+        }
+        in.CommitParsed(n);
+        in.Consume(n);
+        remaining -= n;
+        if (remaining == 0) break;
+        auto tail = in.WritableTail();
+        auto [rec, got] = co_await b.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+        if (rec) {
+          ok = false;
+          break;
+        }
+        in.CommitReceived(got);
+      }
+      if (forward) UnlockClient();
+      if (!ok) co_return;
+      continue;
+    }
+
+    auto tail = in.WritableTail();
+    auto [ec, n] = co_await b.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+    if (ec) {
+      if (!closing_ && !IsExpectedDisconnect(ec))
+        LogWarn("pg backend read failed", {{"route", route().name}, {"backend", b.backend().name}, {"error", ec.message()}});
+      if (!closing_ && ec == std::error_code(boost::system::error_code(asio::error::eof)))
+        LogInfo("pg backend closed the connection", {{"route", route().name}, {"backend", b.backend().name}});
+      co_return;
+    }
+    in.CommitReceived(n);
+    last_activity_ = Clock::now();
+  }
+}
+
+// ================================================================== drain, idle
+
+awaitable<void> PgSession::DrainWatch() {
+  // An idle session closes at once; a running query or open transaction
+  // finishes first, and BackendLoop closes at its ReadyForQuery.
+  for (;;) {
+    if (draining_ && AtBoundary()) {
+      co_await SendFatal("57P01", "terminating connection due to administrator command");
+      co_return;
+    }
+    co_await drain_.Wait();
+  }
+}
+
+awaitable<void> PgSession::IdleWatch(absl::Duration idle) {
+  const auto limit = std::chrono::microseconds(absl::ToInt64Microseconds(idle));
+  Timer timer(ex_);
+  for (;;) {
+    timer.expires_at(last_activity_ + limit);
+    auto [ec] = co_await timer.async_wait();
+    if (ec) co_return;
+    if (Clock::now() - last_activity_ >= limit) {
+      LogInfo("idle timeout", {{"route", route().name}});
+      co_return;
+    }
+  }
+}
+
+// ================================================================== run
+
+awaitable<void> PgSession::Run() {
+  {
+    address_ = client_.remote_endpoint().address().to_string();
+  }
+  reader_.emplace(*ctx_.services->route_table, route().name, routing::Protocol::kPostgres);
+  bool started = false;
+  {
+    Timer timer(ex_, kStartupTimeout);
+    auto r = co_await (Startup() || timer.async_wait());
+    started = r.index() == 0 && std::get<0>(r);
+    if (r.index() == 1) LogInfo("pg client startup timed out", {{"route", route().name}});
+  }
+  if (started && !closing_) {
+    LogDebug("pg session started", {{"route", route().name}, {"user", user_}, {"database", database_}});
+    auto loops = ClientLoop() || BackendLoop(Side::kOld) || BackendLoop(Side::kNew) || DrainWatch();
+    const auto idle = ctx_.config->limits.idle_timeout;
+    if (idle > absl::ZeroDuration()) {
+      co_await (std::move(loops) || IdleWatch(idle));
+    } else {
+      co_await std::move(loops);
+    }
+  }
+  for (auto& b : backends_) {
+    if (!b) continue;
+    cancel_slots_->Clear(static_cast<int>(b->side()));
+    if (!closing_) co_await b->Terminate();
+    b->Close();
+  }
+  client_.Close();
+  ctx_.route.bytes_from_clients.fetch_add(bytes_in_, std::memory_order_relaxed);
+  ctx_.route.bytes_to_clients.fetch_add(bytes_out_, std::memory_order_relaxed);
+}
+
+}  // namespace
+
 awaitable<void> RunPgSession(Socket client, SessionContext ctx) {
-  co_await RunRelaySession(std::move(client), std::move(ctx));
+  const std::string route = ctx.route.route.name;
+  try {
+    PgSession session(std::move(client), std::move(ctx));
+    co_await session.Run();
+  } catch (const std::exception& e) {
+    // Nothing escapes a session (STYLE.md "Errors").
+    LogError("pg session failed", {{"route", route}, {"error", e.what()}});
+  }
 }
 
 }  // namespace turnout::proxy::pg

@@ -1,0 +1,36 @@
+#pragma once
+// The admin API of DESIGN.md §5 over HTTP: path routing, authentication and
+// the access table, JSON parsing, and the reply shapes
+//   {"status":"success","data":…}   {"status":"error","error":"…","details":"…"}
+// with the status code derived from the absl::Status in one place.
+
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "control/admin_server.h"
+#include "control/auth.h"
+#include "control/migration_service.h"
+
+namespace turnout::control {
+
+struct AdminApiDeps {
+  MigrationService* migrations = nullptr;
+  const Authenticator* auth = nullptr;
+  // Prometheus text exposition of every metric family.
+  std::function<std::string()> metrics_text;
+  // OK when the process is ready to serve; otherwise the reasons.
+  std::function<absl::Status()> readiness;
+  // POST …/test and …/verify: run against the real backends.
+  std::function<absl::StatusOr<boost::json::value>(const Migration&)> dry_run;
+  std::function<absl::StatusOr<boost::json::value>(const Migration&)> verify;
+  // GET …/journal: failed or pending secondary writes of the migration's routes.
+  std::function<absl::StatusOr<boost::json::value>(const Migration&)> journal;
+};
+
+// Builds the handler the AdminServer calls for every request.
+AdminHandler MakeAdminHandler(AdminApiDeps deps);
+
+}  // namespace turnout::control

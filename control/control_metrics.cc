@@ -1,0 +1,59 @@
+#include "control/control_metrics.h"
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+namespace turnout::control {
+namespace {
+prometheus::ClientMetric GaugeMetric(std::vector<prometheus::ClientMetric::Label> labels, double v) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = v;
+  return m;
+}
+}  // namespace
+
+void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
+  std::lock_guard<std::mutex> l(mu_);
+  states_.clear();
+  for (const auto& m : migrations) states_.emplace_back(m.id, m.state);
+}
+
+std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
+  prometheus::MetricFamily state{"turnout_migration_state",
+                                 "1 for the state each migration is in (label state), 0 for the others.",
+                                 prometheus::MetricType::Gauge, {}};
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [id, s] : states_)
+      for (int i = 0; i < 8; ++i) {
+        const auto candidate = static_cast<MigrationState>(i);
+        state.metric.push_back(GaugeMetric({{"migration", id}, {"state", MigrationStateName(candidate)}},
+                                           candidate == s ? 1 : 0));
+      }
+  }
+  prometheus::MetricFamily version{"turnout_policy_version", "Version of the routing policy each route runs.",
+                                   prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily table{"turnout_route_table_version", "Publications of the route table so far.",
+                                 prometheus::MetricType::Gauge, {}};
+  const auto t = route_table_->Load();
+  table.metric.push_back(GaugeMetric({}, static_cast<double>(t->version())));
+  for (const auto& [route, policy] : t->routes())
+    version.metric.push_back(GaugeMetric({{"migration", policy->migration_id()}, {"route", route}},
+                                         static_cast<double>(policy->version())));
+  prometheus::MetricFamily store{"turnout_state_store_up", "1 while the state store is reachable.",
+                                 prometheus::MetricType::Gauge, {}};
+  store.metric.push_back(GaugeMetric({}, store_ != nullptr && store_->Healthy() ? 1 : 0));
+  return {state, version, table, store};
+}
+
+std::string MetricsText(const std::vector<const prometheus::Collectable*>& collectables) {
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto* c : collectables) {
+    auto f = c->Collect();
+    families.insert(families.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace turnout::control

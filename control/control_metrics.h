@@ -1,0 +1,34 @@
+#pragma once
+// The control plane's Prometheus families: migration state and the policy
+// version each route runs (DESIGN.md §7), plus store health.
+
+#include <prometheus/collectable.h>
+
+#include <mutex>
+#include <vector>
+
+#include "control/migration.h"
+#include "control/state_store.h"
+#include "routing/policy_table.h"
+
+namespace turnout::control {
+
+class ControlMetricsCollector final : public prometheus::Collectable {
+ public:
+  ControlMetricsCollector(const routing::RouteTablePublisher* route_table, const StateStore* store)
+      : route_table_(route_table), store_(store) {}
+  // Called by MigrationService after every publication.
+  void Update(const std::vector<Migration>& migrations);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const routing::RouteTablePublisher* route_table_;
+  const StateStore* store_;
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, MigrationState>> states_;
+};
+
+// Prometheus text exposition (format 0.0.4) of every collectable given.
+std::string MetricsText(const std::vector<const prometheus::Collectable*>& collectables);
+
+}  // namespace turnout::control

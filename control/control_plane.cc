@@ -1,0 +1,74 @@
+#include "control/control_plane.h"
+
+#include "absl/strings/str_cat.h"
+#include "control/admin_api.h"
+#include "control/backend_inspector.h"
+#include "control/file_store.h"
+#include "control/pg_store.h"
+
+#include <cstdio>
+
+namespace turnout::control {
+
+absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_ptr<const routing::Config> config,
+                                                                 routing::RouteTablePublisher* route_table) {
+  std::unique_ptr<ControlPlane> cp(new ControlPlane);
+  cp->config_ = config;
+  cp->route_table_ = route_table;
+  const auto& ss = config->state_store;
+  if (ss.kind == routing::StateStoreKind::kFile) {
+    auto store = FileStateStore::Open(ss.path);
+    if (!store.ok()) return store.status();
+    cp->store_ = *std::move(store);
+  } else {
+    PgStateStoreOptions options;
+    options.log = [](const std::string& line) { std::fprintf(stderr, "turnout: state store: %s\n", line.c_str()); };
+    auto store = PgStateStore::Open(ss.dsn, std::move(options));
+    if (!store.ok()) return store.status();
+    cp->store_ = *std::move(store);
+  }
+  cp->service_ = std::make_unique<MigrationService>(config, cp->store_.get(), route_table);
+  cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get());
+  cp->service_->OnPublish([m = cp->metrics_.get()](const std::vector<Migration>& all) { m->Update(all); });
+  if (auto st = cp->service_->Start(); !st.ok()) return st;
+  // Another sidecar changed the shared store: reload and republish.
+  cp->store_->Watch([svc = cp->service_.get()] { (void)svc->Reload(); });
+  cp->prober_ = std::make_unique<BackendProber>(config->backends);
+  cp->prober_->Start();
+  return cp;
+}
+
+ControlPlane::~ControlPlane() { Stop(); }
+
+absl::Status ControlPlane::StartAdmin(const prometheus::Collectable* data_plane_metrics,
+                                      std::function<bool()> listening) {
+  listening_ = std::move(listening);
+  if (!config_->admin.enabled) return absl::OkStatus();
+  auto auth = Authenticator::FromFiles(config_->admin.jwt_secret, config_->admin.tokens_file);
+  if (!auth.ok()) return absl::InvalidArgumentError(absl::StrCat("admin: ", auth.status().message()));
+  auth_ = std::make_unique<Authenticator>(*std::move(auth));
+  AdminApiDeps deps;
+  deps.migrations = service_.get();
+  deps.auth = auth_.get();
+  deps.metrics_text = [this, data_plane_metrics] { return MetricsText({data_plane_metrics, metrics_.get()}); };
+  deps.readiness = [this] { return Readiness(); };
+  deps.dry_run = [this](const Migration& m) { return DryRun(*config_, m); };
+  deps.verify = [this](const Migration& m) { return Verify(*config_, m); };
+  admin_ = std::make_unique<AdminServer>(config_->admin, MakeAdminHandler(std::move(deps)));
+  return admin_->Start();
+}
+
+absl::Status ControlPlane::Readiness() const {
+  if (listening_ && !listening_()) return absl::UnavailableError("listeners are not up");
+  if (!service_->loaded()) return absl::UnavailableError("state not loaded");
+  if (!store_->Healthy()) return absl::UnavailableError("state store unreachable (routing continues with the last policy)");
+  return prober_->Status();
+}
+
+void ControlPlane::Stop() {
+  if (admin_) admin_->Stop();
+  if (prober_) prober_->Stop();
+  if (store_) store_->Stop();
+}
+
+}  // namespace turnout::control

@@ -1,0 +1,150 @@
+#include "control/migration.h"
+
+#include <boost/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace turnout::control {
+namespace json = boost::json;
+
+namespace {
+constexpr const char* kStateNames[] = {"Pending", "Ready",  "Running",     "Paused",
+                                       "Completed", "Failed", "RollingBack", "RolledBack"};
+
+json::array StringsToJson(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+absl::StatusOr<std::vector<std::string>> StringsFromJson(const json::value* v, const char* field) {
+  std::vector<std::string> out;
+  if (v == nullptr) return out;
+  if (!v->is_array()) return absl::InvalidArgumentError(absl::StrCat(field, ": expected an array"));
+  for (const auto& e : v->as_array()) {
+    if (!e.is_string()) return absl::InvalidArgumentError(absl::StrCat(field, ": expected strings"));
+    out.emplace_back(e.as_string());
+  }
+  return out;
+}
+
+std::string StringOr(const json::object& o, const char* key, std::string fallback = "") {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_string()) return fallback;
+  return std::string(it->value().as_string());
+}
+}  // namespace
+
+const char* MigrationStateName(MigrationState s) { return kStateNames[static_cast<int>(s)]; }
+
+absl::StatusOr<MigrationState> ParseMigrationState(absl::string_view text) {
+  for (int i = 0; i < 8; ++i)
+    if (text == kStateNames[i]) return static_cast<MigrationState>(i);
+  return absl::InvalidArgumentError(absl::StrCat("unknown migration state \"", text, "\""));
+}
+
+json::object MigrationToJson(const Migration& m, bool verbose) {
+  json::object o;
+  o["id"] = m.id;
+  o["uuid"] = m.uuid;
+  o["description"] = m.description;
+  o["state"] = MigrationStateName(m.state);
+  o["strategy"] = m.strategy;
+  o["data"] = m.data;
+  o["failure_handling"] = m.failure_handling;
+  json::array routes;
+  for (const auto& i : m.interlays) routes.emplace_back(i.route);
+  o["interlays"] = std::move(routes);
+  json::array apis;
+  for (const auto& a : m.apis) apis.emplace_back(a.name);
+  o["apis"] = std::move(apis);
+  o["revision"] = m.revision;
+  if (!m.last_error.empty()) o["error"] = m.last_error;
+  o["created_at"] = m.created_at;
+  o["updated_at"] = m.updated_at;
+  if (verbose) {
+    json::array interlays;
+    for (const auto& i : m.interlays) interlays.push_back(json::object{{"route", i.route}, {"endpoint", i.endpoint}});
+    o["routes"] = std::move(interlays);
+    json::array scopes;
+    for (const auto& a : m.apis) {
+      json::object s{{"id", a.name}};
+      if (!a.tables.empty()) s["tables"] = StringsToJson(a.tables);
+      if (!a.keys.empty()) s["keys"] = StringsToJson(a.keys);
+      scopes.push_back(std::move(s));
+    }
+    o["scopes"] = std::move(scopes);
+    o["synced"] = m.synced;
+    json::array history;
+    for (const auto& h : m.history)
+      history.push_back(json::object{{"at", h.at}, {"actor", h.actor}, {"action", h.action},
+                                     {"before", h.before}, {"after", h.after}});
+    o["history"] = std::move(history);
+  }
+  return o;
+}
+
+json::object MigrationToStored(const Migration& m) {
+  json::object o = MigrationToJson(m, /*verbose=*/true);
+  o.erase("interlays");
+  o.erase("apis");
+  return o;
+}
+
+absl::StatusOr<Migration> MigrationFromStored(const json::value& v) {
+  if (!v.is_object()) return absl::InvalidArgumentError("migration: expected an object");
+  const auto& o = v.as_object();
+  Migration m;
+  m.id = StringOr(o, "id");
+  if (m.id.empty()) return absl::InvalidArgumentError("migration: missing id");
+  m.uuid = StringOr(o, "uuid");
+  m.description = StringOr(o, "description");
+  auto state = ParseMigrationState(StringOr(o, "state"));
+  if (!state.ok()) return absl::InvalidArgumentError(absl::StrCat("migration ", m.id, ": ", state.status().message()));
+  m.state = *state;
+  if (auto* s = o.if_contains("strategy")) m.strategy = *s;
+  if (auto* d = o.if_contains("data")) m.data = *d;
+  if (auto* f = o.if_contains("failure_handling")) m.failure_handling = *f;
+  if (auto* s = o.if_contains("synced"); s && s->is_bool()) m.synced = s->as_bool();
+  if (auto* r = o.if_contains("revision"); r && r->is_number()) m.revision = r->to_number<std::uint64_t>();
+  m.last_error = StringOr(o, "error");
+  m.created_at = StringOr(o, "created_at");
+  m.updated_at = StringOr(o, "updated_at");
+  if (auto* routes = o.if_contains("routes"); routes && routes->is_array()) {
+    for (const auto& r : routes->as_array()) {
+      if (!r.is_object()) return absl::InvalidArgumentError(absl::StrCat("migration ", m.id, ": bad route"));
+      m.interlays.push_back({StringOr(r.as_object(), "route"), StringOr(r.as_object(), "endpoint")});
+    }
+  }
+  if (auto* scopes = o.if_contains("scopes"); scopes && scopes->is_array()) {
+    for (const auto& s : scopes->as_array()) {
+      if (!s.is_object()) return absl::InvalidArgumentError(absl::StrCat("migration ", m.id, ": bad scope"));
+      ApiScope a;
+      a.name = StringOr(s.as_object(), "id");
+      auto tables = StringsFromJson(s.as_object().if_contains("tables"), "tables");
+      auto keys = StringsFromJson(s.as_object().if_contains("keys"), "keys");
+      if (!tables.ok()) return tables.status();
+      if (!keys.ok()) return keys.status();
+      a.tables = *std::move(tables);
+      a.keys = *std::move(keys);
+      m.apis.push_back(std::move(a));
+    }
+  }
+  if (auto* history = o.if_contains("history"); history && history->is_array()) {
+    for (const auto& h : history->as_array()) {
+      if (!h.is_object()) continue;
+      const auto& ho = h.as_object();
+      AuditEntry e{StringOr(ho, "at"), StringOr(ho, "actor"), StringOr(ho, "action"), nullptr, nullptr};
+      if (auto* b = ho.if_contains("before")) e.before = *b;
+      if (auto* a = ho.if_contains("after")) e.after = *a;
+      m.history.push_back(std::move(e));
+    }
+  }
+  return m;
+}
+
+std::string NowRfc3339() { return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()); }
+
+}  // namespace turnout::control

@@ -1,0 +1,505 @@
+#include "control/migration_service.h"
+
+#include <boost/json.hpp>
+
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "control/api_status.h"
+#include "control/strategy_json.h"
+
+namespace turnout::control {
+namespace json = boost::json;
+namespace {
+
+std::string ToStd(json::string_view s) { return std::string(s.data(), s.size()); }
+
+std::string NewUuid() {
+  // RFC 4122 version 4 from a CSPRNG-seeded engine: ids need uniqueness, not secrecy.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const std::uint64_t a = rng(), b = rng();
+  return absl::StrFormat("%08x-%04x-4%03x-%04x-%012x", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+                         ((b >> 48) & 0x3fff) | 0x8000, b & 0xffffffffffffULL);
+}
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+absl::Status Illegal(const Migration& m, absl::string_view action) {
+  return WithDetails(absl::FailedPreconditionError(absl::StrCat("cannot ", action, " migration ", m.id,
+                                                                " in state ", MigrationStateName(m.state))),
+                     "see the lifecycle: Pending → Ready → Running ⇄ Paused → Completed | Failed; "
+                     "Failed, Running or Paused → RollingBack → RolledBack");
+}
+
+// `data`: "none" | {"type": "none"|"snapshot"|"scan", "replace": "none"|"replace"|"merge"}
+absl::Status ValidateData(const json::value& v) {
+  auto type_ok = [](json::string_view t) { return t == "none" || t == "snapshot" || t == "scan"; };
+  if (v.is_string()) {
+    if (!type_ok(v.as_string()))
+      return absl::InvalidArgumentError(absl::StrCat("data: expected none, snapshot or scan, got \"", ToStd(v.as_string()), "\""));
+    return absl::OkStatus();
+  }
+  if (!v.is_object()) return absl::InvalidArgumentError("data: expected \"none\" or {\"type\": ..., \"replace\": ...}");
+  for (const auto& kv : v.as_object()) {
+    if (kv.key() == "type") {
+      if (!kv.value().is_string() || !type_ok(kv.value().as_string()))
+        return absl::InvalidArgumentError("data.type: expected none, snapshot or scan");
+    } else if (kv.key() == "replace") {
+      const auto& r = kv.value();
+      if (!r.is_string() || !(r.as_string() == "none" || r.as_string() == "replace" || r.as_string() == "merge"))
+        return absl::InvalidArgumentError("data.replace: expected none, replace or merge");
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()), ": unknown field (allowed: type, replace)"));
+    }
+  }
+  if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");
+  return absl::OkStatus();
+}
+
+// `failure_handling`: "rollback_all" | "allow_partial" | {"type": "retry_then_all", "retry_count": n}
+absl::Status ValidateFailureHandling(const json::value& v) {
+  auto name_ok = [](json::string_view t) { return t == "rollback_all" || t == "allow_partial" || t == "retry_then_all"; };
+  if (v.is_string()) {
+    if (!name_ok(v.as_string()))
+      return absl::InvalidArgumentError("failure_handling: expected rollback_all, retry_then_all or allow_partial");
+    return absl::OkStatus();
+  }
+  if (!v.is_object()) return absl::InvalidArgumentError("failure_handling: expected a string or an object");
+  for (const auto& kv : v.as_object()) {
+    if (kv.key() == "type") {
+      if (!kv.value().is_string() || !name_ok(kv.value().as_string()))
+        return absl::InvalidArgumentError("failure_handling.type: expected rollback_all, retry_then_all or allow_partial");
+    } else if (kv.key() == "retry_count") {
+      if (!kv.value().is_int64() || kv.value().as_int64() < 0 || kv.value().as_int64() > 100)
+        return absl::InvalidArgumentError("failure_handling.retry_count: expected a whole number from 0 to 100");
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("failure_handling.", ToStd(kv.key()),
+                                                     ": unknown field (allowed: type, retry_count)"));
+    }
+  }
+  if (!v.as_object().contains("type")) return absl::InvalidArgumentError("failure_handling.type: required");
+  return absl::OkStatus();
+}
+
+// Only the listed keys may appear in a request body.
+absl::Status CheckBody(const json::value& body, std::initializer_list<const char*> allowed) {
+  if (!body.is_object()) return absl::InvalidArgumentError("body: expected a JSON object");
+  for (const auto& kv : body.as_object()) {
+    bool ok = false;
+    for (const char* a : allowed) ok |= (kv.key() == a);
+    if (!ok) {
+      std::string list;
+      for (const char* a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
+      return absl::InvalidArgumentError(absl::StrCat(ToStd(kv.key()), ": unknown field (allowed: ", list, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> StringList(const json::value& v, const std::string& field) {
+  if (!v.is_array()) return absl::InvalidArgumentError(field + ": expected an array of strings");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < v.as_array().size(); ++i) {
+    const auto& e = v.as_array()[i];
+    if (!e.is_string() || e.as_string().empty())
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: expected a non-empty string"));
+    out.push_back(ToStd(e.as_string()));
+  }
+  return out;
+}
+
+bool IsFullCutover(const routing::StrategySpec& spec) {
+  if (const auto* c = std::get_if<routing::CanarySpec>(&spec)) {
+    const auto& w = c->write_mode;
+    const bool writes_new = w.mode == routing::WriteMode::kNewOnly ||
+                            (w.mode == routing::WriteMode::kCutover && w.write_percentage.value_or(0) >= 1.0);
+    return c->read_percentage >= 1.0 && writes_new;
+  }
+  if (const auto* b = std::get_if<routing::BlueGreenSpec>(&spec)) return b->active_is_new && !b->keep_standby;
+  return std::holds_alternative<routing::BigBangSpec>(spec);
+}
+
+json::value Summary(const Migration& m) { return MigrationToJson(m, false); }
+
+}  // namespace
+
+routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type) {
+  using P = routing::MigrationPhase;
+  switch (m.state) {
+    case MigrationState::kPending: return P::kNotStarted;
+    case MigrationState::kReady:
+      if (type == routing::StrategyType::kBigBang) return m.synced ? P::kPrepared : P::kNotStarted;
+      return P::kExecuting;
+    case MigrationState::kRunning: return P::kExecuting;
+    case MigrationState::kPaused: return P::kPaused;
+    case MigrationState::kCompleted: return P::kCompleted;
+    case MigrationState::kFailed:
+    case MigrationState::kRollingBack:
+    case MigrationState::kRolledBack: return P::kRolledBack;
+  }
+  return P::kNotStarted;
+}
+
+MigrationService::MigrationService(std::shared_ptr<const routing::Config> config, StateStore* store,
+                                   routing::RouteTablePublisher* route_table)
+    : config_(std::move(config)), store_(store), route_table_(route_table) {}
+
+absl::Status MigrationService::Start() { return Reload(); }
+
+absl::Status MigrationService::Reload() {
+  auto all = store_->LoadAll();
+  if (!all.ok()) return all.status();
+  std::lock_guard<std::mutex> l(mu_);
+  migrations_.clear();
+  for (auto& m : *all) migrations_[m.id] = std::move(m);
+  loaded_ = true;
+  PublishLocked();
+  return absl::OkStatus();
+}
+
+bool MigrationService::loaded() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return loaded_;
+}
+
+void MigrationService::OnPublish(std::function<void(const std::vector<Migration>&)> cb) {
+  std::lock_guard<std::mutex> l(mu_);
+  on_publish_.push_back(std::move(cb));
+}
+
+absl::Status MigrationService::CheckRouteFree(const std::string& route, const std::string& except_id) const {
+  for (const auto& [id, m] : migrations_) {
+    if (id == except_id || m.state == MigrationState::kRolledBack) continue;
+    for (const auto& i : m.interlays)
+      if (i.route == route)
+        return WithDetails(absl::AlreadyExistsError(absl::StrCat("route ", route, " already belongs to migration ", id)),
+                           "a route belongs to at most one migration at a time; roll back or delete the other first");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const routing::Policy>> MigrationService::CompileFor(const Migration& m,
+                                                                                    const Interlay& interlay) const {
+  const routing::Route* route = config_->FindRoute(interlay.route);
+  if (route == nullptr) return absl::NotFoundError(absl::StrCat("route ", interlay.route, " is not configured"));
+  auto spec = StrategyFromJson(m.strategy);
+  if (!spec.ok()) return spec.status();
+  routing::PolicyInputs in;
+  in.route = route->name;
+  in.protocol = route->protocol;
+  in.migration_id = m.id;
+  in.new_backend = interlay.endpoint;
+  in.version = m.revision;
+  in.phase = PhaseOf(m, routing::TypeOf(*spec));
+  in.strategy = *std::move(spec);
+  in.sidecar = {config_->instance_id, config_->region};
+  for (const auto& a : m.apis) in.scopes.push_back({a.name, a.tables, a.keys});
+  return routing::Policy::Compile(std::move(in));
+}
+
+absl::Status MigrationService::ValidateForRoutes(const Migration& m) const {
+  for (const auto& i : m.interlays) {
+    auto p = CompileFor(m, i);
+    if (!p.ok()) return p.status();
+  }
+  return absl::OkStatus();
+}
+
+void MigrationService::PublishLocked() {
+  routing::RouteTable::Map table;
+  // Static strategies of turnout.yaml apply to routes no migration holds.
+  for (const auto& r : config_->routes) {
+    if (r.strategy_json.empty()) continue;
+    boost::system::error_code ec;
+    auto v = json::parse(r.strategy_json, ec);
+    auto spec = ec ? absl::StatusOr<routing::StrategySpec>(absl::InvalidArgumentError(ec.message()))
+                   : StrategyFromJson(v);
+    if (!spec.ok()) continue;  // validated at startup (ValidateStaticStrategies)
+    routing::PolicyInputs in;
+    in.route = r.name;
+    in.protocol = r.protocol;
+    in.migration_id = "config:" + r.name;
+    in.new_backend = r.new_backend;
+    in.phase = routing::MigrationPhase::kExecuting;
+    in.strategy = *std::move(spec);
+    in.sidecar = {config_->instance_id, config_->region};
+    if (auto p = routing::Policy::Compile(std::move(in)); p.ok()) table[r.name] = *p;
+  }
+  for (const auto& [id, m] : migrations_) {
+    for (const auto& i : m.interlays) {
+      auto p = CompileFor(m, i);
+      if (p.ok()) table[i.route] = *p;
+    }
+  }
+  route_table_->Publish(std::move(table));
+  std::vector<Migration> all;
+  for (const auto& [id, m] : migrations_) all.push_back(m);
+  for (const auto& cb : on_publish_) cb(all);
+}
+
+absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const std::string& actor,
+                                                   const std::string& action, const Mutation& change) {
+  // Optimistic: a concurrent writer (another sidecar) makes Put fail with
+  // ABORTED; reload and apply the change again, a few times.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::unique_lock<std::mutex> l(mu_);
+    auto it = migrations_.find(id);
+    if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
+    Migration next = it->second;
+    const json::value before = Summary(next);
+    if (auto st = change(next); !st.ok()) return st;
+    if (auto st = ValidateForRoutes(next); !st.ok()) return st;
+    const std::uint64_t expected = next.revision;
+    next.revision = expected + 1;
+    next.updated_at = NowRfc3339();
+    next.history.push_back({next.updated_at, actor, action, before, nullptr});
+    next.history.back().after = Summary(next);
+    auto st = store_->Put(next, expected);
+    if (st.ok()) {
+      it->second = next;
+      PublishLocked();
+      return next;
+    }
+    if (st.code() != absl::StatusCode::kAborted) return st;
+    l.unlock();
+    if (auto rs = Reload(); !rs.ok()) return rs;
+  }
+  return absl::AbortedError(absl::StrCat("migration ", id, " keeps changing concurrently; try again"));
+}
+
+absl::StatusOr<json::value> MigrationService::Create(const json::value& body, const std::string& actor) {
+  if (auto st = CheckBody(body, {"id", "description", "strategy", "data", "failure_handling"}); !st.ok()) return st;
+  const auto& o = body.as_object();
+  Migration m;
+  if (!o.contains("id") || !o.at("id").is_string())
+    return absl::InvalidArgumentError("id: required, a string");
+  m.id = ToStd(o.at("id").as_string());
+  if (!ValidId(m.id))
+    return absl::InvalidArgumentError("id: 1 to 128 characters of letters, digits, '_', '-' or '.'");
+  if (auto* d = o.if_contains("description")) {
+    if (!d->is_string()) return absl::InvalidArgumentError("description: expected a string");
+    m.description = ToStd(d->as_string());
+  }
+  m.strategy = o.contains("strategy") ? o.at("strategy") : json::value(json::object{{"type", "big_bang"}});
+  if (auto spec = StrategyFromJson(m.strategy); !spec.ok()) return spec.status();
+  if (auto* d = o.if_contains("data")) m.data = *d;
+  if (auto st = ValidateData(m.data); !st.ok()) return st;
+  if (auto* f = o.if_contains("failure_handling")) m.failure_handling = *f;
+  if (auto st = ValidateFailureHandling(m.failure_handling); !st.ok()) return st;
+
+  std::lock_guard<std::mutex> l(mu_);
+  if (migrations_.count(m.id))
+    return WithDetails(absl::AlreadyExistsError(absl::StrCat("migration ", m.id, " already exists")),
+                       "choose another id, or PATCH the existing migration");
+  // Implicit interlays: configured routes with a `new` backend, not taken.
+  for (const auto& r : config_->routes) {
+    if (r.new_backend.empty() || !r.strategy_json.empty()) continue;
+    if (CheckRouteFree(r.name, m.id).ok()) m.interlays.push_back({r.name, r.new_backend});
+  }
+  if (!m.interlays.empty()) m.state = MigrationState::kReady;
+  if (auto st = ValidateForRoutes(m); !st.ok()) return st;
+  m.uuid = NewUuid();
+  m.created_at = m.updated_at = NowRfc3339();
+  m.revision = 1;
+  m.history.push_back({m.created_at, actor, "create", nullptr, Summary(m)});
+  if (auto st = store_->Put(m, 0); !st.ok()) {
+    if (st.code() == absl::StatusCode::kAborted)
+      return absl::AlreadyExistsError(absl::StrCat("migration ", m.id, " already exists"));
+    return st;
+  }
+  migrations_[m.id] = m;
+  PublishLocked();
+  return json::value(MigrationToJson(m, false));
+}
+
+absl::StatusOr<json::value> MigrationService::List() const {
+  std::lock_guard<std::mutex> l(mu_);
+  json::array out;
+  for (const auto& [id, m] : migrations_) out.push_back(MigrationToJson(m, false));
+  return json::value(std::move(out));
+}
+
+absl::StatusOr<json::value> MigrationService::Get(const std::string& id, bool verbose) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = migrations_.find(id);
+  if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
+  return json::value(MigrationToJson(it->second, verbose));
+}
+
+absl::StatusOr<Migration> MigrationService::Snapshot(const std::string& id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = migrations_.find(id);
+  if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
+  return it->second;
+}
+
+absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const json::value& body,
+                                                    const std::string& actor) {
+  if (auto st = CheckBody(body, {"strategy", "description", "data", "failure_handling"}); !st.ok()) return st;
+  const auto& o = body.as_object();
+  if (o.empty()) return absl::InvalidArgumentError("body: nothing to change (strategy, description, data, failure_handling)");
+  if (auto* s = o.if_contains("strategy"))
+    if (auto spec = StrategyFromJson(*s); !spec.ok()) return spec.status();
+  if (auto* d = o.if_contains("data"))
+    if (auto st = ValidateData(*d); !st.ok()) return st;
+  if (auto* f = o.if_contains("failure_handling"))
+    if (auto st = ValidateFailureHandling(*f); !st.ok()) return st;
+  if (auto* d = o.if_contains("description"); d && !d->is_string())
+    return absl::InvalidArgumentError("description: expected a string");
+  auto m = Mutate(id, actor, "patch", [&](Migration& mig) -> absl::Status {
+    if (mig.state == MigrationState::kCompleted || mig.state == MigrationState::kRolledBack ||
+        mig.state == MigrationState::kRollingBack)
+      return Illegal(mig, "patch");
+    if (auto* s = o.if_contains("strategy")) mig.strategy = *s;
+    if (auto* d = o.if_contains("description")) mig.description = ToStd(d->as_string());
+    if (auto* d = o.if_contains("data")) mig.data = *d;
+    if (auto* f = o.if_contains("failure_handling")) mig.failure_handling = *f;
+    // A running migration whose strategy now sends everything to new is done.
+    if (mig.state == MigrationState::kRunning) {
+      auto spec = StrategyFromJson(mig.strategy);
+      if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
+    }
+    return absl::OkStatus();
+  });
+  if (!m.ok()) return m.status();
+  return json::value(MigrationToJson(*m, false));
+}
+
+absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id, const std::string& route,
+                                                          const json::value& body, const std::string& actor) {
+  if (auto st = CheckBody(body, {"endpoint"}); !st.ok()) return st;
+  const auto* endpoint = body.as_object().if_contains("endpoint");
+  if (endpoint == nullptr || !endpoint->is_string())
+    return absl::InvalidArgumentError("endpoint: required, the name of the backend the route moves to");
+  const std::string backend = ToStd(endpoint->as_string());
+  const routing::Route* r = config_->FindRoute(route);
+  if (r == nullptr)
+    return WithDetails(absl::NotFoundError(absl::StrCat("route ", route, " is not configured")),
+                       "routes (interlays) are the routes of turnout.yaml");
+  const routing::Backend* b = config_->FindBackend(backend);
+  if (b == nullptr) return absl::InvalidArgumentError(absl::StrCat("endpoint: no backend named \"", backend, "\""));
+  if (b->protocol != r->protocol)
+    return absl::InvalidArgumentError(absl::StrCat("endpoint: backend ", backend, " speaks ", routing::ProtocolName(b->protocol),
+                                                   ", route ", route, " speaks ", routing::ProtocolName(r->protocol)));
+  if (backend == r->old_backend)
+    return absl::InvalidArgumentError(absl::StrCat("endpoint: ", backend, " is the route's old backend"));
+  auto m = Mutate(id, actor, "add_interlay", [&](Migration& mig) -> absl::Status {
+    if (mig.state != MigrationState::kPending && mig.state != MigrationState::kReady) return Illegal(mig, "add a route to");
+    if (auto st = CheckRouteFree(route, mig.id); !st.ok()) return st;
+    bool replaced = false;
+    for (auto& i : mig.interlays)
+      if (i.route == route) {
+        i.endpoint = backend;
+        replaced = true;
+      }
+    if (!replaced) mig.interlays.push_back({route, backend});
+    mig.state = MigrationState::kReady;
+    return absl::OkStatus();
+  });
+  if (!m.ok()) return m.status();
+  return json::value(MigrationToJson(*m, true));
+}
+
+absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const std::string& scope,
+                                                       const json::value& body, const std::string& actor) {
+  if (auto st = CheckBody(body, {"id", "tables", "keys"}); !st.ok()) return st;
+  const auto& o = body.as_object();
+  if (auto* bid = o.if_contains("id"); bid && (!bid->is_string() || bid->as_string() != scope))
+    return absl::InvalidArgumentError(absl::StrCat("id: must equal the scope in the path (\"", scope, "\")"));
+  ApiScope s{scope, {}, {}};
+  if (auto* t = o.if_contains("tables")) {
+    auto v = StringList(*t, "tables");
+    if (!v.ok()) return v.status();
+    s.tables = *std::move(v);
+  }
+  if (auto* k = o.if_contains("keys")) {
+    auto v = StringList(*k, "keys");
+    if (!v.ok()) return v.status();
+    s.keys = *std::move(v);
+  }
+  if (s.tables.empty() == s.keys.empty())
+    return absl::InvalidArgumentError("body: give either tables (Postgres) or keys (Redis globs)");
+  auto m = Mutate(id, actor, "add_api", [&](Migration& mig) -> absl::Status {
+    if (mig.state != MigrationState::kPending && mig.state != MigrationState::kReady &&
+        mig.state != MigrationState::kRunning && mig.state != MigrationState::kPaused)
+      return Illegal(mig, "add a scope to");
+    bool replaced = false;
+    for (auto& a : mig.apis)
+      if (a.name == scope) {
+        a = s;
+        replaced = true;
+      }
+    if (!replaced) mig.apis.push_back(s);
+    if (mig.state == MigrationState::kPending) mig.state = MigrationState::kReady;
+    return absl::OkStatus();
+  });
+  if (!m.ok()) return m.status();
+  return json::value(MigrationToJson(*m, true));
+}
+
+absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, const std::string& action,
+                                                         const std::string& actor) {
+  using S = MigrationState;
+  auto m = Mutate(id, actor, action, [&](Migration& mig) -> absl::Status {
+    const S s = mig.state;
+    if (action == "sync") {
+      if (s != S::kReady && s != S::kRunning && s != S::kPaused) return Illegal(mig, "sync");
+      mig.synced = true;
+    } else if (action == "migrate") {
+      if (s != S::kReady) return Illegal(mig, "migrate");
+      if (mig.interlays.empty())
+        return WithDetails(absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, " has no route")),
+                           "add one with POST /api/v1/migrations/{id}/interlay/{route}");
+      mig.synced = true;
+      mig.state = S::kRunning;
+      // With nothing to copy, a strategy that sends everything to new is done at once.
+      auto spec = StrategyFromJson(mig.strategy);
+      const bool no_data = mig.data.is_string() ? mig.data.as_string() == "none"
+                                                : mig.data.as_object().at("type").as_string() == "none";
+      if (spec.ok() && no_data && IsFullCutover(*spec)) mig.state = S::kCompleted;
+    } else if (action == "pause") {
+      if (s != S::kRunning) return Illegal(mig, "pause");
+      mig.state = S::kPaused;
+    } else if (action == "resume") {
+      if (s != S::kPaused) return Illegal(mig, "resume");
+      mig.state = S::kRunning;
+    } else if (action == "rollback") {
+      if (s != S::kRunning && s != S::kPaused && s != S::kFailed) return Illegal(mig, "roll back");
+      // Routing back to old is one publication; nothing else is to undo, so
+      // RollingBack is passed through (and recorded) on the way to RolledBack.
+      mig.state = S::kRolledBack;
+    } else {
+      return absl::NotFoundError(absl::StrCat("unknown action ", action));
+    }
+    return absl::OkStatus();
+  });
+  if (!m.ok()) return m.status();
+  return json::value(MigrationToJson(*m, false));
+}
+
+absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, const std::string& actor) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = migrations_.find(id);
+  if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
+  const Migration& m = it->second;
+  if (m.state == MigrationState::kRunning || m.state == MigrationState::kPaused)
+    return WithDetails(absl::FailedPreconditionError(absl::StrCat("cannot delete migration ", id, " in state ",
+                                                                  MigrationStateName(m.state))),
+                       "roll it back first (POST /api/v1/migrations/{id}/rollback)");
+  if (auto st = store_->Remove(id, m.revision); !st.ok()) return st;
+  json::value gone = Summary(m);
+  (void)actor;
+  migrations_.erase(it);
+  PublishLocked();
+  return gone;
+}
+
+}  // namespace turnout::control

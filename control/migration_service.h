@@ -1,0 +1,104 @@
+#pragma once
+// The migration lifecycle (DESIGN.md §5) and its effect on routing: every
+// accepted change is validated, stored (optimistically, so a fleet sharing
+// a Postgres store agrees), recorded in the audit history, and compiled into
+// per-route policies published to the data plane's route table.
+//
+// States: Pending → Ready (a route or scope added) → Running ⇄ Paused →
+// Completed | Failed; Failed, Running or Paused → RollingBack → RolledBack.
+// An illegal transition is FAILED_PRECONDITION (HTTP 409) naming the state.
+//
+// How a state routes (the policy phase, routing/policy.h):
+//   Pending                       everything to old
+//   Ready                         the strategy decides: a canary at 5 % sends
+//                                 5 % of reads to new as soon as its route is
+//                                 attached, so the API guide's walk-through
+//                                 (create, PATCH 25 %, 75 %, 100 %) moves
+//                                 traffic at each step. big_bang is the
+//                                 exception: old until /migrate (after /sync
+//                                 it dual-writes to new).
+//   Running                       the strategy decides
+//   Paused                        the strategy decides (frozen where it is)
+//   Completed                     everything to new
+//   Failed, RollingBack, RolledBack  everything to old
+//
+// Routes: a migration created without interlays is attached to every route
+// of turnout.yaml that names a `new` backend and is in no other migration
+// (a sidecar usually exists to move exactly those routes). A route belongs
+// to at most one migration that is not RolledBack.
+
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "control/migration.h"
+#include "control/state_store.h"
+#include "routing/config.h"
+#include "routing/policy.h"
+#include "routing/policy_table.h"
+
+namespace turnout::control {
+
+class MigrationService {
+ public:
+  MigrationService(std::shared_ptr<const routing::Config> config, StateStore* store,
+                   routing::RouteTablePublisher* route_table);
+
+  // Loads every stored migration and publishes the route table. Startup
+  // fails if the store cannot be read.
+  absl::Status Start();
+  // Re-reads the store (another sidecar changed it) and republishes.
+  absl::Status Reload();
+  bool loaded() const;
+
+  absl::StatusOr<boost::json::value> Create(const boost::json::value& body, const std::string& actor);
+  absl::StatusOr<boost::json::value> List() const;
+  absl::StatusOr<boost::json::value> Get(const std::string& id, bool verbose) const;
+  absl::StatusOr<boost::json::value> Patch(const std::string& id, const boost::json::value& body,
+                                           const std::string& actor);
+  absl::StatusOr<boost::json::value> AddInterlay(const std::string& id, const std::string& route,
+                                                 const boost::json::value& body, const std::string& actor);
+  absl::StatusOr<boost::json::value> AddScope(const std::string& id, const std::string& scope,
+                                              const boost::json::value& body, const std::string& actor);
+  // sync, migrate, pause, resume, rollback.
+  absl::StatusOr<boost::json::value> Transition(const std::string& id, const std::string& action,
+                                                const std::string& actor);
+  absl::StatusOr<boost::json::value> Delete(const std::string& id, const std::string& actor);
+
+  // A copy, for the dry run and the validator.
+  absl::StatusOr<Migration> Snapshot(const std::string& id) const;
+  const routing::Config& config() const { return *config_; }
+
+  // Called after every publication (metrics: policy versions, states).
+  void OnPublish(std::function<void(const std::vector<Migration>&)> cb);
+
+ private:
+  using Mutation = std::function<absl::Status(Migration&)>;
+  // Applies `change` to a copy of the migration, stores it with the next
+  // revision, records the audit entry, and republishes.
+  absl::StatusOr<Migration> Mutate(const std::string& id, const std::string& actor,
+                                   const std::string& action, const Mutation& change);
+  absl::Status CheckRouteFree(const std::string& route, const std::string& except_id) const;
+  absl::Status ValidateForRoutes(const Migration& m) const;
+  absl::StatusOr<std::shared_ptr<const routing::Policy>> CompileFor(const Migration& m,
+                                                                   const Interlay& interlay) const;
+  void PublishLocked();
+
+  std::shared_ptr<const routing::Config> config_;
+  StateStore* store_;
+  routing::RouteTablePublisher* route_table_;
+  mutable std::mutex mu_;
+  std::map<std::string, Migration> migrations_;
+  bool loaded_ = false;
+  std::vector<std::function<void(const std::vector<Migration>&)>> on_publish_;
+};
+
+// The policy phase a migration in state `m` routes by (see above).
+routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type);
+
+}  // namespace turnout::control

@@ -1,0 +1,17 @@
+#pragma once
+// The `strategy` object of the admin API (and of routes[].strategy in
+// turnout.yaml) to routing::StrategySpec and back. Field names and shapes are
+// documented in routing/strategy.h. Unknown fields are errors, and every
+// error names the field: "strategy.write_mode.policy: expected one of ...".
+
+#include <boost/json/value.hpp>
+
+#include "absl/status/statusor.h"
+#include "routing/strategy.h"
+
+namespace turnout::control {
+
+absl::StatusOr<routing::StrategySpec> StrategyFromJson(const boost::json::value& v);
+boost::json::object StrategyToJson(const routing::StrategySpec& spec);
+
+}  // namespace turnout::control

@@ -1,0 +1,92 @@
+#include "proxy/metrics_collector.h"
+
+#include <prometheus/metric_family.h>
+
+#include <string>
+
+namespace turnout::proxy {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+ClientMetric Counter(std::vector<ClientMetric::Label> labels, double v) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = v;
+  return m;
+}
+
+ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double v) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = v;
+  return m;
+}
+
+double Load(const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); }
+
+}  // namespace
+
+std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
+  auto active = Family("turnout_connections", "Client connections open, by route.", MetricType::Gauge);
+  auto accepted = Family("turnout_connections_total", "Client connections accepted, by route.", MetricType::Counter);
+  auto refused = Family("turnout_connections_refused_total", "Client connections refused at the limit, by route.",
+                        MetricType::Counter);
+  auto bytes = Family("turnout_bytes_total", "Bytes relayed, by route and direction (in: from clients).",
+                      MetricType::Counter);
+  auto requests = Family("turnout_requests_total", "Requests answered, by route, backend side and class.",
+                         MetricType::Counter);
+  auto errors = Family("turnout_upstream_errors_total", "Upstream connection or protocol errors, by route and side.",
+                       MetricType::Counter);
+  auto latency = Family("turnout_request_duration_seconds", "Request latency at the proxy, by route and side.",
+                        MetricType::Histogram);
+  for (const RouteRuntime* rt : routes_()) {
+    const std::string& route = rt->route.name;
+    active.metric.push_back(Gauge({{"route", route}}, rt->active.load(std::memory_order_relaxed)));
+    accepted.metric.push_back(Counter({{"route", route}}, Load(rt->accepted)));
+    refused.metric.push_back(Counter({{"route", route}}, Load(rt->refused)));
+    bytes.metric.push_back(Counter({{"direction", "in"}, {"route", route}}, Load(rt->bytes_from_clients)));
+    bytes.metric.push_back(Counter({{"direction", "out"}, {"route", route}}, Load(rt->bytes_to_clients)));
+    for (int side = 0; side < RouteRuntime::kSides; ++side) {
+      const auto& s = rt->sides[side];
+      const std::string backend(routing::SideName(static_cast<routing::Side>(side)));
+      for (int c = 0; c < RouteRuntime::kClasses; ++c) {
+        const double n = Load(s.requests[c]);
+        if (n == 0) continue;  // keep the exposition small: classes appear once used
+        requests.metric.push_back(Counter(
+            {{"backend", backend}, {"class", std::string(routing::RequestClassName(static_cast<routing::RequestClass>(c)))},
+             {"route", route}},
+            n));
+      }
+      errors.metric.push_back(Counter({{"backend", backend}, {"route", route}}, Load(s.upstream_errors)));
+      ClientMetric h;
+      h.label = {{"backend", backend}, {"route", route}};
+      std::uint64_t cumulative = 0;
+      for (std::size_t b = 0; b < RouteRuntime::kLatencyBoundsUs.size(); ++b) {
+        cumulative += s.latency_buckets[b].load(std::memory_order_relaxed);
+        ClientMetric::Bucket bucket;
+        bucket.cumulative_count = cumulative;
+        bucket.upper_bound = RouteRuntime::kLatencyBoundsUs[b] == UINT64_MAX
+                                 ? std::numeric_limits<double>::infinity()
+                                 : static_cast<double>(RouteRuntime::kLatencyBoundsUs[b]) / 1e6;
+        h.histogram.bucket.push_back(bucket);
+      }
+      h.histogram.sample_count = cumulative;
+      h.histogram.sample_sum = Load(s.latency_sum_us) / 1e6;
+      latency.metric.push_back(std::move(h));
+    }
+  }
+  return {active, accepted, refused, bytes, requests, errors, latency};
+}
+
+}  // namespace turnout::proxy
