@@ -124,10 +124,10 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
         return reply(deps.journal(*m));
       }
       if (r.method != "POST") return method_not_allowed("POST");
-      if (action == "test" || action == "verify") {
+      if (action == "test" || action == "verify" || action == "repair") {
         auto m = svc.Snapshot(id);
         if (!m.ok()) return Error(m.status());
-        const auto& fn = action == "test" ? deps.dry_run : deps.verify;
+        const auto& fn = action == "test" ? deps.dry_run : action == "verify" ? deps.verify : deps.repair;
         if (!fn) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
         return reply(fn(*m));
       }

@@ -437,7 +437,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, absl::string_vie
   c.source_path = std::string(source_path);
   if (!root.IsMap()) return absl::InvalidArgumentError("the configuration must be a YAML mapping");
   r.CheckKeys(root, "", {"instance_id", "region", "workers", "log_level", "log_format", "admin",
-                         "state_store", "limits", "backends", "routes"});
+                         "state_store", "journal", "limits", "backends", "routes"});
   if (root["instance_id"]) c.instance_id = r.String(root["instance_id"], "instance_id");
   if (r.ok() && c.instance_id.empty()) r.Fail("instance_id", "must not be empty");
   if (root["region"]) c.region = r.String(root["region"], "region");
@@ -452,7 +452,22 @@ absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, absl::string_vie
     c.log_format = r.Choice<std::string>(root["log_format"], "log_format", {{"text", "text"}, {"json", "json"}});
   if (r.ok() && root["admin"]) ReadAdmin(r, root["admin"], c.admin);
   if (r.ok() && root["state_store"]) ReadStateStore(r, root["state_store"], c.state_store);
+  c.state_store.path = r.RelativeTo(c.state_store.path);
   if (r.ok() && root["limits"]) ReadLimits(r, root["limits"], c.limits);
+  if (r.ok() && root["journal"]) {
+    const auto j = root["journal"];
+    r.CheckKeys(j, "journal", {"path", "max_entries"});
+    if (r.ok() && j["path"]) c.journal.path = r.RelativeTo(r.String(j["path"], "journal.path"));
+    if (r.ok() && j["max_entries"])
+      c.journal.max_entries = r.Integer<std::size_t>(j["max_entries"], "journal.max_entries", 100, 100000000);
+  }
+  if (r.ok() && c.journal.path.empty()) {
+    // Beside the state file when there is one, else beside turnout.yaml.
+    const std::filesystem::path near = c.state_store.kind == routing::StateStoreKind::kFile
+                                           ? std::filesystem::path(c.state_store.path).parent_path()
+                                           : std::filesystem::path(base_dir);
+    c.journal.path = (near / "turnout-journal.log").string();
+  }
   if (r.ok()) {
     const auto backends = root["backends"];
     if (!backends || !backends.IsSequence() || backends.size() == 0) {

@@ -17,6 +17,7 @@
 #include "control/migration_service.h"
 #include "control/state_store.h"
 #include "routing/config.h"
+#include "routing/journal.h"
 #include "routing/policy_table.h"
 
 namespace turnout::control {
@@ -25,7 +26,8 @@ class ControlPlane {
  public:
   // Opens the state store, loads migrations and publishes their policies.
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(std::shared_ptr<const routing::Config> config,
-                                                             routing::RouteTablePublisher* route_table);
+                                                             routing::RouteTablePublisher* route_table,
+                                                             routing::Journal* journal);
   ~ControlPlane();
 
   // Serves the admin API (when enabled). `data_plane_metrics` must outlive
@@ -41,6 +43,7 @@ class ControlPlane {
 
   std::shared_ptr<const routing::Config> config_;
   routing::RouteTablePublisher* route_table_ = nullptr;
+  routing::Journal* journal_ = nullptr;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<MigrationService> service_;
   std::unique_ptr<ControlMetricsCollector> metrics_;

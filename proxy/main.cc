@@ -18,6 +18,7 @@
 #include "control/config_loader.h"
 #include "control/control_plane.h"
 #include "proxy/metrics_collector.h"
+#include "proxy/journal_flusher.h"
 #include "proxy/logging.h"
 #include "proxy/server.h"
 
@@ -49,14 +50,20 @@ int Run(const std::string& path) {
   turnout::proxy::InitLogging(config->log_level, config->log_format);
 
   turnout::routing::RouteTablePublisher route_table;
+  auto journal = turnout::routing::Journal::Open(config->journal.path, {.max_entries = config->journal.max_entries});
+  if (!journal.ok()) {
+    LogError("startup failed", {{"error", std::string(journal.status().message())}});
+    return 1;
+  }
+  turnout::proxy::JournalFlusher journal_flusher(journal->get());
   // The control plane first: a corrupt state file must stop startup before
   // any listener accepts traffic under a wrong policy.
-  auto control = turnout::control::ControlPlane::Start(config, &route_table);
+  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get());
   if (!control.ok()) {
     LogError("startup failed", {{"error", std::string(control.status().message())}});
     return 1;
   }
-  turnout::proxy::Server server(config, &route_table);
+  turnout::proxy::Server server(config, &route_table, journal->get());
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());

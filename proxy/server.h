@@ -20,7 +20,9 @@ class Server {
  public:
   // `route_table` (owned by the caller, outliving the server) is where the
   // control plane publishes routing policies; sessions read it.
-  Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table);
+  // `journal` (owned by the caller) receives failed secondary writes.
+  Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
+         routing::Journal* journal);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -51,6 +53,7 @@ class Server {
 
   std::atomic<std::shared_ptr<const routing::Config>> config_;
   routing::RouteTablePublisher* route_table_;
+  routing::Journal* journal_;
   std::atomic<std::shared_ptr<const ProxyServices>> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

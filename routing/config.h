@@ -93,6 +93,12 @@ struct StateStore {
   std::string dsn;                          // kPostgres (libpq conninfo)
 };
 
+// The dual-write journal (routing/journal.h).
+struct JournalSettings {
+  std::string path;  // empty: beside the state file, or beside turnout.yaml
+  std::size_t max_entries = 100000;
+};
+
 struct Config {
   std::string source_path;  // where it was read from, for reloads
   std::string instance_id = "turnout-0";
@@ -102,6 +108,7 @@ struct Config {
   std::string log_format = "text";  // text | json
   AdminListener admin;
   StateStore state_store;
+  JournalSettings journal;
   Limits limits;
   std::vector<Backend> backends;
   std::vector<Route> routes;

@@ -254,9 +254,10 @@ awaitable<bool> BackendConnection::Login(const LoginParams& login, OpenFailure* 
 }
 
 awaitable<bool> BackendConnection::Replay(const SessionState& state, std::string* failure) {
-  if (state.empty()) co_return true;
   std::string out;
-  int replies = state.AppendReplay(&out);
+  int replies = state.AppendReplay(&out, &synced_);
+  synced_ = state.snapshot();
+  if (replies == 0) co_return true;
   if (auto ec = co_await WriteAll(out)) {
     *failure = ec.message();
     co_return false;

@@ -20,13 +20,12 @@
 #include "protocol/pg/frame_decoder.h"
 #include "protocol/pg/messages.h"
 #include "proxy/asio.h"
+#include "proxy/pg/session_state.h"
 #include "proxy/stream.h"
 #include "routing/config.h"
 #include "routing/plan.h"
 
 namespace turnout::proxy::pg {
-
-class SessionState;
 
 struct LoginParams {
   std::string user;
@@ -55,11 +54,21 @@ class BackendConnection {
   // Connects and logs in, all within `timeout`. On failure fills `failure`.
   awaitable<bool> Open(asio::ssl::context* tls, const LoginParams& login, absl::Duration timeout,
                        OpenFailure* failure);
-  // Brings a fresh connection to the session's recorded state (settings,
-  // prepared statements, LISTEN). Errors are reported in `failure` (the
-  // connection stays usable; a statement that fails here failed for the
-  // client before too, e.g. a dropped table behind a prepared statement).
+  // Brings the connection from the state it was last synced to (nothing,
+  // when fresh) to the session's recorded state (settings, prepared
+  // statements, LISTEN). Errors are reported in `failure` (the connection
+  // stays usable; a statement that fails here would fail for the client
+  // too, e.g. a dropped table behind a prepared statement).
   awaitable<bool> Replay(const SessionState& state, std::string* failure);
+  // The connection has the session's state (it was the primary until now).
+  void MarkSynced(const SessionState::Snapshot& s) { synced_ = s; }
+  const SessionState::Snapshot& synced() const noexcept { return synced_; }
+
+  // Replies the session's reader drops instead of relaying: those of a
+  // replay written while the reader owns the socket (counted in
+  // ReadyForQuery), with the errors they carried.
+  int swallow_replies = 0;
+  std::string swallow_errors;
 
   const routing::Backend& backend() const noexcept { return *backend_; }
   routing::Side side() const noexcept { return side_; }
@@ -98,6 +107,7 @@ class BackendConnection {
   std::int32_t process_id_ = 0;
   std::int32_t secret_key_ = 0;
   std::vector<std::pair<std::string, std::string>> parameters_;
+  SessionState::Snapshot synced_;
 };
 
 }  // namespace turnout::proxy::pg

@@ -198,7 +198,10 @@ class PgSession final : public Session {
   void StartRequest(routing::RequestClass cls);
   void RaiseRequestClass(routing::RequestClass cls);
   void CloseRequest();
-  std::uint64_t InFlight() const noexcept { return open_seq_ - response_seq_ - ignored_syncs_; }
+  std::uint64_t InFlight() const noexcept {
+    const std::uint64_t answered = response_seq_ + ignored_syncs_;
+    return open_seq_ > answered ? open_seq_ - answered : 0;
+  }
   bool BackendIdle() const noexcept { return InFlight() == 0 && !copy_in_; }
   bool AtBoundary() const noexcept {
     return BackendIdle() && !unsynced_ && txn_status_ == ppg::TransactionStatus::kIdle;
@@ -1034,10 +1037,9 @@ awaitable<void> PgSession::ClientLoop() {
       }
       if (r.failed()) {
         if (!co_await FlushClientParsed()) co_return;
-        const auto hr = client_decoder_.DecodeHeader(in.Unparsed());
         if (r.error == ppg::CodecError::kMessageTooLarge) {
-          std::uint32_t len = in.Unparsed().size() >= 5 ? ppg::LoadU32(in.Unparsed().data() + 1) : 0;
-          co_await SendFatal("54000", absl::StrCat("message of type '", std::string(1, hr.value.type),
+          const std::uint32_t len = in.Unparsed().size() >= 5 ? ppg::LoadU32(in.Unparsed().data() + 1) : 0;
+          co_await SendFatal("54000", absl::StrCat("message of type '", std::string(1, static_cast<char>(in.Unparsed()[0])),
                                                    "' is ", len, " bytes, over turnout's limit of ",
                                                    ctx_.config->limits.max_message_bytes,
                                                    " bytes (limits.max_message_size)"));
@@ -1117,7 +1119,26 @@ awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::st
     }
     backend_ready_.Notify();
     LogDebug("pg backend opened lazily", {{"route", route().name}, {"backend", backends_[i]->backend().name}});
+  } else if (side != primary_side_) {
+    // Open but idle since it was last primary: bring it up to date. Its
+    // reader owns the socket, so the replies are swallowed there.
+    BackendConnection& b = *backends_[i];
+    std::string out;
+    const int replies = state_.AppendReplay(&out, &b.synced());
+    b.MarkSynced(state_.snapshot());
+    if (replies > 0) {
+      b.swallow_replies = replies;
+      b.swallow_errors.clear();
+      auto [ec, n] = co_await b.stream().Write(asio::buffer(out));
+      if (ec) {
+        *error = "turnout: lost the backend connection while replaying session state";
+        co_return false;
+      }
+      while (b.swallow_replies > 0 && b.ready()) co_await idle_.Wait();
+      if (!b.swallow_errors.empty()) *notice = "turnout: replaying session state: " + b.swallow_errors;
+    }
   }
+  if (before != nullptr && before != backends_[i].get()) before->MarkSynced(state_.snapshot());
   // The client keeps seeing one server: report parameters that differ.
   std::string params;
   for (const auto& [name, value] : backends_[i]->parameters())
@@ -1164,6 +1185,19 @@ void PgSession::OnReadyForQuery(ppg::TransactionStatus status) {
 
 bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   if (side != primary_side_) {
+    BackendConnection& b = *backends_[static_cast<int>(side)];
+    if (b.swallow_replies > 0 && f.type != 'A') {
+      if (f.type == 'E') {
+        ppg::ErrorResponse e;
+        if (!ppg::Decode(f.payload, &e)) {
+          if (!b.swallow_errors.empty()) b.swallow_errors += "; ";
+          b.swallow_errors.append(e.message());
+        }
+      } else if (f.type == 'Z' && --b.swallow_replies == 0) {
+        idle_.Notify();
+      }
+      return false;
+    }
     // A backend that is not serving requests only has asynchronous news.
     if (f.type == 'S') {
       ppg::ParameterStatus ps;
@@ -1227,6 +1261,7 @@ awaitable<void> PgSession::BackendLoop(Side side) {
     const std::uint8_t* run = nullptr;  // start of the current forwarded run
     std::size_t run_len = 0;
     bool large = false;
+    bool more = false;  // complete frames left in the buffer (segments ran out)
     for (;;) {
       auto r = b.decoder().Decode(in.Unparsed());
       if (r.ok()) {
@@ -1240,7 +1275,10 @@ awaitable<void> PgSession::BackendLoop(Side side) {
           run_len = 0;
         }
         in.CommitParsed(f.total_size);
-        if (count + 1 == kMaxSegments) break;
+        if (count + 1 == kMaxSegments) {
+          more = true;
+          break;
+        }
         continue;
       }
       if (r.failed()) {
@@ -1268,6 +1306,7 @@ awaitable<void> PgSession::BackendLoop(Side side) {
       co_await SendFatal("57P01", "terminating connection due to administrator command");
       co_return;
     }
+    if (more) continue;
 
     if (large) {
       // Stream one frame larger than the buffer straight through, holding
@@ -1344,6 +1383,7 @@ awaitable<void> PgSession::IdleWatch(absl::Duration idle) {
     if (ec) co_return;
     if (Clock::now() - last_activity_ >= limit) {
       LogInfo("idle timeout", {{"route", route().name}});
+      co_await SendFatal("57P05", "terminating connection due to idle-session timeout");
       co_return;
     }
   }

@@ -35,6 +35,20 @@ std::string NormalizeParam(std::string_view s) {
   return k;
 }
 
+// A normalised name as SQL: plain when it reads back the same, else quoted.
+std::string QuoteName(const std::string& name) {
+  bool plain = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
+  for (char c : name)
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.');
+  if (plain) return name;
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 template <typename V>
 void Upsert(std::vector<std::pair<std::string, V>>* v, const std::string& key, V value) {
   for (auto& [k, val] : *v) {
@@ -205,10 +219,10 @@ void SessionState::Acknowledged(Effect& e) {
   switch (e.ack) {
     case Ack::kParseComplete:
       // Parse is not transactional: the statement exists from here on.
-      Upsert(&prepared_, e.name, std::move(e.prepared));
+      Upsert(&current_.prepared, e.name, std::move(e.prepared));
       return;
     case Ack::kCloseComplete:
-      Erase(&prepared_, e.name);
+      Erase(&current_.prepared, e.name);
       return;
     case Ack::kCommandComplete:
       if (e.op.kind == SessionOp::Kind::kSetLocal) {
@@ -226,36 +240,36 @@ void SessionState::Apply(const SessionOp& op) {
   using K = SessionOp::Kind;
   switch (op.kind) {
     case K::kSet:
-      Upsert(&settings_, op.key, op.text);
+      Upsert(&current_.settings, op.key, op.text);
       break;
     case K::kReset:
-      Erase(&settings_, op.key);
+      Erase(&current_.settings, op.key);
       break;
     case K::kResetAll:
-      settings_.clear();
+      current_.settings.clear();
       break;
     case K::kListen:
-      Upsert(&listens_, op.key, op.text);
+      Upsert(&current_.listens, op.key, op.text);
       break;
     case K::kUnlisten:
-      Erase(&listens_, op.key);
+      Erase(&current_.listens, op.key);
       break;
     case K::kUnlistenAll:
-      listens_.clear();
+      current_.listens.clear();
       break;
     case K::kPrepare:
-      Upsert(&prepared_, op.key, Prepared{true, op.text, {}});
+      Upsert(&current_.prepared, op.key, Prepared{true, op.text, {}});
       break;
     case K::kDeallocate:
-      Erase(&prepared_, op.key);
+      Erase(&current_.prepared, op.key);
       break;
     case K::kDeallocateAll:
-      prepared_.clear();
+      current_.prepared.clear();
       break;
     case K::kDiscardAll:
-      settings_.clear();
-      prepared_.clear();
-      listens_.clear();
+      current_.settings.clear();
+      current_.prepared.clear();
+      current_.listens.clear();
       break;
     case K::kSetLocal:
     case K::kNoState:
@@ -289,27 +303,64 @@ void SessionState::OnReadyForQuery(std::uint64_t last_seq, ppg::TransactionStatu
   end_ = End::kNone;
 }
 
-int SessionState::AppendReplay(std::string* out) const {
+int SessionState::AppendReplay(std::string* out, const Snapshot* from) const {
+  static const Snapshot kEmpty;
+  const Snapshot& have = from ? *from : kEmpty;
+  auto find = [](const auto& v, const std::string& key) -> const auto* {
+    for (const auto& p : v)
+      if (p.first == key) return &p.second;
+    return static_cast<decltype(&v.front().second)>(nullptr);
+  };
   int replies = 0;
-  for (const auto& [key, text] : settings_) {
+  std::string sql;
+  for (const auto& [key, text] : have.settings) {
+    if (find(current_.settings, key)) continue;
+    sql = "RESET " + QuoteName(key);
+    ppg::AppendQuery(out, sql);
+    ++replies;
+  }
+  for (const auto& [key, text] : current_.settings) {
+    const std::string* had = find(have.settings, key);
+    if (had && *had == text) continue;
     ppg::AppendQuery(out, text);
     ++replies;
   }
-  bool parsed = false;
-  for (const auto& [name, p] : prepared_) {
+  bool extended = false;
+  for (const auto& [name, p] : have.prepared) {
+    const Prepared* now = find(current_.prepared, name);
+    if (now && *now == p) continue;
+    // Gone, or redefined under the same name: close the old one first.
+    ppg::AppendClose(out, ppg::Target::kStatement, name);
+    extended = true;
+  }
+  for (const auto& [name, p] : current_.prepared) {
+    const Prepared* had = find(have.prepared, name);
+    if (had && *had == p) continue;
     if (p.sql) {
+      if (extended) {
+        ppg::AppendSync(out);
+        ++replies;
+        extended = false;
+      }
       ppg::AppendQuery(out, p.text);
       ++replies;
     } else {
       ppg::AppendParse(out, name, p.text, p.param_types);
-      parsed = true;
+      extended = true;
     }
   }
-  if (parsed) {
+  if (extended) {
     ppg::AppendSync(out);
     ++replies;
   }
-  for (const auto& [channel, text] : listens_) {
+  for (const auto& [channel, text] : have.listens) {
+    if (find(current_.listens, channel)) continue;
+    sql = "UNLISTEN " + QuoteName(channel);
+    ppg::AppendQuery(out, sql);
+    ++replies;
+  }
+  for (const auto& [channel, text] : current_.listens) {
+    if (find(have.listens, channel)) continue;
     ppg::AppendQuery(out, text);
     ++replies;
   }

@@ -81,23 +81,36 @@ class SessionState {
   // Ends requests up to and including `last_seq`.
   void OnReadyForQuery(std::uint64_t last_seq, protocol::pg::TransactionStatus status);
 
-  // ---- replay on a connection opened later: settings first (so names
-  // resolve under the same search_path), then prepared statements, then
-  // LISTEN. Appends Query / Parse messages and a Sync; returns how many
-  // ReadyForQuery replies they produce.
-  int AppendReplay(std::string* out) const;
-  // SET LOCAL statements of the open transaction, to replay after BEGIN.
-  const std::vector<std::string>& local_settings() const noexcept { return local_; }
-
   struct Prepared {
     bool sql = false;          // from SQL PREPARE (text is the statement)
     std::string text;          // PREPARE statement, or the Parse query
     std::vector<std::uint32_t> param_types;
+    bool operator==(const Prepared&) const = default;
   };
-  const std::vector<std::pair<std::string, std::string>>& settings() const noexcept { return settings_; }
-  const std::vector<std::pair<std::string, Prepared>>& prepared() const noexcept { return prepared_; }
-  const std::vector<std::pair<std::string, std::string>>& listens() const noexcept { return listens_; }
-  bool empty() const noexcept { return settings_.empty() && prepared_.empty() && listens_.empty(); }
+  // What a backend connection was last brought to.
+  struct Snapshot {
+    std::vector<std::pair<std::string, std::string>> settings;  // key -> SET text, first-set order
+    std::vector<std::pair<std::string, Prepared>> prepared;     // name -> statement
+    std::vector<std::pair<std::string, std::string>> listens;   // channel -> LISTEN text
+  };
+
+  // ---- replay on a connection opened later (`from` nullptr: a fresh one),
+  // or one that has been idle since `from`: settings first (so names
+  // resolve under the same search_path), then prepared statements, then
+  // LISTEN, each as the difference from what the connection has. Appends
+  // Query / Parse / Close messages; returns how many ReadyForQuery replies
+  // they produce.
+  int AppendReplay(std::string* out, const Snapshot* from = nullptr) const;
+  const Snapshot& snapshot() const noexcept { return current_; }
+  // SET LOCAL statements of the open transaction, to replay after BEGIN.
+  const std::vector<std::string>& local_settings() const noexcept { return local_; }
+
+  const std::vector<std::pair<std::string, std::string>>& settings() const noexcept { return current_.settings; }
+  const std::vector<std::pair<std::string, Prepared>>& prepared() const noexcept { return current_.prepared; }
+  const std::vector<std::pair<std::string, std::string>>& listens() const noexcept { return current_.listens; }
+  bool empty() const noexcept {
+    return current_.settings.empty() && current_.prepared.empty() && current_.listens.empty();
+  }
 
  private:
   enum class Ack : std::uint8_t { kCommandComplete, kParseComplete, kCloseComplete };
@@ -120,9 +133,7 @@ class SessionState {
   bool request_error_ = false;
   enum class End : std::uint8_t { kNone, kCommit, kRollback } end_ = End::kNone;
 
-  std::vector<std::pair<std::string, std::string>> settings_;  // key -> SET text, first-set order
-  std::vector<std::pair<std::string, Prepared>> prepared_;     // name -> statement
-  std::vector<std::pair<std::string, std::string>> listens_;   // channel -> LISTEN text
+  Snapshot current_;
 };
 
 }  // namespace turnout::proxy::pg

@@ -26,7 +26,7 @@ SessionOp Op(std::string_view sql) {
 }
 
 // One simple Query with one statement, acknowledged with `tag` (or failed).
-void Run(SessionState* s, std::uint64_t* seq, std::string_view sql, TS status = TS::kIdle, bool fail = false) {
+void Exec(SessionState* s, std::uint64_t* seq, std::string_view sql, TS status = TS::kIdle, bool fail = false) {
   SessionOp op = Op(sql);
   const std::string tag(op.tag());
   s->OnStatement(std::move(op), *seq);
@@ -49,21 +49,21 @@ void Tag(SessionState* s, std::uint64_t* seq, std::string_view tag, TS status, b
 TEST(SessionStateTest, SetOutsideATransactionIsKeptAndReplaced) {
   SessionState s;
   std::uint64_t seq = 0;
-  Run(&s, &seq, "SET search_path TO a");
-  Run(&s, &seq, "SET application_name = 'x'");
-  Run(&s, &seq, "set SEARCH_PATH to b, public");
+  Exec(&s, &seq, "SET search_path TO a");
+  Exec(&s, &seq, "SET application_name = 'x'");
+  Exec(&s, &seq, "set SEARCH_PATH to b, public");
   EXPECT_THAT(s.settings(), ElementsAre(Pair("search_path", "set SEARCH_PATH to b, public"),
                                         Pair("application_name", "SET application_name = 'x'")));
-  Run(&s, &seq, "RESET search_path");
+  Exec(&s, &seq, "RESET search_path");
   EXPECT_THAT(s.settings(), ElementsAre(Pair("application_name", "SET application_name = 'x'")));
-  Run(&s, &seq, "RESET ALL");
+  Exec(&s, &seq, "RESET ALL");
   EXPECT_TRUE(s.settings().empty());
 }
 
 TEST(SessionStateTest, FailedSetIsNotRecorded) {
   SessionState s;
   std::uint64_t seq = 0;
-  Run(&s, &seq, "SET nonsense.x = 1", TS::kIdle, /*fail=*/true);
+  Exec(&s, &seq, "SET nonsense.x = 1", TS::kIdle, /*fail=*/true);
   EXPECT_TRUE(s.settings().empty());
 }
 
@@ -71,8 +71,8 @@ TEST(SessionStateTest, SetInsideATransactionWaitsForCommit) {
   SessionState s;
   std::uint64_t seq = 0;
   Tag(&s, &seq, "BEGIN", TS::kInTransaction);
-  Run(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
-  Run(&s, &seq, "LISTEN jobs", TS::kInTransaction);
+  Exec(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
+  Exec(&s, &seq, "LISTEN jobs", TS::kInTransaction);
   EXPECT_TRUE(s.settings().empty());
   EXPECT_TRUE(s.listens().empty());
   Tag(&s, &seq, "COMMIT", TS::kIdle);
@@ -84,12 +84,12 @@ TEST(SessionStateTest, RollbackAndFailedTransactionsDropTheirSets) {
   SessionState s;
   std::uint64_t seq = 0;
   Tag(&s, &seq, "BEGIN", TS::kInTransaction);
-  Run(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
+  Exec(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
   Tag(&s, &seq, "ROLLBACK", TS::kIdle);
   EXPECT_TRUE(s.settings().empty());
 
   Tag(&s, &seq, "BEGIN", TS::kInTransaction);
-  Run(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
+  Exec(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
   Tag(&s, &seq, "", TS::kFailed, /*fail=*/true);
   Tag(&s, &seq, "ROLLBACK", TS::kIdle);  // COMMIT of a failed transaction answers ROLLBACK
   EXPECT_TRUE(s.settings().empty());
@@ -99,7 +99,7 @@ TEST(SessionStateTest, SavepointRollbackKeepsTheTransactionOpen) {
   SessionState s;
   std::uint64_t seq = 0;
   Tag(&s, &seq, "BEGIN", TS::kInTransaction);
-  Run(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
+  Exec(&s, &seq, "SET work_mem = '8MB'", TS::kInTransaction);
   Tag(&s, &seq, "ROLLBACK", TS::kInTransaction);  // ROLLBACK TO SAVEPOINT
   Tag(&s, &seq, "COMMIT", TS::kIdle);
   EXPECT_EQ(s.settings().size(), 1u);
@@ -109,7 +109,7 @@ TEST(SessionStateTest, SetLocalLastsUntilTheTransactionEnds) {
   SessionState s;
   std::uint64_t seq = 0;
   Tag(&s, &seq, "BEGIN", TS::kInTransaction);
-  Run(&s, &seq, "SET LOCAL statement_timeout = 5", TS::kInTransaction);
+  Exec(&s, &seq, "SET LOCAL statement_timeout = 5", TS::kInTransaction);
   EXPECT_THAT(s.local_settings(), ElementsAre("SET LOCAL statement_timeout = 5"));
   Tag(&s, &seq, "COMMIT", TS::kIdle);
   EXPECT_TRUE(s.local_settings().empty());
@@ -146,15 +146,15 @@ TEST(SessionStateTest, ProtocolPreparedStatementsAreNotTransactional) {
 TEST(SessionStateTest, SqlPrepareDeallocateAndDiscardAll) {
   SessionState s;
   std::uint64_t seq = 0;
-  Run(&s, &seq, "PREPARE q1 AS SELECT 1");
-  Run(&s, &seq, "PREPARE Q2 AS SELECT 2");
-  Run(&s, &seq, "LISTEN a");
-  Run(&s, &seq, "SET search_path TO a");
+  Exec(&s, &seq, "PREPARE q1 AS SELECT 1");
+  Exec(&s, &seq, "PREPARE Q2 AS SELECT 2");
+  Exec(&s, &seq, "LISTEN a");
+  Exec(&s, &seq, "SET search_path TO a");
   ASSERT_EQ(s.prepared().size(), 2u);
   EXPECT_EQ(s.prepared()[1].first, "q2");
-  Run(&s, &seq, "DEALLOCATE q1");
+  Exec(&s, &seq, "DEALLOCATE q1");
   ASSERT_EQ(s.prepared().size(), 1u);
-  Run(&s, &seq, "DISCARD ALL");
+  Exec(&s, &seq, "DISCARD ALL");
   EXPECT_TRUE(s.empty());
 }
 
@@ -176,9 +176,9 @@ TEST(SessionStateTest, MultiStatementQueryMatchesTagsInOrder) {
 TEST(SessionStateTest, ReplayProducesOneReplyPerQueryAndOneSync) {
   SessionState s;
   std::uint64_t seq = 0;
-  Run(&s, &seq, "SET search_path TO a");
-  Run(&s, &seq, "LISTEN jobs");
-  Run(&s, &seq, "PREPARE q AS SELECT 1");
+  Exec(&s, &seq, "SET search_path TO a");
+  Exec(&s, &seq, "LISTEN jobs");
+  Exec(&s, &seq, "PREPARE q AS SELECT 1");
   s.OnParse("s1", "select 1", {}, seq);
   s.OnParse("s2", "select 2", {}, seq);
   s.OnParseComplete(seq);
@@ -198,6 +198,58 @@ TEST(SessionStateTest, ReplayProducesOneReplyPerQueryAndOneSync) {
     rest.remove_prefix(r.value.total_size);
   }
   EXPECT_EQ(types, "QQPPSQ");
+}
+
+}  // namespace
+}  // namespace turnout::proxy::pg
+
+namespace turnout::proxy::pg {
+namespace {
+
+std::string Types(const std::string& out) {
+  ppg::FrameDecoder d(ppg::Direction::kFrontend);
+  d.set_phase(ppg::FrameDecoder::Phase::kRegular);
+  std::string types;
+  std::string_view rest = out;
+  while (!rest.empty()) {
+    auto r = d.Decode(rest);
+    if (!r.ok()) return types + "!";
+    types += r.value.type;
+    rest.remove_prefix(r.value.total_size);
+  }
+  return types;
+}
+
+TEST(SessionStateReplayTest, ReplayFromASnapshotSendsOnlyTheDifference) {
+  SessionState s;
+  std::uint64_t seq = 0;
+  Exec(&s, &seq, "SET search_path TO a");
+  Exec(&s, &seq, "SET work_mem = '8MB'");
+  Exec(&s, &seq, "LISTEN one");
+  s.OnParse("s1", "select 1", {}, seq);
+  s.OnParseComplete(seq);
+  s.OnReadyForQuery(seq++, TS::kIdle);
+  const SessionState::Snapshot then = s.snapshot();
+  std::string out;
+  EXPECT_EQ(s.AppendReplay(&out, &then), 0);
+  EXPECT_TRUE(out.empty());
+
+  Exec(&s, &seq, "RESET work_mem");
+  Exec(&s, &seq, "SET search_path TO b");
+  Exec(&s, &seq, "UNLISTEN one");
+  Exec(&s, &seq, "LISTEN \"Two\"");
+  s.OnCloseStatement("s1", seq);
+  s.OnCloseComplete(seq);
+  s.OnParse("s2", "select 2", {}, seq);
+  s.OnParseComplete(seq);
+  s.OnReadyForQuery(seq++, TS::kIdle);
+  out.clear();
+  // RESET work_mem, SET search_path, Close s1 + Parse s2 + Sync,
+  // UNLISTEN one, LISTEN "Two".
+  EXPECT_EQ(s.AppendReplay(&out, &then), 5);
+  EXPECT_EQ(Types(out), "QQCPSQQ");
+  EXPECT_NE(out.find("RESET work_mem"), std::string::npos);
+  EXPECT_NE(out.find("UNLISTEN one"), std::string::npos);
 }
 
 }  // namespace

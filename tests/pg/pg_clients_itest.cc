@@ -1,0 +1,255 @@
+// Real clients through the protocol-aware session: psql (queries, \copy,
+// Ctrl-C), pgbench in all three -M modes, psycopg2, psycopg 3 (server-side
+// prepared statements, COPY, pipeline mode), node-pg, NOTIFY delivery.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/file.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/pg/pg_itest_support.h"
+
+namespace turnout::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class PgClientsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(turnout_.Start()) << turnout_.Log(); }
+
+  std::string Url(const std::string& db = "postgres") {
+    return PgUrl(turnout_.routes().trust, TestBackends::Get().pg_user, db);
+  }
+  RunResult Sql(const std::string& sql, const std::string& input = "") {
+    return Psql(Url(), TestBackends::Get().pg_password, sql, input);
+  }
+  std::map<std::string, std::string> PyEnv(int port = 0) {
+    const auto& b = TestBackends::Get();
+    return {{"TURNOUT_PORT", std::to_string(port ? port : turnout_.routes().trust)},
+            {"PG_OLD_PORT", std::to_string(b.pg_old_port)},
+            {"PG_NEW_PORT", std::to_string(b.pg_new_port)},
+            {"PGUSER", b.pg_user},
+            {"PGPASSWORD", b.pg_password}};
+  }
+
+  PgTurnout turnout_;
+};
+
+TEST_F(PgClientsTest, PsqlQueriesMultiStatementAndErrors) {
+  auto r = Sql("select 1; select 'a' || 'b'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\nab\n");
+  auto multi = Sql("create temp table t(i int); insert into t values (1),(2); select sum(i) from t");
+  EXPECT_THAT(multi.out, ::testing::EndsWith("\n3\n")) << multi.err;
+  auto err = Sql("select 1/0");
+  EXPECT_NE(err.exit_code, 0);
+  EXPECT_THAT(err.err, HasSubstr("division by zero"));
+  // A script: errors do not break the session; psql runs on after them.
+  auto script = Psql(Url(), TestBackends::Get().pg_password, "",
+                     "\\set ON_ERROR_STOP 0\nselect 1/0;\nbegin;\nselect 'in-txn';\ncommit;\nselect 'after';\n");
+  EXPECT_THAT(script.out, HasSubstr("in-txn"));
+  EXPECT_THAT(script.out, HasSubstr("after"));
+  // Large statements and large rows go through the streaming path.
+  const std::string big(300000, 'x');
+  // (through stdin: one argv string may not exceed 128 KiB)
+  auto large = Psql(Url(), TestBackends::Get().pg_password, "",
+                    "select length('" + big + "'), length(repeat('y', 3000000));\n");
+  EXPECT_EQ(large.out, "300000|3000000\n") << large.err;
+}
+
+TEST_F(PgClientsTest, PsqlCopyBothWays) {
+  auto setup = Sql("drop table if exists pg_copy_t; create table pg_copy_t(i int, s text)");
+  ASSERT_EQ(setup.exit_code, 0) << setup.err;
+  std::string rows;
+  for (int i = 1; i <= 50000; ++i) rows += std::to_string(i) + "\trow-" + std::to_string(i) + "\n";
+  const std::string dir = turnout_.process().dir();
+  { std::ofstream(dir + "/in.tsv") << rows; }
+  auto in = Sql("\\copy pg_copy_t from '" + dir + "/in.tsv'");
+  EXPECT_EQ(in.exit_code, 0) << in.err;
+  EXPECT_THAT(in.out, HasSubstr("COPY 50000"));
+  auto out = Sql("\\copy (select * from pg_copy_t order by i) to '" + dir + "/out.tsv'");
+  EXPECT_EQ(out.exit_code, 0) << out.err;
+  std::ifstream f(dir + "/out.tsv");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str(), rows);
+  // COPY FROM STDIN with bad data: the error, then the session goes on.
+  auto bad = Psql(Url(), TestBackends::Get().pg_password, "",
+                  "\\set ON_ERROR_STOP 0\ncopy pg_copy_t from stdin;\nnot-a-number\tx\n\\.\nselect 'alive';\n");
+  EXPECT_THAT(bad.err, HasSubstr("invalid input syntax"));
+  EXPECT_THAT(bad.out, HasSubstr("alive"));
+}
+
+TEST_F(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
+  ChildProcess psql;
+  const std::string log = turnout_.process().dir() + "/psql-cancel.log";
+  psql.Start({"psql", "-X", "-tA", Url(), "-c", "select pg_sleep(30)"}, log,
+             {{"PGPASSWORD", TestBackends::Get().pg_password}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto start = std::chrono::steady_clock::now();
+  psql.Signal(SIGINT);
+  const int code = psql.Wait(10000);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(code, 0);
+  std::ifstream f(log);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_THAT(ss.str(), HasSubstr("canceling statement due to user request")) << turnout_.Log();
+  // The session after a cancel, and others, are fine.
+  EXPECT_EQ(Sql("select 'ok'").out, "ok\n");
+}
+
+TEST_F(PgClientsTest, PgbenchAllProtocolModes) {
+  const auto& b = TestBackends::Get();
+  const std::string conn = "host=127.0.0.1 port=" + std::to_string(turnout_.routes().trust) +
+                           " user=" + b.pg_user + " dbname=app sslmode=disable";
+  const std::map<std::string, std::string> env = {{"PGPASSWORD", b.pg_password}};
+  auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", conn}, "", env, 120000);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  for (const char* mode : {"simple", "extended", "prepared"}) {
+    auto r = RunProgram({"pgbench", "-M", mode, "-c", "4", "-t", "200", "-n", conn}, "", env, 120000);
+    EXPECT_EQ(r.exit_code, 0) << mode << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("number of transactions actually processed: 800/800")) << mode << r.out;
+    EXPECT_THAT(r.out, HasSubstr("number of failed transactions: 0 (0.000%)")) << mode << r.out;
+  }
+}
+
+TEST_F(PgClientsTest, Psycopg2QueriesTransactionsErrorsCopy) {
+  auto r = Python(R"PY(
+import io, os, psycopg2
+c = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres")
+cur = c.cursor()
+cur.execute("create temp table p2(i int primary key, s text)")
+cur.executemany("insert into p2 values (%s, %s)", [(i, "v%d" % i) for i in range(100)])
+c.commit()
+cur.execute("select count(*), sum(i) from p2")
+assert cur.fetchone() == (100, 4950)
+cur.execute("insert into p2 values (1000, 'x')")
+c.rollback()
+cur.execute("select count(*) from p2 where i = 1000")
+assert cur.fetchone()[0] == 0
+try:
+    cur.execute("insert into p2 values (1, 'dup')")
+    raise SystemExit("expected unique violation")
+except psycopg2.errors.UniqueViolation:
+    c.rollback()
+cur.execute("select %s::text, %s::int", ("it's", 7))
+assert cur.fetchone() == ("it's", 7)
+buf = io.StringIO("".join("%d\tc%d\n" % (i, i) for i in range(200, 1200)))
+cur.copy_expert("copy p2 from stdin", buf)
+out = io.StringIO()
+cur.copy_expert("copy (select i from p2 where i >= 200 order by i) to stdout", out)
+assert out.getvalue().split() == [str(i) for i in range(200, 1200)]
+c.commit()
+print("OK")
+)PY",
+                  PyEnv());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+TEST_F(PgClientsTest, Psycopg3PreparedStatementsCopyAndPipeline) {
+  auto r = Python(R"PY(
+import os, psycopg
+c = psycopg.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres",
+                    prepare_threshold=0, autocommit=True)
+c.execute("create temp table p3(i int, s text)")
+for i in range(20):
+    c.execute("insert into p3 values (%s, %s)", (i, "s%d" % i))   # server-side prepared
+assert c.execute("select count(*) from p3 where i < %s", (10,)).fetchone()[0] == 10
+assert c.execute("select count(*) from p3 where i < %s", (5,)).fetchone()[0] == 5
+assert c.execute("select count(*) from pg_prepared_statements").fetchone()[0] >= 2
+with c.cursor() as cur:
+    with cur.copy("copy p3 (i, s) from stdin") as cp:
+        for i in range(100, 1100):
+            cp.write_row((i, "c%d" % i))
+    rows = []
+    with cur.copy("copy (select i from p3 where i >= 100 order by i) to stdout") as cp:
+        for row in cp.rows():
+            rows.append(int(row[0]))
+    assert rows == list(range(100, 1100)), rows[:5]
+with c.pipeline() as p:
+    curs = [c.execute("select %s::int * 2", (i,)) for i in range(50)]
+    p.sync()
+    assert [cu.fetchone()[0] for cu in curs] == [i * 2 for i in range(50)]
+# An error inside a pipeline: later statements of the batch are skipped, the
+# connection recovers at the Sync.
+try:
+    with c.pipeline():
+        c.execute("select 1")
+        c.execute("select 1/0")
+        c.execute("select 2")
+    raise SystemExit("expected an error")
+except psycopg.errors.DivisionByZero:
+    pass
+assert c.execute("select 'recovered'").fetchone()[0] == "recovered"
+with c.transaction():
+    c.execute("insert into p3 values (-1, 'txn')")
+assert c.execute("select s from p3 where i = -1").fetchone()[0] == "txn"
+print("OK")
+)PY",
+                  PyEnv());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+TEST_F(PgClientsTest, NodePgSimpleAndParameterized) {
+  // node-pg from the npm registry, installed once into the build tree.
+  const std::string dir = PG_NODE_DIR;
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"package.json", "package-lock.json", "pg_client_test.js"})
+    std::filesystem::copy_file(std::string(TURNOUT_SOURCE_DIR) + "/tests/node/" + f, dir + "/" + f,
+                               std::filesystem::copy_options::overwrite_existing);
+  if (!std::filesystem::exists(dir + "/node_modules/pg/package.json")) {
+    auto install = RunProgram({"sh", "-c", "cd '" + dir + "' && flock .lock sh -c 'npm ci --offline --no-audit --no-fund "
+                                            ">/dev/null 2>&1 || npm ci --no-audit --no-fund'"},
+                              "", {}, 240000);
+    ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+  }
+  const auto& b = TestBackends::Get();
+  auto r = RunProgram({"node", dir + "/pg_client_test.js"}, "",
+                      {{"PGHOST", "127.0.0.1"},
+                       {"PGPORT", std::to_string(turnout_.routes().trust)},
+                       {"PGUSER", b.pg_user},
+                       {"PGPASSWORD", b.pg_password},
+                       {"PGDATABASE", "postgres"}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+TEST_F(PgClientsTest, NotifyIsDeliveredWhileIdle) {
+  auto r = Python(R"PY(
+import os, select, psycopg2
+listener = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres")
+listener.autocommit = True
+listener.cursor().execute("LISTEN turnout_chan")
+talker = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres")
+talker.autocommit = True
+for i in range(3):
+    talker.cursor().execute("NOTIFY turnout_chan, 'hello-%d'" % i)
+got = []
+while len(got) < 3:
+    # Nothing in flight on the listener: the notification must arrive anyway.
+    if select.select([listener], [], [], 5) == ([], [], []):
+        raise SystemExit("timed out; got %r" % got)
+    listener.poll()
+    while listener.notifies:
+        got.append(listener.notifies.pop(0).payload)
+assert got == ["hello-0", "hello-1", "hello-2"], got
+print("OK")
+)PY",
+                  PyEnv());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+}  // namespace
+}  // namespace turnout::testing
