@@ -2,7 +2,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "control/admin_api.h"
+#include "control/backend_inspector.h"
 #include "control/file_store.h"
+#include "control/pg_store.h"
+
+#include <cstdio>
 
 namespace turnout::control {
 
@@ -17,7 +21,11 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
     if (!store.ok()) return store.status();
     cp->store_ = *std::move(store);
   } else {
-    return absl::UnimplementedError("state_store.kind: postgres is not available in this build yet");
+    PgStateStoreOptions options;
+    options.log = [](const std::string& line) { std::fprintf(stderr, "turnout: state store: %s\n", line.c_str()); };
+    auto store = PgStateStore::Open(ss.dsn, std::move(options));
+    if (!store.ok()) return store.status();
+    cp->store_ = *std::move(store);
   }
   cp->service_ = std::make_unique<MigrationService>(config, cp->store_.get(), route_table);
   cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get());
@@ -44,6 +52,8 @@ absl::Status ControlPlane::StartAdmin(const prometheus::Collectable* data_plane_
   deps.auth = auth_.get();
   deps.metrics_text = [this, data_plane_metrics] { return MetricsText({data_plane_metrics, metrics_.get()}); };
   deps.readiness = [this] { return Readiness(); };
+  deps.dry_run = [this](const Migration& m) { return DryRun(*config_, m); };
+  deps.verify = [this](const Migration& m) { return Verify(*config_, m); };
   admin_ = std::make_unique<AdminServer>(config_->admin, MakeAdminHandler(std::move(deps)));
   return admin_->Start();
 }
