@@ -42,6 +42,7 @@ class RawClient {
   }
   ~RawClient() { ::close(fd_); }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   bool Send(std::string_view bytes) {
     while (!bytes.empty()) {
@@ -240,6 +241,75 @@ print(result["txn"]); print(result["busy"])
   // Well before the 20 s drain deadline: every session ended at its boundary.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
   EXPECT_THAT(turnout_.Log(), ::testing::Not(HasSubstr("drain deadline passed")));
+}
+
+TEST_F(PgSessionTest, StartupRequestsAreAnsweredLikeTheServer) {
+  Start();
+  const int port = turnout_.routes().trust;
+  const std::string user = TestBackends::Get().pg_user;
+  {  // GSSENCRequest: 'N', then a plain startup on the same connection.
+    RawClient c(port);
+    std::string req;
+    ppg::AppendGssEncRequest(&req);
+    ASSERT_TRUE(c.Send(req));
+    char answer = 0;
+    ASSERT_EQ(::recv(c.fd(), &answer, 1, 0), 1);
+    EXPECT_EQ(answer, 'N');
+    EXPECT_TRUE(c.Login(user));
+  }
+  {  // SSLRequest on a route without a certificate: 'N'.
+    RawClient c(port);
+    std::string req;
+    ppg::AppendSslRequest(&req);
+    ASSERT_TRUE(c.Send(req));
+    char answer = 0;
+    ASSERT_EQ(::recv(c.fd(), &answer, 1, 0), 1);
+    EXPECT_EQ(answer, 'N');
+    EXPECT_TRUE(c.Login(user));
+  }
+  {  // Protocol 3.2 with an extension: NegotiateProtocolVersion, then login.
+    RawClient c(port);
+    std::string startup;
+    const std::pair<std::string_view, std::string_view> params[] = {
+        {"user", user}, {"database", "postgres"}, {"_pq_.future_thing", "on"}};
+    ppg::AppendStartupMessage(&startup, params, (3u << 16) | 2u);
+    ASSERT_TRUE(c.Send(startup));
+    const std::string reply = c.ReadUntilReady();
+    ASSERT_FALSE(reply.empty());
+    EXPECT_EQ(reply[0], 'v');
+    EXPECT_THAT(reply, HasSubstr("_pq_.future_thing"));
+    EXPECT_NE(reply.find('Z'), std::string::npos);
+  }
+  {  // A CancelRequest with a key nobody holds: closed without an answer.
+    RawClient c(port);
+    std::string req;
+    ppg::AppendCancelRequest(&req, 12345, 67890);
+    ASSERT_TRUE(c.Send(req));
+    EXPECT_EQ(c.ReadAll(), "");
+  }
+  {  // Our BackendKeyData, not the backend's: the pid is not a server pid.
+    RawClient c(port);
+    std::string startup;
+    const std::pair<std::string_view, std::string_view> params[] = {{"user", user}, {"database", "postgres"}};
+    ppg::AppendStartupMessage(&startup, params);
+    ASSERT_TRUE(c.Send(startup));
+    const std::string reply = c.ReadUntilReady();
+    ppg::FrameDecoder d(ppg::Direction::kBackend);
+    std::string_view rest = reply;
+    std::int32_t pid = -1;
+    while (!rest.empty()) {
+      auto r = d.Decode(rest);
+      ASSERT_TRUE(r.ok());
+      ppg::BackendKeyData k;
+      if (r.value.type == 'K' && !ppg::Decode(r.value, &k)) pid = k.process_id;
+      rest.remove_prefix(r.value.total_size);
+    }
+    ASSERT_GT(pid, 0);
+    std::string q;
+    ppg::AppendQuery(&q, "select pg_backend_pid()");
+    ASSERT_TRUE(c.Send(q));
+    EXPECT_THAT(c.ReadUntilReady(), ::testing::Not(HasSubstr(std::to_string(pid) + std::string(1, '\0'))));
+  }
 }
 
 TEST_F(PgSessionTest, BadInputGetsAnErrorOrDisconnectAndOthersAreUnaffected) {
