@@ -243,6 +243,17 @@ print(result["txn"]); print(result["busy"])
   EXPECT_THAT(turnout_.Log(), ::testing::Not(HasSubstr("drain deadline passed")));
 }
 
+TEST_F(PgSessionTest, IdleTimeoutClosesQuietSessionsWithTheServersMessage) {
+  Start("  idle_timeout: 300ms\n");
+  RawClient c(turnout_.routes().trust);
+  ASSERT_TRUE(c.Login(TestBackends::Get().pg_user));
+  const auto start = std::chrono::steady_clock::now();
+  const std::string bye = c.ReadAll();
+  EXPECT_THAT(bye, HasSubstr("57P05"));
+  EXPECT_THAT(bye, HasSubstr("idle-session timeout"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
 TEST_F(PgSessionTest, StartupRequestsAreAnsweredLikeTheServer) {
   Start();
   const int port = turnout_.routes().trust;
