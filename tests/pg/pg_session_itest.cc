@@ -189,6 +189,48 @@ print("OK")
   EXPECT_EQ(r.out, "OK\n");
 }
 
+TEST_F(PgSessionTest, ExtendedProtocolCopyKeepsRequestAccounting) {
+  Start();
+  // libpq sends COPY through PQsendQueryParams as Parse/Bind/Describe/
+  // Execute/Sync, and another Sync after CopyDone; the server ignores the
+  // first (copy-in mode). If turnout counted it, the session would never look
+  // idle again: the backend switch below waits for idle and would hang.
+  auto r = Python(R"PY(
+import os, signal, psycopg
+from psycopg import pq
+signal.alarm(15)
+c = psycopg.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres", autocommit=True)
+c.execute("create temp table ecopy(i int)")
+pg = c.pgconn
+for round in range(3):
+    pg.send_query_params(b"copy ecopy from stdin", None)
+    res = pg.get_result()
+    assert res.status == pq.ExecStatus.COPY_IN, res.status
+    pg.put_copy_data(b"".join(b"%d\n" % i for i in range(1000)))
+    pg.put_copy_end()
+    res = pg.get_result()
+    assert res.status == pq.ExecStatus.COMMAND_OK, res.error_message
+    assert pg.get_result() is None
+# A COPY that fails while copying, and one that fails before it starts.
+pg.send_query_params(b"copy ecopy from stdin", None)
+assert pg.get_result().status == pq.ExecStatus.COPY_IN
+pg.put_copy_data(b"not-a-number\n")
+pg.put_copy_end()
+assert pg.get_result().status == pq.ExecStatus.FATAL_ERROR
+assert pg.get_result() is None
+pg.send_query_params(b"copy no_such_table from stdin", None)
+assert pg.get_result().status == pq.ExecStatus.FATAL_ERROR
+assert pg.get_result() is None
+assert c.execute("select count(*) from ecopy").fetchone()[0] == 3000
+res = pg.exec_(b"TURNOUT DEBUG USE OLD")      # waits for idle: must not hang
+assert res.status == pq.ExecStatus.COMMAND_OK, res.error_message
+print("OK")
+)PY",
+                  PyEnv(), 30000);
+  EXPECT_EQ(r.exit_code, 0) << r.err << turnout_.Log();
+  EXPECT_EQ(r.out, "OK\n");
+}
+
 TEST_F(PgSessionTest, DrainClosesIdleSessionsAndLetsRunningOnesFinish) {
   Start("  drain_timeout: 20s\n");
   // An idle session (raw, so we can read what turnout sends it unasked).
