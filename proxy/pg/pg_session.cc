@@ -119,6 +119,14 @@ struct StatementMeta {
   std::size_t table_count = 0;        // tables[0, table_count) are live (capacity reused)
 };
 
+// Lookups by a view into the receive buffer, without building a string.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
+
 // Up to this many tables of one request are passed to the policy.
 constexpr std::size_t kMaxTargets = 16;
 // Request records kept for latency; deeper pipelines are counted without it.
@@ -260,10 +268,10 @@ class PgSession final : public Session {
   StatementMeta query_meta_;  // the current simple Query
   std::array<std::string_view, kMaxTargets> target_views_{};
   StatementMeta unnamed_statement_;
-  std::unordered_map<std::string, StatementMeta> statements_;
+  NameMap<StatementMeta> statements_;
   StatementMeta* unnamed_portal_ = nullptr;
-  std::unordered_map<std::string, StatementMeta*> portals_;
-  std::unordered_map<std::string, ppg::StatementClass> sql_prepared_;  // SQL PREPARE name -> class
+  NameMap<StatementMeta*> portals_;
+  NameMap<ppg::StatementClass> sql_prepared_;  // SQL PREPARE name -> class
   routing::Plan last_plan_;
 
   // Request accounting (see the file comment).
@@ -732,7 +740,7 @@ routing::Plan PgSession::RouteRequest(routing::RequestClass cls, routing::DdlRis
 
 StatementMeta* PgSession::PortalStatement(std::string_view portal) {
   if (portal.empty()) return unnamed_portal_;
-  auto it = portals_.find(std::string(portal));
+  auto it = portals_.find(portal);
   return it == portals_.end() ? nullptr : it->second;
 }
 
@@ -786,8 +794,7 @@ PgSession::Verdict PgSession::OnClientFrame(const ppg::Frame& f) {
       auto cls = ToRequestClass(query_meta_.statement_class);
       if (classification_.statements.size() == 1 &&
           classification_.statements[0].session == ppg::SessionCommand::kExecute) {
-        auto it = sql_prepared_.find(absl::AsciiStrToLower(absl::string_view(
-            classification_.statements[0].object_name.data(), classification_.statements[0].object_name.size())));
+        auto it = sql_prepared_.find(NormalizeIdentifier(classification_.statements[0].object_name));
         if (it != sql_prepared_.end()) cls = ToRequestClass(it->second);
       }
       const routing::Plan plan = RouteRequest(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
@@ -823,13 +830,15 @@ PgSession::Verdict PgSession::OnClientFrame(const ppg::Frame& f) {
       if (!r.ReadCString(&portal) || !r.ReadCString(&statement)) return Verdict::kProtocolError;
       StatementMeta* meta = &unnamed_statement_;
       if (!statement.empty()) {
-        auto it = statements_.find(std::string(statement));
+        auto it = statements_.find(statement);
         meta = it == statements_.end() ? nullptr : &it->second;
       }
       if (portal.empty()) {
         unnamed_portal_ = meta;
+      } else if (auto it = portals_.find(portal); it != portals_.end()) {
+        it->second = meta;
       } else {
-        portals_[std::string(portal)] = meta;
+        portals_.emplace(std::string(portal), meta);
       }
       StartRequest(routing::RequestClass::kSession);
       unsynced_ = true;
@@ -860,7 +869,7 @@ PgSession::Verdict PgSession::OnClientFrame(const ppg::Frame& f) {
       if (c.target == ppg::Target::kStatement) {
         if (!c.name.empty()) {
           state_.OnCloseStatement(c.name, open_seq_);
-          auto it = statements_.find(std::string(c.name));
+          auto it = statements_.find(c.name);
           if (it != statements_.end()) {
             // Portals made from it stay valid on the server; they only
             // lose their routing class here.
@@ -872,8 +881,8 @@ PgSession::Verdict PgSession::OnClientFrame(const ppg::Frame& f) {
         }
       } else if (c.name.empty()) {
         unnamed_portal_ = nullptr;
-      } else {
-        portals_.erase(std::string(c.name));
+      } else if (auto it = portals_.find(c.name); it != portals_.end()) {
+        portals_.erase(it);
       }
       StartRequest(routing::RequestClass::kSession);
       unsynced_ = true;
@@ -936,7 +945,7 @@ void PgSession::OnLargeClientFrame(const ppg::FrameHeader& h, ppg::Bytes prefix)
       if (r.ReadCString(&portal) && r.ReadCString(&statement)) {
         if (statement.empty()) {
           meta = &unnamed_statement_;
-        } else if (auto it = statements_.find(std::string(statement)); it != statements_.end()) {
+        } else if (auto it = statements_.find(statement); it != statements_.end()) {
           meta = &it->second;
         }
         if (portal.empty()) {

@@ -10,9 +10,9 @@ namespace ppg = protocol::pg;
 
 namespace {
 
-// SQL identifier as the server resolves it: unquoted folds to lower case,
-// quoted keeps its case without the quotes.
-std::string NormalizeIdent(std::string_view s) {
+}  // namespace
+
+std::string NormalizeIdentifier(std::string_view s) {
   std::string out;
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') {
     s = s.substr(1, s.size() - 2);
@@ -27,9 +27,11 @@ std::string NormalizeIdent(std::string_view s) {
   return out;
 }
 
+namespace {
+
 // Names the server treats as one parameter.
 std::string NormalizeParam(std::string_view s) {
-  std::string k = NormalizeIdent(s);
+  std::string k = NormalizeIdentifier(s);
   if (k == "time zone") return "timezone";
   if (k == "names") return "client_encoding";
   return k;
@@ -110,7 +112,7 @@ std::optional<SessionOp> SessionOp::From(const ppg::StatementInfo& st) {
   using S = ppg::SessionCommand;
   SessionOp op;
   op.text = std::string(st.text);
-  const std::string name = NormalizeIdent(st.object_name);
+  const std::string name = NormalizeIdentifier(st.object_name);
   if (st.txn == ppg::TxnControl::kSetTransaction) {
     op.kind = Kind::kNoState;  // tag "SET", lasts one transaction
     return op;

@@ -36,6 +36,10 @@
 
 namespace turnout::proxy::pg {
 
+// An SQL identifier as the server resolves it: unquoted folds to lower
+// case, quoted keeps its case without the quotes.
+std::string NormalizeIdentifier(std::string_view s);
+
 struct SessionOp {
   enum class Kind : std::uint8_t {
     kSet,            // SET name ... (transactional)

@@ -106,6 +106,9 @@ TEST_F(PgAuthTest, ClientTlsVerifyFullWithTheHarnessCa) {
   EXPECT_EQ(r.out, "over-tls\n");
   auto ip = Psql(PgUrl(turnout_.routes().tls, "u", "postgres", tls), "", "select 1");
   EXPECT_EQ(ip.exit_code, 0) << ip.err;
+  // Rows larger than the buffer, streamed through TLS.
+  auto big = Psql(PgUrl(turnout_.routes().tls, "u", "postgres", tls), "", "select repeat('x', 2000000)");
+  EXPECT_EQ(big.out.size(), 2000001u) << big.err;
   // The route requires TLS: a plain client is turned away like pg_hba would.
   auto plain = Login(turnout_.routes().tls, "u", "");
   EXPECT_NE(plain.exit_code, 0);
@@ -127,6 +130,8 @@ TEST_F(PgAuthTest, UpstreamTlsRequireAndVerifyFull) {
     auto r = Psql(PgUrl(port, "u"), "", ssl_sql);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "t\n");
+    auto big = Psql(PgUrl(port, "u"), "", "select repeat('y', 2000000)");
+    EXPECT_EQ(big.out.size(), 2000001u) << big.err;
   }
   auto plain = Psql(PgUrl(turnout_.routes().trust, "u"), "", ssl_sql);
   EXPECT_EQ(plain.out, "f\n") << plain.err;

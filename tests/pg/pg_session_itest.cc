@@ -42,6 +42,7 @@ class RawClient {
   }
   ~RawClient() { ::close(fd_); }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   bool Send(std::string_view bytes) {
     while (!bytes.empty()) {
@@ -188,6 +189,48 @@ print("OK")
   EXPECT_EQ(r.out, "OK\n");
 }
 
+TEST_F(PgSessionTest, ExtendedProtocolCopyKeepsRequestAccounting) {
+  Start();
+  // libpq sends COPY through PQsendQueryParams as Parse/Bind/Describe/
+  // Execute/Sync, and another Sync after CopyDone; the server ignores the
+  // first (copy-in mode). If turnout counted it, the session would never look
+  // idle again: the backend switch below waits for idle and would hang.
+  auto r = Python(R"PY(
+import os, signal, psycopg
+from psycopg import pq
+signal.alarm(15)
+c = psycopg.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres", autocommit=True)
+c.execute("create temp table ecopy(i int)")
+pg = c.pgconn
+for round in range(3):
+    pg.send_query_params(b"copy ecopy from stdin", None)
+    res = pg.get_result()
+    assert res.status == pq.ExecStatus.COPY_IN, res.status
+    pg.put_copy_data(b"".join(b"%d\n" % i for i in range(1000)))
+    pg.put_copy_end()
+    res = pg.get_result()
+    assert res.status == pq.ExecStatus.COMMAND_OK, res.error_message
+    assert pg.get_result() is None
+# A COPY that fails while copying, and one that fails before it starts.
+pg.send_query_params(b"copy ecopy from stdin", None)
+assert pg.get_result().status == pq.ExecStatus.COPY_IN
+pg.put_copy_data(b"not-a-number\n")
+pg.put_copy_end()
+assert pg.get_result().status == pq.ExecStatus.FATAL_ERROR
+assert pg.get_result() is None
+pg.send_query_params(b"copy no_such_table from stdin", None)
+assert pg.get_result().status == pq.ExecStatus.FATAL_ERROR
+assert pg.get_result() is None
+assert c.execute("select count(*) from ecopy").fetchone()[0] == 3000
+res = pg.exec_(b"TURNOUT DEBUG USE OLD")      # waits for idle: must not hang
+assert res.status == pq.ExecStatus.COMMAND_OK, res.error_message
+print("OK")
+)PY",
+                  PyEnv(), 30000);
+  EXPECT_EQ(r.exit_code, 0) << r.err << turnout_.Log();
+  EXPECT_EQ(r.out, "OK\n");
+}
+
 TEST_F(PgSessionTest, DrainClosesIdleSessionsAndLetsRunningOnesFinish) {
   Start("  drain_timeout: 20s\n");
   // An idle session (raw, so we can read what turnout sends it unasked).
@@ -240,6 +283,86 @@ print(result["txn"]); print(result["busy"])
   // Well before the 20 s drain deadline: every session ended at its boundary.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
   EXPECT_THAT(turnout_.Log(), ::testing::Not(HasSubstr("drain deadline passed")));
+}
+
+TEST_F(PgSessionTest, IdleTimeoutClosesQuietSessionsWithTheServersMessage) {
+  Start("  idle_timeout: 300ms\n");
+  RawClient c(turnout_.routes().trust);
+  ASSERT_TRUE(c.Login(TestBackends::Get().pg_user));
+  const auto start = std::chrono::steady_clock::now();
+  const std::string bye = c.ReadAll();
+  EXPECT_THAT(bye, HasSubstr("57P05"));
+  EXPECT_THAT(bye, HasSubstr("idle-session timeout"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(PgSessionTest, StartupRequestsAreAnsweredLikeTheServer) {
+  Start();
+  const int port = turnout_.routes().trust;
+  const std::string user = TestBackends::Get().pg_user;
+  {  // GSSENCRequest: 'N', then a plain startup on the same connection.
+    RawClient c(port);
+    std::string req;
+    ppg::AppendGssEncRequest(&req);
+    ASSERT_TRUE(c.Send(req));
+    char answer = 0;
+    ASSERT_EQ(::recv(c.fd(), &answer, 1, 0), 1);
+    EXPECT_EQ(answer, 'N');
+    EXPECT_TRUE(c.Login(user));
+  }
+  {  // SSLRequest on a route without a certificate: 'N'.
+    RawClient c(port);
+    std::string req;
+    ppg::AppendSslRequest(&req);
+    ASSERT_TRUE(c.Send(req));
+    char answer = 0;
+    ASSERT_EQ(::recv(c.fd(), &answer, 1, 0), 1);
+    EXPECT_EQ(answer, 'N');
+    EXPECT_TRUE(c.Login(user));
+  }
+  {  // Protocol 3.2 with an extension: NegotiateProtocolVersion, then login.
+    RawClient c(port);
+    std::string startup;
+    const std::pair<std::string_view, std::string_view> params[] = {
+        {"user", user}, {"database", "postgres"}, {"_pq_.future_thing", "on"}};
+    ppg::AppendStartupMessage(&startup, params, (3u << 16) | 2u);
+    ASSERT_TRUE(c.Send(startup));
+    const std::string reply = c.ReadUntilReady();
+    ASSERT_FALSE(reply.empty());
+    EXPECT_EQ(reply[0], 'v');
+    EXPECT_THAT(reply, HasSubstr("_pq_.future_thing"));
+    EXPECT_NE(reply.find('Z'), std::string::npos);
+  }
+  {  // A CancelRequest with a key nobody holds: closed without an answer.
+    RawClient c(port);
+    std::string req;
+    ppg::AppendCancelRequest(&req, 12345, 67890);
+    ASSERT_TRUE(c.Send(req));
+    EXPECT_EQ(c.ReadAll(), "");
+  }
+  {  // Our BackendKeyData, not the backend's: the pid is not a server pid.
+    RawClient c(port);
+    std::string startup;
+    const std::pair<std::string_view, std::string_view> params[] = {{"user", user}, {"database", "postgres"}};
+    ppg::AppendStartupMessage(&startup, params);
+    ASSERT_TRUE(c.Send(startup));
+    const std::string reply = c.ReadUntilReady();
+    ppg::FrameDecoder d(ppg::Direction::kBackend);
+    std::string_view rest = reply;
+    std::int32_t pid = -1;
+    while (!rest.empty()) {
+      auto r = d.Decode(rest);
+      ASSERT_TRUE(r.ok());
+      ppg::BackendKeyData k;
+      if (r.value.type == 'K' && !ppg::Decode(r.value, &k)) pid = k.process_id;
+      rest.remove_prefix(r.value.total_size);
+    }
+    ASSERT_GT(pid, 0);
+    std::string q;
+    ppg::AppendQuery(&q, "select pg_backend_pid()");
+    ASSERT_TRUE(c.Send(q));
+    EXPECT_THAT(c.ReadUntilReady(), ::testing::Not(HasSubstr(std::to_string(pid) + std::string(1, '\0'))));
+  }
 }
 
 TEST_F(PgSessionTest, BadInputGetsAnErrorOrDisconnectAndOthersAreUnaffected) {
