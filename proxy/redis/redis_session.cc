@@ -747,7 +747,6 @@ class RedisSession final : public Session {
       const Side side = co_await ForwardCommand(cmd, input, *info, RequestClass::kSession, kFlagPubSub,
                                                 all ? -1 : static_cast<std::int32_t>(args.size() - 1));
       if (closed_ || stop_reading_) co_return;
-      fifo_back_pubsub_ = pubsub;
       ++pubsub_pending_;
       pinned_ = side;
       idle_read_side_ = side;
@@ -896,7 +895,6 @@ class RedisSession final : public Session {
     std::array<std::string_view, 4> up{};
     std::size_t n = 0;
     up[n++] = "HELLO";
-    std::string ver_text;
     if (ver != 0) up[n++] = ver == 3 ? std::string_view("3") : std::string_view("2");
     if (has_name) {
       up[n++] = "SETNAME";
@@ -1460,7 +1458,6 @@ class RedisSession final : public Session {
   bool reply_skip_ = false;
   std::optional<Side> pinned_;
   std::optional<Side> idle_read_side_;
-  PubSubKind fifo_back_pubsub_ = PubSubKind::kNotPubSub;
   int pubsub_pending_ = 0;
   int blocking_inflight_ = 0;
   // Subscriptions as the server reports them (reply time).

@@ -18,6 +18,28 @@
 // Backpressure: the FIFO has a fixed capacity. A client that never reads its
 // replies stalls the writer, the FIFO fills, and the request loop stops
 // reading that client: memory per session stays bounded by the buffers.
+//
+// Decisions where DESIGN.md is silent:
+//  * AUTH / HELLO AUTH are checked against the route's users file (plain,
+//    md5 or SCRAM secrets); `auth: trust` behaves like a Redis whose default
+//    user is nopass (AUTH <user> <pass> accepted, AUTH <pass> alone refused
+//    with Redis' text). Upstream, turnout logs in as the backend's user.
+//  * SELECT numbers are the backend's: `backends[].redis_db` is the database
+//    a session starts in (and returns to on RESET).
+//  * CLIENT SETNAME is kept as the client identity for routing and forwarded
+//    so CLIENT LIST shows it; CLIENT GETNAME is answered here; CLIENT ID is
+//    forwarded (the upstream id is what CLIENT KILL/UNBLOCK/TRACKING need).
+//  * CLIENT REPLY OFF/SKIP are applied here (upstream always replies, so the
+//    reply FIFO stays in step).
+//  * AUTH, HELLO, CLIENT REPLY/TRACKING and (P|S)SUBSCRIBE inside MULTI are
+//    refused (the transaction then aborts at EXEC, as for any rejected
+//    command): their state cannot be queued upstream.
+//  * MONITOR, SYNC, PSYNC and REPLCONF are refused: their replies are not
+//    request/response traffic a proxy can frame.
+//  * Unknown commands and subcommands are refused with Redis' own text; a
+//    configurable passthrough needs a configuration field (not there yet).
+//  * Inline commands are re-encoded as RESP arrays upstream; commands larger
+//    than the receive buffer are streamed through (LargeRequestWalker).
 
 #include "proxy/asio.h"
 #include "proxy/session_context.h"
