@@ -44,6 +44,7 @@
 #include "proxy/pg/backend_connection.h"
 #include "proxy/pg/cancel_registry.h"
 #include "proxy/pg/scram.h"
+#include "proxy/pg/request_tracker.h"
 #include "proxy/pg/session_state.h"
 #include "proxy/stream.h"
 #include "proxy/upstream_connect.h"
@@ -69,21 +70,6 @@ class Event {
   Timer timer_;
 };
 
-routing::RequestClass ToRequestClass(ppg::StatementClass c) noexcept {
-  switch (c) {
-    case ppg::StatementClass::kRead: return routing::RequestClass::kRead;
-    case ppg::StatementClass::kWrite: return routing::RequestClass::kWrite;
-    case ppg::StatementClass::kDdl: return routing::RequestClass::kDdl;
-    case ppg::StatementClass::kTxnControl: return routing::RequestClass::kTxnControl;
-    case ppg::StatementClass::kSession: return routing::RequestClass::kSession;
-    case ppg::StatementClass::kAdmin: return routing::RequestClass::kAdmin;
-    case ppg::StatementClass::kUnknown: return routing::RequestClass::kWrite;  // unknown means write
-  }
-  return routing::RequestClass::kWrite;
-}
-
-routing::DdlRisk ToDdlRisk(ppg::DdlRisk r) noexcept { return static_cast<routing::DdlRisk>(r); }
-
 // Debug hooks (tests and operators only, off unless the environment says
 // TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
 // makes that backend the session's primary at the next idle point, opening
@@ -97,47 +83,13 @@ bool DebugHooksEnabled() {
   return enabled;
 }
 
-std::optional<Side> DebugUseCommand(std::string_view sql) {
-  std::string s(sql);
-  absl::AsciiStrToLower(&s);
-  absl::string_view t = absl::StripAsciiWhitespace(s);
-  if (!t.empty() && t.back() == ';') t.remove_suffix(1);
-  t = absl::StripAsciiWhitespace(t);
-  if (t == "turnout debug use new") return Side::kNew;
-  if (t == "turnout debug use old") return Side::kOld;
-  return std::nullopt;
-}
-
-// What the session remembers of a prepared statement (DESIGN.md §3 "a named
-// statement keeps the class computed at Parse").
-struct StatementMeta {
-  ppg::StatementClass statement_class = ppg::StatementClass::kUnknown;
-  ppg::DdlRisk ddl_risk = ppg::DdlRisk::kNone;
-  bool copy_from = false;             // COPY ... FROM STDIN: copy-in on Execute
-  std::optional<SessionOp> op;        // a state change when executed
-  std::vector<std::string> tables;    // normalised, for routing targets
-  std::size_t table_count = 0;        // tables[0, table_count) are live (capacity reused)
-};
-
-// Lookups by a view into the receive buffer, without building a string.
-struct NameHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-template <typename V>
-using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
-
-// Up to this many tables of one request are passed to the policy.
-constexpr std::size_t kMaxTargets = 16;
-// Request records kept for latency; deeper pipelines are counted without it.
-constexpr std::size_t kRecordRing = 64;
 // Gathered segments per client write.
 constexpr std::size_t kMaxSegments = 16;
 // How long a client may take to start up and authenticate (the server's
 // authentication_timeout default).
 constexpr auto kStartupTimeout = std::chrono::seconds(60);
 
-class PgSession final : public Session {
+class PgSession final : public Session, private RequestTracker::Hooks {
  public:
   PgSession(Socket client, SessionContext ctx)
       : ctx_(std::move(ctx)),
@@ -149,7 +101,8 @@ class PgSession final : public Session {
         backend_ready_(ex_),
         idle_(ex_),
         client_lock_(ex_),
-        drain_(ex_) {}
+        drain_(ex_),
+        tracker_(this, DebugHooksEnabled()) {}
 
   ~PgSession() override {
     if (cancel_key_) ctx_.services->cancel_keys->Unregister(cancel_key_->process_id);
@@ -170,7 +123,7 @@ class PgSession final : public Session {
   awaitable<void> Run();
 
  private:
-  enum class Verdict : std::uint8_t { kForward, kDrop, kTerminate, kDebugUse, kRefuse, kProtocolError };
+  using Verdict = RequestTracker::Verdict;
 
   static ppg::FrameLimits ClientLimits(const routing::Config& cfg) {
     ppg::FrameLimits l;
@@ -197,29 +150,20 @@ class PgSession final : public Session {
   awaitable<void> DrainWatch();
   awaitable<void> IdleWatch(absl::Duration idle);
 
-  Verdict OnClientFrame(const ppg::Frame& f);
-  void OnLargeClientFrame(const ppg::FrameHeader& h, ppg::Bytes prefix);
   bool OnBackendFrame(Side side, const ppg::Frame& f);  // true: forward to the client
-  void OnReadyForQuery(ppg::TransactionStatus status);
-  void OnCopyIn();
+  bool BackendIdle() const noexcept { return tracker_.BackendIdle(); }
+  bool AtBoundary() const noexcept { return tracker_.AtBoundary(); }
 
-  void StartRequest(routing::RequestClass cls);
-  void RaiseRequestClass(routing::RequestClass cls);
-  void CloseRequest();
-  std::uint64_t InFlight() const noexcept {
-    const std::uint64_t answered = response_seq_ + ignored_syncs_;
-    return open_seq_ > answered ? open_seq_ - answered : 0;
+  // RequestTracker::Hooks
+  routing::Plan Route(routing::RequestClass cls, routing::DdlRisk risk,
+                      std::span<const std::string_view> targets) override;
+  void Answered(const RequestTracker::Record& r, std::chrono::microseconds latency) override {
+    ctx_.route.RecordRequest(r.side, r.cls, static_cast<std::uint64_t>(latency.count()));
   }
-  bool BackendIdle() const noexcept { return InFlight() == 0 && !copy_in_; }
-  bool AtBoundary() const noexcept {
-    return BackendIdle() && !unsynced_ && txn_status_ == ppg::TransactionStatus::kIdle;
+  void InFlight(bool busy) override {
+    cancel_slots_->SetBusy(static_cast<int>(primary_side_), busy);
+    if (!busy) idle_.Notify();
   }
-
-  void ClassifyStatement(std::string_view sql, StatementMeta* meta);
-  routing::Plan RouteRequest(routing::RequestClass cls, routing::DdlRisk risk,
-                             std::span<const std::string_view> targets);
-  std::span<const std::string_view> TargetsOf(const StatementMeta& meta);
-  StatementMeta* PortalStatement(std::string_view portal);
 
   awaitable<bool> FlushClientParsed();
   awaitable<bool> StreamLargeClientFrame();
@@ -262,38 +206,8 @@ class PgSession final : public Session {
   std::optional<CancelRegistry::Key> cancel_key_;
   std::optional<routing::RouteTableReader> reader_;
 
-  // Classification and routing scratch, reused.
-  ppg::SqlClassifier classifier_;
-  ppg::Classification classification_;
-  StatementMeta query_meta_;  // the current simple Query
-  std::array<std::string_view, kMaxTargets> target_views_{};
-  StatementMeta unnamed_statement_;
-  NameMap<StatementMeta> statements_;
-  StatementMeta* unnamed_portal_ = nullptr;
-  NameMap<StatementMeta*> portals_;
-  NameMap<ppg::StatementClass> sql_prepared_;  // SQL PREPARE name -> class
   routing::Plan last_plan_;
-
-  // Request accounting (see the file comment).
-  std::uint64_t open_seq_ = 0;      // the request being assembled
-  std::uint64_t response_seq_ = 0;  // the oldest request not yet answered
-  std::uint64_t ignored_syncs_ = 0;  // Syncs the server swallowed in copy-in, not yet settled
-  bool open_started_ = false;
-  bool unsynced_ = false;           // extended messages since the last Sync
-  bool copy_in_ = false;            // the server is in copy-in (CopyInResponse seen, CopyDone/Fail not sent)
-  bool copy_from_pending_ = false;  // an Execute of COPY FROM STDIN awaits its CopyInResponse
-  std::uint64_t copy_from_seq_ = 0;
-  std::uint64_t conditional_syncs_ = 0;  // Syncs sent after that Execute
-  ppg::TransactionStatus txn_status_ = ppg::TransactionStatus::kIdle;
-  struct Record {
-    std::uint64_t seq = std::numeric_limits<std::uint64_t>::max();
-    Clock::time_point start;
-    routing::RequestClass cls = routing::RequestClass::kSession;
-    Side side = Side::kOld;
-  };
-  std::array<Record, kRecordRing> records_{};
-
-  SessionState state_;
+  RequestTracker tracker_;
   std::string scratch_;  // turnout's own replies
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };
@@ -685,42 +599,11 @@ awaitable<bool> PgSession::OpenBackend(Side side, OpenFailure* failure) {
 
 // ================================================================== routing
 
-void PgSession::ClassifyStatement(std::string_view sql, StatementMeta* meta) {
-  classifier_.Classify(sql, &classification_);
-  meta->statement_class = classification_.statement_class;
-  meta->ddl_risk = classification_.ddl_risk;
-  meta->copy_from = false;
-  meta->op.reset();
-  meta->table_count = 0;
-  for (const auto& st : classification_.statements) {
-    if (st.session != ppg::SessionCommand::kNone || st.txn == ppg::TxnControl::kSetTransaction) {
-      // Extended-protocol statements are single statements; a simple Query
-      // announces its own ops (see OnClientFrame).
-      if (classification_.statements.size() == 1) meta->op = SessionOp::From(st);
-    }
-    if (st.statement_class == ppg::StatementClass::kWrite && st.command.size() == 4 &&
-        absl::EqualsIgnoreCase(absl::string_view(st.command.data(), st.command.size()), "copy"))
-      meta->copy_from = true;
-    for (const auto& t : st.tables) {
-      if (meta->table_count == kMaxTargets) break;
-      if (meta->tables.size() <= meta->table_count) meta->tables.emplace_back();
-      std::string& slot = meta->tables[meta->table_count++];
-      slot.clear();
-      t.AppendNormalized(&slot);
-    }
-  }
-}
-
-std::span<const std::string_view> PgSession::TargetsOf(const StatementMeta& meta) {
-  for (std::size_t i = 0; i < meta.table_count; ++i) target_views_[i] = meta.tables[i];
-  return {target_views_.data(), meta.table_count};
-}
-
 // The one place a request meets the routing engine (issue 5 plugs in here):
 // the route's policy, refreshed only at a request boundary so a transaction
 // finishes under the policy it started with (DESIGN.md §2).
-routing::Plan PgSession::RouteRequest(routing::RequestClass cls, routing::DdlRisk risk,
-                                      std::span<const std::string_view> targets) {
+routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
+                               std::span<const std::string_view> targets) {
   if (AtBoundary()) reader_->Refresh();
   routing::Request req;
   req.request_class = cls;
@@ -738,238 +621,7 @@ routing::Plan PgSession::RouteRequest(routing::RequestClass cls, routing::DdlRis
   return plan;
 }
 
-StatementMeta* PgSession::PortalStatement(std::string_view portal) {
-  if (portal.empty()) return unnamed_portal_;
-  auto it = portals_.find(portal);
-  return it == portals_.end() ? nullptr : it->second;
-}
-
-void PgSession::StartRequest(routing::RequestClass cls) {
-  if (open_started_) {
-    RaiseRequestClass(cls);
-    return;
-  }
-  open_started_ = true;
-  Record& r = records_[open_seq_ % kRecordRing];
-  r.seq = open_seq_;
-  r.start = Clock::now();
-  r.cls = cls;
-  r.side = primary_side_;
-}
-
-void PgSession::RaiseRequestClass(routing::RequestClass cls) {
-  Record& r = records_[open_seq_ % kRecordRing];
-  // Order of strength as the classifier's: read < session < txn < write < admin < ddl.
-  auto rank = [](routing::RequestClass c) {
-    switch (c) {
-      case routing::RequestClass::kRead: return 0;
-      case routing::RequestClass::kSession: return 1;
-      case routing::RequestClass::kTxnControl: return 2;
-      case routing::RequestClass::kWrite: return 3;
-      case routing::RequestClass::kAdmin: return 4;
-      case routing::RequestClass::kDdl: return 5;
-    }
-    return 3;
-  };
-  if (rank(cls) > rank(r.cls)) r.cls = cls;
-}
-
-void PgSession::CloseRequest() {
-  if (!open_started_) StartRequest(routing::RequestClass::kSession);
-  open_started_ = false;
-  ++open_seq_;
-  unsynced_ = false;
-  cancel_slots_->SetBusy(static_cast<int>(primary_side_), true);
-}
-
 // ================================================================== client -> backend
-
-PgSession::Verdict PgSession::OnClientFrame(const ppg::Frame& f) {
-  switch (f.type) {
-    case 'Q': {
-      ppg::Query q;
-      if (ppg::Decode(f.payload, &q)) return Verdict::kProtocolError;
-      if (DebugHooksEnabled() && q.sql.size() < 64 && DebugUseCommand(q.sql)) return Verdict::kDebugUse;
-      ClassifyStatement(q.sql, &query_meta_);
-      auto cls = ToRequestClass(query_meta_.statement_class);
-      if (classification_.statements.size() == 1 &&
-          classification_.statements[0].session == ppg::SessionCommand::kExecute) {
-        auto it = sql_prepared_.find(NormalizeIdentifier(classification_.statements[0].object_name));
-        if (it != sql_prepared_.end()) cls = ToRequestClass(it->second);
-      }
-      const routing::Plan plan = RouteRequest(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
-      if (plan.refused()) return Verdict::kRefuse;
-      // Each statement of a multi-statement Query announces its own change.
-      for (const auto& st : classification_.statements) {
-        if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
-        if (auto op = SessionOp::From(st)) {
-          if (op->kind == SessionOp::Kind::kPrepare)
-            sql_prepared_[op->key] = st.prepared_class;
-          state_.OnStatement(std::move(*op), open_seq_);
-        }
-      }
-      StartRequest(cls);
-      CloseRequest();
-      return Verdict::kForward;
-    }
-    case 'P': {
-      ppg::Parse p;
-      if (ppg::Decode(f.payload, &p)) return Verdict::kProtocolError;
-      StatementMeta* meta = &unnamed_statement_;
-      if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
-      ClassifyStatement(p.query, meta);
-      if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
-      StartRequest(ToRequestClass(meta->statement_class));
-      unsynced_ = true;
-      return Verdict::kForward;
-    }
-    case 'B': {
-      // Only the names are needed: read them without decoding the values.
-      ppg::PayloadReader r(f.payload);
-      std::string_view portal, statement;
-      if (!r.ReadCString(&portal) || !r.ReadCString(&statement)) return Verdict::kProtocolError;
-      StatementMeta* meta = &unnamed_statement_;
-      if (!statement.empty()) {
-        auto it = statements_.find(statement);
-        meta = it == statements_.end() ? nullptr : &it->second;
-      }
-      if (portal.empty()) {
-        unnamed_portal_ = meta;
-      } else if (auto it = portals_.find(portal); it != portals_.end()) {
-        it->second = meta;
-      } else {
-        portals_.emplace(std::string(portal), meta);
-      }
-      StartRequest(routing::RequestClass::kSession);
-      unsynced_ = true;
-      return Verdict::kForward;
-    }
-    case 'E': {
-      ppg::Execute e;
-      if (ppg::Decode(f.payload, &e)) return Verdict::kProtocolError;
-      StatementMeta* meta = PortalStatement(e.portal);
-      const auto cls = meta ? ToRequestClass(meta->statement_class) : routing::RequestClass::kWrite;
-      if (meta) {
-        const routing::Plan plan = RouteRequest(cls, ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
-        (void)plan;  // extended batches are routed as a unit by the routing engine (issue 5)
-        if (meta->op) state_.OnStatement(*meta->op, open_seq_);
-        if (meta->copy_from && !copy_from_pending_) {
-          copy_from_pending_ = true;
-          copy_from_seq_ = open_seq_;
-          conditional_syncs_ = 0;
-        }
-      }
-      StartRequest(cls);
-      unsynced_ = true;
-      return Verdict::kForward;
-    }
-    case 'C': {
-      ppg::Close c;
-      if (ppg::Decode(f.payload, &c)) return Verdict::kProtocolError;
-      if (c.target == ppg::Target::kStatement) {
-        if (!c.name.empty()) {
-          state_.OnCloseStatement(c.name, open_seq_);
-          auto it = statements_.find(c.name);
-          if (it != statements_.end()) {
-            // Portals made from it stay valid on the server; they only
-            // lose their routing class here.
-            if (unnamed_portal_ == &it->second) unnamed_portal_ = nullptr;
-            for (auto& [name, meta] : portals_)
-              if (meta == &it->second) meta = nullptr;
-            statements_.erase(it);
-          }
-        }
-      } else if (c.name.empty()) {
-        unnamed_portal_ = nullptr;
-      } else if (auto it = portals_.find(c.name); it != portals_.end()) {
-        portals_.erase(it);
-      }
-      StartRequest(routing::RequestClass::kSession);
-      unsynced_ = true;
-      return Verdict::kForward;
-    }
-    case 'D':
-    case 'H':
-      StartRequest(routing::RequestClass::kSession);
-      unsynced_ = true;
-      return Verdict::kForward;
-    case 'S':
-      // The server ignores Sync in copy-in mode (copyfromparse.c); so do we.
-      if (copy_in_) return Verdict::kForward;
-      if (copy_from_pending_) ++conditional_syncs_;
-      CloseRequest();
-      return Verdict::kForward;
-    case 'F':  // FunctionCall: a request of its own, answered by ReadyForQuery
-      StartRequest(routing::RequestClass::kWrite);
-      CloseRequest();
-      return Verdict::kForward;
-    case 'd':
-      return Verdict::kForward;
-    case 'c':
-    case 'f':
-      copy_in_ = false;  // the server leaves copy-in with this message
-      return Verdict::kForward;
-    case 'X':
-      return Verdict::kTerminate;
-    default:  // 'p' outside authentication
-      return Verdict::kProtocolError;
-  }
-}
-
-void PgSession::OnLargeClientFrame(const ppg::FrameHeader& h, ppg::Bytes prefix) {
-  // A message larger than the buffer is streamed through; only what its
-  // first bytes say is known. A statement we cannot read whole is routed as
-  // a write (unknown means write) and cannot be replayed.
-  ppg::PayloadReader r(prefix.subspan(std::min(prefix.size(), h.header_size)));
-  switch (h.type) {
-    case 'Q':
-      StartRequest(routing::RequestClass::kWrite);
-      CloseRequest();
-      break;
-    case 'P': {
-      std::string_view name;
-      StatementMeta* meta = &unnamed_statement_;
-      if (r.ReadCString(&name) && !name.empty()) {
-        meta = &statements_[std::string(name)];
-        LogDebug("pg statement too large to replay", {{"route", route().name}, {"statement", name}});
-      }
-      *meta = StatementMeta{};
-      meta->statement_class = ppg::StatementClass::kUnknown;
-      StartRequest(routing::RequestClass::kWrite);
-      unsynced_ = true;
-      break;
-    }
-    case 'B': {
-      std::string_view portal, statement;
-      StatementMeta* meta = nullptr;
-      if (r.ReadCString(&portal) && r.ReadCString(&statement)) {
-        if (statement.empty()) {
-          meta = &unnamed_statement_;
-        } else if (auto it = statements_.find(statement); it != statements_.end()) {
-          meta = &it->second;
-        }
-        if (portal.empty()) {
-          unnamed_portal_ = meta;
-        } else {
-          portals_[std::string(portal)] = meta;
-        }
-      }
-      StartRequest(routing::RequestClass::kSession);
-      unsynced_ = true;
-      break;
-    }
-    case 'F':
-      StartRequest(routing::RequestClass::kWrite);
-      CloseRequest();
-      break;
-    case 'd':
-      break;
-    default:
-      StartRequest(routing::RequestClass::kWrite);
-      unsynced_ = true;
-      break;
-  }
-}
 
 awaitable<bool> PgSession::FlushClientParsed() {
   auto parsed = client_in_.Parsed();
@@ -993,7 +645,7 @@ awaitable<bool> PgSession::StreamLargeClientFrame() {
     if (!co_await ReadClient()) co_return false;
   auto hr = client_decoder_.DecodeHeader(client_in_.Unparsed());
   if (!hr.ok()) co_return false;
-  OnLargeClientFrame(hr.value, client_in_.Unparsed());
+  tracker_.OnLargeClientFrame(hr.value, client_in_.Unparsed());
   std::size_t remaining = hr.value.total_size;
   for (;;) {
     const std::size_t n = std::min(remaining, client_in_.Unparsed().size());
@@ -1012,7 +664,7 @@ awaitable<void> PgSession::ClientLoop() {
       auto r = client_decoder_.Decode(in.Unparsed());
       if (r.ok()) {
         const ppg::Frame f = r.value;
-        const Verdict v = OnClientFrame(f);
+        const Verdict v = tracker_.OnClientFrame(f);
         if (v == Verdict::kForward) {
           in.CommitParsed(f.total_size);
           continue;
@@ -1078,17 +730,15 @@ awaitable<bool> PgSession::HandleRefusal(std::string_view message) {
   co_await WaitBackendIdle();
   std::string out;
   ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "0A000", .message = message});
-  ppg::AppendReadyForQuery(&out, txn_status_ == ppg::TransactionStatus::kInTransaction
-                                     ? ppg::TransactionStatus::kFailed
-                                     : txn_status_);
-  if (txn_status_ == ppg::TransactionStatus::kInTransaction) txn_status_ = ppg::TransactionStatus::kFailed;
+  tracker_.FailTransaction();
+  ppg::AppendReadyForQuery(&out, tracker_.txn_status());
   co_return co_await WriteToClient(out);
 }
 
 awaitable<bool> PgSession::HandleDebugUse(Side side) {
   co_await WaitBackendIdle();
   std::string out, notice, error;
-  if (txn_status_ != ppg::TransactionStatus::kIdle) {
+  if (tracker_.txn_status() != ppg::TransactionStatus::kIdle) {
     error = "turnout: cannot switch backends inside a transaction";
   } else if (co_await SwitchPrimary(side, &notice, &error)) {
     if (!notice.empty())
@@ -1097,7 +747,7 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
   }
   if (!error.empty())
     ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "08006", .message = error});
-  ppg::AppendReadyForQuery(&out, txn_status_);
+  ppg::AppendReadyForQuery(&out, tracker_.txn_status());
   co_return co_await WriteToClient(out);
 }
 
@@ -1120,7 +770,7 @@ awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::st
       co_return false;
     }
     std::string replay_error;
-    if (!co_await backends_[i]->Replay(state_, &replay_error))
+    if (!co_await backends_[i]->Replay(tracker_.state(), &replay_error))
       *notice = "turnout: replaying session state on the new connection: " + replay_error;
     if (!backends_[i]->ready()) {
       *error = "turnout: lost the new backend connection while replaying session state";
@@ -1133,8 +783,8 @@ awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::st
     // reader owns the socket, so the replies are swallowed there.
     BackendConnection& b = *backends_[i];
     std::string out;
-    const int replies = state_.AppendReplay(&out, &b.synced());
-    b.MarkSynced(state_.snapshot());
+    const int replies = tracker_.state().AppendReplay(&out, &b.synced());
+    b.MarkSynced(tracker_.state().snapshot());
     if (replies > 0) {
       b.swallow_replies = replies;
       b.swallow_errors.clear();
@@ -1147,50 +797,18 @@ awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::st
       if (!b.swallow_errors.empty()) *notice = "turnout: replaying session state: " + b.swallow_errors;
     }
   }
-  if (before != nullptr && before != backends_[i].get()) before->MarkSynced(state_.snapshot());
+  if (before != nullptr && before != backends_[i].get()) before->MarkSynced(tracker_.state().snapshot());
   // The client keeps seeing one server: report parameters that differ.
   std::string params;
   for (const auto& [name, value] : backends_[i]->parameters())
     if (before == nullptr || before->Parameter(name) != value) ppg::AppendParameterStatus(&params, name, value);
   if (!params.empty() && !co_await WriteToClient(params)) co_return false;
   primary_side_ = side;
+  tracker_.set_side(side);
   co_return true;
 }
 
 // ================================================================== backend -> client
-
-void PgSession::OnCopyIn() {
-  copy_in_ = true;
-  if (copy_from_pending_) {
-    // The Syncs the client sent after that Execute reached the server in
-    // copy-in mode and were ignored: their requests merge into the copy's.
-    ignored_syncs_ += conditional_syncs_;
-    conditional_syncs_ = 0;
-    copy_from_pending_ = false;
-  }
-}
-
-void PgSession::OnReadyForQuery(ppg::TransactionStatus status) {
-  txn_status_ = status;
-  const std::uint64_t last = response_seq_ + ignored_syncs_;
-  state_.OnReadyForQuery(last, status);
-  const Record& r = records_[response_seq_ % kRecordRing];
-  if (r.seq == response_seq_) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - r.start).count();
-    ctx_.route.RecordRequest(r.side, r.cls, static_cast<std::uint64_t>(us));
-  }
-  response_seq_ = last + 1;
-  ignored_syncs_ = 0;
-  if (copy_from_pending_ && response_seq_ > copy_from_seq_) {
-    copy_from_pending_ = false;  // that COPY never started (an error came first)
-    conditional_syncs_ = 0;
-  }
-  if (response_seq_ > open_seq_) response_seq_ = open_seq_;  // a server answering more than asked
-  if (InFlight() == 0) {
-    cancel_slots_->SetBusy(static_cast<int>(primary_side_), false);
-    idle_.Notify();
-  }
-}
 
 bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   if (side != primary_side_) {
@@ -1215,48 +833,14 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
     }
     return f.type == 'A';
   }
-  switch (f.type) {
-    case 'Z': {
-      ppg::ReadyForQuery z;
-      if (!ppg::Decode(f.payload, &z)) OnReadyForQuery(z.status);
-      return true;
+  if (f.type == 'S') {
+    ppg::ParameterStatus ps;
+    if (!ppg::Decode(f.payload, &ps)) {
+      primary()->SetParameter(ps.name, ps.value);
+      if (ps.name == "application_name") application_name_.assign(ps.value);
     }
-    case 'C': {
-      ppg::PayloadReader r(f.payload);
-      std::string_view tag;
-      if (r.ReadCString(&tag)) state_.OnCommandComplete(tag, response_seq_ + ignored_syncs_);
-      if (copy_in_) copy_in_ = false;
-      return true;
-    }
-    case 'E':
-      state_.OnError();
-      copy_in_ = false;
-      return true;
-    case '1':
-      state_.OnParseComplete(response_seq_ + ignored_syncs_);
-      return true;
-    case '3':
-      state_.OnCloseComplete(response_seq_ + ignored_syncs_);
-      return true;
-    case 'G':
-    case 'W':
-      OnCopyIn();
-      return true;
-    case 'S': {
-      ppg::ParameterStatus ps;
-      if (!ppg::Decode(f.payload, &ps)) {
-        primary()->SetParameter(ps.name, ps.value);
-        if (ps.name == "application_name") application_name_.assign(ps.value);
-        if (ps.name == "standard_conforming_strings") classifier_.set_standard_conforming_strings(ps.value == "on");
-      }
-      return true;
-    }
-    case 'K':
-    case 'R':
-      return false;  // login messages never reach a client mid-session
-    default:
-      return true;
   }
+  return tracker_.OnBackendFrame(f);
 }
 
 awaitable<void> PgSession::BackendLoop(Side side) {
@@ -1323,7 +907,7 @@ awaitable<void> PgSession::BackendLoop(Side side) {
       auto hr = b.decoder().DecodeHeader(in.Unparsed());
       if (!hr.ok()) co_return;
       const bool forward = side == primary_side_ && hr.value.type != 'K' && hr.value.type != 'R';
-      if (side == primary_side_ && hr.value.type == 'E') state_.OnError();
+      if (side == primary_side_) tracker_.OnLargeBackendFrame(hr.value.type);
       std::size_t remaining = hr.value.total_size;
       if (forward) co_await LockClient();
       bool ok = true;

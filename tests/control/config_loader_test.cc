@@ -214,7 +214,7 @@ std::vector<BadCase> BadCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fields, ConfigLoaderBadFieldTest, ::testing::ValuesIn(BadCases()),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(ConfigLoaderTest, SecretsNeverAppearInErrors) {
   auto r = ParseConfig(R"(

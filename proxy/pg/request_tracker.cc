@@ -1,0 +1,379 @@
+#include "proxy/pg/request_tracker.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "protocol/pg/wire.h"
+
+namespace turnout::proxy::pg {
+
+namespace ppg = protocol::pg;
+
+routing::RequestClass ToRequestClass(ppg::StatementClass c) noexcept {
+  switch (c) {
+    case ppg::StatementClass::kRead: return routing::RequestClass::kRead;
+    case ppg::StatementClass::kWrite: return routing::RequestClass::kWrite;
+    case ppg::StatementClass::kDdl: return routing::RequestClass::kDdl;
+    case ppg::StatementClass::kTxnControl: return routing::RequestClass::kTxnControl;
+    case ppg::StatementClass::kSession: return routing::RequestClass::kSession;
+    case ppg::StatementClass::kAdmin: return routing::RequestClass::kAdmin;
+    case ppg::StatementClass::kUnknown: return routing::RequestClass::kWrite;  // unknown means write
+  }
+  return routing::RequestClass::kWrite;
+}
+
+namespace {
+routing::DdlRisk ToDdlRisk(ppg::DdlRisk r) noexcept { return static_cast<routing::DdlRisk>(r); }
+}  // namespace
+
+std::optional<routing::Side> DebugUseCommand(std::string_view sql) {
+  if (sql.size() > 64) return std::nullopt;
+  absl::string_view t = absl::StripAsciiWhitespace(absl::string_view(sql.data(), sql.size()));
+  if (!t.empty() && t.back() == ';') t.remove_suffix(1);
+  t = absl::StripAsciiWhitespace(t);
+  if (absl::EqualsIgnoreCase(t, "turnout debug use new")) return routing::Side::kNew;
+  if (absl::EqualsIgnoreCase(t, "turnout debug use old")) return routing::Side::kOld;
+  return std::nullopt;
+}
+
+void RequestTracker::Classify(std::string_view sql, StatementMeta* meta) {
+  classifier_.Classify(sql, &classification_);
+  meta->statement_class = classification_.statement_class;
+  meta->ddl_risk = classification_.ddl_risk;
+  meta->copy_from = false;
+  meta->op.reset();
+  meta->table_count = 0;
+  for (const auto& st : classification_.statements) {
+    if (st.session != ppg::SessionCommand::kNone || st.txn == ppg::TxnControl::kSetTransaction) {
+      // Extended-protocol statements are single statements; a simple Query
+      // announces its own ops (see OnClientFrame).
+      if (classification_.statements.size() == 1) meta->op = SessionOp::From(st);
+    }
+    if (st.statement_class == ppg::StatementClass::kWrite && st.command.size() == 4 &&
+        absl::EqualsIgnoreCase(absl::string_view(st.command.data(), st.command.size()), "copy"))
+      meta->copy_from = true;
+    for (const auto& t : st.tables) {
+      if (meta->table_count == kMaxTargets) break;
+      if (meta->tables.size() <= meta->table_count) meta->tables.emplace_back();
+      std::string& slot = meta->tables[meta->table_count++];
+      slot.clear();
+      t.AppendNormalized(&slot);
+    }
+  }
+}
+
+std::span<const std::string_view> RequestTracker::TargetsOf(const StatementMeta& meta) {
+  for (std::size_t i = 0; i < meta.table_count; ++i) target_views_[i] = meta.tables[i];
+  return {target_views_.data(), meta.table_count};
+}
+
+RequestTracker::StatementMeta* RequestTracker::PortalStatement(std::string_view portal) {
+  if (portal.empty()) return unnamed_portal_;
+  auto it = portals_.find(portal);
+  return it == portals_.end() ? nullptr : it->second;
+}
+
+void RequestTracker::TouchRequest() {
+  if (open_started_) return;
+  open_started_ = true;
+  open_classified_ = false;
+  Record& r = records_[open_seq_ % kRecordRing];
+  r.seq = open_seq_;
+  r.start = Clock::now();
+  r.cls = routing::RequestClass::kSession;  // until a statement says otherwise
+  r.side = side_;
+}
+
+void RequestTracker::StartRequest(routing::RequestClass cls) {
+  TouchRequest();
+  if (!open_classified_) {
+    open_classified_ = true;
+    records_[open_seq_ % kRecordRing].cls = cls;
+    return;
+  }
+  RaiseRequestClass(cls);
+}
+
+void RequestTracker::RaiseRequestClass(routing::RequestClass cls) {
+  Record& r = records_[open_seq_ % kRecordRing];
+  // Order of strength as the classifier's: read < session < txn < write < admin < ddl.
+  auto rank = [](routing::RequestClass c) {
+    switch (c) {
+      case routing::RequestClass::kRead: return 0;
+      case routing::RequestClass::kSession: return 1;
+      case routing::RequestClass::kTxnControl: return 2;
+      case routing::RequestClass::kWrite: return 3;
+      case routing::RequestClass::kAdmin: return 4;
+      case routing::RequestClass::kDdl: return 5;
+    }
+    return 3;
+  };
+  if (rank(cls) > rank(r.cls)) r.cls = cls;
+}
+
+void RequestTracker::CloseRequest() {
+  TouchRequest();
+  open_started_ = false;
+  ++open_seq_;
+  unsynced_ = false;
+  if (InFlight() == 1) hooks_->InFlight(true);
+}
+
+RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
+  switch (f.type) {
+    case 'Q': {
+      ppg::Query q;
+      if (ppg::Decode(f.payload, &q)) return Verdict::kProtocolError;
+      if (debug_hooks_ && q.sql.size() < 64 && DebugUseCommand(q.sql)) return Verdict::kDebugUse;
+      Classify(q.sql, &query_meta_);
+      auto cls = ToRequestClass(query_meta_.statement_class);
+      if (classification_.statements.size() == 1 &&
+          classification_.statements[0].session == ppg::SessionCommand::kExecute) {
+        auto it = sql_prepared_.find(NormalizeIdentifier(classification_.statements[0].object_name));
+        if (it != sql_prepared_.end()) cls = ToRequestClass(it->second);
+      }
+      const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
+      if (plan.refused()) return Verdict::kRefuse;
+      // Each statement of a multi-statement Query announces its own change.
+      for (const auto& st : classification_.statements) {
+        if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
+        if (auto op = SessionOp::From(st)) {
+          if (op->kind == SessionOp::Kind::kPrepare)
+            sql_prepared_[op->key] = st.prepared_class;
+          state_.OnStatement(std::move(*op), open_seq_);
+        }
+      }
+      StartRequest(cls);
+      CloseRequest();
+      return Verdict::kForward;
+    }
+    case 'P': {
+      ppg::Parse p;
+      if (ppg::Decode(f.payload, &p)) return Verdict::kProtocolError;
+      StatementMeta* meta = &unnamed_statement_;
+      if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
+      Classify(p.query, meta);
+      if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
+      StartRequest(ToRequestClass(meta->statement_class));
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'B': {
+      // Only the names are needed: read them without decoding the values.
+      ppg::PayloadReader r(f.payload);
+      std::string_view portal, statement;
+      if (!r.ReadCString(&portal) || !r.ReadCString(&statement)) return Verdict::kProtocolError;
+      StatementMeta* meta = &unnamed_statement_;
+      if (!statement.empty()) {
+        auto it = statements_.find(statement);
+        meta = it == statements_.end() ? nullptr : &it->second;
+      }
+      if (portal.empty()) {
+        unnamed_portal_ = meta;
+      } else if (auto it = portals_.find(portal); it != portals_.end()) {
+        it->second = meta;
+      } else {
+        portals_.emplace(std::string(portal), meta);
+      }
+      TouchRequest();
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'E': {
+      ppg::Execute e;
+      if (ppg::Decode(f.payload, &e)) return Verdict::kProtocolError;
+      StatementMeta* meta = PortalStatement(e.portal);
+      const auto cls = meta ? ToRequestClass(meta->statement_class) : routing::RequestClass::kWrite;
+      if (meta) {
+        const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
+        (void)plan;  // extended batches are routed as a unit by the routing engine (issue 5)
+        if (meta->op) state_.OnStatement(*meta->op, open_seq_);
+        if (meta->copy_from && !copy_from_pending_) {
+          copy_from_pending_ = true;
+          copy_from_seq_ = open_seq_;
+          conditional_syncs_ = 0;
+        }
+      }
+      StartRequest(cls);
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'C': {
+      ppg::Close c;
+      if (ppg::Decode(f.payload, &c)) return Verdict::kProtocolError;
+      if (c.target == ppg::Target::kStatement) {
+        if (!c.name.empty()) {
+          state_.OnCloseStatement(c.name, open_seq_);
+          auto it = statements_.find(c.name);
+          if (it != statements_.end()) {
+            // Portals made from it stay valid on the server; they only
+            // lose their routing class here.
+            if (unnamed_portal_ == &it->second) unnamed_portal_ = nullptr;
+            for (auto& [name, meta] : portals_)
+              if (meta == &it->second) meta = nullptr;
+            statements_.erase(it);
+          }
+        }
+      } else if (c.name.empty()) {
+        unnamed_portal_ = nullptr;
+      } else if (auto it = portals_.find(c.name); it != portals_.end()) {
+        portals_.erase(it);
+      }
+      TouchRequest();
+      unsynced_ = true;
+      return Verdict::kForward;
+    }
+    case 'D':
+    case 'H':
+      TouchRequest();
+      unsynced_ = true;
+      return Verdict::kForward;
+    case 'S':
+      // The server ignores Sync in copy-in mode (copyfromparse.c); so do we.
+      if (copy_in_) return Verdict::kForward;
+      if (copy_from_pending_) ++conditional_syncs_;
+      CloseRequest();
+      return Verdict::kForward;
+    case 'F':  // FunctionCall: a request of its own, answered by ReadyForQuery
+      StartRequest(routing::RequestClass::kWrite);
+      CloseRequest();
+      return Verdict::kForward;
+    case 'd':
+      return Verdict::kForward;
+    case 'c':
+    case 'f':
+      copy_in_ = false;  // the server leaves copy-in with this message
+      return Verdict::kForward;
+    case 'X':
+      return Verdict::kTerminate;
+    default:  // 'p' outside authentication
+      return Verdict::kProtocolError;
+  }
+}
+
+void RequestTracker::OnLargeClientFrame(const ppg::FrameHeader& h, ppg::Bytes prefix) {
+  // A message larger than the buffer is streamed through; only what its
+  // first bytes say is known. A statement we cannot read whole is routed as
+  // a write (unknown means write) and cannot be replayed.
+  ppg::PayloadReader r(prefix.subspan(std::min(prefix.size(), h.header_size)));
+  switch (h.type) {
+    case 'Q':
+      StartRequest(routing::RequestClass::kWrite);
+      CloseRequest();
+      break;
+    case 'P': {
+      std::string_view name;
+      StatementMeta* meta = &unnamed_statement_;
+      if (r.ReadCString(&name) && !name.empty()) {
+        meta = &statements_[std::string(name)];
+      }
+      *meta = StatementMeta{};
+      meta->statement_class = ppg::StatementClass::kUnknown;
+      StartRequest(routing::RequestClass::kWrite);
+      unsynced_ = true;
+      break;
+    }
+    case 'B': {
+      std::string_view portal, statement;
+      StatementMeta* meta = nullptr;
+      if (r.ReadCString(&portal) && r.ReadCString(&statement)) {
+        if (statement.empty()) {
+          meta = &unnamed_statement_;
+        } else if (auto it = statements_.find(statement); it != statements_.end()) {
+          meta = &it->second;
+        }
+        if (portal.empty()) {
+          unnamed_portal_ = meta;
+        } else {
+          portals_[std::string(portal)] = meta;
+        }
+      }
+      TouchRequest();
+      unsynced_ = true;
+      break;
+    }
+    case 'F':
+      StartRequest(routing::RequestClass::kWrite);
+      CloseRequest();
+      break;
+    case 'd':
+      break;
+    default:
+      StartRequest(routing::RequestClass::kWrite);
+      unsynced_ = true;
+      break;
+  }
+}
+
+void RequestTracker::OnCopyIn() {
+  copy_in_ = true;
+  if (copy_from_pending_) {
+    // The Syncs the client sent after that Execute reached the server in
+    // copy-in mode and were ignored: their requests merge into the copy's.
+    ignored_syncs_ += conditional_syncs_;
+    conditional_syncs_ = 0;
+    copy_from_pending_ = false;
+  }
+}
+
+void RequestTracker::OnReadyForQuery(ppg::TransactionStatus status) {
+  txn_status_ = status;
+  const std::uint64_t last = ResponseSeq();
+  state_.OnReadyForQuery(last, status);
+  const Record& r = records_[response_seq_ % kRecordRing];
+  if (r.seq == response_seq_) {
+    hooks_->Answered(r, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - r.start));
+  }
+  response_seq_ = last + 1;
+  ignored_syncs_ = 0;
+  if (copy_from_pending_ && response_seq_ > copy_from_seq_) {
+    copy_from_pending_ = false;  // that COPY never started (an error came first)
+    conditional_syncs_ = 0;
+  }
+  if (response_seq_ > open_seq_) response_seq_ = open_seq_;  // a server answering more than asked
+  if (InFlight() == 0) hooks_->InFlight(false);
+}
+
+bool RequestTracker::OnBackendFrame(const ppg::Frame& f) {
+  switch (f.type) {
+    case 'Z': {
+      ppg::ReadyForQuery z;
+      if (!ppg::Decode(f.payload, &z)) OnReadyForQuery(z.status);
+      return true;
+    }
+    case 'C': {
+      ppg::PayloadReader r(f.payload);
+      std::string_view tag;
+      if (r.ReadCString(&tag)) state_.OnCommandComplete(tag, ResponseSeq());
+      if (copy_in_) copy_in_ = false;
+      return true;
+    }
+    case 'E':
+      state_.OnError();
+      copy_in_ = false;
+      return true;
+    case '1':
+      state_.OnParseComplete(ResponseSeq());
+      return true;
+    case '3':
+      state_.OnCloseComplete(ResponseSeq());
+      return true;
+    case 'G':
+    case 'W':
+      OnCopyIn();
+      return true;
+    case 'S': {
+      ppg::ParameterStatus ps;
+      if (!ppg::Decode(f.payload, &ps)) {
+        if (ps.name == "standard_conforming_strings") classifier_.set_standard_conforming_strings(ps.value == "on");
+      }
+      return true;
+    }
+    case 'K':
+    case 'R':
+      return false;  // login messages never reach a client mid-session
+    default:
+      return true;
+  }
+}
+
+}  // namespace turnout::proxy::pg

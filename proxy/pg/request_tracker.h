@@ -1,0 +1,177 @@
+#pragma once
+// What the session knows about the conversation it relays, sans I/O: the
+// frames each side sends go in (as views into the session's buffers), and
+// out come a verdict per client frame, the request accounting that drain,
+// cancel and backend switches wait on, the statement classes routing needs,
+// and the session state to replay (SessionState).
+//
+// Request accounting: every Query, Sync and FunctionCall closes a request
+// with a sequence number; every ReadyForQuery answers the oldest one; the
+// difference is what is in flight. The server answers each of those with
+// exactly one ReadyForQuery, with one exception: it ignores Sync (and
+// Flush) during copy-in (copyfromparse.c), and libpq sends COPY in extended
+// mode as Parse/Bind/Describe/Execute/Sync and another Sync after CopyDone.
+// Syncs sent after the Execute of a COPY FROM STDIN are therefore
+// conditional until the server says whether the copy started
+// (CopyInResponse: they were swallowed) or not (ReadyForQuery first).
+//
+// Statement classes (DESIGN.md §3): a simple Query is classified as a whole;
+// Parse classifies its statement once, and Bind/Execute look the class up
+// through the portal ("a named statement keeps the class computed at
+// Parse"). Nothing here allocates per message in steady state: scratch is
+// reused, names are looked up by view, and only state changes (named
+// statements, SET, ...) are copied.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/pg/frame_decoder.h"
+#include "protocol/pg/messages.h"
+#include "protocol/pg/sql_classifier.h"
+#include "proxy/pg/session_state.h"
+#include "routing/plan.h"
+#include "routing/request.h"
+
+namespace turnout::proxy::pg {
+
+routing::RequestClass ToRequestClass(protocol::pg::StatementClass c) noexcept;
+
+// Recognises the debug hook "TURNOUT DEBUG USE NEW|OLD" (see pg_session.cc).
+std::optional<routing::Side> DebugUseCommand(std::string_view sql);
+
+class RequestTracker {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Record {
+    std::uint64_t seq = std::numeric_limits<std::uint64_t>::max();
+    Clock::time_point start;
+    routing::RequestClass cls = routing::RequestClass::kSession;
+    routing::Side side = routing::Side::kOld;
+  };
+
+  // What the tracker asks of its session.
+  class Hooks {
+   public:
+    virtual ~Hooks() = default;
+    // Routing decision for a request about to be forwarded.
+    virtual routing::Plan Route(routing::RequestClass cls, routing::DdlRisk risk,
+                                std::span<const std::string_view> targets) = 0;
+    // The request `r` was answered (its ReadyForQuery) after `latency`.
+    virtual void Answered(const Record& r, std::chrono::microseconds latency) = 0;
+    // Requests went in flight (true) or none is left (false).
+    virtual void InFlight(bool busy) = 0;
+  };
+
+  enum class Verdict : std::uint8_t { kForward, kTerminate, kDebugUse, kRefuse, kProtocolError };
+
+  RequestTracker(Hooks* hooks, bool debug_hooks) : hooks_(hooks), debug_hooks_(debug_hooks) {}
+  RequestTracker(const RequestTracker&) = delete;
+  RequestTracker& operator=(const RequestTracker&) = delete;
+
+  // ---- client -> backend
+  // A whole frame. kForward: relay it as is.
+  Verdict OnClientFrame(const protocol::pg::Frame& f);
+  // A frame larger than the buffer, streamed; `prefix` is its first bytes.
+  void OnLargeClientFrame(const protocol::pg::FrameHeader& h, protocol::pg::Bytes prefix);
+
+  // ---- backend (the primary) -> client
+  // A whole frame; false when the client must not see it.
+  bool OnBackendFrame(const protocol::pg::Frame& f);
+  void OnLargeBackendFrame(char type) {
+    if (type == 'E') state_.OnError();
+  }
+
+  // ---- state
+  std::uint64_t InFlight() const noexcept {
+    const std::uint64_t answered = response_seq_ + ignored_syncs_;
+    return open_seq_ > answered ? open_seq_ - answered : 0;
+  }
+  // Nothing in flight and no copy running: the backend is waiting for us.
+  bool BackendIdle() const noexcept { return InFlight() == 0 && !copy_in_; }
+  // Also between transactions, with no half-sent extended batch: where a
+  // session may be closed (drain) or moved to another backend.
+  bool AtBoundary() const noexcept {
+    return BackendIdle() && !unsynced_ && txn_status_ == protocol::pg::TransactionStatus::kIdle;
+  }
+  protocol::pg::TransactionStatus txn_status() const noexcept { return txn_status_; }
+  // turnout answered a request itself with an error (a refusal).
+  void FailTransaction() noexcept {
+    if (txn_status_ == protocol::pg::TransactionStatus::kInTransaction)
+      txn_status_ = protocol::pg::TransactionStatus::kFailed;
+  }
+  const SessionState& state() const noexcept { return state_; }
+  // The side requests are sent to, recorded with each request.
+  void set_side(routing::Side side) noexcept { side_ = side; }
+
+ private:
+  struct StatementMeta {
+    protocol::pg::StatementClass statement_class = protocol::pg::StatementClass::kUnknown;
+    protocol::pg::DdlRisk ddl_risk = protocol::pg::DdlRisk::kNone;
+    bool copy_from = false;           // COPY ... FROM: copy-in on Execute
+    std::optional<SessionOp> op;      // a state change when executed
+    std::vector<std::string> tables;  // normalised; [0, table_count) live, capacity reused
+    std::size_t table_count = 0;
+  };
+  // Lookups by a view into the receive buffer, without building a string.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename V>
+  using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
+
+  static constexpr std::size_t kMaxTargets = 16;  // tables of one request passed to the policy
+  static constexpr std::size_t kRecordRing = 64;  // deeper pipelines are counted without latency
+
+  void Classify(std::string_view sql, StatementMeta* meta);
+  std::span<const std::string_view> TargetsOf(const StatementMeta& meta);
+  StatementMeta* PortalStatement(std::string_view portal);
+  void TouchRequest();  // a message of the request that says nothing of its class
+  void StartRequest(routing::RequestClass cls);
+  void RaiseRequestClass(routing::RequestClass cls);
+  void CloseRequest();
+  void OnReadyForQuery(protocol::pg::TransactionStatus status);
+  void OnCopyIn();
+  std::uint64_t ResponseSeq() const noexcept { return response_seq_ + ignored_syncs_; }
+
+  Hooks* hooks_;
+  bool debug_hooks_;
+  routing::Side side_ = routing::Side::kOld;
+
+  protocol::pg::SqlClassifier classifier_;
+  protocol::pg::Classification classification_;
+  StatementMeta query_meta_;  // the current simple Query
+  StatementMeta unnamed_statement_;
+  NameMap<StatementMeta> statements_;
+  StatementMeta* unnamed_portal_ = nullptr;
+  NameMap<StatementMeta*> portals_;
+  NameMap<protocol::pg::StatementClass> sql_prepared_;  // SQL PREPARE name -> class
+  std::array<std::string_view, kMaxTargets> target_views_{};
+
+  std::uint64_t open_seq_ = 0;       // the request being assembled
+  std::uint64_t response_seq_ = 0;   // the oldest request not yet answered
+  std::uint64_t ignored_syncs_ = 0;  // Syncs the server swallowed in copy-in, not yet settled
+  bool open_started_ = false;
+  bool open_classified_ = false;
+  bool unsynced_ = false;            // extended messages since the last Sync
+  bool copy_in_ = false;             // CopyInResponse seen, CopyDone/CopyFail not yet sent
+  bool copy_from_pending_ = false;   // an Execute of COPY FROM awaits its CopyInResponse
+  std::uint64_t copy_from_seq_ = 0;
+  std::uint64_t conditional_syncs_ = 0;  // Syncs sent after that Execute
+  protocol::pg::TransactionStatus txn_status_ = protocol::pg::TransactionStatus::kIdle;
+  std::array<Record, kRecordRing> records_{};
+
+  SessionState state_;
+};
+
+}  // namespace turnout::proxy::pg
