@@ -336,9 +336,12 @@ class RedisSession final : public Session {
         if (!closed_ && !IsExpectedDisconnect(ec))
           LogWarn("redis client read failed", {{"route", route_.name}, {"error", ec.message()}});
         // Redis frees a client on EOF. Replies already in flight are still
-        // written (a client that half-closed gets them); a command blocked
-        // upstream would never finish, so then the session ends at once.
-        if (ec != std::error_code(boost::system::error_code(asio::error::eof)) || blocking_inflight_ > 0) Close();
+        // written (a client that half-closed gets them); with nothing in
+        // flight, a command blocked upstream, or the writer waiting for
+        // pub/sub messages, the session ends at once.
+        if (ec != std::error_code(boost::system::error_code(asio::error::eof)) || blocking_inflight_ > 0 ||
+            fifo_.empty() || writer_idle_reading_)
+          Close();
         break;
       }
       client_in_.CommitReceived(n);

@@ -405,6 +405,27 @@ TEST_F(RedisSessionTest, SubscribeResp2) {
   EXPECT_EQ(pub.Call({"PUBLISH", "rs:ch1", "nobody"}), ":0\r\n");
 }
 
+TEST_F(RedisSessionTest, SubscriberThatDisconnectsReleasesItsUpstreamConnection) {
+  Start();
+  auto upstream_named = [&] {
+    RespConn direct(direct_port());
+    return direct.Call({"CLIENT", "LIST"}).find("name=rs-gone-sub") != std::string::npos;
+  };
+  {
+    RespConn sub(t_.port);
+    EXPECT_EQ(sub.Call({"CLIENT", "SETNAME", "rs-gone-sub"}), "+OK\r\n");
+    EXPECT_THAT(sub.Call({"SUBSCRIBE", "rs:gone"}), StartsWith("*3\r\n$9\r\nsubscribe"));
+    EXPECT_TRUE(upstream_named());
+  }
+  // No message ever arrives on the channel: the session must still notice.
+  bool gone = false;
+  for (int i = 0; i < 40 && !gone; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    gone = !upstream_named();
+  }
+  EXPECT_TRUE(gone);
+}
+
 TEST_F(RedisSessionTest, SubscribeResp3PushesAndCommands) {
   Start();
   RespConn sub(t_.port);
