@@ -17,6 +17,9 @@
 #include "absl/strings/str_join.h"
 
 namespace turnout::control {
+
+boost::json::value YamlToJson(const YAML::Node& n);
+
 namespace {
 
 using routing::Config;
@@ -236,37 +239,6 @@ routing::Backend ReadBackend(Reader& r, const YAML::Node& n, const std::string& 
   return b;
 }
 
-// Plain YAML scalars are typed the way JSON would type them; quoted ones
-// (tag "!") stay strings.
-boost::json::value YamlToJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: {
-      boost::json::object o;
-      for (const auto& kv : n) o[kv.first.as<std::string>("")] = YamlToJson(kv.second);
-      return o;
-    }
-    case YAML::NodeType::Sequence: {
-      boost::json::array a;
-      for (const auto& e : n) a.push_back(YamlToJson(e));
-      return a;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
-      if (n.Tag() == "!") return boost::json::string(s);
-      if (s == "true") return true;
-      if (s == "false") return false;
-      if (s == "null" || s == "~") return nullptr;
-      std::int64_t i;
-      if (absl::SimpleAtoi(s, &i)) return i;
-      double d;
-      if (absl::SimpleAtod(s, &d) && s.find_first_not_of("0123456789.eE+-") == std::string::npos) return d;
-      return boost::json::string(s);
-    }
-    default:
-      return nullptr;
-  }
-}
-
 routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path) {
   routing::Route rt;
   r.CheckKeys(n, path, {"name", "protocol", "listen", "mode", "old", "new", "auth", "users_file",
@@ -397,6 +369,46 @@ void CheckReferences(Reader& r, const Config& c) {
 }
 
 }  // namespace
+
+// Plain YAML scalars are typed the way JSON would type them; quoted ones
+// (tag "!") stay strings.
+boost::json::value YamlToJson(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      boost::json::object o;
+      for (const auto& kv : n) o[kv.first.as<std::string>("")] = YamlToJson(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Sequence: {
+      boost::json::array a;
+      for (const auto& e : n) a.push_back(YamlToJson(e));
+      return a;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!") return boost::json::string(s);
+      if (s == "true") return true;
+      if (s == "false") return false;
+      if (s == "null" || s == "~") return nullptr;
+      std::int64_t i;
+      if (absl::SimpleAtoi(s, &i)) return i;
+      double d;
+      if (absl::SimpleAtod(s, &d) && s.find_first_not_of("0123456789.eE+-") == std::string::npos) return d;
+      return boost::json::string(s);
+    }
+    default:
+      return nullptr;
+  }
+}
+
+
+absl::StatusOr<boost::json::value> YamlTextToJson(const std::string& text) {
+  try {
+    return YamlToJson(YAML::Load(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("line ", e.mark.line + 1, ", column ", e.mark.column + 1, ": ", e.msg));
+  }
+}
 
 absl::StatusOr<routing::HostPort> ParseHostPort(absl::string_view text) {
   routing::HostPort hp;

@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "control/config_loader.h"
 #include "control/control_plane.h"
+#include "control/ctl.h"
 #include "proxy/metrics_collector.h"
 #include "proxy/journal_flusher.h"
 #include "proxy/logging.h"
@@ -109,10 +110,12 @@ int Run(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "ctl") return turnout::control::RunCtl(argc, argv);
   absl::SetProgramUsageMessage(
       "turnout: a database proxy that moves traffic from an old database to a new one.\n"
       "  turnout --config turnout.yaml      run\n"
-      "  turnout --check-config FILE        validate a configuration and exit");
+      "  turnout --check-config FILE        validate a configuration and exit\n"
+      "  turnout ctl --help                 drive the admin API");
   // Flags are spelled with dashes on the command line (--check-config);
   // Abseil's flag names use underscores.
   std::vector<std::string> spelled(argv, argv + argc);
