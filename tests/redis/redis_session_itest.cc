@@ -167,6 +167,11 @@ TEST_F(RedisSessionTest, TenThousandPipelinedMixedCommandsMatchTheServerByteForB
   // The workload really covers errors and large replies.
   EXPECT_GT(errors, 10);
   EXPECT_GT(big, 0);
+  RespConn cleanup(direct_port());
+  for (const char* db : {"11", "12"}) {
+    cleanup.Call({"SELECT", db});
+    cleanup.Call({"FLUSHDB"});
+  }
 }
 
 TEST_F(RedisSessionTest, UnknownCommandAndArityErrorsMatchRedis) {
@@ -529,6 +534,7 @@ TEST_F(RedisSessionTest, LargeValuesStreamBothWays) {
   // An oversized unknown command is refused without being forwarded.
   EXPECT_THAT(c.Call({"NOSUCH", value}, 20000), StartsWith("-ERR unknown command 'NOSUCH'"));
   EXPECT_EQ(c.Call({"PING"}), "+PONG\r\n");
+  c.Call({"DEL", "rs:large"});  // the harness server is shared
 }
 
 TEST_F(RedisSessionTest, ClientThatNeverReadsIsBoundedAndAlone) {
@@ -560,6 +566,7 @@ TEST_F(RedisSessionTest, ClientThatNeverReadsIsBoundedAndAlone) {
   writer.join();
   EXPECT_LT(rss_after - rss_before, 64 * 1024) << "RSS grew from " << rss_before << " to " << rss_after << " KiB";
   EXPECT_EQ(other.Call({"PING"}), "+PONG\r\n");
+  other.Call({"DEL", "rs:fat"});
 }
 
 TEST_F(RedisSessionTest, DrainClosesIdleSessionsAndFinishesBusyOnes) {

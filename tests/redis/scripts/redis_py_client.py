@@ -72,4 +72,5 @@ ps.close()
 big = os.urandom(4 * 1024 * 1024)
 r.set("py:big", big)
 assert r.get("py:big") == big
+r.delete("py:big")
 print("OK")
