@@ -448,9 +448,17 @@ absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, absl::string_vie
   Config c;
   c.source_path = std::string(source_path);
   if (!root.IsMap()) return absl::InvalidArgumentError("the configuration must be a YAML mapping");
-  r.CheckKeys(root, "", {"instance_id", "region", "workers", "log_level", "log_format", "admin",
+  r.CheckKeys(root, "", {"instance_id", "instance_id_env", "region", "workers", "log_level", "log_format", "admin",
                          "state_store", "journal", "limits", "backends", "routes"});
+  if (root["instance_id"] && root["instance_id_env"]) r.Fail("instance_id", "give only one of instance_id, instance_id_env");
   if (root["instance_id"]) c.instance_id = r.String(root["instance_id"], "instance_id");
+  if (root["instance_id_env"]) {
+    // Kubernetes: the pod name through the downward API.
+    const std::string var = r.String(root["instance_id_env"], "instance_id_env");
+    const char* v = var.empty() ? nullptr : std::getenv(var.c_str());
+    if (r.ok() && v == nullptr) r.Fail("instance_id_env", absl::StrCat("environment variable ", var, " is not set"));
+    if (v) c.instance_id = v;
+  }
   if (r.ok() && c.instance_id.empty()) r.Fail("instance_id", "must not be empty");
   if (root["region"]) c.region = r.String(root["region"], "region");
   if (root["workers"]) c.workers = r.Integer<int>(root["workers"], "workers", 0, 256);

@@ -225,6 +225,25 @@ routes: [{name: r, protocol: postgres, listen: "127.0.0.1:2", old: a}]
   EXPECT_THAT(std::string(r.status().message()), ::testing::Not(HasSubstr("hunter2")));
 }
 
+TEST(ConfigLoaderTest, InstanceIdFromEnvironment) {
+  ::setenv("TURNOUT_TEST_POD_NAME", "orders-api-7c9f-x2", 1);
+  auto c = ParseConfig(R"(
+instance_id_env: TURNOUT_TEST_POD_NAME
+backends: [{name: a, protocol: redis, address: "127.0.0.1:1"}]
+routes: [{name: r, protocol: redis, listen: "127.0.0.1:2", old: a}]
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->instance_id, "orders-api-7c9f-x2");
+  auto missing = ParseConfig(R"(
+instance_id_env: TURNOUT_TEST_NOT_SET_ANYWHERE
+backends: [{name: a, protocol: redis, address: "127.0.0.1:1"}]
+routes: [{name: r, protocol: redis, listen: "127.0.0.1:2", old: a}]
+)");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("instance_id_env: environment variable TURNOUT_TEST_NOT_SET_ANYWHERE is not set"));
+}
+
 TEST(ConfigLoaderTest, ParseHostPort) {
   EXPECT_EQ(ParseHostPort("127.0.0.1:5432")->port, 5432);
   EXPECT_EQ(ParseHostPort("db.internal:6379")->host, "db.internal");
