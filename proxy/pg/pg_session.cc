@@ -53,6 +53,10 @@
 namespace turnout::proxy::pg {
 namespace {
 
+// GCC 12 may destroy a temporary twice when it lives across a co_await in
+// a conditional expression (seen here as a double free): arguments that
+// own memory are built into locals before the co_await, never inline.
+
 namespace ppg = protocol::pg;
 using namespace asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
@@ -329,8 +333,9 @@ awaitable<bool> PgSession::Startup() {
   ppg::StartupMessage sm;
   if (auto ec = ppg::DecodeStartupMessage(f, &sm)) {
     if (ec == ppg::CodecError::kUnsupportedProtocolVersion) {
-      co_await SendFatal("0A000", absl::StrCat("unsupported frontend protocol ", f.code >> 16, ".",
-                                               f.code & 0xffff, ": server supports 3.0 to 3.0"));
+      const std::string text = absl::StrCat("unsupported frontend protocol ", f.code >> 16, ".", f.code & 0xffff,
+                                            ": server supports 3.0 to 3.0");
+      co_await SendFatal("0A000", text);
     } else {
       co_await SendFatal("08P01", "invalid startup packet layout: expected terminator as last byte");
     }
@@ -372,8 +377,9 @@ awaitable<bool> PgSession::Startup() {
   }
 
   if (route().tls.required && !client_.is_tls()) {
-    co_await SendFatal("28000", absl::StrCat("no pg_hba.conf entry for host \"", address_, "\", user \"", user_,
-                                             "\", database \"", database_, "\", no encryption"));
+    const std::string text = absl::StrCat("no pg_hba.conf entry for host \"", address_, "\", user \"", user_,
+                                          "\", database \"", database_, "\", no encryption");
+    co_await SendFatal("28000", text);
     co_return false;
   }
 
@@ -409,8 +415,9 @@ awaitable<bool> PgSession::ReadPasswordFrame(ppg::Frame* f) {
     auto r = client_decoder_.Decode(client_in_.Unparsed());
     if (r.ok()) {
       if (r.value.type != 'p') {
-        co_await SendFatal("08P01", absl::StrCat("expected password response, got message type ",
-                                                 static_cast<int>(r.value.type)));
+        const std::string text =
+            absl::StrCat("expected password response, got message type ", static_cast<int>(r.value.type));
+        co_await SendFatal("08P01", text);
         co_return false;
       }
       *f = r.value;
@@ -675,9 +682,16 @@ awaitable<void> PgSession::ClientLoop() {
         switch (v) {
           case Verdict::kTerminate:
             co_return;
-          case Verdict::kProtocolError:
-            co_await SendFatal("08P01", absl::StrCat("invalid frontend message type ", static_cast<int>(f.type)));
+          case Verdict::kProtocolError: {
+            // The server's words: a type it does not take here, or a
+            // message whose layout is broken.
+            const std::string text = f.type == 'p'
+                                         ? absl::StrCat("invalid frontend message type ", static_cast<int>(f.type))
+                                         : std::string("invalid message format");
+            co_await SendFatal("08P01", text);
+            LogInfo("pg client protocol error", {{"route", route().name}, {"type", std::string(1, f.type)}});
             co_return;
+          }
           case Verdict::kDebugUse: {
             ppg::Query q;
             (void)ppg::Decode(f.payload, &q);
@@ -700,15 +714,18 @@ awaitable<void> PgSession::ClientLoop() {
         if (!co_await FlushClientParsed()) co_return;
         if (r.error == ppg::CodecError::kMessageTooLarge) {
           const std::uint32_t len = in.Unparsed().size() >= 5 ? ppg::LoadU32(in.Unparsed().data() + 1) : 0;
-          co_await SendFatal("54000", absl::StrCat("message of type '", std::string(1, static_cast<char>(in.Unparsed()[0])),
-                                                   "' is ", len, " bytes, over turnout's limit of ",
-                                                   ctx_.config->limits.max_message_bytes,
-                                                   " bytes (limits.max_message_size)"));
+          const std::string text = absl::StrCat(
+              "message of type '", std::string(1, static_cast<char>(in.Unparsed()[0])), "' is ", len,
+              " bytes, over turnout's limit of ", ctx_.config->limits.max_message_bytes,
+              " bytes (limits.max_message_size)");
+          co_await SendFatal("54000", text);
         } else if (r.error == ppg::CodecError::kUnknownMessageType) {
-          co_await SendFatal("08P01", absl::StrCat("invalid frontend message type ",
-                                                   static_cast<int>(in.Unparsed()[0])));
+          const std::string text =
+              absl::StrCat("invalid frontend message type ", static_cast<int>(in.Unparsed()[0]));
+          co_await SendFatal("08P01", text);
         } else {
-          co_await SendFatal(ppg::SqlState(r.error), absl::StrCat("invalid message: ", std::string(ppg::DescribeError(r.error))));
+          const std::string text = absl::StrCat("invalid message: ", std::string(ppg::DescribeError(r.error)));
+          co_await SendFatal(ppg::SqlState(r.error), text);
         }
         LogInfo("pg client protocol error", {{"route", route().name}, {"error", ppg::DescribeError(r.error)}});
         co_return;

@@ -378,6 +378,14 @@ TEST_F(PgSessionTest, BadInputGetsAnErrorOrDisconnectAndOthersAreUnaffected) {
       (r.out == "alive\n" ? good : bad)++;
     }
   });
+  struct Join {  // also when an ASSERT returns early
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, other};
 
   {  // Startup packet length below the minimum.
     RawClient c(port);
@@ -455,6 +463,7 @@ TEST_F(PgSessionTest, BadInputGetsAnErrorOrDisconnectAndOthersAreUnaffected) {
   }
   stop = true;
   other.join();
+  EXPECT_TRUE(turnout_.process().running()) << turnout_.Log();
   EXPECT_GT(good.load(), 0);
   EXPECT_EQ(bad.load(), 0);
   EXPECT_TRUE(turnout_.process().running());
