@@ -494,9 +494,7 @@ awaitable<bool> PgSession::Authenticate() {
       if (secret->kind == StoredSecret::Kind::kScram) {
         scram = secret->scram;
       } else if (secret->kind == StoredSecret::Kind::kPlain) {
-        std::string salt(16, '\0');
-        RandomBytes(reinterpret_cast<std::uint8_t*>(salt.data()), salt.size());
-        scram = ScramSecret::FromPassword(secret->text, salt, kScramDefaultIterations);
+        scram = ScramSecret::ForPlainPassword(secret->text);
       } else {
         LogWarn("pg user has an md5 secret; SCRAM needs a plain or SCRAM secret",
                 {{"route", route().name}, {"user", user_}});

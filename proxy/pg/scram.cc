@@ -5,6 +5,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -55,7 +57,7 @@ ScramKey Hmac(const std::uint8_t* key, std::size_t key_len, std::string_view dat
   return out;
 }
 
-ScramKey SaltedPassword(std::string_view password, std::string_view salt, int iterations) {
+ScramKey ComputeSaltedPassword(std::string_view password, std::string_view salt, int iterations) {
   ScramKey out{};
   // RFC 5802 §2.2 Hi() is PBKDF2 with HMAC as the PRF. PostgreSQL applies
   // SASLprep first; for ASCII passwords that is the identity, and the server
@@ -63,6 +65,27 @@ ScramKey SaltedPassword(std::string_view password, std::string_view salt, int it
   PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
                     reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
                     iterations, EVP_sha256(), static_cast<int>(out.size()), out.data());
+  return out;
+}
+
+// Hi() costs milliseconds at 4096 iterations, on the worker thread of the
+// session that logs in. Its inputs repeat: a backend's salt for our role is
+// fixed, and so is a user's. So results are kept per (password, salt,
+// iterations), process-wide and bounded; nothing here is ever logged.
+ScramKey SaltedPassword(std::string_view password, std::string_view salt, int iterations) {
+  static std::mutex mu;
+  static std::map<std::string, ScramKey>* cache = new std::map<std::string, ScramKey>();
+  std::string key;
+  key.reserve(password.size() + salt.size() + 16);
+  key.append(std::to_string(iterations)).append(1, '\0').append(salt).append(1, '\0').append(password);
+  {
+    std::lock_guard lock(mu);
+    if (auto it = cache->find(key); it != cache->end()) return it->second;
+  }
+  const ScramKey out = ComputeSaltedPassword(password, salt, iterations);
+  std::lock_guard lock(mu);
+  if (cache->size() >= 256) cache->clear();
+  cache->emplace(std::move(key), out);
   return out;
 }
 
@@ -132,6 +155,26 @@ std::optional<ScramSecret> ScramSecret::Parse(std::string_view text) {
   if (!UnB64Key(keys.substr(0, c2), &s.stored_key) || !UnB64Key(keys.substr(c2 + 1), &s.server_key))
     return std::nullopt;
   return s;
+}
+
+ScramSecret ScramSecret::ForPlainPassword(std::string_view password) {
+  // One random salt per password for the process' life, as a stored
+  // secret would have: the PBKDF2 result is then cached like any other.
+  static std::mutex mu;
+  static std::map<std::string, std::string>* salts = new std::map<std::string, std::string>();
+  std::string salt;
+  {
+    std::lock_guard lock(mu);
+    auto it = salts->find(std::string(password));
+    if (it == salts->end()) {
+      if (salts->size() >= 256) salts->clear();
+      std::string fresh(16, '\0');
+      RandomBytes(reinterpret_cast<std::uint8_t*>(fresh.data()), fresh.size());
+      it = salts->emplace(std::string(password), std::move(fresh)).first;
+    }
+    salt = it->second;
+  }
+  return FromPassword(password, salt, kScramDefaultIterations);
 }
 
 ScramSecret ScramSecret::FromPassword(std::string_view password, std::string_view salt, int iterations) {

@@ -39,6 +39,9 @@ struct ScramSecret {
   static std::optional<ScramSecret> Parse(std::string_view text);
   // Derives the secret of a plain password (RFC 5802 §3).
   static ScramSecret FromPassword(std::string_view password, std::string_view salt, int iterations);
+  // The secret turnout uses for a user whose stored password is plain: a
+  // random salt chosen once per process, the default iteration count.
+  static ScramSecret ForPlainPassword(std::string_view password);
   std::string ToString() const;
   // True when `password` produces this secret's StoredKey.
   bool Matches(std::string_view password) const;

@@ -93,7 +93,15 @@ TEST_F(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
   const std::string log = turnout_.process().dir() + "/psql-cancel.log";
   psql.Start({"psql", "-X", "-tA", Url(), "-c", "select pg_sleep(30)"}, log,
              {{"PGPASSWORD", TestBackends::Get().pg_password}});
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Wait until the query runs on the backend (not just until psql started).
+  const auto& b = TestBackends::Get();
+  for (int i = 0; i < 100; ++i) {
+    auto running = RunProgram({"psql", "-X", "-tA", b.PgConnString(b.pg_old_port), "-c",
+                               "select count(*) > 0 from pg_stat_activity where query = 'select pg_sleep(30)' "
+                               "and state = 'active'"});
+    if (running.out == "t\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   const auto start = std::chrono::steady_clock::now();
   psql.Signal(SIGINT);
   const int code = psql.Wait(10000);
