@@ -50,6 +50,13 @@ int Run(const std::string& path) {
   auto config = std::make_shared<const turnout::routing::Config>(*std::move(loaded));
   turnout::proxy::InitLogging(config->log_level, config->log_format);
 
+  // Signals are handled on the main thread, away from the workers. The sets
+  // exist before any listener opens, so a signal that arrives as soon as a
+  // port accepts is queued for the waits below rather than lost.
+  boost::asio::io_context main_context;
+  boost::asio::signal_set stop_signals(main_context, SIGTERM, SIGINT);
+  boost::asio::signal_set reload_signal(main_context, SIGHUP);
+
   turnout::routing::RouteTablePublisher route_table;
   auto journal = turnout::routing::Journal::Open(config->journal.path, {.max_entries = config->journal.max_entries});
   if (!journal.ok()) {
@@ -77,10 +84,6 @@ int Run(const std::string& path) {
     return 1;
   }
 
-  // Signals are handled on the main thread, away from the workers.
-  boost::asio::io_context main_context;
-  boost::asio::signal_set stop_signals(main_context, SIGTERM, SIGINT);
-  boost::asio::signal_set reload_signal(main_context, SIGHUP);
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
