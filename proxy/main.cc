@@ -64,14 +64,15 @@ int Run(const std::string& path) {
     return 1;
   }
   turnout::proxy::JournalFlusher journal_flusher(journal->get());
+  turnout::routing::ShadowSamples shadow_samples;
   // The control plane first: a corrupt state file must stop startup before
   // any listener accepts traffic under a wrong policy.
-  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get());
+  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get(), &shadow_samples);
   if (!control.ok()) {
     LogError("startup failed", {{"error", std::string(control.status().message())}});
     return 1;
   }
-  turnout::proxy::Server server(config, &route_table, journal->get());
+  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples);
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());
