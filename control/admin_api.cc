@@ -116,12 +116,13 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
     }
     if (seg.size() == 5) {
       const std::string& action = seg[4];
-      if (action == "journal") {
+      if (action == "journal" || action == "shadow") {
         if (r.method != "GET") return method_not_allowed("GET");
         auto m = svc.Snapshot(id);
         if (!m.ok()) return Error(m.status());
-        if (!deps.journal) return Error(absl::UnavailableError("the journal is not available in this process"));
-        return reply(deps.journal(*m));
+        const auto& fn = action == "journal" ? deps.journal : deps.shadow;
+        if (!fn) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
+        return reply(fn(*m));
       }
       if (r.method != "POST") return method_not_allowed("POST");
       if (action == "test" || action == "verify" || action == "repair") {

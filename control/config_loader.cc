@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "control/strategy_json.h"
 
 namespace turnout::control {
 
@@ -365,6 +366,13 @@ void CheckReferences(Reader& r, const Config& c) {
     }
     if (r.ok() && rt.new_backend == rt.old_backend)
       r.Fail(path + ".new", "must differ from old");
+    if (r.ok() && !rt.strategy_json.empty()) {
+      // The same parser as the admin API's, so errors read alike:
+      // "routes[0].strategy.read_percentage: must be between 0 and 1".
+      if (rt.new_backend.empty()) r.Fail(path + ".strategy", "a static strategy needs the route's `new` backend");
+      auto spec = StrategyFromJson(boost::json::parse(rt.strategy_json));
+      if (r.ok() && !spec.ok()) r.Fail(path, spec.status().message());
+    }
   }
 }
 

@@ -13,9 +13,11 @@ namespace turnout::control {
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_ptr<const routing::Config> config,
                                                                  routing::RouteTablePublisher* route_table,
-                                                                 routing::Journal* journal) {
+                                                                 routing::Journal* journal,
+                                                                 routing::ShadowSamples* shadow_samples) {
   std::unique_ptr<ControlPlane> cp(new ControlPlane);
   cp->journal_ = journal;
+  cp->shadow_samples_ = shadow_samples;
   cp->config_ = config;
   cp->route_table_ = route_table;
   const auto& ss = config->state_store;
@@ -59,6 +61,9 @@ absl::Status ControlPlane::StartAdmin(const prometheus::Collectable* data_plane_
   deps.verify = [this](const Migration& m) { return Verify(*config_, m); };
   deps.journal = [this](const Migration& m) -> absl::StatusOr<boost::json::value> { return JournalToJson(*journal_, m); };
   deps.repair = [this](const Migration& m) { return RepairFromJournal(*config_, m, *journal_); };
+  deps.shadow = [this](const Migration& m) -> absl::StatusOr<boost::json::value> {
+    return ShadowSamplesToJson(*shadow_samples_, m);
+  };
   admin_ = std::make_unique<AdminServer>(config_->admin, MakeAdminHandler(std::move(deps)));
   return admin_->Start();
 }

@@ -18,6 +18,7 @@
 #include "control/state_store.h"
 #include "routing/config.h"
 #include "routing/journal.h"
+#include "routing/shadow_samples.h"
 #include "routing/policy_table.h"
 
 namespace turnout::control {
@@ -27,7 +28,8 @@ class ControlPlane {
   // Opens the state store, loads migrations and publishes their policies.
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(std::shared_ptr<const routing::Config> config,
                                                              routing::RouteTablePublisher* route_table,
-                                                             routing::Journal* journal);
+                                                             routing::Journal* journal,
+                                                             routing::ShadowSamples* shadow_samples);
   ~ControlPlane();
 
   // Serves the admin API (when enabled). `data_plane_metrics` must outlive
@@ -44,6 +46,7 @@ class ControlPlane {
   std::shared_ptr<const routing::Config> config_;
   routing::RouteTablePublisher* route_table_ = nullptr;
   routing::Journal* journal_ = nullptr;
+  routing::ShadowSamples* shadow_samples_ = nullptr;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<MigrationService> service_;
   std::unique_ptr<ControlMetricsCollector> metrics_;

@@ -90,6 +90,21 @@ json::value JournalToJson(const routing::Journal& journal, const Migration& m, s
                       {"entries", std::move(entries)}};
 }
 
+json::value ShadowSamplesToJson(const routing::ShadowSamples& samples, const Migration& m) {
+  json::array out;
+  for (const auto& i : m.interlays)
+    for (const auto& s : samples.Recent(i.route))
+      out.push_back(json::object{{"at", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", s.at, absl::UTCTimeZone())},
+                                 {"route", s.route},
+                                 {"kind", s.kind},
+                                 {"request", s.request},
+                                 {"primary", s.primary},
+                                 {"secondary", s.secondary},
+                                 {"primary_latency_us", s.primary_latency_us},
+                                 {"secondary_latency_us", s.secondary_latency_us}});
+  return json::object{{"migration", m.id}, {"mismatches", std::move(out)}};
+}
+
 absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, const Migration& m,
                                               routing::Journal& journal) {
   const auto entries = journal.Pending(m.id);

@@ -12,10 +12,14 @@
 #include "control/migration.h"
 #include "routing/config.h"
 #include "routing/journal.h"
+#include "routing/shadow_samples.h"
 
 namespace turnout::control {
 
 boost::json::value JournalToJson(const routing::Journal& journal, const Migration& m, std::size_t limit = 1000);
+
+// GET …/shadow: the sampled mismatches of the migration's routes, newest last.
+boost::json::value ShadowSamplesToJson(const routing::ShadowSamples& samples, const Migration& m);
 
 absl::StatusOr<boost::json::value> RepairFromJournal(const routing::Config& config, const Migration& m,
                                                      routing::Journal& journal);

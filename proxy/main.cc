@@ -50,6 +50,13 @@ int Run(const std::string& path) {
   auto config = std::make_shared<const turnout::routing::Config>(*std::move(loaded));
   turnout::proxy::InitLogging(config->log_level, config->log_format);
 
+  // Signals are handled on the main thread, away from the workers. The sets
+  // exist before any listener opens, so a signal that arrives as soon as a
+  // port accepts is queued for the waits below rather than lost.
+  boost::asio::io_context main_context;
+  boost::asio::signal_set stop_signals(main_context, SIGTERM, SIGINT);
+  boost::asio::signal_set reload_signal(main_context, SIGHUP);
+
   turnout::routing::RouteTablePublisher route_table;
   auto journal = turnout::routing::Journal::Open(config->journal.path, {.max_entries = config->journal.max_entries});
   if (!journal.ok()) {
@@ -57,14 +64,15 @@ int Run(const std::string& path) {
     return 1;
   }
   turnout::proxy::JournalFlusher journal_flusher(journal->get());
+  turnout::routing::ShadowSamples shadow_samples;
   // The control plane first: a corrupt state file must stop startup before
   // any listener accepts traffic under a wrong policy.
-  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get());
+  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get(), &shadow_samples);
   if (!control.ok()) {
     LogError("startup failed", {{"error", std::string(control.status().message())}});
     return 1;
   }
-  turnout::proxy::Server server(config, &route_table, journal->get());
+  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples);
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());
@@ -77,10 +85,6 @@ int Run(const std::string& path) {
     return 1;
   }
 
-  // Signals are handled on the main thread, away from the workers.
-  boost::asio::io_context main_context;
-  boost::asio::signal_set stop_signals(main_context, SIGTERM, SIGINT);
-  boost::asio::signal_set reload_signal(main_context, SIGHUP);
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;

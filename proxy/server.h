@@ -22,7 +22,7 @@ class Server {
   // control plane publishes routing policies; sessions read it.
   // `journal` (owned by the caller) receives failed secondary writes.
   Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
-         routing::Journal* journal);
+         routing::Journal* journal, routing::ShadowSamples* shadow_samples);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -54,6 +54,7 @@ class Server {
   std::atomic<std::shared_ptr<const routing::Config>> config_;
   routing::RouteTablePublisher* route_table_;
   routing::Journal* journal_;
+  routing::ShadowSamples* shadow_samples_;
   std::atomic<std::shared_ptr<const ProxyServices>> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -46,6 +46,9 @@ backends:
   - name: cache-old
     protocol: redis
     address: 127.0.0.1:6379
+  - name: cache-new
+    protocol: redis
+    address: 127.0.0.1:6479
 routes:
   - name: orders
     protocol: postgres
@@ -57,10 +60,10 @@ routes:
     mode: relay
     listen: 127.0.0.1:6380
     old: cache-old
+    new: cache-new
     strategy:
       type: canary
-      config:
-        read_percentage: 0.05
+      read_percentage: 0.05
 )";
 
 TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
@@ -77,7 +80,7 @@ TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
   EXPECT_EQ(c->limits.connect_timeout, absl::Seconds(2));
   EXPECT_EQ(c->limits.idle_timeout, absl::Minutes(10));
   EXPECT_EQ(c->limits.drain_timeout, absl::Seconds(15));
-  ASSERT_EQ(c->backends.size(), 3u);
+  ASSERT_EQ(c->backends.size(), 4u);
   EXPECT_EQ(c->backends[0].password, "s3cret");
   EXPECT_EQ(c->backends[1].address.host, "::1");
   EXPECT_EQ(c->backends[1].address.port, 5433);
@@ -89,7 +92,7 @@ TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
   EXPECT_EQ(c->routes[1].mode, routing::RouteMode::kRelay);
   const auto strategy = boost::json::parse(c->routes[1].strategy_json);
   EXPECT_EQ(strategy.at("type").as_string(), "canary");
-  EXPECT_DOUBLE_EQ(strategy.at("config").at("read_percentage").as_double(), 0.05);
+  EXPECT_DOUBLE_EQ(strategy.at("read_percentage").as_double(), 0.05);
 }
 
 TEST(ConfigLoaderTest, DefaultsApplyWhenSectionsAreAbsent) {
@@ -203,6 +206,14 @@ const std::string kCases[][3] = {
      "routes[0].listen: address is the admin listener's"},
     {"route_unknown_field", std::string(kBackends) + "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, olde: b}]\n",
      "routes[0].olde: unknown field"},
+    {"static_strategy_field",
+         "backends: [{name: a, protocol: postgres, address: \"h:1\"}, {name: b, protocol: postgres, address: \"h:2\"}]\n"
+         "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, new: b, strategy: {type: canary, read_percentage: 7}}]\n",
+     "routes[0]: strategy.read_percentage: must be between 0 and 1"},
+    {"static_strategy_needs_new",
+         "backends: [{name: a, protocol: postgres, address: \"h:1\"}]\n"
+         "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, strategy: {type: big_bang}}]\n",
+     "routes[0].strategy: a static strategy needs the route's `new` backend"},
     {"not_yaml", "backends: [unclosed\n", "line "},
     {"not_a_mapping", "- just\n- a list\n", "the configuration must be a YAML mapping"},
 };
