@@ -97,6 +97,23 @@ const Specials& Special() {
   return s;
 }
 
+// What a command missing from the table is taken for under
+// `unknown_commands: passthrough`: a write with no known keys whose effect
+// is not known (so it is never dual-written or shadowed).
+const resp::CommandInfo& UnknownCommandInfo() {
+  static const resp::CommandInfo info = [] {
+    resp::CommandInfo i;
+    i.name = "UNKNOWN";
+    i.full_name = "UNKNOWN";
+    i.arity = -1;
+    i.command_class = resp::CommandClass::kWrite;
+    i.is_write = true;
+    i.deterministic = false;
+    return i;
+  }();
+  return info;
+}
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -884,6 +901,14 @@ class RedisSession final : public Session {
     const Specials& sp = Special();
     const resp::CommandInfo* info = resp::LookupCommand(args);
     if (info == nullptr) {
+      // routes[].unknown_commands: passthrough (modules, newer servers): to
+      // the authoritative side as a write touching no known key, never
+      // mirrored (its effect cannot be known, so not copied either).
+      if (route_.redis_unknown_passthrough && authenticated_ && (resp3_ || !SubscribedView())) {
+        co_await ForwardCommand(cmd, input, UnknownCommandInfo(), RequestClass::kWrite);
+        if (in_multi_) AddToBlock(UnknownCommandInfo(), cmd, input);
+        co_return;
+      }
       // Unknown command, or unknown subcommand of a known container.
       const std::size_t before = local_out_.size();
       const resp::CommandInfo* parent = resp::FindCommand(args[0]);
@@ -1100,7 +1125,10 @@ class RedisSession final : public Session {
     if (!in_multi_ && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
     const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
     KeyOrder::Stripes stripes;
-    if (dual)
+    // A blocking pop holds no stripe: the push that would wake it must not
+    // wait for it. Its keys are read right behind it and copied, so only a
+    // third writer racing that copy could slip in (verify/repair covers it).
+    if (dual && !resp::IsBlockingInvocation(info, cmd.args))
       for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
     if (cls != RequestClass::kRead) co_await WaitForChannelWrites(side);
     BackendConnection* conn = co_await EnsureBackend(side);
@@ -1126,6 +1154,9 @@ class RedisSession final : public Session {
       // behind it on the same connection and copied over (DESIGN.md §4).
       copy_keys = KeysOf(info, cmd.args);
       if (copy_keys.empty()) {
+        if (&info == &UnknownCommandInfo())
+          JournalNotQueued(sc.side, FrameOf(cmd, input), {},
+                           "unknown command passed through to the authoritative side only");
         sc.kind = SecondaryChoice::kNone;
       } else if (copy_keys.size() > kMaxCopyKeys) {
         JournalNotQueued(sc.side, FrameOf(cmd, input), std::move(copy_keys),
