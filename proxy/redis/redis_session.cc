@@ -675,6 +675,7 @@ class RedisSession final : public Session {
       }
       if (auto& ch = channels_[static_cast<int>(Side::kNew)])
         ch->Retarget(BackendFor(Side::kNew), DispatchState());
+      if (auto& ch = channels_[static_cast<int>(Side::kOld)]) ch->set_source_backend(BackendFor(Side::kNew));
     }
     for (auto& ch : channels_)
       if (ch) ch->set_migration(reader_.policy().migration_id());
@@ -715,6 +716,7 @@ class RedisSession final : public Session {
       env.on_progress = [this] { wake_.cancel(); };
       ch = std::make_unique<SecondaryChannel>(executor_, side, std::move(env));
       ch->set_backend(BackendFor(side), DispatchState());
+      ch->set_source_backend(BackendFor(routing::Other(side)));
       ch->set_migration(reader_.policy().migration_id());
       channel_created_.cancel();
     }
@@ -808,6 +810,8 @@ class RedisSession final : public Session {
       case SecondaryChoice::kCopy:
         op.kind = OpKind::kCopy;
         op.keys = std::move(copy_keys);
+        op.deferred = resp::IsBlockingInvocation(info, cmd.args);
+        op.stripe_owner = StripeOwner();
         break;
       case SecondaryChoice::kShadow:
         op.kind = OpKind::kShadow;
@@ -1125,10 +1129,11 @@ class RedisSession final : public Session {
     if (!in_multi_ && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
     const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
     KeyOrder::Stripes stripes;
-    // A blocking pop holds no stripe: the push that would wake it must not
-    // wait for it. Its keys are read right behind it and copied, so only a
-    // third writer racing that copy could slip in (verify/repair covers it).
-    if (dual && !resp::IsBlockingInvocation(info, cmd.args))
+    // A blocking pop holds no stripe while it waits (the push that wakes it
+    // must not wait for it): its copy is deferred to the channel, which
+    // takes the stripes and reads the keys once it returned.
+    const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
+    if (dual && !blocking)
       for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
     if (cls != RequestClass::kRead) co_await WaitForChannelWrites(side);
     BackendConnection* conn = co_await EnsureBackend(side);
@@ -1163,7 +1168,7 @@ class RedisSession final : public Session {
                          "too many keys to copy inline; repair copies them");
         sc.kind = SecondaryChoice::kNone;
         copy_keys.clear();
-      } else {
+      } else if (!blocking) {
         for (const auto& k : copy_keys) {
           ForwardPair(side, "DUMP", k);
           ForwardPair(side, "PTTL", k);
@@ -1176,7 +1181,7 @@ class RedisSession final : public Session {
     }
     Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
     if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
-    e.captures_left = static_cast<std::uint16_t>(copy_keys.size() * 2);
+    e.captures_left = blocking ? 0 : static_cast<std::uint16_t>(copy_keys.size() * 2);
     if (sc.kind != SecondaryChoice::kNone)
       AttachSecondary(sc, e, info, cmd, input, cls, std::move(copy_keys), stripes);
     if (!stripes.empty()) ReleaseStripes(stripes);  // nothing queued to hold them
@@ -1212,7 +1217,7 @@ class RedisSession final : public Session {
     KeyOrder::Global().Release(stripes, StripeOwner());
     stripes.clear();
   }
-  std::uint64_t StripeOwner() const { return ctx_.connection_id | (1ull << 63); }
+  std::uint64_t StripeOwner() const { return ctx_.connection_id + 1; }
 
   // Before a write to `side` while this session still has secondary writes
   // on their way there (the policy flipped the authoritative side): wait

@@ -641,7 +641,7 @@ TEST_F(RedisRoutingTest, BlockingPopIsWokenByAPushAndCopiedUnderDualWrite) {
   }
   auto [equal, report] = Compare(prefix + "*");
   EXPECT_TRUE(equal) << report;
-  EXPECT_EQ(Journal("rr_block").at("pending").as_int64(), 0);
+  EXPECT_EQ(Journal("rr_block").at("pending").as_int64(), 0) << json::serialize(Journal("rr_block"));
   Cleanup(prefix + "*");
 }
 
