@@ -10,12 +10,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "control/api_status.h"
+#include "control/json_text.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-HttpReply Json(int status, const json::value& v) { return {status, "application/json", json::serialize(v) + "\n"}; }
+HttpReply Json(int status, const json::value& v) { return {status, "application/json", ToJsonText(v) + "\n"}; }
 
 HttpReply Success(int status, json::value data) {
   return Json(status, json::object{{"status", "success"}, {"data", std::move(data)}});
@@ -116,18 +117,19 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
     }
     if (seg.size() == 5) {
       const std::string& action = seg[4];
-      if (action == "journal") {
+      if (action == "journal" || action == "shadow") {
         if (r.method != "GET") return method_not_allowed("GET");
         auto m = svc.Snapshot(id);
         if (!m.ok()) return Error(m.status());
-        if (!deps.journal) return Error(absl::UnavailableError("the journal is not available in this process"));
-        return reply(deps.journal(*m));
+        const auto& fn = action == "journal" ? deps.journal : deps.shadow;
+        if (!fn) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
+        return reply(fn(*m));
       }
       if (r.method != "POST") return method_not_allowed("POST");
-      if (action == "test" || action == "verify") {
+      if (action == "test" || action == "verify" || action == "repair") {
         auto m = svc.Snapshot(id);
         if (!m.ok()) return Error(m.status());
-        const auto& fn = action == "test" ? deps.dry_run : deps.verify;
+        const auto& fn = action == "test" ? deps.dry_run : action == "verify" ? deps.verify : deps.repair;
         if (!fn) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
         return reply(fn(*m));
       }

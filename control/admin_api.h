@@ -28,6 +28,10 @@ struct AdminApiDeps {
   std::function<absl::StatusOr<boost::json::value>(const Migration&)> verify;
   // GET …/journal: failed or pending secondary writes of the migration's routes.
   std::function<absl::StatusOr<boost::json::value>(const Migration&)> journal;
+  // GET …/shadow: sampled shadow mismatches of the migration's routes.
+  std::function<absl::StatusOr<boost::json::value>(const Migration&)> shadow;
+  // POST …/repair: re-copy what the journal names.
+  std::function<absl::StatusOr<boost::json::value>(const Migration&)> repair;
 };
 
 // Builds the handler the AdminServer calls for every request.

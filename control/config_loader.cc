@@ -15,8 +15,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "control/strategy_json.h"
 
 namespace turnout::control {
+
+boost::json::value YamlToJson(const YAML::Node& n);
+
 namespace {
 
 using routing::Config;
@@ -236,41 +240,10 @@ routing::Backend ReadBackend(Reader& r, const YAML::Node& n, const std::string& 
   return b;
 }
 
-// Plain YAML scalars are typed the way JSON would type them; quoted ones
-// (tag "!") stay strings.
-boost::json::value YamlToJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: {
-      boost::json::object o;
-      for (const auto& kv : n) o[kv.first.as<std::string>("")] = YamlToJson(kv.second);
-      return o;
-    }
-    case YAML::NodeType::Sequence: {
-      boost::json::array a;
-      for (const auto& e : n) a.push_back(YamlToJson(e));
-      return a;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
-      if (n.Tag() == "!") return boost::json::string(s);
-      if (s == "true") return true;
-      if (s == "false") return false;
-      if (s == "null" || s == "~") return nullptr;
-      std::int64_t i;
-      if (absl::SimpleAtoi(s, &i)) return i;
-      double d;
-      if (absl::SimpleAtod(s, &d) && s.find_first_not_of("0123456789.eE+-") == std::string::npos) return d;
-      return boost::json::string(s);
-    }
-    default:
-      return nullptr;
-  }
-}
-
 routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path) {
   routing::Route rt;
   r.CheckKeys(n, path, {"name", "protocol", "listen", "mode", "old", "new", "auth", "users_file",
-                        "tls", "strategy"});
+                        "tls", "strategy", "unknown_commands"});
   if (!r.ok()) return rt;
   if (!n["name"]) r.Fail(Reader::Join(path, "name"), "required");
   else rt.name = r.String(n["name"], Reader::Join(path, "name"));
@@ -294,6 +267,12 @@ routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path
                                              {"md5", routing::ClientAuth::kMd5},
                                              {"scram-sha-256", routing::ClientAuth::kScramSha256},
                                              {"password", routing::ClientAuth::kPassword}});
+  if (n["unknown_commands"]) {
+    rt.redis_unknown_passthrough = r.Choice<bool>(n["unknown_commands"], Reader::Join(path, "unknown_commands"),
+                                                  {{"refuse", false}, {"passthrough", true}});
+    if (r.ok() && rt.protocol != routing::Protocol::kRedis)
+      r.Fail(Reader::Join(path, "unknown_commands"), "applies to redis routes only");
+  }
   if (n["users_file"]) rt.users_file = r.ExistingFile(n["users_file"], Reader::Join(path, "users_file"));
   if (r.ok() && rt.auth != routing::ClientAuth::kTrust && rt.users_file.empty())
     r.Fail(Reader::Join(path, "users_file"), "required when auth is not trust");
@@ -393,10 +372,57 @@ void CheckReferences(Reader& r, const Config& c) {
     }
     if (r.ok() && rt.new_backend == rt.old_backend)
       r.Fail(path + ".new", "must differ from old");
+    if (r.ok() && !rt.strategy_json.empty()) {
+      // The same parser as the admin API's, so errors read alike:
+      // "routes[0].strategy.read_percentage: must be between 0 and 1".
+      if (rt.new_backend.empty()) r.Fail(path + ".strategy", "a static strategy needs the route's `new` backend");
+      auto spec = StrategyFromJson(boost::json::parse(rt.strategy_json));
+      if (r.ok() && !spec.ok()) r.Fail(path, spec.status().message());
+    }
   }
 }
 
 }  // namespace
+
+// Plain YAML scalars are typed the way JSON would type them; quoted ones
+// (tag "!") stay strings.
+boost::json::value YamlToJson(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      boost::json::object o;
+      for (const auto& kv : n) o[kv.first.as<std::string>("")] = YamlToJson(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Sequence: {
+      boost::json::array a;
+      for (const auto& e : n) a.push_back(YamlToJson(e));
+      return a;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!") return boost::json::string(s);
+      if (s == "true") return true;
+      if (s == "false") return false;
+      if (s == "null" || s == "~") return nullptr;
+      std::int64_t i;
+      if (absl::SimpleAtoi(s, &i)) return i;
+      double d;
+      if (absl::SimpleAtod(s, &d) && s.find_first_not_of("0123456789.eE+-") == std::string::npos) return d;
+      return boost::json::string(s);
+    }
+    default:
+      return nullptr;
+  }
+}
+
+
+absl::StatusOr<boost::json::value> YamlTextToJson(const std::string& text) {
+  try {
+    return YamlToJson(YAML::Load(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("line ", e.mark.line + 1, ", column ", e.mark.column + 1, ": ", e.msg));
+  }
+}
 
 absl::StatusOr<routing::HostPort> ParseHostPort(absl::string_view text) {
   routing::HostPort hp;
@@ -436,9 +462,17 @@ absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, absl::string_vie
   Config c;
   c.source_path = std::string(source_path);
   if (!root.IsMap()) return absl::InvalidArgumentError("the configuration must be a YAML mapping");
-  r.CheckKeys(root, "", {"instance_id", "region", "workers", "log_level", "log_format", "admin",
-                         "state_store", "limits", "backends", "routes"});
+  r.CheckKeys(root, "", {"instance_id", "instance_id_env", "region", "workers", "log_level", "log_format", "admin",
+                         "state_store", "journal", "limits", "backends", "routes"});
+  if (root["instance_id"] && root["instance_id_env"]) r.Fail("instance_id", "give only one of instance_id, instance_id_env");
   if (root["instance_id"]) c.instance_id = r.String(root["instance_id"], "instance_id");
+  if (root["instance_id_env"]) {
+    // Kubernetes: the pod name through the downward API.
+    const std::string var = r.String(root["instance_id_env"], "instance_id_env");
+    const char* v = var.empty() ? nullptr : std::getenv(var.c_str());
+    if (r.ok() && v == nullptr) r.Fail("instance_id_env", absl::StrCat("environment variable ", var, " is not set"));
+    if (v) c.instance_id = v;
+  }
   if (r.ok() && c.instance_id.empty()) r.Fail("instance_id", "must not be empty");
   if (root["region"]) c.region = r.String(root["region"], "region");
   if (root["workers"]) c.workers = r.Integer<int>(root["workers"], "workers", 0, 256);
@@ -452,7 +486,22 @@ absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, absl::string_vie
     c.log_format = r.Choice<std::string>(root["log_format"], "log_format", {{"text", "text"}, {"json", "json"}});
   if (r.ok() && root["admin"]) ReadAdmin(r, root["admin"], c.admin);
   if (r.ok() && root["state_store"]) ReadStateStore(r, root["state_store"], c.state_store);
+  c.state_store.path = r.RelativeTo(c.state_store.path);
   if (r.ok() && root["limits"]) ReadLimits(r, root["limits"], c.limits);
+  if (r.ok() && root["journal"]) {
+    const auto j = root["journal"];
+    r.CheckKeys(j, "journal", {"path", "max_entries"});
+    if (r.ok() && j["path"]) c.journal.path = r.RelativeTo(r.String(j["path"], "journal.path"));
+    if (r.ok() && j["max_entries"])
+      c.journal.max_entries = r.Integer<std::size_t>(j["max_entries"], "journal.max_entries", 100, 100000000);
+  }
+  if (r.ok() && c.journal.path.empty()) {
+    // Beside the state file when there is one, else beside turnout.yaml.
+    const std::filesystem::path near = c.state_store.kind == routing::StateStoreKind::kFile
+                                           ? std::filesystem::path(c.state_store.path).parent_path()
+                                           : std::filesystem::path(base_dir);
+    c.journal.path = (near / "turnout-journal.log").string();
+  }
   if (r.ok()) {
     const auto backends = root["backends"];
     if (!backends || !backends.IsSequence() || backends.size() == 0) {

@@ -4,6 +4,8 @@
 // operator can fix the file without reading code. Secrets come from the file
 // or from environment variables; they never appear in an error message.
 
+#include <boost/json/value.hpp>
+
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -19,6 +21,10 @@ absl::StatusOr<routing::Config> ParseConfig(absl::string_view yaml_text,
 
 // Reads and parses a file.
 absl::StatusOr<routing::Config> LoadConfigFile(const std::string& path);
+
+// YAML text to JSON (plain scalars typed as JSON would type them; quoted
+// scalars stay strings). Used for routes[].strategy and by `turnout ctl`.
+absl::StatusOr<boost::json::value> YamlTextToJson(const std::string& text);
 
 // Parses "host:port" or "[v6]:port".
 absl::StatusOr<routing::HostPort> ParseHostPort(absl::string_view text);

@@ -44,7 +44,19 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
   prometheus::MetricFamily store{"turnout_state_store_up", "1 while the state store is reachable.",
                                  prometheus::MetricType::Gauge, {}};
   store.metric.push_back(GaugeMetric({}, store_ != nullptr && store_->Healthy() ? 1 : 0));
-  return {state, version, table, store};
+  prometheus::MetricFamily pending{"turnout_dualwrite_journal_pending",
+                                   "Secondary writes journaled and not yet repaired.", prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily full{"turnout_dualwrite_journal_full", "1 when the journal is full (an alarm).",
+                                prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily refused{"turnout_dualwrite_journal_refused_total",
+                                   "Journal entries refused because the journal was full.",
+                                   prometheus::MetricType::Counter, {}};
+  pending.metric.push_back(GaugeMetric({}, static_cast<double>(journal_->PendingCount())));
+  full.metric.push_back(GaugeMetric({}, journal_->full() ? 1 : 0));
+  prometheus::ClientMetric r;
+  r.counter.value = static_cast<double>(journal_->dropped_when_full());
+  refused.metric.push_back(r);
+  return {state, version, table, store, pending, full, refused};
 }
 
 std::string MetricsText(const std::vector<const prometheus::Collectable*>& collectables) {

@@ -9,14 +9,16 @@
 
 #include "control/migration.h"
 #include "control/state_store.h"
+#include "routing/journal.h"
 #include "routing/policy_table.h"
 
 namespace turnout::control {
 
 class ControlMetricsCollector final : public prometheus::Collectable {
  public:
-  ControlMetricsCollector(const routing::RouteTablePublisher* route_table, const StateStore* store)
-      : route_table_(route_table), store_(store) {}
+  ControlMetricsCollector(const routing::RouteTablePublisher* route_table, const StateStore* store,
+                          const routing::Journal* journal)
+      : route_table_(route_table), store_(store), journal_(journal) {}
   // Called by MigrationService after every publication.
   void Update(const std::vector<Migration>& migrations);
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -24,6 +26,7 @@ class ControlMetricsCollector final : public prometheus::Collectable {
  private:
   const routing::RouteTablePublisher* route_table_;
   const StateStore* store_;
+  const routing::Journal* journal_;
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, MigrationState>> states_;
 };

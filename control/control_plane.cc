@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "control/admin_api.h"
 #include "control/backend_inspector.h"
+#include "control/journal_repair.h"
 #include "control/file_store.h"
 #include "control/pg_store.h"
 
@@ -11,8 +12,12 @@
 namespace turnout::control {
 
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_ptr<const routing::Config> config,
-                                                                 routing::RouteTablePublisher* route_table) {
+                                                                 routing::RouteTablePublisher* route_table,
+                                                                 routing::Journal* journal,
+                                                                 routing::ShadowSamples* shadow_samples) {
   std::unique_ptr<ControlPlane> cp(new ControlPlane);
+  cp->journal_ = journal;
+  cp->shadow_samples_ = shadow_samples;
   cp->config_ = config;
   cp->route_table_ = route_table;
   const auto& ss = config->state_store;
@@ -28,7 +33,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
     cp->store_ = *std::move(store);
   }
   cp->service_ = std::make_unique<MigrationService>(config, cp->store_.get(), route_table);
-  cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get());
+  cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get(), journal);
   cp->service_->OnPublish([m = cp->metrics_.get()](const std::vector<Migration>& all) { m->Update(all); });
   if (auto st = cp->service_->Start(); !st.ok()) return st;
   // Another sidecar changed the shared store: reload and republish.
@@ -54,6 +59,11 @@ absl::Status ControlPlane::StartAdmin(const prometheus::Collectable* data_plane_
   deps.readiness = [this] { return Readiness(); };
   deps.dry_run = [this](const Migration& m) { return DryRun(*config_, m); };
   deps.verify = [this](const Migration& m) { return Verify(*config_, m); };
+  deps.journal = [this](const Migration& m) -> absl::StatusOr<boost::json::value> { return JournalToJson(*journal_, m); };
+  deps.repair = [this](const Migration& m) { return RepairFromJournal(*config_, m, *journal_); };
+  deps.shadow = [this](const Migration& m) -> absl::StatusOr<boost::json::value> {
+    return ShadowSamplesToJson(*shadow_samples_, m);
+  };
   admin_ = std::make_unique<AdminServer>(config_->admin, MakeAdminHandler(std::move(deps)));
   return admin_->Start();
 }
@@ -62,6 +72,7 @@ absl::Status ControlPlane::Readiness() const {
   if (listening_ && !listening_()) return absl::UnavailableError("listeners are not up");
   if (!service_->loaded()) return absl::UnavailableError("state not loaded");
   if (!store_->Healthy()) return absl::UnavailableError("state store unreachable (routing continues with the last policy)");
+  if (journal_->full()) return absl::UnavailableError("dual-write journal is full: repair or raise journal.max_entries");
   return prober_->Status();
 }
 

@@ -17,6 +17,8 @@
 #include "control/migration_service.h"
 #include "control/state_store.h"
 #include "routing/config.h"
+#include "routing/journal.h"
+#include "routing/shadow_samples.h"
 #include "routing/policy_table.h"
 
 namespace turnout::control {
@@ -25,7 +27,9 @@ class ControlPlane {
  public:
   // Opens the state store, loads migrations and publishes their policies.
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(std::shared_ptr<const routing::Config> config,
-                                                             routing::RouteTablePublisher* route_table);
+                                                             routing::RouteTablePublisher* route_table,
+                                                             routing::Journal* journal,
+                                                             routing::ShadowSamples* shadow_samples);
   ~ControlPlane();
 
   // Serves the admin API (when enabled). `data_plane_metrics` must outlive
@@ -41,6 +45,8 @@ class ControlPlane {
 
   std::shared_ptr<const routing::Config> config_;
   routing::RouteTablePublisher* route_table_ = nullptr;
+  routing::Journal* journal_ = nullptr;
+  routing::ShadowSamples* shadow_samples_ = nullptr;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<MigrationService> service_;
   std::unique_ptr<ControlMetricsCollector> metrics_;

@@ -201,14 +201,28 @@ absl::StatusOr<std::shared_ptr<const routing::Policy>> MigrationService::Compile
   in.phase = PhaseOf(m, routing::TypeOf(*spec));
   in.strategy = *std::move(spec);
   in.sidecar = {config_->instance_id, config_->region};
-  for (const auto& a : m.apis) in.scopes.push_back({a.name, a.tables, a.keys});
+  // Table scopes apply to Postgres routes, key scopes to Redis routes.
+  for (const auto& a : m.apis) {
+    const bool applies = route->protocol == routing::Protocol::kPostgres ? !a.tables.empty() : !a.keys.empty();
+    if (applies) in.scopes.push_back({a.name, a.tables, a.keys});
+  }
   return routing::Policy::Compile(std::move(in));
 }
 
 absl::Status MigrationService::ValidateForRoutes(const Migration& m) const {
+  bool has_pg = false, has_redis = false;
   for (const auto& i : m.interlays) {
     auto p = CompileFor(m, i);
     if (!p.ok()) return p.status();
+    const routing::Route* r = config_->FindRoute(i.route);
+    (r->protocol == routing::Protocol::kPostgres ? has_pg : has_redis) = true;
+  }
+  if (m.interlays.empty()) return absl::OkStatus();
+  for (const auto& a : m.apis) {
+    if (!a.tables.empty() && !has_pg)
+      return absl::InvalidArgumentError(absl::StrCat("scopes[", a.name, "].tables: the migration has no postgres route"));
+    if (!a.keys.empty() && !has_redis)
+      return absl::InvalidArgumentError(absl::StrCat("scopes[", a.name, "].keys: the migration has no redis route"));
   }
   return absl::OkStatus();
 }

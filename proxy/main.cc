@@ -17,7 +17,9 @@
 #include "absl/flags/usage.h"
 #include "control/config_loader.h"
 #include "control/control_plane.h"
+#include "control/ctl.h"
 #include "proxy/metrics_collector.h"
+#include "proxy/journal_flusher.h"
 #include "proxy/logging.h"
 #include "proxy/server.h"
 
@@ -48,15 +50,29 @@ int Run(const std::string& path) {
   auto config = std::make_shared<const turnout::routing::Config>(*std::move(loaded));
   turnout::proxy::InitLogging(config->log_level, config->log_format);
 
+  // Signals are handled on the main thread, away from the workers. The sets
+  // exist before any listener opens, so a signal that arrives as soon as a
+  // port accepts is queued for the waits below rather than lost.
+  boost::asio::io_context main_context;
+  boost::asio::signal_set stop_signals(main_context, SIGTERM, SIGINT);
+  boost::asio::signal_set reload_signal(main_context, SIGHUP);
+
   turnout::routing::RouteTablePublisher route_table;
+  auto journal = turnout::routing::Journal::Open(config->journal.path, {.max_entries = config->journal.max_entries});
+  if (!journal.ok()) {
+    LogError("startup failed", {{"error", std::string(journal.status().message())}});
+    return 1;
+  }
+  turnout::proxy::JournalFlusher journal_flusher(journal->get());
+  turnout::routing::ShadowSamples shadow_samples;
   // The control plane first: a corrupt state file must stop startup before
   // any listener accepts traffic under a wrong policy.
-  auto control = turnout::control::ControlPlane::Start(config, &route_table);
+  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get(), &shadow_samples);
   if (!control.ok()) {
     LogError("startup failed", {{"error", std::string(control.status().message())}});
     return 1;
   }
-  turnout::proxy::Server server(config, &route_table);
+  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples);
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());
@@ -69,10 +85,6 @@ int Run(const std::string& path) {
     return 1;
   }
 
-  // Signals are handled on the main thread, away from the workers.
-  boost::asio::io_context main_context;
-  boost::asio::signal_set stop_signals(main_context, SIGTERM, SIGINT);
-  boost::asio::signal_set reload_signal(main_context, SIGHUP);
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
@@ -102,10 +114,12 @@ int Run(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "ctl") return turnout::control::RunCtl(argc, argv);
   absl::SetProgramUsageMessage(
       "turnout: a database proxy that moves traffic from an old database to a new one.\n"
       "  turnout --config turnout.yaml      run\n"
-      "  turnout --check-config FILE        validate a configuration and exit");
+      "  turnout --check-config FILE        validate a configuration and exit\n"
+      "  turnout ctl --help                 drive the admin API");
   // Flags are spelled with dashes on the command line (--check-config);
   // Abseil's flag names use underscores.
   std::vector<std::string> spelled(argv, argv + argc);

@@ -50,8 +50,29 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
                        MetricType::Counter);
   auto latency = Family("turnout_request_duration_seconds", "Request latency at the proxy, by route and side.",
                         MetricType::Histogram);
+  auto dual = Family("turnout_dualwrite_total",
+                     "Secondary (dual) writes by outcome: applied on both sides, failed, journaled for repair.",
+                     MetricType::Counter);
+  auto shadow = Family("turnout_shadow_comparisons_total", "Shadow comparisons, by route and result.",
+                       MetricType::Counter);
+  auto mismatches = Family("turnout_shadow_mismatches_total", "Shadow mismatches, by route and kind.",
+                           MetricType::Counter);
+  auto shadow_dropped = Family("turnout_shadow_dropped_total",
+                               "Shadow requests dropped because the shadow queue was full.", MetricType::Counter);
   for (const RouteRuntime* rt : routes_()) {
     const std::string& route = rt->route.name;
+    for (int r = 0; r < static_cast<int>(RouteRuntime::DualWriteResult::kCount); ++r)
+      dual.metric.push_back(Counter(
+          {{"result", RouteRuntime::DualWriteResultName(static_cast<RouteRuntime::DualWriteResult>(r))}, {"route", route}},
+          Load(rt->dual_writes[r])));
+    shadow.metric.push_back(Counter({{"result", "match"}, {"route", route}}, Load(rt->shadow_matched)));
+    shadow.metric.push_back(
+        Counter({{"result", "mismatch"}, {"route", route}}, Load(rt->shadow_compared) - Load(rt->shadow_matched)));
+    for (int k = 0; k < static_cast<int>(RouteRuntime::ShadowMismatch::kCount); ++k)
+      mismatches.metric.push_back(Counter(
+          {{"kind", RouteRuntime::ShadowMismatchName(static_cast<RouteRuntime::ShadowMismatch>(k))}, {"route", route}},
+          Load(rt->shadow_mismatches[k])));
+    shadow_dropped.metric.push_back(Counter({{"route", route}}, Load(rt->shadow_dropped)));
     active.metric.push_back(Gauge({{"route", route}}, rt->active.load(std::memory_order_relaxed)));
     accepted.metric.push_back(Counter({{"route", route}}, Load(rt->accepted)));
     refused.metric.push_back(Counter({{"route", route}}, Load(rt->refused)));
@@ -86,7 +107,7 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
       latency.metric.push_back(std::move(h));
     }
   }
-  return {active, accepted, refused, bytes, requests, errors, latency};
+  return {active, accepted, refused, bytes, requests, errors, latency, dual, shadow, mismatches, shadow_dropped};
 }
 
 }  // namespace turnout::proxy

@@ -41,8 +41,9 @@ awaitable<void> Refuse(Socket socket, std::string bytes) {
 
 }  // namespace
 
-Server::Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table)
-    : config_(std::move(config)), route_table_(route_table) {}
+Server::Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
+               routing::Journal* journal, routing::ShadowSamples* shadow_samples)
+    : config_(std::move(config)), route_table_(route_table), journal_(journal), shadow_samples_(shadow_samples) {}
 
 absl::StatusOr<UserLists> LoadUserLists(const routing::Config& config) {
   UserLists lists;
@@ -67,6 +68,8 @@ absl::Status Server::Start() {
   if (!tls.ok()) return tls.status();
   services->tls = *std::move(tls);
   services->route_table = route_table_;
+  services->journal = journal_;
+  services->shadow_samples = shadow_samples_;
   services->cancel_keys = std::make_shared<pg::CancelRegistry>();
   auto users = LoadUserLists(*cfg);
   if (!users.ok()) return users.status();

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "proxy/session_context.h"
+#include "proxy/shared_slot.h"
 #include "routing/config.h"
 #include "routing/policy_table.h"
 
@@ -20,7 +21,9 @@ class Server {
  public:
   // `route_table` (owned by the caller, outliving the server) is where the
   // control plane publishes routing policies; sessions read it.
-  Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table);
+  // `journal` (owned by the caller) receives failed secondary writes.
+  Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
+         routing::Journal* journal, routing::ShadowSamples* shadow_samples);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -49,9 +52,11 @@ class Server {
   struct Worker;
   struct Listener;
 
-  std::atomic<std::shared_ptr<const routing::Config>> config_;
+  SharedSlot<routing::Config> config_;
   routing::RouteTablePublisher* route_table_;
-  std::atomic<std::shared_ptr<const ProxyServices>> services_;
+  routing::Journal* journal_;
+  routing::ShadowSamples* shadow_samples_;
+  SharedSlot<ProxyServices> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -4,6 +4,16 @@
 
 namespace turnout::proxy {
 
+const char* RouteRuntime::DualWriteResultName(DualWriteResult r) {
+  static constexpr const char* kNames[] = {"applied", "failed", "journaled"};
+  return kNames[static_cast<int>(r)];
+}
+
+const char* RouteRuntime::ShadowMismatchName(ShadowMismatch k) {
+  static constexpr const char* kNames[] = {"row_description", "rows", "command_tag", "error", "type", "length", "value"};
+  return kNames[static_cast<int>(k)];
+}
+
 void SessionSet::CloseAll() {
   // Close() may end a session synchronously and remove it from the set.
   std::vector<Session*> copy(sessions_.begin(), sessions_.end());

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <unordered_set>
@@ -41,6 +42,12 @@ struct RouteRuntime {
     std::atomic<std::uint64_t> latency_sum_us{0};
   };
 
+  // Outcomes of secondary work (DESIGN.md §7).
+  enum class DualWriteResult { kApplied, kFailed, kJournaled, kCount };
+  enum class ShadowMismatch { kRowDescription, kRows, kCommandTag, kError, kType, kLength, kValue, kCount };
+  static const char* DualWriteResultName(DualWriteResult r);
+  static const char* ShadowMismatchName(ShadowMismatch k);
+
   explicit RouteRuntime(routing::Route r) : route(std::move(r)) {}
   const routing::Route route;
   std::atomic<int> active{0};
@@ -49,6 +56,21 @@ struct RouteRuntime {
   std::atomic<std::uint64_t> bytes_from_clients{0};
   std::atomic<std::uint64_t> bytes_to_clients{0};
   std::array<SideCounters, kSides> sides;
+  std::array<std::atomic<std::uint64_t>, static_cast<int>(DualWriteResult::kCount)> dual_writes{};
+  std::atomic<std::uint64_t> shadow_compared{0};
+  std::atomic<std::uint64_t> shadow_matched{0};
+  std::atomic<std::uint64_t> shadow_dropped{0};  // shadow queue full: counted and dropped
+  std::array<std::atomic<std::uint64_t>, static_cast<int>(ShadowMismatch::kCount)> shadow_mismatches{};
+
+  void RecordDualWrite(DualWriteResult r) noexcept {
+    dual_writes[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // One shadow comparison: a match, or a mismatch of `kind`.
+  void RecordShadow(std::optional<ShadowMismatch> mismatch) noexcept {
+    shadow_compared.fetch_add(1, std::memory_order_relaxed);
+    if (!mismatch) shadow_matched.fetch_add(1, std::memory_order_relaxed);
+    else shadow_mismatches[static_cast<int>(*mismatch)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   // One request answered by `side` after `latency_us`.
   void RecordRequest(routing::Side side, routing::RequestClass cls, std::uint64_t latency_us) noexcept {

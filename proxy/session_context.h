@@ -11,6 +11,8 @@
 #include "proxy/tls_contexts.h"
 #include "proxy/user_list.h"
 #include "routing/config.h"
+#include "routing/journal.h"
+#include "routing/shadow_samples.h"
 #include "routing/policy_table.h"
 
 namespace turnout::proxy {
@@ -24,6 +26,8 @@ struct ProxyServices {
   std::shared_ptr<TlsContexts> tls;
   routing::RouteTablePublisher* route_table = nullptr;  // owned by main; never null
   UserLists users;                                       // per route, for auth at turnout
+  routing::Journal* journal = nullptr;                   // owned by main; never null
+  routing::ShadowSamples* shadow_samples = nullptr;      // owned by main; never null
   std::shared_ptr<pg::CancelRegistry> cancel_keys;       // Postgres cancel keys turnout hands out
 };
 

@@ -66,6 +66,10 @@ struct Route {
   ClientTls tls;
   // A static migration strategy as JSON text (GitOps); parsed by control.
   std::string strategy_json;
+  // Redis: commands missing from the Redis 7.0 command table are refused
+  // with Redis' own error (false), or sent to the authoritative side as
+  // writes touching no known key (true) — for modules and newer servers.
+  bool redis_unknown_passthrough = false;
 };
 
 struct Limits {
@@ -93,6 +97,12 @@ struct StateStore {
   std::string dsn;                          // kPostgres (libpq conninfo)
 };
 
+// The dual-write journal (routing/journal.h).
+struct JournalSettings {
+  std::string path;  // empty: beside the state file, or beside turnout.yaml
+  std::size_t max_entries = 100000;
+};
+
 struct Config {
   std::string source_path;  // where it was read from, for reloads
   std::string instance_id = "turnout-0";
@@ -102,6 +112,7 @@ struct Config {
   std::string log_format = "text";  // text | json
   AdminListener admin;
   StateStore state_store;
+  JournalSettings journal;
   Limits limits;
   std::vector<Backend> backends;
   std::vector<Route> routes;

@@ -46,6 +46,9 @@ backends:
   - name: cache-old
     protocol: redis
     address: 127.0.0.1:6379
+  - name: cache-new
+    protocol: redis
+    address: 127.0.0.1:6479
 routes:
   - name: orders
     protocol: postgres
@@ -57,10 +60,10 @@ routes:
     mode: relay
     listen: 127.0.0.1:6380
     old: cache-old
+    new: cache-new
     strategy:
       type: canary
-      config:
-        read_percentage: 0.05
+      read_percentage: 0.05
 )";
 
 TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
@@ -77,7 +80,7 @@ TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
   EXPECT_EQ(c->limits.connect_timeout, absl::Seconds(2));
   EXPECT_EQ(c->limits.idle_timeout, absl::Minutes(10));
   EXPECT_EQ(c->limits.drain_timeout, absl::Seconds(15));
-  ASSERT_EQ(c->backends.size(), 3u);
+  ASSERT_EQ(c->backends.size(), 4u);
   EXPECT_EQ(c->backends[0].password, "s3cret");
   EXPECT_EQ(c->backends[1].address.host, "::1");
   EXPECT_EQ(c->backends[1].address.port, 5433);
@@ -89,7 +92,7 @@ TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
   EXPECT_EQ(c->routes[1].mode, routing::RouteMode::kRelay);
   const auto strategy = boost::json::parse(c->routes[1].strategy_json);
   EXPECT_EQ(strategy.at("type").as_string(), "canary");
-  EXPECT_DOUBLE_EQ(strategy.at("config").at("read_percentage").as_double(), 0.05);
+  EXPECT_DOUBLE_EQ(strategy.at("read_percentage").as_double(), 0.05);
 }
 
 TEST(ConfigLoaderTest, DefaultsApplyWhenSectionsAreAbsent) {
@@ -203,6 +206,18 @@ const std::string kCases[][3] = {
      "routes[0].listen: address is the admin listener's"},
     {"route_unknown_field", std::string(kBackends) + "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, olde: b}]\n",
      "routes[0].olde: unknown field"},
+    {"static_strategy_field",
+         "backends: [{name: a, protocol: postgres, address: \"h:1\"}, {name: b, protocol: postgres, address: \"h:2\"}]\n"
+         "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, new: b, strategy: {type: canary, read_percentage: 7}}]\n",
+     "routes[0]: strategy.read_percentage: must be between 0 and 1"},
+    {"static_strategy_needs_new",
+         "backends: [{name: a, protocol: postgres, address: \"h:1\"}]\n"
+         "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, strategy: {type: big_bang}}]\n",
+     "routes[0].strategy: a static strategy needs the route's `new` backend"},
+    {"unknown_commands_value", std::string(kBackends) + "routes: [{name: r, protocol: redis, listen: \"127.0.0.1:2\", old: c, unknown_commands: maybe}]\n",
+     "routes[0].unknown_commands: expected one of refuse, passthrough, got \"maybe\""},
+    {"unknown_commands_pg", std::string(kBackends) + "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, unknown_commands: passthrough}]\n",
+     "routes[0].unknown_commands: applies to redis routes only"},
     {"not_yaml", "backends: [unclosed\n", "line "},
     {"not_a_mapping", "- just\n- a list\n", "the configuration must be a YAML mapping"},
 };
@@ -214,7 +229,7 @@ std::vector<BadCase> BadCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fields, ConfigLoaderBadFieldTest, ::testing::ValuesIn(BadCases()),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(ConfigLoaderTest, SecretsNeverAppearInErrors) {
   auto r = ParseConfig(R"(
@@ -223,6 +238,25 @@ routes: [{name: r, protocol: postgres, listen: "127.0.0.1:2", old: a}]
 )");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), ::testing::Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigLoaderTest, InstanceIdFromEnvironment) {
+  ::setenv("TURNOUT_TEST_POD_NAME", "orders-api-7c9f-x2", 1);
+  auto c = ParseConfig(R"(
+instance_id_env: TURNOUT_TEST_POD_NAME
+backends: [{name: a, protocol: redis, address: "127.0.0.1:1"}]
+routes: [{name: r, protocol: redis, listen: "127.0.0.1:2", old: a}]
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->instance_id, "orders-api-7c9f-x2");
+  auto missing = ParseConfig(R"(
+instance_id_env: TURNOUT_TEST_NOT_SET_ANYWHERE
+backends: [{name: a, protocol: redis, address: "127.0.0.1:1"}]
+routes: [{name: r, protocol: redis, listen: "127.0.0.1:2", old: a}]
+)");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("instance_id_env: environment variable TURNOUT_TEST_NOT_SET_ANYWHERE is not set"));
 }
 
 TEST(ConfigLoaderTest, ParseHostPort) {

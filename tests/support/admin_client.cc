@@ -8,7 +8,7 @@ namespace turnout::testing {
 
 HttpResult AdminClient::Call(const std::string& method, const std::string& path, const std::string& body,
                              const std::vector<std::string>& extra_headers) const {
-  std::vector<std::string> argv = {"curl", "-s", "-S", "-X", method, "-w", "\n%{http_code}", "--max-time", "20"};
+  std::vector<std::string> argv = {"curl", "-s", "-S", "-X", method, "-w", "\n%{http_code}", "--max-time", "120"};
   if (!token_.empty()) {
     argv.push_back("-H");
     argv.push_back("Authorization: Bearer " + token_);

@@ -1,0 +1,293 @@
+#include "control/ctl.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "control/config_loader.h"
+#include "control/json_text.h"
+
+namespace turnout::control {
+namespace json = boost::json;
+namespace http = boost::beast::http;
+namespace {
+
+constexpr char kUsage[] =
+    "usage: turnout ctl [--server URL] [--token TOKEN] COMMAND [ARGS]\n"
+    "  list                         migrations as a table\n"
+    "  get ID                       one migration (verbose JSON)\n"
+    "  status ID [--watch]          state and rollout; --watch refreshes every second\n"
+    "  create -f FILE               create from a JSON or YAML file\n"
+    "  patch ID -f FILE             change the strategy (or description, data, failure_handling)\n"
+    "  test|sync|migrate|pause|resume|rollback|verify|repair ID\n"
+    "  journal ID                   failed or pending secondary writes\n"
+    "  delete ID\n"
+    "The server defaults to http://127.0.0.1:9090; the token to $TURNOUT_TOKEN.\n";
+
+struct Target {
+  std::string host = "127.0.0.1";
+  std::string port = "9090";
+};
+
+bool ParseServer(const std::string& url, Target& t) {
+  std::string rest = url;
+  if (absl::StartsWith(rest, "http://")) rest = rest.substr(7);
+  else if (absl::StartsWith(rest, "https://")) return false;  // the admin port speaks plain HTTP on loopback
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos) {
+    t.host = rest;
+    return !rest.empty();
+  }
+  t.host = rest.substr(0, colon);
+  t.port = rest.substr(colon + 1);
+  return !t.host.empty() && !t.port.empty();
+}
+
+struct Response {
+  int status = 0;
+  json::value body;
+  std::string raw;
+};
+
+absl::StatusOr<Response> Call(const Target& t, const std::string& token, http::verb verb, const std::string& path,
+                              const std::string& body = "", bool verbose = false) {
+  try {
+    boost::asio::io_context ctx;
+    boost::asio::ip::tcp::resolver resolver(ctx);
+    boost::beast::tcp_stream stream(ctx);
+    stream.expires_after(std::chrono::seconds(60));
+    stream.connect(resolver.resolve(t.host, t.port));
+    http::request<http::string_body> req{verb, path, 11};
+    req.set(http::field::host, t.host);
+    req.set(http::field::user_agent, "turnout-ctl");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    if (verbose) req.set("X-Verbose", "true");
+    if (!body.empty()) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+    }
+    req.prepare_payload();
+    http::write(stream, req);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    Response out;
+    out.status = static_cast<int>(res.result_int());
+    out.raw = res.body();
+    boost::system::error_code ec;
+    out.body = json::parse(out.raw, ec);
+    return out;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot reach ", t.host, ":", t.port, ": ", e.what()));
+  }
+}
+
+// Prints an API error ("error: …" and its details) and returns 1.
+int PrintError(const Response& r) {
+  if (r.body.is_object() && r.body.as_object().contains("error")) {
+    std::fprintf(stderr, "error (%d): %s\n", r.status, std::string(r.body.at("error").as_string()).c_str());
+    if (auto* d = r.body.as_object().if_contains("details"); d && d->is_string() && !d->as_string().empty())
+      std::fprintf(stderr, "  %s\n", std::string(d->as_string()).c_str());
+  } else {
+    std::fprintf(stderr, "error (%d): %s\n", r.status, r.raw.c_str());
+  }
+  return 1;
+}
+
+std::string Str(const json::value& v, const char* key) {
+  if (!v.is_object()) return "";
+  auto* f = v.as_object().if_contains(key);
+  if (f == nullptr) return "";
+  return f->is_string() ? std::string(f->as_string()) : ToJsonText(*f);
+}
+
+// The share of traffic the strategy sends to new, for the progress bar.
+double RolloutShare(const json::value& strategy) {
+  const std::string type = Str(strategy, "type");
+  auto num = [&](const char* k) {
+    auto* f = strategy.as_object().if_contains(k);
+    return f && f->is_number() ? f->to_number<double>() : 0.0;
+  };
+  if (type == "canary") return num("read_percentage");
+  if (type == "feature_flag") return num("rollout_percentage");
+  if (type == "blue_green") return strategy.as_object().contains("active_is_new") && strategy.at("active_is_new").as_bool() ? 1 : 0;
+  if (type == "rolling_update") {
+    const double total = num("total_instances");
+    auto* m = strategy.as_object().if_contains("migrated_instances");
+    return total > 0 && m && m->is_array() ? static_cast<double>(m->as_array().size()) / total : 0;
+  }
+  return 0;
+}
+
+std::string Bar(double share) {
+  const int width = 30, filled = static_cast<int>(share * width + 0.5);
+  return absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '.'), "] ",
+                      absl::StrFormat("%5.1f%%", share * 100));
+}
+
+void PrintStatus(const json::value& d) {
+  std::printf("%s  %s  (revision %s)\n", Str(d, "id").c_str(), Str(d, "state").c_str(), Str(d, "revision").c_str());
+  const auto& strategy = d.at("strategy");
+  std::printf("  strategy  %s\n", ToJsonText(strategy).c_str());
+  std::printf("  to new    %s\n", Bar(RolloutShare(strategy)).c_str());
+  if (auto* routes = d.as_object().if_contains("routes"); routes && routes->is_array())
+    for (const auto& r : routes->as_array())
+      std::printf("  route     %s -> %s\n", Str(r, "route").c_str(), Str(r, "endpoint").c_str());
+  std::printf("  updated   %s\n", Str(d, "updated_at").c_str());
+}
+
+absl::StatusOr<std::string> ReadBody(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  // YAML is a superset of JSON: one parser for both.
+  auto v = YamlTextToJson(ss.str());
+  if (!v.ok()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", v.status().message()));
+  return ToJsonText(*v);
+}
+
+}  // namespace
+
+int RunCtl(int argc, char** argv) {
+  Target target;
+  std::string token = std::getenv("TURNOUT_TOKEN") ? std::getenv("TURNOUT_TOKEN") : "";
+  std::vector<std::string> args;
+  std::string file;
+  bool watch = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--server") {
+      if (!ParseServer(value(), target)) {
+        std::fputs("error: --server takes http://host:port\n", stderr);
+        return 2;
+      }
+    } else if (a == "--token") {
+      token = value();
+    } else if (a == "-f" || a == "--file") {
+      file = value();
+    } else if (a == "--watch" || a == "-w") {
+      watch = true;
+    } else if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string cmd = args[0];
+  auto need_id = [&]() -> bool {
+    if (args.size() == 2) return true;
+    std::fprintf(stderr, "error: %s needs a migration id\n%s", cmd.c_str(), kUsage);
+    return false;
+  };
+  auto run = [&](http::verb verb, const std::string& path, const std::string& body = "",
+                 bool verbose = false) -> absl::StatusOr<Response> { return Call(target, token, verb, path, body, verbose); };
+  auto fail = [](const absl::Status& st) {
+    std::fprintf(stderr, "error: %s\n", std::string(st.message()).c_str());
+    return 1;
+  };
+  const std::string base = "/api/v1/migrations";
+
+  if (cmd == "list") {
+    auto r = run(http::verb::get, base);
+    if (!r.ok()) return fail(r.status());
+    if (r->status != 200) return PrintError(*r);
+    std::printf("%-28s %-12s %-16s %-8s %-20s %s\n", "ID", "STATE", "STRATEGY", "TO NEW", "ROUTES", "UPDATED");
+    for (const auto& m : r->body.at("data").as_array()) {
+      std::string routes;
+      for (const auto& x : m.at("interlays").as_array()) absl::StrAppend(&routes, routes.empty() ? "" : ",", std::string(x.as_string()));
+      std::printf("%-28s %-12s %-16s %-8s %-20s %s\n", Str(m, "id").c_str(), Str(m, "state").c_str(),
+                  Str(m.at("strategy"), "type").c_str(), absl::StrFormat("%.0f%%", RolloutShare(m.at("strategy")) * 100).c_str(),
+                  routes.c_str(), Str(m, "updated_at").c_str());
+    }
+    return 0;
+  }
+  if (cmd == "create" || (cmd == "patch" && need_id())) {
+    if (cmd == "create" && args.size() != 1) {
+      std::fputs("error: create takes -f FILE\n", stderr);
+      return 2;
+    }
+    if (file.empty()) {
+      std::fprintf(stderr, "error: %s needs -f FILE (JSON or YAML)\n", cmd.c_str());
+      return 2;
+    }
+    auto body = ReadBody(file);
+    if (!body.ok()) return fail(body.status());
+    auto r = cmd == "create" ? run(http::verb::post, base, *body) : run(http::verb::patch, base + "/" + args[1], *body);
+    if (!r.ok()) return fail(r.status());
+    if (r->status >= 300) return PrintError(*r);
+    PrintStatus(r->body.at("data"));
+    return 0;
+  }
+  if (cmd == "patch") return 2;
+  if (!need_id()) return 2;
+  const std::string path = base + "/" + args[1];
+  if (cmd == "get" || cmd == "journal") {
+    auto r = run(http::verb::get, cmd == "get" ? path : path + "/journal", "", true);
+    if (!r.ok()) return fail(r.status());
+    if (r->status != 200) return PrintError(*r);
+    std::printf("%s\n", ToJsonText(r->body.at("data")).c_str());
+    return 0;
+  }
+  if (cmd == "status") {
+    const bool tty = ::isatty(STDOUT_FILENO);
+    for (;;) {
+      auto r = run(http::verb::get, path, "", true);
+      if (!r.ok()) return fail(r.status());
+      if (r->status != 200) return PrintError(*r);
+      if (watch && tty) std::fputs("\033[H\033[2J", stdout);  // redraw in place
+      PrintStatus(r->body.at("data"));
+      std::fflush(stdout);
+      const std::string state = Str(r->body.at("data"), "state");
+      if (!watch || (state != "Running" && state != "Paused" && state != "RollingBack")) return 0;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  if (cmd == "delete") {
+    auto r = run(http::verb::delete_, path);
+    if (!r.ok()) return fail(r.status());
+    if (r->status != 200) return PrintError(*r);
+    std::printf("deleted %s\n", args[1].c_str());
+    return 0;
+  }
+  static const char* kActions[] = {"test", "sync", "migrate", "pause", "resume", "rollback", "verify", "repair"};
+  for (const char* action : kActions) {
+    if (cmd != action) continue;
+    auto r = run(http::verb::post, path + "/" + action);
+    if (!r.ok()) return fail(r.status());
+    if (r->status != 200) return PrintError(*r);
+    const auto& d = r->body.at("data");
+    if (d.is_object() && d.as_object().contains("state")) PrintStatus(d);
+    else std::printf("%s\n", ToJsonText(d).c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "error: unknown command %s\n%s", cmd.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace turnout::control

@@ -1,0 +1,185 @@
+#include "routing/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace turnout::routing {
+namespace {
+
+constexpr const char* kKinds[] = {"failed", "diverged", "dropped"};
+
+std::string JoinEscaped(const std::vector<std::string>& v) {
+  std::vector<std::string> escaped;
+  for (const auto& s : v) escaped.push_back(absl::CEscape(s));
+  return absl::StrJoin(escaped, "\x1f");  // unit separator: never produced by CEscape
+}
+
+std::vector<std::string> SplitEscaped(absl::string_view s) {
+  std::vector<std::string> out;
+  if (s.empty()) return out;
+  for (absl::string_view part : absl::StrSplit(s, '\x1f')) {
+    std::string u;
+    absl::CUnescape(part, &u);
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* JournalKindName(JournalKind k) { return kKinds[static_cast<int>(k)]; }
+
+std::string Journal::Encode(const JournalEntry& e) {
+  return absl::StrCat("entry\t", e.seq, "\t", absl::ToUnixMicros(e.at), "\t", absl::CEscape(e.migration_id), "\t",
+                      absl::CEscape(e.route), "\t", absl::CEscape(e.backend), "\t", e.session, "\t",
+                      kKinds[static_cast<int>(e.kind)], "\t", absl::CEscape(e.statement), "\t", JoinEscaped(e.params),
+                      "\t", JoinEscaped(e.targets), "\t", absl::CEscape(e.primary_outcome), "\t",
+                      absl::CEscape(e.secondary_outcome), "\n");
+}
+
+absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options options) {
+  std::unique_ptr<Journal> j(new Journal(path, options));
+  std::ifstream in(path);
+  std::string line;
+  std::vector<std::uint64_t> repaired;
+  while (in && std::getline(in, line)) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
+    std::uint64_t seq = 0;
+    if (f.size() == 2 && f[0] == "repaired" && absl::SimpleAtoi(f[1], &seq)) {
+      repaired.push_back(seq);
+      continue;
+    }
+    // A torn last line (crash mid-write) has fewer fields: skipped.
+    if (f.size() != 13 || f[0] != "entry" || !absl::SimpleAtoi(f[1], &seq)) continue;
+    JournalEntry e;
+    e.seq = seq;
+    std::int64_t micros = 0;
+    (void)absl::SimpleAtoi(f[2], &micros);
+    e.at = absl::FromUnixMicros(micros);
+    absl::CUnescape(f[3], &e.migration_id);
+    absl::CUnescape(f[4], &e.route);
+    absl::CUnescape(f[5], &e.backend);
+    (void)absl::SimpleAtoi(f[6], &e.session);
+    for (int k = 0; k < 3; ++k)
+      if (f[7] == kKinds[k]) e.kind = static_cast<JournalKind>(k);
+    absl::CUnescape(f[8], &e.statement);
+    e.params = SplitEscaped(f[9]);
+    e.targets = SplitEscaped(f[10]);
+    absl::CUnescape(f[11], &e.primary_outcome);
+    absl::CUnescape(f[12], &e.secondary_outcome);
+    j->next_seq_ = std::max(j->next_seq_, seq + 1);
+    j->entries_.push_back(std::move(e));
+  }
+  std::sort(repaired.begin(), repaired.end());
+  std::erase_if(j->entries_, [&](const JournalEntry& e) {
+    return std::binary_search(repaired.begin(), repaired.end(), e.seq);
+  });
+  j->flushed_seq_ = j->queued_seq_ = j->next_seq_ - 1;
+  j->fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (j->fd_ < 0)
+    return absl::InternalError(absl::StrCat("journal ", path, ": cannot open: ", std::strerror(errno)));
+  return j;
+}
+
+std::unique_ptr<Journal> Journal::InMemory(Options options) {
+  return std::unique_ptr<Journal>(new Journal("", options));
+}
+
+std::uint64_t Journal::Append(JournalEntry entry) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (entries_.size() >= options_.max_entries) {
+    ++full_drops_;
+    return 0;
+  }
+  entry.seq = next_seq_++;
+  entry.repaired = false;
+  if (fd_ >= 0) unflushed_.push_back(Encode(entry));
+  queued_seq_ = entry.seq;
+  entries_.push_back(std::move(entry));
+  return queued_seq_;
+}
+
+absl::Status Journal::Flush() {
+  std::lock_guard<std::mutex> serial(flush_mu_);
+  std::vector<std::string> lines;
+  std::uint64_t upto;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    lines.swap(unflushed_);
+    upto = queued_seq_;
+  }
+  if (fd_ >= 0 && !lines.empty()) {
+    // One write of the whole batch, then one fsync.
+    std::string batch = absl::StrJoin(lines, "");
+    std::size_t done = 0;
+    while (done < batch.size()) {
+      const ssize_t n = ::write(fd_, batch.data() + done, batch.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        std::lock_guard<std::mutex> l(mu_);
+        unflushed_.insert(unflushed_.begin(), lines.begin(), lines.end());
+        return absl::InternalError(absl::StrCat("journal ", path_, ": write: ", std::strerror(errno)));
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (::fdatasync(fd_) != 0) return absl::InternalError(absl::StrCat("journal ", path_, ": fsync: ", std::strerror(errno)));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  flushed_seq_ = std::max(flushed_seq_, upto);
+  return absl::OkStatus();
+}
+
+std::uint64_t Journal::FlushedSeq() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return fd_ >= 0 ? flushed_seq_ : queued_seq_;
+}
+
+std::vector<JournalEntry> Journal::Pending(const std::string& migration_id, std::size_t limit) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<JournalEntry> out;
+  for (const auto& e : entries_) {
+    if (out.size() >= limit) break;
+    if (migration_id.empty() || e.migration_id == migration_id) out.push_back(e);
+  }
+  return out;
+}
+
+std::size_t Journal::PendingCount(const std::string& migration_id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (migration_id.empty()) return entries_.size();
+  return static_cast<std::size_t>(std::count_if(entries_.begin(), entries_.end(),
+                                                [&](const JournalEntry& e) { return e.migration_id == migration_id; }));
+}
+
+void Journal::MarkRepaired(const std::vector<std::uint64_t>& seqs) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (std::uint64_t s : seqs) {
+    auto it = std::find_if(entries_.begin(), entries_.end(), [s](const JournalEntry& e) { return e.seq == s; });
+    if (it == entries_.end()) continue;
+    entries_.erase(it);
+    if (fd_ >= 0) unflushed_.push_back(absl::StrCat("repaired\t", s, "\n"));
+  }
+}
+
+bool Journal::full() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return entries_.size() >= options_.max_entries;
+}
+
+std::uint64_t Journal::dropped_when_full() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return full_drops_;
+}
+
+}  // namespace turnout::routing

@@ -1,0 +1,216 @@
+// Real Redis clients through turnout's protocol-aware session: redis-cli
+// (commands, --pipe, RESP3), redis-benchmark, redis-py (Debian's 4.3),
+// node-redis, and TLS on both sides (client listener; a TLS-only
+// redis-server started here with the harness' certificate).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/redis/redis_itest_support.h"
+#include "tests/support/backends.h"
+#include "tests/support/process.h"
+
+namespace turnout::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class RedisClientsTest : public ::testing::Test {
+ protected:
+  void Start(const RedisRouteOptions& options = {}) {
+    t_.Start(options);
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  RunResult Cli(std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(t_.port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(argv, input, {}, 60000);
+  }
+  RedisTurnout t_;
+};
+
+TEST_F(RedisClientsTest, RedisCliCommands) {
+  Start();
+  EXPECT_EQ(Cli({"ping"}).out, "PONG\n");
+  EXPECT_EQ(Cli({"set", "cli:k", "hello world"}).out, "OK\n");
+  EXPECT_EQ(Cli({"get", "cli:k"}).out, "hello world\n");
+  EXPECT_EQ(Cli({"del", "cli:l"}).exit_code, 0);
+  EXPECT_EQ(Cli({"rpush", "cli:l", "a", "b", "c"}).out, "3\n");
+  EXPECT_EQ(Cli({"lrange", "cli:l", "0", "-1"}).out, "a\nb\nc\n");
+  EXPECT_THAT(Cli({"nosuchcommand"}).out, HasSubstr("ERR unknown command 'nosuchcommand'"));
+  // Interactive-style input on stdin, one command per line.
+  auto r = Cli({}, "select 2\nset cli:db2 x\nget cli:db2\nselect 0\nget cli:db2\n");
+  EXPECT_EQ(r.out, "OK\nOK\nx\nOK\n\n");
+}
+
+TEST_F(RedisClientsTest, RedisCliPipeTwentyThousand) {
+  Start();
+  std::string input;
+  for (int i = 0; i < 20000; ++i) {
+    input += Cmd({"SET", "cli:pipe:" + std::to_string(i), std::to_string(i)});
+  }
+  auto r = Cli({"--pipe"}, input);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("errors: 0, replies: 20000"));
+  EXPECT_EQ(Cli({"get", "cli:pipe:19999"}).out, "19999\n");
+}
+
+TEST_F(RedisClientsTest, RedisCliResp3) {
+  Start();
+  auto hello = Cli({"-3", "hello", "3"});
+  EXPECT_THAT(hello.out, HasSubstr("proto"));
+  Cli({"del", "cli:h3"});
+  Cli({"hset", "cli:h3", "f", "v"});
+  // redis-cli shows a RESP3 map as "key => value".
+  auto map = Cli({"-3", "--no-raw", "hgetall", "cli:h3"});
+  EXPECT_THAT(map.out, HasSubstr("\"f\" => \"v\"")) << map.out;
+  auto dbl = Cli({"-3", "--no-raw", "zincrby", "cli:z3", "1.5", "m"});
+  EXPECT_THAT(dbl.out, HasSubstr("(double)")) << dbl.out;
+}
+
+TEST_F(RedisClientsTest, RedisBenchmarkRunsWithoutErrors) {
+  Start();
+  for (const char* pipeline : {"1", "16"}) {
+    auto r = RunProgram({"redis-benchmark", "-p", std::to_string(t_.port), "-t", "get,set,incr,lpush,lrange_100",
+                         "-n", "2000", "-c", "10", "-P", pipeline, "--dbnum", "13", "--csv"},
+                        "", {}, 120000);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out + r.err, Not(HasSubstr("ERR")));
+    EXPECT_THAT(r.out + r.err, Not(HasSubstr("rror")));
+    for (const char* test : {"\"SET\"", "\"GET\"", "\"INCR\"", "\"LPUSH\"", "\"LRANGE_100"})
+      EXPECT_THAT(r.out, HasSubstr(test)) << r.out;
+  }
+}
+
+TEST_F(RedisClientsTest, RedisPyPipelineTransactionPubSub) {
+  Start();
+  auto r = RunProgram({"/usr/bin/python3", std::string(TURNOUT_SOURCE_DIR) + "/tests/redis/scripts/redis_py_client.py"},
+                      "", {{"TURNOUT_PORT", std::to_string(t_.port)}}, 60000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+TEST_F(RedisClientsTest, NodeRedisClient) {
+  Start();
+  // node-redis from the npm registry, installed once into the build tree.
+  const std::string dir = REDIS_NODE_DIR;
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"package.json", "package-lock.json", "redis_client_test.js"})
+    std::filesystem::copy_file(std::string(TURNOUT_SOURCE_DIR) + "/tests/node-redis/" + f, dir + "/" + f,
+                               std::filesystem::copy_options::overwrite_existing);
+  if (!std::filesystem::exists(dir + "/node_modules/redis/package.json")) {
+    auto install = RunProgram({"sh", "-c", "cd '" + dir + "' && flock .lock sh -c 'npm ci --offline --no-audit "
+                                            "--no-fund >/dev/null 2>&1 || npm ci --no-audit --no-fund'"},
+                              "", {}, 240000);
+    ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+  }
+  auto r = RunProgram({"node", dir + "/redis_client_test.js"}, "", {{"TURNOUT_PORT", std::to_string(t_.port)}},
+                      60000);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+TEST_F(RedisClientsTest, TlsClientListener) {
+  const auto& b = TestBackends::Get();
+  RedisRouteOptions o;
+  o.tls_cert = b.server_cert;
+  o.tls_key = b.server_key;
+  Start(o);
+  auto tls = Cli({"--tls", "--cacert", b.ca_file, "ping"});
+  EXPECT_EQ(tls.out, "PONG\n") << tls.err;
+  auto tls3 = Cli({"--tls", "--cacert", b.ca_file, "-3", "hello", "3"});
+  EXPECT_THAT(tls3.out, HasSubstr("proto"));
+  // Not required: a plain client is still served on the same port.
+  EXPECT_EQ(Cli({"ping"}).out, "PONG\n");
+  std::string input;
+  for (int i = 0; i < 5000; ++i) input += Cmd({"SET", "tls:pipe:" + std::to_string(i), "v"});
+  auto pipe = Cli({"--tls", "--cacert", b.ca_file, "--pipe"}, input);
+  EXPECT_THAT(pipe.out, HasSubstr("errors: 0, replies: 5000")) << pipe.err;
+}
+
+TEST_F(RedisClientsTest, TlsRequiredRefusesPlainClients) {
+  const auto& b = TestBackends::Get();
+  RedisRouteOptions o;
+  o.tls_cert = b.server_cert;
+  o.tls_key = b.server_key;
+  o.tls_required = true;
+  Start(o);
+  EXPECT_EQ(Cli({"--tls", "--cacert", b.ca_file, "ping"}).out, "PONG\n");
+  auto plain = Cli({"ping"});
+  EXPECT_THAT(plain.out, Not(HasSubstr("PONG")));
+}
+
+// A redis-server with TLS only, the harness' certificate (127.0.0.1, localhost).
+class TlsRedisServer {
+ public:
+  explicit TlsRedisServer(const std::string& dir) {
+    const auto& b = TestBackends::Get();
+    port_ = FreePort();
+    server_.Start({"redis-server", "--port", "0", "--tls-port", std::to_string(port_), "--tls-cert-file",
+                   b.server_cert, "--tls-key-file", b.server_key, "--tls-ca-cert-file", b.ca_file,
+                   "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", dir, "--bind",
+                   "127.0.0.1"},
+                  dir + "/tls-redis.log");
+    ready_ = WaitForPort(port_, 10000);
+  }
+  int port() const { return port_; }
+  bool ready() const { return ready_; }
+
+ private:
+  ChildProcess server_;
+  int port_ = 0;
+  bool ready_ = false;
+};
+
+TEST_F(RedisClientsTest, TlsToTheBackendWithVerification) {
+  const auto& b = TestBackends::Get();
+  const std::string dir = t_.process.dir();
+  TlsRedisServer server(dir);
+  ASSERT_TRUE(server.ready());
+  RedisRouteOptions o;
+  o.backend_address = "127.0.0.1:" + std::to_string(server.port());
+  o.backend_auth = false;
+  o.backend_tls = "    tls:\n      mode: verify-full\n      ca_file: " + b.ca_file + "\n";
+  Start(o);
+  EXPECT_EQ(Cli({"ping"}).out, "PONG\n");
+  EXPECT_EQ(Cli({"set", "tlsb:k", "over-tls"}).out, "OK\n");
+  EXPECT_EQ(Cli({"get", "tlsb:k"}).out, "over-tls\n");
+  std::string input;
+  for (int i = 0; i < 5000; ++i) input += Cmd({"INCR", "tlsb:n"});
+  auto pipe = Cli({"--pipe"}, input);
+  EXPECT_THAT(pipe.out, HasSubstr("errors: 0, replies: 5000")) << pipe.err;
+  // The value lives on the TLS server.
+  auto direct = RunProgram({"redis-cli", "--tls", "--cacert", b.ca_file, "-p", std::to_string(server.port()), "get",
+                            "tlsb:n"});
+  EXPECT_EQ(direct.out, "5000\n") << direct.err;
+}
+
+TEST_F(RedisClientsTest, TlsToTheBackendRefusesAWrongName) {
+  const auto& b = TestBackends::Get();
+  TlsRedisServer server(t_.process.dir());
+  ASSERT_TRUE(server.ready());
+  RedisRouteOptions o;
+  o.backend_address = "127.0.0.1:" + std::to_string(server.port());
+  o.backend_auth = false;
+  o.backend_tls = "    tls:\n      mode: verify-full\n      ca_file: " + b.ca_file +
+                  "\n      server_name: not-this-host.example\n";
+  Start(o);
+  auto r = Cli({"ping"});
+  EXPECT_THAT(r.out + r.err, HasSubstr("TLS handshake failed"));
+  // A plain backend for a TLS-expecting route fails the same clear way.
+  RedisRouteOptions plain;
+  plain.backend_tls = "    tls:\n      mode: require\n";
+  plain.limits = "  connect_timeout: 1s\n";
+  RedisTurnout t2;
+  t2.Start(plain);
+  ASSERT_FALSE(HasFatalFailure());
+  auto r2 = RunProgram({"redis-cli", "-p", std::to_string(t2.port), "ping"});
+  EXPECT_THAT(r2.out + r2.err, HasSubstr("turnout: backend redis-old"));
+}
+
+}  // namespace
+}  // namespace turnout::testing
