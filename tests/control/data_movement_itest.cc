@@ -302,6 +302,7 @@ struct PgCase {
   const char* mode;
   const char* rule;
 };
+void PrintTo(const PgCase& c, std::ostream* os) { *os << c.mode << "/" << c.rule; }
 
 class PgFixture : public ::testing::Test {
  protected:
