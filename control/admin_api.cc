@@ -10,12 +10,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "control/api_status.h"
+#include "control/json_text.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-HttpReply Json(int status, const json::value& v) { return {status, "application/json", json::serialize(v) + "\n"}; }
+HttpReply Json(int status, const json::value& v) { return {status, "application/json", ToJsonText(v) + "\n"}; }
 
 HttpReply Success(int status, json::value data) {
   return Json(status, json::object{{"status", "success"}, {"data", std::move(data)}});

@@ -1,8 +1,5 @@
 #include "control/backend_inspector.h"
 
-#include <hiredis/hiredis.h>
-#include <libpq-fe.h>
-
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -13,56 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "control/backend_clients.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
-
-// ---- Postgres ---------------------------------------------------------------
-
-struct PgConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using PgConn = std::unique_ptr<PGconn, PgConnDeleter>;
-struct PgResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
-
-absl::StatusOr<PgConn> PgConnect(const routing::Backend& b) {
-  const char* sslmode = b.tls_mode == routing::UpstreamTlsMode::kDisable ? "disable"
-                        : b.tls_mode == routing::UpstreamTlsMode::kRequire ? "require" : "verify-full";
-  const std::string port = std::to_string(b.address.port);
-  const std::string db = b.database.empty() ? "postgres" : b.database;
-  const std::string user = b.user.empty() ? "postgres" : b.user;
-  // Keyword arrays: no escaping of values into a conninfo string.
-  std::vector<const char*> keys = {"host", "port", "dbname", "user", "password", "sslmode", "connect_timeout",
-                                   "application_name"};
-  std::vector<const char*> values = {b.address.host.c_str(), port.c_str(), db.c_str(), user.c_str(),
-                                     b.password.c_str(), sslmode, "5", "turnout-control"};
-  if (!b.tls_ca_file.empty()) {
-    keys.push_back("sslrootcert");
-    values.push_back(b.tls_ca_file.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  PgConn c(PQconnectdbParams(keys.data(), values.data(), 0));
-  if (PQstatus(c.get()) != CONNECTION_OK) {
-    std::string err = PQerrorMessage(c.get());
-    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    return absl::UnavailableError(err);
-  }
-  return c;
-}
-
-absl::StatusOr<PgResult> PgQuery(PGconn* c, const std::string& sql, const std::vector<std::string>& params = {}) {
-  std::vector<const char*> p;
-  for (const auto& s : params) p.push_back(s.c_str());
-  PgResult r(PQexecParams(c, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr, nullptr, 0));
-  const auto st = PQresultStatus(r.get());
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return absl::InternalError(PQresultErrorMessage(r.get()));
-  return r;
-}
 
 // table -> column -> "type [not null]"; plus "primary key" -> columns.
 using Schema = std::map<std::string, std::map<std::string, std::string>>;
@@ -110,47 +62,8 @@ std::vector<std::string> ScopeKeys(const Migration& m) {
   return k;
 }
 
-// ---- Redis --------------------------------------------------------------------
-
-struct RedisDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using RedisConn = std::unique_ptr<redisContext, RedisDeleter>;
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-Reply Command(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return Reply(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-}
-
-absl::StatusOr<RedisConn> RedisConnect(const routing::Backend& b) {
-  timeval tv{5, 0};
-  RedisConn c(redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv));
-  if (!c || c->err) return absl::UnavailableError(c ? c->errstr : "cannot allocate a redis context");
-  if (b.tls_mode != routing::UpstreamTlsMode::kDisable)
-    return absl::UnimplementedError("TLS to Redis is not supported by the control plane's inspector yet");
-  redisSetTimeout(c.get(), tv);
-  if (!b.password.empty()) {
-    Reply r = b.user.empty() ? Command(c.get(), {"AUTH", b.password}) : Command(c.get(), {"AUTH", b.user, b.password});
-    if (!r || r->type == REDIS_REPLY_ERROR) return absl::PermissionDeniedError(r ? r->str : c->errstr);
-  }
-  if (b.redis_db != 0) {
-    Reply r = Command(c.get(), {"SELECT", std::to_string(b.redis_db)});
-    if (!r || r->type == REDIS_REPLY_ERROR) return absl::InternalError(r ? r->str : c->errstr);
-  }
-  return c;
-}
-
 std::string RedisVersion(redisContext* c) {
-  Reply r = Command(c, {"INFO", "server"});
+  RedisReply r = RedisCommand(c, {"INFO", "server"});
   if (!r || r->type != REDIS_REPLY_STRING) return "";
   for (absl::string_view line : absl::StrSplit(absl::string_view(r->str, r->len), "\r\n"))
     if (absl::ConsumePrefix(&line, "redis_version:")) return std::string(line);
@@ -159,34 +72,34 @@ std::string RedisVersion(redisContext* c) {
 
 // A canonical text of a key's value, independent of encoding and order.
 std::string RedisValue(redisContext* c, const std::string& key) {
-  Reply type = Command(c, {"TYPE", key});
+  RedisReply type = RedisCommand(c, {"TYPE", key});
   if (!type || type->type != REDIS_REPLY_STATUS) return "?";
   const std::string t = type->str;
   std::vector<std::string> items;
-  auto collect = [&](Reply r) {
+  auto collect = [&](RedisReply r) {
     if (r && r->type == REDIS_REPLY_ARRAY)
       for (size_t i = 0; i < r->elements; ++i) items.emplace_back(r->element[i]->str, r->element[i]->len);
   };
   bool sort = true;
   if (t == "string") {
-    Reply r = Command(c, {"GET", key});
+    RedisReply r = RedisCommand(c, {"GET", key});
     return "string:" + (r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : std::string());
   } else if (t == "list") {
-    collect(Command(c, {"LRANGE", key, "0", "-1"}));
+    collect(RedisCommand(c, {"LRANGE", key, "0", "-1"}));
     sort = false;
   } else if (t == "set") {
-    collect(Command(c, {"SMEMBERS", key}));
+    collect(RedisCommand(c, {"SMEMBERS", key}));
   } else if (t == "zset") {
-    collect(Command(c, {"ZRANGE", key, "0", "-1", "WITHSCORES"}));
+    collect(RedisCommand(c, {"ZRANGE", key, "0", "-1", "WITHSCORES"}));
     sort = false;
   } else if (t == "hash") {
-    Reply r = Command(c, {"HGETALL", key});
+    RedisReply r = RedisCommand(c, {"HGETALL", key});
     if (r && r->type == REDIS_REPLY_ARRAY)
       for (size_t i = 0; i + 1 < r->elements; i += 2)
         items.push_back(absl::StrCat(absl::string_view(r->element[i]->str, r->element[i]->len), "=",
                                      absl::string_view(r->element[i + 1]->str, r->element[i + 1]->len)));
   } else {
-    Reply r = Command(c, {"DUMP", key});
+    RedisReply r = RedisCommand(c, {"DUMP", key});
     return t + ":" + (r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : std::string());
   }
   if (sort) std::sort(items.begin(), items.end());
@@ -337,7 +250,7 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
         for (redisContext* c : {oc->get(), nc->get()}) {
           std::string cursor = "0";
           do {
-            Reply page = Command(c, {"SCAN", cursor, "MATCH", glob, "COUNT", "1000"});
+            RedisReply page = RedisCommand(c, {"SCAN", cursor, "MATCH", glob, "COUNT", "1000"});
             if (!page || page->type != REDIS_REPLY_ARRAY || page->elements != 2) break;
             cursor = std::string(page->element[0]->str, page->element[0]->len);
             for (size_t k = 0; k < page->element[1]->elements; ++k)

@@ -243,7 +243,7 @@ routing::Backend ReadBackend(Reader& r, const YAML::Node& n, const std::string& 
 routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path) {
   routing::Route rt;
   r.CheckKeys(n, path, {"name", "protocol", "listen", "mode", "old", "new", "auth", "users_file",
-                        "tls", "strategy"});
+                        "tls", "strategy", "unknown_commands"});
   if (!r.ok()) return rt;
   if (!n["name"]) r.Fail(Reader::Join(path, "name"), "required");
   else rt.name = r.String(n["name"], Reader::Join(path, "name"));
@@ -267,6 +267,12 @@ routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path
                                              {"md5", routing::ClientAuth::kMd5},
                                              {"scram-sha-256", routing::ClientAuth::kScramSha256},
                                              {"password", routing::ClientAuth::kPassword}});
+  if (n["unknown_commands"]) {
+    rt.redis_unknown_passthrough = r.Choice<bool>(n["unknown_commands"], Reader::Join(path, "unknown_commands"),
+                                                  {{"refuse", false}, {"passthrough", true}});
+    if (r.ok() && rt.protocol != routing::Protocol::kRedis)
+      r.Fail(Reader::Join(path, "unknown_commands"), "applies to redis routes only");
+  }
   if (n["users_file"]) rt.users_file = r.ExistingFile(n["users_file"], Reader::Join(path, "users_file"));
   if (r.ok() && rt.auth != routing::ClientAuth::kTrust && rt.users_file.empty())
     r.Fail(Reader::Join(path, "users_file"), "required when auth is not trust");

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control/config_loader.h"
+#include "control/json_text.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -116,7 +117,7 @@ std::string Str(const json::value& v, const char* key) {
   if (!v.is_object()) return "";
   auto* f = v.as_object().if_contains(key);
   if (f == nullptr) return "";
-  return f->is_string() ? std::string(f->as_string()) : json::serialize(*f);
+  return f->is_string() ? std::string(f->as_string()) : ToJsonText(*f);
 }
 
 // The share of traffic the strategy sends to new, for the progress bar.
@@ -146,7 +147,7 @@ std::string Bar(double share) {
 void PrintStatus(const json::value& d) {
   std::printf("%s  %s  (revision %s)\n", Str(d, "id").c_str(), Str(d, "state").c_str(), Str(d, "revision").c_str());
   const auto& strategy = d.at("strategy");
-  std::printf("  strategy  %s\n", json::serialize(strategy).c_str());
+  std::printf("  strategy  %s\n", ToJsonText(strategy).c_str());
   std::printf("  to new    %s\n", Bar(RolloutShare(strategy)).c_str());
   if (auto* routes = d.as_object().if_contains("routes"); routes && routes->is_array())
     for (const auto& r : routes->as_array())
@@ -162,7 +163,7 @@ absl::StatusOr<std::string> ReadBody(const std::string& file) {
   // YAML is a superset of JSON: one parser for both.
   auto v = YamlTextToJson(ss.str());
   if (!v.ok()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", v.status().message()));
-  return json::serialize(*v);
+  return ToJsonText(*v);
 }
 
 }  // namespace
@@ -250,7 +251,7 @@ int RunCtl(int argc, char** argv) {
     auto r = run(http::verb::get, cmd == "get" ? path : path + "/journal", "", true);
     if (!r.ok()) return fail(r.status());
     if (r->status != 200) return PrintError(*r);
-    std::printf("%s\n", json::serialize(r->body.at("data")).c_str());
+    std::printf("%s\n", ToJsonText(r->body.at("data")).c_str());
     return 0;
   }
   if (cmd == "status") {
@@ -282,7 +283,7 @@ int RunCtl(int argc, char** argv) {
     if (r->status != 200) return PrintError(*r);
     const auto& d = r->body.at("data");
     if (d.is_object() && d.as_object().contains("state")) PrintStatus(d);
-    else std::printf("%s\n", json::serialize(d).c_str());
+    else std::printf("%s\n", ToJsonText(d).c_str());
     return 0;
   }
   std::fprintf(stderr, "error: unknown command %s\n%s", cmd.c_str(), kUsage);

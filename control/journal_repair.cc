@@ -1,7 +1,5 @@
 #include "control/journal_repair.h"
 
-#include <hiredis/hiredis.h>
-
 #include <boost/json.hpp>
 
 #include <map>
@@ -9,56 +7,25 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "control/backend_clients.h"
 #include "control/backend_inspector.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-struct RedisDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using RedisConn = std::unique_ptr<redisContext, RedisDeleter>;
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-Reply Command(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return Reply(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-}
-
-absl::StatusOr<RedisConn> Connect(const routing::Backend& b) {
-  timeval tv{5, 0};
-  RedisConn c(redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv));
-  if (!c || c->err) return absl::UnavailableError(absl::StrCat(b.name, ": ", c ? c->errstr : "no context"));
-  redisSetTimeout(c.get(), tv);
-  if (!b.password.empty()) {
-    Reply r = b.user.empty() ? Command(c.get(), {"AUTH", b.password}) : Command(c.get(), {"AUTH", b.user, b.password});
-    if (!r || r->type == REDIS_REPLY_ERROR) return absl::PermissionDeniedError(absl::StrCat(b.name, ": AUTH failed"));
-  }
-  if (b.redis_db != 0) Command(c.get(), {"SELECT", std::to_string(b.redis_db)});
-  return c;
-}
-
 // Copies one key from `from` to `to` as it is now (or deletes it on `to`
 // when it no longer exists on `from`).
 absl::Status CopyKey(redisContext* from, redisContext* to, const std::string& key) {
-  Reply dump = Command(from, {"DUMP", key});
+  RedisReply dump = RedisCommand(from, {"DUMP", key});
   if (!dump) return absl::UnavailableError("DUMP failed");
   if (dump->type == REDIS_REPLY_NIL) {
-    Command(to, {"DEL", key});
+    RedisCommand(to, {"DEL", key});
     return absl::OkStatus();
   }
-  Reply ttl = Command(from, {"PTTL", key});
+  RedisReply ttl = RedisCommand(from, {"PTTL", key});
   const long long pttl = ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 ? ttl->integer : 0;
-  Reply restored = Command(to, {"RESTORE", key, std::to_string(pttl), std::string(dump->str, dump->len), "REPLACE"});
+  RedisReply restored = RedisCommand(to, {"RESTORE", key, std::to_string(pttl), std::string(dump->str, dump->len), "REPLACE"});
   if (!restored || restored->type == REDIS_REPLY_ERROR)
     return absl::InternalError(absl::StrCat("RESTORE ", key, ": ", restored ? restored->str : "no reply"));
   return absl::OkStatus();
@@ -134,9 +101,9 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     const routing::Backend* from_b = config.FindBackend(source);
     const routing::Backend* to_b = config.FindBackend(missing);
     if (!from_b || !to_b) return absl::FailedPreconditionError(absl::StrCat("route ", route_name, ": backends not configured"));
-    auto from = Connect(*from_b);
+    auto from = RedisConnect(*from_b);
     if (!from.ok()) return from.status();
-    auto to = Connect(*to_b);
+    auto to = RedisConnect(*to_b);
     if (!to.ok()) return to.status();
     for (const auto& [key, seqs] : keys) {
       if (auto st = CopyKey(from->get(), to->get(), key); st.ok()) {

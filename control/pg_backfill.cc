@@ -1,7 +1,5 @@
 #include "control/pg_backfill.h"
 
-#include <libpq-fe.h>
-
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -11,19 +9,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "control/backend_clients.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
-
-struct PgConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using PgConn = std::unique_ptr<PGconn, PgConnDeleter>;
-struct PgResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
 std::string Trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -38,26 +28,9 @@ struct Side {
 };
 
 absl::StatusOr<Side> Connect(const routing::Backend& b, const char* name) {
-  const char* sslmode = b.tls_mode == routing::UpstreamTlsMode::kDisable ? "disable"
-                        : b.tls_mode == routing::UpstreamTlsMode::kRequire ? "require" : "verify-full";
-  const std::string port = std::to_string(b.address.port);
-  const std::string db = b.database.empty() ? "postgres" : b.database;
-  const std::string user = b.user.empty() ? "postgres" : b.user;
-  // Keyword arrays: no escaping of values into a conninfo string.
-  std::vector<const char*> keys = {"host", "port", "dbname", "user", "password", "sslmode", "connect_timeout",
-                                   "application_name"};
-  std::vector<const char*> values = {b.address.host.c_str(), port.c_str(), db.c_str(), user.c_str(),
-                                     b.password.c_str(), sslmode, "10", "turnout-data-movement"};
-  if (!b.tls_ca_file.empty()) {
-    keys.push_back("sslrootcert");
-    values.push_back(b.tls_ca_file.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  PgConn c(PQconnectdbParams(keys.data(), values.data(), 0));
-  if (PQstatus(c.get()) != CONNECTION_OK)
-    return absl::UnavailableError(absl::StrCat(name, " (", b.name, "): ", Trimmed(PQerrorMessage(c.get()))));
-  return Side{std::move(c), name};
+  auto c = PgConnect(b, "turnout-data-movement");
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
+  return Side{*std::move(c), name};
 }
 
 absl::Status Failed(const Side& s, const PGresult* r, const std::string& what) {

@@ -1,39 +1,23 @@
 #include "control/redis_backfill.h"
 
-#include <hiredis/hiredis.h>
-
 #include <boost/json.hpp>
 
 #include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "control/backend_clients.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-struct RedisDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using RedisConn = std::unique_ptr<redisContext, RedisDeleter>;
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 using Args = std::vector<std::string>;
+using Reply = RedisReply;
 
 std::string Text(const redisReply* r) { return r && r->str ? std::string(r->str, r->len) : std::string(); }
 
-Reply Command(redisContext* c, const Args& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return Reply(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-}
+Reply Command(redisContext* c, const Args& args) { return RedisCommand(c, args); }
 
 absl::Status ConnectionError(redisContext* c, const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", c->err ? c->errstr : "no reply"));
@@ -64,23 +48,11 @@ absl::StatusOr<std::vector<Reply>> Pipeline(redisContext* c, const std::vector<A
 }
 
 absl::StatusOr<RedisConn> Connect(const routing::Backend& b, const char* side) {
-  timeval tv{10, 0};
-  RedisConn c(redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv));
-  if (!c || c->err)
-    return absl::UnavailableError(absl::StrCat(side, " (", b.name, "): ", c ? c->errstr : "cannot allocate a context"));
-  if (b.tls_mode != routing::UpstreamTlsMode::kDisable)
-    return absl::UnimplementedError(absl::StrCat(side, " (", b.name, "): TLS to Redis is not supported by data movement yet"));
-  redisSetTimeout(c.get(), tv);
-  if (!b.password.empty()) {
-    Reply r = b.user.empty() ? Command(c.get(), {"AUTH", b.password}) : Command(c.get(), {"AUTH", b.user, b.password});
-    if (!r || r->type == REDIS_REPLY_ERROR)
-      return absl::PermissionDeniedError(absl::StrCat(side, " (", b.name, "): AUTH failed"));
-  }
-  if (b.redis_db != 0) {
-    Reply r = Command(c.get(), {"SELECT", std::to_string(b.redis_db)});
-    if (!r || r->type == REDIS_REPLY_ERROR)
-      return absl::FailedPreconditionError(absl::StrCat(side, " (", b.name, "): SELECT ", b.redis_db, ": ", Text(r.get())));
-  }
+  auto c = RedisConnect(b);
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(side, " (", c.status().message(), ")"));
+  // A batch of large values may take longer than the default 5 s to answer.
+  timeval tv{30, 0};
+  redisSetTimeout(c->get(), tv);
   return c;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "proxy/session_context.h"
+#include "proxy/shared_slot.h"
 #include "routing/config.h"
 #include "routing/policy_table.h"
 
@@ -51,11 +52,11 @@ class Server {
   struct Worker;
   struct Listener;
 
-  std::atomic<std::shared_ptr<const routing::Config>> config_;
+  SharedSlot<routing::Config> config_;
   routing::RouteTablePublisher* route_table_;
   routing::Journal* journal_;
   routing::ShadowSamples* shadow_samples_;
-  std::atomic<std::shared_ptr<const ProxyServices>> services_;
+  SharedSlot<ProxyServices> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;

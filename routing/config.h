@@ -66,6 +66,10 @@ struct Route {
   ClientTls tls;
   // A static migration strategy as JSON text (GitOps); parsed by control.
   std::string strategy_json;
+  // Redis: commands missing from the Redis 7.0 command table are refused
+  // with Redis' own error (false), or sent to the authoritative side as
+  // writes touching no known key (true) — for modules and newer servers.
+  bool redis_unknown_passthrough = false;
 };
 
 struct Limits {

@@ -214,6 +214,10 @@ const std::string kCases[][3] = {
          "backends: [{name: a, protocol: postgres, address: \"h:1\"}]\n"
          "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, strategy: {type: big_bang}}]\n",
      "routes[0].strategy: a static strategy needs the route's `new` backend"},
+    {"unknown_commands_value", std::string(kBackends) + "routes: [{name: r, protocol: redis, listen: \"127.0.0.1:2\", old: c, unknown_commands: maybe}]\n",
+     "routes[0].unknown_commands: expected one of refuse, passthrough, got \"maybe\""},
+    {"unknown_commands_pg", std::string(kBackends) + "routes: [{name: r, protocol: postgres, listen: \"127.0.0.1:2\", old: a, unknown_commands: passthrough}]\n",
+     "routes[0].unknown_commands: applies to redis routes only"},
     {"not_yaml", "backends: [unclosed\n", "line "},
     {"not_a_mapping", "- just\n- a list\n", "the configuration must be a YAML mapping"},
 };
