@@ -16,7 +16,12 @@ prometheus::ClientMetric GaugeMetric(std::vector<prometheus::ClientMetric::Label
 void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
   std::lock_guard<std::mutex> l(mu_);
   states_.clear();
-  for (const auto& m : migrations) states_.emplace_back(m.id, m.state);
+  data_.clear();
+  for (const auto& m : migrations) {
+    states_.emplace_back(m.id, m.state);
+    for (const auto& r : m.progress.routes)
+      data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate});
+  }
 }
 
 std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
@@ -31,6 +36,26 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
         state.metric.push_back(GaugeMetric({{"migration", id}, {"state", MigrationStateName(candidate)}},
                                            candidate == s ? 1 : 0));
       }
+  }
+  prometheus::MetricFamily rows{"turnout_data_movement_rows_total",
+                                "Rows (Postgres) or keys (Redis) copied by the data movement of each route.",
+                                prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily ratio{"turnout_data_movement_progress_ratio",
+                                 "Share of each route's data copied so far, 0 to 1 (1 once done).",
+                                 prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily rate{"turnout_data_movement_rate",
+                                "Rows or keys copied per second over the last interval.",
+                                prometheus::MetricType::Gauge, {}};
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& d : data_) {
+      prometheus::ClientMetric c;
+      c.label = {{"migration", d.migration}, {"route", d.route}};
+      c.counter.value = d.copied;
+      rows.metric.push_back(std::move(c));
+      ratio.metric.push_back(GaugeMetric({{"migration", d.migration}, {"route", d.route}}, d.ratio));
+      rate.metric.push_back(GaugeMetric({{"migration", d.migration}, {"route", d.route}}, d.rate));
+    }
   }
   prometheus::MetricFamily version{"turnout_policy_version", "Version of the routing policy each route runs.",
                                    prometheus::MetricType::Gauge, {}};
@@ -56,7 +81,7 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
   prometheus::ClientMetric r;
   r.counter.value = static_cast<double>(journal_->dropped_when_full());
   refused.metric.push_back(r);
-  return {state, version, table, store, pending, full, refused};
+  return {state, version, table, store, pending, full, refused, rows, ratio, rate};
 }
 
 std::string MetricsText(const std::vector<const prometheus::Collectable*>& collectables) {

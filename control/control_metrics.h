@@ -1,6 +1,8 @@
 #pragma once
 // The control plane's Prometheus families: migration state and the policy
-// version each route runs (DESIGN.md §7), plus store health.
+// version each route runs (DESIGN.md §7), data movement progress, plus store
+// health. Data movement figures come from the migration records, so every
+// sidecar of a fleet reports the job's progress, whichever one runs it.
 
 #include <prometheus/collectable.h>
 
@@ -29,6 +31,11 @@ class ControlMetricsCollector final : public prometheus::Collectable {
   const routing::Journal* journal_;
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, MigrationState>> states_;
+  struct DataRoute {
+    std::string migration, route;
+    double copied = 0, ratio = 0, rate = 0;
+  };
+  std::vector<DataRoute> data_;
 };
 
 // Prometheus text exposition (format 0.0.4) of every collectable given.

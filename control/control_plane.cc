@@ -35,11 +35,17 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cp->service_ = std::make_unique<MigrationService>(config, cp->store_.get(), route_table);
   cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get(), journal);
   cp->service_->OnPublish([m = cp->metrics_.get()](const std::vector<Migration>& all) { m->Update(all); });
+  DataMovementOptions dm;
+  dm.instance_id = config->instance_id;
+  cp->data_movement_ = std::make_unique<DataMovement>(config, cp->service_.get(), cp->store_.get(), std::move(dm));
+  cp->service_->OnPublish([d = cp->data_movement_.get()](const std::vector<Migration>& all) { d->OnMigrations(all); });
   if (auto st = cp->service_->Start(); !st.ok()) return st;
   // Another sidecar changed the shared store: reload and republish.
   cp->store_->Watch([svc = cp->service_.get()] { (void)svc->Reload(); });
   cp->prober_ = std::make_unique<BackendProber>(config->backends);
   cp->prober_->Start();
+  // Resumes any Running migration whose data movement is not finished.
+  cp->data_movement_->Start();
   return cp;
 }
 
@@ -77,6 +83,8 @@ absl::Status ControlPlane::Readiness() const {
 }
 
 void ControlPlane::Stop() {
+  // Jobs stop at their next batch boundary (checkpoint kept) while the store is up.
+  if (data_movement_) data_movement_->Stop();
   if (admin_) admin_->Stop();
   if (prober_) prober_->Stop();
   if (store_) store_->Stop();

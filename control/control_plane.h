@@ -1,6 +1,6 @@
 #pragma once
 // The control plane of one process, assembled: state store, migration
-// service, backend prober, metrics and the admin API. proxy/main.cc starts
+// service, data movement, backend prober, metrics and the admin API. proxy/main.cc starts
 // it before the data plane (so a bad state store stops startup) and gives it
 // the data plane's metrics and listener status through plain callbacks.
 
@@ -14,6 +14,7 @@
 #include "control/auth.h"
 #include "control/backend_prober.h"
 #include "control/control_metrics.h"
+#include "control/data_movement.h"
 #include "control/migration_service.h"
 #include "control/state_store.h"
 #include "routing/config.h"
@@ -50,6 +51,7 @@ class ControlPlane {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<MigrationService> service_;
   std::unique_ptr<ControlMetricsCollector> metrics_;
+  std::unique_ptr<DataMovement> data_movement_;
   std::unique_ptr<BackendProber> prober_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<AdminServer> admin_;

@@ -37,6 +37,68 @@ std::string StringOr(const json::object& o, const char* key, std::string fallbac
 }
 }  // namespace
 
+double DataProgress::Ratio() const {
+  if (routes.empty()) return status == "done" ? 1.0 : 0.0;
+  double sum = 0;
+  for (const auto& r : routes) sum += r.ratio;
+  return sum / static_cast<double>(routes.size());
+}
+
+json::object DataProgressToJson(const DataProgress& p) {
+  json::array routes;
+  for (const auto& r : p.routes) {
+    json::object o{{"route", r.route},     {"phase", r.phase}, {"copied", r.copied},
+                   {"written", r.written}, {"total", r.total}, {"ratio", r.ratio},
+                   {"rate", r.rate},       {"attempts", r.attempts}};
+    if (!r.checkpoint.is_null()) o["checkpoint"] = r.checkpoint;
+    if (!r.notes.empty()) o["notes"] = StringsToJson(r.notes);
+    if (!r.error.empty()) o["error"] = r.error;
+    if (!r.updated_at.empty()) o["updated_at"] = r.updated_at;
+    routes.push_back(std::move(o));
+  }
+  json::object o{{"status", p.status}, {"runner", p.runner}, {"ratio", p.Ratio()}, {"routes", std::move(routes)}};
+  if (!p.started_at.empty()) o["started_at"] = p.started_at;
+  if (!p.finished_at.empty()) o["finished_at"] = p.finished_at;
+  if (!p.verification.is_null()) o["verification"] = p.verification;
+  return o;
+}
+
+DataProgress DataProgressFromJson(const json::value& v) {
+  DataProgress p;
+  if (!v.is_object()) return p;
+  const auto& o = v.as_object();
+  auto num = [](const json::object& obj, const char* key) -> double {
+    auto* f = obj.if_contains(key);
+    return f && f->is_number() ? f->to_number<double>() : 0.0;
+  };
+  p.status = StringOr(o, "status");
+  p.runner = StringOr(o, "runner");
+  p.started_at = StringOr(o, "started_at");
+  p.finished_at = StringOr(o, "finished_at");
+  if (auto* f = o.if_contains("verification")) p.verification = *f;
+  if (auto* routes = o.if_contains("routes"); routes && routes->is_array()) {
+    for (const auto& e : routes->as_array()) {
+      if (!e.is_object()) continue;
+      const auto& ro = e.as_object();
+      RouteProgress r;
+      r.route = StringOr(ro, "route");
+      r.phase = StringOr(ro, "phase", "pending");
+      r.copied = static_cast<std::int64_t>(num(ro, "copied"));
+      r.written = static_cast<std::int64_t>(num(ro, "written"));
+      r.total = static_cast<std::int64_t>(num(ro, "total"));
+      r.ratio = num(ro, "ratio");
+      r.rate = num(ro, "rate");
+      r.attempts = static_cast<int>(num(ro, "attempts"));
+      if (auto* c = ro.if_contains("checkpoint")) r.checkpoint = *c;
+      if (auto notes = StringsFromJson(ro.if_contains("notes"), "notes"); notes.ok()) r.notes = *std::move(notes);
+      r.error = StringOr(ro, "error");
+      r.updated_at = StringOr(ro, "updated_at");
+      p.routes.push_back(std::move(r));
+    }
+  }
+  return p;
+}
+
 const char* MigrationStateName(MigrationState s) { return kStateNames[static_cast<int>(s)]; }
 
 absl::StatusOr<MigrationState> ParseMigrationState(absl::string_view text) {
@@ -65,6 +127,7 @@ json::object MigrationToJson(const Migration& m, bool verbose) {
   o["created_at"] = m.created_at;
   o["updated_at"] = m.updated_at;
   if (verbose) {
+    if (!m.progress.empty()) o["progress"] = DataProgressToJson(m.progress);
     json::array interlays;
     for (const auto& i : m.interlays) interlays.push_back(json::object{{"route", i.route}, {"endpoint", i.endpoint}});
     o["routes"] = std::move(interlays);
@@ -90,6 +153,7 @@ json::object MigrationToStored(const Migration& m) {
   json::object o = MigrationToJson(m, /*verbose=*/true);
   o.erase("interlays");
   o.erase("apis");
+  if (m.policy_revision != 0) o["policy_revision"] = m.policy_revision;
   return o;
 }
 
@@ -109,7 +173,10 @@ absl::StatusOr<Migration> MigrationFromStored(const json::value& v) {
   if (auto* f = o.if_contains("failure_handling")) m.failure_handling = *f;
   if (auto* s = o.if_contains("synced"); s && s->is_bool()) m.synced = s->as_bool();
   if (auto* r = o.if_contains("revision"); r && r->is_number()) m.revision = r->to_number<std::uint64_t>();
+  if (auto* r = o.if_contains("policy_revision"); r && r->is_number())
+    m.policy_revision = r->to_number<std::uint64_t>();
   m.last_error = StringOr(o, "error");
+  if (auto* p = o.if_contains("progress")) m.progress = DataProgressFromJson(*p);
   m.created_at = StringOr(o, "created_at");
   m.updated_at = StringOr(o, "updated_at");
   if (auto* routes = o.if_contains("routes"); routes && routes->is_array()) {

@@ -43,6 +43,45 @@ struct AuditEntry {
   boost::json::value after;
 };
 
+// Data movement of one route (DESIGN.md §6), recorded by the sidecar that runs
+// the job after every batch so that a restart, or another sidecar, resumes
+// where it stopped.
+struct RouteProgress {
+  std::string route;
+  std::string phase = "pending";  // pending | copying | done | failed
+  std::int64_t copied = 0;        // rows (Postgres) or keys (Redis) read from old and applied
+  std::int64_t written = 0;       // of those, inserted or changed on new (the rest kept by the rule)
+  std::int64_t total = 0;         // estimate; 0 while unknown
+  double ratio = 0;               // 0..1; 1 only once done
+  double rate = 0;                // copied per second over the last interval
+  boost::json::value checkpoint;  // where a resumed copy continues (backfill-specific)
+  std::vector<std::string> notes; // tables without a primary key, sequences advanced, ...
+  int attempts = 0;               // retries used (failure_handling retry_then_all)
+  std::string error;
+  std::string updated_at;
+};
+
+struct DataProgress {
+  // Empty: no data movement. pending (after /migrate) | running | paused |
+  // verifying | done | failed (rollback_all or retries exhausted) | stopped
+  // (rolled back while copying).
+  std::string status;
+  std::string runner;  // instance id of the sidecar that runs (or ran) the job
+  std::string started_at;
+  std::string finished_at;
+  std::vector<RouteProgress> routes;
+  boost::json::value verification;  // Verify()'s report once every route finished
+
+  bool empty() const { return status.empty(); }
+  // Nothing is left to run: done, failed or stopped.
+  bool finished() const { return status == "done" || status == "failed" || status == "stopped"; }
+  // Mean of the routes' ratios.
+  double Ratio() const;
+};
+
+boost::json::object DataProgressToJson(const DataProgress& p);
+DataProgress DataProgressFromJson(const boost::json::value& v);
+
 struct Migration {
   std::string id;
   std::string uuid;
@@ -58,11 +97,16 @@ struct Migration {
   std::string updated_at;
   // Bumped on every change; stores use it for optimistic updates.
   std::uint64_t revision = 0;
+  // The revision of the last audited change: the version of the routing
+  // policies. Progress checkpoints bump `revision` but not this, so a data
+  // movement does not churn policy versions across the fleet. 0: `revision`.
+  std::uint64_t policy_revision = 0;
   std::string last_error;
+  DataProgress progress;
   std::vector<AuditEntry> history;
 };
 
-// The API form. `verbose` adds interlays, scopes, history (X-Verbose: true).
+// The API form. `verbose` adds interlays, scopes, progress, history (X-Verbose: true).
 boost::json::object MigrationToJson(const Migration& m, bool verbose);
 // The stored form (always complete) and its inverse.
 boost::json::object MigrationToStored(const Migration& m);

@@ -39,7 +39,9 @@ absl::Status Illegal(const Migration& m, absl::string_view action) {
                      "Failed, Running or Paused → RollingBack → RolledBack");
 }
 
-// `data`: "none" | {"type": "none"|"snapshot"|"scan", "replace": "none"|"replace"|"merge"}
+// `data`: "none" | {"type": "none"|"snapshot"|"scan", "replace": "none"|"replace"|"merge",
+//                   "batch_size": n, "sleep_ms": n, "workers": n, "format": "binary"|"text"}
+// The last four tune the copy (control/data_movement.h, DataSpec).
 absl::Status ValidateData(const json::value& v) {
   auto type_ok = [](json::string_view t) { return t == "none" || t == "snapshot" || t == "scan"; };
   if (v.is_string()) {
@@ -48,6 +50,11 @@ absl::Status ValidateData(const json::value& v) {
     return absl::OkStatus();
   }
   if (!v.is_object()) return absl::InvalidArgumentError("data: expected \"none\" or {\"type\": ..., \"replace\": ...}");
+  auto whole = [](const json::value& n, const char* field, std::int64_t lo, std::int64_t hi) -> absl::Status {
+    if (!n.is_int64() || n.as_int64() < lo || n.as_int64() > hi)
+      return absl::InvalidArgumentError(absl::StrCat("data.", field, ": expected a whole number from ", lo, " to ", hi));
+    return absl::OkStatus();
+  };
   for (const auto& kv : v.as_object()) {
     if (kv.key() == "type") {
       if (!kv.value().is_string() || !type_ok(kv.value().as_string()))
@@ -56,8 +63,20 @@ absl::Status ValidateData(const json::value& v) {
       const auto& r = kv.value();
       if (!r.is_string() || !(r.as_string() == "none" || r.as_string() == "replace" || r.as_string() == "merge"))
         return absl::InvalidArgumentError("data.replace: expected none, replace or merge");
+    } else if (kv.key() == "batch_size") {
+      if (auto st = whole(kv.value(), "batch_size", 1, 1000000); !st.ok()) return st;
+    } else if (kv.key() == "sleep_ms") {
+      if (auto st = whole(kv.value(), "sleep_ms", 0, 60000); !st.ok()) return st;
+    } else if (kv.key() == "workers") {
+      if (auto st = whole(kv.value(), "workers", 1, 16); !st.ok()) return st;
+    } else if (kv.key() == "format") {
+      const auto& f = kv.value();
+      if (!f.is_string() || !(f.as_string() == "binary" || f.as_string() == "text"))
+        return absl::InvalidArgumentError("data.format: expected binary or text");
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()), ": unknown field (allowed: type, replace)"));
+      return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()),
+                                                     ": unknown field (allowed: type, replace, batch_size, sleep_ms, "
+                                                     "workers, format)"));
     }
   }
   if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");
@@ -129,6 +148,16 @@ bool IsFullCutover(const routing::StrategySpec& spec) {
 
 json::value Summary(const Migration& m) { return MigrationToJson(m, false); }
 
+bool HasData(const Migration& m) {
+  if (m.data.is_string()) return m.data.as_string() != "none";
+  const auto* t = m.data.is_object() ? m.data.as_object().if_contains("type") : nullptr;
+  return t != nullptr && t->is_string() && t->as_string() != "none";
+}
+
+// A data movement has work left: its routes must be copied before the
+// migration may complete.
+bool DataPending(const Migration& m) { return HasData(m) && !m.progress.finished(); }
+
 }  // namespace
 
 routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type) {
@@ -197,7 +226,7 @@ absl::StatusOr<std::shared_ptr<const routing::Policy>> MigrationService::Compile
   in.protocol = route->protocol;
   in.migration_id = m.id;
   in.new_backend = interlay.endpoint;
-  in.version = m.revision;
+  in.version = m.policy_revision != 0 ? m.policy_revision : m.revision;
   in.phase = PhaseOf(m, routing::TypeOf(*spec));
   in.strategy = *std::move(spec);
   in.sidecar = {config_->instance_id, config_->region};
@@ -259,27 +288,41 @@ void MigrationService::PublishLocked() {
   for (const auto& cb : on_publish_) cb(all);
 }
 
+void MigrationService::NotifyLocked() {
+  std::vector<Migration> all;
+  for (const auto& [id, m] : migrations_) all.push_back(m);
+  for (const auto& cb : on_publish_) cb(all);
+}
+
 absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const std::string& actor,
-                                                   const std::string& action, const Mutation& change) {
+                                                   const std::string& action, const Mutation& change, bool audit) {
   // Optimistic: a concurrent writer (another sidecar) makes Put fail with
   // ABORTED; reload and apply the change again, a few times.
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
     std::unique_lock<std::mutex> l(mu_);
     auto it = migrations_.find(id);
     if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
     Migration next = it->second;
     const json::value before = Summary(next);
+    const MigrationState state_before = next.state;
     if (auto st = change(next); !st.ok()) return st;
-    if (auto st = ValidateForRoutes(next); !st.ok()) return st;
+    if (audit)
+      if (auto st = ValidateForRoutes(next); !st.ok()) return st;
     const std::uint64_t expected = next.revision;
+    if (next.policy_revision == 0) next.policy_revision = expected;
     next.revision = expected + 1;
     next.updated_at = NowRfc3339();
-    next.history.push_back({next.updated_at, actor, action, before, nullptr});
-    next.history.back().after = Summary(next);
+    if (audit) {
+      next.policy_revision = next.revision;
+      next.history.push_back({next.updated_at, actor, action, before, nullptr});
+      next.history.back().after = Summary(next);
+    }
     auto st = store_->Put(next, expected);
     if (st.ok()) {
       it->second = next;
-      PublishLocked();
+      // A quiet change (a progress checkpoint) leaves policies as they are.
+      if (audit || next.state != state_before) PublishLocked();
+      else NotifyLocked();
       return next;
     }
     if (st.code() != absl::StatusCode::kAborted) return st;
@@ -287,6 +330,46 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
     if (auto rs = Reload(); !rs.ok()) return rs;
   }
   return absl::AbortedError(absl::StrCat("migration ", id, " keeps changing concurrently; try again"));
+}
+
+absl::Status MigrationService::SaveProgress(const std::string& id, const DataProgress& progress,
+                                            const std::string& audit_action) {
+  auto m = Mutate(id, "system", audit_action, [&](Migration& mig) -> absl::Status {
+    mig.progress = progress;
+    return absl::OkStatus();
+  }, /*audit=*/!audit_action.empty());
+  return m.status();
+}
+
+absl::StatusOr<MigrationState> MigrationService::FinishDataMovement(const std::string& id, const DataProgress& progress,
+                                                                    bool complete) {
+  auto m = Mutate(id, "system", "data_movement_done", [&](Migration& mig) -> absl::Status {
+    mig.progress = progress;
+    // The rule of /migrate with data "none": a strategy that already sends
+    // everything to new is done once the data is there.
+    if (complete && mig.state == MigrationState::kRunning) {
+      auto spec = StrategyFromJson(mig.strategy);
+      if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
+    }
+    return absl::OkStatus();
+  });
+  if (!m.ok()) return m.status();
+  return m->state;
+}
+
+absl::Status MigrationService::FailDataMovement(const std::string& id, const DataProgress& progress,
+                                                const std::string& error) {
+  auto m = Mutate(id, "system", "data_movement_failed", [&](Migration& mig) -> absl::Status {
+    mig.progress = progress;
+    // Failed routes everything to old (PhaseOf); an operator rolls back or
+    // investigates. Paused or rolled back meanwhile: only the record changes.
+    if (mig.state == MigrationState::kRunning) {
+      mig.state = MigrationState::kFailed;
+      mig.last_error = error;
+    }
+    return absl::OkStatus();
+  });
+  return m.status();
 }
 
 absl::StatusOr<json::value> MigrationService::Create(const json::value& body, const std::string& actor) {
@@ -376,8 +459,9 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
     if (auto* d = o.if_contains("description")) mig.description = ToStd(d->as_string());
     if (auto* d = o.if_contains("data")) mig.data = *d;
     if (auto* f = o.if_contains("failure_handling")) mig.failure_handling = *f;
-    // A running migration whose strategy now sends everything to new is done.
-    if (mig.state == MigrationState::kRunning) {
+    // A running migration whose strategy now sends everything to new is done
+    // (once its data movement, if any, has finished: the job completes it).
+    if (mig.state == MigrationState::kRunning && !DataPending(mig)) {
       auto spec = StrategyFromJson(mig.strategy);
       if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
     }
@@ -474,11 +558,22 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
                            "add one with POST /api/v1/migrations/{id}/interlay/{route}");
       mig.synced = true;
       mig.state = S::kRunning;
-      // With nothing to copy, a strategy that sends everything to new is done at once.
+      mig.last_error.clear();
+      // With nothing to copy, a strategy that sends everything to new is done
+      // at once; otherwise the data movement (control/data_movement.h) starts
+      // from this record and completes the migration when it is done.
       auto spec = StrategyFromJson(mig.strategy);
-      const bool no_data = mig.data.is_string() ? mig.data.as_string() == "none"
-                                                : mig.data.as_object().at("type").as_string() == "none";
-      if (spec.ok() && no_data && IsFullCutover(*spec)) mig.state = S::kCompleted;
+      mig.progress = DataProgress{};
+      if (HasData(mig)) {
+        mig.progress.status = "pending";
+        for (const auto& i : mig.interlays) {
+          RouteProgress r;
+          r.route = i.route;
+          mig.progress.routes.push_back(std::move(r));
+        }
+      } else if (spec.ok() && IsFullCutover(*spec)) {
+        mig.state = S::kCompleted;
+      }
     } else if (action == "pause") {
       if (s != S::kRunning) return Illegal(mig, "pause");
       mig.state = S::kPaused;

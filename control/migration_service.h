@@ -70,19 +70,39 @@ class MigrationService {
                                                 const std::string& actor);
   absl::StatusOr<boost::json::value> Delete(const std::string& id, const std::string& actor);
 
+  // Data movement (control/data_movement.h) records its progress here so it
+  // is stored and versioned like every change. A checkpoint is quiet: no
+  // audit entry, no new policy version; give `audit_action` for the few
+  // events worth an audit entry (job started, route failed, retry).
+  absl::Status SaveProgress(const std::string& id, const DataProgress& progress,
+                            const std::string& audit_action = "");
+  // Every route is copied (and verified). With `complete`, a Running
+  // migration whose strategy sends everything to new becomes Completed; else
+  // it stays Running with its progress at 100 %. Returns the new state.
+  absl::StatusOr<MigrationState> FinishDataMovement(const std::string& id, const DataProgress& progress,
+                                                    bool complete);
+  // The data movement failed for good (failure_handling): a Running
+  // migration becomes Failed with `error`, and so routes to old.
+  absl::Status FailDataMovement(const std::string& id, const DataProgress& progress, const std::string& error);
+
   // A copy, for the dry run and the validator.
   absl::StatusOr<Migration> Snapshot(const std::string& id) const;
   const routing::Config& config() const { return *config_; }
 
-  // Called after every publication (metrics: policy versions, states).
+  // Called after every publication (metrics: policy versions, states) and
+  // every progress checkpoint, with the service's lock held: do not call
+  // back into the service.
   void OnPublish(std::function<void(const std::vector<Migration>&)> cb);
 
  private:
   using Mutation = std::function<absl::Status(Migration&)>;
   // Applies `change` to a copy of the migration, stores it with the next
-  // revision, records the audit entry, and republishes.
+  // revision, records the audit entry, and republishes. Without `audit`
+  // (progress checkpoints) no audit entry is added, the policy version stays
+  // and only the OnPublish callbacks run.
   absl::StatusOr<Migration> Mutate(const std::string& id, const std::string& actor,
-                                   const std::string& action, const Mutation& change);
+                                   const std::string& action, const Mutation& change, bool audit = true);
+  void NotifyLocked();
   absl::Status CheckRouteFree(const std::string& route, const std::string& except_id) const;
   absl::Status ValidateForRoutes(const Migration& m) const;
   absl::StatusOr<std::shared_ptr<const routing::Policy>> CompileFor(const Migration& m,

@@ -1,0 +1,550 @@
+#include "control/pg_backfill.h"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "control/backend_clients.h"
+
+namespace turnout::control {
+namespace json = boost::json;
+namespace {
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// One side of the copy: a connection and the name messages use for it.
+struct Side {
+  PgConn conn;
+  std::string name;  // "old" or "new"
+  PGconn* get() const { return conn.get(); }
+};
+
+absl::StatusOr<Side> Connect(const routing::Backend& b, const char* name) {
+  auto c = PgConnect(b, "turnout-data-movement");
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
+  return Side{*std::move(c), name};
+}
+
+absl::Status Failed(const Side& s, const PGresult* r, const std::string& what) {
+  const std::string msg = Trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(s.get()));
+  if (PQstatus(s.get()) != CONNECTION_OK)
+    return absl::UnavailableError(absl::StrCat(s.name, ": ", what, ": ", msg.empty() ? "connection lost" : msg));
+  return absl::InternalError(absl::StrCat(s.name, ": ", what, ": ", msg));
+}
+
+absl::StatusOr<PgResult> Exec(const Side& s, const std::string& sql, const std::vector<std::string>& params = {},
+                              const std::string& what = "") {
+  std::vector<const char*> p;
+  for (const auto& v : params) p.push_back(v.c_str());
+  PgResult r(PQexecParams(s.get(), sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr, nullptr, 0));
+  const auto st = PQresultStatus(r.get());
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return Failed(s, r.get(), what.empty() ? sql : what);
+  return r;
+}
+
+std::string Value(const PgResult& r, int row, int col) { return PQgetvalue(r.get(), row, col); }
+
+std::string Literal(const Side& s, const std::string& v) {
+  char* e = PQescapeLiteral(s.get(), v.data(), v.size());
+  std::string out = e ? e : "NULL";
+  PQfreemem(e);
+  return out;
+}
+
+// Session settings on new: foreign keys and user triggers off (the order
+// tables are copied in must not matter), as logical replication does.
+absl::Status PrepareTarget(const Side& to, RouteProgress& progress, std::mutex* mu) {
+  if (auto r = Exec(to, "SET session_replication_role = replica"); !r.ok()) {
+    if (PQstatus(to.get()) != CONNECTION_OK) return r.status();
+    const std::string note = "session_replication_role = replica refused on new: foreign keys and triggers apply";
+    std::unique_lock<std::mutex> l;
+    if (mu) l = std::unique_lock<std::mutex>(*mu);
+    if (std::find(progress.notes.begin(), progress.notes.end(), note) == progress.notes.end())
+      progress.notes.push_back(note);
+  }
+  return absl::OkStatus();
+}
+
+void AddNote(RouteProgress& p, const std::string& note) {
+  if (std::find(p.notes.begin(), p.notes.end(), note) == p.notes.end()) p.notes.push_back(note);
+}
+
+struct Table {
+  std::string oid;     // on old
+  std::string name;    // schema.table, the checkpoint's key
+  std::string quoted;  // "schema"."table"
+  std::vector<std::string> columns;   // quoted; copied (old's, not generated, present on new)
+  std::vector<std::string> pk;        // quoted
+  std::vector<std::string> pk_types;  // format_type()
+  // Checkpoint state.
+  bool done = false;
+  std::vector<std::string> last;  // text of the last key copied; empty: from the start
+  std::int64_t copied = 0;
+  std::int64_t written = 0;
+  std::int64_t total = -1;
+};
+
+bool InScope(const std::string& qualified, const std::string& bare, const std::vector<std::string>& scope) {
+  if (scope.empty()) return true;
+  return std::any_of(scope.begin(), scope.end(), [&](const std::string& t) { return t == qualified || t == bare; });
+}
+
+// The state store's own tables never travel with the data.
+bool IsStateStoreTable(const std::string& bare) { return bare == "turnout_migrations" || bare == "turnout_audit"; }
+
+// Tables to copy, with their columns and keys; tables without a primary key
+// are noted and left out.
+absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, const std::vector<std::string>& scope,
+                                            RouteProgress& progress) {
+  auto rel = Exec(from,
+                  "select c.oid, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+                  "c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                  "where c.relkind in ('r', 'p') and not c.relispartition "
+                  "and n.nspname not in ('information_schema') and n.nspname not like 'pg\\_%' order by 2",
+                  {}, "list tables");
+  if (!rel.ok()) return rel.status();
+  std::vector<Table> tables;
+  std::vector<std::string> found;
+  for (int i = 0; i < PQntuples(rel->get()); ++i) {
+    Table t;
+    t.oid = Value(*rel, i, 0);
+    t.name = Value(*rel, i, 1);
+    t.quoted = Value(*rel, i, 2);
+    const std::string bare = Value(*rel, i, 3);
+    if (!InScope(t.name, bare, scope) || (scope.empty() && IsStateStoreTable(bare))) continue;
+    found.push_back(t.name);
+    found.push_back(bare);
+    auto pk = Exec(from,
+                   "select quote_ident(a.attname), format_type(a.atttypid, a.atttypmod) from pg_index i "
+                   "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
+                   "where i.indrelid = $1::oid and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)",
+                   {t.oid}, "primary key of " + t.name);
+    if (!pk.ok()) return pk.status();
+    if (PQntuples(pk->get()) == 0) {
+      AddNote(progress, absl::StrCat("table ", t.name, " has no primary key: not copied"));
+      continue;
+    }
+    for (int k = 0; k < PQntuples(pk->get()); ++k) {
+      t.pk.push_back(Value(*pk, k, 0));
+      t.pk_types.push_back(Value(*pk, k, 1));
+    }
+    auto target = Exec(to, "select to_regclass($1)::oid", {t.quoted}, "find " + t.name);
+    if (!target.ok()) return target.status();
+    if (PQgetisnull(target->get(), 0, 0)) return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " does not exist on new"));
+    const std::string columns_sql =
+        "select quote_ident(attname) from pg_attribute where attrelid = $1::oid and attnum > 0 "
+        "and not attisdropped and attgenerated = '' order by attnum";
+    auto old_cols = Exec(from, columns_sql, {t.oid}, "columns of " + t.name);
+    if (!old_cols.ok()) return old_cols.status();
+    auto new_cols = Exec(to, columns_sql, {Value(*target, 0, 0)}, "columns of " + t.name);
+    if (!new_cols.ok()) return new_cols.status();
+    std::vector<std::string> on_new;
+    for (int k = 0; k < PQntuples(new_cols->get()); ++k) on_new.push_back(Value(*new_cols, k, 0));
+    for (int k = 0; k < PQntuples(old_cols->get()); ++k) {
+      std::string c = Value(*old_cols, k, 0);
+      if (std::find(on_new.begin(), on_new.end(), c) != on_new.end()) t.columns.push_back(std::move(c));
+      else AddNote(progress, absl::StrCat("column ", t.name, ".", c, " does not exist on new: not copied"));
+    }
+    for (const auto& k : t.pk)
+      if (std::find(t.columns.begin(), t.columns.end(), k) == t.columns.end())
+        return absl::FailedPreconditionError(absl::StrCat("table ", t.name, ": primary key column ", k, " does not exist on new"));
+    tables.push_back(std::move(t));
+  }
+  for (const auto& s : scope)
+    if (std::find(found.begin(), found.end(), s) == found.end())
+      AddNote(progress, absl::StrCat("scope table ", s, " does not exist on old"));
+  return tables;
+}
+
+// Row-count estimate: exact below a million rows, the planner's above.
+absl::StatusOr<std::int64_t> Estimate(const Side& from, const Table& t) {
+  auto est = Exec(from, "select reltuples::bigint from pg_class where oid = $1::oid", {t.oid}, "estimate " + t.name);
+  if (!est.ok()) return est.status();
+  const std::int64_t planner = std::atoll(Value(*est, 0, 0).c_str());
+  if (planner >= 1000000) return planner;
+  auto count = Exec(from, "select count(*) from " + t.quoted, {}, "count " + t.name);
+  if (!count.ok()) return count.status();
+  return std::atoll(Value(*count, 0, 0).c_str());
+}
+
+// The checkpoint: per table done / last key / counters, and whether the
+// sequences were advanced.
+json::value CheckpointOf(const std::vector<Table>& tables, bool sequences_done) {
+  json::array a;
+  for (const auto& t : tables) {
+    json::array last;
+    for (const auto& v : t.last) last.emplace_back(v);
+    a.push_back(json::object{{"table", t.name},     {"done", t.done},       {"last", std::move(last)},
+                             {"copied", t.copied},  {"written", t.written}, {"total", t.total}});
+  }
+  return json::object{{"tables", std::move(a)}, {"sequences_done", sequences_done}};
+}
+
+void RestoreCheckpoint(const json::value& cp, std::vector<Table>& tables, bool& sequences_done) {
+  sequences_done = false;
+  if (!cp.is_object()) return;
+  if (auto* s = cp.as_object().if_contains("sequences_done"); s && s->is_bool()) sequences_done = s->as_bool();
+  auto* arr = cp.as_object().if_contains("tables");
+  if (arr == nullptr || !arr->is_array()) return;
+  auto num = [](const json::object& o, const char* k) -> std::int64_t {
+    auto* f = o.if_contains(k);
+    return f && f->is_number() ? f->to_number<std::int64_t>() : 0;
+  };
+  for (const auto& e : arr->as_array()) {
+    if (!e.is_object()) continue;
+    const auto& o = e.as_object();
+    auto* name = o.if_contains("table");
+    if (name == nullptr || !name->is_string()) continue;
+    for (auto& t : tables) {
+      if (t.name != name->as_string()) continue;
+      if (auto* d = o.if_contains("done"); d && d->is_bool()) t.done = d->as_bool();
+      if (auto* l = o.if_contains("last"); l && l->is_array())
+        for (const auto& v : l->as_array())
+          if (v.is_string()) t.last.emplace_back(v.as_string());
+      if (t.last.size() != t.pk.size()) t.last.clear();  // key changed: start the table over
+      t.copied = num(o, "copied");
+      t.written = num(o, "written");
+      if (o.contains("total")) t.total = num(o, "total");
+    }
+  }
+}
+
+void Summarize(const std::vector<Table>& tables, RouteProgress& progress) {
+  progress.copied = progress.written = progress.total = 0;
+  for (const auto& t : tables) {
+    progress.copied += t.copied;
+    progress.written += t.written;
+    progress.total += std::max<std::int64_t>(t.total, t.done ? t.copied : 0);
+  }
+}
+
+std::string KeyList(const Table& t, const char* suffix = "") {
+  std::vector<std::string> v;
+  for (const auto& k : t.pk) v.push_back(k + suffix);
+  return absl::StrJoin(v, ", ");
+}
+
+// ($1::type, ...) as literals: COPY takes no parameters.
+std::string KeyLiteral(const Side& s, const Table& t, const std::vector<std::string>& values) {
+  std::vector<std::string> v;
+  for (std::size_t i = 0; i < values.size(); ++i) v.push_back(Literal(s, values[i]) + "::" + t.pk_types[i]);
+  return "(" + absl::StrJoin(v, ", ") + ")";
+}
+
+// The statement that applies the staged rows to the table by the rule.
+std::string ApplySql(const Table& t, const std::string& stage, ConflictRule rule) {
+  const std::string cols = absl::StrJoin(t.columns, ", ");
+  std::string sql = absl::StrCat("insert into ", t.quoted, " as turnout_target (", cols, ") overriding system value select ",
+                                 cols, " from ", stage, " on conflict (", KeyList(t), ") do ");
+  std::vector<std::string> sets;
+  for (const auto& c : t.columns) {
+    if (std::find(t.pk.begin(), t.pk.end(), c) != t.pk.end()) continue;
+    if (rule == ConflictRule::kReplace) sets.push_back(absl::StrCat(c, " = excluded.", c));
+    if (rule == ConflictRule::kMerge) sets.push_back(absl::StrCat(c, " = coalesce(turnout_target.", c, ", excluded.", c, ")"));
+  }
+  if (rule == ConflictRule::kNone || sets.empty()) return sql + "nothing";
+  return sql + "update set " + absl::StrJoin(sets, ", ");
+}
+
+std::string FormatClause(const DataSpec& spec) { return spec.binary ? " (format binary)" : ""; }
+
+// Runs `copy_out` on `from` and `copy_in` on `to` and moves the rows across;
+// returns the rows new received. With `ctx`, gives up (StoppedAtBatchBoundary)
+// when the job must stop; the caller then drops both connections.
+absl::StatusOr<std::int64_t> Stream(const Side& from, const std::string& copy_out, const Side& to,
+                                    const std::string& copy_in, BackfillContext* ctx, const std::string& table) {
+  PgResult in(PQexec(to.get(), copy_in.c_str()));
+  if (PQresultStatus(in.get()) != PGRES_COPY_IN) return Failed(to, in.get(), "copy into staging for " + table);
+  PgResult out(PQexec(from.get(), copy_out.c_str()));
+  if (PQresultStatus(out.get()) != PGRES_COPY_OUT) {
+    absl::Status st = Failed(from, out.get(), "copy " + table);
+    PQputCopyEnd(to.get(), "source failed");
+    while (PGresult* r = PQgetResult(to.get())) PQclear(r);
+    return st;
+  }
+  std::int64_t chunks = 0;
+  for (;;) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(from.get(), &buf, 0);
+    if (n == -1) break;
+    if (n < 0) {
+      PQputCopyEnd(to.get(), "source failed");
+      while (PGresult* r = PQgetResult(to.get())) PQclear(r);
+      return Failed(from, nullptr, "copy " + table);
+    }
+    const int put = PQputCopyData(to.get(), buf, n);
+    PQfreemem(buf);
+    if (put != 1) return Failed(to, nullptr, "copy into staging for " + table);
+    if (ctx != nullptr && ++chunks % 20000 == 0 && !ctx->ShouldContinue()) return StoppedAtBatchBoundary();
+  }
+  for (PgResult r(PQgetResult(from.get())); r; r.reset(PQgetResult(from.get())))
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Failed(from, r.get(), "copy " + table);
+  if (PQputCopyEnd(to.get(), nullptr) != 1) return Failed(to, nullptr, "copy into staging for " + table);
+  std::int64_t rows = 0;
+  absl::Status st = absl::OkStatus();
+  for (PgResult r(PQgetResult(to.get())); r; r.reset(PQgetResult(to.get()))) {
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) st = Failed(to, r.get(), "copy into staging for " + table);
+    else rows = std::atoll(PQcmdTuples(r.get()));
+  }
+  if (!st.ok()) return st;
+  return rows;
+}
+
+// One keyset batch of `t` (scan): rows after t.last up to the batch's last
+// key, read in one REPEATABLE READ transaction on old and applied in one
+// transaction on new. Returns false once the table has no rows left.
+absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const std::string& stage,
+                               const DataSpec& spec) {
+  const std::string pk = KeyList(t);
+  const std::string after = t.last.empty() ? "" : absl::StrCat("(", pk, ") > ", KeyLiteral(from, t, t.last));
+  if (auto r = Exec(from, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
+  std::vector<std::string> texts;
+  for (const auto& k : t.pk) texts.push_back("s." + k + "::text");
+  auto upper = Exec(from,
+                    absl::StrCat("select ", absl::StrJoin(texts, ", "), " from (select ", pk, " from ", t.quoted,
+                                 after.empty() ? "" : " where " + after, " order by ", pk, " limit ", spec.batch_size,
+                                 ") s order by ", KeyList(t, " desc"), " limit 1"),
+                    {}, "read keys of " + t.name);
+  if (!upper.ok()) return upper.status();
+  if (PQntuples(upper->get()) == 0) {
+    (void)Exec(from, "commit");
+    return false;
+  }
+  std::vector<std::string> last;
+  for (std::size_t k = 0; k < t.pk.size(); ++k) last.push_back(Value(*upper, 0, static_cast<int>(k)));
+  const std::string range = absl::StrCat(after.empty() ? "" : after + " and ", "(", pk, ") <= ", KeyLiteral(from, t, last));
+  if (auto r = Exec(to, "begin"); !r.ok()) return r.status();
+  const std::string cols = absl::StrJoin(t.columns, ", ");
+  auto rows = Stream(from,
+                     absl::StrCat("copy (select ", cols, " from ", t.quoted, " where ", range, " order by ", pk,
+                                  ") to stdout", FormatClause(spec)),
+                     to, absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)), nullptr, t.name);
+  if (!rows.ok()) {
+    (void)Exec(to, "rollback");
+    (void)Exec(from, "rollback");
+    return rows.status();
+  }
+  auto applied = Exec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
+  if (!applied.ok()) {
+    (void)Exec(to, "rollback");
+    (void)Exec(from, "rollback");
+    return applied.status();
+  }
+  if (auto r = Exec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
+  (void)Exec(from, "commit");
+  t.last = std::move(last);
+  t.copied += *rows;
+  t.written += std::atoll(PQcmdTuples(applied->get()));
+  return true;
+}
+
+// A whole table under the shared snapshot (the worker's transaction on old),
+// applied in one transaction on new.
+absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const DataSpec& spec, BackfillContext& ctx) {
+  const std::string stage = "turnout_stage";
+  const std::string cols = absl::StrJoin(t.columns, ", ");
+  if (auto r = Exec(to, "begin"); !r.ok()) return r.status();
+  auto rollback = [&](absl::Status st) {
+    (void)Exec(to, "rollback");
+    return st;
+  };
+  if (auto r = Exec(to, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ", t.quoted,
+                                     " with no data"), {}, "staging table for " + t.name); !r.ok())
+    return rollback(r.status());
+  auto rows = Stream(from, absl::StrCat("copy (select ", cols, " from ", t.quoted, ") to stdout", FormatClause(spec)), to,
+                     absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)), &ctx, t.name);
+  if (!rows.ok()) return rollback(rows.status());
+  auto applied = Exec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
+  if (!applied.ok()) return rollback(applied.status());
+  if (auto r = Exec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
+  t.copied = *rows;
+  t.written = std::atoll(PQcmdTuples(applied->get()));
+  t.done = true;
+  return absl::OkStatus();
+}
+
+// Every sequence owned by a copied table (serial, identity) is set on new
+// past old's current value, so new's next id cannot collide.
+absl::Status AdvanceSequences(const Side& from, const Side& to, const std::vector<Table>& tables, RouteProgress& progress) {
+  if (tables.empty()) return absl::OkStatus();
+  std::vector<std::string> oids;
+  for (const auto& t : tables) oids.push_back(t.oid);
+  auto seqs = Exec(from,
+                   "select distinct quote_ident(sn.nspname) || '.' || quote_ident(s.relname), ps.last_value "
+                   "from pg_class s join pg_namespace sn on sn.oid = s.relnamespace "
+                   "join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = s.oid "
+                   " and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i') "
+                   "join pg_sequences ps on ps.schemaname = sn.nspname and ps.sequencename = s.relname "
+                   "where s.relkind = 'S' and d.refobjid = any($1::oid[]) and ps.last_value is not null "
+                   "and ps.increment_by > 0",
+                   {"{" + absl::StrJoin(oids, ",") + "}"}, "read sequences");
+  if (!seqs.ok()) return seqs.status();
+  for (int i = 0; i < PQntuples(seqs->get()); ++i) {
+    const std::string name = Value(*seqs, i, 0), value = Value(*seqs, i, 1);
+    auto exists = Exec(to, "select to_regclass($1) is not null", {name}, "find sequence " + name);
+    if (!exists.ok()) return exists.status();
+    if (Value(*exists, 0, 0) != "t") {
+      AddNote(progress, absl::StrCat("sequence ", name, " does not exist on new: not advanced"));
+      continue;
+    }
+    // The name comes quoted from quote_ident on old.
+    auto cur = Exec(to, "select last_value, is_called from " + name, {}, "read sequence " + name);
+    if (!cur.ok()) return cur.status();
+    const long long on_new = std::atoll(Value(*cur, 0, 0).c_str());
+    const bool called = Value(*cur, 0, 1) == "t";
+    if (called && on_new >= std::atoll(value.c_str())) continue;
+    if (auto r = Exec(to, "select setval($1::regclass, $2::bigint, true)", {name, value}, "advance sequence " + name); !r.ok())
+      return r.status();
+    AddNote(progress, absl::StrCat("sequence ", name, " set to ", value, " on new"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CopyScan(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                      const std::vector<std::string>& scope, const DataSpec& spec, RouteProgress& progress,
+                      BackfillContext& ctx) {
+  auto from = Connect(old_backend, "old");
+  if (!from.ok()) return from.status();
+  auto to = Connect(new_backend, "new");
+  if (!to.ok()) return to.status();
+  if (auto st = PrepareTarget(*to, progress, nullptr); !st.ok()) return st;
+  auto tables = Discover(*from, *to, scope, progress);
+  if (!tables.ok()) return tables.status();
+  bool sequences_done = false;
+  RestoreCheckpoint(progress.checkpoint, *tables, sequences_done);
+  for (auto& t : *tables) {
+    if (t.total >= 0 || t.done) continue;
+    auto n = Estimate(*from, t);
+    if (!n.ok()) return n.status();
+    t.total = *n;
+  }
+  Summarize(*tables, progress);
+  progress.checkpoint = CheckpointOf(*tables, sequences_done);
+  if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
+
+  for (std::size_t i = 0; i < tables->size(); ++i) {
+    Table& t = (*tables)[i];
+    if (t.done) continue;
+    const std::string stage = absl::StrCat("turnout_stage_", i);
+    if (auto r = Exec(*to, absl::StrCat("create temp table if not exists ", stage, " on commit delete rows as select ",
+                                        absl::StrJoin(t.columns, ", "), " from ", t.quoted, " with no data"),
+                      {}, "staging table for " + t.name);
+        !r.ok())
+      return r.status();
+    for (;;) {
+      if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
+      auto more = ScanBatch(*from, *to, t, stage, spec);
+      if (!more.ok()) return more.status();
+      if (!*more) t.done = true;
+      Summarize(*tables, progress);
+      progress.checkpoint = CheckpointOf(*tables, false);
+      if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
+      if (t.done) break;
+      ctx.Sleep(spec.sleep);
+    }
+    (void)Exec(*to, "drop table if exists " + stage);
+  }
+  if (auto st = AdvanceSequences(*from, *to, *tables, progress); !st.ok()) return st;
+  progress.checkpoint = CheckpointOf(*tables, true);
+  return absl::OkStatus();
+}
+
+absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                          const std::vector<std::string>& scope, const DataSpec& spec, RouteProgress& progress,
+                          BackfillContext& ctx) {
+  // The exporting transaction stays open until every worker has copied.
+  auto coordinator = Connect(old_backend, "old");
+  if (!coordinator.ok()) return coordinator.status();
+  auto target = Connect(new_backend, "new");
+  if (!target.ok()) return target.status();
+  if (auto r = Exec(*coordinator, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
+  auto snapshot = Exec(*coordinator, "select pg_export_snapshot()", {}, "export snapshot");
+  if (!snapshot.ok()) return snapshot.status();
+  const std::string snapshot_id = Value(*snapshot, 0, 0);
+  auto tables = Discover(*coordinator, *target, scope, progress);
+  if (!tables.ok()) return tables.status();
+  bool sequences_done = false;
+  RestoreCheckpoint(progress.checkpoint, *tables, sequences_done);
+  for (auto& t : *tables) {
+    if (t.done) continue;
+    auto n = Estimate(*coordinator, t);
+    if (!n.ok()) return n.status();
+    t.total = *n;
+    t.copied = t.written = 0;  // a table not done is copied whole again
+  }
+  Summarize(*tables, progress);
+  progress.checkpoint = CheckpointOf(*tables, sequences_done);
+  if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
+
+  std::vector<std::size_t> todo;
+  for (std::size_t i = 0; i < tables->size(); ++i)
+    if (!(*tables)[i].done) todo.push_back(i);
+  // Largest first, so one big table does not start last.
+  std::sort(todo.begin(), todo.end(), [&](std::size_t a, std::size_t b) { return (*tables)[a].total > (*tables)[b].total; });
+  std::mutex mu;  // guards tables, progress, next, first_error; serializes checkpoints
+  std::size_t next = 0;
+  absl::Status first_error = absl::OkStatus();
+  auto worker = [&] {
+    auto fail = [&](absl::Status st) {
+      std::lock_guard<std::mutex> l(mu);
+      if (first_error.ok()) first_error = std::move(st);
+    };
+    auto from = Connect(old_backend, "old");
+    if (!from.ok()) return fail(from.status());
+    auto to = Connect(new_backend, "new");
+    if (!to.ok()) return fail(to.status());
+    if (auto st = PrepareTarget(*to, progress, &mu); !st.ok()) return fail(st);
+    if (auto r = Exec(*from, "begin isolation level repeatable read read only"); !r.ok()) return fail(r.status());
+    if (auto r = Exec(*from, "set transaction snapshot " + Literal(*from, snapshot_id), {}, "import snapshot"); !r.ok())
+      return fail(r.status());
+    for (;;) {
+      Table* t = nullptr;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (!first_error.ok() || next == todo.size()) break;
+        t = &(*tables)[todo[next++]];
+      }
+      if (!ctx.ShouldContinue()) return fail(StoppedAtBatchBoundary());
+      Table work = *t;  // copied outside the lock; published when done
+      if (auto st = SnapshotTable(*from, *to, work, spec, ctx); !st.ok()) return fail(st);
+      std::lock_guard<std::mutex> l(mu);
+      *t = std::move(work);
+      Summarize(*tables, progress);
+      progress.checkpoint = CheckpointOf(*tables, false);
+      if (auto st = ctx.Checkpoint(progress); !st.ok()) {
+        if (first_error.ok()) first_error = st;
+        break;
+      }
+    }
+    (void)Exec(*from, "commit");
+  };
+  const int n = std::max(1, std::min<int>(spec.workers, static_cast<int>(todo.size())));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+  for (auto& th : threads) th.join();
+  (void)Exec(*coordinator, "commit");
+  if (!first_error.ok()) return first_error;
+  if (auto st = AdvanceSequences(*coordinator, *target, *tables, progress); !st.ok()) return st;
+  progress.checkpoint = CheckpointOf(*tables, true);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                          const std::vector<std::string>& scope_tables, const DataSpec& spec, RouteProgress& progress,
+                          BackfillContext& ctx) {
+  if (spec.mode == DataSpec::Mode::kSnapshot)
+    return CopySnapshot(old_backend, new_backend, scope_tables, spec, progress, ctx);
+  return CopyScan(old_backend, new_backend, scope_tables, spec, progress, ctx);
+}
+
+}  // namespace turnout::control

@@ -1,0 +1,48 @@
+#pragma once
+// Postgres data movement of one route (DESIGN.md §6), over libpq.
+//
+// Tables: those named by the migration's table scopes ("orders" matches any
+// schema's orders, "s.orders" only that one), or every user table when no
+// scope names tables. A table without a primary key is reported in the
+// route's notes, never copied. Columns: the old table's, minus generated
+// ones, that also exist on new (new-only columns take their defaults).
+//
+// scan      keyset batches in primary-key order, each a short REPEATABLE READ
+//           transaction on old: find the batch's last key
+//           (`WHERE (pk) > $last ORDER BY pk LIMIT n`), then COPY the rows up
+//           to it. Checkpoint: the last key per table, after every batch.
+// snapshot  one snapshot exported on old (pg_export_snapshot() in a
+//           REPEATABLE READ transaction held open) shared by `workers`
+//           connections (SET TRANSACTION SNAPSHOT), each copying whole tables.
+//           Checkpoint: the tables done. A resumed snapshot copy takes a new
+//           snapshot for the tables not yet done.
+//
+// Either way the rows stream old → new with COPY … TO STDOUT / FROM STDIN
+// (binary, or text when the spec says so) into a temporary staging table on
+// new, then one statement applies them by the conflict rule:
+//   none     INSERT … ON CONFLICT (pk) DO NOTHING
+//   replace  INSERT … ON CONFLICT (pk) DO UPDATE SET c = EXCLUDED.c
+//   merge    INSERT … ON CONFLICT (pk) DO UPDATE SET c = COALESCE(t.c, EXCLUDED.c)
+// On new the session runs with session_replication_role = replica (when the
+// role may set it), so foreign keys and user triggers do not depend on the
+// order tables are copied in, as in logical replication. Afterwards every
+// sequence owned by a copied table is set past old's value on new.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "control/data_movement.h"
+#include "control/migration.h"
+#include "routing/config.h"
+
+namespace turnout::control {
+
+// Copies from `old_backend` to `new_backend`, resuming from
+// `progress.checkpoint`. OK when every table is copied; StoppedAtBatchBoundary()
+// when told to stop; otherwise the error (naming the table).
+absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                          const std::vector<std::string>& scope_tables, const DataSpec& spec,
+                          RouteProgress& progress, BackfillContext& ctx);
+
+}  // namespace turnout::control

@@ -1,0 +1,241 @@
+#include "control/redis_backfill.h"
+
+#include <boost/json.hpp>
+
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "control/backend_clients.h"
+
+namespace turnout::control {
+namespace json = boost::json;
+namespace {
+
+using Args = std::vector<std::string>;
+using Reply = RedisReply;
+
+std::string Text(const redisReply* r) { return r && r->str ? std::string(r->str, r->len) : std::string(); }
+
+Reply Command(redisContext* c, const Args& args) { return RedisCommand(c, args); }
+
+absl::Status ConnectionError(redisContext* c, const std::string& what) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", c->err ? c->errstr : "no reply"));
+}
+
+// Every command appended to the output buffer, then every reply read: one
+// round trip for the batch (redisGetReply flushes the buffer first).
+absl::StatusOr<std::vector<Reply>> Pipeline(redisContext* c, const std::vector<Args>& commands,
+                                            const std::string& side) {
+  for (const auto& args : commands) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK)
+      return ConnectionError(c, side);
+  }
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* r = nullptr;
+    if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) return ConnectionError(c, side);
+    replies.emplace_back(static_cast<redisReply*>(r));
+  }
+  return replies;
+}
+
+absl::StatusOr<RedisConn> Connect(const routing::Backend& b, const char* side) {
+  auto c = RedisConnect(b);
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(side, " (", c.status().message(), ")"));
+  // A batch of large values may take longer than the default 5 s to answer.
+  timeval tv{30, 0};
+  redisSetTimeout(c->get(), tv);
+  return c;
+}
+
+struct ScanPage {
+  std::string cursor;
+  std::vector<std::string> keys;
+};
+
+absl::StatusOr<ScanPage> Scan(redisContext* c, const std::string& cursor, const std::string& glob, int count) {
+  Reply r = Command(c, {"SCAN", cursor, "MATCH", glob, "COUNT", std::to_string(count)});
+  if (!r) return ConnectionError(c, "old: SCAN");
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY)
+    return absl::InternalError(absl::StrCat("old: SCAN: ", Text(r.get())));
+  ScanPage page{Text(r->element[0]), {}};
+  for (std::size_t i = 0; i < r->element[1]->elements; ++i) page.keys.push_back(Text(r->element[1]->element[i]));
+  return page;
+}
+
+// Keys matching the globs, for the progress ratio: DBSIZE for "*", else a
+// keys-only SCAN pass (no values travel).
+absl::StatusOr<std::int64_t> EstimateKeys(redisContext* c, const std::vector<std::string>& globs) {
+  std::int64_t total = 0;
+  for (const auto& glob : globs) {
+    if (glob == "*") {
+      Reply r = Command(c, {"DBSIZE"});
+      if (!r || r->type != REDIS_REPLY_INTEGER) return ConnectionError(c, "old: DBSIZE");
+      total += r->integer;
+      continue;
+    }
+    std::string cursor = "0";
+    do {
+      auto page = Scan(c, cursor, glob, 1000);
+      if (!page.ok()) return page.status();
+      total += static_cast<std::int64_t>(page->keys.size());
+      cursor = page->cursor;
+    } while (cursor != "0");
+  }
+  return total;
+}
+
+// Unions old's members into new's key of the same type (new's values win).
+// Returns whether new changed.
+absl::StatusOr<bool> MergeKey(redisContext* from, redisContext* to, const std::string& key, const std::string& type) {
+  if (type != "hash" && type != "set" && type != "zset") return false;  // strings, lists, streams: keep new's
+  Reply to_type = Command(to, {"TYPE", key});
+  if (!to_type) return ConnectionError(to, "new: TYPE");
+  if (Text(to_type.get()) != type) return false;
+  Reply members = type == "hash" ? Command(from, {"HGETALL", key})
+                  : type == "set" ? Command(from, {"SMEMBERS", key})
+                                  : Command(from, {"ZRANGE", key, "0", "-1", "WITHSCORES"});
+  if (!members) return ConnectionError(from, "old: read members");
+  if (members->type != REDIS_REPLY_ARRAY) return false;  // gone or changed type since DUMP
+  std::vector<Args> writes;
+  if (type == "hash") {
+    for (std::size_t i = 0; i + 1 < members->elements; i += 2)
+      writes.push_back({"HSETNX", key, Text(members->element[i]), Text(members->element[i + 1])});
+  } else {
+    // One command per 500 members keeps each request small.
+    constexpr std::size_t kChunk = 500;
+    const std::size_t step = type == "set" ? 1 : 2;
+    for (std::size_t i = 0; i < members->elements; i += kChunk * step) {
+      Args a = type == "set" ? Args{"SADD", key} : Args{"ZADD", key, "NX"};
+      for (std::size_t j = i; j < members->elements && j < i + kChunk * step; j += step) {
+        if (type == "set") {
+          a.push_back(Text(members->element[j]));
+        } else if (j + 1 < members->elements) {
+          a.push_back(Text(members->element[j + 1]));  // score, then member
+          a.push_back(Text(members->element[j]));
+        }
+      }
+      writes.push_back(std::move(a));
+    }
+  }
+  auto replies = Pipeline(to, writes, "new");
+  if (!replies.ok()) return replies.status();
+  bool changed = false;
+  for (const auto& r : *replies) {
+    if (r->type == REDIS_REPLY_ERROR) return absl::InternalError(absl::StrCat("new: merge ", key, ": ", Text(r.get())));
+    changed |= r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+  }
+  return changed;
+}
+
+std::int64_t IntOr(const json::value& v, const char* key, std::int64_t fallback) {
+  if (!v.is_object()) return fallback;
+  auto* f = v.as_object().if_contains(key);
+  return f && f->is_number() ? f->to_number<std::int64_t>() : fallback;
+}
+
+std::string StringOr(const json::value& v, const char* key, const std::string& fallback) {
+  if (!v.is_object()) return fallback;
+  auto* f = v.as_object().if_contains(key);
+  return f && f->is_string() ? std::string(f->as_string()) : fallback;
+}
+
+}  // namespace
+
+absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                       const std::vector<std::string>& scope_globs, const DataSpec& spec, RouteProgress& progress,
+                       BackfillContext& ctx) {
+  const std::vector<std::string> globs = scope_globs.empty() ? std::vector<std::string>{"*"} : scope_globs;
+  auto from = Connect(old_backend, "old");
+  if (!from.ok()) return from.status();
+  auto to = Connect(new_backend, "new");
+  if (!to.ok()) return to.status();
+
+  // Resume point: the glob being scanned and its cursor.
+  std::size_t glob_index = static_cast<std::size_t>(IntOr(progress.checkpoint, "glob", 0));
+  std::string cursor = StringOr(progress.checkpoint, "cursor", "0");
+  if (progress.checkpoint.is_null() || progress.total == 0) {
+    auto total = EstimateKeys(from->get(), globs);
+    if (!total.ok()) return total.status();
+    progress.total = *total;
+  }
+  const bool merge = spec.rule == ConflictRule::kMerge;
+  const bool replace = spec.rule == ConflictRule::kReplace;
+
+  while (glob_index < globs.size()) {
+    if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
+    const std::string& glob = globs[glob_index];
+    auto page = Scan(from->get(), cursor, glob, spec.batch_size);
+    if (!page.ok()) return page.status();
+    cursor = page->cursor;
+
+    if (!page->keys.empty()) {
+      std::vector<Args> reads;
+      for (const auto& k : page->keys) {
+        reads.push_back({"DUMP", k});
+        reads.push_back({"PTTL", k});
+        if (merge) reads.push_back({"TYPE", k});
+      }
+      auto got = Pipeline(from->get(), reads, "old");
+      if (!got.ok()) return got.status();
+      const std::size_t per_key = merge ? 3 : 2;
+      std::vector<Args> restores;
+      std::vector<std::size_t> restored_key;  // index into page->keys
+      for (std::size_t i = 0; i < page->keys.size(); ++i) {
+        const redisReply* dump = (*got)[i * per_key].get();
+        const redisReply* pttl = (*got)[i * per_key + 1].get();
+        if (dump->type == REDIS_REPLY_ERROR)
+          return absl::InternalError(absl::StrCat("old: DUMP ", page->keys[i], ": ", Text(dump)));
+        if (dump->type != REDIS_REPLY_STRING) continue;  // expired or deleted since SCAN
+        // PTTL: -1 no expiry (RESTORE's 0), -2 gone meanwhile.
+        const long long ttl = pttl->type == REDIS_REPLY_INTEGER ? pttl->integer : -1;
+        if (ttl == -2) continue;
+        Args a{"RESTORE", page->keys[i], std::to_string(ttl > 0 ? ttl : 0), Text(dump)};
+        if (replace) a.push_back("REPLACE");
+        restores.push_back(std::move(a));
+        restored_key.push_back(i);
+      }
+      auto put = Pipeline(to->get(), restores, "new");
+      if (!put.ok()) return put.status();
+      for (std::size_t j = 0; j < put->size(); ++j) {
+        const redisReply* r = (*put)[j].get();
+        const std::string& key = page->keys[restored_key[j]];
+        if (r->type != REDIS_REPLY_ERROR) {
+          ++progress.written;
+          continue;
+        }
+        const std::string err = Text(r);
+        if (!absl::StartsWith(err, "BUSYKEY")) return absl::InternalError(absl::StrCat("new: RESTORE ", key, ": ", err));
+        // New already has the key: none keeps it, merge unions collections.
+        if (merge) {
+          auto changed = MergeKey(from->get(), to->get(), key, Text((*got)[restored_key[j] * per_key + 2].get()));
+          if (!changed.ok()) return changed.status();
+          if (*changed) ++progress.written;
+        }
+      }
+      progress.copied += static_cast<std::int64_t>(page->keys.size());
+    }
+    const bool glob_done = cursor == "0";
+    if (glob_done) {
+      ++glob_index;
+      cursor = "0";
+    }
+    // Empty pages of a sparse glob are not worth a checkpoint each.
+    if (!page->keys.empty() || glob_done) {
+      progress.checkpoint = json::object{{"glob", static_cast<std::int64_t>(glob_index)}, {"cursor", cursor}};
+      if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
+      if (glob_index < globs.size()) ctx.Sleep(spec.sleep);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace turnout::control
