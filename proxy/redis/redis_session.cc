@@ -1135,7 +1135,9 @@ class RedisSession final : public Session {
     const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
     if (dual && !blocking)
       for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
-    if (cls != RequestClass::kRead) co_await WaitForChannelWrites(side);
+    if (cls != RequestClass::kRead && channels_[static_cast<int>(side)] &&
+        channels_[static_cast<int>(side)]->unresolved_writes() > 0)
+      co_await WaitForChannelWrites(side);
     BackendConnection* conn = co_await EnsureBackend(side);
     if (conn == nullptr) {
       if (!stop_reading_) {
