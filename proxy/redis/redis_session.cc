@@ -1149,7 +1149,10 @@ class RedisSession final : public Session {
       co_return side;
     }
     if (dual && !co_await AcquireStripes(stripes)) stripes.clear();
-    if (closed_) co_return side;
+    if (closed_) {
+      if (!stripes.empty()) ReleaseStripes(stripes);
+      co_return side;
+    }
     if (cmd.inline_form) {
       ForwardArgs(side, cmd.args);
     } else {
