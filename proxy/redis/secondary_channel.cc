@@ -593,6 +593,7 @@ bool SecondaryChannel::ProcessReplies() {
 
 void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
   op.secondary_done = true;
+  ++resolved_;
   op.secondary_us = MicrosSince(op.start);
   if (op.is_write() && unresolved_writes_ > 0) --unresolved_writes_;
   if (op.fence_seq != 0 && env_.fence) env_.fence->OnResolved(op.fence_seq);
