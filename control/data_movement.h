@@ -64,7 +64,12 @@ struct DataSpec {
   enum class Mode { kNone, kSnapshot, kScan };
   Mode mode = Mode::kNone;
   ConflictRule rule = ConflictRule::kNone;
-  int batch_size = 1000;                     // rows per keyset batch; keys per SCAN
+  // Rows per keyset batch (Postgres) or keys per SCAN (Redis); 0: the
+  // protocol's default (kPgBatch, kRedisBatch). A checkpoint is stored after
+  // every batch (an fsync with the file store), so Postgres batches are large.
+  int batch_size = 0;
+  static constexpr int kPgBatch = 5000;
+  static constexpr int kRedisBatch = 1000;
   std::chrono::milliseconds sleep{10};       // between batches (throttle)
   int workers = 2;                           // snapshot: parallel table copies
   bool binary = true;                        // COPY format (text tolerates differing column types)

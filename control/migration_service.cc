@@ -580,6 +580,14 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
     } else if (action == "resume") {
       if (s != S::kPaused) return Illegal(mig, "resume");
       mig.state = S::kRunning;
+      // Its data movement finished while it was paused: complete it now if
+      // the strategy sends everything to new (the job's own rule).
+      auto spec = StrategyFromJson(mig.strategy);
+      if (HasData(mig) && !DataPending(mig) && mig.progress.status == "done" && spec.ok() && IsFullCutover(*spec)) {
+        bool partial = false;
+        for (const auto& r : mig.progress.routes) partial |= r.phase == "failed";
+        if (!partial) mig.state = S::kCompleted;
+      }
     } else if (action == "rollback") {
       if (s != S::kRunning && s != S::kPaused && s != S::kFailed) return Illegal(mig, "roll back");
       // Routing back to old is one publication; nothing else is to undo, so

@@ -310,7 +310,8 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
   for (const auto& k : t.pk) texts.push_back("s." + k + "::text");
   auto upper = Exec(from,
                     absl::StrCat("select ", absl::StrJoin(texts, ", "), " from (select ", pk, " from ", t.quoted,
-                                 after.empty() ? "" : " where " + after, " order by ", pk, " limit ", spec.batch_size,
+                                 after.empty() ? "" : " where " + after, " order by ", pk, " limit ",
+                                 spec.batch_size > 0 ? spec.batch_size : DataSpec::kPgBatch,
                                  ") s order by ", KeyList(t, " desc"), " limit 1"),
                     {}, "read keys of " + t.name);
   if (!upper.ok()) return upper.status();

@@ -169,11 +169,13 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
   }
   const bool merge = spec.rule == ConflictRule::kMerge;
   const bool replace = spec.rule == ConflictRule::kReplace;
+  const std::size_t batch = static_cast<std::size_t>(spec.batch_size > 0 ? spec.batch_size : DataSpec::kRedisBatch);
+  std::size_t unsaved = 0;  // keys applied since the last checkpoint
 
   while (glob_index < globs.size()) {
     if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
     const std::string& glob = globs[glob_index];
-    auto page = Scan(from->get(), cursor, glob, spec.batch_size);
+    auto page = Scan(from->get(), cursor, glob, static_cast<int>(batch));
     if (!page.ok()) return page.status();
     cursor = page->cursor;
 
@@ -223,15 +225,18 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
       }
       progress.copied += static_cast<std::int64_t>(page->keys.size());
     }
+    unsaved += page->keys.size();
     const bool glob_done = cursor == "0";
     if (glob_done) {
       ++glob_index;
       cursor = "0";
     }
-    // Empty pages of a sparse glob are not worth a checkpoint each.
-    if (!page->keys.empty() || glob_done) {
+    // A batch is `batch_size` keys, not one SCAN page: a sparse glob returns
+    // a few keys per page, each not worth a checkpoint.
+    if (unsaved >= batch || glob_done) {
       progress.checkpoint = json::object{{"glob", static_cast<std::int64_t>(glob_index)}, {"cursor", cursor}};
       if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
+      unsaved = 0;
       if (glob_index < globs.size()) ctx.Sleep(spec.sleep);
     }
   }

@@ -210,7 +210,7 @@ class RedisMovementTest : public ::testing::Test {
   }
 
   json::value Run(const std::string& id, const std::string& rule) {
-    Migrate(s_, id, R"({"type":"scan","replace":")" + rule + R"(","batch_size":25,"sleep_ms":0})", kBigBang,
+    Migrate(s_, id, R"({"type":"scan","replace":")" + rule + R"(","batch_size":50,"sleep_ms":0})", kBigBang,
             {{"cache", "redis-new"}}, {{"keys", R"({"keys":[")" + prefix_ + R"(*"]})"}});
     return WaitFor(s_, id, Finished);
   }
@@ -466,6 +466,38 @@ TEST_F(PgJobTest, PauseStopsAtABatchBoundaryAndResumeContinues) {
   EXPECT_EQ(s.admin.Post("/api/v1/migrations/pg_pause/rollback").status, 200);
 }
 
+double Rate(const json::value& m, const std::string& route) {
+  const auto& r = RouteProgress(m, route);
+  return r.contains("rate") ? r.at("rate").to_number<double>() : 0;
+}
+
+TEST_F(PgJobTest, RollbackStopsTheJobAndTheRateIsReportedWhileItRuns) {
+  const std::string t = Unique("rollback");
+  CreateTable(t, 5000);
+  Sidecar s;
+  ASSERT_TRUE(Start(s, "roller")) << s.process.Log();
+  Migrate(s, "pg_rollback", R"({"type":"scan","batch_size":100,"sleep_ms":50})", kBigBang, {{"pg", "pg-new"}},
+          {{"tables", R"({"tables":[")" + t + R"("]})"}});
+  // The rate covers intervals of at least a second.
+  auto m = WaitFor(s, "pg_rollback", [](const json::value& v) { return Rate(v, "pg") > 0; }, 10000);
+  ASSERT_GT(Rate(m, "pg"), 0) << json::serialize(m);
+  AdminClient anon(s.admin_port, "");
+  const std::string metrics = anon.Get("/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("turnout_data_movement_rate{migration=\"pg_rollback\",route=\"pg\"}"));
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr("turnout_data_movement_rate{migration=\"pg_rollback\",route=\"pg\"} 0\n")));
+
+  ASSERT_EQ(s.admin.Post("/api/v1/migrations/pg_rollback/rollback").status, 200);
+  auto stopped = WaitFor(s, "pg_rollback", [](const json::value& v) { return ProgressStatus(v) == "stopped"; }, 5000);
+  EXPECT_EQ(ProgressStatus(stopped), "stopped") << json::serialize(stopped);
+  EXPECT_EQ(State(stopped), "RolledBack");
+  const std::int64_t at_stop = Copied(stopped, "pg");
+  EXPECT_LT(at_stop, 5000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(Copied(Get(s, "pg_rollback"), "pg"), at_stop);
+  EXPECT_EQ(Psql(new_, "select count(*) from " + t), std::to_string(at_stop));
+  EXPECT_THAT(s.process.Log(), HasSubstr("data movement stopped at a batch boundary"));
+}
+
 TEST_F(PgJobTest, AFailedCopyWithRollbackAllFailsTheMigration) {
   const std::string t = Unique("missing");
   CreateTable(t, 100, /*on_new=*/false);
@@ -551,6 +583,39 @@ TEST_F(PgJobTest, InAFleetExactlyOneSidecarRunsTheJob) {
       EXPECT_THAT(anon.Get("/metrics").body,
                   HasSubstr("turnout_data_movement_progress_ratio{migration=\"fleet_move\",route=\"pg\"} 1"));
     }
+  }
+  RunProgram({"psql", "-X", "-q", b.PgConnString(old_), "-c", "drop database if exists " + db + " with (force)"});
+}
+
+TEST_F(PgJobTest, WhenTheRunnerDiesAnotherSidecarResumesTheJob) {
+  const std::string t = Unique("failover");
+  CreateTable(t, 5000);
+  const auto& b = TestBackends::Get();
+  const std::string db = Unique("failover_store");
+  ASSERT_EQ(RunProgram({"psql", "-X", "-q", b.PgConnString(old_), "-c", "create database " + db}).exit_code, 0);
+  const std::string store = "state_store:\n  kind: postgres\n  dsn: \"" + b.PgConnString(old_, db) + "\"\n";
+  {
+    Sidecar a, c;
+    ASSERT_TRUE(Start(a, "sidecar-a", store)) << a.process.Log();
+    ASSERT_TRUE(Start(c, "sidecar-b", store)) << c.process.Log();
+    Migrate(a, "failover_move", R"({"type":"scan","batch_size":100,"sleep_ms":30})", kBigBang, {{"pg", "pg-new"}},
+            {{"tables", R"({"tables":[")" + t + R"("]})"}});
+    auto m = WaitFor(a, "failover_move", [](const json::value& v) { return Copied(v, "pg") >= 1000; });
+    ASSERT_GE(Copied(m, "pg"), 1000) << json::serialize(m);
+    const std::string runner(Progress(m)->at("runner").as_string());
+    Sidecar& dead = runner == "sidecar-a" ? a : c;
+    Sidecar& survivor = runner == "sidecar-a" ? c : a;
+    const std::string other = runner == "sidecar-a" ? "sidecar-b" : "sidecar-a";
+    dead.process.Signal(SIGKILL);
+    dead.process.Wait(5000);
+    // The advisory lock dies with the runner's connection; the survivor
+    // takes it on its next attempt and continues from the checkpoint.
+    m = WaitFor(survivor, "failover_move", [](const json::value& v) { return State(v) == "Completed"; }, 30000);
+    ASSERT_EQ(State(m), "Completed") << json::serialize(m) << survivor.process.Log();
+    EXPECT_EQ(Progress(m)->at("runner").as_string(), other);
+    EXPECT_THAT(survivor.process.Log(), HasSubstr("data movement resumed on " + other));
+    EXPECT_LE(Copied(m, "pg"), 5000 + 100);
+    EXPECT_EQ(Checksum(new_, t), Checksum(old_, t));
   }
   RunProgram({"psql", "-X", "-q", b.PgConnString(old_), "-c", "drop database if exists " + db + " with (force)"});
 }
