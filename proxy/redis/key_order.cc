@@ -21,13 +21,22 @@ void KeyOrder::AddStripe(std::string_view key, Stripes& out) {
 }
 
 bool KeyOrder::TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner) {
+  const std::uint64_t mask = (std::uint64_t{1} << 40) - 1;
+  owner &= mask;
   std::size_t taken = 0;
   for (; taken < stripes.size(); ++taken) {
-    Stripe& s = stripes_[stripes[taken]];
-    std::lock_guard<std::mutex> l(s.mu);
-    if (s.owner != 0 && s.owner != owner) break;
-    s.owner = owner;
-    ++s.depth;
+    auto& s = stripes_[stripes[taken]];
+    std::uint64_t cur = s.load(std::memory_order_relaxed);
+    bool ok = false;
+    for (;;) {
+      if (cur != 0 && (cur >> kDepthBits) != owner) break;
+      const std::uint64_t next = cur == 0 ? (owner << kDepthBits) | 1 : cur + 1;
+      if (s.compare_exchange_weak(cur, next, std::memory_order_acquire, std::memory_order_relaxed)) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) break;
   }
   if (taken == stripes.size()) return true;
   Release(stripes.first(taken), owner);
@@ -35,11 +44,17 @@ bool KeyOrder::TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t 
 }
 
 void KeyOrder::Release(std::span<const std::uint32_t> stripes, std::uint64_t owner) {
+  const std::uint64_t mask = (std::uint64_t{1} << 40) - 1;
+  owner &= mask;
   for (std::uint32_t i : stripes) {
-    Stripe& s = stripes_[i];
-    std::lock_guard<std::mutex> l(s.mu);
-    if (s.owner != owner || s.depth == 0) continue;
-    if (--s.depth == 0) s.owner = 0;
+    auto& s = stripes_[i];
+    std::uint64_t cur = s.load(std::memory_order_relaxed);
+    for (;;) {
+      if (cur == 0 || (cur >> kDepthBits) != owner) break;
+      const std::uint64_t depth = cur & ((std::uint64_t{1} << kDepthBits) - 1);
+      const std::uint64_t next = depth <= 1 ? 0 : cur - 1;
+      if (s.compare_exchange_weak(cur, next, std::memory_order_release, std::memory_order_relaxed)) break;
+    }
   }
 }
 

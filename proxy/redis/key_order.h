@@ -15,14 +15,15 @@
 //  * All or nothing over the stripes of a multi-key write.
 //  * Never wait while holding (the session lets its own writes finish
 //    before it waits), so sessions cannot deadlock on each other.
-//  * Stripes (4096, by a hash of the key) are shared by unrelated keys;
-//    a collision only serialises two writes needlessly.
+//  * Stripes (65536, by a hash of the key) are shared by unrelated keys;
+//    a collision only serialises two writes needlessly. Each is one atomic
+//    word (owner, depth), taken and released with compare-and-swap.
 // Writes through other sidecars are not ordered against these (verify and
 // repair cover that).
 
 #include <array>
+#include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <span>
 #include <string_view>
 
@@ -32,7 +33,7 @@ namespace turnout::proxy::redis {
 
 class KeyOrder {
  public:
-  static constexpr std::size_t kStripes = 4096;
+  static constexpr std::size_t kStripes = 65536;
   using Stripes = absl::InlinedVector<std::uint32_t, 2>;
 
   static KeyOrder& Global();
@@ -40,18 +41,15 @@ class KeyOrder {
   // Appends the stripe of `key` to `out`, keeping `out` sorted and unique.
   static void AddStripe(std::string_view key, Stripes& out);
 
-  // Takes every stripe for `owner` (non-zero), or none (false) when one is
-  // held by another owner.
+  // Takes every stripe for `owner` (non-zero, below 2^40), or none (false)
+  // when one is held by another owner.
   bool TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner);
   void Release(std::span<const std::uint32_t> stripes, std::uint64_t owner);
 
  private:
-  struct Stripe {
-    std::mutex mu;
-    std::uint64_t owner = 0;
-    std::uint32_t depth = 0;
-  };
-  std::array<Stripe, kStripes> stripes_;
+  // owner << 24 | depth; 0 when free.
+  static constexpr int kDepthBits = 24;
+  std::array<std::atomic<std::uint64_t>, kStripes> stripes_{};
 };
 
 }  // namespace turnout::proxy::redis

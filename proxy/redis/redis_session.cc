@@ -97,6 +97,23 @@ const Specials& Special() {
   return s;
 }
 
+// What a command missing from the table is taken for under
+// `unknown_commands: passthrough`: a write with no known keys whose effect
+// is not known (so it is never dual-written or shadowed).
+const resp::CommandInfo& UnknownCommandInfo() {
+  static const resp::CommandInfo info = [] {
+    resp::CommandInfo i;
+    i.name = "UNKNOWN";
+    i.full_name = "UNKNOWN";
+    i.arity = -1;
+    i.command_class = resp::CommandClass::kWrite;
+    i.is_write = true;
+    i.deterministic = false;
+    return i;
+  }();
+  return info;
+}
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -658,6 +675,7 @@ class RedisSession final : public Session {
       }
       if (auto& ch = channels_[static_cast<int>(Side::kNew)])
         ch->Retarget(BackendFor(Side::kNew), DispatchState());
+      if (auto& ch = channels_[static_cast<int>(Side::kOld)]) ch->set_source_backend(BackendFor(Side::kNew));
     }
     for (auto& ch : channels_)
       if (ch) ch->set_migration(reader_.policy().migration_id());
@@ -698,6 +716,7 @@ class RedisSession final : public Session {
       env.on_progress = [this] { wake_.cancel(); };
       ch = std::make_unique<SecondaryChannel>(executor_, side, std::move(env));
       ch->set_backend(BackendFor(side), DispatchState());
+      ch->set_source_backend(BackendFor(routing::Other(side)));
       ch->set_migration(reader_.policy().migration_id());
       channel_created_.cancel();
     }
@@ -791,6 +810,8 @@ class RedisSession final : public Session {
       case SecondaryChoice::kCopy:
         op.kind = OpKind::kCopy;
         op.keys = std::move(copy_keys);
+        op.deferred = resp::IsBlockingInvocation(info, cmd.args);
+        op.stripe_owner = StripeOwner();
         break;
       case SecondaryChoice::kShadow:
         op.kind = OpKind::kShadow;
@@ -884,6 +905,14 @@ class RedisSession final : public Session {
     const Specials& sp = Special();
     const resp::CommandInfo* info = resp::LookupCommand(args);
     if (info == nullptr) {
+      // routes[].unknown_commands: passthrough (modules, newer servers): to
+      // the authoritative side as a write touching no known key, never
+      // mirrored (its effect cannot be known, so not copied either).
+      if (route_.redis_unknown_passthrough && authenticated_ && (resp3_ || !SubscribedView())) {
+        co_await ForwardCommand(cmd, input, UnknownCommandInfo(), RequestClass::kWrite);
+        if (in_multi_) AddToBlock(UnknownCommandInfo(), cmd, input);
+        co_return;
+      }
       // Unknown command, or unknown subcommand of a known container.
       const std::size_t before = local_out_.size();
       const resp::CommandInfo* parent = resp::FindCommand(args[0]);
@@ -1100,7 +1129,11 @@ class RedisSession final : public Session {
     if (!in_multi_ && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
     const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
     KeyOrder::Stripes stripes;
-    if (dual)
+    // A blocking pop holds no stripe while it waits (the push that wakes it
+    // must not wait for it): its copy is deferred to the channel, which
+    // takes the stripes and reads the keys once it returned.
+    const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
+    if (dual && !blocking)
       for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
     if (cls != RequestClass::kRead) co_await WaitForChannelWrites(side);
     BackendConnection* conn = co_await EnsureBackend(side);
@@ -1126,13 +1159,16 @@ class RedisSession final : public Session {
       // behind it on the same connection and copied over (DESIGN.md §4).
       copy_keys = KeysOf(info, cmd.args);
       if (copy_keys.empty()) {
+        if (&info == &UnknownCommandInfo())
+          JournalNotQueued(sc.side, FrameOf(cmd, input), {},
+                           "unknown command passed through to the authoritative side only");
         sc.kind = SecondaryChoice::kNone;
       } else if (copy_keys.size() > kMaxCopyKeys) {
         JournalNotQueued(sc.side, FrameOf(cmd, input), std::move(copy_keys),
                          "too many keys to copy inline; repair copies them");
         sc.kind = SecondaryChoice::kNone;
         copy_keys.clear();
-      } else {
+      } else if (!blocking) {
         for (const auto& k : copy_keys) {
           ForwardPair(side, "DUMP", k);
           ForwardPair(side, "PTTL", k);
@@ -1145,7 +1181,7 @@ class RedisSession final : public Session {
     }
     Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
     if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
-    e.captures_left = static_cast<std::uint16_t>(copy_keys.size() * 2);
+    e.captures_left = blocking ? 0 : static_cast<std::uint16_t>(copy_keys.size() * 2);
     if (sc.kind != SecondaryChoice::kNone)
       AttachSecondary(sc, e, info, cmd, input, cls, std::move(copy_keys), stripes);
     if (!stripes.empty()) ReleaseStripes(stripes);  // nothing queued to hold them
@@ -1181,7 +1217,7 @@ class RedisSession final : public Session {
     KeyOrder::Global().Release(stripes, StripeOwner());
     stripes.clear();
   }
-  std::uint64_t StripeOwner() const { return ctx_.connection_id | (1ull << 63); }
+  std::uint64_t StripeOwner() const { return ctx_.connection_id + 1; }
 
   // Before a write to `side` while this session still has secondary writes
   // on their way there (the policy flipped the authoritative side): wait

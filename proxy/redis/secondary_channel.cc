@@ -1,6 +1,7 @@
 #include "proxy/redis/secondary_channel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,16 @@ using routing::JournalKind;
 namespace {
 constexpr std::size_t kMaxBatchBuffers = 128;
 constexpr std::size_t kMaxBatchBytes = 256 * 1024;
+
+// At most one "journal full" line every 10 s for the whole process.
+bool ShouldLogJournalFull() {
+  static std::atomic<std::int64_t> last{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t prev = last.load(std::memory_order_relaxed);
+  return now - prev >= 10 && last.compare_exchange_strong(prev, now, std::memory_order_relaxed);
+}
 
 std::uint64_t MicrosSince(std::chrono::steady_clock::time_point t) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t).count();
@@ -114,7 +125,9 @@ void SecondaryChannel::CapturesDone(SecondaryOp& op) {
     MaybeFinish(op);
     return;
   }
-  const bool committed = op.kind == OpKind::kCopy ? !op.primary.is_error()
+  const bool null_reply = op.primary.bytes() == "*-1\r\n" || op.primary.bytes() == "$-1\r\n" ||
+                          op.primary.bytes() == "_\r\n";
+  const bool committed = op.kind == OpKind::kCopy ? !op.primary.is_error() && !(op.deferred && null_reply)
                                                   : op.primary.first_byte() == '*' && op.primary.bytes().size() > 1 &&
                                                         op.primary.bytes()[1] != '-';
   std::string error;
@@ -125,6 +138,8 @@ void SecondaryChannel::CapturesDone(SecondaryOp& op) {
     op.wire.clear();
     op.replies_expected = 0;
     op.skipped = true;
+  } else if (op.deferred) {
+    // The channel reads the keys itself when the op's turn comes.
   } else {
     std::string copies;
     std::size_t n = 0;
@@ -191,6 +206,7 @@ void SecondaryChannel::Stop() {
 void SecondaryChannel::Abort() {
   aborted_ = true;
   if (conn_) conn_->Close();
+  if (source_) source_->Close();
   abort_wake_.cancel();
   send_wake_.cancel();
   reply_wake_.cancel();
@@ -313,6 +329,12 @@ awaitable<void> SecondaryChannel::SenderLoop() {
         waiting_on_main_ = true;
         break;
       }
+      if (op.deferred && op.wire.empty() && !op.skipped) {
+        if (!out_bufs_.empty()) break;  // send what is gathered first
+        co_await PrepareDeferredCopy(op);
+        if (aborted_ || lost_ || retarget_) co_return;
+        continue;  // op is now a plain copy (or failed and skipped over)
+      }
       op.sent = true;
       ++next_send_;
       if (op.kind == OpKind::kState) {
@@ -348,6 +370,132 @@ awaitable<void> SecondaryChannel::SenderLoop() {
     co_await send_wake_.async_wait();
     sender_waiting_ = false;
   }
+}
+
+awaitable<void> SecondaryChannel::PrepareDeferredCopy(SecondaryOp& op) {
+  // 1. The keys' stripes: from here until RESTORE is applied no other
+  //    writer of these keys goes through this process.
+  KeyOrder::Stripes stripes;
+  for (const auto& k : op.keys) KeyOrder::AddStripe(k, stripes);
+  Timer t(executor_);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (int spins = 0; !KeyOrder::Global().TryAcquire(stripes, op.stripe_owner); ++spins) {
+    if (aborted_) co_return;
+    if (Clock::now() > deadline) {
+      SecondaryFailed(op, JournalKind::kDropped, "key order wait timed out; repair copies the keys");
+      co_return;
+    }
+    t.expires_after(spins < 50 ? std::chrono::microseconds(50) : std::chrono::microseconds(1000));
+    co_await t.async_wait();
+  }
+  op.stripes = std::move(stripes);
+  // 2. DUMP/PTTL on the authoritative side, now.
+  std::string error;
+  if (source_backend_ == nullptr) error = "no authoritative backend to copy from";
+  if (error.empty() && (!source_ || !source_->is_open())) {
+    auto conn = std::make_unique<BackendConnection>(routing::Other(side_), *source_backend_,
+                                                    env_.config->limits.buffer_bytes, resp::ReplyLimits{});
+    asio::ssl::context* tls =
+        env_.services->tls ? env_.services->tls->ForBackend(source_backend_->name) : nullptr;
+    const UpstreamState state{conn_state_.db, false, ""};
+    auto opened = co_await (conn->Open(tls, env_.config->limits.connect_timeout, state, error) || AbortWait());
+    if (aborted_ || opened.index() == 1) co_return;
+    if (std::get<0>(opened)) {
+      source_ = std::move(conn);
+      source_db_ = conn_state_.db;
+    }
+  }
+  std::vector<CapturedReply> replies;
+  if (error.empty()) {
+    std::string out;
+    int n = 0;
+    if (source_db_ != conn_state_.db) {
+      resp::AppendCommand(out, {"SELECT", std::to_string(conn_state_.db)});
+      ++n;
+      source_db_ = conn_state_.db;
+    }
+    const int skip = n;
+    for (const auto& k : op.keys) {
+      resp::AppendCommand(out, {"DUMP", k});
+      resp::AppendCommand(out, {"PTTL", k});
+      n += 2;
+    }
+    auto [ec, written] = co_await source_->stream().Write(asio::buffer(out));
+    if (aborted_) co_return;
+    if (ec) error = absl::StrCat("write to the authoritative side failed: ", ec.message());
+    if (error.empty() && co_await ReadReplies(*source_, n, replies, error)) {
+      replies.erase(replies.begin(), replies.begin() + skip);
+    }
+    if (aborted_) co_return;
+    if (!error.empty()) source_->Close();
+  }
+  // 3. The copy commands.
+  std::string wire;
+  int count = 0;
+  for (std::size_t i = 0; error.empty() && i < op.keys.size(); ++i) {
+    if (replies[2 * i].truncated()) {
+      error = absl::StrCat("value of ", op.keys[i], " too large to copy inline (", replies[2 * i].length(),
+                           " bytes); repair copies it");
+      break;
+    }
+    if (AppendCopyCommand(op.keys[i], replies[2 * i].bytes(), replies[2 * i + 1].bytes(), wire, error)) ++count;
+  }
+  if (!error.empty()) {
+    SecondaryFailed(op, JournalKind::kFailed, std::move(error));
+    co_return;
+  }
+  queued_bytes_ += wire.size();
+  op.accounted_bytes += wire.size();
+  op.wire = std::move(wire);
+  op.replies_expected = count;
+  if (count == 0) op.skipped = true;
+}
+
+awaitable<bool> SecondaryChannel::ReadReplies(BackendConnection& conn, int n, std::vector<CapturedReply>& out,
+                                              std::string& error) {
+  auto& in = conn.in();
+  auto& parser = conn.parser();
+  bool partial = false;
+  while (static_cast<int>(out.size()) < n) {
+    const auto unparsed = in.Unparsed();
+    const auto status = unparsed.empty() ? resp::ParseStatus::kNeedMore : parser.Parse(unparsed);
+    if (status == resp::ParseStatus::kError) {
+      error = "the authoritative side sent an invalid reply";
+      co_return false;
+    }
+    const std::string_view text(reinterpret_cast<const char*>(unparsed.data()), unparsed.size());
+    if (status == resp::ParseStatus::kComplete) {
+      const std::size_t len = parser.frame().length;
+      if (!partial) out.emplace_back();
+      out.back().Append(text.substr(0, len), kCopyCap);
+      partial = false;
+      in.CommitParsed(len);
+      in.Consume(len);
+      continue;
+    }
+    if (!unparsed.empty() && parser.validated() >= in.capacity() / 2) {
+      const std::size_t v = parser.validated();
+      if (!partial) out.emplace_back();
+      partial = true;
+      out.back().Append(text.substr(0, v), kCopyCap);
+      in.Consume(v);
+      parser.DropPrefix(v);
+      continue;
+    }
+    auto tail = in.WritableTail();
+    if (tail.empty()) {
+      error = "reply line longer than the buffer";
+      co_return false;
+    }
+    auto [ec, got] = co_await conn.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+    if (aborted_) co_return false;
+    if (ec) {
+      error = absl::StrCat("the authoritative side closed the connection: ", ec.message());
+      co_return false;
+    }
+    in.CommitReceived(got);
+  }
+  co_return true;
 }
 
 awaitable<void> SecondaryChannel::ReaderLoop() {
@@ -600,9 +748,8 @@ void SecondaryChannel::Journal(const SecondaryOp& op, JournalKind kind, std::str
   e.secondary_outcome = std::move(secondary_outcome);
   if (env_.services->journal && env_.services->journal->Append(std::move(e)) != 0) {
     env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
-  } else if (!journal_full_logged_) {
-    journal_full_logged_ = true;
-    LogError("dual-write journal full: a missed secondary write was not recorded",
+  } else if (ShouldLogJournalFull()) {
+    LogError("dual-write journal full: missed secondary writes are not recorded (repair, or raise journal.max_entries)",
              {{"route", env_.route->route.name}, {"backend", backend_ ? backend_->name : std::string()}});
   }
 }

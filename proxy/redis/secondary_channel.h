@@ -12,7 +12,11 @@
 //   kDualWrite  the client's deterministic write, byte for byte
 //   kCopy       RESTORE … REPLACE / DEL of the keys a non-deterministic write
 //               touched, built from the DUMP/PTTL the session sent right
-//               after it on the authoritative side
+//               after it on the authoritative side. A blocking pop's copy is
+//               `deferred` instead: once it returned, the channel takes the
+//               keys' stripes (KeyOrder), reads DUMP/PTTL on a connection of
+//               its own to the authoritative side and restores that, so the
+//               copy is ordered with every other writer of those keys
 //   kBlock      a MULTI/EXEC block: MULTI, its deterministic writes, copies of
 //               its non-deterministic ones, EXEC; sent only once the primary's
 //               EXEC committed (a WATCH abort sends nothing)
@@ -78,6 +82,7 @@ struct SecondaryOp {
   bool finished = false;        // compared, journaled, counted
   bool released = false;        // no reply-FIFO entry refers to it any more
   bool skipped = false;         // the primary did not apply it: nothing to do
+  bool deferred = false;        // kCopy of a blocking pop: DUMP read by the channel
 
   // What the client sent (RESP): the journal's statement, the shadow
   // sample's request; and what goes to the secondary when it differs
@@ -156,6 +161,8 @@ class SecondaryChannel {
   // only while the channel is idle (Retarget).
   const routing::Backend* backend() const noexcept { return backend_; }
   void set_backend(const routing::Backend* b, const OwnedUpstreamState& state);
+  // The authoritative side's backend, for deferred copies.
+  void set_source_backend(const routing::Backend* b) { source_backend_ = b; }
   // Drops the connection when nothing is queued, so the next op opens one to
   // `b` (the policy's new backend changed). False when busy.
   bool Retarget(const routing::Backend* b, const OwnedUpstreamState& state);
@@ -219,6 +226,10 @@ class SecondaryChannel {
   void Trim();
   void ConnectionLost(const std::string& reason);
   awaitable<void> AbortWait();
+  // Deferred copy: stripes, DUMP/PTTL on the source connection, wire.
+  awaitable<void> PrepareDeferredCopy(SecondaryOp& op);
+  // Reads `n` replies on `conn` into `out` (large ones streamed, capped).
+  awaitable<bool> ReadReplies(BackendConnection& conn, int n, std::vector<CapturedReply>& out, std::string& error);
 
   asio::any_io_executor executor_;
   const routing::Side side_;
@@ -226,6 +237,9 @@ class SecondaryChannel {
   const routing::Backend* backend_ = nullptr;
   std::string migration_id_;
   std::unique_ptr<BackendConnection> conn_;
+  const routing::Backend* source_backend_ = nullptr;
+  std::unique_ptr<BackendConnection> source_;  // deferred copies read here
+  int source_db_ = -1;
   OwnedUpstreamState conn_state_;  // the state at the next op to send
 
   std::deque<SecondaryOp> ops_;   // seq base_seq_ .. end_seq()-1
@@ -246,7 +260,6 @@ class SecondaryChannel {
   bool sender_waiting_ = false;
   bool reader_waiting_ = false;
   bool retarget_ = false;
-  bool journal_full_logged_ = false;
   int trim_blocked_ = 0;
   bool stop_ = false;
   bool aborted_ = false;

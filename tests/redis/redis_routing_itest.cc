@@ -87,6 +87,8 @@ struct RoutingOptions {
   std::string strategy_json;   // routes[].strategy (static); empty: none
   std::string new_address;     // default: the harness' new server
   bool new_auth = true;        // new backend logs in as the harness user
+  std::string old_address;     // default: the harness' old server (logged in)
+  std::string route_extra;     // YAML lines under the route
   int workers = 2;
 };
 
@@ -104,8 +106,10 @@ class RedisRoutingTest : public ::testing::Test {
       << "state_store:\n  path: state.json\n"
       << "journal:\n  path: journal.log\n"
       << "backends:\n"
-      << "  - name: redis-old\n    protocol: redis\n    address: 127.0.0.1:" << b.redis_old_port << "\n"
-      << "    user: " << b.redis_user << "\n    password: " << b.redis_password << "\n"
+      << "  - name: redis-old\n    protocol: redis\n    address: "
+      << (o.old_address.empty() ? "127.0.0.1:" + std::to_string(b.redis_old_port) : o.old_address) << "\n";
+    if (o.old_address.empty()) y << "    user: " << b.redis_user << "\n    password: " << b.redis_password << "\n";
+    y
       << "  - name: redis-new\n    protocol: redis\n    address: "
       << (o.new_address.empty() ? "127.0.0.1:" + std::to_string(b.redis_new_port) : o.new_address) << "\n";
     if (o.new_auth) y << "    user: " << b.redis_user << "\n    password: " << b.redis_password << "\n";
@@ -113,6 +117,7 @@ class RedisRoutingTest : public ::testing::Test {
       << "  - name: redis\n    protocol: redis\n    mode: protocol\n    listen: 127.0.0.1:" << port_ << "\n"
       << "    old: redis-old\n    new: redis-new\n";
     if (!o.strategy_json.empty()) y << "    strategy: " << o.strategy_json << "\n";
+    y << o.route_extra;
     std::filesystem::create_directories(turnout_.dir());
     std::ofstream(turnout_.dir() + "/tokens") << kAdminToken << " admin ops\n";
     ASSERT_TRUE(turnout_.Start(y.str(), {port_, admin_port_})) << turnout_.Log();
@@ -613,6 +618,48 @@ TEST_F(RedisRoutingTest, StaticStrategyInTheConfigRoutesWithoutTheApi) {
   EXPECT_EQ(new_side.Call({"GET", key}), "$5\r\ngreen\r\n");
   EXPECT_EQ(old_side.Call({"GET", key}), "$-1\r\n");
   new_side.Call({"DEL", key});
+}
+
+
+TEST_F(RedisRoutingTest, BlockingPopIsWokenByAPushAndCopiedUnderDualWrite) {
+  StartWithAdmin();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string prefix = "rr:block:" + std::to_string(::getpid()) + ":";
+  Cleanup(prefix + "*");
+  CreateMigration("rr_block", R"({"type":"canary","read_percentage":0.0,
+      "write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})");
+  for (int round = 0; round < 5; ++round) {
+    RespConn consumer(port_), producer(port_);
+    const auto start = std::chrono::steady_clock::now();
+    consumer.Send(Cmd({"BLMOVE", prefix + "jobs", prefix + "taken", "LEFT", "RIGHT", "5"}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(producer.Call({"RPUSH", prefix + "jobs", "job" + std::to_string(round), "next"}), ":2\r\n");
+    EXPECT_EQ(consumer.ReadOne(6000), "$4\r\njob" + std::to_string(round) + "\r\n");
+    // Woken by the push at once, not after a key-order wait.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+    EXPECT_EQ(producer.Call({"LPOP", prefix + "jobs"}), "$4\r\nnext\r\n");
+  }
+  auto [equal, report] = Compare(prefix + "*");
+  EXPECT_TRUE(equal) << report;
+  EXPECT_EQ(Journal("rr_block").at("pending").as_int64(), 0) << json::serialize(Journal("rr_block"));
+  Cleanup(prefix + "*");
+}
+
+TEST_F(RedisRoutingTest, UnknownCommandsPassThroughToTheAuthoritativeSideWhenConfigured) {
+  OwnRedis own;
+  ASSERT_TRUE(own.Start());
+  Options o;
+  o.old_address = "127.0.0.1:" + std::to_string(own.port());
+  o.route_extra = "    unknown_commands: passthrough\n";
+  StartWithAdmin(o);
+  ASSERT_FALSE(HasFatalFailure());
+  RespConn c(port_);
+  // The server itself answers (its error counter moves); turnout's own
+  // refusal would not reach it.
+  EXPECT_THAT(c.Call({"NOSUCHCOMMAND", "x"}), HasSubstr("unknown command"));
+  EXPECT_EQ(c.Call({"PING"}), "+PONG\r\n");
+  RespConn direct(own.port());
+  EXPECT_THAT(direct.Call({"INFO", "errorstats"}), HasSubstr("errorstat_ERR:count=1"));
 }
 
 }  // namespace

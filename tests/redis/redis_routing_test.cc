@@ -10,6 +10,7 @@
 #include "protocol/resp/command_table.h"
 #include "protocol/resp/reply_writer.h"
 #include "proxy/redis/backend_health.h"
+#include "proxy/redis/key_order.h"
 #include "proxy/redis/secondary_work.h"
 
 namespace turnout::proxy::redis {
@@ -213,6 +214,32 @@ TEST(BackendHealth, BacksOffAndLetsOneCallerRetry) {
   h.ReportSuccess(name);
   EXPECT_FALSE(h.IsDown(name, t1));
   EXPECT_TRUE(h.MayTry(name, t1));
+}
+
+TEST(KeyOrder, ReentrantPerOwnerAllOrNothing) {
+  KeyOrder& order = KeyOrder::Global();
+  KeyOrder::Stripes a, ab, b;
+  KeyOrder::AddStripe("key-order-test:a", a);
+  KeyOrder::AddStripe("key-order-test:a", ab);
+  KeyOrder::AddStripe("key-order-test:b", ab);
+  KeyOrder::AddStripe("key-order-test:a", ab);  // duplicates collapse
+  KeyOrder::AddStripe("key-order-test:b", b);
+  ASSERT_EQ(ab.size(), 2u);
+  EXPECT_TRUE(std::is_sorted(ab.begin(), ab.end()));
+  const std::uint64_t s1 = 1001, s2 = 1002;
+  ASSERT_TRUE(order.TryAcquire(a, s1));
+  EXPECT_TRUE(order.TryAcquire(a, s1));    // the same session's next write: no wait
+  EXPECT_FALSE(order.TryAcquire(ab, s2));  // a is held: nothing taken...
+  EXPECT_TRUE(order.TryAcquire(b, s1));    // ...so b is still free
+  order.Release(b, s1);
+  order.Release(a, s1);
+  EXPECT_FALSE(order.TryAcquire(a, s2));   // depth 1 left
+  order.Release(a, s2);                    // not the owner: no effect
+  order.Release(a, s1);
+  EXPECT_TRUE(order.TryAcquire(ab, s2));
+  order.Release(ab, s2);
+  EXPECT_TRUE(order.TryAcquire(ab, s1));
+  order.Release(ab, s1);
 }
 
 }  // namespace
