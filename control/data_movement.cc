@@ -74,6 +74,7 @@ DataSpec DataSpecOf(const json::value& data) {
   s.batch_size = static_cast<int>(IntField(data, "batch_size", s.batch_size));
   s.sleep = std::chrono::milliseconds(IntField(data, "sleep_ms", s.sleep.count()));
   s.workers = static_cast<int>(IntField(data, "workers", s.workers));
+  s.passes = static_cast<int>(IntField(data, "passes", s.passes));
   s.binary = StringField(data, "format") != "text";
   return s;
 }

@@ -71,6 +71,7 @@ struct DataSpec {
   static constexpr int kPgBatch = 5000;
   static constexpr int kRedisBatch = 1000;
   std::chrono::milliseconds sleep{10};       // between batches (throttle)
+  int passes = 1;                            // scan: full passes (later ones catch rows written behind the cursor)
   int workers = 2;                           // snapshot: parallel table copies
   bool binary = true;                        // COPY format (text tolerates differing column types)
 };

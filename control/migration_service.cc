@@ -40,8 +40,8 @@ absl::Status Illegal(const Migration& m, absl::string_view action) {
 }
 
 // `data`: "none" | {"type": "none"|"snapshot"|"scan", "replace": "none"|"replace"|"merge",
-//                   "batch_size": n, "sleep_ms": n, "workers": n, "format": "binary"|"text"}
-// The last four tune the copy (control/data_movement.h, DataSpec).
+//                   "batch_size": n, "sleep_ms": n, "passes": n, "workers": n, "format": "binary"|"text"}
+// The last five tune the copy (control/data_movement.h, DataSpec).
 absl::Status ValidateData(const json::value& v) {
   auto type_ok = [](json::string_view t) { return t == "none" || t == "snapshot" || t == "scan"; };
   if (v.is_string()) {
@@ -67,6 +67,8 @@ absl::Status ValidateData(const json::value& v) {
       if (auto st = whole(kv.value(), "batch_size", 1, 1000000); !st.ok()) return st;
     } else if (kv.key() == "sleep_ms") {
       if (auto st = whole(kv.value(), "sleep_ms", 0, 60000); !st.ok()) return st;
+    } else if (kv.key() == "passes") {
+      if (auto st = whole(kv.value(), "passes", 1, 100); !st.ok()) return st;
     } else if (kv.key() == "workers") {
       if (auto st = whole(kv.value(), "workers", 1, 16); !st.ok()) return st;
     } else if (kv.key() == "format") {
@@ -76,7 +78,7 @@ absl::Status ValidateData(const json::value& v) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()),
                                                      ": unknown field (allowed: type, replace, batch_size, sleep_ms, "
-                                                     "workers, format)"));
+                                                     "passes, workers, format)"));
     }
   }
   if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");

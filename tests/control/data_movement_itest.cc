@@ -209,8 +209,11 @@ class RedisMovementTest : public ::testing::Test {
     Redis(old_, {"set", "dm-outside:" + std::to_string(::getpid()), "stay"});
   }
 
-  json::value Run(const std::string& id, const std::string& rule) {
-    Migrate(s_, id, R"({"type":"scan","replace":")" + rule + R"(","batch_size":50,"sleep_ms":0})", kBigBang,
+  json::value Run(const std::string& id, const std::string& rule, int passes = 1) {
+    Migrate(s_, id,
+            R"({"type":"scan","replace":")" + rule + R"(","batch_size":50,"sleep_ms":0,"passes":)" +
+                std::to_string(passes) + "}",
+            kBigBang,
             {{"cache", "redis-new"}}, {{"keys", R"({"keys":[")" + prefix_ + R"(*"]})"}});
     return WaitFor(s_, id, Finished);
   }
@@ -274,8 +277,11 @@ TEST_F(RedisMovementTest, ScanCopiesEveryKeyOfTheScopeWithTtlsAndNoneKeepsTheTar
 
 TEST_F(RedisMovementTest, ReplaceOverwritesTheTarget) {
   SeedOld();
-  auto m = Run("redis_replace", "replace");
+  auto m = Run("redis_replace", "replace", /*passes=*/2);
   ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s_.process.Log();
+  // Two passes: every key restored twice (REPLACE is idempotent).
+  EXPECT_GE(Copied(m, "cache"), 2 * 206);
+  EXPECT_THAT(s_.process.Log(), HasSubstr("scan pass 1 of 2 done"));
   ExpectCommonCopied();
   EXPECT_EQ(Redis(new_, {"get", Key("conflict")}), "from-old");
   EXPECT_EQ(SortedLines(Redis(new_, {"hgetall", Key("h")})), SortedLines("a\n1\nb\n2"));
@@ -496,6 +502,24 @@ TEST_F(PgJobTest, RollbackStopsTheJobAndTheRateIsReportedWhileItRuns) {
   EXPECT_EQ(Copied(Get(s, "pg_rollback"), "pg"), at_stop);
   EXPECT_EQ(Psql(new_, "select count(*) from " + t), std::to_string(at_stop));
   EXPECT_THAT(s.process.Log(), HasSubstr("data movement stopped at a batch boundary"));
+}
+
+TEST_F(PgJobTest, ALaterScanPassCopiesRowsWrittenBehindTheCursor) {
+  const std::string t = Unique("passes");
+  CreateTable(t, 2000);
+  Sidecar s;
+  ASSERT_TRUE(Start(s, "passer")) << s.process.Log();
+  Migrate(s, "pg_passes", R"({"type":"scan","batch_size":100,"sleep_ms":30,"passes":2})", kBigBang, {{"pg", "pg-new"}},
+          {{"tables", R"({"tables":[")" + t + R"("]})"}});
+  auto m = WaitFor(s, "pg_passes", [](const json::value& v) { return Copied(v, "pg") >= 500; });
+  ASSERT_LT(Copied(m, "pg"), 2000) << "pass 1 ended before the late row was written";
+  Psql(old_, "insert into " + t + " (id, name) values (0, 'late')");
+  m = WaitFor(s, "pg_passes", Finished);
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process.Log();
+  EXPECT_EQ(Psql(new_, "select name from " + t + " where id = 0"), "late");
+  EXPECT_EQ(Checksum(new_, t), Checksum(old_, t));
+  EXPECT_EQ(Copied(m, "pg"), 4001);  // 2000 + 2001
+  EXPECT_THAT(s.process.Log(), HasSubstr("scan pass 1 of 2 done"));
 }
 
 TEST_F(PgJobTest, AFailedCopyWithRollbackAllFailsTheMigration) {
