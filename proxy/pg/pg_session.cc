@@ -5,17 +5,22 @@
 //   client ◄── BackendLoop(new) ◄──── new backend   (once opened)
 //
 // Both directions relay by frame header and length out of one bounded
-// buffer each: complete frames are inspected in place (type byte, and the
-// few messages that matter decoded as views), runs of frames are forwarded
-// with one (gather) write, and a frame larger than the buffer is streamed
-// through by its remaining length. Nothing is allocated per message; state
-// changes (SET, prepared statements, LISTEN) are copied once, for replay.
+// buffer each: complete frames are inspected in place by the RequestTracker
+// (request_tracker.h: accounting, classification, session state), runs of
+// frames are forwarded with one (gather) write, and a frame larger than the
+// buffer is streamed through by its remaining length. Nothing is allocated
+// per message; state changes are copied once, for replay.
 //
-// Request accounting: every Query, Sync and FunctionCall closes a request
-// with a sequence number; every ReadyForQuery answers the oldest one. The
-// difference is what is in flight, which drain, cancel and backend switches
-// wait on. COPY in extended mode is the one place the server does not answer
-// a Sync (it ignores Syncs during copy-in), handled at CopyInResponse.
+// This file does the I/O around that: startup (SSLRequest, GSSENCRequest,
+// CancelRequest, protocol version), authentication at turnout, opening
+// backends (lazily after the first), switching the primary at an idle point
+// with the state replayed, drain and idle timeout.
+//
+// Debug hooks (tests and operators only; off unless the environment has
+// TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
+// makes that backend the session's primary at the next idle point outside
+// a transaction, opening it and replaying the session state on it. The
+// routing engine (issue 5) drives the same SwitchPrimary().
 
 #include "proxy/pg/pg_session.h"
 
@@ -25,26 +30,21 @@
 #include <array>
 #include <chrono>
 #include <cstdlib>
-#include <limits>
 #include <optional>
-#include <unordered_map>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "protocol/io_buffer.h"
 #include "protocol/pg/frame_decoder.h"
 #include "protocol/pg/message_writer.h"
 #include "protocol/pg/messages.h"
-#include "protocol/pg/sql_classifier.h"
 #include "protocol/pg/wire.h"
 #include "proxy/disconnect.h"
 #include "proxy/logging.h"
 #include "proxy/pg/backend_connection.h"
 #include "proxy/pg/cancel_registry.h"
-#include "proxy/pg/scram.h"
 #include "proxy/pg/request_tracker.h"
+#include "proxy/pg/scram.h"
 #include "proxy/pg/session_state.h"
 #include "proxy/stream.h"
 #include "proxy/upstream_connect.h"
@@ -74,11 +74,7 @@ class Event {
   Timer timer_;
 };
 
-// Debug hooks (tests and operators only, off unless the environment says
-// TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
-// makes that backend the session's primary at the next idle point, opening
-// it lazily and replaying the session state. The routing engine drives the
-// same SwitchPrimary() for real.
+// TURNOUT_PG_DEBUG_HOOKS=1 (see the file comment).
 bool DebugHooksEnabled() {
   static const bool enabled = [] {
     const char* v = std::getenv("TURNOUT_PG_DEBUG_HOOKS");

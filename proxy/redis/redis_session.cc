@@ -21,10 +21,15 @@
 #include "proxy/redis/backend_connection.h"
 #include "proxy/redis/client_auth.h"
 #include "proxy/redis/inflight_queue.h"
+#include "proxy/redis/key_order.h"
 #include "proxy/redis/large_request.h"
 #include "proxy/redis/pubsub_frame.h"
+#include "proxy/redis/backend_health.h"
+#include "proxy/redis/secondary_channel.h"
+#include "proxy/redis/secondary_work.h"
 #include "proxy/stream.h"
 #include "routing/policy_table.h"
+#include "routing/read_your_writes.h"
 
 namespace turnout::proxy::redis {
 namespace {
@@ -90,6 +95,23 @@ struct Specials {
 const Specials& Special() {
   static const Specials s;
   return s;
+}
+
+// What a command missing from the table is taken for under
+// `unknown_commands: passthrough`: a write with no known keys whose effect
+// is not known (so it is never dual-written or shadowed).
+const resp::CommandInfo& UnknownCommandInfo() {
+  static const resp::CommandInfo info = [] {
+    resp::CommandInfo i;
+    i.name = "UNKNOWN";
+    i.full_name = "UNKNOWN";
+    i.arity = -1;
+    i.command_class = resp::CommandClass::kWrite;
+    i.is_write = true;
+    i.deterministic = false;
+    return i;
+  }();
+  return info;
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -179,6 +201,14 @@ enum EntryFlag : std::uint16_t {
   kFlagSuppress = 1u << 6,    // CLIENT REPLY OFF/SKIP: nothing goes to the client
   kFlagBlocking = 1u << 7,    // may block upstream (BLPOP, XREAD BLOCK, WAIT ...)
   kFlagLinger = 1u << 8,      // protocol error: drain the client briefly before closing
+  kFlagHeld = 1u << 9,        // sync dual-write: the reply waits in the op until the secondary applied
+};
+
+// Stages of a FIFO entry linked to secondary work (Entry::op != 0).
+enum class OpStage : std::uint8_t {
+  kFirst,     // waiting for the primary's reply to the command
+  kCaptures,  // then for DUMP/PTTL replies of the keys to copy
+  kHeld,      // then (sync) for the secondary to apply it
 };
 
 struct Entry {
@@ -190,6 +220,19 @@ struct Entry {
   std::int32_t aux = 0;
   std::uint32_t local_len = 0;
   Clock::time_point start;
+  // Secondary work linked to this reply (dual-write, copy, block, shadow).
+  std::uint64_t op = 0;
+  Side op_side = Side::kNew;
+  OpStage stage = OpStage::kFirst;
+  std::uint16_t captures_left = 0;
+};
+
+// The secondary work one request gets (from its plan's secondaries and the
+// command table).
+struct SecondaryChoice {
+  enum Kind : std::uint8_t { kNone, kDualWrite, kCopy, kShadow, kShadowWrite } kind = kNone;
+  Side side = Side::kNew;
+  bool sync = false;
 };
 
 // A piece of an upstream write: bytes of the client's receive buffer (by
@@ -223,9 +266,12 @@ class RedisSession final : public Session {
         fifo_(kMaxInflight),
         wake_(executor_),
         space_(executor_),
-        reader_(*ctx_.services->route_table, route_.name, route_.protocol) {
+        reader_(*ctx_.services->route_table, route_.name, route_.protocol),
+        channel_created_(executor_),
+        drain_timer_(executor_) {
     wake_.expires_at(Clock::time_point::max());
     space_.expires_at(Clock::time_point::max());
+    channel_created_.expires_at(Clock::time_point::max());
     authenticated_ = route_.auth == routing::ClientAuth::kTrust;
     parser_.set_authenticated(authenticated_);
     if (auto it = ctx_.services->users.find(route_.name); it != ctx_.services->users.end())
@@ -236,6 +282,8 @@ class RedisSession final : public Session {
     if (!ep_ec) address_ = ep.address().to_string();
     reader_.Refresh();
     has_policy_ = reader_.table()->Find(route_.name) != nullptr;
+    new_backend_name_ = NewBackendName();
+    dispatch_db_ = db_;
     upstream_bufs_.reserve(64);
     client_bufs_.reserve(kMaxWriteSegments + 1);
     client_segs_.reserve(kMaxWriteSegments + 1);
@@ -251,8 +299,14 @@ class RedisSession final : public Session {
     if (client_) client_->Close();
     for (auto& b : backends_)
       if (b) b->Close();
+    // Secondary work already queued is still applied (or journaled): the
+    // channels stop gracefully, bounded by kChannelDrain (Run).
+    for (auto& c : channels_)
+      if (c) c->Stop();
     wake_.cancel();
     space_.cancel();
+    channel_created_.cancel();
+    drain_timer_.cancel();
   }
 
   void RequestDrain() override {
@@ -269,17 +323,53 @@ class RedisSession final : public Session {
       Close();
       co_return;
     }
+    channels_running_ = 2;
+    co_await (MainLoops() && (ChannelLoop(0) && ChannelLoop(1)));
+    Close();
+    for (auto& c : channels_)
+      if (c) c->AbandonAll("session ended before the secondary applied it");
+    LogDebug("redis session closed", {{"route", route_.name}, {"connection", ctx_.connection_id}});
+  }
+
+ private:
+  // How long a finished session keeps applying its queued secondary work.
+  static constexpr auto kChannelDrain = std::chrono::seconds(2);
+
+  // The client-facing loops, then the graceful stop of the secondary channels.
+  awaitable<void> MainLoops() {
     const auto idle = ctx_.config->limits.idle_timeout;
     if (idle > absl::ZeroDuration()) {
       co_await ((RequestLoop() && WriterLoop()) || IdleWatch(idle));
     } else {
       co_await (RequestLoop() && WriterLoop());
     }
-    Close();
-    LogDebug("redis session closed", {{"route", route_.name}, {"connection", ctx_.connection_id}});
+    main_done_ = true;
+    for (auto& c : channels_)
+      if (c) c->Stop();
+    channel_created_.cancel();
+    drain_timer_.expires_after(kChannelDrain);
+    while (channels_running_ > 0) {
+      auto [ec] = co_await drain_timer_.async_wait(kUseTuple);
+      if (!ec) break;  // deadline: what is left is journaled
+    }
+    for (auto& c : channels_)
+      if (c) c->Abort();
   }
 
- private:
+  // Runs channel `s` once the request loop created it.
+  awaitable<void> ChannelLoop(int s) {
+    for (;;) {
+      if (channels_[s]) {
+        co_await channels_[s]->Run();
+        break;
+      }
+      if (main_done_ || closed_) break;
+      co_await channel_created_.async_wait(kUseTuple);
+    }
+    --channels_running_;
+    drain_timer_.cancel();
+  }
+
   static resp::RequestLimits MakeRequestLimits(const routing::Config& cfg) {
     resp::RequestLimits l;
     const auto max_message = static_cast<std::int64_t>(std::min<std::uint64_t>(cfg.limits.max_message_bytes, INT64_MAX));
@@ -336,11 +426,12 @@ class RedisSession final : public Session {
         if (!closed_ && !IsExpectedDisconnect(ec))
           LogWarn("redis client read failed", {{"route", route_.name}, {"error", ec.message()}});
         // Redis frees a client on EOF. Replies already in flight are still
-        // written (a client that half-closed gets them); with nothing in
-        // flight, a command blocked upstream, or the writer waiting for
-        // pub/sub messages, the session ends at once.
+        // written (a client that half-closed gets them); with a command
+        // blocked upstream, or the writer waiting for pub/sub messages, the
+        // session ends at once; with nothing in flight the writer ends as
+        // soon as it sees input_done_ (queued secondary work still drains).
         if (ec != std::error_code(boost::system::error_code(asio::error::eof)) || blocking_inflight_ > 0 ||
-            fifo_.empty() || writer_idle_reading_)
+            writer_idle_reading_)
           Close();
         break;
       }
@@ -470,6 +561,7 @@ class RedisSession final : public Session {
     e.side = side;
     e.cls = RequestClass::kSession;
     e.start = batch_start_;
+    ++main_dispatched_[s];
     fifo_.push_back(e);
     barrier_pending_ = true;
   }
@@ -482,6 +574,11 @@ class RedisSession final : public Session {
     } else {
       segs.push_back({data, 0, size});
     }
+  }
+
+  void ForwardPair(Side side, std::string_view a, std::string_view b) {
+    const std::string_view args[] = {a, b};
+    ForwardArgs(side, args);
   }
 
   // Forwards a command re-encoded as a RESP array.
@@ -503,19 +600,22 @@ class RedisSession final : public Session {
     e.flags = flags | (kind == EntryKind::kForward ? SuppressFlag() : 0);
     e.aux = aux;
     e.start = batch_start_;
+    ++main_dispatched_[static_cast<int>(side)];
     return fifo_.push_back(e);
   }
 
   // ----------------------------------------------------------------- routing
 
-  // The one place a command's backend is chosen (issue 5 wires secondaries):
-  // pinned while a MULTI/WATCH block or subscriptions live on one upstream
-  // connection; otherwise the route's policy, refreshed between pipelines
-  // only, so in-flight commands finish under the policy they started with.
-  Side PickSide(const resp::CommandInfo& info, std::span<const std::string_view> args, RequestClass cls) {
-    if (pinned_) return *pinned_;
-    if (fifo_.empty() && reader_.Refresh()) has_policy_ = reader_.table()->Find(route_.name) != nullptr;
-    if (!has_policy_) return Side::kOld;
+  // The one place a command's plan is made. While a MULTI/WATCH block or
+  // subscriptions live on one upstream connection the primary is pinned;
+  // otherwise the route's policy decides, refreshed between pipelines only
+  // (nothing in flight), so in-flight commands and MULTI blocks finish under
+  // the policy they started with (DESIGN.md §2).
+  routing::Plan RoutePlan(const resp::CommandInfo& info, std::span<const std::string_view> args,
+                          RequestClass cls) {
+    if (pinned_ && in_multi_) return routing::Plan(*pinned_);
+    if (!pinned_ && fifo_.empty() && reader_.Refresh()) OnPolicyChanged();
+    if (!has_policy_) return routing::Plan(pinned_.value_or(Side::kOld));
     targets_.clear();
     if (info.first_key != 0 || !info.key_specs.empty()) {
       resp::ExtractKeys(info, args, key_indices_);
@@ -526,14 +626,230 @@ class RedisSession final : public Session {
     request.targets = targets_;
     request.client = routing::ClientIdentity{user_, client_name_, address_};
     request.connection_id = ctx_.connection_id;
-    const routing::Plan plan = reader_.policy().Decide(request, absl::Now());
-    Side side = plan.primary();
-    if (side == Side::kNew && route_.new_backend.empty()) side = Side::kOld;
-    return side;
+    routing::Plan plan =
+        routing::ApplyReadYourWritesFence(reader_.policy().Decide(request, absl::Now()), fence_.pending());
+    if (new_backend_name_.empty() && plan.primary() == Side::kNew) {
+      // No new backend on this route: everything stays on old.
+      plan = routing::Plan(Side::kOld);
+    }
+    if (pinned_) {
+      plan.set_primary(*pinned_);
+      plan.RemoveSecondariesOn(*pinned_);
+      return plan;
+    }
+    if (cls == RequestClass::kRead) {
+      const Side x = plan.primary();
+      const auto& ch = channels_[static_cast<int>(x)];
+      const bool x_busy = ch && ch->unresolved_writes() > 0;
+      // A read never overtakes this session's writes still on their way to
+      // its side (sync or async), and a read for a side found down goes to
+      // the other side rather than failing.
+      if ((x_busy || SideDown(x)) && BackendFor(routing::Other(x)) != nullptr && !SideDown(routing::Other(x))) {
+        plan.set_primary(routing::Other(x));
+        plan.RemoveSecondariesOn(routing::Other(x));
+        plan.set(routing::kPlanFenced);
+      }
+    }
+    return plan;
+  }
+
+  // The backend name Side::kNew stands for: the policy's (its migration's
+  // interlay endpoint), else the route's configured `new`.
+  std::string NewBackendName() const {
+    const std::string& from_policy = reader_.policy().inputs().new_backend;
+    return from_policy.empty() ? route_.new_backend : from_policy;
+  }
+
+  // A newer policy was picked up (at a boundary: nothing in flight).
+  void OnPolicyChanged() {
+    has_policy_ = reader_.table()->Find(route_.name) != nullptr;
+    std::string name = NewBackendName();
+    if (name != new_backend_name_) {
+      new_backend_name_ = std::move(name);
+      // The old "new" connection is idle (nothing in flight): drop it so the
+      // next request opens the new endpoint.
+      auto& conn = backends_[static_cast<int>(Side::kNew)];
+      if (conn && idle_read_side_ != Side::kNew) {
+        conn->Close();
+        conn.reset();
+      }
+      if (auto& ch = channels_[static_cast<int>(Side::kNew)])
+        ch->Retarget(BackendFor(Side::kNew), DispatchState());
+      if (auto& ch = channels_[static_cast<int>(Side::kOld)]) ch->set_source_backend(BackendFor(Side::kNew));
+    }
+    for (auto& ch : channels_)
+      if (ch) ch->set_migration(reader_.policy().migration_id());
+  }
+
+  Side PickSide(const resp::CommandInfo& info, std::span<const std::string_view> args, RequestClass cls) {
+    return RoutePlan(info, args, cls).primary();
   }
 
   const routing::Backend* BackendFor(Side side) const {
-    return ctx_.config->FindBackend(side == Side::kOld ? route_.old_backend : route_.new_backend);
+    const std::string& name = side == Side::kOld ? route_.old_backend : new_backend_name_;
+    if (name.empty()) return nullptr;
+    return ctx_.config->FindBackend(name);
+  }
+
+  // True when `side` has no open connection here and its backend is in its
+  // back-off window after a failure (BackendHealth).
+  bool SideDown(Side side) const {
+    const auto& conn = backends_[static_cast<int>(side)];
+    if (conn && conn->is_open()) return false;
+    const routing::Backend* b = BackendFor(side);
+    return b == nullptr || BackendHealth::Global().IsDown(b->name, Clock::now());
+  }
+
+  OwnedUpstreamState DispatchState() const { return OwnedUpstreamState{dispatch_db_, resp3_, client_name_}; }
+
+  // The channel for secondary work on `side`, created on first use.
+  SecondaryChannel* ChannelFor(Side side) {
+    auto& ch = channels_[static_cast<int>(side)];
+    if (!ch) {
+      SecondaryChannel::Env env;
+      env.route = &ctx_.route;
+      env.services = ctx_.services;
+      env.config = ctx_.config;
+      env.session_id = ctx_.connection_id;
+      env.fence = &fence_;
+      env.main_answered = &main_answered_;
+      env.on_progress = [this] { wake_.cancel(); };
+      ch = std::make_unique<SecondaryChannel>(executor_, side, std::move(env));
+      ch->set_backend(BackendFor(side), DispatchState());
+      ch->set_source_backend(BackendFor(routing::Other(side)));
+      ch->set_migration(reader_.policy().migration_id());
+      channel_created_.cancel();
+    }
+    return ch.get();
+  }
+
+  // Session state for every open channel, in order with its other work.
+  void MirrorStateToChannels(SecondaryOp op) {
+    for (auto& ch : channels_) {
+      if (!ch) continue;
+      SecondaryOp copy = op;
+      copy.kind = OpKind::kState;
+      copy.cls = RequestClass::kSession;
+      copy.ready = true;
+      copy.start = batch_start_;
+      ch->Enqueue(std::move(copy));
+    }
+  }
+
+  // Which secondary work the plan asks for, given what the command is.
+  SecondaryChoice ChooseSecondary(const routing::Plan& plan, const resp::CommandInfo& info,
+                                  std::span<const std::string_view> args, RequestClass cls) const {
+    SecondaryChoice c;
+    for (const auto& sec : plan.secondaries()) {
+      if (sec.side == plan.primary() || BackendFor(sec.side) == nullptr) continue;
+      if (sec.role == routing::SecondaryRole::kDualWrite) {
+        // Data writes only; MULTI blocks are carried whole (Block*), and a
+        // published message is delivered once, by the authoritative side.
+        if (cls != RequestClass::kWrite || info.full_name == "PUBLISH" || info.full_name == "SPUBLISH") continue;
+        c.kind = info.deterministic ? SecondaryChoice::kDualWrite : SecondaryChoice::kCopy;
+        c.side = sec.side;
+        c.sync = sec.apply == routing::Apply::kSync;
+        return c;
+      }
+      // Shadow: reads whose reply is the same on two equal servers, never a
+      // blocking one; writes only under the scratch prefix.
+      if (resp::IsBlockingInvocation(info, args)) continue;
+      if (cls == RequestClass::kRead) {
+        if (!info.deterministic || info.has(resp::cmd_flag::kNondeterministicOutput)) continue;
+        c.kind = SecondaryChoice::kShadow;
+      } else if (cls == RequestClass::kWrite && info.deterministic && !reader_.policy().scratch_key_prefix().empty() &&
+                 info.full_name != "PUBLISH" && info.full_name != "SPUBLISH") {
+        c.kind = SecondaryChoice::kShadowWrite;
+      } else {
+        continue;
+      }
+      c.side = sec.side;
+      return c;
+    }
+    return c;
+  }
+
+  // The command as one RESP frame (the client's bytes, or re-encoded when
+  // it came inline): the one copy secondary work keeps.
+  static std::string FrameOf(const resp::Command& cmd, const std::uint8_t* input) {
+    if (cmd.inline_form) {
+      std::string out;
+      resp::AppendCommand(out, cmd.args);
+      return out;
+    }
+    return std::string(reinterpret_cast<const char*>(input) + cmd.command_offset,
+                       cmd.frame_length - cmd.command_offset);
+  }
+
+  // Journals a dual-write that could not even be queued (queue full, or a
+  // command too large to keep a copy of) and counts it.
+  void JournalNotQueued(Side side, std::string_view command_frame, std::vector<std::string> keys,
+                        std::string reason) {
+    SecondaryChannel* ch = ChannelFor(side);
+    ch->JournalNotQueued(command_frame, std::move(keys), std::move(reason));
+  }
+
+  // After the primary got the command: queue its secondary work and link it
+  // to the reply FIFO entry `e`. For a non-deterministic write the DUMP/PTTL
+  // of its keys were already appended behind it (captures).
+  void AttachSecondary(const SecondaryChoice& c, Entry& e, const resp::CommandInfo& info, const resp::Command& cmd,
+                       const std::uint8_t* input, RequestClass cls, std::vector<std::string> copy_keys,
+                       KeyOrder::Stripes& stripes) {
+    SecondaryChannel* ch = ChannelFor(c.side);
+    const bool shadow = c.kind == SecondaryChoice::kShadow || c.kind == SecondaryChoice::kShadowWrite;
+    SecondaryOp op;
+    op.cls = cls;
+    op.start = batch_start_;
+    op.barrier = main_dispatched_[static_cast<int>(c.side)];
+    op.command = FrameOf(cmd, input);
+    switch (c.kind) {
+      case SecondaryChoice::kDualWrite:
+        op.kind = OpKind::kDualWrite;
+        op.ready = true;
+        break;
+      case SecondaryChoice::kCopy:
+        op.kind = OpKind::kCopy;
+        op.keys = std::move(copy_keys);
+        op.deferred = resp::IsBlockingInvocation(info, cmd.args);
+        op.stripe_owner = StripeOwner();
+        break;
+      case SecondaryChoice::kShadow:
+        op.kind = OpKind::kShadow;
+        op.ready = true;
+        op.compare =
+            info.has(resp::cmd_flag::kNondeterministicOutputOrder) ? CompareMode::kUnordered : CompareMode::kFull;
+        break;
+      case SecondaryChoice::kShadowWrite: {
+        auto rewritten = RewriteKeysUnderPrefix(info, cmd.args, reader_.policy().scratch_key_prefix());
+        if (!rewritten) return;  // not every key can be rewritten: not shadowed at all
+        op.kind = OpKind::kShadow;
+        op.wire = std::move(*rewritten);
+        op.ready = true;
+        op.compare = CompareMode::kOutcomeOnly;
+        break;
+      }
+      case SecondaryChoice::kNone: return;
+    }
+    if (!ch->HasRoom(shadow, op.command.size() + op.wire.size())) {
+      if (shadow) {
+        ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        ch->JournalNotQueued(op.command, std::move(op.keys), "secondary queue full");
+        // A copy's captures are still read (and ignored) by the entry.
+      }
+      return;
+    }
+    op.sync = !shadow && c.sync;
+    if (!shadow && !c.sync) op.fence_seq = fence_.OnQueued();
+    if (!shadow) {
+      op.stripes = std::move(stripes);
+      stripes.clear();
+      op.stripe_owner = StripeOwner();
+    }
+    SecondaryOp& queued = ch->Enqueue(std::move(op));
+    e.op = queued.seq;
+    e.op_side = c.side;
+    e.stage = OpStage::kFirst;
   }
 
   // Opens the backend's connection on first use. On failure the client gets
@@ -589,6 +905,14 @@ class RedisSession final : public Session {
     const Specials& sp = Special();
     const resp::CommandInfo* info = resp::LookupCommand(args);
     if (info == nullptr) {
+      // routes[].unknown_commands: passthrough (modules, newer servers): to
+      // the authoritative side as a write touching no known key, never
+      // mirrored (its effect cannot be known, so not copied either).
+      if (route_.redis_unknown_passthrough && authenticated_ && (resp3_ || !SubscribedView())) {
+        co_await ForwardCommand(cmd, input, UnknownCommandInfo(), RequestClass::kWrite);
+        if (in_multi_) AddToBlock(UnknownCommandInfo(), cmd, input);
+        co_return;
+      }
       // Unknown command, or unknown subcommand of a known container.
       const std::size_t before = local_out_.size();
       const resp::CommandInfo* parent = resp::FindCommand(args[0]);
@@ -647,6 +971,7 @@ class RedisSession final : public Session {
         co_return;
       }
       co_await ForwardCommand(cmd, input, *info, ClassOf(*info));
+      AddToBlock(*info, cmd, input);
       co_return;
     }
     if (info == sp.auth) {
@@ -675,6 +1000,10 @@ class RedisSession final : public Session {
       client_name_.assign(args[2].data(), args[2].size());
       // Forwarded too, so the server's CLIENT LIST shows the application.
       co_await ForwardCommand(cmd, input, *info, RequestClass::kSession, 0, 0, true);
+      SecondaryOp op;
+      resp::AppendCommand(op.command, args);
+      op.state_name = client_name_;
+      MirrorStateToChannels(std::move(op));
       co_return;
     }
     if (info == sp.client_reply) {
@@ -694,6 +1023,13 @@ class RedisSession final : public Session {
       const bool numeric = resp::ParseRedisInt64(args[1], db) && db >= 0 && db <= INT32_MAX;
       co_await ForwardCommand(cmd, input, *info, RequestClass::kSession, numeric ? kFlagSelect : 0,
                               static_cast<std::int32_t>(db), numeric);
+      if (numeric && last_entry_ != nullptr) {
+        dispatch_db_ = static_cast<int>(db);
+        SecondaryOp op;
+        resp::AppendCommand(op.command, args);
+        op.state_db = dispatch_db_;
+        MirrorStateToChannels(std::move(op));
+      }
       co_return;
     }
     if (info == sp.multi) {
@@ -705,6 +1041,7 @@ class RedisSession final : public Session {
       in_multi_ = true;
       multi_dirty_ = false;
       pinned_ = side;
+      if (last_entry_ != nullptr) BeginBlock(last_plan_);
       co_return;
     }
     if (info == sp.exec || info == sp.discard) {
@@ -722,8 +1059,19 @@ class RedisSession final : public Session {
           PushBackendEntry(EntryKind::kSwallow, side, RequestClass::kTxnControl);
         }
         PushLocalError("EXECABORT Transaction discarded because of previous errors.");
+        block_ = Block{};
       } else {
-        co_await ForwardCommand(cmd, input, *info, RequestClass::kTxnControl);
+        KeyOrder::Stripes stripes;
+        if (info == sp.exec && block_.active && !(block_.positions.empty() && block_.copy_keys.empty())) {
+          for (const auto& k : block_.keys) KeyOrder::AddStripe(k, stripes);
+          if (!co_await AcquireStripes(stripes)) stripes.clear();
+        }
+        const Side side = co_await ForwardCommand(cmd, input, *info, RequestClass::kTxnControl);
+        if (info == sp.exec && block_.active && last_entry_ != nullptr) {
+          FinishBlock(*last_entry_, side, stripes);
+        }
+        if (!stripes.empty()) ReleaseStripes(stripes);
+        block_ = Block{};
       }
       in_multi_ = false;
       multi_dirty_ = false;
@@ -768,7 +1116,26 @@ class RedisSession final : public Session {
   awaitable<Side> ForwardCommand(const resp::Command& cmd, const std::uint8_t* input,
                                  const resp::CommandInfo& info, RequestClass cls, std::uint16_t flags = 0,
                                  std::int32_t aux = 0, bool mirror = false) {
-    const Side side = PickSide(info, cmd.args, cls);
+    last_entry_ = nullptr;
+    const routing::Plan plan = RoutePlan(info, cmd.args, cls);
+    last_plan_ = plan;
+    if (plan.refused()) {
+      PushLocalError(absl::StrCat("ERR turnout: '", LowerFullName(info),
+                                  "' refused by the migration policy of route ", route_.name));
+      co_return plan.primary();
+    }
+    const Side side = plan.primary();
+    SecondaryChoice sc;
+    if (!in_multi_ && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
+    const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
+    KeyOrder::Stripes stripes;
+    // A blocking pop holds no stripe while it waits (the push that wakes it
+    // must not wait for it): its copy is deferred to the channel, which
+    // takes the stripes and reads the keys once it returned.
+    const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
+    if (dual && !blocking)
+      for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
+    if (cls != RequestClass::kRead) co_await WaitForChannelWrites(side);
     BackendConnection* conn = co_await EnsureBackend(side);
     if (conn == nullptr) {
       if (!stop_reading_) {
@@ -779,10 +1146,34 @@ class RedisSession final : public Session {
       }
       co_return side;
     }
+    if (dual && !co_await AcquireStripes(stripes)) stripes.clear();
+    if (closed_) co_return side;
     if (cmd.inline_form) {
       ForwardArgs(side, cmd.args);
     } else {
       ForwardRaw(side, input, cmd.frame_length);
+    }
+    std::vector<std::string> copy_keys;
+    if (sc.kind == SecondaryChoice::kCopy) {
+      // Non-deterministic: applied here only; its keys are read right
+      // behind it on the same connection and copied over (DESIGN.md §4).
+      copy_keys = KeysOf(info, cmd.args);
+      if (copy_keys.empty()) {
+        if (&info == &UnknownCommandInfo())
+          JournalNotQueued(sc.side, FrameOf(cmd, input), {},
+                           "unknown command passed through to the authoritative side only");
+        sc.kind = SecondaryChoice::kNone;
+      } else if (copy_keys.size() > kMaxCopyKeys) {
+        JournalNotQueued(sc.side, FrameOf(cmd, input), std::move(copy_keys),
+                         "too many keys to copy inline; repair copies them");
+        sc.kind = SecondaryChoice::kNone;
+        copy_keys.clear();
+      } else if (!blocking) {
+        for (const auto& k : copy_keys) {
+          ForwardPair(side, "DUMP", k);
+          ForwardPair(side, "PTTL", k);
+        }
+      }
     }
     if (resp::IsBlockingInvocation(info, cmd.args)) {
       flags |= kFlagBlocking;
@@ -790,8 +1181,137 @@ class RedisSession final : public Session {
     }
     Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
     if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
+    e.captures_left = blocking ? 0 : static_cast<std::uint16_t>(copy_keys.size() * 2);
+    if (sc.kind != SecondaryChoice::kNone)
+      AttachSecondary(sc, e, info, cmd, input, cls, std::move(copy_keys), stripes);
+    if (!stripes.empty()) ReleaseStripes(stripes);  // nothing queued to hold them
+    last_entry_ = &e;
     if (mirror) MirrorToOthers(side, cmd.args, flags & ~(kFlagBlocking | kFlagPubSub), aux);
     co_return side;
+  }
+
+  // Per-key order across sessions (KeyOrder): waits for the stripes of a
+  // dual-written write. Never waits while holding: this session's own
+  // in-flight writes are flushed so they can finish and release theirs.
+  // False after 5 s (the write then goes unordered, with a warning).
+  awaitable<bool> AcquireStripes(const KeyOrder::Stripes& stripes) {
+    if (stripes.empty()) co_return true;
+    KeyOrder& order = KeyOrder::Global();
+    if (order.TryAcquire(stripes, StripeOwner())) co_return true;
+    co_await FlushUpstream();
+    WakeWriter();
+    Timer t(executor_);
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    for (int spins = 0;; ++spins) {
+      if (closed_) co_return false;
+      if (order.TryAcquire(stripes, StripeOwner())) co_return true;
+      if (Clock::now() > deadline) {
+        LogWarn("redis dual-write key order wait timed out; writing unordered", {{"route", route_.name}});
+        co_return false;
+      }
+      t.expires_after(spins < 50 ? std::chrono::microseconds(50) : std::chrono::microseconds(1000));
+      co_await t.async_wait();
+    }
+  }
+  void ReleaseStripes(KeyOrder::Stripes& stripes) {
+    KeyOrder::Global().Release(stripes, StripeOwner());
+    stripes.clear();
+  }
+  std::uint64_t StripeOwner() const { return ctx_.connection_id + 1; }
+
+  // Before a write to `side` while this session still has secondary writes
+  // on their way there (the policy flipped the authoritative side): wait
+  // until they are applied, so the new primary sees them first. Bounded.
+  awaitable<void> WaitForChannelWrites(Side side) {
+    auto& ch = channels_[static_cast<int>(side)];
+    if (!ch || ch->unresolved_writes() == 0) co_return;
+    co_await FlushUpstream();
+    WakeWriter();
+    Timer t(executor_);
+    for (int i = 0; i < 2500 && ch->unresolved_writes() > 0 && !closed_; ++i) {
+      t.expires_after(std::chrono::milliseconds(2));
+      co_await t.async_wait();
+    }
+  }
+
+  // ------------------------------------------------ MULTI blocks (dual-write)
+
+  // MULTI under a dual-write plan: the block is collected and sent to the
+  // secondary whole (MULTI, writes, EXEC) once the primary's EXEC committed.
+  void BeginBlock(const routing::Plan& plan) {
+    block_ = Block{};
+    for (const auto& sec : plan.secondaries()) {
+      if (sec.role != routing::SecondaryRole::kDualWrite || sec.side == plan.primary() ||
+          BackendFor(sec.side) == nullptr)
+        continue;
+      block_.active = true;
+      block_.side = sec.side;
+      block_.sync = sec.apply == routing::Apply::kSync;
+      resp::AppendCommand(block_.wire, {"MULTI"});
+      return;
+    }
+  }
+
+  // A command queued on the primary inside MULTI.
+  void AddToBlock(const resp::CommandInfo& info, const resp::Command& cmd, const std::uint8_t* input) {
+    if (!block_.active || last_entry_ == nullptr) return;
+    const std::uint32_t index = block_.index++;
+    if (ClassOf(info) != RequestClass::kWrite || info.full_name == "PUBLISH" || info.full_name == "SPUBLISH") return;
+    std::vector<std::string> keys = KeysOf(info, cmd.args);
+    if (info.deterministic) {
+      block_.wire.append(FrameOf(cmd, input));
+      block_.positions.push_back(index);
+    } else {
+      for (auto& k : keys)
+        if (std::find(block_.copy_keys.begin(), block_.copy_keys.end(), k) == block_.copy_keys.end())
+          block_.copy_keys.push_back(k);
+    }
+    for (auto& k : keys)
+      if (std::find(block_.keys.begin(), block_.keys.end(), k) == block_.keys.end()) block_.keys.push_back(std::move(k));
+  }
+
+  // EXEC went to the primary (entry `e`): read the copied keys right
+  // behind it and queue the block for the secondary.
+  void FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripes) {
+    Block b = std::move(block_);
+    block_ = Block{};
+    if (b.positions.empty() && b.copy_keys.empty()) return;
+    if (b.wire.size() > SecondaryChannel::kMaxBytes / 2 || b.copy_keys.size() > kMaxCopyKeys) {
+      JournalNotQueued(b.side, b.wire, std::move(b.keys), "transaction too large to dual-write; repair copies its keys");
+      return;
+    }
+    SecondaryChannel* ch = ChannelFor(b.side);
+    if (!ch->HasRoom(false, b.wire.size() * 2)) {
+      ch->JournalNotQueued(b.wire, std::move(b.keys), "secondary queue full");
+      return;
+    }
+    for (const auto& k : b.copy_keys) {
+      ForwardPair(primary, "DUMP", k);
+      ForwardPair(primary, "PTTL", k);
+    }
+    e.captures_left = static_cast<std::uint16_t>(b.copy_keys.size() * 2);
+    SecondaryOp op;
+    op.kind = OpKind::kBlock;
+    op.cls = RequestClass::kWrite;
+    op.start = batch_start_;
+    op.barrier = main_dispatched_[static_cast<int>(b.side)];
+    op.command = b.wire;
+    op.wire = std::move(b.wire);
+    op.replies_expected = 1 + static_cast<int>(b.positions.size());  // MULTI, QUEUED...; EXEC and copies later
+    op.positions = std::move(b.positions);
+    // Copied keys first (CapturesDone pairs them with the captures), then the rest.
+    op.keys = b.copy_keys;
+    for (auto& k : b.keys)
+      if (std::find(op.keys.begin(), op.keys.end(), k) == op.keys.end()) op.keys.push_back(std::move(k));
+    op.sync = b.sync;
+    if (!b.sync) op.fence_seq = fence_.OnQueued();
+    op.stripes = std::move(stripes);
+    stripes.clear();
+    op.stripe_owner = StripeOwner();
+    SecondaryOp& queued = ch->Enqueue(std::move(op));
+    e.op = queued.seq;
+    e.op_side = b.side;
+    e.stage = OpStage::kFirst;
   }
 
   void DispatchAuth(std::span<const std::string_view> args) {
@@ -907,6 +1427,13 @@ class RedisSession final : public Session {
     ForwardArgs(side, up_args);
     PushBackendEntry(EntryKind::kForward, side, RequestClass::kSession, kFlagHello, static_cast<std::int32_t>(ver));
     MirrorToOthers(side, up_args, kFlagHello, static_cast<std::int32_t>(ver));
+    if (ver != 0 || has_name) {
+      SecondaryOp op;
+      resp::AppendCommand(op.command, up_args);
+      if (ver != 0) op.state_protocol = static_cast<int>(ver);
+      if (has_name) op.state_name = client_name_;
+      MirrorStateToChannels(std::move(op));
+    }
   }
 
   void DispatchClientReply(std::span<const std::string_view> args) {
@@ -964,8 +1491,17 @@ class RedisSession final : public Session {
     client_name_.clear();
     resp3_ = false;
     in_multi_ = multi_dirty_ = watching_ = false;
+    block_ = Block{};
     tracking_ = false;
     if (const auto* b = BackendFor(Side::kOld)) db_ = b->redis_db;
+    dispatch_db_ = db_;
+    {
+      // The channels' connections are reset too (and log in again).
+      SecondaryOp op;
+      resp::AppendCommand(op.wire, {"RESET"});
+      op.state_reset = true;
+      MirrorStateToChannels(std::move(op));
+    }
     if (pubsub_pending_ == 0 && !any) {
       sub_channels_ = sub_patterns_ = sub_shard_ = 0;
       idle_read_side_.reset();
@@ -1009,10 +1545,22 @@ class RedisSession final : public Session {
       PushLocalError(absl::StrCat("ERR turnout: '", LowerFullName(*info), "' command too large"));
     } else {
       const RequestClass cls = ClassOf(*info);
-      const Side s = PickSide(*info, head, cls);
+      const routing::Plan plan = RoutePlan(*info, head, cls);
+      const Side s = plan.primary();
       BackendConnection* conn = co_await EnsureBackend(s);
       if (conn != nullptr) {
         side = s;
+        const SecondaryChoice sc = in_multi_ ? SecondaryChoice{} : ChooseSecondary(plan, *info, head, cls);
+        if (sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy) {
+          // Not copied (it may be gigabytes): journaled with its keys, which
+          // the repair copies from the authoritative side.
+          std::string frame;
+          resp::AppendCommand(frame, head);
+          JournalNotQueued(sc.side, frame, KeysOf(*info, head),
+                           "command larger than the receive buffer is not dual-written; repair copies its keys");
+        } else if (sc.kind != SecondaryChoice::kNone) {
+          ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+        }
         std::uint16_t flags = 0;
         if (info->command_class == resp::CommandClass::kBlocking) {
           flags |= kFlagBlocking;
@@ -1110,6 +1658,13 @@ class RedisSession final : public Session {
         continue;
       }
       const Entry& head = fifo_.front();
+      if (head.stage == OpStage::kHeld) {
+        // A sync dual-write: the reply is sent once the secondary applied
+        // it; the channel wakes us (on_progress).
+        const SecondaryOp* op = OpOf(head);
+        if (op != nullptr && !op->secondary_done) co_await wake_.async_wait(kUseTuple);
+        continue;
+      }
       BackendConnection* conn = Backend(head.side);
       if (conn == nullptr) {
         UpstreamLost(nullptr);
@@ -1195,6 +1750,13 @@ class RedisSession final : public Session {
         progress = true;
         continue;
       } else {
+        if (head->stage == OpStage::kHeld) {
+          const SecondaryOp* op = OpOf(*head);
+          if (op != nullptr && !op->secondary_done) break;
+          EmitHeld(*head);
+          progress = true;
+          continue;
+        }
         conn = Backend(head->side);
         if (conn == nullptr) break;
       }
@@ -1215,12 +1777,19 @@ class RedisSession final : public Session {
         const std::size_t v = parser.validated();
         if (v < in.capacity() / 2) break;
         // A reply larger than half the buffer: forward what is validated.
+        const bool first_chunk = !partial_active_[s];
         if (!partial_active_[s]) {
           partial_active_[s] = true;
           partial_oob_[s] = IsOutOfBand(text, head);
         }
-        const bool drop = !partial_oob_[s] && head != nullptr &&
-                          (head->kind == EntryKind::kSwallow || (head->flags & kFlagSuppress));
+        bool drop = !partial_oob_[s] && head != nullptr &&
+                    (head->kind == EntryKind::kSwallow || (head->flags & kFlagSuppress));
+        if (!partial_oob_[s] && head != nullptr && HasOpWork(*head)) {
+          // Streamed through: never held (sync waits only for replies that
+          // fit the buffer); captures are kept, not forwarded.
+          if (head->stage == OpStage::kCaptures) drop = true;
+          FeedOp(*head, text.substr(0, v), first_chunk, false);
+        }
         if (!drop) client_segs_.push_back({unparsed.data(), 0, v});
         partial_take_[s] = v;
         progress = true;
@@ -1231,6 +1800,7 @@ class RedisSession final : public Session {
       in.CommitParsed(len);
       progress = true;
       bool oob;
+      const bool streamed = partial_active_[s];
       if (partial_active_[s]) {
         partial_active_[s] = false;
         oob = partial_oob_[s];
@@ -1247,9 +1817,106 @@ class RedisSession final : public Session {
         client_segs_.push_back({unparsed.data(), 0, len});
         continue;
       }
-      HandleReply(*head, *conn, frame, unparsed.data(), now);
+      if (HasOpWork(*head)) {
+        HandleOpReply(*head, frame, unparsed.data(), now, streamed);
+      } else {
+        HandleReply(*head, *conn, frame, unparsed.data(), now);
+      }
     }
     return progress;
+  }
+
+  // ------------------------------------------------ replies of secondary work
+
+  static bool HasOpWork(const Entry& e) { return e.op != 0 || e.captures_left != 0; }
+
+  SecondaryOp* OpOf(const Entry& e) {
+    if (e.op == 0) return nullptr;
+    auto& ch = channels_[static_cast<int>(e.op_side)];
+    return ch ? ch->Find(e.op) : nullptr;
+  }
+
+  // (Part of) a reply to an op-linked entry, while it streams through.
+  void FeedOp(Entry& head, std::string_view bytes, bool first, bool held) {
+    SecondaryOp* op = OpOf(head);
+    if (op == nullptr) return;
+    if (head.stage == OpStage::kFirst) {
+      if (first) op->primary.Clear();
+      op->primary.Append(bytes, held ? SecondaryChannel::kCopyCap : SecondaryChannel::kCompareCap);
+    } else if (head.stage == OpStage::kCaptures) {
+      if (first) op->captures.emplace_back();
+      op->captures.back().Append(bytes, SecondaryChannel::kCopyCap);
+    }
+  }
+
+  // A complete reply for an entry with secondary work: the command's own
+  // reply (forwarded, or held for a sync dual-write), then the DUMP/PTTL
+  // captures of a copy. `streamed`: earlier parts were already fed.
+  void HandleOpReply(Entry& head, std::string_view frame, const std::uint8_t* data, Clock::time_point now,
+                     bool streamed) {
+    SecondaryOp* op = OpOf(head);
+    SecondaryChannel* ch = op ? channels_[static_cast<int>(head.op_side)].get() : nullptr;
+    if (head.stage == OpStage::kFirst) {
+      // Sync: the reply waits for the secondary, unless it already applied
+      // (and nothing is left to copy) or the reply streamed through.
+      const bool hold = op != nullptr && op->sync && !streamed && !(head.captures_left == 0 && op->secondary_done);
+      if (hold) {
+        head.flags |= kFlagHeld;
+      } else if (head.kind == EntryKind::kForward && !(head.flags & kFlagSuppress)) {
+        client_segs_.push_back({data, 0, frame.size()});
+      }
+      FeedOp(head, frame, !streamed, hold);
+      const auto us = static_cast<std::uint64_t>(
+          std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - head.start).count(), 0));
+      ctx_.route.RecordRequest(head.side, head.cls, us);
+      if (head.flags & kFlagBlocking) {
+        --blocking_inflight_;
+        head.flags &= ~kFlagBlocking;
+      }
+      if (op != nullptr) {
+        op->primary_us = us;
+        ch->PrimaryReply(*op);
+      }
+      if (head.captures_left > 0) {
+        head.stage = OpStage::kCaptures;
+        return;
+      }
+    } else if (head.stage == OpStage::kCaptures) {
+      FeedOp(head, frame, !streamed, false);
+      if (--head.captures_left > 0) return;
+    }
+    // The command's reply and every capture are in.
+    if (op != nullptr && (op->kind == OpKind::kCopy || op->kind == OpKind::kBlock)) ch->CapturesDone(*op);
+    if (head.flags & kFlagHeld) {
+      head.stage = OpStage::kHeld;
+      return;
+    }
+    FinishOpEntry(head);
+  }
+
+  // A held reply whose secondary applied: now to the client.
+  void EmitHeld(Entry& head) {
+    SecondaryOp* op = OpOf(head);
+    if (op != nullptr && head.kind == EntryKind::kForward && !(head.flags & kFlagSuppress)) {
+      const std::size_t off = write_scratch_.size();
+      write_scratch_.append(op->primary.bytes());
+      client_segs_.push_back({nullptr, off, op->primary.bytes().size()});
+    }
+    FinishOpEntry(head);
+  }
+
+  void FinishOpEntry(Entry& head) {
+    if (SecondaryOp* op = OpOf(head)) channels_[static_cast<int>(head.op_side)]->Release(*op);
+    if (head.flags & kFlagBlocking) --blocking_inflight_;
+    const Side side = head.side;
+    fifo_.pop_front();
+    NoteAnswered(side);
+  }
+
+  // A primary request on `side` was answered (channel barriers).
+  void NoteAnswered(Side side) {
+    ++main_answered_[static_cast<int>(side)];
+    if (auto& ch = channels_[static_cast<int>(side)]) ch->MainAnswered();
   }
 
   // Pub/sub messages and RESP3 pushes that answer no command.
@@ -1331,7 +1998,9 @@ class RedisSession final : public Session {
     if (head.flags & kFlagBlocking) --blocking_inflight_;
     if (head.flags & kFlagPubSub) --pubsub_pending_;
     const bool was_pubsub_or_reset = (head.flags & (kFlagPubSub | kFlagReset)) != 0;
+    const Side answered = head.side;
     fifo_.pop_front();
+    NoteAnswered(answered);
     if (was_pubsub_or_reset && !SubscribedView()) {
       if (!(tracking_ && resp3_)) idle_read_side_.reset();
       MaybeUnpin();
@@ -1444,8 +2113,33 @@ class RedisSession final : public Session {
 
   routing::RouteTableReader reader_;
   bool has_policy_ = false;
+  std::string new_backend_name_;  // what Side::kNew stands for (policy, else route)
   std::vector<std::string_view> targets_;
   resp::KeyIndices key_indices_;
+
+  // Secondary work (issue 5): one channel per side, created on first use.
+  static constexpr std::size_t kMaxCopyKeys = 1024;
+  std::array<std::unique_ptr<SecondaryChannel>, 2> channels_;
+  routing::ReadYourWritesFence fence_;
+  std::array<std::uint64_t, 2> main_dispatched_{};  // backend entries pushed, per side
+  std::array<std::uint64_t, 2> main_answered_{};    // ... and answered
+  Timer channel_created_;  // ChannelLoop waits here for its channel
+  Timer drain_timer_;      // MainLoops waits here for the channels to drain
+  int channels_running_ = 0;
+  bool main_done_ = false;
+  routing::Plan last_plan_;      // of the last ForwardCommand
+  Entry* last_entry_ = nullptr;  // its FIFO entry (valid until the next await)
+  int dispatch_db_ = 0;          // the database as of the last dispatched SELECT
+  struct Block {
+    bool active = false;
+    Side side = Side::kNew;
+    bool sync = false;
+    std::string wire;                      // MULTI and the deterministic writes
+    std::uint32_t index = 0;               // commands queued on the primary so far
+    std::vector<std::uint32_t> positions;  // their indices among the primary's
+    std::vector<std::string> copy_keys;    // keys of non-deterministic writes
+    std::vector<std::string> keys;         // every key written (journal)
+  } block_;
 
   // Client session state (dispatch time).
   bool authenticated_ = false;

@@ -157,6 +157,16 @@ out = io.StringIO()
 cur.copy_expert("copy (select i from p2 where i >= 200 order by i) to stdout", out)
 assert out.getvalue().split() == [str(i) for i in range(200, 1200)]
 c.commit()
+# Startup parameters reach the backend; its ParameterStatus reach us.
+c2 = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres",
+                      application_name="turnout-app", options="-c search_path=custom_path")
+cur2 = c2.cursor()
+cur2.execute("show application_name"); assert cur2.fetchone()[0] == "turnout-app"
+cur2.execute("show search_path"); assert cur2.fetchone()[0] == "custom_path"
+assert c2.get_parameter_status("application_name") == "turnout-app"
+assert c2.get_parameter_status("server_version").startswith("15")
+cur2.execute("set application_name = 'renamed'")
+assert c2.get_parameter_status("application_name") == "renamed"
 print("OK")
 )PY",
                   PyEnv());

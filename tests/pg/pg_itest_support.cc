@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "proxy/pg/scram.h"
@@ -9,13 +10,29 @@
 namespace turnout::testing {
 
 bool PgTurnout::Start(const std::string& limits_yaml) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) turnout_ = std::make_unique<TurnoutProcess>();
+    if (StartOnce(limits_yaml)) return true;
+    const std::string log = turnout_->Log();
+    if (log.find("cannot listen") == std::string::npos && log.find("used by another route") == std::string::npos)
+      return false;
+  }
+  return false;
+}
+
+bool PgTurnout::StartOnce(const std::string& limits_yaml) {
   const auto& b = TestBackends::Get();
+  // Ten distinct ports: FreePort may hand out one it gave a moment ago.
+  std::set<int> taken;
   for (int* p : {&routes_.trust, &routes_.password, &routes_.md5, &routes_.scram, &routes_.tls, &routes_.up_md5,
-                 &routes_.up_plain, &routes_.up_require, &routes_.up_verify, &routes_.up_badname})
-    *p = FreePort();
+                 &routes_.up_plain, &routes_.up_require, &routes_.up_verify, &routes_.up_badname}) {
+    do {
+      *p = FreePort();
+    } while (!taken.insert(*p).second);
+  }
   {
     // One user per kind of secret; SCRAM secret made like the server's.
-    std::ofstream users(turnout_.dir() + "/users.txt");
+    std::ofstream users(turnout_->dir() + "/users.txt");
     users << "# test users\n"
           << "\"" << kPlainUser << "\" \"" << kPlainPassword << "\"\n"
           << "\"" << kMd5User << "\" \"" << proxy::pg::Md5Secret(kMd5Password, kMd5User) << "\"\n"
@@ -47,7 +64,7 @@ bool PgTurnout::Start(const std::string& limits_yaml) {
       << "\n"
       << extra;
   };
-  const std::string users = "    users_file: " + turnout_.dir() + "/users.txt\n";
+  const std::string users = "    users_file: " + turnout_->dir() + "/users.txt\n";
   y << "routes:\n";
   route("trust", routes_.trust, "pg-old", "    new: pg-new\n");
   route("password", routes_.password, "pg-old", "    auth: password\n" + users);
@@ -61,7 +78,7 @@ bool PgTurnout::Start(const std::string& limits_yaml) {
   route("up-verify", routes_.up_verify, "pg-new", "");
   route("up-badname", routes_.up_badname, "pg-new-badname", "");
   ::setenv("TURNOUT_PG_DEBUG_HOOKS", "1", 1);
-  return turnout_.Start(y.str(), routes_.all());
+  return turnout_->Start(y.str(), routes_.all());
 }
 
 std::string PgUrl(int port, const std::string& user, const std::string& dbname, const std::string& params) {

@@ -4,6 +4,7 @@
 // clients (psql, pgbench, python3 with psycopg2/psycopg, node-pg) against it.
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,14 +41,16 @@ struct PgRoutes {
 class PgTurnout {
  public:
   // Starts turnout; `limits_yaml` lines go under `limits:` (two-space indent).
-  // Debug hooks (TURNOUT DEBUG USE NEW/OLD) are enabled.
+  // Debug hooks (TURNOUT DEBUG USE NEW/OLD) are enabled. Retries with fresh
+  // ports when one was taken meanwhile (tests run in parallel).
   bool Start(const std::string& limits_yaml = "");
   const PgRoutes& routes() const { return routes_; }
-  TurnoutProcess& process() { return turnout_; }
-  std::string Log() const { return turnout_.Log(); }
+  TurnoutProcess& process() { return *turnout_; }
+  std::string Log() const { return turnout_->Log(); }
 
  private:
-  TurnoutProcess turnout_;
+  bool StartOnce(const std::string& limits_yaml);
+  std::unique_ptr<TurnoutProcess> turnout_ = std::make_unique<TurnoutProcess>();
   PgRoutes routes_;
 };
 

@@ -1,0 +1,774 @@
+#include "proxy/redis/secondary_channel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "protocol/resp/command_table.h"
+#include "protocol/resp/reply_writer.h"
+#include "proxy/disconnect.h"
+#include "proxy/logging.h"
+#include "proxy/redis/backend_health.h"
+#include "routing/shadow_samples.h"
+
+namespace turnout::proxy::redis {
+
+using namespace asio::experimental::awaitable_operators;
+namespace resp = protocol::resp;
+using routing::JournalKind;
+
+namespace {
+constexpr std::size_t kMaxBatchBuffers = 128;
+constexpr std::size_t kMaxBatchBytes = 256 * 1024;
+
+// At most one "journal full" line every 10 s for the whole process.
+bool ShouldLogJournalFull() {
+  static std::atomic<std::int64_t> last{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t prev = last.load(std::memory_order_relaxed);
+  return now - prev >= 10 && last.compare_exchange_strong(prev, now, std::memory_order_relaxed);
+}
+
+std::uint64_t MicrosSince(std::chrono::steady_clock::time_point t) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t).count();
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(us, 0));
+}
+}  // namespace
+
+SecondaryChannel::SecondaryChannel(asio::any_io_executor executor, routing::Side side, Env env)
+    : executor_(executor),
+      side_(side),
+      env_(std::move(env)),
+      send_wake_(executor),
+      reply_wake_(executor),
+      abort_wake_(executor) {
+  send_wake_.expires_at(Clock::time_point::max());
+  reply_wake_.expires_at(Clock::time_point::max());
+  abort_wake_.expires_at(Clock::time_point::max());
+}
+
+awaitable<void> SecondaryChannel::AbortWait() { co_await abort_wake_.async_wait(); }
+
+void SecondaryChannel::set_backend(const routing::Backend* b, const OwnedUpstreamState& state) {
+  backend_ = b;
+  if (!conn_) conn_state_ = state;
+}
+
+bool SecondaryChannel::Retarget(const routing::Backend* b, const OwnedUpstreamState& state) {
+  if (b == backend_) return true;
+  if (!ops_.empty()) return false;
+  backend_ = b;
+  conn_state_ = state;
+  if (conn_) {
+    // Idle: the reader is not reading and nothing is in flight, so closing
+    // loses nothing; the loops end and Run() opens the new backend lazily.
+    retarget_ = true;
+    send_wake_.cancel();
+    reply_wake_.cancel();
+  }
+  return true;
+}
+
+bool SecondaryChannel::HasRoom(bool shadow, std::size_t bytes) const noexcept {
+  if (ops_.size() >= kMaxOps || queued_bytes_ + bytes > kMaxBytes) return false;
+  if (shadow && (shadow_ops_ >= kMaxShadowOps || shadow_bytes_ + bytes > kMaxShadowBytes)) return false;
+  return true;
+}
+
+bool SecondaryChannel::down() const {
+  if (conn_ && conn_->is_open()) return false;
+  return backend_ != nullptr && BackendHealth::Global().IsDown(backend_->name, Clock::now());
+}
+
+SecondaryOp& SecondaryChannel::Enqueue(SecondaryOp op) {
+  op.seq = end_seq();
+  const std::size_t bytes = op.command.size() + op.wire.size();
+  op.accounted_bytes = bytes;
+  queued_bytes_ += bytes;
+  if (op.kind == OpKind::kShadow) {
+    ++shadow_ops_;
+    shadow_bytes_ += bytes;
+  }
+  if (op.is_write()) ++unresolved_writes_;
+  if (op.kind == OpKind::kState) op.primary_done = true;
+  ops_.push_back(std::move(op));
+  SecondaryOp& added = ops_.back();
+  if (added.ready && sender_waiting_) send_wake_.cancel();
+  return added;
+}
+
+void SecondaryChannel::JournalNotQueued(std::string_view command, std::vector<std::string> keys,
+                                        std::string reason) {
+  SecondaryOp op;
+  op.command.assign(command);
+  op.keys = std::move(keys);
+  Journal(op, JournalKind::kDropped, std::move(reason));
+}
+
+SecondaryOp* SecondaryChannel::Find(std::uint64_t seq) noexcept {
+  if (seq < base_seq_ || seq >= end_seq()) return nullptr;
+  return &At(seq);
+}
+
+void SecondaryChannel::PrimaryReply(SecondaryOp& op) {
+  op.primary_done = true;
+  MaybeFinish(op);
+}
+
+void SecondaryChannel::CapturesDone(SecondaryOp& op) {
+  if (op.secondary_done) {  // abandoned meanwhile
+    op.primary_done = true;
+    MaybeFinish(op);
+    return;
+  }
+  const bool null_reply = op.primary.bytes() == "*-1\r\n" || op.primary.bytes() == "$-1\r\n" ||
+                          op.primary.bytes() == "_\r\n";
+  const bool committed = op.kind == OpKind::kCopy ? !op.primary.is_error() && !(op.deferred && null_reply)
+                                                  : op.primary.first_byte() == '*' && op.primary.bytes().size() > 1 &&
+                                                        op.primary.bytes()[1] != '-';
+  std::string error;
+  const std::size_t wire_before = op.wire.size();
+  if (!committed) {
+    // The primary refused the command, or the transaction did not commit
+    // (WATCH abort, EXECABORT): nothing changed, nothing to apply.
+    op.wire.clear();
+    op.replies_expected = 0;
+    op.skipped = true;
+  } else if (op.deferred) {
+    // The channel reads the keys itself when the op's turn comes.
+  } else {
+    std::string copies;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i + 1 < op.captures.size() && i / 2 < op.keys.size() && error.empty(); i += 2) {
+      const auto& dump = op.captures[i];
+      const auto& pttl = op.captures[i + 1];
+      if (dump.truncated()) {
+        error = absl::StrCat("value of ", op.keys[i / 2], " too large to copy inline (", dump.length(),
+                             " bytes); repair copies it");
+        break;
+      }
+      if (AppendCopyCommand(op.keys[i / 2], dump.bytes(), pttl.bytes(), copies, error)) ++n;
+    }
+    if (op.kind == OpKind::kCopy) {
+      op.wire = std::move(copies);
+      op.replies_expected = static_cast<int>(n);
+    } else {
+      // kBlock: `wire` holds MULTI and the writes; copies then EXEC follow.
+      op.wire.append(copies);
+      resp::AppendCommand(op.wire, {"EXEC"});
+      op.copies = n;
+      op.replies_expected += static_cast<int>(n) + 1;
+    }
+    if (op.wire.size() > wire_before) {
+      queued_bytes_ += op.wire.size() - wire_before;
+      op.accounted_bytes += op.wire.size() - wire_before;
+    }
+  }
+  op.captures.clear();
+  op.captures.shrink_to_fit();
+  op.ready = true;
+  if (op.kind == OpKind::kCopy) op.primary_done = true;
+  if (!error.empty()) {
+    op.sent = true;
+    SecondaryFailed(op, JournalKind::kDropped, std::move(error));
+    return;
+  }
+  if (sender_waiting_) send_wake_.cancel();
+}
+
+void SecondaryChannel::Release(SecondaryOp& op) {
+  op.released = true;
+  if (op.finished) Trim();
+}
+
+void SecondaryChannel::Stop() {
+  stop_ = true;
+  ++trim_blocked_;
+  for (std::uint64_t s = next_send_; s < end_seq(); ++s) {
+    SecondaryOp& op = At(s);
+    if (op.secondary_done) continue;
+    if (!op.ready) {
+      op.primary_done = true;
+      op.sent = true;
+      SecondaryFailed(op, JournalKind::kDropped, "session ended before the authoritative side answered");
+    }
+  }
+  --trim_blocked_;
+  Trim();
+  send_wake_.cancel();
+  reply_wake_.cancel();
+}
+
+void SecondaryChannel::Abort() {
+  aborted_ = true;
+  if (conn_) conn_->Close();
+  if (source_) source_->Close();
+  abort_wake_.cancel();
+  send_wake_.cancel();
+  reply_wake_.cancel();
+}
+
+void SecondaryChannel::AbandonAll(std::string_view reason) {
+  ++trim_blocked_;
+  for (std::size_t i = 0; i < ops_.size(); ++i) {
+    SecondaryOp& op = ops_[i];
+    op.released = true;
+    op.primary_done = true;
+    if (!op.secondary_done) {
+      const JournalKind kind = op.sent ? JournalKind::kFailed : JournalKind::kDropped;
+      op.sent = true;
+      SecondaryFailed(op, kind, std::string(reason));
+    } else {
+      MaybeFinish(op);
+    }
+  }
+  --trim_blocked_;
+  Trim();
+}
+
+bool SecondaryChannel::HasSendable() const {
+  for (std::uint64_t s = next_send_; s < end_seq(); ++s) {
+    const SecondaryOp& op = ops_[s - base_seq_];
+    if (op.secondary_done) continue;
+    return op.ready;
+  }
+  return false;
+}
+
+bool SecondaryChannel::AllNotReady() const { return !HasSendable(); }
+
+void SecondaryChannel::ApplyStateOp(const SecondaryOp& op) {
+  if (op.state_reset) {
+    conn_state_ = OwnedUpstreamState{backend_ ? backend_->redis_db : 0, false, ""};
+  }
+  if (op.state_db >= 0) conn_state_.db = op.state_db;
+  if (op.state_protocol != 0) conn_state_.resp3 = op.state_protocol == 3;
+  if (op.state_name) conn_state_.client_name = *op.state_name;
+}
+
+awaitable<void> SecondaryChannel::Run() {
+  while (!aborted_) {
+    if (retarget_) {
+      if (conn_) conn_->Close();
+      conn_.reset();
+      retarget_ = false;
+    }
+    if (!HasSendable()) {
+      if (stop_) co_return;
+      sender_waiting_ = true;
+      co_await send_wake_.async_wait();
+      sender_waiting_ = false;
+      continue;
+    }
+    if (!conn_ || !conn_->is_open()) {
+      if (backend_ == nullptr) {
+        DropSendable("no backend configured for this side");
+        continue;
+      }
+      const auto now = Clock::now();
+      if (!BackendHealth::Global().MayTry(backend_->name, now)) {
+        DropSendable(absl::StrCat("backend ", backend_->name, " is down"));
+        continue;
+      }
+      auto conn = std::make_unique<BackendConnection>(side_, *backend_, env_.config->limits.buffer_bytes,
+                                                      resp::ReplyLimits{});
+      asio::ssl::context* tls =
+          env_.services->tls ? env_.services->tls->ForBackend(backend_->name) : nullptr;
+      const UpstreamState state{conn_state_.db, conn_state_.resp3, conn_state_.client_name};
+      std::string error;
+      auto opened = co_await (conn->Open(tls, env_.config->limits.connect_timeout, state, error) || AbortWait());
+      if (aborted_ || opened.index() == 1) co_return;
+      const bool ok = std::get<0>(opened);
+      if (!ok) {
+        BackendHealth::Global().ReportFailure(backend_->name, Clock::now());
+        env_.route->RecordUpstreamError(side_);
+        LogWarn("redis secondary backend unavailable",
+                {{"route", env_.route->route.name}, {"backend", backend_->name}, {"error", error}});
+        DropSendable(error);
+        continue;
+      }
+      BackendHealth::Global().ReportSuccess(backend_->name);
+      conn_ = std::move(conn);
+      partial_active_ = false;
+    }
+    lost_ = false;
+    co_await (SenderLoop() && ReaderLoop());
+    if (aborted_) co_return;
+    if (lost_) {
+      conn_->Close();
+      BackendHealth::Global().ReportFailure(backend_->name, Clock::now());
+      env_.route->RecordUpstreamError(side_);
+      LogWarn("redis secondary backend connection lost",
+              {{"route", env_.route->route.name}, {"backend", backend_->name}, {"error", lost_reason_}});
+      FailInFlight(lost_reason_);
+      continue;
+    }
+    if (stop_ && !HasSendable() && in_flight_ == 0) co_return;
+  }
+}
+
+awaitable<void> SecondaryChannel::SenderLoop() {
+  for (;;) {
+    if (aborted_ || lost_ || retarget_) co_return;
+    out_bufs_.clear();
+    std::size_t batch = 0;
+    waiting_on_main_ = false;
+    while (next_send_ < end_seq()) {
+      SecondaryOp& op = At(next_send_);
+      if (op.secondary_done) {
+        op.sent = true;
+        ++next_send_;
+        continue;
+      }
+      if (!op.ready) break;
+      if (!stop_ && env_.main_answered && op.barrier > (*env_.main_answered)[static_cast<int>(side_)]) {
+        waiting_on_main_ = true;
+        break;
+      }
+      if (op.deferred && op.wire.empty() && !op.skipped) {
+        if (!out_bufs_.empty()) break;  // send what is gathered first
+        co_await PrepareDeferredCopy(op);
+        if (aborted_ || lost_ || retarget_) co_return;
+        continue;  // op is now a plain copy (or failed and skipped over)
+      }
+      op.sent = true;
+      ++next_send_;
+      if (op.kind == OpKind::kState) {
+        // RESET logs the connection out: log in again behind it.
+        if (op.state_reset && backend_) op.replies_expected += conn_->AppendLogin(op.wire, backend_->redis_db);
+        ApplyStateOp(op);
+      }
+      if (op.replies_expected == 0) {
+        SecondaryDone(op);
+        continue;
+      }
+      const std::string& wire = op.Wire();
+      out_bufs_.emplace_back(wire.data(), wire.size());
+      batch += wire.size();
+      ++in_flight_;
+      if (out_bufs_.size() >= kMaxBatchBuffers || batch >= kMaxBatchBytes) break;
+    }
+    if (!out_bufs_.empty()) {
+      if (reader_waiting_) reply_wake_.cancel();
+      auto [ec, n] = co_await conn_->stream().Write(out_bufs_);
+      if (aborted_) co_return;
+      if (ec) {
+        ConnectionLost(absl::StrCat("write failed: ", ec.message()));
+        co_return;
+      }
+      continue;
+    }
+    if (stop_ && !HasSendable()) {
+      reply_wake_.cancel();
+      co_return;
+    }
+    sender_waiting_ = true;
+    co_await send_wake_.async_wait();
+    sender_waiting_ = false;
+  }
+}
+
+awaitable<void> SecondaryChannel::PrepareDeferredCopy(SecondaryOp& op) {
+  // 1. The keys' stripes: from here until RESTORE is applied no other
+  //    writer of these keys goes through this process.
+  KeyOrder::Stripes stripes;
+  for (const auto& k : op.keys) KeyOrder::AddStripe(k, stripes);
+  Timer t(executor_);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (int spins = 0; !KeyOrder::Global().TryAcquire(stripes, op.stripe_owner); ++spins) {
+    if (aborted_) co_return;
+    if (Clock::now() > deadline) {
+      SecondaryFailed(op, JournalKind::kDropped, "key order wait timed out; repair copies the keys");
+      co_return;
+    }
+    t.expires_after(spins < 50 ? std::chrono::microseconds(50) : std::chrono::microseconds(1000));
+    co_await t.async_wait();
+  }
+  op.stripes = std::move(stripes);
+  // 2. DUMP/PTTL on the authoritative side, now.
+  std::string error;
+  if (source_backend_ == nullptr) error = "no authoritative backend to copy from";
+  if (error.empty() && (!source_ || !source_->is_open())) {
+    auto conn = std::make_unique<BackendConnection>(routing::Other(side_), *source_backend_,
+                                                    env_.config->limits.buffer_bytes, resp::ReplyLimits{});
+    asio::ssl::context* tls =
+        env_.services->tls ? env_.services->tls->ForBackend(source_backend_->name) : nullptr;
+    const UpstreamState state{conn_state_.db, false, ""};
+    auto opened = co_await (conn->Open(tls, env_.config->limits.connect_timeout, state, error) || AbortWait());
+    if (aborted_ || opened.index() == 1) co_return;
+    if (std::get<0>(opened)) {
+      source_ = std::move(conn);
+      source_db_ = conn_state_.db;
+    }
+  }
+  std::vector<CapturedReply> replies;
+  if (error.empty()) {
+    std::string out;
+    int n = 0;
+    if (source_db_ != conn_state_.db) {
+      resp::AppendCommand(out, {"SELECT", std::to_string(conn_state_.db)});
+      ++n;
+      source_db_ = conn_state_.db;
+    }
+    const int skip = n;
+    for (const auto& k : op.keys) {
+      resp::AppendCommand(out, {"DUMP", k});
+      resp::AppendCommand(out, {"PTTL", k});
+      n += 2;
+    }
+    auto [ec, written] = co_await source_->stream().Write(asio::buffer(out));
+    if (aborted_) co_return;
+    if (ec) error = absl::StrCat("write to the authoritative side failed: ", ec.message());
+    if (error.empty() && co_await ReadReplies(*source_, n, replies, error)) {
+      replies.erase(replies.begin(), replies.begin() + skip);
+    }
+    if (aborted_) co_return;
+    if (!error.empty()) source_->Close();
+  }
+  // 3. The copy commands.
+  std::string wire;
+  int count = 0;
+  for (std::size_t i = 0; error.empty() && i < op.keys.size(); ++i) {
+    if (replies[2 * i].truncated()) {
+      error = absl::StrCat("value of ", op.keys[i], " too large to copy inline (", replies[2 * i].length(),
+                           " bytes); repair copies it");
+      break;
+    }
+    if (AppendCopyCommand(op.keys[i], replies[2 * i].bytes(), replies[2 * i + 1].bytes(), wire, error)) ++count;
+  }
+  if (!error.empty()) {
+    SecondaryFailed(op, JournalKind::kFailed, std::move(error));
+    co_return;
+  }
+  queued_bytes_ += wire.size();
+  op.accounted_bytes += wire.size();
+  op.wire = std::move(wire);
+  op.replies_expected = count;
+  if (count == 0) op.skipped = true;
+}
+
+awaitable<bool> SecondaryChannel::ReadReplies(BackendConnection& conn, int n, std::vector<CapturedReply>& out,
+                                              std::string& error) {
+  auto& in = conn.in();
+  auto& parser = conn.parser();
+  bool partial = false;
+  while (static_cast<int>(out.size()) < n) {
+    const auto unparsed = in.Unparsed();
+    const auto status = unparsed.empty() ? resp::ParseStatus::kNeedMore : parser.Parse(unparsed);
+    if (status == resp::ParseStatus::kError) {
+      error = "the authoritative side sent an invalid reply";
+      co_return false;
+    }
+    const std::string_view text(reinterpret_cast<const char*>(unparsed.data()), unparsed.size());
+    if (status == resp::ParseStatus::kComplete) {
+      const std::size_t len = parser.frame().length;
+      if (!partial) out.emplace_back();
+      out.back().Append(text.substr(0, len), kCopyCap);
+      partial = false;
+      in.CommitParsed(len);
+      in.Consume(len);
+      continue;
+    }
+    if (!unparsed.empty() && parser.validated() >= in.capacity() / 2) {
+      const std::size_t v = parser.validated();
+      if (!partial) out.emplace_back();
+      partial = true;
+      out.back().Append(text.substr(0, v), kCopyCap);
+      in.Consume(v);
+      parser.DropPrefix(v);
+      continue;
+    }
+    auto tail = in.WritableTail();
+    if (tail.empty()) {
+      error = "reply line longer than the buffer";
+      co_return false;
+    }
+    auto [ec, got] = co_await conn.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+    if (aborted_) co_return false;
+    if (ec) {
+      error = absl::StrCat("the authoritative side closed the connection: ", ec.message());
+      co_return false;
+    }
+    in.CommitReceived(got);
+  }
+  co_return true;
+}
+
+awaitable<void> SecondaryChannel::ReaderLoop() {
+  for (;;) {
+    if (!ProcessReplies()) {
+      ConnectionLost("invalid reply");
+      co_return;
+    }
+    if (aborted_ || lost_) co_return;
+    if (in_flight_ == 0) {
+      if (retarget_ || (stop_ && !HasSendable())) co_return;
+      reader_waiting_ = true;
+      co_await reply_wake_.async_wait();
+      reader_waiting_ = false;
+      continue;
+    }
+    auto& in = conn_->in();
+    auto tail = in.WritableTail();
+    if (tail.empty()) {
+      ConnectionLost("reply line longer than the buffer");
+      co_return;
+    }
+    auto [ec, n] = co_await conn_->stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+    if (aborted_) co_return;
+    if (ec) {
+      ConnectionLost(IsExpectedDisconnect(ec) ? std::string("connection closed by the backend")
+                                              : absl::StrCat("read failed: ", ec.message()));
+      co_return;
+    }
+    in.CommitReceived(n);
+  }
+}
+
+bool SecondaryChannel::ProcessReplies() {
+  auto& in = conn_->in();
+  auto& parser = conn_->parser();
+  for (;;) {
+    while (next_reply_ < next_send_ && At(next_reply_).secondary_done) ++next_reply_;
+    const auto unparsed = in.Unparsed();
+    if (unparsed.empty()) return true;
+    const auto status = parser.Parse(unparsed);
+    if (status == resp::ParseStatus::kError) return false;
+    const std::string_view text(reinterpret_cast<const char*>(unparsed.data()), unparsed.size());
+    if (next_reply_ >= next_send_) {
+      // Nothing expected: only a RESP3 push may come (tracking is not
+      // enabled here, but a server may push anyway).
+      if (status == resp::ParseStatus::kComplete && text[0] == '>') {
+        in.CommitParsed(parser.frame().length);
+        in.Consume(parser.frame().length);
+        continue;
+      }
+      if (status == resp::ParseStatus::kNeedMore) return true;
+      return false;
+    }
+    SecondaryOp& op = At(next_reply_);
+    const bool last = op.replies_seen + 1 == op.replies_expected;
+    const bool capture = op.kind == OpKind::kDualWrite || op.kind == OpKind::kShadow ||
+                         (op.kind == OpKind::kBlock && last) ||
+                         (op.kind == OpKind::kCopy && !op.secondary.is_error());
+    if (status == resp::ParseStatus::kNeedMore) {
+      const std::size_t v = parser.validated();
+      if (v < in.capacity() / 2) return true;
+      if (!partial_active_) {
+        partial_active_ = true;
+        if (capture) op.secondary.Clear();
+      }
+      if (capture) op.secondary.Append(text.substr(0, v), kCompareCap);
+      in.Consume(v);
+      parser.DropPrefix(v);
+      continue;
+    }
+    const std::size_t len = parser.frame().length;
+    const std::string_view frame = text.substr(0, len);
+    if (!partial_active_ && !frame.empty() && frame[0] == '>') {
+      in.CommitParsed(len);
+      in.Consume(len);
+      continue;
+    }
+    if (capture) {
+      if (!partial_active_) op.secondary.Clear();
+      op.secondary.Append(frame, kCompareCap);
+    }
+    partial_active_ = false;
+    in.CommitParsed(len);
+    in.Consume(len);
+    if (++op.replies_seen >= op.replies_expected) {
+      --in_flight_;
+      ++next_reply_;
+      SecondaryDone(op);
+    }
+  }
+}
+
+void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
+  op.secondary_done = true;
+  op.secondary_us = MicrosSince(op.start);
+  if (op.is_write() && unresolved_writes_ > 0) --unresolved_writes_;
+  if (op.fence_seq != 0 && env_.fence) env_.fence->OnResolved(op.fence_seq);
+  if (op.kind != OpKind::kState && op.failure.empty())
+    env_.route->RecordRequest(side_, op.cls, op.secondary_us);
+  const bool wake = op.sync;
+  MaybeFinish(op);  // may drop `op`
+  if (wake && env_.on_progress) env_.on_progress();
+}
+
+void SecondaryChannel::SecondaryFailed(SecondaryOp& op, JournalKind kind, std::string reason) {
+  op.failure = std::move(reason);
+  op.failure_kind = kind;
+  SecondaryDone(op);
+}
+
+void SecondaryChannel::DropSendable(const std::string& reason) {
+  while (next_send_ < end_seq()) {
+    SecondaryOp& op = At(next_send_);
+    if (!op.secondary_done && !op.ready) break;
+    ++next_send_;
+    if (op.secondary_done) continue;
+    op.sent = true;
+    if (op.kind == OpKind::kState) {
+      ApplyStateOp(op);
+      SecondaryDone(op);
+      continue;
+    }
+    if (op.replies_expected == 0) {
+      SecondaryDone(op);
+      continue;
+    }
+    SecondaryFailed(op, JournalKind::kDropped, reason);
+  }
+  if (next_reply_ < next_send_ && in_flight_ == 0) next_reply_ = next_send_;
+}
+
+void SecondaryChannel::FailInFlight(const std::string& reason) {
+  for (std::uint64_t s = std::max(next_reply_, base_seq_); s < next_send_; ++s) {
+    SecondaryOp& op = At(s);
+    if (op.secondary_done) continue;
+    // Sent, outcome unknown: the repair re-copies its keys either way.
+    SecondaryFailed(op, op.kind == OpKind::kState ? JournalKind::kDropped : JournalKind::kFailed,
+                    absl::StrCat(reason, " before the reply"));
+  }
+  in_flight_ = 0;
+  next_reply_ = next_send_;
+  partial_active_ = false;
+}
+
+void SecondaryChannel::ConnectionLost(const std::string& reason) {
+  if (lost_) return;
+  lost_ = true;
+  lost_reason_ = reason;
+  if (conn_) conn_->Close();
+  send_wake_.cancel();
+  reply_wake_.cancel();
+}
+
+void SecondaryChannel::MaybeFinish(SecondaryOp& op) {
+  if (!op.finished && op.secondary_done && op.primary_done) {
+    op.finished = true;
+    if (!op.stripes.empty()) {
+      KeyOrder::Global().Release(op.stripes, op.stripe_owner);
+      op.stripes.clear();
+    }
+    Finish(op);
+  }
+  if (op.finished && op.released) Trim();
+}
+
+void SecondaryChannel::Finish(SecondaryOp& op) {
+  switch (op.kind) {
+    case OpKind::kState: return;
+    case OpKind::kShadow: {
+      if (!op.failure.empty()) return;  // never compared: not a result
+      const auto m = CompareCaptured(op.primary, op.secondary, op.compare);
+      env_.route->RecordShadow(m);
+      if (m && env_.services->shadow_samples) {
+        routing::ShadowSample s;
+        s.at = absl::Now();
+        s.route = env_.route->route.name;
+        s.kind = RouteRuntime::ShadowMismatchName(*m);
+        s.request = RenderCommandFrame(op.command);
+        s.primary = RenderReply(op.primary);
+        s.secondary = RenderReply(op.secondary);
+        s.primary_latency_us = op.primary_us;
+        s.secondary_latency_us = op.secondary_us;
+        env_.services->shadow_samples->Add(std::move(s));
+      }
+      return;
+    }
+    case OpKind::kDualWrite:
+    case OpKind::kCopy:
+    case OpKind::kBlock: {
+      if (op.skipped) return;
+      if (!op.failure.empty()) {
+        Journal(op, op.failure_kind, op.failure);
+        return;
+      }
+      std::optional<RouteRuntime::ShadowMismatch> m;
+      if (op.kind == OpKind::kDualWrite) {
+        m = CompareCaptured(op.primary, op.secondary, CompareMode::kFull);
+      } else if (op.kind == OpKind::kCopy) {
+        if (op.secondary.is_error()) m = RouteRuntime::ShadowMismatch::kError;
+      } else {
+        m = CompareExec(op.primary, op.secondary, op.positions, op.copies);
+      }
+      if (!m) {
+        env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+        return;
+      }
+      Journal(op, *m == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed : JournalKind::kDiverged,
+              RenderReply(op.secondary));
+      return;
+    }
+  }
+}
+
+void SecondaryChannel::Journal(const SecondaryOp& op, JournalKind kind, std::string secondary_outcome) {
+  env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
+  routing::JournalEntry e;
+  e.at = absl::Now();
+  e.migration_id = migration_id_;
+  e.route = env_.route->route.name;
+  e.backend = backend_ ? backend_->name : std::string();
+  e.session = env_.session_id;
+  e.kind = kind;
+  if (op.kind == OpKind::kBlock) {
+    // MULTI <writes> EXEC, one statement.
+    std::string s;
+    std::string_view rest = op.command;
+    protocol::resp::RequestParser parser;
+    while (!rest.empty() && parser.Parse(rest) == resp::ParseStatus::kComplete) {
+      const auto args = parser.command().args;
+      if (!s.empty()) s.append("; ");
+      s.append(RenderArgs(args, 1024));
+      rest.remove_prefix(parser.command().frame_length);
+      parser.Reset();
+      if (s.size() > 8192) break;
+    }
+    e.statement = std::move(s);
+  } else {
+    e.statement = RenderCommandFrame(op.command, 8192);
+  }
+  if (!op.keys.empty()) {
+    e.targets = op.keys;
+  } else {
+    const auto args = ArgsOfFrame(op.command);
+    if (!args.empty()) {
+      if (const auto* info = resp::LookupCommand(args)) e.targets = KeysOf(*info, args);
+    }
+  }
+  e.primary_outcome = RenderReply(op.primary);
+  e.secondary_outcome = std::move(secondary_outcome);
+  if (env_.services->journal && env_.services->journal->Append(std::move(e)) != 0) {
+    env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
+  } else if (ShouldLogJournalFull()) {
+    LogError("dual-write journal full: missed secondary writes are not recorded (repair, or raise journal.max_entries)",
+             {{"route", env_.route->route.name}, {"backend", backend_ ? backend_->name : std::string()}});
+  }
+}
+
+void SecondaryChannel::Trim() {
+  if (trim_blocked_ > 0) return;
+  while (!ops_.empty() && ops_.front().finished && ops_.front().released) {
+    SecondaryOp& op = ops_.front();
+    const std::size_t bytes = op.accounted_bytes;
+    queued_bytes_ -= std::min(queued_bytes_, bytes);
+    if (op.kind == OpKind::kShadow) {
+      --shadow_ops_;
+      shadow_bytes_ -= std::min(shadow_bytes_, bytes);
+    }
+    ops_.pop_front();
+    ++base_seq_;
+  }
+  if (next_send_ < base_seq_) next_send_ = base_seq_;
+  if (next_reply_ < base_seq_) next_reply_ = base_seq_;
+}
+
+}  // namespace turnout::proxy::redis

@@ -1,0 +1,271 @@
+#pragma once
+// The secondary side of one Redis client session (DESIGN.md §2, §4): an
+// ordered, bounded queue of work for one backend that is not the request's
+// primary, applied on a connection of its own, off the client's reply path.
+//
+//   request loop ── Enqueue(op) ──► ops_ (seq order) ──► sender ──► backend
+//   reply writer ── PrimaryReply / CapturesDone ─┘        reader ◄──┘
+//                                                          │
+//        Finish: compare, journal, metrics, shadow samples ◄┘
+//
+// Kinds of work (SecondaryOp::kind):
+//   kDualWrite  the client's deterministic write, byte for byte
+//   kCopy       RESTORE … REPLACE / DEL of the keys a non-deterministic write
+//               touched, built from the DUMP/PTTL the session sent right
+//               after it on the authoritative side. A blocking pop's copy is
+//               `deferred` instead: once it returned, the channel takes the
+//               keys' stripes (KeyOrder), reads DUMP/PTTL on a connection of
+//               its own to the authoritative side and restores that, so the
+//               copy is ordered with every other writer of those keys
+//   kBlock      a MULTI/EXEC block: MULTI, its deterministic writes, copies of
+//               its non-deterministic ones, EXEC; sent only once the primary's
+//               EXEC committed (a WATCH abort sends nothing)
+//   kShadow     a mirrored read (or a write rewritten under the scratch key
+//               prefix): the reply is compared with the primary's, then dropped
+//   kState      SELECT / HELLO / CLIENT SETNAME / RESET, so this connection
+//               sees the same session; reply ignored
+//
+// Order: ops are sent strictly in sequence; an op that is not ready (a copy
+// waiting for its DUMP) holds back the ones after it, so the secondary sees
+// the session's writes in the order the authoritative side applied them.
+// An op also waits until every primary request this session sent to the
+// same backend before it was answered (`barrier`), so a canary read on that
+// backend never observes a later write.
+//
+// Failure: the connection is opened lazily; when it cannot be opened or is
+// lost, every write it carried or would carry is journaled (kFailed when it
+// was sent and its outcome is unknown, kDropped when it never went out) and
+// the backend is marked down process-wide (BackendHealth) so reconnects are
+// rate-limited. The primary keeps serving.
+//
+// Bounded: at most kMaxOps ops and kMaxBytes of command bytes are queued;
+// past that a dual-write is journaled (kDropped) and a shadow request is
+// counted in shadow_dropped and dropped (a shadow has a tighter bound).
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/asio.h"
+#include "proxy/redis/backend_connection.h"
+#include "proxy/redis/key_order.h"
+#include "proxy/redis/secondary_work.h"
+#include "proxy/session.h"
+#include "proxy/session_context.h"
+#include "routing/journal.h"
+#include "routing/read_your_writes.h"
+
+namespace turnout::proxy::redis {
+
+enum class OpKind : std::uint8_t { kDualWrite, kCopy, kBlock, kShadow, kState };
+
+struct SecondaryOp {
+  using Clock = std::chrono::steady_clock;
+
+  std::uint64_t seq = 0;
+  OpKind kind = OpKind::kDualWrite;
+  routing::RequestClass cls = routing::RequestClass::kWrite;
+  bool sync = false;            // the client's reply waits for this op
+  CompareMode compare = CompareMode::kFull;
+
+  // Lifecycle.
+  bool ready = false;           // wire complete (copies and blocks wait for the primary)
+  bool sent = false;
+  bool secondary_done = false;  // replied, failed or dropped
+  bool primary_done = false;    // the primary's reply is known (or not needed)
+  bool finished = false;        // compared, journaled, counted
+  bool released = false;        // no reply-FIFO entry refers to it any more
+  bool skipped = false;         // the primary did not apply it: nothing to do
+  bool deferred = false;        // kCopy of a blocking pop: DUMP read by the channel
+
+  // What the client sent (RESP): the journal's statement, the shadow
+  // sample's request; and what goes to the secondary when it differs
+  // (copies, blocks, rewritten shadow writes). Empty wire: `command`.
+  std::string command;
+  std::string wire;
+  int replies_expected = 1;
+  int replies_seen = 0;
+  std::vector<std::string> keys;          // copies; journal targets (else from `command`)
+  std::vector<std::uint32_t> positions;   // kBlock: block indices of the writes sent
+  std::size_t copies = 0;                 // kBlock: trailing copy commands in the block
+
+  CapturedReply primary;
+  CapturedReply secondary;
+  std::vector<CapturedReply> captures;    // DUMP, PTTL per key (from the primary)
+  std::string failure;                    // why the secondary did not apply it
+  routing::JournalKind failure_kind = routing::JournalKind::kFailed;
+
+  // kState: the upstream state after this op (for a reconnect).
+  int state_db = -1;
+  int state_protocol = 0;                 // 2 or 3; 0 unchanged
+  std::optional<std::string> state_name;
+  bool state_reset = false;
+
+  Clock::time_point start;                // the request's dispatch
+  std::uint64_t primary_us = 0;
+  std::uint64_t secondary_us = 0;
+  std::uint64_t fence_seq = 0;            // async dual-writes: ReadYourWritesFence
+  std::uint64_t barrier = 0;              // see the header comment
+  std::size_t accounted_bytes = 0;        // counted against kMaxBytes
+  // Key stripes held for this write (KeyOrder) until it is finished.
+  KeyOrder::Stripes stripes;
+  std::uint64_t stripe_owner = 0;
+
+  const std::string& Wire() const { return wire.empty() ? command : wire; }
+  bool is_write() const { return kind == OpKind::kDualWrite || kind == OpKind::kCopy || kind == OpKind::kBlock; }
+};
+
+// Owned copy of the session state an upstream connection reproduces.
+struct OwnedUpstreamState {
+  int db = 0;
+  bool resp3 = false;
+  std::string client_name;
+};
+
+class SecondaryChannel {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::size_t kMaxOps = 4096;
+  static constexpr std::size_t kMaxBytes = 16u << 20;
+  static constexpr std::size_t kMaxShadowOps = 512;
+  static constexpr std::size_t kMaxShadowBytes = 4u << 20;
+  // Replies kept for comparison; longer ones are compared by hash and length.
+  static constexpr std::size_t kCompareCap = 1u << 20;
+  // DUMP payloads kept for a copy; a longer value is journaled for repair.
+  static constexpr std::size_t kCopyCap = 64u << 20;
+
+  struct Env {
+    RouteRuntime* route = nullptr;
+    std::shared_ptr<const ProxyServices> services;
+    std::shared_ptr<const routing::Config> config;
+    std::uint64_t session_id = 0;
+    routing::ReadYourWritesFence* fence = nullptr;
+    // Primary requests answered per side (see `barrier`).
+    const std::array<std::uint64_t, 2>* main_answered = nullptr;
+    // Wakes the session's reply writer (a sync reply may be waiting).
+    std::function<void()> on_progress;
+  };
+
+  SecondaryChannel(asio::any_io_executor executor, routing::Side side, Env env);
+  SecondaryChannel(const SecondaryChannel&) = delete;
+  SecondaryChannel& operator=(const SecondaryChannel&) = delete;
+
+  routing::Side side() const noexcept { return side_; }
+  // The backend this channel talks to; set before the first op and changed
+  // only while the channel is idle (Retarget).
+  const routing::Backend* backend() const noexcept { return backend_; }
+  void set_backend(const routing::Backend* b, const OwnedUpstreamState& state);
+  // The authoritative side's backend, for deferred copies.
+  void set_source_backend(const routing::Backend* b) { source_backend_ = b; }
+  // Drops the connection when nothing is queued, so the next op opens one to
+  // `b` (the policy's new backend changed). False when busy.
+  bool Retarget(const routing::Backend* b, const OwnedUpstreamState& state);
+  void set_migration(std::string migration_id) { migration_id_ = std::move(migration_id); }
+
+  // ---- request loop
+  // Room for one more op of `bytes` command bytes?
+  bool HasRoom(bool shadow, std::size_t bytes) const noexcept;
+  // Appends an op (seq assigned); ready ops wake the sender.
+  SecondaryOp& Enqueue(SecondaryOp op);
+  // A dual-write that was never queued (queue full, command too large to
+  // keep): journaled as kDropped and counted.
+  void JournalNotQueued(std::string_view command, std::vector<std::string> keys, std::string reason);
+  // Dual-writes, copies and blocks not yet applied (or journaled).
+  std::size_t unresolved_writes() const noexcept { return unresolved_writes_; }
+  bool idle() const noexcept { return ops_.empty(); }
+  // The connection failed recently and is in its back-off window.
+  bool down() const;
+
+  // ---- reply writer
+  SecondaryOp* Find(std::uint64_t seq) noexcept;
+  // The primary's reply (op.primary filled) is complete.
+  void PrimaryReply(SecondaryOp& op);
+  // Every capture of a kCopy/kBlock op arrived: build the wire and send.
+  void CapturesDone(SecondaryOp& op);
+  // The reply FIFO entry let go of the op.
+  void Release(SecondaryOp& op);
+  // A primary request on this channel's side was answered (barrier).
+  void MainAnswered() {
+    if (waiting_on_main_) send_wake_.cancel();
+  }
+
+  // ---- session lifecycle
+  awaitable<void> Run();
+  // No more ops will come: ops still waiting for the primary are journaled,
+  // the rest are applied, then Run() returns.
+  void Stop();
+  // Ends at once: the connection closes and Run() returns.
+  void Abort();
+  // After Run(): everything not applied is journaled.
+  void AbandonAll(std::string_view reason);
+  bool drained() const noexcept { return ops_.empty() || (next_send_ == end_seq() && in_flight_ == 0 && AllNotReady()); }
+
+ private:
+  awaitable<void> SenderLoop();
+  awaitable<void> ReaderLoop();
+  bool HasSendable() const;
+  bool AllNotReady() const;
+  std::uint64_t end_seq() const noexcept { return base_seq_ + ops_.size(); }
+  SecondaryOp& At(std::uint64_t seq) { return ops_[seq - base_seq_]; }
+  void ApplyStateOp(const SecondaryOp& op);
+  // Frames replies from the buffer and hands them to ops. False on a bad reply.
+  bool ProcessReplies();
+  void SecondaryDone(SecondaryOp& op);
+  void SecondaryFailed(SecondaryOp& op, routing::JournalKind kind, std::string reason);
+  void DropSendable(const std::string& reason);
+  void FailInFlight(const std::string& reason);
+  void MaybeFinish(SecondaryOp& op);
+  void Finish(SecondaryOp& op);
+  void Journal(const SecondaryOp& op, routing::JournalKind kind, std::string secondary_outcome);
+  void Trim();
+  void ConnectionLost(const std::string& reason);
+  awaitable<void> AbortWait();
+  // Deferred copy: stripes, DUMP/PTTL on the source connection, wire.
+  awaitable<void> PrepareDeferredCopy(SecondaryOp& op);
+  // Reads `n` replies on `conn` into `out` (large ones streamed, capped).
+  awaitable<bool> ReadReplies(BackendConnection& conn, int n, std::vector<CapturedReply>& out, std::string& error);
+
+  asio::any_io_executor executor_;
+  const routing::Side side_;
+  Env env_;
+  const routing::Backend* backend_ = nullptr;
+  std::string migration_id_;
+  std::unique_ptr<BackendConnection> conn_;
+  const routing::Backend* source_backend_ = nullptr;
+  std::unique_ptr<BackendConnection> source_;  // deferred copies read here
+  int source_db_ = -1;
+  OwnedUpstreamState conn_state_;  // the state at the next op to send
+
+  std::deque<SecondaryOp> ops_;   // seq base_seq_ .. end_seq()-1
+  std::uint64_t base_seq_ = 1;
+  std::uint64_t next_send_ = 1;
+  std::uint64_t next_reply_ = 1;
+  std::size_t in_flight_ = 0;
+  std::size_t queued_bytes_ = 0;
+  std::size_t shadow_ops_ = 0;
+  std::size_t shadow_bytes_ = 0;
+  std::size_t unresolved_writes_ = 0;
+
+  Timer send_wake_;
+  Timer reply_wake_;
+  std::vector<asio::const_buffer> out_bufs_;
+  Timer abort_wake_;
+  bool waiting_on_main_ = false;
+  bool sender_waiting_ = false;
+  bool reader_waiting_ = false;
+  bool retarget_ = false;
+  int trim_blocked_ = 0;
+  bool stop_ = false;
+  bool aborted_ = false;
+  bool lost_ = false;
+  bool partial_active_ = false;
+  std::string lost_reason_;
+};
+
+}  // namespace turnout::proxy::redis
