@@ -138,7 +138,8 @@ class DataMovement {
   bool stopping_ = false;
   std::vector<Migration> latest_;
   std::map<std::string, std::unique_ptr<Job>> jobs_;
-  // Migrations we already said run elsewhere (logged once per holder change).
+  // What we last said about a migration we do not run (another holder, a
+  // lock error): logged once per change.
   std::map<std::string, std::string> elsewhere_;
   // No new lock attempt for a migration before this (every checkpoint of a
   // job running elsewhere wakes the reconciler).

@@ -186,14 +186,33 @@ MigrationService::MigrationService(std::shared_ptr<const routing::Config> config
 absl::Status MigrationService::Start() { return Reload(); }
 
 absl::Status MigrationService::Reload() {
-  auto all = store_->LoadAll();
-  if (!all.ok()) return all.status();
-  std::lock_guard<std::mutex> l(mu_);
-  migrations_.clear();
-  for (auto& m : *all) migrations_[m.id] = std::move(m);
-  loaded_ = true;
-  PublishLocked();
-  return absl::OkStatus();
+  // LoadAll runs without mu_, so a write of ours may commit after the store
+  // was read and before mu_ is taken: the load would then undo it here (and
+  // our own NOTIFY never comes back to repair that). Read again when a local
+  // write landed meanwhile, and never move a migration to an older revision.
+  for (int attempt = 0;; ++attempt) {
+    std::uint64_t writes_before;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      writes_before = local_writes_;
+    }
+    auto all = store_->LoadAll();
+    if (!all.ok()) return all.status();
+    std::lock_guard<std::mutex> l(mu_);
+    if (local_writes_ != writes_before && attempt < 5) continue;
+    std::map<std::string, Migration> next;
+    for (auto& m : *all) {
+      auto it = migrations_.find(m.id);
+      // Same migration (a deleted and re-created id starts over at revision 1).
+      if (it != migrations_.end() && it->second.uuid == m.uuid && it->second.revision > m.revision)
+        next[m.id] = it->second;
+      else next[m.id] = std::move(m);
+    }
+    migrations_ = std::move(next);
+    loaded_ = true;
+    PublishLocked();
+    return absl::OkStatus();
+  }
 }
 
 bool MigrationService::loaded() const {
@@ -322,6 +341,7 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
     auto st = store_->Put(next, expected);
     if (st.ok()) {
       it->second = next;
+      ++local_writes_;
       // A quiet change (a progress checkpoint) leaves policies as they are.
       if (audit || next.state != state_before) PublishLocked();
       else NotifyLocked();
@@ -415,6 +435,7 @@ absl::StatusOr<json::value> MigrationService::Create(const json::value& body, co
     return st;
   }
   migrations_[m.id] = m;
+  ++local_writes_;
   PublishLocked();
   return json::value(MigrationToJson(m, false));
 }
@@ -617,6 +638,7 @@ absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, cons
   json::value gone = Summary(m);
   (void)actor;
   migrations_.erase(it);
+  ++local_writes_;
   PublishLocked();
   return gone;
 }

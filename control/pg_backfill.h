@@ -17,8 +17,9 @@
 // snapshot  one snapshot exported on old (pg_export_snapshot() in a
 //           REPEATABLE READ transaction held open) shared by `workers`
 //           connections (SET TRANSACTION SNAPSHOT), each copying whole tables.
-//           Checkpoint: the tables done. A resumed snapshot copy takes a new
-//           snapshot for the tables not yet done.
+//           Checkpoint: the tables done. A pause or shutdown abandons the
+//           tables in flight (their transaction on new rolls back); a resumed
+//           snapshot copy takes a new snapshot for the tables not yet done.
 //
 // Either way the rows stream old → new with COPY … TO STDOUT / FROM STDIN
 // (binary, or text when the spec says so) into a temporary staging table on
