@@ -876,46 +876,8 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
 awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::string* error) {
   const int i = static_cast<int>(side);
   BackendConnection* before = primary();
-  if (!backends_[i]) {
-    OpenFailure failure;
-    if (!co_await OpenBackend(side, &failure)) {
-      ctx_.route.RecordUpstreamError(side);
-      if (!failure.error_frame.empty()) {
-        ppg::ErrorResponse e;
-        auto r = ppg::FrameDecoder(ppg::Direction::kBackend).Decode(failure.error_frame);
-        if (r.ok() && !ppg::Decode(r.value.payload, &e)) *error = std::string(e.message());
-      }
-      if (error->empty()) *error = failure.message;
-      co_return false;
-    }
-    std::string replay_error;
-    if (!co_await backends_[i]->Replay(tracker_.state(), &replay_error))
-      *notice = "turnout: replaying session state on the new connection: " + replay_error;
-    if (!backends_[i]->ready()) {
-      *error = "turnout: lost the new backend connection while replaying session state";
-      co_return false;
-    }
-    backend_ready_.Notify();
-    LogDebug("pg backend opened lazily", {{"route", route().name}, {"backend", backends_[i]->backend().name}});
-  } else if (side != primary_side_) {
-    // Open but idle since it was last primary: bring it up to date. Its
-    // reader owns the socket, so the replies are swallowed there.
-    BackendConnection& b = *backends_[i];
-    std::string out;
-    const int replies = tracker_.state().AppendReplay(&out, &b.synced());
-    b.MarkSynced(tracker_.state().snapshot());
-    if (replies > 0) {
-      b.swallow_replies = replies;
-      b.swallow_errors.clear();
-      auto [ec, n] = co_await b.stream().Write(asio::buffer(out));
-      if (ec) {
-        *error = "turnout: lost the backend connection while replaying session state";
-        co_return false;
-      }
-      while (b.swallow_replies > 0 && b.ready()) co_await idle_.Wait();
-      if (!b.swallow_errors.empty()) *notice = "turnout: replaying session state: " + b.swallow_errors;
-    }
-  }
+  // Opened and replayed, or caught up since it was last primary.
+  if (!co_await EnsureSynced(side, notice, error)) co_return false;
   if (before != nullptr && before != backends_[i].get()) before->MarkSynced(tracker_.state().snapshot());
   // The client keeps seeing one server: report parameters that differ.
   std::string params;
