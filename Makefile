@@ -8,6 +8,10 @@ BUILD_TYPE ?= RelWithDebInfo
 # CI builds treat warnings as errors.
 WERROR ?= $(if $(filter true,$(CI)),ON,OFF)
 CTEST_ARGS ?=
+# ccache: paths relative to the checkout, so a fresh clone elsewhere (as CI
+# makes) still hits the cache of an earlier build on the same machine.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all deps configure build test demo bench clean
 

@@ -74,6 +74,7 @@ DataSpec DataSpecOf(const json::value& data) {
   s.batch_size = static_cast<int>(IntField(data, "batch_size", s.batch_size));
   s.sleep = std::chrono::milliseconds(IntField(data, "sleep_ms", s.sleep.count()));
   s.workers = static_cast<int>(IntField(data, "workers", s.workers));
+  s.passes = static_cast<int>(IntField(data, "passes", s.passes));
   s.binary = StringField(data, "format") != "text";
   return s;
 }
@@ -244,7 +245,13 @@ void DataMovement::Reconcile() {
     }
     auto lock = store_->TryLockExclusive("data:" + m.id);
     if (!lock.ok()) {
-      Log(absl::StrCat("migration ", m.id, ": cannot take the data movement lock: ", lock.status().message()));
+      // Retried every lock_retry; said once per distinct error.
+      const std::string said = absl::StrCat("lock error: ", lock.status().message());
+      std::lock_guard<std::mutex> l(mu_);
+      if (elsewhere_[m.id] != said) {
+        Log(absl::StrCat("migration ", m.id, ": cannot take the data movement lock: ", lock.status().message()));
+        elsewhere_[m.id] = said;
+      }
       continue;
     }
     if (*lock == nullptr) {

@@ -64,8 +64,14 @@ struct DataSpec {
   enum class Mode { kNone, kSnapshot, kScan };
   Mode mode = Mode::kNone;
   ConflictRule rule = ConflictRule::kNone;
-  int batch_size = 1000;                     // rows per keyset batch; keys per SCAN
+  // Rows per keyset batch (Postgres) or keys per SCAN (Redis); 0: the
+  // protocol's default (kPgBatch, kRedisBatch). A checkpoint is stored after
+  // every batch (an fsync with the file store), so Postgres batches are large.
+  int batch_size = 0;
+  static constexpr int kPgBatch = 5000;
+  static constexpr int kRedisBatch = 1000;
   std::chrono::milliseconds sleep{10};       // between batches (throttle)
+  int passes = 1;                            // scan: full passes (later ones catch rows written behind the cursor)
   int workers = 2;                           // snapshot: parallel table copies
   bool binary = true;                        // COPY format (text tolerates differing column types)
 };
@@ -132,7 +138,8 @@ class DataMovement {
   bool stopping_ = false;
   std::vector<Migration> latest_;
   std::map<std::string, std::unique_ptr<Job>> jobs_;
-  // Migrations we already said run elsewhere (logged once per holder change).
+  // What we last said about a migration we do not run (another holder, a
+  // lock error): logged once per change.
   std::map<std::string, std::string> elsewhere_;
   // No new lock attempt for a migration before this (every checkpoint of a
   // job running elsewhere wakes the reconciler).

@@ -40,8 +40,8 @@ absl::Status Illegal(const Migration& m, absl::string_view action) {
 }
 
 // `data`: "none" | {"type": "none"|"snapshot"|"scan", "replace": "none"|"replace"|"merge",
-//                   "batch_size": n, "sleep_ms": n, "workers": n, "format": "binary"|"text"}
-// The last four tune the copy (control/data_movement.h, DataSpec).
+//                   "batch_size": n, "sleep_ms": n, "passes": n, "workers": n, "format": "binary"|"text"}
+// The last five tune the copy (control/data_movement.h, DataSpec).
 absl::Status ValidateData(const json::value& v) {
   auto type_ok = [](json::string_view t) { return t == "none" || t == "snapshot" || t == "scan"; };
   if (v.is_string()) {
@@ -67,6 +67,8 @@ absl::Status ValidateData(const json::value& v) {
       if (auto st = whole(kv.value(), "batch_size", 1, 1000000); !st.ok()) return st;
     } else if (kv.key() == "sleep_ms") {
       if (auto st = whole(kv.value(), "sleep_ms", 0, 60000); !st.ok()) return st;
+    } else if (kv.key() == "passes") {
+      if (auto st = whole(kv.value(), "passes", 1, 100); !st.ok()) return st;
     } else if (kv.key() == "workers") {
       if (auto st = whole(kv.value(), "workers", 1, 16); !st.ok()) return st;
     } else if (kv.key() == "format") {
@@ -76,7 +78,7 @@ absl::Status ValidateData(const json::value& v) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()),
                                                      ": unknown field (allowed: type, replace, batch_size, sleep_ms, "
-                                                     "workers, format)"));
+                                                     "passes, workers, format)"));
     }
   }
   if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");
@@ -184,14 +186,33 @@ MigrationService::MigrationService(std::shared_ptr<const routing::Config> config
 absl::Status MigrationService::Start() { return Reload(); }
 
 absl::Status MigrationService::Reload() {
-  auto all = store_->LoadAll();
-  if (!all.ok()) return all.status();
-  std::lock_guard<std::mutex> l(mu_);
-  migrations_.clear();
-  for (auto& m : *all) migrations_[m.id] = std::move(m);
-  loaded_ = true;
-  PublishLocked();
-  return absl::OkStatus();
+  // LoadAll runs without mu_, so a write of ours may commit after the store
+  // was read and before mu_ is taken: the load would then undo it here (and
+  // our own NOTIFY never comes back to repair that). Read again when a local
+  // write landed meanwhile, and never move a migration to an older revision.
+  for (int attempt = 0;; ++attempt) {
+    std::uint64_t writes_before;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      writes_before = local_writes_;
+    }
+    auto all = store_->LoadAll();
+    if (!all.ok()) return all.status();
+    std::lock_guard<std::mutex> l(mu_);
+    if (local_writes_ != writes_before && attempt < 5) continue;
+    std::map<std::string, Migration> next;
+    for (auto& m : *all) {
+      auto it = migrations_.find(m.id);
+      // Same migration (a deleted and re-created id starts over at revision 1).
+      if (it != migrations_.end() && it->second.uuid == m.uuid && it->second.revision > m.revision)
+        next[m.id] = it->second;
+      else next[m.id] = std::move(m);
+    }
+    migrations_ = std::move(next);
+    loaded_ = true;
+    PublishLocked();
+    return absl::OkStatus();
+  }
 }
 
 bool MigrationService::loaded() const {
@@ -320,6 +341,7 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
     auto st = store_->Put(next, expected);
     if (st.ok()) {
       it->second = next;
+      ++local_writes_;
       // A quiet change (a progress checkpoint) leaves policies as they are.
       if (audit || next.state != state_before) PublishLocked();
       else NotifyLocked();
@@ -413,6 +435,7 @@ absl::StatusOr<json::value> MigrationService::Create(const json::value& body, co
     return st;
   }
   migrations_[m.id] = m;
+  ++local_writes_;
   PublishLocked();
   return json::value(MigrationToJson(m, false));
 }
@@ -580,6 +603,14 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
     } else if (action == "resume") {
       if (s != S::kPaused) return Illegal(mig, "resume");
       mig.state = S::kRunning;
+      // Its data movement finished while it was paused: complete it now if
+      // the strategy sends everything to new (the job's own rule).
+      auto spec = StrategyFromJson(mig.strategy);
+      if (HasData(mig) && !DataPending(mig) && mig.progress.status == "done" && spec.ok() && IsFullCutover(*spec)) {
+        bool partial = false;
+        for (const auto& r : mig.progress.routes) partial |= r.phase == "failed";
+        if (!partial) mig.state = S::kCompleted;
+      }
     } else if (action == "rollback") {
       if (s != S::kRunning && s != S::kPaused && s != S::kFailed) return Illegal(mig, "roll back");
       // Routing back to old is one publication; nothing else is to undo, so
@@ -607,6 +638,7 @@ absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, cons
   json::value gone = Summary(m);
   (void)actor;
   migrations_.erase(it);
+  ++local_writes_;
   PublishLocked();
   return gone;
 }

@@ -114,6 +114,8 @@ class MigrationService {
   routing::RouteTablePublisher* route_table_;
   mutable std::mutex mu_;
   std::map<std::string, Migration> migrations_;
+  // Successful writes of this process (Reload checks none raced its read).
+  std::uint64_t local_writes_ = 0;
   bool loaded_ = false;
   std::vector<std::function<void(const std::vector<Migration>&)>> on_publish_;
 };

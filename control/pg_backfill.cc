@@ -175,9 +175,8 @@ absl::StatusOr<std::int64_t> Estimate(const Side& from, const Table& t) {
   return std::atoll(Value(*count, 0, 0).c_str());
 }
 
-// The checkpoint: per table done / last key / counters, and whether the
-// sequences were advanced.
-json::value CheckpointOf(const std::vector<Table>& tables, bool sequences_done) {
+// The checkpoint: the pass (scan) and per table done / last key / counters.
+json::value CheckpointOf(const std::vector<Table>& tables, int pass) {
   json::array a;
   for (const auto& t : tables) {
     json::array last;
@@ -185,13 +184,13 @@ json::value CheckpointOf(const std::vector<Table>& tables, bool sequences_done) 
     a.push_back(json::object{{"table", t.name},     {"done", t.done},       {"last", std::move(last)},
                              {"copied", t.copied},  {"written", t.written}, {"total", t.total}});
   }
-  return json::object{{"tables", std::move(a)}, {"sequences_done", sequences_done}};
+  return json::object{{"pass", pass}, {"tables", std::move(a)}};
 }
 
-void RestoreCheckpoint(const json::value& cp, std::vector<Table>& tables, bool& sequences_done) {
-  sequences_done = false;
+void RestoreCheckpoint(const json::value& cp, std::vector<Table>& tables, int& pass) {
+  pass = 1;
   if (!cp.is_object()) return;
-  if (auto* s = cp.as_object().if_contains("sequences_done"); s && s->is_bool()) sequences_done = s->as_bool();
+  if (auto* s = cp.as_object().if_contains("pass"); s && s->is_number()) pass = std::max(1, s->to_number<int>());
   auto* arr = cp.as_object().if_contains("tables");
   if (arr == nullptr || !arr->is_array()) return;
   auto num = [](const json::object& o, const char* k) -> std::int64_t {
@@ -217,12 +216,13 @@ void RestoreCheckpoint(const json::value& cp, std::vector<Table>& tables, bool& 
   }
 }
 
-void Summarize(const std::vector<Table>& tables, RouteProgress& progress) {
+// Route counters from the tables'; `passes` scan passes read each table again.
+void Summarize(const std::vector<Table>& tables, RouteProgress& progress, int passes = 1) {
   progress.copied = progress.written = progress.total = 0;
   for (const auto& t : tables) {
     progress.copied += t.copied;
     progress.written += t.written;
-    progress.total += std::max<std::int64_t>(t.total, t.done ? t.copied : 0);
+    progress.total += std::max<std::int64_t>(t.total * passes, t.done ? t.copied : 0);
   }
 }
 
@@ -310,7 +310,8 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
   for (const auto& k : t.pk) texts.push_back("s." + k + "::text");
   auto upper = Exec(from,
                     absl::StrCat("select ", absl::StrJoin(texts, ", "), " from (select ", pk, " from ", t.quoted,
-                                 after.empty() ? "" : " where " + after, " order by ", pk, " limit ", spec.batch_size,
+                                 after.empty() ? "" : " where " + after, " order by ", pk, " limit ",
+                                 spec.batch_size > 0 ? spec.batch_size : DataSpec::kPgBatch,
                                  ") s order by ", KeyList(t, " desc"), " limit 1"),
                     {}, "read keys of " + t.name);
   if (!upper.ok()) return upper.status();
@@ -418,42 +419,53 @@ absl::Status CopyScan(const routing::Backend& old_backend, const routing::Backen
   if (auto st = PrepareTarget(*to, progress, nullptr); !st.ok()) return st;
   auto tables = Discover(*from, *to, scope, progress);
   if (!tables.ok()) return tables.status();
-  bool sequences_done = false;
-  RestoreCheckpoint(progress.checkpoint, *tables, sequences_done);
+  int pass = 1;
+  RestoreCheckpoint(progress.checkpoint, *tables, pass);
   for (auto& t : *tables) {
-    if (t.total >= 0 || t.done) continue;
+    if (t.total >= 0) continue;
     auto n = Estimate(*from, t);
     if (!n.ok()) return n.status();
     t.total = *n;
   }
-  Summarize(*tables, progress);
-  progress.checkpoint = CheckpointOf(*tables, sequences_done);
+  const int passes = std::max(1, spec.passes);
+  Summarize(*tables, progress, passes);
+  progress.checkpoint = CheckpointOf(*tables, pass);
   if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
 
-  for (std::size_t i = 0; i < tables->size(); ++i) {
-    Table& t = (*tables)[i];
-    if (t.done) continue;
-    const std::string stage = absl::StrCat("turnout_stage_", i);
-    if (auto r = Exec(*to, absl::StrCat("create temp table if not exists ", stage, " on commit delete rows as select ",
-                                        absl::StrJoin(t.columns, ", "), " from ", t.quoted, " with no data"),
-                      {}, "staging table for " + t.name);
-        !r.ok())
-      return r.status();
-    for (;;) {
-      if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
-      auto more = ScanBatch(*from, *to, t, stage, spec);
-      if (!more.ok()) return more.status();
-      if (!*more) t.done = true;
-      Summarize(*tables, progress);
-      progress.checkpoint = CheckpointOf(*tables, false);
-      if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
-      if (t.done) break;
-      ctx.Sleep(spec.sleep);
+  // Each pass reads every table from its first key again: rows written on
+  // old behind the cursor of an earlier pass are picked up.
+  for (; pass <= passes; ++pass) {
+    for (std::size_t i = 0; i < tables->size(); ++i) {
+      Table& t = (*tables)[i];
+      if (t.done) continue;
+      const std::string stage = absl::StrCat("turnout_stage_", i);
+      if (auto r = Exec(*to, absl::StrCat("create temp table if not exists ", stage, " on commit delete rows as select ",
+                                          absl::StrJoin(t.columns, ", "), " from ", t.quoted, " with no data"),
+                        {}, "staging table for " + t.name);
+          !r.ok())
+        return r.status();
+      for (;;) {
+        if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
+        auto more = ScanBatch(*from, *to, t, stage, spec);
+        if (!more.ok()) return more.status();
+        if (!*more) t.done = true;
+        Summarize(*tables, progress, passes);
+        progress.checkpoint = CheckpointOf(*tables, pass);
+        if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
+        if (t.done) break;
+        ctx.Sleep(spec.sleep);
+      }
+      (void)Exec(*to, "drop table if exists " + stage);
     }
-    (void)Exec(*to, "drop table if exists " + stage);
+    if (pass == passes) break;
+    for (auto& t : *tables) {
+      t.done = false;
+      t.last.clear();
+    }
+    ctx.Log(absl::StrCat("scan pass ", pass, " of ", passes, " done"));
   }
   if (auto st = AdvanceSequences(*from, *to, *tables, progress); !st.ok()) return st;
-  progress.checkpoint = CheckpointOf(*tables, true);
+  progress.checkpoint = CheckpointOf(*tables, passes);
   return absl::OkStatus();
 }
 
@@ -471,8 +483,8 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
   const std::string snapshot_id = Value(*snapshot, 0, 0);
   auto tables = Discover(*coordinator, *target, scope, progress);
   if (!tables.ok()) return tables.status();
-  bool sequences_done = false;
-  RestoreCheckpoint(progress.checkpoint, *tables, sequences_done);
+  int pass = 1;
+  RestoreCheckpoint(progress.checkpoint, *tables, pass);
   for (auto& t : *tables) {
     if (t.done) continue;
     auto n = Estimate(*coordinator, t);
@@ -481,7 +493,7 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
     t.copied = t.written = 0;  // a table not done is copied whole again
   }
   Summarize(*tables, progress);
-  progress.checkpoint = CheckpointOf(*tables, sequences_done);
+  progress.checkpoint = CheckpointOf(*tables, 1);
   if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
 
   std::vector<std::size_t> todo;
@@ -518,7 +530,7 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
       std::lock_guard<std::mutex> l(mu);
       *t = std::move(work);
       Summarize(*tables, progress);
-      progress.checkpoint = CheckpointOf(*tables, false);
+      progress.checkpoint = CheckpointOf(*tables, 1);
       if (auto st = ctx.Checkpoint(progress); !st.ok()) {
         if (first_error.ok()) first_error = st;
         break;
@@ -533,7 +545,7 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
   (void)Exec(*coordinator, "commit");
   if (!first_error.ok()) return first_error;
   if (auto st = AdvanceSequences(*coordinator, *target, *tables, progress); !st.ok()) return st;
-  progress.checkpoint = CheckpointOf(*tables, true);
+  progress.checkpoint = CheckpointOf(*tables, 1);
   return absl::OkStatus();
 }
 

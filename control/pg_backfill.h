@@ -11,11 +11,15 @@
 //           transaction on old: find the batch's last key
 //           (`WHERE (pk) > $last ORDER BY pk LIMIT n`), then COPY the rows up
 //           to it. Checkpoint: the last key per table, after every batch.
+//           `passes` > 1 reads every table again from its first key, to
+//           pick up rows written on old behind the cursor of an earlier pass
+//           (with dual-write armed one pass suffices: new writes reach both).
 // snapshot  one snapshot exported on old (pg_export_snapshot() in a
 //           REPEATABLE READ transaction held open) shared by `workers`
 //           connections (SET TRANSACTION SNAPSHOT), each copying whole tables.
-//           Checkpoint: the tables done. A resumed snapshot copy takes a new
-//           snapshot for the tables not yet done.
+//           Checkpoint: the tables done. A pause or shutdown abandons the
+//           tables in flight (their transaction on new rolls back); a resumed
+//           snapshot copy takes a new snapshot for the tables not yet done.
 //
 // Either way the rows stream old → new with COPY … TO STDOUT / FROM STDIN
 // (binary, or text when the spec says so) into a temporary staging table on

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -159,21 +160,33 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
   auto to = Connect(new_backend, "new");
   if (!to.ok()) return to.status();
 
-  // Resume point: the glob being scanned and its cursor.
+  // Resume point: the pass, the glob being scanned and its cursor.
+  const int passes = std::max(1, spec.passes);
+  int pass = static_cast<int>(std::max<std::int64_t>(1, IntOr(progress.checkpoint, "pass", 1)));
   std::size_t glob_index = static_cast<std::size_t>(IntOr(progress.checkpoint, "glob", 0));
   std::string cursor = StringOr(progress.checkpoint, "cursor", "0");
   if (progress.checkpoint.is_null() || progress.total == 0) {
     auto total = EstimateKeys(from->get(), globs);
     if (!total.ok()) return total.status();
-    progress.total = *total;
+    progress.total = *total * passes;
   }
   const bool merge = spec.rule == ConflictRule::kMerge;
   const bool replace = spec.rule == ConflictRule::kReplace;
+  const std::size_t batch = static_cast<std::size_t>(spec.batch_size > 0 ? spec.batch_size : DataSpec::kRedisBatch);
+  std::size_t unsaved = 0;  // keys applied since the last checkpoint
 
-  while (glob_index < globs.size()) {
+  // Later passes SCAN again: keys created during an earlier pass may have
+  // been missed by it (SCAN only promises keys present throughout).
+  while (pass <= passes) {
+    if (glob_index == globs.size()) {
+      if (pass == passes) break;
+      ++pass;
+      glob_index = 0;
+      ctx.Log(absl::StrCat("scan pass ", pass - 1, " of ", passes, " done"));
+    }
     if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
     const std::string& glob = globs[glob_index];
-    auto page = Scan(from->get(), cursor, glob, spec.batch_size);
+    auto page = Scan(from->get(), cursor, glob, static_cast<int>(batch));
     if (!page.ok()) return page.status();
     cursor = page->cursor;
 
@@ -223,16 +236,20 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
       }
       progress.copied += static_cast<std::int64_t>(page->keys.size());
     }
+    unsaved += page->keys.size();
     const bool glob_done = cursor == "0";
     if (glob_done) {
       ++glob_index;
       cursor = "0";
     }
-    // Empty pages of a sparse glob are not worth a checkpoint each.
-    if (!page->keys.empty() || glob_done) {
-      progress.checkpoint = json::object{{"glob", static_cast<std::int64_t>(glob_index)}, {"cursor", cursor}};
+    // A batch is `batch_size` keys, not one SCAN page: a sparse glob returns
+    // a few keys per page, each not worth a checkpoint.
+    if (unsaved >= batch || glob_done) {
+      progress.checkpoint =
+          json::object{{"pass", pass}, {"glob", static_cast<std::int64_t>(glob_index)}, {"cursor", cursor}};
       if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
-      if (glob_index < globs.size()) ctx.Sleep(spec.sleep);
+      unsaved = 0;
+      if (glob_index < globs.size() || pass < passes) ctx.Sleep(spec.sleep);
     }
   }
   return absl::OkStatus();

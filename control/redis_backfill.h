@@ -2,11 +2,12 @@
 // Redis data movement of one route (DESIGN.md §6), over hiredis.
 //
 // For each key glob of the migration's key scopes (or "*" when none): SCAN
-// with MATCH in batches of `batch_size`; for the batch, DUMP and PTTL on old
-// and RESTORE on new, each side pipelined (redisAppendCommandArgv, then
+// with MATCH and COUNT `batch_size`; for each page, DUMP and PTTL on old and
+// RESTORE on new, each side pipelined (redisAppendCommandArgv, then
 // redisGetReply per command). Checkpoint: the glob and the SCAN cursor, after
-// every batch; SCAN's guarantee (every key present for the whole iteration
-// is returned) holds across a restart of turnout, not of old's server.
+// every batch of `batch_size` keys (a sparse glob needs several pages per
+// batch); SCAN's guarantee (every key present for the whole iteration is
+// returned) holds across a restart of turnout, not of old's server.
 //
 // Conflict rule for a key new already has:
 //   none     RESTORE without REPLACE; BUSYKEY → keep new's key

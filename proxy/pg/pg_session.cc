@@ -83,6 +83,10 @@ bool DebugHooksEnabled() {
   return enabled;
 }
 
+// Sync dual-write of statements inside explicit transactions (lazy BEGIN on
+// the secondary). Off: see HandleDualWrite.
+constexpr bool kDualWriteInTransactions = false;
+
 // Gathered segments per client write.
 constexpr std::size_t kMaxSegments = 16;
 // How long a client may take to start up and authenticate (the server's
@@ -160,6 +164,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void Answered(const RequestTracker::Record& r, std::chrono::microseconds latency) override {
     ctx_.route.RecordRequest(r.side, r.cls, static_cast<std::uint64_t>(latency.count()));
   }
+  bool Barrier() override { return std::exchange(barrier_, false); }
   void InFlight(bool busy) override {
     cancel_slots_->SetBusy(static_cast<int>(primary_side_), busy);
     if (!busy) idle_.Notify();
@@ -175,6 +180,34 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> HandleDebugUse(Side side);
   awaitable<bool> HandleRefusal(std::string_view message);
   awaitable<bool> SwitchPrimary(Side side, std::string* notice, std::string* error);
+  awaitable<bool> EnsureSynced(Side side, std::string* notice, std::string* error);
+  awaitable<void> RelayBackend(Side side);
+  void SecondaryLost(Side side);
+  bool SideDown(Side side) const { return Clock::now() < down_until_[static_cast<int>(side)]; }
+  const std::string& BackendName(Side side) const;
+
+  // ---------------------------------------------------------------- dual-write
+  // One sync dual-write in progress (DESIGN.md §2): the statement went to the
+  // primary and to `secondary`; the primary's ReadyForQuery is held back
+  // until the secondary answered too, and both outcomes are compared.
+  struct DualOp {
+    bool active = false;
+    bool primary_done = false;
+    bool secondary_done = false;
+    Side secondary = Side::kNew;
+    std::string sql;
+    std::vector<std::string> tables;
+    std::string primary_tags, secondary_tags;      // CommandComplete tags, ';'-joined
+    std::string primary_error, secondary_error;    // first ErrorResponse message
+    std::string held_z;                            // the primary's ReadyForQuery, held back
+    bool dropped = false;                          // never reached the secondary
+    protocol::pg::TransactionStatus secondary_status = protocol::pg::TransactionStatus::kIdle;
+  };
+  awaitable<bool> HandleDualWrite(std::string bytes);
+  void CaptureOutcome(const ppg::Frame& f, std::string* tags, std::string* error);
+  void FinishDual();
+  void JournalWrite(routing::JournalKind kind, const std::string& sql, const std::vector<std::string>& tables,
+                    std::string primary_outcome, std::string secondary_outcome);
   awaitable<void> SendFatal(std::string_view sqlstate, std::string_view message);
 
   // ---------------------------------------------------------------- members
@@ -207,6 +240,17 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::optional<routing::RouteTableReader> reader_;
 
   routing::Plan last_plan_;
+  bool barrier_ = false;                 // Route() asks for a barrier (see Hooks::Barrier)
+  std::optional<Side> switch_to_;        // ... and then a switch of the primary
+  std::array<Clock::time_point, 2> down_until_{};  // a backend that failed: not retried before
+  std::vector<std::unique_ptr<BackendConnection>> dead_backends_;  // lost secondaries, closed
+  DualOp dual_;
+  Event dual_done_{ex_};
+  std::string release_;                  // bytes a backend loop must write to the client next
+  bool debug_pinned_ = false;            // a debug hook chose the primary
+  bool dual_in_txn_ = false;             // the dual-write statement came inside a transaction
+  bool sec_txn_ = false;                 // the secondary has lazily begun the client's transaction
+  bool sec_txn_broken_ = false;          // ... and lost it: the rest of the transaction is journaled
   RequestTracker tracker_;
   std::string scratch_;  // turnout's own replies
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
@@ -581,7 +625,7 @@ LoginParams PgSession::MakeLogin(const routing::Backend& backend) const {
 }
 
 awaitable<bool> PgSession::OpenBackend(Side side, OpenFailure* failure) {
-  const std::string& name = side == Side::kOld ? route().old_backend : route().new_backend;
+  const std::string& name = BackendName(side);
   const routing::Backend* backend = ctx_.config->FindBackend(name);
   if (backend == nullptr) {
     failure->message = absl::StrCat("turnout: route ", route().name, " has no ",
@@ -613,13 +657,50 @@ routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
   req.connection_id = ctx_.connection_id;
   req.ddl_risk = risk;
   last_plan_ = reader_->policy().Decide(req, absl::Now());
-  // Until the routing engine drives backend selection, the session keeps
-  // its primary (old, or what a debug switch chose) and ignores secondaries;
-  // refusals are honoured.
   routing::Plan plan = last_plan_;
-  plan.set_primary(primary_side_);
-  plan.ClearSecondaries();
-  return plan;
+  if (plan.refused()) return plan;
+  // The side is chosen at the first statement of a transaction (or batch)
+  // and pinned until it ends (DESIGN.md §3).
+  const bool in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle || sec_txn_;
+  const bool may_switch = !in_txn && !tracker_.unsynced() && !debug_pinned_;
+  Side want = may_switch ? plan.primary() : primary_side_;
+  dual_in_txn_ = tracker_.txn_status() != ppg::TransactionStatus::kIdle;
+  if (want != primary_side_ && SideDown(want)) want = primary_side_;
+  plan.set_primary(want);
+  plan.RemoveSecondariesOn(want);
+  // Secondary work the session carries out: sync dual-write of simple
+  // Queries. Transaction control starts nothing on the secondary (BEGIN is
+  // sent lazily before the first write); once the secondary has begun,
+  // every statement of the transaction goes to both.
+  routing::Plan out(want);
+  if (plan.has(routing::kPlanAtomic)) out.set(routing::kPlanAtomic);
+  bool dual = false;
+  if (!tracker_.unsynced() && !debug_pinned_) {
+    if (sec_txn_ || sec_txn_broken_) {
+      dual = true;
+    } else if (cls == routing::RequestClass::kWrite || cls == routing::RequestClass::kDdl) {
+      for (const auto& sec : plan.secondaries())
+        if (sec.role == routing::SecondaryRole::kDualWrite) dual = true;
+    }
+  }
+  if (dual) out.AddSecondary(routing::Secondary{Other(want), routing::SecondaryRole::kDualWrite, routing::Apply::kSync});
+  // A switch, or a dual-write, starts from a quiet session.
+  if (want != primary_side_) {
+    barrier_ = true;
+    switch_to_ = want;
+  } else if (dual && !BackendIdle()) {
+    barrier_ = true;
+  }
+  return out;
+}
+
+const std::string& PgSession::BackendName(Side side) const {
+  if (side == Side::kNew) {
+    const std::string& n = reader_->policy().inputs().new_backend;
+    if (!n.empty()) return n;
+    return route().new_backend;
+  }
+  return route().old_backend;
 }
 
 // ================================================================== client -> backend
@@ -668,6 +749,32 @@ awaitable<void> PgSession::ClientLoop() {
         const Verdict v = tracker_.OnClientFrame(f);
         if (v == Verdict::kForward) {
           in.CommitParsed(f.total_size);
+          continue;
+        }
+        if (v == Verdict::kBarrier) {
+          // Everything before goes out and is answered; then maybe a switch;
+          // then the same frame is fed again (nothing was recorded for it).
+          if (!co_await FlushClientParsed()) co_return;
+          co_await WaitBackendIdle();
+          while (dual_.active) co_await dual_done_.Wait();
+          if (switch_to_) {
+            const Side side = *switch_to_;
+            switch_to_.reset();
+            if (side != primary_side_ && tracker_.txn_status() == ppg::TransactionStatus::kIdle) {
+              std::string notice, error;
+              if (!co_await SwitchPrimary(side, &notice, &error)) {
+                down_until_[static_cast<int>(side)] = Clock::now() + std::chrono::seconds(1);
+                LogWarn("pg backend unavailable; staying on the other side",
+                        {{"route", route().name}, {"backend", BackendName(side)}, {"error", error}});
+              }
+            }
+          }
+          continue;
+        }
+        if (v == Verdict::kDualWrite) {
+          std::string bytes(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
+          in.CommitParsed(f.total_size);
+          if (!co_await HandleDualWrite(std::move(bytes))) co_return;
           continue;
         }
         // Everything before this frame goes out first, in order.
@@ -752,6 +859,7 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
   if (tracker_.txn_status() != ppg::TransactionStatus::kIdle) {
     error = "turnout: cannot switch backends inside a transaction";
   } else if (co_await SwitchPrimary(side, &notice, &error)) {
+    debug_pinned_ = true;
     if (!notice.empty())
       ppg::AppendNoticeResponse(&out, ppg::ErrorSpec{.severity = "WARNING", .sqlstate = "01000", .message = notice});
     ppg::AppendCommandComplete(&out, side == Side::kNew ? "TURNOUT USE NEW" : "TURNOUT USE OLD");
@@ -768,6 +876,25 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
 awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::string* error) {
   const int i = static_cast<int>(side);
   BackendConnection* before = primary();
+  // Opened and replayed, or caught up since it was last primary.
+  if (!co_await EnsureSynced(side, notice, error)) co_return false;
+  if (before != nullptr && before != backends_[i].get()) before->MarkSynced(tracker_.state().snapshot());
+  // The client keeps seeing one server: report parameters that differ.
+  std::string params;
+  for (const auto& [name, value] : backends_[i]->parameters())
+    if (before == nullptr || before->Parameter(name) != value) ppg::AppendParameterStatus(&params, name, value);
+  if (!params.empty() && !co_await WriteToClient(params)) co_return false;
+  primary_side_ = side;
+  tracker_.set_side(side);
+  co_return true;
+}
+
+// ================================================================== dual-write
+
+// Brings `side` to the session's state without making it the primary:
+// opened (and replayed) when needed, else caught up from its last sync.
+awaitable<bool> PgSession::EnsureSynced(Side side, std::string* notice, std::string* error) {
+  const int i = static_cast<int>(side);
   if (!backends_[i]) {
     OpenFailure failure;
     if (!co_await OpenBackend(side, &failure)) {
@@ -789,33 +916,168 @@ awaitable<bool> PgSession::SwitchPrimary(Side side, std::string* notice, std::st
     }
     backend_ready_.Notify();
     LogDebug("pg backend opened lazily", {{"route", route().name}, {"backend", backends_[i]->backend().name}});
-  } else if (side != primary_side_) {
-    // Open but idle since it was last primary: bring it up to date. Its
-    // reader owns the socket, so the replies are swallowed there.
-    BackendConnection& b = *backends_[i];
-    std::string out;
-    const int replies = tracker_.state().AppendReplay(&out, &b.synced());
-    b.MarkSynced(tracker_.state().snapshot());
-    if (replies > 0) {
-      b.swallow_replies = replies;
-      b.swallow_errors.clear();
+    co_return true;
+  }
+  if (side == primary_side_) co_return true;
+  BackendConnection& b = *backends_[i];
+  std::string out;
+  const int replies = tracker_.state().AppendReplay(&out, &b.synced());
+  b.MarkSynced(tracker_.state().snapshot());
+  if (replies > 0) {
+    b.swallow_replies += replies;
+    b.swallow_errors.clear();
+    auto [ec, n] = co_await b.stream().Write(asio::buffer(out));
+    if (ec) {
+      *error = "turnout: lost the backend connection while replaying session state";
+      co_return false;
+    }
+    while (b.swallow_replies > 0 && b.ready() && backends_[i]) co_await idle_.Wait();
+    if (!b.swallow_errors.empty()) *notice = "turnout: replaying session state: " + b.swallow_errors;
+  }
+  co_return true;
+}
+
+void PgSession::CaptureOutcome(const ppg::Frame& f, std::string* tags, std::string* error) {
+  if (f.type == 'C') {
+    ppg::PayloadReader r(f.payload);
+    std::string_view tag;
+    if (r.ReadCString(&tag)) {
+      if (!tags->empty()) tags->push_back(';');
+      tags->append(tag);
+    }
+  } else if (f.type == 'E' && error->empty()) {
+    ppg::ErrorResponse e;
+    if (!ppg::Decode(f.payload, &e)) {
+      *error = std::string(e.sqlstate());
+      error->push_back(' ');
+      error->append(e.message());
+    }
+    if (error->empty()) *error = "error";
+  }
+}
+
+void PgSession::JournalWrite(routing::JournalKind kind, const std::string& sql, const std::vector<std::string>& tables,
+                             std::string primary_outcome, std::string secondary_outcome) {
+  routing::JournalEntry e;
+  e.at = absl::Now();
+  e.migration_id = reader_->policy().migration_id();
+  e.route = route().name;
+  e.backend = BackendName(dual_.secondary);
+  e.session = ctx_.connection_id;
+  e.kind = kind;
+  e.statement = sql;
+  e.targets = tables;
+  e.primary_outcome = std::move(primary_outcome);
+  e.secondary_outcome = std::move(secondary_outcome);
+  ctx_.services->journal->Append(std::move(e));
+}
+
+// Both sides answered (or the secondary never got the statement): compare,
+// journal, and let the client have the primary's ReadyForQuery.
+void PgSession::FinishDual() {
+  DualOp& d = dual_;
+  auto outcome = [](const std::string& tags, const std::string& error) {
+    return error.empty() ? tags : absl::StrCat(tags, tags.empty() ? "" : "; ", "ERROR ", error);
+  };
+  const std::string p = outcome(d.primary_tags, d.primary_error);
+  const std::string sec = outcome(d.secondary_tags, d.secondary_error);
+  if (d.dropped) {
+    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
+    JournalWrite(routing::JournalKind::kDropped, d.sql, d.tables, p, sec);
+  } else if (d.primary_error.empty() != d.secondary_error.empty()) {
+    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
+    JournalWrite(routing::JournalKind::kFailed, d.sql, d.tables, p, sec);
+  } else if (d.primary_tags != d.secondary_tags) {
+    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
+    JournalWrite(routing::JournalKind::kDiverged, d.sql, d.tables, p, sec);
+  } else {
+    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+  }
+  // The secondary follows the client's transaction while the primary is in one.
+  if (tracker_.txn_status() == ppg::TransactionStatus::kIdle) {
+    sec_txn_ = false;
+    sec_txn_broken_ = false;
+  } else if (d.dropped) {
+    sec_txn_ = false;
+    sec_txn_broken_ = true;
+  } else if (d.secondary_status != ppg::TransactionStatus::kIdle) {
+    sec_txn_ = true;
+  }
+  if (!d.held_z.empty()) {
+    release_ += d.held_z;
+    d.held_z.clear();
+  }
+  d.active = false;
+  dual_done_.Notify();
+}
+
+// A simple Query with dual-write work (the tracker has recorded it; its
+// bytes are the last parsed ones in the client buffer). Sync: the primary
+// first, then the secondary; the client gets the primary's ReadyForQuery
+// and reads on only after both sides answered.
+awaitable<bool> PgSession::HandleDualWrite(std::string bytes) {
+  const Side sec = Other(primary_side_);
+  dual_ = DualOp{};
+  dual_.active = true;
+  dual_.secondary = sec;
+  {
+    ppg::Query q;
+    if (!ppg::Decode(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()) + 5,
+                                                    bytes.size() - 5),
+                     &q))
+      dual_.sql = std::string(q.sql);
+    for (auto t : tracker_.QueryTables()) dual_.tables.emplace_back(t);
+  }
+  const bool lazy_begin = dual_in_txn_ && !sec_txn_ && !sec_txn_broken_;
+  if (!co_await FlushClientParsed()) co_return false;
+  // The secondary gets the statement once the primary has applied it: row
+  // locks are then taken on the secondary in the order the primary granted
+  // them, so concurrent sessions cannot deadlock across the two sides.
+  while (dual_.active && !dual_.primary_done) co_await dual_done_.Wait();
+  std::string error;
+  if (kDualWriteInTransactions == false && (dual_in_txn_ || sec_txn_)) {
+    // TODO(issue 5): carrying transactions to the secondary (lazy BEGIN,
+    // below) stalls under concurrent mixed load; until that is fixed such
+    // writes are journaled for repair, never silently dropped.
+    error = "turnout: writes inside transactions are not dual-written yet; journaled for repair";
+  } else if (sec_txn_broken_) {
+    error = "turnout: the secondary lost this transaction";
+  } else if (SideDown(sec) && !backends_[static_cast<int>(sec)]) {
+    error = "turnout: backend unavailable (retrying shortly)";
+  } else {
+    std::string notice;
+    if (!co_await EnsureSynced(sec, &notice, &error)) {
+      down_until_[static_cast<int>(sec)] = Clock::now() + std::chrono::seconds(1);
+      if (error.empty()) error = "turnout: backend unavailable";
+    } else {
+      BackendConnection& b = *backends_[static_cast<int>(sec)];
+      std::string out;
+      if (lazy_begin) {
+        ppg::FrameBuilder fb(&out, 'Q');
+        fb.CString("BEGIN");
+        fb.Finish();
+        b.swallow_replies += 1;
+      }
+      out += bytes;
       auto [ec, n] = co_await b.stream().Write(asio::buffer(out));
       if (ec) {
-        *error = "turnout: lost the backend connection while replaying session state";
-        co_return false;
+        error = "turnout: lost the backend connection";
+        b.Close();
       }
-      while (b.swallow_replies > 0 && b.ready()) co_await idle_.Wait();
-      if (!b.swallow_errors.empty()) *notice = "turnout: replaying session state: " + b.swallow_errors;
     }
   }
-  if (before != nullptr && before != backends_[i].get()) before->MarkSynced(tracker_.state().snapshot());
-  // The client keeps seeing one server: report parameters that differ.
-  std::string params;
-  for (const auto& [name, value] : backends_[i]->parameters())
-    if (before == nullptr || before->Parameter(name) != value) ppg::AppendParameterStatus(&params, name, value);
-  if (!params.empty() && !co_await WriteToClient(params)) co_return false;
-  primary_side_ = side;
-  tracker_.set_side(side);
+  if (!error.empty() && dual_.active && !dual_.secondary_done) {
+    dual_.dropped = true;
+    dual_.secondary_done = true;
+    dual_.secondary_error = error;
+    if (dual_.primary_done) FinishDual();
+    if (!release_.empty()) {
+      std::string out = std::move(release_);
+      release_.clear();
+      if (!co_await WriteToClient(out)) co_return false;
+    }
+  }
+  while (dual_.active) co_await dual_done_.Wait();
   co_return true;
 }
 
@@ -836,6 +1098,17 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
       }
       return false;
     }
+    if (dual_.active && side == dual_.secondary && !dual_.secondary_done) {
+      if (f.type == 'Z') {
+        ppg::ReadyForQuery z;
+        if (!ppg::Decode(f.payload, &z)) dual_.secondary_status = z.status;
+        dual_.secondary_done = true;
+        if (dual_.primary_done) FinishDual();
+        return false;
+      }
+      CaptureOutcome(f, &dual_.secondary_tags, &dual_.secondary_error);
+      if (f.type != 'A') return false;
+    }
     // A backend that is not serving requests only has asynchronous news.
     if (f.type == 'S') {
       ppg::ParameterStatus ps;
@@ -843,6 +1116,20 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
       return false;
     }
     return f.type == 'A';
+  }
+  if (dual_.active && !dual_.primary_done) {
+    if (f.type == 'Z') {
+      dual_.primary_done = true;
+      dual_done_.Notify();
+      const bool forward = tracker_.OnBackendFrame(f);
+      if (!dual_.secondary_done) {
+        dual_.held_z.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
+        return false;
+      }
+      FinishDual();
+      return forward;
+    }
+    CaptureOutcome(f, &dual_.primary_tags, &dual_.primary_error);
   }
   if (f.type == 'S') {
     ppg::ParameterStatus ps;
@@ -856,7 +1143,44 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
 
 awaitable<void> PgSession::BackendLoop(Side side) {
   const int i = static_cast<int>(side);
-  while (!backends_[i] || !backends_[i]->ready()) co_await backend_ready_.Wait();
+  for (;;) {
+    while (!backends_[i] || !backends_[i]->ready()) co_await backend_ready_.Wait();
+    co_await RelayBackend(side);
+    // Losing the primary ends the session; losing a secondary does not:
+    // its work is journaled and it is reopened later.
+    if (closing_ || side == primary_side_) co_return;
+    SecondaryLost(side);
+    if (!release_.empty()) {
+      std::string out = std::move(release_);
+      release_.clear();
+      if (!co_await WriteToClient(out)) co_return;
+    }
+  }
+}
+
+void PgSession::SecondaryLost(Side side) {
+  const int i = static_cast<int>(side);
+  if (!backends_[i]) return;
+  LogWarn("pg secondary backend lost", {{"route", route().name}, {"backend", backends_[i]->backend().name}});
+  ctx_.route.RecordUpstreamError(side);
+  cancel_slots_->Clear(i);
+  backends_[i]->Close();
+  dead_backends_.push_back(std::move(backends_[i]));
+  down_until_[i] = Clock::now() + std::chrono::seconds(1);
+  if (sec_txn_) {
+    sec_txn_ = false;
+    sec_txn_broken_ = true;
+  }
+  if (dual_.active && dual_.secondary == side && !dual_.secondary_done) {
+    dual_.secondary_done = true;
+    dual_.dropped = true;
+    if (dual_.secondary_error.empty()) dual_.secondary_error = "turnout: connection to the backend lost";
+    if (dual_.primary_done) FinishDual();
+  }
+}
+
+awaitable<void> PgSession::RelayBackend(Side side) {
+  const int i = static_cast<int>(side);
   BackendConnection& b = *backends_[i];
   auto& in = b.in();
   std::array<asio::const_buffer, kMaxSegments> segments;
@@ -904,6 +1228,11 @@ awaitable<void> PgSession::BackendLoop(Side side) {
       if (ec) co_return;
     }
     in.Consume(in.Parsed().size());
+    if (!release_.empty()) {
+      std::string out = std::move(release_);
+      release_.clear();
+      if (!co_await WriteToClient(out)) co_return;
+    }
 
     // Drain: close at the first idle point outside a transaction.
     if (draining_ && side == primary_side_ && AtBoundary()) {

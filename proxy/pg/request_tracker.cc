@@ -133,6 +133,10 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       }
       const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
       if (plan.refused()) return Verdict::kRefuse;
+      if (hooks_->Barrier()) return Verdict::kBarrier;
+      bool dual = false;
+      for (const auto& s : plan.secondaries())
+        if (s.role == routing::SecondaryRole::kDualWrite) dual = true;
       // Each statement of a multi-statement Query announces its own change.
       for (const auto& st : classification_.statements) {
         if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
@@ -144,11 +148,19 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       }
       StartRequest(cls);
       CloseRequest();
-      return Verdict::kForward;
+      return dual ? Verdict::kDualWrite : Verdict::kForward;
     }
     case 'P': {
       ppg::Parse p;
       if (ppg::Decode(f.payload, &p)) return Verdict::kProtocolError;
+      if (!unsynced_) {
+        // The first message of a batch: the batch goes where its statement does.
+        StatementMeta probe;
+        Classify(p.query, &probe);
+        const routing::Plan plan =
+            hooks_->Route(ToRequestClass(probe.statement_class), ToDdlRisk(probe.ddl_risk), TargetsOf(probe));
+        if (!plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+      }
       StatementMeta* meta = &unnamed_statement_;
       if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
       Classify(p.query, meta);
@@ -166,6 +178,11 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       if (!statement.empty()) {
         auto it = statements_.find(statement);
         meta = it == statements_.end() ? nullptr : &it->second;
+      }
+      if (!unsynced_ && meta != nullptr) {
+        const routing::Plan plan =
+            hooks_->Route(ToRequestClass(meta->statement_class), ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
+        if (!plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
       }
       if (portal.empty()) {
         unnamed_portal_ = meta;

@@ -70,9 +70,23 @@ class RequestTracker {
     virtual void Answered(const Record& r, std::chrono::microseconds latency) = 0;
     // Requests went in flight (true) or none is left (false).
     virtual void InFlight(bool busy) = 0;
+    // Asked right after Route() at the start of a request (Query) or of an
+    // extended batch (its first Parse/Bind): true when the session must
+    // first wait for everything in flight (and maybe switch backends); the
+    // frame is then answered kBarrier with nothing recorded, and the
+    // session feeds the same frame again afterwards.
+    virtual bool Barrier() { return false; }
   };
 
-  enum class Verdict : std::uint8_t { kForward, kTerminate, kDebugUse, kRefuse, kProtocolError };
+  enum class Verdict : std::uint8_t {
+    kForward,
+    kTerminate,
+    kDebugUse,
+    kRefuse,
+    kProtocolError,
+    kBarrier,    // see Hooks::Barrier
+    kDualWrite,  // a simple Query whose plan has dual-write work: relay it, and hand it to the session
+  };
 
   RequestTracker(Hooks* hooks, bool debug_hooks) : hooks_(hooks), debug_hooks_(debug_hooks) {}
   RequestTracker(const RequestTracker&) = delete;
@@ -110,6 +124,11 @@ class RequestTracker {
       txn_status_ = protocol::pg::TransactionStatus::kFailed;
   }
   const SessionState& state() const noexcept { return state_; }
+  // Extended messages sent since the last Sync.
+  bool unsynced() const noexcept { return unsynced_; }
+  // The tables of the last simple Query, and what its statements were.
+  std::span<const std::string_view> QueryTables() { return TargetsOf(query_meta_); }
+  const protocol::pg::Classification& classification() const noexcept { return classification_; }
   // The side requests are sent to, recorded with each request.
   void set_side(routing::Side side) noexcept { side_ = side; }
 

@@ -70,16 +70,17 @@ struct Sidecar {
 };
 
 // Routes without `new`: every test attaches the routes it moves.
-std::string Config(const Sidecar& s, const std::string& instance, const std::string& state_store_yaml) {
+std::string Config(const Sidecar& s, const std::string& instance, const std::string& state_store_yaml,
+                   const std::string& database = "app") {
   const auto& b = TestBackends::Get();
   std::ostringstream y;
   y << "instance_id: " << instance << "\nworkers: 1\n"
     << "admin:\n  listen: 127.0.0.1:" << s.admin_port << "\n  tokens_file: tokens\n"
     << state_store_yaml << "backends:\n"
     << "  - {name: pg-old, protocol: postgres, address: \"127.0.0.1:" << b.pg_old_port << "\", user: " << b.pg_user
-    << ", password: " << b.pg_password << ", database: app}\n"
+    << ", password: " << b.pg_password << ", database: " << database << "}\n"
     << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << b.pg_new_port << "\", user: " << b.pg_user
-    << ", password: " << b.pg_password << ", database: app}\n"
+    << ", password: " << b.pg_password << ", database: " << database << "}\n"
     << "  - {name: redis-old, protocol: redis, address: \"127.0.0.1:" << b.redis_old_port << "\", user: " << b.redis_user
     << ", password: " << b.redis_password << "}\n"
     << "  - {name: redis-new, protocol: redis, address: \"127.0.0.1:" << b.redis_new_port << "\", user: " << b.redis_user
@@ -90,9 +91,10 @@ std::string Config(const Sidecar& s, const std::string& instance, const std::str
   return y.str();
 }
 
-bool Start(Sidecar& s, const std::string& instance, const std::string& store_yaml = "state_store:\n  path: state.json\n") {
+bool Start(Sidecar& s, const std::string& instance, const std::string& store_yaml = "state_store:\n  path: state.json\n",
+           const std::string& database = "app") {
   std::ofstream(s.process.dir() + "/tokens") << kToken << " admin ops\n";
-  return s.process.Start(Config(s, instance, store_yaml), {s.admin_port});
+  return s.process.Start(Config(s, instance, store_yaml, database), {s.admin_port});
 }
 
 json::value Get(const Sidecar& s, const std::string& id) {
@@ -209,8 +211,11 @@ class RedisMovementTest : public ::testing::Test {
     Redis(old_, {"set", "dm-outside:" + std::to_string(::getpid()), "stay"});
   }
 
-  json::value Run(const std::string& id, const std::string& rule) {
-    Migrate(s_, id, R"({"type":"scan","replace":")" + rule + R"(","batch_size":25,"sleep_ms":0})", kBigBang,
+  json::value Run(const std::string& id, const std::string& rule, int passes = 1) {
+    Migrate(s_, id,
+            R"({"type":"scan","replace":")" + rule + R"(","batch_size":50,"sleep_ms":0,"passes":)" +
+                std::to_string(passes) + "}",
+            kBigBang,
             {{"cache", "redis-new"}}, {{"keys", R"({"keys":[")" + prefix_ + R"(*"]})"}});
     return WaitFor(s_, id, Finished);
   }
@@ -274,8 +279,11 @@ TEST_F(RedisMovementTest, ScanCopiesEveryKeyOfTheScopeWithTtlsAndNoneKeepsTheTar
 
 TEST_F(RedisMovementTest, ReplaceOverwritesTheTarget) {
   SeedOld();
-  auto m = Run("redis_replace", "replace");
+  auto m = Run("redis_replace", "replace", /*passes=*/2);
   ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s_.process.Log();
+  // Two passes: every key restored twice (REPLACE is idempotent).
+  EXPECT_GE(Copied(m, "cache"), 2 * 206);
+  EXPECT_THAT(s_.process.Log(), HasSubstr("scan pass 1 of 2 done"));
   ExpectCommonCopied();
   EXPECT_EQ(Redis(new_, {"get", Key("conflict")}), "from-old");
   EXPECT_EQ(SortedLines(Redis(new_, {"hgetall", Key("h")})), SortedLines("a\n1\nb\n2"));
@@ -466,6 +474,106 @@ TEST_F(PgJobTest, PauseStopsAtABatchBoundaryAndResumeContinues) {
   EXPECT_EQ(s.admin.Post("/api/v1/migrations/pg_pause/rollback").status, 200);
 }
 
+double Rate(const json::value& m, const std::string& route) {
+  const auto& r = RouteProgress(m, route);
+  return r.contains("rate") ? r.at("rate").to_number<double>() : 0;
+}
+
+TEST_F(PgJobTest, RollbackStopsTheJobAndTheRateIsReportedWhileItRuns) {
+  const std::string t = Unique("rollback");
+  CreateTable(t, 5000);
+  Sidecar s;
+  ASSERT_TRUE(Start(s, "roller")) << s.process.Log();
+  Migrate(s, "pg_rollback", R"({"type":"scan","batch_size":100,"sleep_ms":50})", kBigBang, {{"pg", "pg-new"}},
+          {{"tables", R"({"tables":[")" + t + R"("]})"}});
+  // The rate covers intervals of at least a second.
+  auto m = WaitFor(s, "pg_rollback", [](const json::value& v) { return Rate(v, "pg") > 0; }, 10000);
+  ASSERT_GT(Rate(m, "pg"), 0) << json::serialize(m);
+  AdminClient anon(s.admin_port, "");
+  const std::string metrics = anon.Get("/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("turnout_data_movement_rate{migration=\"pg_rollback\",route=\"pg\"}"));
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr("turnout_data_movement_rate{migration=\"pg_rollback\",route=\"pg\"} 0\n")));
+
+  ASSERT_EQ(s.admin.Post("/api/v1/migrations/pg_rollback/rollback").status, 200);
+  auto stopped = WaitFor(s, "pg_rollback", [](const json::value& v) { return ProgressStatus(v) == "stopped"; }, 5000);
+  EXPECT_EQ(ProgressStatus(stopped), "stopped") << json::serialize(stopped);
+  EXPECT_EQ(State(stopped), "RolledBack");
+  const std::int64_t at_stop = Copied(stopped, "pg");
+  EXPECT_LT(at_stop, 5000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(Copied(Get(s, "pg_rollback"), "pg"), at_stop);
+  EXPECT_EQ(Psql(new_, "select count(*) from " + t), std::to_string(at_stop));
+  EXPECT_THAT(s.process.Log(), HasSubstr("data movement stopped at a batch boundary"));
+}
+
+TEST_F(PgJobTest, ALaterScanPassCopiesRowsWrittenBehindTheCursor) {
+  const std::string t = Unique("passes");
+  CreateTable(t, 2000);
+  Sidecar s;
+  ASSERT_TRUE(Start(s, "passer")) << s.process.Log();
+  Migrate(s, "pg_passes", R"({"type":"scan","batch_size":100,"sleep_ms":30,"passes":2})", kBigBang, {{"pg", "pg-new"}},
+          {{"tables", R"({"tables":[")" + t + R"("]})"}});
+  auto m = WaitFor(s, "pg_passes", [](const json::value& v) { return Copied(v, "pg") >= 500; });
+  ASSERT_LT(Copied(m, "pg"), 2000) << "pass 1 ended before the late row was written";
+  Psql(old_, "insert into " + t + " (id, name) values (0, 'late')");
+  m = WaitFor(s, "pg_passes", Finished);
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process.Log();
+  EXPECT_EQ(Psql(new_, "select name from " + t + " where id = 0"), "late");
+  EXPECT_EQ(Checksum(new_, t), Checksum(old_, t));
+  EXPECT_EQ(Copied(m, "pg"), 4001);  // 2000 + 2001
+  EXPECT_THAT(s.process.Log(), HasSubstr("scan pass 1 of 2 done"));
+}
+
+// Without table scopes every user table moves: this test owns a whole
+// database on both sides, so other tests' tables stay out of it.
+TEST_F(PgJobTest, WithoutTableScopesEveryUserTableWithAPrimaryKeyIsCopied) {
+  const std::string db = Unique("alltables");
+  const std::string ddl =
+      "create schema extra; "
+      "create table plain (id int primary key, v text); "
+      "create table pair (a int, b text, v text, primary key (a, b)); "
+      "create table loose (v int); "
+      "create table extra.other (id uuid primary key default gen_random_uuid(), n int, "
+      "  doubled int generated always as (n * 2) stored); "
+      "create table turnout_migrations (id text primary key);";
+  for (int port : {old_, new_}) {
+    ASSERT_EQ(RunProgram({"psql", "-X", "-q", TestBackends::Get().PgConnString(port), "-c", "create database " + db}).exit_code, 0);
+    ASSERT_EQ(RunProgram({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", TestBackends::Get().PgConnString(port, db), "-c", ddl})
+                  .exit_code, 0);
+  }
+  auto on = [&](int port, const std::string& sql) {
+    auto r = RunProgram({"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", TestBackends::Get().PgConnString(port, db), "-c", sql});
+    EXPECT_EQ(r.exit_code, 0) << sql << r.err;
+    while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+    return r.out;
+  };
+  on(old_, "insert into plain select g, 'v' || g from generate_series(1, 700) g; "
+           "insert into pair select g % 7, 'k' || (g / 7), 'v' || g from generate_series(1, 700) g; "
+           "insert into loose select generate_series(1, 10); "
+           "insert into extra.other (n) select generate_series(1, 300); "
+           "insert into turnout_migrations values ('state store rows never travel')");
+  {
+    Sidecar s;
+    ASSERT_TRUE(Start(s, "all-tables", "state_store:\n  path: state.json\n", db)) << s.process.Log();
+    // Composite keys across small batches exercise the row comparison.
+    Migrate(s, "pg_all", R"({"type":"scan","replace":"replace","batch_size":64,"sleep_ms":0})", kBigBang,
+            {{"pg", "pg-new"}}, {});
+    auto m = WaitFor(s, "pg_all", Finished);
+    ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process.Log();
+    EXPECT_EQ(Copied(m, "pg"), 1700);
+    const std::string notes = json::serialize(RouteProgress(m, "pg").at("notes"));
+    EXPECT_THAT(notes, HasSubstr("public.loose has no primary key"));
+    const std::string sum = "select count(*) || ':' || coalesce(sum(hashtext(t::text)), 0) from ";
+    for (const char* t : {"plain", "pair", "extra.other"})
+      EXPECT_EQ(on(new_, sum + t + " t"), on(old_, sum + t + " t")) << t;
+    EXPECT_EQ(on(new_, "select count(*) from loose"), "0");
+    EXPECT_EQ(on(new_, "select count(*) from turnout_migrations"), "0");
+    EXPECT_TRUE(Progress(m)->at("verification").is_object());
+  }
+  for (int port : {old_, new_})
+    RunProgram({"psql", "-X", "-q", TestBackends::Get().PgConnString(port), "-c", "drop database if exists " + db + " with (force)"});
+}
+
 TEST_F(PgJobTest, AFailedCopyWithRollbackAllFailsTheMigration) {
   const std::string t = Unique("missing");
   CreateTable(t, 100, /*on_new=*/false);
@@ -551,6 +659,39 @@ TEST_F(PgJobTest, InAFleetExactlyOneSidecarRunsTheJob) {
       EXPECT_THAT(anon.Get("/metrics").body,
                   HasSubstr("turnout_data_movement_progress_ratio{migration=\"fleet_move\",route=\"pg\"} 1"));
     }
+  }
+  RunProgram({"psql", "-X", "-q", b.PgConnString(old_), "-c", "drop database if exists " + db + " with (force)"});
+}
+
+TEST_F(PgJobTest, WhenTheRunnerDiesAnotherSidecarResumesTheJob) {
+  const std::string t = Unique("failover");
+  CreateTable(t, 5000);
+  const auto& b = TestBackends::Get();
+  const std::string db = Unique("failover_store");
+  ASSERT_EQ(RunProgram({"psql", "-X", "-q", b.PgConnString(old_), "-c", "create database " + db}).exit_code, 0);
+  const std::string store = "state_store:\n  kind: postgres\n  dsn: \"" + b.PgConnString(old_, db) + "\"\n";
+  {
+    Sidecar a, c;
+    ASSERT_TRUE(Start(a, "sidecar-a", store)) << a.process.Log();
+    ASSERT_TRUE(Start(c, "sidecar-b", store)) << c.process.Log();
+    Migrate(a, "failover_move", R"({"type":"scan","batch_size":100,"sleep_ms":30})", kBigBang, {{"pg", "pg-new"}},
+            {{"tables", R"({"tables":[")" + t + R"("]})"}});
+    auto m = WaitFor(a, "failover_move", [](const json::value& v) { return Copied(v, "pg") >= 1000; });
+    ASSERT_GE(Copied(m, "pg"), 1000) << json::serialize(m);
+    const std::string runner(Progress(m)->at("runner").as_string());
+    Sidecar& dead = runner == "sidecar-a" ? a : c;
+    Sidecar& survivor = runner == "sidecar-a" ? c : a;
+    const std::string other = runner == "sidecar-a" ? "sidecar-b" : "sidecar-a";
+    dead.process.Signal(SIGKILL);
+    dead.process.Wait(5000);
+    // The advisory lock dies with the runner's connection; the survivor
+    // takes it on its next attempt and continues from the checkpoint.
+    m = WaitFor(survivor, "failover_move", [](const json::value& v) { return State(v) == "Completed"; }, 30000);
+    ASSERT_EQ(State(m), "Completed") << json::serialize(m) << survivor.process.Log();
+    EXPECT_EQ(Progress(m)->at("runner").as_string(), other);
+    EXPECT_THAT(survivor.process.Log(), HasSubstr("data movement resumed on " + other));
+    EXPECT_LE(Copied(m, "pg"), 5000 + 100);
+    EXPECT_EQ(Checksum(new_, t), Checksum(old_, t));
   }
   RunProgram({"psql", "-X", "-q", b.PgConnString(old_), "-c", "drop database if exists " + db + " with (force)"});
 }
