@@ -520,8 +520,17 @@ awaitable<void> SecondaryChannel::ReaderLoop() {
       ConnectionLost("reply line longer than the buffer");
       co_return;
     }
-    auto [ec, n] = co_await conn_->stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+    // A secondary that stops answering must not hold sync clients (or the
+    // queue) forever: no byte for kReplyTimeout with work in flight closes
+    // the connection, and the work in flight is journaled.
+    Timer timeout(executor_, kReplyTimeout);
+    auto r = co_await (conn_->stream().ReadSome(asio::buffer(tail.data(), tail.size())) || timeout.async_wait());
     if (aborted_) co_return;
+    if (r.index() == 1) {
+      ConnectionLost(absl::StrCat("no reply for ", kReplyTimeout.count(), " s"));
+      co_return;
+    }
+    auto [ec, n] = std::get<0>(r);
     if (ec) {
       ConnectionLost(IsExpectedDisconnect(ec) ? std::string("connection closed by the backend")
                                               : absl::StrCat("read failed: ", ec.message()));

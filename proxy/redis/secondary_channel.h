@@ -137,6 +137,9 @@ class SecondaryChannel {
   static constexpr std::size_t kMaxShadowBytes = 4u << 20;
   // Replies kept for comparison; longer ones are compared by hash and length.
   static constexpr std::size_t kCompareCap = 1u << 20;
+  // No reply byte for this long with work in flight: the connection is
+  // given up (the work journaled), so a hung secondary cannot hold clients.
+  static constexpr std::chrono::seconds kReplyTimeout{10};
   // DUMP payloads kept for a copy; a longer value is journaled for repair.
   static constexpr std::size_t kCopyCap = 64u << 20;
 

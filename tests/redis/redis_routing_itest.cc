@@ -551,6 +551,9 @@ class OwnRedis {
                   (dir_ / "redis.log").string());
     return WaitForPort(port_, 10000);
   }
+  void Signal(int signo) {
+    if (child_) child_->Signal(signo);
+  }
   void Kill() {
     if (child_ && child_->running()) {
       child_->Signal(SIGKILL);
@@ -668,6 +671,42 @@ TEST_F(RedisRoutingTest, UnknownCommandsPassThroughToTheAuthoritativeSideWhenCon
   EXPECT_EQ(c.Call({"PING"}), "+PONG\r\n");
   RespConn direct(own.port());
   EXPECT_THAT(direct.Call({"INFO", "errorstats"}), HasSubstr("errorstat_ERR:count=1"));
+}
+
+
+TEST_F(RedisRoutingTest, HungSecondaryReleasesSyncClientsAndIsJournaled) {
+  OwnRedis own;
+  ASSERT_TRUE(own.Start());
+  Options o;
+  o.new_address = "127.0.0.1:" + std::to_string(own.port());
+  o.new_auth = false;
+  StartWithAdmin(o);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string prefix = "rr:hung:" + std::to_string(::getpid()) + ":";
+  CreateMigration("rr_hung", R"({"type":"canary","read_percentage":0.0,
+      "write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})");
+  RespConn c(port_);
+  EXPECT_EQ(c.Call({"SET", prefix + "a", "1"}), "+OK\r\n");
+  own.Signal(SIGSTOP);  // new accepts bytes but never answers
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.Call({"SET", prefix + "b", "2"}, 30000), "+OK\r\n");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GT(waited, std::chrono::seconds(8));
+  EXPECT_LT(waited, std::chrono::seconds(20));
+  own.Signal(SIGCONT);
+  auto j = Journal("rr_hung");
+  ASSERT_EQ(j.at("pending").as_int64(), 1) << json::serialize(j);
+  const auto& e = j.at("entries").as_array()[0];
+  EXPECT_EQ(e.at("kind").as_string(), "failed");
+  EXPECT_THAT(std::string(e.at("secondary").as_string()), HasSubstr("no reply"));
+  EXPECT_EQ(e.at("targets").as_array()[0].as_string(), prefix + "b");
+  // Back to normal: the next write reaches new again (after the back-off).
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(c.Call({"SET", prefix + "c", "3"}), "+OK\r\n");
+  RespConn direct(own.port());
+  EXPECT_EQ(direct.Call({"GET", prefix + "c"}), "$1\r\n3\r\n");
+  const auto& b = TestBackends::Get();
+  Direct(b.redis_old_port).DeletePattern(prefix + "*");
 }
 
 }  // namespace
