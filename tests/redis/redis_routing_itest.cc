@@ -439,9 +439,9 @@ TEST_F(RedisRoutingTest, PolicyChangesUnderLoadFailNoRequest) {
   ASSERT_FALSE(HasFatalFailure());
   const std::string prefix = "rr:patch:" + std::to_string(::getpid()) + ":";
   Cleanup(prefix + "*");
-  auto canary = [](double p, const char* apply) {
+  auto canary = [](double p, const char* apply, const char* authority = "old_authoritative") {
     return R"({"type":"canary","read_percentage":)" + std::to_string(p) +
-           R"(,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":")" + apply + R"("}})";
+           R"(,"write_mode":{"mode":"dual_write","policy":")" + authority + R"(","apply":")" + apply + R"("}})";
   };
   CreateMigration("rr_patch", canary(0.1, "sync"));
   // A checked redis-py workload (pipelines, MULTI/EXEC, read-back of every
@@ -460,7 +460,9 @@ TEST_F(RedisRoutingTest, PolicyChangesUnderLoadFailNoRequest) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < until) {
     const double p = 0.1 + 0.1 * (patches % 9);
-    PatchStrategy("rr_patch", canary(p, patches % 2 ? "async" : "sync"));
+    // Read share, sync/async, and every third change the authoritative side.
+    PatchStrategy("rr_patch", canary(p, patches % 2 ? "async" : "sync",
+                                     (patches / 3) % 2 ? "new_authoritative" : "old_authoritative"));
     ++patches;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
