@@ -12,6 +12,9 @@
 //
 //  * Re-entrant per owner (the session): a session's own pipelined writes
 //    to a key never wait for each other; they are ordered per connection.
+//    Fair: once another session waits for the stripe, the owner's next
+//    write waits too until the stripe was free, so a session that keeps a
+//    key busy (a deep async queue) cannot starve the others.
 //  * All or nothing over the stripes of a multi-key write.
 //  * Never wait while holding (the session lets its own writes finish
 //    before it waits), so sessions cannot deadlock on each other.
@@ -41,14 +44,17 @@ class KeyOrder {
   // Appends the stripe of `key` to `out`, keeping `out` sorted and unique.
   static void AddStripe(std::string_view key, Stripes& out);
 
-  // Takes every stripe for `owner` (non-zero, below 2^40), or none (false)
-  // when one is held by another owner.
-  bool TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner);
+  // Takes every stripe for `owner` (below 2^39), or none (false) when one
+  // is held by another owner (or by this one while others wait for it).
+  // `reentrant_always`: re-enter a stripe this owner holds even while others
+  // wait (for work that later writes of the same owner queue behind).
+  bool TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner, bool reentrant_always = false);
   void Release(std::span<const std::uint32_t> stripes, std::uint64_t owner);
 
  private:
-  // owner << 24 | depth; 0 when free.
+  // contended << 63 | owner << 24 | depth; depth 0 when free.
   static constexpr int kDepthBits = 24;
+  static constexpr std::uint64_t kContended = std::uint64_t{1} << 63;
   std::array<std::atomic<std::uint64_t>, kStripes> stripes_{};
 };
 

@@ -332,7 +332,9 @@ class RedisSession final : public Session {
   }
 
  private:
-  // How long a finished session keeps applying its queued secondary work.
+  // A finished session keeps applying its queued secondary work while the
+  // channels make progress; after this long without any, the rest is
+  // journaled.
   static constexpr auto kChannelDrain = std::chrono::seconds(2);
 
   // The client-facing loops, then the graceful stop of the secondary channels.
@@ -348,12 +350,23 @@ class RedisSession final : public Session {
       if (c) c->Stop();
     channel_created_.cancel();
     drain_timer_.expires_after(kChannelDrain);
+    std::uint64_t progress = ChannelProgress();
     while (channels_running_ > 0) {
       auto [ec] = co_await drain_timer_.async_wait(kUseTuple);
-      if (!ec) break;  // deadline: what is left is journaled
+      if (ec) continue;  // a channel finished
+      if (ChannelProgress() == progress) break;  // stuck: what is left is journaled
+      progress = ChannelProgress();
+      drain_timer_.expires_after(kChannelDrain);
     }
     for (auto& c : channels_)
       if (c) c->Abort();
+  }
+
+  std::uint64_t ChannelProgress() const {
+    std::uint64_t n = 0;
+    for (const auto& c : channels_)
+      if (c) n += c->resolved();
+    return n;
   }
 
   // Runs channel `s` once the request loop created it.
@@ -1135,7 +1148,9 @@ class RedisSession final : public Session {
     const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
     if (dual && !blocking)
       for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
-    if (cls != RequestClass::kRead) co_await WaitForChannelWrites(side);
+    if (cls != RequestClass::kRead && channels_[static_cast<int>(side)] &&
+        channels_[static_cast<int>(side)]->unresolved_writes() > 0)
+      co_await WaitForChannelWrites(side);
     BackendConnection* conn = co_await EnsureBackend(side);
     if (conn == nullptr) {
       if (!stop_reading_) {
@@ -1147,7 +1162,10 @@ class RedisSession final : public Session {
       co_return side;
     }
     if (dual && !co_await AcquireStripes(stripes)) stripes.clear();
-    if (closed_) co_return side;
+    if (closed_) {
+      if (!stripes.empty()) ReleaseStripes(stripes);
+      co_return side;
+    }
     if (cmd.inline_form) {
       ForwardArgs(side, cmd.args);
     } else {

@@ -379,7 +379,9 @@ awaitable<void> SecondaryChannel::PrepareDeferredCopy(SecondaryOp& op) {
   for (const auto& k : op.keys) KeyOrder::AddStripe(k, stripes);
   Timer t(executor_);
   const auto deadline = Clock::now() + std::chrono::seconds(5);
-  for (int spins = 0; !KeyOrder::Global().TryAcquire(stripes, op.stripe_owner); ++spins) {
+  // Re-entrant even when others wait: this session's later writes of these
+  // keys may hold them, queued behind this copy.
+  for (int spins = 0; !KeyOrder::Global().TryAcquire(stripes, op.stripe_owner, true); ++spins) {
     if (aborted_) co_return;
     if (Clock::now() > deadline) {
       SecondaryFailed(op, JournalKind::kDropped, "key order wait timed out; repair copies the keys");
@@ -591,6 +593,7 @@ bool SecondaryChannel::ProcessReplies() {
 
 void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
   op.secondary_done = true;
+  ++resolved_;
   op.secondary_us = MicrosSince(op.start);
   if (op.is_write() && unresolved_writes_ > 0) --unresolved_writes_;
   if (op.fence_seq != 0 && env_.fence) env_.fence->OnResolved(op.fence_seq);

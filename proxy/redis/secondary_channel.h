@@ -179,6 +179,8 @@ class SecondaryChannel {
   // Dual-writes, copies and blocks not yet applied (or journaled).
   std::size_t unresolved_writes() const noexcept { return unresolved_writes_; }
   bool idle() const noexcept { return ops_.empty(); }
+  // Ops resolved so far (applied, failed or dropped): a progress measure.
+  std::uint64_t resolved() const noexcept { return resolved_; }
   // The connection failed recently and is in its back-off window.
   bool down() const;
 
@@ -251,6 +253,7 @@ class SecondaryChannel {
   std::size_t shadow_ops_ = 0;
   std::size_t shadow_bytes_ = 0;
   std::size_t unresolved_writes_ = 0;
+  std::uint64_t resolved_ = 0;
 
   Timer send_wake_;
   Timer reply_wake_;

@@ -151,6 +151,17 @@ class RedisRoutingTest : public ::testing::Test {
     return r.json.is_object() ? r.json.at("data") : json::value();
   }
 
+  // Async secondaries settle a little after the clients: polls Compare
+  // (up to 20 s on a loaded machine) until both sides are equal.
+  std::pair<bool, std::string> EventuallyEqual(const std::string& pattern) {
+    auto r = Compare(pattern);
+    for (int i = 0; i < 40 && !r.first; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      r = Compare(pattern);
+    }
+    return r;
+  }
+
   // Both sides equal under `pattern` (compare_keys.py); returns its report.
   std::pair<bool, std::string> Compare(const std::string& pattern, const std::string& new_addr = "") {
     const auto& b = TestBackends::Get();
@@ -374,9 +385,7 @@ TEST_F(RedisRoutingTest, AsyncDualWriteLeavesBothSidesEqualAndReadsYourWrites) {
     }
     EXPECT_EQ(misses, 0);
   }
-  // Async: give the queues a moment to drain, then compare.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto [equal, report] = Compare(prefix + "*");
+  auto [equal, report] = EventuallyEqual(prefix + "*");
   EXPECT_TRUE(equal) << report;
   const auto j = Journal("rr_dwa");
   EXPECT_EQ(j.at("pending").as_int64(), 0) << json::serialize(j);
@@ -465,8 +474,7 @@ TEST_F(RedisRoutingTest, PolicyChangesUnderLoadFailNoRequest) {
   EXPECT_EQ(br.exit_code, 0) << br.err;
   EXPECT_THAT(br.out + br.err, ::testing::Not(HasSubstr("Error"))) << br.out;
   EXPECT_THAT(br.out + br.err, ::testing::Not(HasSubstr("ERR"))) << br.out;
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto [equal, cmp] = Compare(prefix + "*");
+  auto [equal, cmp] = EventuallyEqual(prefix + "*");
   EXPECT_TRUE(equal) << cmp;
   EXPECT_EQ(Journal("rr_patch").at("pending").as_int64(), 0);
   Cleanup(prefix + "*");

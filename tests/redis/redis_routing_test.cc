@@ -229,17 +229,25 @@ TEST(KeyOrder, ReentrantPerOwnerAllOrNothing) {
   const std::uint64_t s1 = 1001, s2 = 1002;
   ASSERT_TRUE(order.TryAcquire(a, s1));
   EXPECT_TRUE(order.TryAcquire(a, s1));    // the same session's next write: no wait
-  EXPECT_FALSE(order.TryAcquire(ab, s2));  // a is held: nothing taken...
-  EXPECT_TRUE(order.TryAcquire(b, s1));    // ...so b is still free
+  EXPECT_TRUE(order.TryAcquire(b, s1));
   order.Release(b, s1);
+  EXPECT_FALSE(order.TryAcquire(ab, s2));  // a is held: nothing taken...
+  EXPECT_TRUE(order.TryAcquire(b, s2));    // ...so b is still free
+  order.Release(b, s2);
+  // s2 waits for a now: s1's next write to a waits too (no starvation).
+  EXPECT_FALSE(order.TryAcquire(a, s1));
   order.Release(a, s1);
   EXPECT_FALSE(order.TryAcquire(a, s2));   // depth 1 left
   order.Release(a, s2);                    // not the owner: no effect
-  order.Release(a, s1);
+  order.Release(a, s1);                    // free now, still wanted by s2
+  EXPECT_TRUE(order.TryAcquire(ab, s2));   // whoever comes first takes it
   EXPECT_TRUE(order.TryAcquire(ab, s2));
+  order.Release(ab, s2);
   order.Release(ab, s2);
   EXPECT_TRUE(order.TryAcquire(ab, s1));
   order.Release(ab, s1);
+  EXPECT_TRUE(order.TryAcquire(ab, s2));
+  order.Release(ab, s2);
 }
 
 }  // namespace
