@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <signal.h>
 #include <sys/file.h>
 
@@ -91,14 +93,15 @@ TEST_F(PgClientsTest, PsqlCopyBothWays) {
 TEST_F(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
   ChildProcess psql;
   const std::string log = turnout_.process().dir() + "/psql-cancel.log";
-  psql.Start({"psql", "-X", "-tA", Url(), "-c", "select pg_sleep(30)"}, log,
-             {{"PGPASSWORD", TestBackends::Get().pg_password}});
+  // Unique text: other suites run pg_sleep on the same cluster at the same time.
+  const std::string query = "select pg_sleep(30) as cancel_probe_" + std::to_string(::getpid());
+  psql.Start({"psql", "-X", "-tA", Url(), "-c", query}, log, {{"PGPASSWORD", TestBackends::Get().pg_password}});
   // Wait until the query runs on the backend (not just until psql started).
   const auto& b = TestBackends::Get();
   for (int i = 0; i < 100; ++i) {
     auto running = RunProgram({"psql", "-X", "-tA", b.PgConnString(b.pg_old_port), "-c",
-                               "select count(*) > 0 from pg_stat_activity where query = 'select pg_sleep(30)' "
-                               "and state = 'active'"});
+                               "select count(*) > 0 from pg_stat_activity where query = '" + query +
+                                   "' and state = 'active'"});
     if (running.out == "t\n") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
