@@ -134,9 +134,6 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
       if (plan.refused()) return Verdict::kRefuse;
       if (hooks_->Barrier()) return Verdict::kBarrier;
-      bool dual = false;
-      for (const auto& s : plan.secondaries())
-        if (s.role == routing::SecondaryRole::kDualWrite) dual = true;
       // Each statement of a multi-statement Query announces its own change.
       for (const auto& st : classification_.statements) {
         if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
@@ -148,11 +145,12 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       }
       StartRequest(cls);
       CloseRequest();
-      return dual ? Verdict::kDualWrite : Verdict::kForward;
+      return plan.has_secondaries() ? Verdict::kSecondary : Verdict::kForward;
     }
     case 'P': {
       ppg::Parse p;
       if (ppg::Decode(f.payload, &p)) return Verdict::kProtocolError;
+      bool secondary = false;
       if (!unsynced_) {
         // The first message of a batch: the batch goes where its statement does.
         StatementMeta probe;
@@ -160,6 +158,7 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
         const routing::Plan plan =
             hooks_->Route(ToRequestClass(probe.statement_class), ToDdlRisk(probe.ddl_risk), TargetsOf(probe));
         if (!plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+        secondary = plan.has_secondaries();
       }
       StatementMeta* meta = &unnamed_statement_;
       if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
@@ -167,7 +166,7 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
       StartRequest(ToRequestClass(meta->statement_class));
       unsynced_ = true;
-      return Verdict::kForward;
+      return secondary ? Verdict::kSecondary : Verdict::kForward;
     }
     case 'B': {
       // Only the names are needed: read them without decoding the values.
@@ -179,10 +178,12 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
         auto it = statements_.find(statement);
         meta = it == statements_.end() ? nullptr : &it->second;
       }
+      bool secondary = false;
       if (!unsynced_ && meta != nullptr) {
         const routing::Plan plan =
             hooks_->Route(ToRequestClass(meta->statement_class), ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
         if (!plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+        secondary = plan.has_secondaries();
       }
       if (portal.empty()) {
         unnamed_portal_ = meta;
@@ -193,16 +194,21 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       }
       TouchRequest();
       unsynced_ = true;
-      return Verdict::kForward;
+      return secondary ? Verdict::kSecondary : Verdict::kForward;
     }
     case 'E': {
       ppg::Execute e;
       if (ppg::Decode(f.payload, &e)) return Verdict::kProtocolError;
       StatementMeta* meta = PortalStatement(e.portal);
       const auto cls = meta ? ToRequestClass(meta->statement_class) : routing::RequestClass::kWrite;
+      bool secondary = false;
       if (meta) {
+        // An extended batch is routed as a unit, at its first message; an
+        // Execute later in it tells the session what else the batch does.
+        const bool batch_start = !unsynced_;
         const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
-        (void)plan;  // extended batches are routed as a unit by the routing engine (issue 5)
+        if (batch_start && !plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+        secondary = batch_start && plan.has_secondaries();
         if (meta->op) state_.OnStatement(*meta->op, open_seq_);
         if (meta->copy_from && !copy_from_pending_) {
           copy_from_pending_ = true;
@@ -212,7 +218,7 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       }
       StartRequest(cls);
       unsynced_ = true;
-      return Verdict::kForward;
+      return secondary ? Verdict::kSecondary : Verdict::kForward;
     }
     case 'C': {
       ppg::Close c;

@@ -85,7 +85,9 @@ class RequestTracker {
     kRefuse,
     kProtocolError,
     kBarrier,    // see Hooks::Barrier
-    kDualWrite,  // a simple Query whose plan has dual-write work: relay it, and hand it to the session
+    // Relay it, as kForward; it starts a request (a simple Query, or an
+    // extended batch up to its Sync) whose plan has secondary work.
+    kSecondary,
   };
 
   RequestTracker(Hooks* hooks, bool debug_hooks) : hooks_(hooks), debug_hooks_(debug_hooks) {}
@@ -106,6 +108,10 @@ class RequestTracker {
   }
 
   // ---- state
+  // The request being assembled (its number once closed), and the oldest
+  // one not yet answered: the one whose replies are arriving.
+  std::uint64_t open_seq() const noexcept { return open_seq_; }
+  std::uint64_t answering_seq() const noexcept { return ResponseSeq(); }
   std::uint64_t InFlight() const noexcept {
     const std::uint64_t answered = response_seq_ + ignored_syncs_;
     return open_seq_ > answered ? open_seq_ - answered : 0;

@@ -96,6 +96,7 @@ class SessionState {
     std::vector<std::pair<std::string, std::string>> settings;  // key -> SET text, first-set order
     std::vector<std::pair<std::string, Prepared>> prepared;     // name -> statement
     std::vector<std::pair<std::string, std::string>> listens;   // channel -> LISTEN text
+    bool operator==(const Snapshot&) const = default;
   };
 
   // ---- replay on a connection opened later (`from` nullptr: a fresh one),

@@ -1,0 +1,382 @@
+// The two directions of a PostgreSQL session's relay (see
+// pg_session_impl.h for the map). ClientLoop feeds complete client frames
+// to the RequestTracker and forwards runs of them to the primary; each
+// BackendLoop relays one backend's frames to the client (the primary's
+// replies; a secondary's only notifications) and hands the rest to the
+// secondary work of pg_secondary.cc.
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "protocol/pg/message_writer.h"
+#include "protocol/pg/wire.h"
+#include "proxy/disconnect.h"
+#include "proxy/logging.h"
+#include "proxy/pg/pg_session_impl.h"
+
+namespace turnout::proxy::pg::detail {
+
+namespace ppg = protocol::pg;
+
+// Gathered segments per client write.
+constexpr std::size_t kMaxSegments = 16;
+
+// ================================================================== client -> backend
+
+awaitable<bool> PgSession::FlushClientParsed() {
+  auto parsed = client_in_.Parsed();
+  if (parsed.empty()) co_return true;
+  auto [ec, n] = co_await primary()->stream().Write(asio::buffer(parsed.data(), parsed.size()));
+  if (ec) {
+    if (!IsExpectedDisconnect(ec))
+      LogWarn("pg backend write failed", {{"route", route().name}, {"error", ec.message()}});
+    ctx_.route.RecordUpstreamError(primary_side_);
+    co_return false;
+  }
+  client_in_.Consume(parsed.size());
+  co_return true;
+}
+
+awaitable<bool> PgSession::StreamLargeClientFrame() {
+  // Fill the buffer first so the prefix holds the names a Parse or Bind
+  // starts with.
+  client_in_.Compact();
+  while (!client_in_.Full())
+    if (!co_await ReadClient()) co_return false;
+  auto hr = client_decoder_.DecodeHeader(client_in_.Unparsed());
+  if (!hr.ok()) co_return false;
+  // Secondary work keeps whole requests; one this large is journaled instead.
+  if (capturing_ != nullptr) {
+    AbandonCapture("turnout: a message larger than limits.buffer_size is not dual-written; journaled for repair");
+  } else if ((hr.value.type == 'Q' || !tracker_.unsynced()) && WritesAreDualWritten()) {
+    JournalUncaptured("turnout: a statement larger than limits.buffer_size is not dual-written; journaled for repair");
+  }
+  tracker_.OnLargeClientFrame(hr.value, client_in_.Unparsed());
+  std::size_t remaining = hr.value.total_size;
+  for (;;) {
+    const std::size_t n = std::min(remaining, client_in_.Unparsed().size());
+    client_in_.CommitParsed(n);
+    remaining -= n;
+    if (!co_await FlushClientParsed()) co_return false;
+    if (remaining == 0) co_return true;
+    if (!co_await ReadClient()) co_return false;
+  }
+}
+
+// Everything before goes out and is answered; then maybe a switch of the
+// primary, and the secondary connection is made ready for the work
+// planned; then the same frame is fed again (nothing was recorded for it).
+awaitable<bool> PgSession::OnBarrier() {
+  if (!co_await FlushClientParsed()) co_return false;
+  co_await WaitBackendIdle();
+  if (switch_to_) {
+    const Side side = *switch_to_;
+    switch_to_.reset();
+    if (side != primary_side_ && tracker_.txn_status() == ppg::TransactionStatus::kIdle) {
+      // The side that becomes the primary has no secondary work left.
+      co_await WaitSecondaryIdle();
+      std::string notice, error;
+      if (!co_await SwitchPrimary(side, &notice, &error)) {
+        down_until_[static_cast<int>(side)] = Clock::now() + std::chrono::seconds(1);
+        LogWarn("pg backend unavailable; staying on the other side",
+                {{"route", route().name}, {"backend", BackendName(side)}, {"error", error}});
+      }
+    }
+    co_return true;  // the frame is routed again, now from this side
+  }
+  if (planned_.any && !prepared_) {
+    co_await PrepareSecondary();
+    prepared_ = true;
+  }
+  co_return true;
+}
+
+awaitable<void> PgSession::ClientLoop() {
+  auto& in = client_in_;
+  for (;;) {
+    for (;;) {
+      auto r = client_decoder_.Decode(in.Unparsed());
+      if (r.ok()) {
+        const ppg::Frame f = r.value;
+        const bool in_batch = capturing_ != nullptr;
+        routing_frame_type_ = f.type;
+        const Verdict v = tracker_.OnClientFrame(f);
+        if (v == Verdict::kForward || v == Verdict::kSecondary) {
+          bool op_complete = false;
+          if (v == Verdict::kSecondary) {
+            op_complete = StartOp(f);
+          } else if (in_batch && capturing_ != nullptr) {
+            op_complete = CaptureFrame(f);
+          } else if (f.type == 'S' && uncaptured_write_) {
+            std::vector<std::string_view> tables(uncaptured_tables_.begin(), uncaptured_tables_.end());
+            JournalUncaptured("turnout: a write in an extended batch that began with a read is not dual-written; "
+                              "journaled for repair",
+                              tables);
+          }
+          in.CommitParsed(f.total_size);
+          if (op_complete && !co_await OpComplete()) co_return;
+          continue;
+        }
+        if (v == Verdict::kBarrier) {
+          if (!co_await OnBarrier()) co_return;
+          continue;
+        }
+        if (capturing_ != nullptr) AbandonCapture("turnout: the extended batch was cut short; journaled for repair");
+        // Everything before this frame goes out first, in order.
+        if (!co_await FlushClientParsed()) co_return;
+        bool keep = true;
+        switch (v) {
+          case Verdict::kTerminate:
+            co_return;
+          case Verdict::kProtocolError: {
+            // The server's words: a type it does not take here, or a
+            // message whose layout is broken.
+            const std::string text = f.type == 'p'
+                                         ? absl::StrCat("invalid frontend message type ", static_cast<int>(f.type))
+                                         : std::string("invalid message format");
+            co_await SendFatal("08P01", text);
+            LogInfo("pg client protocol error", {{"route", route().name}, {"type", std::string(1, f.type)}});
+            co_return;
+          }
+          case Verdict::kDebugUse: {
+            ppg::Query q;
+            (void)ppg::Decode(f.payload, &q);
+            keep = co_await HandleDebugUse(*DebugUseCommand(q.sql));
+            break;
+          }
+          case Verdict::kRefuse:
+            keep = co_await HandleRefusal(
+                "turnout: high-risk DDL is refused while this route is migrating (allow it in the migration)");
+            break;
+          default:
+            break;
+        }
+        in.CommitParsed(f.total_size);
+        in.Consume(f.total_size);
+        if (!keep) co_return;
+        continue;
+      }
+      if (r.failed()) {
+        if (!co_await FlushClientParsed()) co_return;
+        if (r.error == ppg::CodecError::kMessageTooLarge) {
+          const std::uint32_t len = in.Unparsed().size() >= 5 ? ppg::LoadU32(in.Unparsed().data() + 1) : 0;
+          const std::string text = absl::StrCat(
+              "message of type '", std::string(1, static_cast<char>(in.Unparsed()[0])), "' is ", len,
+              " bytes, over turnout's limit of ", ctx_.config->limits.max_message_bytes,
+              " bytes (limits.max_message_size)");
+          co_await SendFatal("54000", text);
+        } else if (r.error == ppg::CodecError::kUnknownMessageType) {
+          const std::string text =
+              absl::StrCat("invalid frontend message type ", static_cast<int>(in.Unparsed()[0]));
+          co_await SendFatal("08P01", text);
+        } else {
+          const std::string text = absl::StrCat("invalid message: ", std::string(ppg::DescribeError(r.error)));
+          co_await SendFatal(ppg::SqlState(r.error), text);
+        }
+        LogInfo("pg client protocol error", {{"route", route().name}, {"error", ppg::DescribeError(r.error)}});
+        co_return;
+      }
+      if (r.bytes_needed > in.capacity()) {
+        if (!co_await FlushClientParsed()) co_return;
+        if (!co_await StreamLargeClientFrame()) co_return;
+        continue;
+      }
+      break;
+    }
+    if (!co_await FlushClientParsed()) co_return;
+    if (!co_await ReadClient()) co_return;
+  }
+}
+
+awaitable<bool> PgSession::HandleRefusal(std::string_view message) {
+  // Our ErrorResponse must come after every reply still in flight.
+  co_await WaitBackendIdle();
+  std::string out;
+  ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "0A000", .message = message});
+  tracker_.FailTransaction();
+  ppg::AppendReadyForQuery(&out, tracker_.txn_status());
+  co_return co_await WriteToClient(out);
+}
+
+awaitable<bool> PgSession::HandleDebugUse(Side side) {
+  co_await WaitBackendIdle();
+  std::string out, notice, error;
+  if (tracker_.txn_status() != ppg::TransactionStatus::kIdle) {
+    error = "turnout: cannot switch backends inside a transaction";
+  } else {
+    co_await WaitSecondaryIdle();
+    if (co_await SwitchPrimary(side, &notice, &error)) {
+      debug_pinned_ = true;
+      if (!notice.empty())
+        ppg::AppendNoticeResponse(&out,
+                                  ppg::ErrorSpec{.severity = "WARNING", .sqlstate = "01000", .message = notice});
+      ppg::AppendCommandComplete(&out, side == Side::kNew ? "TURNOUT USE NEW" : "TURNOUT USE OLD");
+    }
+  }
+  if (!error.empty())
+    ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "08006", .message = error});
+  ppg::AppendReadyForQuery(&out, tracker_.txn_status());
+  co_return co_await WriteToClient(out);
+}
+
+// ================================================================== backend -> client
+
+bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
+  if (side != primary_side_) return OnSecondaryFrame(side, f);
+  if (!sec_ops_.empty()) {
+    // The replies of a request with secondary work are also recorded for it.
+    if (SecondaryOp* op = OpAnswering(tracker_.answering_seq())) {
+      op->primary.OnFrame(f);
+      if (f.type == 'Z') {
+        ppg::ReadyForQuery z;
+        if (!ppg::Decode(f.payload, &z)) op->primary_status = z.status;
+        const bool forward = tracker_.OnBackendFrame(f);
+        PrimaryOpDone(*op);
+        if (op->sync && !op->finished) {
+          // Sync: the client hears the outcome once both sides have it.
+          op->held_z.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
+          return false;
+        }
+        return forward;
+      }
+    }
+  }
+  if (f.type == 'S') {
+    ppg::ParameterStatus ps;
+    if (!ppg::Decode(f.payload, &ps)) {
+      primary()->SetParameter(ps.name, ps.value);
+      if (ps.name == "application_name") application_name_.assign(ps.value);
+    }
+  }
+  return tracker_.OnBackendFrame(f);
+}
+
+awaitable<void> PgSession::BackendLoop(Side side) {
+  const int i = static_cast<int>(side);
+  for (;;) {
+    while (!backends_[i] || !backends_[i]->ready()) co_await backend_ready_.Wait();
+    const bool ended = co_await RelayBackend(side);
+    // Losing the primary ends the session; losing a secondary does not:
+    // its work is journaled and it is reopened later.
+    if (!ended || closing_ || side == primary_side_) co_return;
+    SecondaryLost(side);
+    if (!co_await WriteRelease()) co_return;
+  }
+}
+
+// Returns true when the backend's side ended (closed, failed, or the client
+// is gone), false when the loop was cancelled because the session ends.
+awaitable<bool> PgSession::RelayBackend(Side side) {
+  const int i = static_cast<int>(side);
+  BackendConnection& b = *backends_[i];
+  auto& in = b.in();
+  std::array<asio::const_buffer, kMaxSegments> segments;
+  for (;;) {
+    std::size_t count = 0;
+    const std::uint8_t* run = nullptr;  // start of the current forwarded run
+    std::size_t run_len = 0;
+    bool large = false;
+    bool more = false;  // complete frames left in the buffer (segments ran out)
+    for (;;) {
+      auto r = b.decoder().Decode(in.Unparsed());
+      if (r.ok()) {
+        const ppg::Frame& f = r.value;
+        if (OnBackendFrame(side, f)) {
+          if (run == nullptr) run = f.bytes.data();
+          run_len += f.total_size;
+        } else if (run != nullptr) {
+          segments[count++] = asio::const_buffer(run, run_len);
+          run = nullptr;
+          run_len = 0;
+        }
+        in.CommitParsed(f.total_size);
+        if (count + 1 == kMaxSegments) {
+          more = true;
+          break;
+        }
+        continue;
+      }
+      if (r.failed()) {
+        LogWarn("pg backend protocol error", {{"route", route().name},
+                                              {"backend", b.backend().name},
+                                              {"error", ppg::DescribeError(r.error)}});
+        ctx_.route.RecordUpstreamError(side);
+        co_return true;
+      }
+      large = r.bytes_needed > in.capacity();
+      break;
+    }
+    if (run != nullptr) segments[count++] = asio::const_buffer(run, run_len);
+    if (count > 0) {
+      co_await LockClient();
+      auto [ec, n] = co_await client_.Write(std::span<const asio::const_buffer>(segments.data(), count));
+      UnlockClient();
+      bytes_out_ += n;
+      if (ec) co_return true;
+    }
+    in.Consume(in.Parsed().size());
+    if (!co_await WriteRelease()) co_return true;
+
+    // Drain: close at the first idle point outside a transaction.
+    if (draining_ && side == primary_side_ && AtBoundary()) {
+      co_await SendFatal("57P01", "terminating connection due to administrator command");
+      co_return true;
+    }
+    if (more) continue;
+
+    if (large) {
+      // Stream one frame larger than the buffer straight through, holding
+      // the client writer so nothing interleaves with it. A secondary's
+      // large reply is read past (its op compares what it saw before).
+      auto hr = b.decoder().DecodeHeader(in.Unparsed());
+      if (!hr.ok()) co_return true;
+      const bool forward = side == primary_side_ && hr.value.type != 'K' && hr.value.type != 'R';
+      if (side == primary_side_) tracker_.OnLargeBackendFrame(hr.value.type);
+      if (!sec_ops_.empty()) NoteLargeReply(side);
+      std::size_t remaining = hr.value.total_size;
+      if (forward) co_await LockClient();
+      bool ok = true;
+      for (;;) {
+        auto chunk = in.Unparsed();
+        const std::size_t n = std::min(remaining, chunk.size());
+        if (forward && n > 0) {
+          auto [ec, w] = co_await client_.Write(asio::buffer(chunk.data(), n));
+          bytes_out_ += w;
+          if (ec) {
+            ok = false;
+            break;
+          }
+        }
+        in.CommitParsed(n);
+        in.Consume(n);
+        remaining -= n;
+        if (remaining == 0) break;
+        auto tail = in.WritableTail();
+        auto [rec, got] = co_await b.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+        if (rec) {
+          ok = false;
+          break;
+        }
+        in.CommitReceived(got);
+      }
+      if (forward) UnlockClient();
+      if (!ok) co_return true;
+      continue;
+    }
+
+    auto tail = in.WritableTail();
+    auto [ec, n] = co_await b.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
+    if (ec) {
+      if (ec == std::error_code(boost::system::error_code(asio::error::operation_aborted))) co_return false;
+      if (!closing_ && !IsExpectedDisconnect(ec))
+        LogWarn("pg backend read failed", {{"route", route().name}, {"backend", b.backend().name}, {"error", ec.message()}});
+      if (!closing_ && ec == std::error_code(boost::system::error_code(asio::error::eof)))
+        LogInfo("pg backend closed the connection", {{"route", route().name}, {"backend", b.backend().name}});
+      co_return true;
+    }
+    in.CommitReceived(n);
+    last_activity_ = Clock::now();
+  }
+}
+
+}  // namespace turnout::proxy::pg::detail

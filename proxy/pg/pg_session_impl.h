@@ -1,0 +1,305 @@
+#pragma once
+// The protocol-aware PostgreSQL session (DESIGN.md §3), shared by its
+// translation units; nothing outside proxy/pg includes this.
+//
+//   client ──► ClientLoop ──frames──► primary BackendConnection
+//   client ◄── BackendLoop(old) ◄──── old backend   (always read: NOTIFY)
+//   client ◄── BackendLoop(new) ◄──── new backend   (once opened)
+//              SecondarySender ─────► the other backend (dual-write, shadow)
+//
+// Both directions relay by frame header and length out of one bounded
+// buffer each: complete frames are inspected in place by the RequestTracker
+// (request_tracker.h: accounting, classification, session state), runs of
+// frames are forwarded with one (gather) write, and a frame larger than the
+// buffer is streamed through by its remaining length. Nothing is allocated
+// per message on a route without secondary work; state changes are copied
+// once, for replay.
+//
+// Where the code lives:
+//   pg_session.cc    lifecycle: Run, client writer, drain, idle timeout
+//   pg_startup.cc    startup, authentication at turnout, cancel, opening backends
+//   pg_relay.cc      ClientLoop, BackendLoop and the frames each side sends
+//   pg_routing.cc    the routing decision per request, switching the primary
+//   pg_secondary.cc  secondary work: dual-write, shadow, the journal
+//
+// Debug hooks (tests and operators only; off unless the environment has
+// TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
+// makes that backend the session's primary at the next idle point outside
+// a transaction, opening it and replaying the session state on it.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "protocol/io_buffer.h"
+#include "protocol/pg/frame_decoder.h"
+#include "protocol/pg/messages.h"
+#include "proxy/asio.h"
+#include "proxy/pg/backend_connection.h"
+#include "proxy/pg/cancel_registry.h"
+#include "proxy/pg/reply_digest.h"
+#include "proxy/pg/request_tracker.h"
+#include "proxy/pg/scram.h"
+#include "proxy/session.h"
+#include "proxy/session_context.h"
+#include "proxy/stream.h"
+#include "routing/journal.h"
+#include "routing/policy_table.h"
+#include "routing/read_your_writes.h"
+
+namespace turnout::proxy::pg::detail {
+
+// GCC 12 may destroy a temporary twice when it lives across a co_await in
+// a conditional expression (seen here as a double free): arguments that
+// own memory are built into locals before the co_await, never inline.
+
+using Clock = std::chrono::steady_clock;
+
+// Session-local wake-up for coroutines of one session (one thread): waiters
+// re-check their condition after every wake, so spurious wakes are harmless.
+class Event {
+ public:
+  explicit Event(const asio::any_io_executor& ex) : timer_(ex) { timer_.expires_at(Clock::time_point::max()); }
+  awaitable<void> Wait() { co_await timer_.async_wait(); }
+  void Notify() { timer_.cancel(); }
+
+ private:
+  Timer timer_;
+};
+
+// TURNOUT_PG_DEBUG_HOOKS=1 (see the file comment).
+bool DebugHooksEnabled();
+
+// One request (a simple Query, or an extended batch up to its Sync) that
+// also goes to the backend that is not the primary (DESIGN.md §2):
+//
+//   dual-write  must be applied there; applied once the primary answered, so
+//               row locks are taken on the secondary in the order the
+//               primary granted them; a failure or a different outcome is
+//               journaled. Sync: the client's ReadyForQuery waits for both.
+//   shadow      compared with the primary's reply, then dropped; a shadow
+//               write runs inside a transaction that is always rolled back.
+//
+// What goes out is `prefix` (session state replayed since the secondary was
+// last brought up to date), `begin` (the lazy BEGIN of the client's
+// transaction, or of a shadow write), `main` (the client's frames, byte for
+// byte) and `suffix` (the ROLLBACK of a shadow write).
+struct SecondaryOp {
+  std::uint64_t request_seq = 0;  // the tracker's number of the request on the primary
+  routing::SecondaryRole role = routing::SecondaryRole::kDualWrite;
+  routing::RequestClass cls = routing::RequestClass::kWrite;
+  bool sync = false;
+  bool shadow_write = false;
+  bool begins_txn = false;        // prefix holds the lazy BEGIN of the client's transaction
+  bool in_txn = false;            // runs inside the secondary's copy of the client's transaction
+  bool complete = false;          // `main` holds the whole request
+  bool primary_done = false;
+  bool sent = false;
+  bool secondary_done = false;
+  bool finished = false;
+  bool skipped = false;           // the primary did not apply it: nothing to do
+  bool fenced = false;            // counted in the read-your-writes fence
+  bool send_main = true;          // false: the primary failed it, only `prefix` goes out
+  bool large_reply = false;       // a reply frame too large to see: not compared
+
+  routing::Side side = routing::Side::kNew;
+  std::string prefix, begin, main, suffix;
+  int prefix_replies = 0;         // ReadyForQuery of `prefix` and `begin`, swallowed
+  int suffix_replies = 0;
+  int replies_seen = 0;           // ReadyForQuery seen from the secondary
+  std::string prefix_errors;
+
+  std::vector<std::string> tables;
+  std::string held_z;             // sync: the primary's ReadyForQuery, held back
+  protocol::pg::TransactionStatus primary_status = protocol::pg::TransactionStatus::kIdle;
+  ReplyDigest primary, secondary;
+  std::string failure;            // why the secondary did not apply it
+  routing::JournalKind failure_kind = routing::JournalKind::kDropped;
+  Clock::time_point start, sent_at;
+  std::uint64_t primary_us = 0, secondary_us = 0;
+  std::uint64_t fence_seq = 0;
+};
+
+class PgSession final : public Session, private RequestTracker::Hooks {
+ public:
+  PgSession(Socket client, SessionContext ctx);
+  ~PgSession() override;
+
+  void Close() override;
+  void RequestDrain() override;
+  awaitable<void> Run();
+
+ private:
+  using Verdict = RequestTracker::Verdict;
+  using Side = routing::Side;
+
+  static protocol::pg::FrameLimits ClientLimits(const routing::Config& cfg);
+  const routing::Route& route() const { return ctx_.route.route; }
+  BackendConnection* primary() { return backends_[static_cast<int>(primary_side_)].get(); }
+  BackendConnection* backend(Side side) { return backends_[static_cast<int>(side)].get(); }
+
+  // ---------------------------------------------------------------- pg_session.cc
+  awaitable<bool> WriteToClient(std::string_view bytes);
+  awaitable<void> LockClient();
+  void UnlockClient();
+  awaitable<void> SendFatal(std::string_view sqlstate, std::string_view message);
+  awaitable<void> WaitBackendIdle();
+  awaitable<bool> ReadClient();
+  awaitable<bool> WriteRelease();
+  awaitable<void> DrainWatch();
+  awaitable<void> IdleWatch(absl::Duration idle);
+
+  // ---------------------------------------------------------------- pg_startup.cc
+  awaitable<bool> Startup();
+  awaitable<bool> ReadStartupFrame(protocol::pg::Frame* frame);
+  awaitable<bool> Authenticate();
+  awaitable<bool> ReadPasswordFrame(protocol::pg::Frame* frame);
+  awaitable<bool> ExchangePassword(const std::string& challenge, std::string* password);
+  awaitable<bool> AuthenticateScram(const std::optional<StoredSecret>& secret, bool* accepted);
+  awaitable<void> HandleCancel(const protocol::pg::Frame& frame);
+  awaitable<bool> OpenBackend(Side side, OpenFailure* failure);
+  LoginParams MakeLogin(const routing::Backend& backend) const;
+
+  // ---------------------------------------------------------------- pg_relay.cc
+  awaitable<void> ClientLoop();
+  awaitable<bool> FlushClientParsed();
+  awaitable<bool> StreamLargeClientFrame();
+  awaitable<bool> OnBarrier();
+  awaitable<bool> HandleRefusal(std::string_view message);
+  awaitable<bool> HandleDebugUse(Side side);
+  awaitable<void> BackendLoop(Side side);
+  // false: the loop was cancelled (the session is ending)
+  awaitable<bool> RelayBackend(Side side);
+  bool OnBackendFrame(Side side, const protocol::pg::Frame& f);  // true: forward to the client
+  bool BackendIdle() const noexcept { return tracker_.BackendIdle(); }
+  bool AtBoundary() const noexcept { return tracker_.AtBoundary(); }
+
+  // ---------------------------------------------------------------- pg_routing.cc
+  // RequestTracker::Hooks
+  routing::Plan Route(routing::RequestClass cls, routing::DdlRisk risk,
+                      std::span<const std::string_view> targets) override;
+  void Answered(const RequestTracker::Record& r, std::chrono::microseconds latency) override;
+  bool Barrier() override { return std::exchange(barrier_, false); }
+  void InFlight(bool busy) override;
+  awaitable<bool> SwitchPrimary(Side side, std::string* notice, std::string* error);
+  awaitable<bool> EnsureSynced(Side side, std::string* notice, std::string* error);
+  const std::string& BackendName(Side side) const;
+  bool SideDown(Side side) const { return Clock::now() < down_until_[static_cast<int>(side)]; }
+
+  // ---------------------------------------------------------------- pg_secondary.cc
+  // What Route() decided for the request being started.
+  struct PlannedWork {
+    bool any = false;
+    routing::SecondaryRole role = routing::SecondaryRole::kDualWrite;
+    bool sync = true;
+    bool shadow_write = false;
+  };
+  PlannedWork PlanSecondary(const routing::Plan& plan, routing::RequestClass cls,
+                            std::span<const std::string_view> targets);
+  // An Execute later in an extended batch: a write the batch's plan did not
+  // foresee is journaled at the Sync (uncaptured_write_).
+  void NoteLaterExecute(const routing::Plan& plan, routing::RequestClass cls,
+                        std::span<const std::string_view> targets);
+  // Would a write starting now be dual-written?
+  bool WritesAreDualWritten();
+  // At the barrier before a request with secondary work: the secondary
+  // connection is opened (state replayed) when it is not.
+  awaitable<void> PrepareSecondary();
+  // The client frame `f` starts the request with planned work; true when
+  // it is also its last (a simple Query).
+  bool StartOp(const protocol::pg::Frame& f);
+  // A later frame of the extended batch being captured; true at its Sync.
+  bool CaptureFrame(const protocol::pg::Frame& f);
+  void AbandonCapture(std::string_view why);
+  // The request's last frame was captured; a sync op makes the client wait
+  // for both sides. False when the primary is gone.
+  awaitable<bool> OpComplete();
+  void PrimaryOpDone(SecondaryOp& op);
+  bool OnSecondaryFrame(Side side, const protocol::pg::Frame& f);
+  // A frame larger than the buffer went past `side`'s op unseen.
+  void NoteLargeReply(Side side);
+  awaitable<void> SecondarySender();
+  void MaybeFinish(SecondaryOp& op);
+  void FinishOp(SecondaryOp& op);
+  void TrimOps();
+  void JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
+                 std::string secondary_outcome);
+  void JournalUncaptured(std::string_view why, std::span<const std::string_view> tables = {});
+  void SecondaryLost(Side side);
+  // Journals every op not yet applied (the secondary is gone, or the session ends).
+  void AbandonSecondaryWork(std::string_view why, bool session_ending);
+  // After the client left: lets queued work reach the secondary (bounded).
+  awaitable<void> FinishSecondaryWork();
+  SecondaryOp* OpAnswering(std::uint64_t seq);
+  SecondaryOp* OpAwaitingReply();
+  bool SecondaryBusy() const noexcept { return !sec_ops_.empty(); }
+  // Until every op that can progress has finished.
+  awaitable<void> WaitSecondaryIdle();
+
+  // ---------------------------------------------------------------- members
+  SessionContext ctx_;
+  SessionRegistration registration_;
+  Stream client_;
+  protocol::IoBuffer client_in_;
+  protocol::pg::FrameDecoder client_decoder_;
+  asio::any_io_executor ex_;
+  std::array<std::unique_ptr<BackendConnection>, 2> backends_;
+  Side primary_side_ = Side::kOld;
+
+  Event backend_ready_;  // a backend finished opening
+  Event idle_;           // a ReadyForQuery left nothing in flight
+  Event client_lock_;    // the client writer was released
+  Event drain_;          // RequestDrain
+  Event sec_progress_;   // secondary work moved on (sent, answered, finished)
+  bool client_locked_ = false;
+  bool draining_ = false;
+  bool closing_ = false;
+  Clock::time_point last_activity_ = Clock::now();
+
+  // Client identity (routing::ClientIdentity views these).
+  std::string user_, database_, application_name_, address_;
+  std::vector<std::pair<std::string, std::string>> startup_options_;
+  std::optional<std::string> client_cleartext_;  // only with auth `password`
+  std::string auth_reply_;                       // SASLFinal/AuthenticationOk, sent with the welcome
+
+  std::shared_ptr<CancelSlots> cancel_slots_ = std::make_shared<CancelSlots>();
+  std::optional<CancelRegistry::Key> cancel_key_;
+  std::optional<routing::RouteTableReader> reader_;
+
+  bool barrier_ = false;                 // Route() asks for a barrier (see Hooks::Barrier)
+  std::optional<Side> switch_to_;        // ... and then a switch of the primary
+  std::array<Clock::time_point, 2> down_until_{};  // a backend that failed: not retried before
+  std::vector<std::unique_ptr<BackendConnection>> dead_backends_;  // lost secondaries, closed
+  bool debug_pinned_ = false;            // a debug hook chose the primary
+
+  // Secondary work, in request order (pg_secondary.cc).
+  PlannedWork planned_;                  // for the request Route() just started
+  bool prepared_ = false;                // PrepareSecondary ran for it
+  std::uint64_t planned_seq_ = 0;
+  std::vector<std::string> planned_tables_;
+  SecondaryOp* capturing_ = nullptr;     // the extended batch being captured
+  bool uncaptured_write_ = false;        // a write in a batch that is not captured
+  std::vector<std::string> uncaptured_tables_;
+  char routing_frame_type_ = 0;          // the client frame being fed to the tracker
+  Clock::time_point sec_last_reply_;     // the secondary last answered
+  std::deque<SecondaryOp> sec_ops_;
+  std::size_t sec_bytes_ = 0;
+  bool sec_txn_ = false;                 // the secondary holds a copy of the client's transaction
+  bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
+  bool sec_txn_sync_ = true;             // the mode the transaction started with
+  routing::ReadYourWritesFence fence_;
+  std::string release_;                  // bytes a backend loop must write to the client next
+
+  RequestTracker tracker_;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+}  // namespace turnout::proxy::pg::detail
