@@ -61,6 +61,14 @@ struct RouteRuntime {
   std::atomic<std::uint64_t> shadow_matched{0};
   std::atomic<std::uint64_t> shadow_dropped{0};  // shadow queue full: counted and dropped
   std::array<std::atomic<std::uint64_t>, static_cast<int>(ShadowMismatch::kCount)> shadow_mismatches{};
+  // Sessions of this process with Postgres dual-write work in flight (an
+  // op, or a transaction carried to the secondary), by authoritative side.
+  // A session whose authoritative side is the other one waits for these to
+  // finish before it starts dual-writing: two sessions writing the same
+  // rows in opposite orders would wait on each other across the two
+  // servers, where neither server can see the deadlock (a policy change
+  // that flips authority is the one time both orders exist).
+  std::array<std::atomic<int>, kSides> dual_writers{};
 
   void RecordDualWrite(DualWriteResult r) noexcept {
     dual_writes[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);

@@ -85,6 +85,7 @@ awaitable<bool> PgSession::OnBarrier() {
     co_return true;  // the frame is routed again, now from this side
   }
   if (planned_.any && !prepared_) {
+    if (planned_.role == routing::SecondaryRole::kDualWrite) co_await WaitForOppositeWriters();
     co_await PrepareSecondary();
     prepared_ = true;
   }
@@ -367,7 +368,12 @@ awaitable<bool> PgSession::RelayBackend(Side side) {
     auto tail = in.WritableTail();
     auto [ec, n] = co_await b.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
     if (ec) {
-      if (ec == std::error_code(boost::system::error_code(asio::error::operation_aborted))) co_return false;
+      if (ec == std::error_code(boost::system::error_code(asio::error::operation_aborted))) {
+        // Cancelled because the session ends, or closed by turnout itself
+        // (a secondary that stopped answering): only the latter is a loss.
+        const auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return false;
+      }
       if (!closing_ && !IsExpectedDisconnect(ec))
         LogWarn("pg backend read failed", {{"route", route().name}, {"backend", b.backend().name}, {"error", ec.message()}});
       if (!closing_ && ec == std::error_code(boost::system::error_code(asio::error::eof)))

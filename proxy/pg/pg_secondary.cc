@@ -57,6 +57,8 @@ constexpr std::size_t kMaxCaptureBytes = 4u << 20;
 constexpr auto kReplyTimeout = std::chrono::seconds(30);
 // After the client left, how long queued work may take to reach the secondary.
 constexpr auto kFinishTimeout = std::chrono::seconds(10);
+// How long a session waits for dual-writers of the opposite authority.
+constexpr auto kOppositeWritersWait = std::chrono::seconds(10);
 
 std::uint64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
@@ -64,14 +66,45 @@ std::uint64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
 
 bool IsWrite(RequestClass c) { return c == RequestClass::kWrite || c == RequestClass::kDdl; }
 
+// A binary parameter as text when its declared type is a common scalar
+// (psycopg binds integers in binary), else in hex.
+std::string BinaryParamText(std::string_view v, std::uint32_t type_oid) {
+  auto be = [&](std::size_t n) {
+    std::uint64_t x = 0;
+    for (std::size_t i = 0; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(v[i]);
+    return x;
+  };
+  switch (type_oid) {
+    case 16:  // bool
+      if (v.size() == 1) return v[0] ? "true" : "false";
+      break;
+    case 21:  // int2
+      if (v.size() == 2) return std::to_string(static_cast<std::int16_t>(be(2)));
+      break;
+    case 23:  // int4
+      if (v.size() == 4) return std::to_string(static_cast<std::int32_t>(be(4)));
+      break;
+    case 20:  // int8
+      if (v.size() == 8) return std::to_string(static_cast<std::int64_t>(be(8)));
+      break;
+    case 25:    // text
+    case 1043:  // varchar
+      return std::string(v);
+    default:
+      break;
+  }
+  return absl::StrCat("\\x", absl::BytesToHexString(absl::string_view(v.data(), v.size())));
+}
+
 // The request for a journal entry or a shadow sample: the SQL of a simple
 // Query or of the batch's statement (from its Parse, or the session's
-// prepared statement a Bind names) and the Bind parameters as text
-// (binary ones in hex).
+// prepared statement a Bind names) and the Bind parameters as text.
 void DescribeRequest(std::string_view wire, const SessionState& state, std::string* sql,
                      std::vector<std::string>* params) {
   ppg::FrameDecoder decoder(ppg::Direction::kFrontend);
+  decoder.set_phase(ppg::FrameDecoder::Phase::kRegular);
   auto bytes = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(wire.data()), wire.size());
+  std::vector<std::uint32_t> types;
   while (!bytes.empty()) {
     auto r = decoder.Decode(bytes);
     if (!r.ok()) break;
@@ -81,13 +114,19 @@ void DescribeRequest(std::string_view wire, const SessionState& state, std::stri
       if (!ppg::Decode(f.payload, &q)) sql->assign(q.sql);
     } else if (f.type == 'P' && sql->empty()) {
       ppg::Parse p;
-      if (!ppg::Decode(f.payload, &p)) sql->assign(p.query);
+      if (!ppg::Decode(f.payload, &p)) {
+        sql->assign(p.query);
+        types.assign(p.param_types.begin(), p.param_types.end());
+      }
     } else if (f.type == 'B' && params->empty()) {
       ppg::Bind b;
       if (!ppg::Decode(f.payload, &b)) {
         if (sql->empty() && !b.statement.empty()) {
-          for (const auto& [name, prepared] : state.prepared())
-            if (name == b.statement) sql->assign(prepared.text);
+          for (const auto& [name, prepared] : state.prepared()) {
+            if (name != b.statement) continue;
+            sql->assign(prepared.text);
+            types = prepared.param_types;
+          }
         }
         for (std::size_t i = 0; i < b.params.size(); ++i) {
           if (!b.params[i]) {
@@ -95,8 +134,7 @@ void DescribeRequest(std::string_view wire, const SessionState& state, std::stri
           } else if (b.ParamFormat(i) == 0) {
             params->emplace_back(*b.params[i]);
           } else {
-            params->push_back(absl::StrCat("\\x", absl::BytesToHexString(absl::string_view(
-                                                      b.params[i]->data(), b.params[i]->size()))));
+            params->push_back(BinaryParamText(*b.params[i], i < types.size() ? types[i] : 0));
           }
         }
       }
@@ -288,6 +326,7 @@ bool PgSession::StartOp(const ppg::Frame& f) {
   op.secondary.Reset(options);
   op.main.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
   sec_bytes_ += op.main.size() + op.prefix.size();
+  UpdateWriterHold();
   if (f.type == 'Q') {
     op.complete = true;
     sec_progress_.Notify();
@@ -384,6 +423,7 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
     b->MarkSynced(tracker_.state().snapshot());
   sec_progress_.Notify();
   MaybeFinish(op);
+  UpdateWriterHold();
 }
 
 // ================================================================== the secondary's side
@@ -506,6 +546,7 @@ void PgSession::MaybeFinish(SecondaryOp& op) {
 
 void PgSession::FinishOp(SecondaryOp& op) {
   op.finished = true;
+  UpdateWriterHold();
   if (op.fenced) fence_.OnResolved(op.fence_seq);
   if (!op.held_z.empty()) {
     release_ += op.held_z;
@@ -595,6 +636,33 @@ void PgSession::JournalUncaptured(std::string_view why, std::span<const std::str
   ctx_.services->journal->Append(std::move(e));
 }
 
+// ================================================================== opposite writers
+
+void PgSession::UpdateWriterHold() {
+  bool busy = sec_txn_;
+  for (const auto& op : sec_ops_)
+    if (op.role == SecondaryRole::kDualWrite && !op.finished) busy = true;
+  if (busy && !writer_hold_) {
+    writer_hold_ = primary_side_;
+    ctx_.route.dual_writers[static_cast<int>(primary_side_)].fetch_add(1, std::memory_order_acq_rel);
+  } else if (!busy && writer_hold_) {
+    ctx_.route.dual_writers[static_cast<int>(*writer_hold_)].fetch_sub(1, std::memory_order_acq_rel);
+    writer_hold_.reset();
+  }
+}
+
+awaitable<void> PgSession::WaitForOppositeWriters() {
+  if (writer_hold_) co_return;  // already writing this way round
+  auto& opposite = ctx_.route.dual_writers[static_cast<int>(Other(primary_side_))];
+  if (opposite.load(std::memory_order_acquire) == 0) co_return;
+  const auto deadline = Clock::now() + kOppositeWritersWait;
+  Timer timer(ex_);
+  while (opposite.load(std::memory_order_acquire) > 0 && Clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(2));
+    co_await timer.async_wait();
+  }
+}
+
 // ================================================================== losing the secondary
 
 void PgSession::SecondaryLost(Side side) {
@@ -627,6 +695,8 @@ void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) 
     MaybeFinish(op);
   }
   capturing_ = nullptr;
+  if (session_ending) sec_txn_ = false;
+  UpdateWriterHold();
   sec_progress_.Notify();
 }
 

@@ -238,6 +238,11 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void AbandonSecondaryWork(std::string_view why, bool session_ending);
   // After the client left: lets queued work reach the secondary (bounded).
   awaitable<void> FinishSecondaryWork();
+  // Counts this session in RouteRuntime::dual_writers while it has
+  // dual-write work in flight; and waits, before the first, for sessions
+  // writing the other way round to finish (bounded).
+  void UpdateWriterHold();
+  awaitable<void> WaitForOppositeWriters();
   SecondaryOp* OpAnswering(std::uint64_t seq);
   SecondaryOp* OpAwaitingReply();
   bool SecondaryBusy() const noexcept { return !sec_ops_.empty(); }
@@ -296,6 +301,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
   bool sec_txn_sync_ = true;             // the mode the transaction started with
   routing::ReadYourWritesFence fence_;
+  std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side
   std::string release_;                  // bytes a backend loop must write to the client next
 
   RequestTracker tracker_;
