@@ -2,13 +2,16 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "control/backend_clients.h"
 #include "control/backend_inspector.h"
+#include "control/pg_table_repair.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -76,10 +79,14 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
                                               routing::Journal& journal) {
   const auto entries = journal.Pending(m.id);
   std::vector<std::uint64_t> repaired;
-  json::array copied, failed, tables_to_verify;
+  json::array copied, failed, tables_to_verify, tables_repaired;
   // Redis: group keys by (route, missing backend).
   std::map<std::pair<std::string, std::string>, std::map<std::string, std::vector<std::uint64_t>>> redis_keys;
-  std::map<std::string, std::vector<std::uint64_t>> pg_entries_by_route;
+  // Postgres: the tables of each (route, missing backend), and the entries
+  // naming them (an entry clears once every table it names is equal).
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> pg_tables;
+  std::vector<const routing::JournalEntry*> pg_entries;
+  std::set<std::string> pg_routes;
   for (const auto& e : entries) {
     const routing::Route* r = config.FindRoute(e.route);
     if (r == nullptr) continue;
@@ -87,17 +94,30 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       for (const auto& k : e.targets) redis_keys[{e.route, e.backend}][k].push_back(e.seq);
       if (e.targets.empty()) failed.emplace_back(absl::StrCat("entry ", e.seq, ": no keys recorded"));
     } else {
-      pg_entries_by_route[e.route].push_back(e.seq);
+      pg_routes.insert(e.route);
+      if (e.targets.empty()) {
+        failed.emplace_back(absl::StrCat("entry ", e.seq, " (route ", e.route,
+                                         "): no tables recorded; a full data-movement pass is needed"));
+        continue;
+      }
+      pg_entries.push_back(&e);
+      pg_tables[{e.route, e.backend}].insert(e.targets.begin(), e.targets.end());
     }
   }
+  // The route's new side: the migration's endpoint for it, else the config's.
+  auto new_side = [&](const std::string& route_name) {
+    for (const auto& i : m.interlays)
+      if (i.route == route_name) return i.endpoint;
+    return config.FindRoute(route_name)->new_backend;
+  };
+  // The backend that applied the writes missed by `missing` on `route_name`.
+  auto source_of = [&](const std::string& route_name, const std::string& missing) {
+    const routing::Route* r = config.FindRoute(route_name);
+    return missing == r->old_backend ? new_side(route_name) : r->old_backend;
+  };
   for (const auto& [where, keys] : redis_keys) {
     const auto& [route_name, missing] = where;
-    const routing::Route* r = config.FindRoute(route_name);
-    std::string endpoint;
-    for (const auto& i : m.interlays)
-      if (i.route == route_name) endpoint = i.endpoint;
-    // The side that applied the write is the one that is not `missing`.
-    const std::string source = missing == r->old_backend ? endpoint : r->old_backend;
+    const std::string source = source_of(route_name, missing);
     const routing::Backend* from_b = config.FindBackend(source);
     const routing::Backend* to_b = config.FindBackend(missing);
     if (!from_b || !to_b) return absl::FailedPreconditionError(absl::StrCat("route ", route_name, ": backends not configured"));
@@ -114,28 +134,84 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       }
     }
   }
-  // Postgres: verify the migration's tables; entries clear when both agree.
+  // Postgres: each named table resynchronised on the side that missed the
+  // writes. Keyed by (route, missing backend, journal name): equal after it.
+  std::map<std::tuple<std::string, std::string, std::string>, PgTableRepair> pg_results;
+  for (const auto& [where, tables] : pg_tables) {
+    const auto& [route_name, missing] = where;
+    const std::string source = source_of(route_name, missing);
+    const routing::Backend* from_b = config.FindBackend(source);
+    const routing::Backend* to_b = config.FindBackend(missing);
+    const routing::Route* r = config.FindRoute(route_name);
+    if (!from_b || !to_b || (missing != r->old_backend && missing != new_side(route_name))) {
+      failed.emplace_back(absl::StrCat("route ", route_name, ": backend ", missing,
+                                       " is not a side of the migration; tables not repaired"));
+      continue;
+    }
+    auto results = RepairPostgresTables(*from_b, *to_b, std::vector<std::string>(tables.begin(), tables.end()));
+    if (!results.ok()) {
+      failed.emplace_back(absl::StrCat("route ", route_name, ": ", results.status().message()));
+      continue;
+    }
+    std::set<std::string> listed;
+    for (auto& t : *results) {
+      if (t.ok && listed.insert(t.resolved).second)
+        tables_repaired.push_back(json::object{{"route", route_name},
+                                               {"table", t.resolved},
+                                               {"from", source},
+                                               {"to", missing},
+                                               {"primary_key", t.has_primary_key},
+                                               {"source_rows", t.source_rows},
+                                               {"upserted", t.upserted},
+                                               {"deleted", t.deleted},
+                                               {"seconds", t.seconds},
+                                               {"equal", t.equal}});
+      if (!t.error.empty()) failed.emplace_back(absl::StrCat("table ", t.table, " on ", missing, ": ", t.error));
+      else if (t.ok && !t.equal)
+        failed.emplace_back(absl::StrCat("table ", t.table, " on ", missing, ": still differs after the repair"));
+      pg_results.emplace(std::make_tuple(route_name, missing, t.table), std::move(t));
+    }
+  }
+  // Then the verifier, as before the repair existed: its verdict on a table
+  // it covers (the migration's scope) must agree too.
   bool pg_equal = true;
-  if (!pg_entries_by_route.empty()) {
+  std::set<std::pair<std::string, std::string>> verified_unequal;  // (route, schema.table)
+  if (!pg_routes.empty()) {
     auto report = Verify(config, m);
-    if (!report.ok()) return report.status();
-    for (const auto& route : report->at("routes").as_array()) {
-      const std::string name(route.at("route").as_string());
-      auto it = pg_entries_by_route.find(name);
-      if (it == pg_entries_by_route.end()) continue;
-      if (route.at("equal").as_bool()) {
-        repaired.insert(repaired.end(), it->second.begin(), it->second.end());
-      } else {
-        pg_equal = false;
-        for (const auto& d : route.at("differences").as_array()) tables_to_verify.push_back(d);
+    if (!report.ok()) {
+      pg_equal = false;
+      failed.emplace_back(absl::StrCat("verify: ", report.status().message()));
+    } else {
+      for (const auto& route : report->at("routes").as_array()) {
+        const std::string name(route.at("route").as_string());
+        if (!pg_routes.contains(name)) continue;
+        if (!route.at("equal").as_bool()) {
+          pg_equal = false;
+          for (const auto& d : route.at("differences").as_array()) tables_to_verify.push_back(d);
+        }
+        if (const auto* tables = route.as_object().if_contains("tables"))
+          for (const auto& t : tables->as_array()) {
+            const auto* eq = t.as_object().if_contains("equal");
+            if (eq == nullptr || !eq->is_bool() || !eq->as_bool())
+              verified_unequal.emplace(name, std::string(t.at("table").as_string()));
+          }
       }
     }
+  }
+  for (const auto* e : pg_entries) {
+    const bool all_equal = std::all_of(e->targets.begin(), e->targets.end(), [&](const std::string& table) {
+      auto it = pg_results.find({e->route, e->backend, table});
+      return it != pg_results.end() && it->second.ok && it->second.equal &&
+             !verified_unequal.contains({e->route, it->second.resolved});
+    });
+    if (all_equal) repaired.push_back(e->seq);
   }
   journal.MarkRepaired(repaired);
   if (auto st = journal.Flush(); !st.ok()) return st;
   return json::value(json::object{{"migration", m.id},
                                   {"repaired_entries", repaired.size()},
                                   {"keys_copied", std::move(copied)},
+                                  {"tables_repaired", std::move(tables_repaired)},
                                   {"failures", std::move(failed)},
                                   {"postgres_equal", pg_equal},
                                   {"postgres_differences", std::move(tables_to_verify)},

@@ -2,9 +2,10 @@
 // The journal as the admin API shows it (GET …/journal) and the repair entry
 // point (POST …/repair): Redis keys named by journal entries are copied from
 // the side that applied the write to the side that missed it (DUMP/PTTL →
-// RESTORE REPLACE); Postgres tables named by entries are verified, and their
-// entries cleared once both sides agree. Tables that still differ are
-// reported for a data-movement pass.
+// RESTORE REPLACE); Postgres tables named by entries are resynchronised the
+// same way round (control/pg_table_repair.h), then verified, and an entry
+// clears once every table it names is equal on both sides. Entries naming no
+// table, and tables that still differ, are reported for a data-movement pass.
 
 #include <boost/json/value.hpp>
 

@@ -1,0 +1,58 @@
+#pragma once
+// Journal repair of Postgres tables: each table a journal entry names is
+// resynchronised on the backend that missed the write (`target`) from the
+// one that applied it (`source`), over libpq, one transaction per table on
+// the target:
+//
+//   with a primary key   the source's rows (COPY … TO STDOUT, text) are staged
+//                        in a temporary table on the target; target rows whose
+//                        key is not staged are deleted; staged rows are
+//                        upserted (INSERT … ON CONFLICT (pk) DO UPDATE), rows
+//                        already equal left untouched (no dead tuples for the
+//                        rows a few failed writes did not touch).
+//   without one          DELETE of every row, then COPY of the source's rows.
+//
+// The target table is locked (SHARE ROW EXCLUSIVE: reads go on, writes wait)
+// before the source is read, so a dual-write that reaches the target during
+// the repair is applied after it, on top of the repaired rows, never under
+// them. A write that commits on the target before the lock but on the source
+// after the read can still be undone; it diverges again and is journaled
+// again, so a repair run while the table is quiet is exact.
+//
+// Columns: the source's, minus generated ones, that also exist on the target
+// (as control/pg_backfill). Sequences owned by a repaired table are advanced
+// on the target past the source's value, so the target's next id cannot
+// collide with a repaired row.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "routing/config.h"
+
+namespace turnout::control {
+
+struct PgTableRepair {
+  std::string table;     // as the journal names it ("accounts", "public.accounts")
+  std::string resolved;  // schema.table as the catalog names it; empty when not found
+  bool ok = false;       // resynchronised and committed
+  std::string error;     // why not; or, when ok, the owned sequences that could not be advanced
+  bool has_primary_key = false;  // false: copied whole
+  std::int64_t source_rows = 0;
+  std::int64_t upserted = 0;  // inserted, or updated because they differed
+  std::int64_t deleted = 0;
+  double seconds = 0;
+  // After the commit: same row count and checksum (the verifier's) on both.
+  bool equal = false;
+};
+
+// Resynchronises each table of `tables` (the journal's normalised names) on
+// `target` from `source`: one result per name, in order; names of the same
+// table share one repair. A table that cannot be repaired is reported in its
+// result; the status is an error only when a backend cannot be reached.
+absl::StatusOr<std::vector<PgTableRepair>> RepairPostgresTables(const routing::Backend& source,
+                                                                const routing::Backend& target,
+                                                                const std::vector<std::string>& tables);
+
+}  // namespace turnout::control

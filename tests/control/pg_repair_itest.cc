@@ -1,0 +1,278 @@
+// RepairFromJournal on Postgres against the harness clusters: the tables that
+// journal entries name are resynchronised on the backend that missed the
+// writes (missing rows inserted, extra rows deleted, changed rows updated, a
+// table without a primary key copied whole), then verified; entries clear
+// only once their tables are equal. Table names carry the pid: ctest runs
+// suites in parallel against the same servers.
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "control/journal_repair.h"
+#include "control/migration.h"
+#include "routing/config.h"
+#include "routing/journal.h"
+#include "tests/support/backends.h"
+
+namespace turnout::control {
+namespace {
+
+using ::testing::HasSubstr;
+using turnout::testing::TestBackends;
+namespace json = boost::json;
+
+// A direct connection to one harness cluster's "app" database.
+class Direct {
+ public:
+  explicit Direct(int port) : c_(PQconnectdb(TestBackends::Get().PgConnString(port, "app").c_str())) {
+    if (PQstatus(c_) != CONNECTION_OK) ADD_FAILURE() << "direct connection: " << PQerrorMessage(c_);
+    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+  }
+  ~Direct() { PQfinish(c_); }
+  Direct(const Direct&) = delete;
+  Direct& operator=(const Direct&) = delete;
+
+  // Runs `sql`; returns the first column of the first row ("" when none).
+  std::string Query(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    const auto st = PQresultStatus(r);
+    std::string out;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
+    else if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return out;
+  }
+
+ private:
+  PGconn* c_;
+};
+
+// Row-for-row fingerprint of a table, in `order`.
+std::string Fingerprint(Direct& d, const std::string& table, const std::string& order) {
+  return d.Query("select coalesce(md5(string_agg(t::text, '|' order by " + order + ")), 'empty') from " + table + " t");
+}
+
+class PgRepairTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& b = TestBackends::Get();
+    const std::string pid = std::to_string(::getpid());
+    accounts_ = "repair_accounts_" + pid;
+    log_ = "repair_log_" + pid;
+    mixed_ = "RepairMixed_" + pid;  // quoted: case kept, as the classifier records it
+    big_ = "repair_big_" + pid;
+    routing::Backend old_b{.name = "pg-old", .address = {"127.0.0.1", static_cast<std::uint16_t>(b.pg_old_port)},
+                           .user = b.pg_user, .password = b.pg_password, .database = "app"};
+    routing::Backend new_b{.name = "pg-new", .address = {"127.0.0.1", static_cast<std::uint16_t>(b.pg_new_port)},
+                           .user = b.pg_user, .password = b.pg_password, .database = "app",
+                           .tls_mode = routing::UpstreamTlsMode::kVerifyFull, .tls_ca_file = b.ca_file};
+    config_.backends = {old_b, new_b};
+    config_.routes.push_back(routing::Route{.name = "db", .old_backend = "pg-old", .new_backend = "pg-new"});
+    migration_.id = "pg_repair";
+    migration_.interlays = {{"db", "pg-new"}};
+    // Verify compares only this test's tables (others fill the shared servers).
+    migration_.apis = {{"t", {accounts_, log_, mixed_, big_}, {}}};
+    DropTables();
+  }
+  void TearDown() override { DropTables(); }
+
+  void DropTables() {
+    for (Direct* d : {&old_, &new_})
+      d->Query("drop table if exists " + accounts_ + ", " + log_ + ", \"" + mixed_ + "\", " + big_);
+  }
+
+  // On both sides.
+  void Both(const std::string& sql) {
+    old_.Query(sql);
+    new_.Query(sql);
+  }
+
+  std::uint64_t Journal(const std::vector<std::string>& targets, const std::string& statement = "update …",
+                        const std::string& missed_by = "pg-new") {
+    routing::JournalEntry e;
+    e.at = absl::Now();
+    e.migration_id = migration_.id;
+    e.route = "db";
+    e.backend = missed_by;  // the side that missed the write; the other applied it
+    e.kind = routing::JournalKind::kFailed;
+    e.statement = statement;
+    e.targets = targets;
+    e.primary_outcome = "UPDATE 1";
+    e.secondary_outcome = "connection refused";
+    return journal_->Append(e);
+  }
+
+  Direct old_{TestBackends::Get().pg_old_port};
+  Direct new_{TestBackends::Get().pg_new_port};
+  routing::Config config_;
+  Migration migration_;
+  std::unique_ptr<routing::Journal> journal_ = routing::Journal::InMemory({});
+  std::string accounts_, log_, mixed_, big_;
+};
+
+TEST_F(PgRepairTest, JournaledTablesAreResynchronisedOnTheSideThatMissedTheWrites) {
+  // accounts: identity key, jsonb (no equality operator) and a generated column.
+  Both("create table " + accounts_ +
+       " (id bigint generated always as identity primary key, name text not null, balance numeric(12,2), "
+       "tags jsonb, name_len int generated always as (length(name)) stored)");
+  old_.Query("insert into " + accounts_ +
+             " (name, balance, tags) select 'user' || g, g * 1.5, jsonb_build_object('g', g) "
+             "from generate_series(1, 1000) g");
+  new_.Query("insert into " + accounts_ +
+             " (id, name, balance, tags) overriding system value select g, 'user' || g, g * 1.5, "
+             "jsonb_build_object('g', g) from generate_series(1, 1000) g");
+  // New missed: 10 inserts, 10 updates (one to null), a jsonb change, 5 deletes.
+  new_.Query("delete from " + accounts_ + " where id between 991 and 1000");
+  new_.Query("update " + accounts_ + " set balance = balance + 1 where id between 100 and 109");
+  new_.Query("update " + accounts_ + " set balance = null where id = 110");
+  new_.Query("update " + accounts_ + " set tags = '{\"g\": -1}' where id = 111");
+  new_.Query("insert into " + accounts_ + " (id, name) overriding system value select g, 'gone' || g "
+             "from generate_series(2001, 2005) g");
+
+  // log: no primary key, duplicate rows.
+  Both("create table " + log_ + " (msg text, n int)");
+  old_.Query("insert into " + log_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 50) g");
+  new_.Query("insert into " + log_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 40) g");
+  new_.Query("insert into " + log_ + " values ('only on new', 9), (null, null)");
+
+  // RepairMixed: quoted mixed-case name, composite key.
+  Both("create table \"" + mixed_ + "\" (a int, b text, v text, primary key (a, b))");
+  old_.Query("insert into \"" + mixed_ + "\" select g % 10, 'k' || g, 'v' || g from generate_series(1, 200) g");
+  new_.Query("insert into \"" + mixed_ + "\" select g % 10, 'k' || g, 'v' || g from generate_series(1, 150) g");
+  new_.Query("update \"" + mixed_ + "\" set v = 'stale' where a = 3");
+
+  ASSERT_NE(Fingerprint(old_, accounts_, "id"), Fingerprint(new_, accounts_, "id"));
+  ASSERT_NE(Fingerprint(old_, log_, "msg, n"), Fingerprint(new_, log_, "msg, n"));
+
+  Journal({"public." + accounts_});
+  Journal({log_, mixed_});
+  Journal({accounts_});  // the same table unqualified
+  const std::uint64_t no_targets = Journal({}, "do $$ begin perform 1; end $$");
+  ASSERT_TRUE(journal_->Flush().ok());
+  ASSERT_EQ(journal_->PendingCount(migration_.id), 4u);
+
+  auto r = RepairFromJournal(config_, migration_, *journal_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& o = r->as_object();
+  SCOPED_TRACE(json::serialize(*r));
+
+  EXPECT_EQ(Fingerprint(old_, accounts_, "id"), Fingerprint(new_, accounts_, "id"));
+  EXPECT_EQ(Fingerprint(old_, log_, "msg, n"), Fingerprint(new_, log_, "msg, n"));
+  EXPECT_EQ(Fingerprint(old_, "\"" + mixed_ + "\"", "a, b"), Fingerprint(new_, "\"" + mixed_ + "\"", "a, b"));
+  EXPECT_EQ(new_.Query("select count(*) from " + log_), "50");
+  // New's identity sequence was moved past old's: its next id is free.
+  EXPECT_EQ(new_.Query("insert into " + accounts_ + " (name) values ('next') returning id"), "1001");
+
+  EXPECT_EQ(o.at("repaired_entries").to_number<std::int64_t>(), 3);
+  EXPECT_EQ(o.at("pending").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(journal_->Pending(migration_.id).at(0).seq, no_targets);
+  EXPECT_TRUE(o.at("postgres_equal").as_bool());
+  ASSERT_EQ(o.at("failures").as_array().size(), 1u);
+  EXPECT_THAT(std::string(o.at("failures").as_array()[0].as_string()),
+              HasSubstr("entry " + std::to_string(no_targets) + " (route db): no tables recorded"));
+
+  // Each table once, whichever way the entries named it.
+  const auto& tables = o.at("tables_repaired").as_array();
+  ASSERT_EQ(tables.size(), 3u);
+  for (const auto& t : tables) {
+    EXPECT_EQ(t.at("from").as_string(), "pg-old");
+    EXPECT_EQ(t.at("to").as_string(), "pg-new");
+    EXPECT_TRUE(t.at("equal").as_bool());
+    const std::string name(t.at("table").as_string());
+    if (name == "public." + accounts_) {
+      EXPECT_TRUE(t.at("primary_key").as_bool());
+      EXPECT_EQ(t.at("source_rows").to_number<std::int64_t>(), 1000);
+      EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 5);
+      EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 22);  // 10 missing + 12 changed
+    } else if (name == "public." + log_) {
+      EXPECT_FALSE(t.at("primary_key").as_bool());
+      EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 42);
+      EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 50);
+    } else {
+      EXPECT_EQ(name, "public." + mixed_);
+      EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 0);
+      EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 50 + 15);  // 50 missing; a = 3 among the first 150
+    }
+  }
+
+  // A second run finds nothing to repair and leaves the targetless entry.
+  auto again = RepairFromJournal(config_, migration_, *journal_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->at("repaired_entries").to_number<std::int64_t>(), 0);
+  EXPECT_EQ(again->at("pending").to_number<std::int64_t>(), 1);
+}
+
+TEST_F(PgRepairTest, TablesThatCannotBeRepairedKeepTheirEntries) {
+  Both("create table " + accounts_ + " (id int primary key, v text)");
+  old_.Query("insert into " + accounts_ + " values (1, 'a'), (2, 'b')");
+  Journal({accounts_});
+  Journal({"no_such_table_" + accounts_, accounts_});
+  auto r = RepairFromJournal(config_, migration_, *journal_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  SCOPED_TRACE(json::serialize(*r));
+  // The first entry's table was repaired; the second names a missing table.
+  EXPECT_EQ(r->at("repaired_entries").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(r->at("pending").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(Fingerprint(old_, accounts_, "id"), Fingerprint(new_, accounts_, "id"));
+  ASSERT_EQ(r->at("failures").as_array().size(), 1u);
+  EXPECT_THAT(std::string(r->at("failures").as_array()[0].as_string()), HasSubstr("does not exist on the source"));
+}
+
+// When old missed the writes (new authoritative), new is the source.
+TEST_F(PgRepairTest, OldIsRepairedFromNewWhenOldMissedTheWrites) {
+  Both("create table " + accounts_ + " (id int primary key, v text)");
+  new_.Query("insert into " + accounts_ + " values (1, 'a'), (2, 'b'), (3, 'c')");
+  old_.Query("insert into " + accounts_ + " values (1, 'stale'), (4, 'extra')");
+  Journal({accounts_}, "update …", "pg-old");
+  auto r = RepairFromJournal(config_, migration_, *journal_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  SCOPED_TRACE(json::serialize(*r));
+  EXPECT_EQ(r->at("pending").to_number<std::int64_t>(), 0);
+  EXPECT_EQ(old_.Query("select string_agg(id || '=' || v, ',' order by id) from " + accounts_), "1=a,2=b,3=c");
+  const auto& t = r->at("tables_repaired").as_array().at(0);
+  EXPECT_EQ(t.at("from").as_string(), "pg-new");
+  EXPECT_EQ(t.at("to").as_string(), "pg-old");
+  EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 1);
+  EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 3);
+}
+
+// 100k rows, 1% missing, 1% extra, 1% changed on new: seconds, not minutes.
+TEST_F(PgRepairTest, HundredThousandRowTableIsRepairedInSeconds) {
+  constexpr int kRows = 100000;
+  Both("create table " + big_ + " (id int primary key, payload text, v int, at timestamptz)");
+  const std::string fill = "insert into " + big_ + " select g, md5(g::text), g % 1000, '2024-01-01'::timestamptz + "
+                           "g * interval '1 second' from generate_series(1, " + std::to_string(kRows) + ") g";
+  Both(fill);
+  new_.Query("delete from " + big_ + " where id % 100 = 1");
+  new_.Query("update " + big_ + " set v = -1 where id % 100 = 2");
+  new_.Query("insert into " + big_ + " select g, 'extra', 0, now() from generate_series(" + std::to_string(kRows + 1) +
+             ", " + std::to_string(kRows + kRows / 100) + ") g");
+  Journal({big_});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RepairFromJournal(config_, migration_, *journal_);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(r.ok()) << r.status();
+  SCOPED_TRACE(json::serialize(*r));
+  EXPECT_EQ(r->at("pending").to_number<std::int64_t>(), 0);
+  EXPECT_EQ(Fingerprint(old_, big_, "id"), Fingerprint(new_, big_, "id"));
+  const auto& t = r->at("tables_repaired").as_array().at(0);
+  EXPECT_EQ(t.at("source_rows").to_number<std::int64_t>(), kRows);
+  EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), kRows / 100);
+  EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 2 * kRows / 100);
+  const double table_seconds = t.at("seconds").to_number<double>();
+  std::printf("repair of %d rows: %.3f s for the table (%.0f rows/s), %.3f s with verification\n", kRows,
+              table_seconds, kRows / table_seconds, seconds);
+  EXPECT_LT(seconds, 30.0);
+}
+
+}  // namespace
+}  // namespace turnout::control
