@@ -26,7 +26,7 @@ absl::StatusOr<Schema> ReadSchema(PGconn* c) {
                       "coalesce('(' || character_maximum_length || ')', '') || "
                       "case when is_nullable = 'NO' then ' not null' else '' end "
                       "from information_schema.columns "
-                      "where table_schema not in ('pg_catalog', 'information_schema') "
+                      "where table_schema not in ('pg_catalog', 'information_schema') and table_schema not like 'pg\\_toast%' "
                       "order by 1, ordinal_position");
   if (!cols.ok()) return cols.status();
   for (int i = 0; i < PQntuples(cols->get()); ++i)
@@ -36,7 +36,8 @@ absl::StatusOr<Schema> ReadSchema(PGconn* c) {
                      "from pg_index i join pg_class t on t.oid = i.indrelid "
                      "join pg_namespace n on n.oid = t.relnamespace "
                      "join pg_attribute a on a.attrelid = t.oid and a.attnum = any(i.indkey) "
-                     "where i.indisprimary and n.nspname not in ('pg_catalog', 'information_schema') group by 1");
+                     "where i.indisprimary and n.nspname not in ('pg_catalog', 'information_schema') "
+                     "and n.nspname not like 'pg\\_toast%' group by 1");
   if (!pks.ok()) return pks.status();
   for (int i = 0; i < PQntuples(pks->get()); ++i)
     s[PQgetvalue(pks->get(), i, 0)]["(primary key)"] = PQgetvalue(pks->get(), i, 1);

@@ -276,6 +276,15 @@ bool PgSession::StartOp(const ppg::Frame& f) {
   const bool client_in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle;
   if (w.role == SecondaryRole::kDualWrite) {
     op.cls = RequestClass::kWrite;
+    // A transaction's end names every table the transaction wrote: lost,
+    // it is what a repair must look at.
+    if (client_in_txn) {
+      for (const auto& t : op.tables)
+        if (std::find(txn_tables_.begin(), txn_tables_.end(), t) == txn_tables_.end()) txn_tables_.push_back(t);
+      if (op.tables.empty()) op.tables = txn_tables_;
+    } else {
+      txn_tables_.clear();
+    }
     if (sec_txn_lost_) {
       op.failure = "turnout: the secondary lost this transaction; journaled for repair";
     } else if (sec_ops_.size() > kMaxOps || sec_bytes_ >= kMaxBytes) {

@@ -300,6 +300,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool sec_txn_ = false;                 // the secondary holds a copy of the client's transaction
   bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
   bool sec_txn_sync_ = true;             // the mode the transaction started with
+  std::vector<std::string> txn_tables_;  // tables written in the client's transaction
   routing::ReadYourWritesFence fence_;
   std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side
   std::string release_;                  // bytes a backend loop must write to the client next

@@ -98,7 +98,8 @@ class PgDualWriteTest : public ::testing::Test {
   }
 
   // turnout with the admin API, a state store and a journal; the route's new
-  // backend at `new_port` (default: the harness' new cluster).
+  // backend at `new_port` (default: the harness' new cluster). Both backends
+  // name the test's database: repair and verify connect there.
   void Start(int new_port = 0) {
     const auto& b = TestBackends::Get();
     port_ = FreePort();
@@ -110,10 +111,10 @@ class PgDualWriteTest : public ::testing::Test {
       << "state_store:\n  path: state.json\njournal:\n  path: journal.log\n"
       << "backends:\n"
       << "  - name: pg-old\n    protocol: postgres\n    address: 127.0.0.1:" << b.pg_old_port << "\n    user: "
-      << b.pg_user << "\n    password: " << b.pg_password << "\n"
+      << b.pg_user << "\n    password: " << b.pg_password << "\n    database: " << db_ << "\n"
       << "  - name: pg-new\n    protocol: postgres\n    address: 127.0.0.1:"
       << (new_port != 0 ? new_port : b.pg_new_port) << "\n    user: " << b.pg_user
-      << "\n    password: " << b.pg_password << "\n"
+      << "\n    password: " << b.pg_password << "\n    database: " << db_ << "\n"
       << "routes:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:" << port_
       << "\n    old: pg-old\n    new: pg-new\n";
     std::filesystem::create_directories(turnout_->dir());
