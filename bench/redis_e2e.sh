@@ -22,27 +22,10 @@ TESTS=(get set incr lpush lrange_100)
 : "${TURNOUT_TEST_REDIS_OLD_PORT:?run under tests/harness/backends.sh run}"
 command -v nutcracker >/dev/null || { echo "nutcracker (twemproxy) is not installed" >&2; exit 1; }
 [ -x "$TURNOUT" ] || { echo "no turnout binary at $TURNOUT" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib/redis_bench.sh
+source "$ROOT/bench/lib/redis_bench.sh"
 
-WORK=$(mktemp -d /tmp/turnout-redis-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
+bench_workdir turnout-redis-bench
 
 DIRECT=$TURNOUT_TEST_REDIS_OLD_PORT
 TWEM=$(free_port)
@@ -85,16 +68,6 @@ PIDS+=($!)
 wait_port "$TWEM"
 wait_port "$TURN"
 
-# run PORT TEST PIPELINE -> "rps p50 p99"
-run() {
-  local port=$1 test=$2 pipeline=$3 n=$REQUESTS
-  [ "$pipeline" -gt 1 ] && n=$((REQUESTS * 4))
-  redis-benchmark -p "$port" -t "$test" -n "$n" -c "$CLIENTS" -P "$pipeline" --csv 2>/dev/null |
-    awk -F'"' 'NR > 1 && $2 != "" { print $4, $10, $14; exit }'
-}
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(nutcracker -V 2>&1 | head -1)"
 echo "redis-benchmark -c $CLIENTS -n $REQUESTS (x4 at -P 16), rounds: $ROUNDS, turnout workers: $TURNOUT_WORKERS"
 echo
@@ -109,16 +82,15 @@ for pipeline in 1 16; do
       # Interleaved: each round runs the three targets back to back.
       for target in direct twem turnout; do
         case $target in direct) port=$DIRECT ;; twem) port=$TWEM ;; turnout) port=$TURN ;; esac
-        read -r r a b < <(run "$port" "$test" "$pipeline")
+        read -r r a b < <(redis_bench "$port" "$test" "$pipeline")
         rps[$target]+="$r "; p50[$target]+="$a "; p99[$target]+="$b "
       done
     done
-    m() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
-    dr=$(m "${rps[direct]}"); tr_=$(m "${rps[twem]}"); to=$(m "${rps[turnout]}")
+    dr=$(median_of "${rps[direct]}"); tr_=$(median_of "${rps[twem]}"); to=$(median_of "${rps[turnout]}")
     printf '| %-10s | %2s | %12.0f | %5s | %5s | %10.0f | %5s | %5s | %13.0f | %5s | %5s | %14.2f | %12.2f |\n' \
-      "$test" "$pipeline" "$dr" "$(m "${p50[direct]}")" "$(m "${p99[direct]}")" \
-      "$tr_" "$(m "${p50[twem]}")" "$(m "${p99[twem]}")" \
-      "$to" "$(m "${p50[turnout]}")" "$(m "${p99[turnout]}")" \
+      "$test" "$pipeline" "$dr" "$(median_of "${p50[direct]}")" "$(median_of "${p99[direct]}")" \
+      "$tr_" "$(median_of "${p50[twem]}")" "$(median_of "${p99[twem]}")" \
+      "$to" "$(median_of "${p50[turnout]}")" "$(median_of "${p99[turnout]}")" \
       "$(awk -v a="$to" -v b="$dr" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
       "$(awk -v a="$to" -v b="$tr_" 'BEGIN { print (b > 0 ? a / b : 0) }')"
     unset rps p50 p99

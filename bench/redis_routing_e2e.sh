@@ -27,27 +27,10 @@ TESTS=(set get incr lpush lrange_100)
 MODES=(passthrough dw_sync dw_async shadow)
 : "${TURNOUT_TEST_REDIS_OLD_PORT:?run under tests/harness/backends.sh run}"
 [ -x "$TURNOUT" ] || { echo "no turnout binary at $TURNOUT" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib/redis_bench.sh
+source "$(dirname "$0")/lib/redis_bench.sh"
 
-WORK=$(mktemp -d /tmp/turnout-redis-routing-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
+bench_workdir turnout-redis-routing-bench
 
 PLAIN=$(free_port)
 ROUTED=$(free_port)
@@ -121,15 +104,11 @@ flush() {
   done
 }
 
-# run PORT TEST PIPELINE -> "rps p50"
+# run PORT TEST PIPELINE -> "rps p50 p99", on emptied servers
 run() {
-  local port=$1 test=$2 pipeline=$3 n=$REQUESTS
   flush
-  [ "$pipeline" -gt 1 ] && n=$((REQUESTS * 4))
-  redis-benchmark -p "$port" -t "$test" -n "$n" -c "$CLIENTS" -P "$pipeline" -r "$KEYSPACE" --csv 2>/dev/null |
-    awk -F'"' 'NR > 1 && $2 != "" { last = $4 " " $10 } END { print last }'
+  redis_bench "$1" "$2" "$3" -r "$KEYSPACE"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "machine: $(nproc) cores, $(uname -r); redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
 echo "redis-benchmark -c $CLIENTS -n $REQUESTS (x4 at -P 16) -r $KEYSPACE, rounds: $ROUNDS, turnout workers: $TURNOUT_WORKERS"
@@ -156,11 +135,10 @@ for pipeline in 1 16; do
         [ "$mode" = dw_async ] && sleep 2.5
       done
     done
-    m() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
-    base=$(m "${rps[passthrough]}")
+    base=$(median_of "${rps[passthrough]}")
     line=$(printf '| %-10s | %2s | %12.0f |' "$test" "$pipeline" "$base")
     for mode in dw_sync dw_async shadow; do
-      v=$(m "${rps[$mode]}")
+      v=$(median_of "${rps[$mode]}")
       line+=$(printf ' %12.0f | %5.2f |' "$v" "$(awk -v a="$v" -v b="$base" 'BEGIN { print (b > 0 ? a / b : 0) }')")
     done
     echo "$line"

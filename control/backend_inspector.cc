@@ -3,9 +3,12 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -71,40 +74,99 @@ std::string RedisVersion(redisContext* c) {
   return "";
 }
 
-// A canonical text of a key's value, independent of encoding and order.
-std::string RedisValue(redisContext* c, const std::string& key) {
-  RedisReply type = RedisCommand(c, {"TYPE", key});
-  if (!type || type->type != REDIS_REPLY_STATUS) return "?";
-  const std::string t = type->str;
+// The command that reads a key of type `t` (TYPE's answer) for CanonicalValue.
+std::vector<std::string> ValueCommand(const std::string& t, const std::string& key) {
+  if (t == "string") return {"GET", key};
+  if (t == "list") return {"LRANGE", key, "0", "-1"};
+  if (t == "set") return {"SMEMBERS", key};
+  if (t == "zset") return {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+  if (t == "hash") return {"HGETALL", key};
+  return {"DUMP", key};
+}
+
+// A canonical text of a key's value, independent of encoding and order,
+// from the reply to ValueCommand(t, key).
+std::string CanonicalValue(const std::string& t, const RedisReply& r) {
   std::vector<std::string> items;
-  auto collect = [&](RedisReply r) {
+  bool sort = true;
+  if (t == "list" || t == "set" || t == "zset") {
     if (r && r->type == REDIS_REPLY_ARRAY)
       for (size_t i = 0; i < r->elements; ++i) items.emplace_back(r->element[i]->str, r->element[i]->len);
-  };
-  bool sort = true;
-  if (t == "string") {
-    RedisReply r = RedisCommand(c, {"GET", key});
-    return "string:" + (r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : std::string());
-  } else if (t == "list") {
-    collect(RedisCommand(c, {"LRANGE", key, "0", "-1"}));
-    sort = false;
-  } else if (t == "set") {
-    collect(RedisCommand(c, {"SMEMBERS", key}));
-  } else if (t == "zset") {
-    collect(RedisCommand(c, {"ZRANGE", key, "0", "-1", "WITHSCORES"}));
-    sort = false;
+    sort = t == "set";
   } else if (t == "hash") {
-    RedisReply r = RedisCommand(c, {"HGETALL", key});
     if (r && r->type == REDIS_REPLY_ARRAY)
       for (size_t i = 0; i + 1 < r->elements; i += 2)
         items.push_back(absl::StrCat(absl::string_view(r->element[i]->str, r->element[i]->len), "=",
                                      absl::string_view(r->element[i + 1]->str, r->element[i + 1]->len)));
   } else {
-    RedisReply r = RedisCommand(c, {"DUMP", key});
+    // string (GET) and every other type (DUMP).
     return t + ":" + (r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : std::string());
   }
   if (sort) std::sort(items.begin(), items.end());
   return t + ":" + absl::StrJoin(items, "\x1f");
+}
+
+// Pipelining (hiredis): commands are appended to the output buffer, sent
+// together, and their replies read back in order. After a connection error
+// every reply is null, as RedisCommand's would be.
+void AppendCommand(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+// Sends what was appended without waiting for replies, so both servers work
+// on a batch at once.
+void Flush(redisContext* c) {
+  int done = 0;
+  while (!done && redisBufferWrite(c, &done) == REDIS_OK) {
+  }
+}
+RedisReply NextReply(redisContext* c) {
+  void* r = nullptr;
+  if (redisGetReply(c, &r) != REDIS_OK) return nullptr;
+  return RedisReply(static_cast<redisReply*>(r));
+}
+
+// Keys compared per round trip. Values are read one key at a time from both
+// servers (the rest of a batch waits in the sockets and Redis' output
+// buffers), so a batch of large values is not held here at once.
+constexpr std::size_t kCompareBatch = 512;
+
+// Compares `keys` on both servers: TYPE for the whole batch, then each
+// key's value command; two round trips per batch. `differs(key)` is called
+// for every key whose canonical values differ, in order.
+template <typename OnDiffer>
+void CompareBatch(redisContext* old_c, redisContext* new_c, const std::vector<const std::string*>& keys,
+                  OnDiffer differs) {
+  redisContext* const sides[2] = {old_c, new_c};
+  for (redisContext* c : sides) {
+    for (const std::string* key : keys) AppendCommand(c, {"TYPE", *key});
+    Flush(c);
+  }
+  // "" where TYPE did not answer with a status: that side's value is "?".
+  std::vector<std::string> types[2];
+  for (auto& t : types) t.reserve(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    for (int s = 0; s < 2; ++s) {
+      RedisReply r = NextReply(sides[s]);
+      types[s].push_back(r && r->type == REDIS_REPLY_STATUS ? std::string(r->str, r->len) : std::string());
+    }
+  }
+  for (int s = 0; s < 2; ++s) {
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      if (!types[s][i].empty()) AppendCommand(sides[s], ValueCommand(types[s][i], *keys[i]));
+    Flush(sides[s]);
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    std::string values[2];
+    for (int s = 0; s < 2; ++s)
+      values[s] = types[s][i].empty() ? "?" : CanonicalValue(types[s][i], NextReply(sides[s]));
+    if (values[0] != values[1]) differs(*keys[i]);
+  }
 }
 
 json::object Side(const routing::Backend& b) { return {{"backend", b.name}}; }
@@ -258,12 +320,16 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
               seen.emplace(page->element[1]->element[k]->str, page->element[1]->element[k]->len);
           } while (cursor != "0");
         }
-        for (const auto& key : seen) {
-          ++compared;
-          if (RedisValue(oc->get(), key) != RedisValue(nc->get(), key)) {
+        std::vector<const std::string*> batch;
+        batch.reserve(kCompareBatch);
+        for (auto it = seen.begin(); it != seen.end();) {
+          batch.clear();
+          for (; it != seen.end() && batch.size() < kCompareBatch; ++it) batch.push_back(&*it);
+          compared += static_cast<std::int64_t>(batch.size());
+          CompareBatch(oc->get(), nc->get(), batch, [&](const std::string& key) {
             ++differing;
             if (differing <= kMaxReported) differences.emplace_back(absl::StrCat("key ", key));
-          }
+          });
         }
       }
       out["keys_compared"] = compared;

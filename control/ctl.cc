@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -34,7 +35,7 @@ constexpr char kUsage[] =
     "usage: turnout ctl [--server URL] [--token TOKEN] COMMAND [ARGS]\n"
     "  list                         migrations as a table\n"
     "  get ID                       one migration (verbose JSON)\n"
-    "  status ID [--watch]          state and rollout; --watch refreshes every second\n"
+    "  status ID [--watch]          state, rollout and data movement; --watch refreshes every second\n"
     "  create -f FILE               create from a JSON or YAML file\n"
     "  patch ID -f FILE             change the strategy (or description, data, failure_handling)\n"
     "  test|sync|migrate|pause|resume|rollback|verify|repair ID\n"
@@ -144,6 +145,83 @@ std::string Bar(double share) {
                       absl::StrFormat("%5.1f%%", share * 100));
 }
 
+double Num(const json::value& v, const char* key) {
+  if (!v.is_object()) return 0;
+  auto* f = v.as_object().if_contains(key);
+  return f && f->is_number() ? f->to_number<double>() : 0.0;
+}
+
+// Where a resumed copy continues, in words. The Postgres backfill's
+// checkpoint lists every table ({pass, tables: [{table, done, last}]}), the
+// Redis one is a SCAN position ({pass, glob, cursor}); anything else as JSON.
+std::string CheckpointText(const json::value& cp) {
+  if (!cp.is_object()) return ToJsonText(cp);
+  const auto& o = cp.as_object();
+  if (auto* tables = o.if_contains("tables"); tables && tables->is_array()) {
+    std::size_t done = 0;
+    const json::value* current = nullptr;
+    for (const auto& t : tables->as_array()) {
+      if (!t.is_object()) continue;
+      auto* f = t.as_object().if_contains("done");
+      if (f && f->is_bool() && f->as_bool()) ++done;
+      else if (current == nullptr) current = &t;
+    }
+    std::string text =
+        absl::StrCat("pass ", Str(cp, "pass"), ", ", done, "/", tables->as_array().size(), " tables done");
+    if (current != nullptr) {
+      auto* last = current->as_object().if_contains("last");
+      const bool started = last && last->is_array() && !last->as_array().empty();
+      absl::StrAppend(&text, ", ", Str(*current, "table"),
+                      started ? " after key " + ToJsonText(*last) : " from the start");
+    }
+    return text;
+  }
+  if (o.contains("cursor"))
+    return absl::StrCat("pass ", Str(cp, "pass"), ", key glob #", Str(cp, "glob"), ", SCAN cursor ", Str(cp, "cursor"));
+  return ToJsonText(cp);
+}
+
+// The data-movement job (GET …/{id} with X-Verbose: `progress`): its status,
+// and per route the phase, what was copied of the estimated total, the rate
+// and the checkpoint a resumed copy starts from.
+void PrintDataProgress(const json::value& p) {
+  std::printf("  data      %-9s %s  runner %s", Str(p, "status").c_str(), Bar(Num(p, "ratio")).c_str(),
+              Str(p, "runner").c_str());
+  if (const std::string started = Str(p, "started_at"); !started.empty()) std::printf(", started %s", started.c_str());
+  if (const std::string finished = Str(p, "finished_at"); !finished.empty())
+    std::printf(", finished %s", finished.c_str());
+  std::printf("\n");
+  if (auto* routes = p.as_object().if_contains("routes"); routes && routes->is_array()) {
+    for (const auto& r : routes->as_array()) {
+      const json::value* cp = r.is_object() ? r.as_object().if_contains("checkpoint") : nullptr;
+      // The checkpoint's shape tells what is counted.
+      const char* unit = "";
+      if (cp && cp->is_object() && cp->as_object().contains("tables")) unit = " rows";
+      if (cp && cp->is_object() && cp->as_object().contains("cursor")) unit = " keys";
+      const auto copied = static_cast<std::int64_t>(Num(r, "copied"));
+      const auto total = static_cast<std::int64_t>(Num(r, "total"));
+      std::string line = absl::StrFormat("    %-9s %-8s %d", Str(r, "route"), Str(r, "phase"), copied);
+      if (total > 0) absl::StrAppend(&line, " of ~", total);
+      absl::StrAppend(&line, unit, " copied (", static_cast<std::int64_t>(Num(r, "written")), " written)  ",
+                      Bar(Num(r, "ratio")));
+      if (const double rate = Num(r, "rate"); rate > 0) absl::StrAppend(&line, absl::StrFormat("  %.0f/s", rate));
+      if (const int attempts = static_cast<int>(Num(r, "attempts")); attempts > 0)
+        absl::StrAppend(&line, "  retries ", attempts);
+      std::printf("%s\n", line.c_str());
+      // A finished route's checkpoint is no longer a resume point.
+      if (cp && !cp->is_null() && Str(r, "phase") != "done")
+        std::printf("              checkpoint: %s\n", CheckpointText(*cp).c_str());
+      if (const std::string error = Str(r, "error"); !error.empty())
+        std::printf("              error: %s\n", error.c_str());
+    }
+  }
+  if (auto* v = p.as_object().if_contains("verification"); v && v->is_object()) {
+    auto* equal = v->as_object().if_contains("equal");
+    const char* verdict = !equal || !equal->is_bool() ? "?" : equal->as_bool() ? "equal" : "differences (see ctl verify)";
+    std::printf("  verified  %s\n", verdict);
+  }
+}
+
 void PrintStatus(const json::value& d) {
   std::printf("%s  %s  (revision %s)\n", Str(d, "id").c_str(), Str(d, "state").c_str(), Str(d, "revision").c_str());
   const auto& strategy = d.at("strategy");
@@ -152,6 +230,8 @@ void PrintStatus(const json::value& d) {
   if (auto* routes = d.as_object().if_contains("routes"); routes && routes->is_array())
     for (const auto& r : routes->as_array())
       std::printf("  route     %s -> %s\n", Str(r, "route").c_str(), Str(r, "endpoint").c_str());
+  if (auto* progress = d.as_object().if_contains("progress"); progress && progress->is_object())
+    PrintDataProgress(*progress);
   std::printf("  updated   %s\n", Str(d, "updated_at").c_str());
 }
 

@@ -247,6 +247,52 @@ std::optional<ParseStatus> RequestParser::ParseInline(const char* data, std::siz
   return ParseStatus::kComplete;
 }
 
+std::optional<ParseStatus> RequestParser::ParseLengthLine(LengthKind kind, const char* data,
+                                                          std::size_t size,
+                                                          std::int64_t* value) noexcept {
+  const bool bulk = kind == LengthKind::kBulk;
+  // networking.c: the line ends at '\r' and one more byte (not checked to be
+  // '\n') must be present.
+  std::size_t resume = size;
+  std::size_t from = scan_from_ > pos_ ? scan_from_ : pos_;
+  std::size_t cr = from < size ? FindLikeStrchr(data, from, size, '\r', &resume)
+                               : std::string_view::npos;
+  if (cr == std::string_view::npos) {
+    scan_from_ = resume;
+    if (size - pos_ > limits_.max_inline_length) {
+      return Fail(bulk ? CodecError::kTooBigBulkCount : CodecError::kTooBigMultibulkCount);
+    }
+    needed_hint_ = size + 1;
+    return ParseStatus::kNeedMore;
+  }
+  if (cr + 1 >= size) {
+    scan_from_ = cr;
+    needed_hint_ = cr + 2;
+    return ParseStatus::kNeedMore;
+  }
+  // A multibulk line was dispatched on its '*'; a bulk line is checked only
+  // once complete, as Redis does.
+  if (bulk && data[pos_] != '$') {
+    offending_byte_ = data[pos_];
+    return Fail(CodecError::kExpectedDollar);
+  }
+  std::int64_t n = 0;
+  bool ok = ParseRedisInt64(std::string_view(data + pos_ + 1, cr - pos_ - 1), n);
+  // A negative count is an empty command; a negative bulk length is an error.
+  if (!ok || (bulk && n < 0) ||
+      n > (bulk ? limits_.max_bulk_length : limits_.max_multibulk_length)) {
+    return Fail(bulk ? CodecError::kInvalidBulkLength : CodecError::kInvalidMultibulkLength);
+  }
+  if (!authenticated_ &&
+      n > (bulk ? limits_.unauthenticated_max_bulk : limits_.unauthenticated_max_multibulk)) {
+    return Fail(bulk ? CodecError::kUnauthenticatedBulkLength
+                     : CodecError::kUnauthenticatedMultibulkLength);
+  }
+  pos_ = cr + 2;
+  *value = n;
+  return std::nullopt;
+}
+
 ParseStatus RequestParser::Parse(std::span<const std::uint8_t> input) noexcept {
   const char* data = reinterpret_cast<const char*>(input.data());
   const std::size_t size = input.size();
@@ -263,33 +309,8 @@ ParseStatus RequestParser::Parse(std::span<const std::uint8_t> input) noexcept {
           if (!st.has_value()) continue;  // skipped a blank line
           return *st;
         }
-        // networking.c: the count line ends at '\r' and one more byte (not
-        // checked to be '\n') must be present.
-        std::size_t resume = 0;
-        std::size_t from = scan_from_ > pos_ ? scan_from_ : pos_;
-        std::size_t cr = FindLikeStrchr(data, from, size, '\r', &resume);
-        if (cr == std::string_view::npos) {
-          scan_from_ = resume;
-          if (size - command_start_ > limits_.max_inline_length) {
-            return Fail(CodecError::kTooBigMultibulkCount);
-          }
-          needed_hint_ = size + 1;
-          return ParseStatus::kNeedMore;
-        }
-        if (cr + 1 >= size) {
-          scan_from_ = cr;
-          needed_hint_ = cr + 2;
-          return ParseStatus::kNeedMore;
-        }
         std::int64_t count = 0;
-        bool ok = ParseRedisInt64(std::string_view(data + pos_ + 1, cr - pos_ - 1), count);
-        if (!ok || count > limits_.max_multibulk_length) {
-          return Fail(CodecError::kInvalidMultibulkLength);
-        }
-        if (!authenticated_ && count > limits_.unauthenticated_max_multibulk) {
-          return Fail(CodecError::kUnauthenticatedMultibulkLength);
-        }
-        pos_ = cr + 2;
+        if (auto st = ParseLengthLine(LengthKind::kMultibulk, data, size, &count)) return *st;
         scan_from_ = pos_;
         if (count <= 0) continue;  // "*0" and "*-1" are skipped without a reply
         remaining_args_ = count;
@@ -298,37 +319,8 @@ ParseStatus RequestParser::Parse(std::span<const std::uint8_t> input) noexcept {
         break;
       }
       case State::kBulkHeader: {
-        std::size_t resume = 0;
-        std::size_t from = scan_from_ > pos_ ? scan_from_ : pos_;
-        std::size_t cr = from < size ? FindLikeStrchr(data, from, size, '\r', &resume)
-                                     : std::string_view::npos;
-        if (from >= size) resume = size;
-        if (cr == std::string_view::npos) {
-          scan_from_ = resume;
-          if (size - pos_ > limits_.max_inline_length) {
-            return Fail(CodecError::kTooBigBulkCount);
-          }
-          needed_hint_ = size + 1;
-          return ParseStatus::kNeedMore;
-        }
-        if (cr + 1 >= size) {
-          scan_from_ = cr;
-          needed_hint_ = cr + 2;
-          return ParseStatus::kNeedMore;
-        }
-        if (data[pos_] != '$') {
-          offending_byte_ = data[pos_];
-          return Fail(CodecError::kExpectedDollar);
-        }
         std::int64_t len = 0;
-        bool ok = ParseRedisInt64(std::string_view(data + pos_ + 1, cr - pos_ - 1), len);
-        if (!ok || len < 0 || len > limits_.max_bulk_length) {
-          return Fail(CodecError::kInvalidBulkLength);
-        }
-        if (!authenticated_ && len > limits_.unauthenticated_max_bulk) {
-          return Fail(CodecError::kUnauthenticatedBulkLength);
-        }
-        pos_ = cr + 2;
+        if (auto st = ParseLengthLine(LengthKind::kBulk, data, size, &len)) return *st;
         bulk_length_ = len;
         state_ = State::kBulkPayload;
         break;

@@ -94,8 +94,15 @@ class RequestParser {
 
  private:
   enum class State : std::uint8_t { kStart, kBulkHeader, kBulkPayload };
+  // "*<count>\r\n" and "$<length>\r\n" frame alike and differ only in
+  // their limits and error codes.
+  enum class LengthKind : std::uint8_t { kMultibulk, kBulk };
 
   ParseStatus Fail(CodecError e) noexcept;
+  // Reads the length line at pos_. nullopt: *value is set and pos_ is past
+  // the line; otherwise the status Parse() returns (kNeedMore or kError).
+  std::optional<ParseStatus> ParseLengthLine(LengthKind kind, const char* data, std::size_t size,
+                                             std::int64_t* value) noexcept;
   // nullopt: a blank line was skipped, go on with the next command.
   std::optional<ParseStatus> ParseInline(const char* data, std::size_t size) noexcept;
   ParseStatus Finish(const char* data) noexcept;

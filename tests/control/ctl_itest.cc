@@ -5,7 +5,10 @@
 
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
+#include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
 #include "tests/support/turnout_process.h"
@@ -26,10 +29,19 @@ class CtlTest : public ::testing::Test {
       << "backends:\n"
       << "  - {name: pg-old, protocol: postgres, address: \"127.0.0.1:" << b.pg_old_port << "\"}\n"
       << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << b.pg_new_port << "\"}\n"
+      << "  - {name: redis-old, protocol: redis, address: \"127.0.0.1:" << b.redis_old_port << "\", user: "
+      << b.redis_user << ", password: " << b.redis_password << "}\n"
+      << "  - {name: redis-new, protocol: redis, address: \"127.0.0.1:" << b.redis_new_port << "\", user: "
+      << b.redis_user << ", password: " << b.redis_password << "}\n"
       << "routes:\n  - {name: db, protocol: postgres, mode: relay, listen: \"127.0.0.1:" << listen_
-      << "\", old: pg-old, new: pg-new}\n";
+      << "\", old: pg-old" << (PgRouteMovesToNew() ? ", new: pg-new" : "") << "}\n"
+      << "  - {name: cache, protocol: redis, mode: relay, listen: \"127.0.0.1:" << redis_listen_
+      << "\", old: redis-old}\n";
     ASSERT_TRUE(t_.Start(y.str(), {admin_, listen_})) << t_.Log();
   }
+
+  // A route with `new` joins every migration created while it is free.
+  virtual bool PgRouteMovesToNew() const { return true; }
 
   RunResult Ctl(std::vector<std::string> args, const std::string& token = kToken) {
     std::vector<std::string> argv = {TURNOUT_BINARY, "ctl", "--server", "http://127.0.0.1:" + std::to_string(admin_)};
@@ -45,8 +57,14 @@ class CtlTest : public ::testing::Test {
   }
 
   TurnoutProcess t_;
-  int admin_ = FreePort(), listen_ = FreePort();
+  int admin_ = FreePort(), listen_ = FreePort(), redis_listen_ = FreePort();
 };
+
+// Deletes the keys under `prefix` on one server (never FLUSHALL: shared).
+void RedisDeletePrefix(int port, const std::string& prefix) {
+  RunProgram({"sh", "-c", "redis-cli -p " + std::to_string(port) + " --scan --pattern '" + prefix +
+                              "*' | xargs -r redis-cli -p " + std::to_string(port) + " del > /dev/null"});
+}
 
 TEST_F(CtlTest, AMigrationFromCreateToRollback) {
   const std::string yaml = WriteFile("canary.yaml",
@@ -101,6 +119,61 @@ TEST_F(CtlTest, ErrorsAreClearAndExitNonZero) {
   auto unreachable = RunProgram({TURNOUT_BINARY, "ctl", "--server", "http://127.0.0.1:" + std::to_string(FreePort()), "list"});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_THAT(unreachable.err, HasSubstr("cannot reach"));
+}
+
+// The data-movement job of a Redis route (the Postgres route stays out).
+class CtlDataTest : public CtlTest {
+ protected:
+  bool PgRouteMovesToNew() const override { return false; }
+};
+
+TEST_F(CtlDataTest, StatusShowsTheJobWhileItCopiesAndOnceDone) {
+  const auto& b = TestBackends::Get();
+  const std::string prefix = "ctl:" + std::to_string(::getpid()) + ":";
+  struct Cleanup {
+    std::string prefix;
+    ~Cleanup() {
+      for (int port : {TestBackends::Get().redis_old_port, TestBackends::Get().redis_new_port})
+        RedisDeletePrefix(port, prefix);
+    }
+  } cleanup{prefix};
+  // 1000 keys, 50 per batch, 150 ms apart: some 3 s of copying, so --watch
+  // (one frame a second) sees the job running.
+  std::vector<std::string> mset = {"redis-cli", "-p", std::to_string(b.redis_old_port), "mset"};
+  for (int i = 0; i < 1000; ++i) mset.insert(mset.end(), {prefix + std::to_string(i), "v" + std::to_string(i)});
+  ASSERT_EQ(RunProgram(mset).exit_code, 0);
+  const std::string yaml = WriteFile("moving.yaml",
+                                     "id: cache_moving\n"
+                                     "strategy: {type: big_bang}\n"
+                                     "data: {type: scan, batch_size: 50, sleep_ms: 150}\n");
+  ASSERT_EQ(Ctl({"create", "-f", yaml}).exit_code, 0);
+  AdminClient admin(admin_, kToken);
+  ASSERT_EQ(admin.Post("/api/v1/migrations/cache_moving/interlay/cache", R"({"endpoint":"redis-new"})").status, 200);
+  ASSERT_EQ(admin.Post("/api/v1/migrations/cache_moving/api/keys", R"({"keys":[")" + prefix + R"(*"]})").status, 200);
+  auto before = Ctl({"status", "cache_moving"});
+  EXPECT_THAT(before.out, ::testing::Not(HasSubstr("  data ")));  // no job before /migrate
+
+  ASSERT_EQ(Ctl({"migrate", "cache_moving"}).exit_code, 0);
+  // --watch redraws until the migration leaves Running: big_bang completes
+  // once the data is copied and verified.
+  std::vector<std::string> argv = {TURNOUT_BINARY, "ctl", "--server", "http://127.0.0.1:" + std::to_string(admin_),
+                                   "--token", kToken, "status", "cache_moving", "--watch"};
+  auto watch = RunProgram(argv, "", {}, 30000);
+  ASSERT_FALSE(watch.timed_out) << watch.out;
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  // While copying: the job, the route's count of the estimated total, the
+  // rate and the SCAN position a resumed copy starts from.
+  EXPECT_THAT(watch.out, ::testing::ContainsRegex("data +running +\\[#*\\.+\\] +[0-9.]+%  runner turnout-0"));
+  EXPECT_THAT(watch.out, ::testing::ContainsRegex("cache +copying +[1-9][0-9]* of ~1000 keys copied \\([0-9]+ written\\)"));
+  EXPECT_THAT(watch.out, ::testing::ContainsRegex("  [1-9][0-9]*/s\n"));
+  EXPECT_THAT(watch.out, ::testing::ContainsRegex("checkpoint: pass 1, key glob #0, SCAN cursor [1-9][0-9]*\n"));
+  // The last frame: done, everything copied and verified.
+  auto done = Ctl({"status", "cache_moving"});
+  EXPECT_THAT(done.out, HasSubstr("cache_moving  Completed"));
+  EXPECT_THAT(done.out, ::testing::ContainsRegex("data +done +\\[#+\\] 100.0%  runner turnout-0, started .*, finished "));
+  EXPECT_THAT(done.out, ::testing::ContainsRegex("cache +done +[0-9]+ of ~[0-9]+ keys copied \\(1000 written\\)"));
+  EXPECT_THAT(done.out, HasSubstr("verified  equal"));
+  EXPECT_THAT(watch.out, HasSubstr(done.out.substr(done.out.find("  data "), done.out.find("  updated") - done.out.find("  data "))));
 }
 
 }  // namespace

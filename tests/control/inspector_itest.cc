@@ -5,8 +5,11 @@
 
 #include <boost/json.hpp>
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
@@ -19,6 +22,20 @@ namespace {
 using ::testing::HasSubstr;
 namespace json = boost::json;
 constexpr char kToken[] = "inspector-admin-token-0123456789";
+
+std::string Redis(int port, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunProgram(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+// Deletes the keys under `prefix` on one server (never FLUSHALL: shared).
+void RedisDeletePrefix(int port, const std::string& prefix) {
+  RunProgram({"sh", "-c", "redis-cli -p " + std::to_string(port) + " --scan --pattern '" + prefix +
+                              "*' | xargs -r redis-cli -p " + std::to_string(port) + " del > /dev/null"});
+}
 
 void Sql(int port, const std::string& sql) {
   const auto& b = TestBackends::Get();
@@ -55,6 +72,7 @@ class InspectorTest : public ::testing::Test {
   void TearDown() override {
     const auto& b = TestBackends::Get();
     for (int port : {b.pg_old_port, b.pg_new_port}) Sql(port, "drop table if exists " + table_);
+    for (int port : {b.redis_old_port, b.redis_new_port}) RedisDeletePrefix(port, table_ + ":");
   }
 
   std::string table_;
@@ -106,6 +124,60 @@ TEST_F(InspectorTest, VerifyNamesDifferingTablesAndPassesEqualOnes) {
   for (const auto& route : again.json.at("data").at("routes").as_array())
     if (route.at("route") == "db") db_equal = route.at("equal").as_bool();
   EXPECT_TRUE(db_equal) << again.body;
+}
+
+TEST_F(InspectorTest, VerifyComparesRedisValuesByTypeAndCapsTheNamedKeys) {
+  const auto& b = TestBackends::Get();
+  const int o = b.redis_old_port, n = b.redis_new_port;
+  auto k = [&](const std::string& name) { return table_ + ":" + name; };
+  // Many keys, so the comparison crosses batch boundaries; every 10th differs.
+  constexpr int kMany = 1500;
+  std::vector<std::string> mset_old = {"mset"}, mset_new = {"mset"};
+  for (int i = 0; i < kMany; ++i) {
+    const std::string key = k("many:" + std::to_string(10000 + i));
+    mset_old.insert(mset_old.end(), {key, "v" + std::to_string(i)});
+    mset_new.insert(mset_new.end(), {key, i % 10 == 5 ? "drift" : "v" + std::to_string(i)});
+  }
+  Redis(o, mset_old);
+  Redis(n, mset_new);
+  for (int port : {o, n}) {
+    Redis(port, {"set", k("a:str"), "same"});
+    Redis(port, {"rpush", k("a:list"), "x", "y", "z"});
+    Redis(port, {"xadd", k("a:stream"), "1-1", "f", "v"});  // compared by DUMP
+    Redis(port, {"zadd", k("a:zset"), "1", "m1", "2", "m2"});
+  }
+  // Order-independent types, written in different orders: equal.
+  Redis(o, {"sadd", k("a:set"), "p", "q", "r"});
+  Redis(n, {"sadd", k("a:set"), "r", "q", "p"});
+  Redis(o, {"hset", k("a:hash"), "f1", "1", "f2", "2"});
+  Redis(n, {"hset", k("a:hash"), "f2", "2", "f1", "1"});
+  // Differences: a value, a list's order, a score, a key on one side, a type.
+  Redis(o, {"set", k("b:str"), "old"});
+  Redis(n, {"set", k("b:str"), "new"});
+  Redis(o, {"rpush", k("b:list"), "x", "y"});
+  Redis(n, {"rpush", k("b:list"), "y", "x"});
+  Redis(o, {"zadd", k("b:zset"), "1", "m"});
+  Redis(n, {"zadd", k("b:zset"), "2", "m"});
+  Redis(n, {"set", k("b:only-new"), "1"});
+  Redis(o, {"set", k("b:type"), "1"});
+  Redis(n, {"rpush", k("b:type"), "1"});
+
+  auto r = c_.Post("/api/v1/migrations/inspect/verify");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::object* cache = nullptr;
+  for (const auto& route : r.json.at("data").at("routes").as_array())
+    if (route.at("route") == "cache") cache = &route.as_object();
+  ASSERT_NE(cache, nullptr) << r.body;
+  EXPECT_FALSE(cache->at("equal").as_bool());
+  EXPECT_EQ(cache->at("keys_compared").to_number<std::int64_t>(), kMany + 11);
+  EXPECT_EQ(cache->at("keys_differing").to_number<std::int64_t>(), kMany / 10 + 5);
+  // Keys in order, the first 100 named.
+  std::vector<std::string> named;
+  for (const auto& d : cache->at("differences").as_array()) named.emplace_back(d.as_string());
+  std::vector<std::string> expected;
+  for (const char* name : {"b:list", "b:only-new", "b:str", "b:type", "b:zset"}) expected.push_back("key " + k(name));
+  for (int i = 5; expected.size() < 100; i += 10) expected.push_back("key " + k("many:" + std::to_string(10000 + i)));
+  EXPECT_EQ(named, expected);
 }
 
 }  // namespace
