@@ -24,6 +24,12 @@ constexpr std::size_t kMaxSegments = 16;
 // ================================================================== client -> backend
 
 awaitable<bool> PgSession::FlushClientParsed() {
+  if (!held_for_primary_.empty()) {
+    const std::string held = std::move(held_for_primary_);
+    held_for_primary_.clear();
+    auto [ec, n] = co_await primary()->stream().Write(asio::buffer(held));
+    if (ec) co_return false;
+  }
   auto parsed = client_in_.Parsed();
   if (parsed.empty()) co_return true;
   auto [ec, n] = co_await primary()->stream().Write(asio::buffer(parsed.data(), parsed.size()));
@@ -86,6 +92,12 @@ awaitable<bool> PgSession::OnBarrier() {
   }
   if (planned_.any && !prepared_) {
     if (planned_.role == routing::SecondaryRole::kDualWrite) co_await WaitForOppositeWriters();
+    // Async: a transaction ends on the primary only once its statements
+    // hold their locks on the secondary too. Otherwise another session,
+    // free to lock those rows on the primary after this COMMIT, could take
+    // them first on the secondary: the two would then lock in different
+    // orders there and deadlock or apply in another order.
+    if (planned_.async_txn_end) co_await WaitSecondaryIdle();
     co_await PrepareSecondary();
     prepared_ = true;
   }
@@ -114,7 +126,15 @@ awaitable<void> PgSession::ClientLoop() {
                               "journaled for repair",
                               tables);
           }
-          in.CommitParsed(f.total_size);
+          if (holding_) {
+            // An atomic COMMIT waits for the secondary to prepare: its
+            // frames stay with the op (AtomicCommit sends them).
+            if (!co_await FlushClientParsed()) co_return;
+            in.CommitParsed(f.total_size);
+            in.Consume(f.total_size);
+          } else {
+            in.CommitParsed(f.total_size);
+          }
           if (op_complete && !co_await OpComplete()) co_return;
           continue;
         }

@@ -169,9 +169,16 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
       w.any = true;
       w.sync = sec_txn_sync_;
     }
+    // A COMMIT the classifier saw whole (a Query or a Parse of its own).
+    const auto& statements = tracker_.classification().statements;
+    w.async_txn_end = sec_txn_ && !w.sync && cls == RequestClass::kTxnControl;
+    w.atomic_commit = sec_txn_ && sec_txn_atomic_ && cls == RequestClass::kTxnControl &&
+                      (routing_frame_type_ == 'Q' || routing_frame_type_ == 'P') && statements.size() == 1 &&
+                      statements[0].txn == ppg::TxnControl::kCommit;
   } else if (dual != nullptr && IsWrite(cls)) {
     w.any = true;
     w.sync = dual->apply == routing::Apply::kSync;
+    w.atomic_commit = plan.has(routing::kPlanAtomic) && w.sync;  // remembered for the COMMIT (StartOp)
   } else if (shadow != nullptr && (cls == RequestClass::kRead || IsWrite(cls))) {
     w.any = true;
     w.role = SecondaryRole::kShadow;
@@ -304,6 +311,10 @@ bool PgSession::StartOp(const ppg::Frame& f) {
       }
       sec_txn_ = true;
       sec_txn_sync_ = op.sync;
+      sec_txn_atomic_ = w.atomic_commit;
+    } else if (w.atomic_commit && op.in_txn && op.failure.empty()) {
+      op.atomic = true;
+      holding_ = true;
     }
     if (!op.sync) {
       op.fenced = true;
@@ -366,6 +377,14 @@ void PgSession::AbandonCapture(std::string_view why) {
   SecondaryOp& op = *capturing_;
   capturing_ = nullptr;
   op.complete = true;
+  if (op.atomic) {
+    // The held frames go to the primary after all, ahead of anything else
+    // (FlushClientParsed); the transaction commits in one phase.
+    held_for_primary_ = std::move(op.main);
+    op.main.clear();
+    op.atomic = false;
+    holding_ = false;
+  }
   if (op.role == SecondaryRole::kShadow) {
     op.skipped = true;
     op.send_main = false;
@@ -378,7 +397,8 @@ void PgSession::AbandonCapture(std::string_view why) {
 
 awaitable<bool> PgSession::OpComplete() {
   if (!co_await FlushClientParsed()) co_return false;
-  const SecondaryOp& last = sec_ops_.back();
+  SecondaryOp& last = sec_ops_.back();
+  if (last.atomic && !co_await AtomicCommit(last)) co_return false;
   if (!last.sync) co_return true;
   const std::uint64_t seq = last.request_seq;
   // Sync: the client's next request waits until both sides answered.
@@ -389,6 +409,62 @@ awaitable<bool> PgSession::OpComplete() {
     if (op == nullptr || op->finished) co_return true;
     co_await sec_progress_.Wait();
   }
+}
+
+// Two-phase commit of a carried transaction (`atomic: true`): the secondary
+// prepares first, so a COMMIT the primary accepts can no longer fail there;
+// if the secondary cannot prepare, the primary rolls back instead and the
+// client's COMMIT answers ROLLBACK, as the server's own COMMIT of a failed
+// transaction does. A prepared transaction left by a turnout that died
+// between the phases shows in pg_prepared_xacts with a gid "turnout_…".
+awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
+  holding_ = false;
+  const std::string commit = std::move(op.main);  // the client's frames, held back
+  BackendConnection* b = backend(op.side);
+  op.gid = absl::StrCat("turnout_", route().name, "_", ctx_.connection_id, "_", ++atomic_count_, "_",
+                        absl::ToUnixMicros(absl::Now()));
+  bool prepared = false;
+  if (b != nullptr && b->ready()) {
+    // Phase one goes out through the op, so its reply is matched as usual.
+    op.main = QueryFrame(absl::StrCat("PREPARE TRANSACTION '", op.gid, "'"));
+    op.sent = true;
+    op.sent_at = Clock::now();
+    std::array<asio::const_buffer, 2> parts = {asio::buffer(op.prefix), asio::buffer(op.main)};
+    auto [ec, n] = co_await b->stream().Write(std::span<const asio::const_buffer>(parts.data(), parts.size()));
+    if (ec) b->Close();
+    while (!op.secondary_done) co_await sec_progress_.Wait();
+    prepared = op.failure.empty() && !op.secondary.has_error() && op.secondary.tags() == "PREPARE TRANSACTION";
+  }
+  op.prefix.clear();
+  op.prefix_replies = 0;
+  op.replies_seen = 0;
+  op.sent = false;
+  op.secondary.Reset();
+  op.prefix_errors.clear();
+  sec_txn_ = false;  // the secondary's session is out of the transaction either way
+  if (prepared) {
+    op.secondary_done = false;
+    op.main = QueryFrame(absl::StrCat("COMMIT PREPARED '", op.gid, "'"));  // or ROLLBACK: PrimaryOpDone
+    auto [ec, n] = co_await primary()->stream().Write(asio::buffer(commit));
+    co_return !ec;
+  }
+  // Neither side commits.
+  LogWarn("pg atomic commit: the secondary could not prepare; rolled back on both sides",
+          {{"route", route().name}, {"backend", BackendName(op.side)}, {"error", op.secondary.Outcome()}});
+  op.failure.clear();
+  op.skipped = true;
+  op.send_main = false;
+  op.secondary_done = true;
+  ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
+  std::string out;
+  ppg::AppendNoticeResponse(&out, ppg::ErrorSpec{.severity = "WARNING",
+                                                 .sqlstate = "40000",
+                                                 .message = "turnout: the new side could not prepare the "
+                                                            "transaction (atomic dual-write); rolled back"});
+  if (!co_await WriteToClient(out)) co_return false;
+  const std::string rollback = QueryFrame("ROLLBACK");
+  auto [ec, n] = co_await primary()->stream().Write(asio::buffer(rollback));
+  co_return !ec;
 }
 
 // ================================================================== the primary's side
@@ -403,7 +479,11 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
   op.primary_done = true;
   op.primary_us = MicrosBetween(op.start, Clock::now());
   BackendConnection* b = backend(op.side);
-  if (op.role == SecondaryRole::kDualWrite && op.failure.empty()) {
+  if (op.atomic) {
+    if (!op.skipped && (op.primary.has_error() || op.primary.tags() != "COMMIT"))
+      op.main = QueryFrame(absl::StrCat("ROLLBACK PREPARED '", op.gid, "'"));
+    sec_txn_ = false;
+  } else if (op.role == SecondaryRole::kDualWrite && op.failure.empty()) {
     const bool primary_failed = op.primary.has_error();
     if (!primary_failed) {
       // The secondary follows the client's transaction while it lasts.
@@ -590,6 +670,16 @@ void PgSession::FinishOp(SecondaryOp& op) {
     return;
   }
   if (op.skipped) return;  // the primary did not apply it
+  if (op.atomic) {
+    // Phase two: COMMIT PREPARED (or ROLLBACK PREPARED) must succeed.
+    if (!op.secondary.has_error()) {
+      ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+      return;
+    }
+    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
+    JournalOp(op, JournalKind::kFailed, op.primary.Outcome(), op.secondary.Outcome());
+    return;
+  }
   auto mismatch = CompareDigests(op.primary, op.secondary, CompareScope::kOutcome);
   if (!mismatch && !op.prefix_errors.empty() && op.begins_txn) mismatch = RouteRuntime::ShadowMismatch::kError;
   if (!mismatch) {

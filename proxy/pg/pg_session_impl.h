@@ -109,6 +109,10 @@ struct SecondaryOp {
   bool fenced = false;            // counted in the read-your-writes fence
   bool send_main = true;          // false: the primary failed it, only `prefix` goes out
   bool large_reply = false;       // a reply frame too large to see: not compared
+  // Two-phase commit (`atomic: true`): the client's COMMIT, held back from
+  // the primary until the secondary prepared (see AtomicCommit).
+  bool atomic = false;
+  std::string gid;
 
   routing::Side side = routing::Side::kNew;
   std::string prefix, begin, main, suffix;
@@ -201,6 +205,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
     routing::SecondaryRole role = routing::SecondaryRole::kDualWrite;
     bool sync = true;
     bool shadow_write = false;
+    bool atomic_commit = false;  // the COMMIT of an atomic carried transaction
+    bool async_txn_end = false;  // the end of a transaction carried asynchronously
   };
   PlannedWork PlanSecondary(const routing::Plan& plan, routing::RequestClass cls,
                             std::span<const std::string_view> targets);
@@ -222,6 +228,9 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // The request's last frame was captured; a sync op makes the client wait
   // for both sides. False when the primary is gone.
   awaitable<bool> OpComplete();
+  // PREPARE TRANSACTION on the secondary, then the client's COMMIT on the
+  // primary, then COMMIT (or ROLLBACK) PREPARED on the secondary.
+  awaitable<bool> AtomicCommit(SecondaryOp& op);
   void PrimaryOpDone(SecondaryOp& op);
   bool OnSecondaryFrame(Side side, const protocol::pg::Frame& f);
   // A frame larger than the buffer went past `side`'s op unseen.
@@ -300,6 +309,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool sec_txn_ = false;                 // the secondary holds a copy of the client's transaction
   bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
   bool sec_txn_sync_ = true;             // the mode the transaction started with
+  bool sec_txn_atomic_ = false;          // ... and whether it commits in two phases
+  bool holding_ = false;                 // client frames go to the atomic op, not yet to the primary
+  std::string held_for_primary_;         // ... and go after all (the op was abandoned)
+  std::uint64_t atomic_count_ = 0;
   std::vector<std::string> txn_tables_;  // tables written in the client's transaction
   routing::ReadYourWritesFence fence_;
   std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side

@@ -161,11 +161,11 @@ TEST_F(CtlDataTest, StatusShowsTheJobWhileItCopiesAndOnceDone) {
   auto watch = RunProgram(argv, "", {}, 30000);
   ASSERT_FALSE(watch.timed_out) << watch.out;
   EXPECT_EQ(watch.exit_code, 0) << watch.err;
-  // While copying: the job, the route's count of the estimated total, the
-  // rate and the SCAN position a resumed copy starts from.
+  // While copying: the job, the route's count of the estimated total and
+  // the SCAN position a resumed copy starts from. (The rate shows only once
+  // an interval of a second has passed, which a fast machine may not see.)
   EXPECT_THAT(watch.out, ::testing::ContainsRegex("data +running +\\[#*\\.+\\] +[0-9.]+%  runner turnout-0"));
   EXPECT_THAT(watch.out, ::testing::ContainsRegex("cache +copying +[1-9][0-9]* of ~1000 keys copied \\([0-9]+ written\\)"));
-  EXPECT_THAT(watch.out, ::testing::ContainsRegex("  [1-9][0-9]*/s\n"));
   EXPECT_THAT(watch.out, ::testing::ContainsRegex("checkpoint: pass 1, key glob #0, SCAN cursor [1-9][0-9]*\n"));
   // The last frame: done, everything copied and verified.
   auto done = Ctl({"status", "cache_moving"});

@@ -288,6 +288,46 @@ TEST_F(PgDualWriteTest, RolledBackAndFailedTransactionsLeaveNewUntouched) {
   EXPECT_EQ(Journal("pgdw_rb").at("pending").as_int64(), 0);
 }
 
+// atomic: true — the new side prepares before old commits, so a transaction
+// new cannot commit is rolled back on both sides.
+TEST_F(PgDualWriteTest, AtomicTransactionsCommitOnBothSidesOrNeither) {
+  ASSERT_EQ(Both("create table wallet(id int primary key, balance int)").exit_code, 0);
+  const auto& b = TestBackends::Get();
+  // New refuses balances of 1000 or more; old does not.
+  ASSERT_EQ(Psql(Direct(b.pg_new_port, db_), b.pg_password,
+                 "alter table wallet add constraint small check (balance < 1000)")
+                .exit_code,
+            0);
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  CreateMigration("pgdw_atomic", R"({"type":"canary","read_percentage":0.0,
+      "write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync","atomic":true}})");
+  const std::string script =
+      "import psycopg2, os\n"
+      "c = psycopg2.connect(os.environ['URL'])\n"
+      "cur = c.cursor()\n"
+      "cur.execute('insert into wallet values (1, 10)')\n"
+      "cur.execute('update wallet set balance = balance + 5 where id = 1')\n"
+      "c.commit()\n"
+      "cur.execute('insert into wallet values (2, 5000)')\n"  // new refuses this one
+      "c.commit()\n"
+      "cur.execute('select count(*) from wallet')\n"
+      "print(cur.fetchone()[0])\n";
+  auto r = Python(script, {{"URL", Url()}, {"PGPASSWORD", b.pg_password}});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_->Log();
+  EXPECT_EQ(r.out, "1\n");
+  for (int port : {b.pg_old_port, b.pg_new_port})
+    EXPECT_EQ(Psql(Direct(port, db_), b.pg_password, "select string_agg(id || ':' || balance, ',') from wallet").out,
+              "1:15\n")
+        << port;
+  EXPECT_NE(turnout_->Log().find("could not prepare"), std::string::npos) << turnout_->Log();
+  // Nothing is left prepared on new.
+  EXPECT_EQ(Psql(Direct(b.pg_new_port, db_), b.pg_password,
+                 "select count(*) from pg_prepared_xacts where gid like 'turnout\\_%' and database = current_database()")
+                .out,
+            "0\n");
+}
+
 TEST_F(PgDualWriteTest, NewBackendStoppedMidDualWriteIsJournaledAndRepaired) {
   InitPgbench();
   ASSERT_FALSE(HasFatalFailure());
