@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the Google Benchmarks (codecs, routing) and the end-to-end
 # comparisons (bench/*_e2e.sh) against direct connections, PgBouncer and
-# twemproxy, in one run on this machine. Results go to bench/results/.
+# twemproxy, in one run on this machine, among them the cost of routing
+# (bench/redis_routing_e2e.sh, bench/pg_routing_e2e.sh: passthrough against
+# dual-write and shadow). Results go to bench/results/.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
