@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -55,7 +57,9 @@ std::string TestBackends::PgConnString(int port, const std::string& dbname) cons
          " password=" + pg_password + " sslmode=disable connect_timeout=10";
 }
 
-int FreePort() {
+namespace {
+// One ephemeral port from the kernel (free at the time of the call).
+int EphemeralPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -69,6 +73,19 @@ int FreePort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+}  // namespace
+
+int FreePort() {
+  // The kernel may hand out a just-closed port again: two calls in a row
+  // (a listener and an admin port) must not get the same one.
+  static std::mutex mu;
+  static std::set<int> given;
+  std::lock_guard<std::mutex> lock(mu);
+  for (;;) {
+    const int port = EphemeralPort();
+    if (given.insert(port).second) return port;
+  }
 }
 
 bool WaitForPort(int port, int timeout_ms) {
