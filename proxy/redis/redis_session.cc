@@ -202,6 +202,7 @@ enum EntryFlag : std::uint16_t {
   kFlagBlocking = 1u << 7,    // may block upstream (BLPOP, XREAD BLOCK, WAIT ...)
   kFlagLinger = 1u << 8,      // protocol error: drain the client briefly before closing
   kFlagHeld = 1u << 9,        // sync dual-write: the reply waits in the op until the secondary applied
+  kFlagExecSelect = 1u << 10, // EXEC of a block with SELECTs: its reply says the db (exec_selects_)
 };
 
 // Stages of a FIFO entry linked to secondary work (Entry::op != 0).
@@ -268,7 +269,8 @@ class RedisSession final : public Session {
         space_(executor_),
         reader_(*ctx_.services->route_table, route_.name, route_.protocol),
         channel_created_(executor_),
-        drain_timer_(executor_) {
+        drain_timer_(executor_),
+        exec_wake_(executor_) {
     wake_.expires_at(Clock::time_point::max());
     space_.expires_at(Clock::time_point::max());
     channel_created_.expires_at(Clock::time_point::max());
@@ -1054,7 +1056,9 @@ class RedisSession final : public Session {
       in_multi_ = true;
       multi_dirty_ = false;
       pinned_ = side;
+      block_ = Block{};
       if (last_entry_ != nullptr) BeginBlock(last_plan_);
+      block_.db = dispatch_db_;
       co_return;
     }
     if (info == sp.exec || info == sp.discard) {
@@ -1062,6 +1066,7 @@ class RedisSession final : public Session {
         co_await ForwardCommand(cmd, input, *info, RequestClass::kTxnControl);
         co_return;
       }
+      std::optional<Side> select_side;  // EXEC ran SELECTs on this side
       if (info == sp.exec && multi_dirty_) {
         // A command turnout refused was never queued upstream: abort the
         // transaction there and answer as Redis does (multi.c execCommand).
@@ -1075,11 +1080,17 @@ class RedisSession final : public Session {
         block_ = Block{};
       } else {
         KeyOrder::Stripes stripes;
-        if (info == sp.exec && block_.active && !(block_.positions.empty() && block_.copy_keys.empty())) {
+        if (info == sp.exec && block_.active && (block_.writes > 0 || !block_.copy_keys.empty())) {
           for (const auto& k : block_.keys) KeyOrder::AddStripe(k, stripes);
           if (!co_await AcquireStripes(stripes)) stripes.clear();
         }
         const Side side = co_await ForwardCommand(cmd, input, *info, RequestClass::kTxnControl);
+        if (info == sp.exec && !block_.selects.empty() && last_entry_ != nullptr) {
+          last_entry_->flags |= kFlagExecSelect;
+          exec_selects_ = block_.selects;
+          exec_pending_ = true;
+          select_side = side;
+        }
         if (info == sp.exec && block_.active && last_entry_ != nullptr) {
           FinishBlock(*last_entry_, side, stripes);
         }
@@ -1090,6 +1101,7 @@ class RedisSession final : public Session {
       multi_dirty_ = false;
       watching_ = false;
       MaybeUnpin();
+      if (select_side) co_await FollowExecSelect(*select_side);
       co_return;
     }
     if (info == sp.watch) {
@@ -1272,17 +1284,35 @@ class RedisSession final : public Session {
 
   // A command queued on the primary inside MULTI.
   void AddToBlock(const resp::CommandInfo& info, const resp::Command& cmd, const std::uint8_t* input) {
-    if (!block_.active || last_entry_ == nullptr) return;
+    if (last_entry_ == nullptr) return;  // not queued upstream
     const std::uint32_t index = block_.index++;
+    if (&info == Special().select) {
+      // EXEC switches the primary's connection when it runs the SELECT, so
+      // the secondary runs it at the same place: the writes after it land
+      // in the same database there, and its +OK is compared like a write's.
+      std::int64_t db = -1;
+      const bool valid = resp::ParseRedisInt64(cmd.args[1], db) && db >= 0 && db <= INT32_MAX;
+      block_.selects.push_back({index, valid ? static_cast<int>(db) : -1});
+      if (valid) block_.db = static_cast<int>(db);
+      if (block_.active) {
+        block_.wire.append(FrameOf(cmd, input));
+        block_.positions.push_back(index);
+      }
+      return;
+    }
+    if (!block_.active) return;
     if (ClassOf(info) != RequestClass::kWrite || info.full_name == "PUBLISH" || info.full_name == "SPUBLISH") return;
     std::vector<std::string> keys = KeysOf(info, cmd.args);
     if (info.deterministic) {
       block_.wire.append(FrameOf(cmd, input));
       block_.positions.push_back(index);
+      ++block_.writes;
     } else {
-      for (auto& k : keys)
-        if (std::find(block_.copy_keys.begin(), block_.copy_keys.end(), k) == block_.copy_keys.end())
-          block_.copy_keys.push_back(k);
+      for (auto& k : keys) {
+        const std::pair<std::string, int> copy{k, block_.db};
+        if (std::find(block_.copy_keys.begin(), block_.copy_keys.end(), copy) == block_.copy_keys.end())
+          block_.copy_keys.push_back(copy);
+      }
     }
     for (auto& k : keys)
       if (std::find(block_.keys.begin(), block_.keys.end(), k) == block_.keys.end()) block_.keys.push_back(std::move(k));
@@ -1293,8 +1323,17 @@ class RedisSession final : public Session {
   void FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripes) {
     Block b = std::move(block_);
     block_ = Block{};
-    if (b.positions.empty() && b.copy_keys.empty()) return;
-    if (b.wire.size() > SecondaryChannel::kMaxBytes / 2 || b.copy_keys.size() > kMaxCopyKeys) {
+    // Copies are read right behind EXEC, in the database the block ends in:
+    // a non-deterministic write to a database the block SELECTed away from
+    // cannot be read there, so its keys are journaled for repair instead.
+    std::vector<std::string> copy_keys, elsewhere;
+    for (auto& [k, db] : b.copy_keys) (db == b.db ? copy_keys : elsewhere).push_back(std::move(k));
+    if (!elsewhere.empty())
+      JournalNotQueued(b.side, b.wire, std::move(elsewhere),
+                       "non-deterministic write in a database the transaction SELECTed away from; repair copies "
+                       "its keys");
+    if (b.writes == 0 && copy_keys.empty()) return;  // SELECTs alone: FollowExecSelect
+    if (b.wire.size() > SecondaryChannel::kMaxBytes / 2 || copy_keys.size() > kMaxCopyKeys) {
       JournalNotQueued(b.side, b.wire, std::move(b.keys), "transaction too large to dual-write; repair copies its keys");
       return;
     }
@@ -1303,11 +1342,11 @@ class RedisSession final : public Session {
       ch->JournalNotQueued(b.wire, std::move(b.keys), "secondary queue full");
       return;
     }
-    for (const auto& k : b.copy_keys) {
+    for (const auto& k : copy_keys) {
       ForwardPair(primary, "DUMP", k);
       ForwardPair(primary, "PTTL", k);
     }
-    e.captures_left = static_cast<std::uint16_t>(b.copy_keys.size() * 2);
+    e.captures_left = static_cast<std::uint16_t>(copy_keys.size() * 2);
     SecondaryOp op;
     op.kind = OpKind::kBlock;
     op.cls = RequestClass::kWrite;
@@ -1318,7 +1357,7 @@ class RedisSession final : public Session {
     op.replies_expected = 1 + static_cast<int>(b.positions.size());  // MULTI, QUEUED...; EXEC and copies later
     op.positions = std::move(b.positions);
     // Copied keys first (CapturesDone pairs them with the captures), then the rest.
-    op.keys = b.copy_keys;
+    op.keys = std::move(copy_keys);
     for (auto& k : b.keys)
       if (std::find(op.keys.begin(), op.keys.end(), k) == op.keys.end()) op.keys.push_back(std::move(k));
     op.sync = b.sync;
@@ -1330,6 +1369,44 @@ class RedisSession final : public Session {
     e.op = queued.seq;
     e.op_side = b.side;
     e.stage = OpStage::kFirst;
+  }
+
+  // EXEC ran a block with SELECTs on `primary`: when it committed, the
+  // primary's connection is in another database now. The request loop
+  // waits for that reply (a pipeline pauses here, for such blocks only),
+  // then moves the session's other connections the same way before anything
+  // after the block is dispatched: the other backend's connection, and every
+  // secondary channel (a kState SELECT: the block's channel ran the SELECTs
+  // inside the block; this records the database it reconnects to).
+  awaitable<void> FollowExecSelect(Side primary) {
+    co_await FlushUpstream();
+    WakeWriter();
+    while (exec_pending_ && !closed_ && !fatal_ && !fifo_.empty()) {
+      exec_wake_.expires_after(std::chrono::milliseconds(5));
+      co_await exec_wake_.async_wait();
+    }
+    if (exec_pending_) {  // the reply never came: the session is ending
+      exec_pending_ = false;
+      co_return;
+    }
+    if (closed_ || exec_db_ == dispatch_db_) co_return;
+    dispatch_db_ = exec_db_;
+    const std::string db = std::to_string(dispatch_db_);
+    const std::string_view select[] = {"SELECT", db};
+    MirrorToOthers(primary, select, kFlagSelect, dispatch_db_);
+    SecondaryOp op;
+    resp::AppendCommand(op.command, select);
+    op.state_db = dispatch_db_;
+    MirrorStateToChannels(std::move(op));
+  }
+
+  // The primary's reply to an EXEC flagged kFlagExecSelect.
+  void NoteExecReply(Entry& head, std::string_view frame, bool streamed) {
+    head.flags &= ~kFlagExecSelect;
+    db_ = DbAfterExec(frame, exec_selects_, db_, streamed);
+    exec_db_ = db_;
+    exec_pending_ = false;
+    exec_wake_.cancel();
   }
 
   void DispatchAuth(std::span<const std::string_view> args) {
@@ -1835,6 +1912,7 @@ class RedisSession final : public Session {
         client_segs_.push_back({unparsed.data(), 0, len});
         continue;
       }
+      if (head->flags & kFlagExecSelect) NoteExecReply(*head, frame, streamed);
       if (HasOpWork(*head)) {
         HandleOpReply(*head, frame, unparsed.data(), now, streamed);
       } else {
@@ -2152,12 +2230,20 @@ class RedisSession final : public Session {
     bool active = false;
     Side side = Side::kNew;
     bool sync = false;
-    std::string wire;                      // MULTI and the deterministic writes
+    std::string wire;                      // MULTI, the deterministic writes and SELECTs
     std::uint32_t index = 0;               // commands queued on the primary so far
     std::vector<std::uint32_t> positions;  // their indices among the primary's
-    std::vector<std::string> copy_keys;    // keys of non-deterministic writes
+    std::size_t writes = 0;                // deterministic writes in `wire`
+    std::vector<std::pair<std::string, int>> copy_keys;  // keys of non-deterministic writes, their db
     std::vector<std::string> keys;         // every key written (journal)
+    std::vector<BlockSelect> selects;      // SELECTs queued (tracked with or without a secondary)
+    int db = 0;                            // the database as of the last valid SELECT queued
   } block_;
+  // EXEC of a block with SELECTs, until its reply is in (FollowExecSelect).
+  std::vector<BlockSelect> exec_selects_;
+  bool exec_pending_ = false;
+  int exec_db_ = 0;
+  Timer exec_wake_;
 
   // Client session state (dispatch time).
   bool authenticated_ = false;

@@ -194,6 +194,22 @@ std::optional<Mismatch> CompareExec(const CapturedReply& primary, const Captured
   return std::nullopt;
 }
 
+int DbAfterExec(std::string_view exec_reply, std::span<const BlockSelect> selects, int db_before, bool streamed) {
+  int db = db_before;
+  if (streamed) {
+    for (const auto& s : selects)
+      if (s.db >= 0) db = s.db;
+    return db;
+  }
+  resp::Value v;
+  if (resp::DecodeReply(exec_reply, v) || v.type != resp::ReplyType::kArray) return db_before;
+  for (const auto& s : selects) {
+    if (s.db < 0 || s.index >= v.elements.size() || IsErrorType(v.elements[s.index].type)) continue;
+    db = s.db;
+  }
+  return db;
+}
+
 std::string RenderArgs(std::span<const std::string_view> args, std::size_t max_bytes) {
   std::string out;
   for (std::size_t i = 0; i < args.size(); ++i) {

@@ -80,6 +80,25 @@ std::optional<RouteRuntime::ShadowMismatch> CompareExec(const CapturedReply& pri
                                                        std::span<const std::uint32_t> positions,
                                                        std::size_t copies = 0);
 
+// A SELECT queued inside MULTI: its 0-based index among the commands the
+// primary queued, and the database it names (-1: not a valid index, so it
+// fails at EXEC and changes nothing).
+struct BlockSelect {
+  std::uint32_t index = 0;
+  int db = -1;
+};
+
+// The database a connection is in once EXEC answered `exec_reply` for a
+// block whose SELECTs were `selects`, having been in `db_before`. EXEC runs
+// the queued commands in order and a SELECT switches the connection as it
+// runs (redis multi.c execCommand), so the last SELECT whose element is not
+// an error wins; a WATCH abort (nil) or EXECABORT (error) changes nothing.
+// `streamed`: only the tail of a reply too large for the buffer is at hand;
+// such a reply is always a committed array (an abort is one short frame),
+// so every valid SELECT is taken as applied.
+int DbAfterExec(std::string_view exec_reply, std::span<const BlockSelect> selects, int db_before,
+                bool streamed = false);
+
 // "SET user:1 \"two words\"": arguments separated by spaces, quoted (with
 // C-style escapes) when they hold spaces, quotes or non-printable bytes, as
 // redis-cli prints them; at most `max_bytes` (then "...").

@@ -711,5 +711,90 @@ TEST_F(RedisRoutingTest, HungSecondaryReleasesSyncClientsAndIsJournaled) {
   Direct(b.redis_old_port).DeletePattern(prefix + "*");
 }
 
+// SELECT inside MULTI under sync dual-write: the block reaches new with
+// its SELECT in place (the writes land in the same database on both sides),
+// and the session's connections follow the database EXEC left it in; a
+// DISCARDed or aborted block moves nothing.
+TEST_F(RedisRoutingTest, SelectInsideMultiIsReplayedOnTheSecondary) {
+  StartWithAdmin();
+  ASSERT_FALSE(HasFatalFailure());
+  const auto& b = TestBackends::Get();
+  const std::string prefix = "rr:msel:" + std::to_string(::getpid()) + ":";
+  const std::vector<std::string> keys = {prefix + "k1", prefix + "k2", prefix + "k3", prefix + "k4",
+                                         prefix + "k5", prefix + "k6", prefix + "k7", prefix + "set"};
+  // The harness' cleanup scans db 0 only: delete by name in every db used.
+  auto cleanup = [&] {
+    for (int port : {b.redis_old_port, b.redis_new_port}) {
+      Direct d(port);
+      for (const char* db : {"0", "3", "5"}) {
+        EXPECT_EQ(d.Call({"SELECT", db}), "+OK\r\n");
+        for (const auto& k : keys) d.Call({"DEL", k});
+      }
+    }
+  };
+  cleanup();
+  CreateMigration("rr_msel", R"({"type":"canary","read_percentage":0.0,
+      "write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})");
+  RespConn c(port_);
+  c.Send(Cmd({"MULTI"}) + Cmd({"SELECT", "3"}) + Cmd({"SET", keys[0], "v1"}) + Cmd({"INCR", keys[1]}) +
+         Cmd({"EXEC"}) + Cmd({"SET", keys[2], "v3"}));
+  auto r = c.Read(6, 10000);
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_EQ(r[0], "+OK\r\n");
+  EXPECT_EQ(r[1], "+QUEUED\r\n");
+  EXPECT_EQ(r[4], "*3\r\n+OK\r\n+OK\r\n:1\r\n");
+  EXPECT_EQ(r[5], "+OK\r\n");
+  // A DISCARDed block and one aborted at EXEC (a command turnout refuses)
+  // leave the session in db 3.
+  c.Send(Cmd({"MULTI"}) + Cmd({"SELECT", "5"}) + Cmd({"SET", keys[3], "no"}) + Cmd({"DISCARD"}) +
+         Cmd({"MULTI"}) + Cmd({"SELECT", "5"}) + Cmd({"SET", keys[3], "no"}) + Cmd({"SET", keys[3]}) +
+         Cmd({"EXEC"}) + Cmd({"SET", keys[4], "v5"}));
+  r = c.Read(10, 10000);
+  ASSERT_EQ(r.size(), 10u);
+  EXPECT_EQ(r[3], "+OK\r\n");
+  EXPECT_THAT(r[8], HasSubstr("EXECABORT"));
+  EXPECT_EQ(r[9], "+OK\r\n");
+  // SELECTs back and forth and a non-deterministic write (copied in the
+  // database the block ends in).
+  c.Send(Cmd({"MULTI"}) + Cmd({"SELECT", "0"}) + Cmd({"SELECT", "3"}) + Cmd({"SADD", keys[7], "a", "b", "c"}) +
+         Cmd({"SPOP", keys[7]}) + Cmd({"SET", keys[5], "v6"}) + Cmd({"EXEC"}) + Cmd({"GET", keys[0]}));
+  r = c.Read(8, 10000);
+  ASSERT_EQ(r.size(), 8u);
+  EXPECT_THAT(r[6], HasSubstr("*5\r\n+OK\r\n+OK\r\n:3\r\n$1\r\n"));
+  EXPECT_EQ(r[7], "$2\r\nv1\r\n");  // the primary's reads follow too
+  for (int port : {b.redis_old_port, b.redis_new_port}) {
+    SCOPED_TRACE(port == b.redis_old_port ? "old" : "new");
+    Direct d(port);
+    EXPECT_EQ(d.Call({"SELECT", "3"}), "+OK\r\n");
+    EXPECT_EQ(d.Call({"GET", keys[0]}), "$2\r\nv1\r\n");
+    EXPECT_EQ(d.Call({"GET", keys[1]}), "$1\r\n1\r\n");
+    EXPECT_EQ(d.Call({"GET", keys[2]}), "$2\r\nv3\r\n");
+    EXPECT_EQ(d.Call({"GET", keys[4]}), "$2\r\nv5\r\n");
+    EXPECT_EQ(d.Call({"GET", keys[5]}), "$2\r\nv6\r\n");
+    EXPECT_EQ(d.Call({"SCARD", keys[7]}), ":2\r\n");
+    EXPECT_EQ(d.Call({"EXISTS", keys[3]}), ":0\r\n");
+    for (const char* db : {"0", "5"}) {
+      EXPECT_EQ(d.Call({"SELECT", db}), "+OK\r\n");
+      for (const auto& k : keys) EXPECT_EQ(d.Call({"EXISTS", k}), ":0\r\n") << "db " << db << " " << k;
+    }
+  }
+  {
+    // Both sides hold the same set after the copy.
+    Direct old_side(b.redis_old_port), new_side(b.redis_new_port);
+    EXPECT_EQ(old_side.Call({"SELECT", "3"}), "+OK\r\n");
+    EXPECT_EQ(new_side.Call({"SELECT", "3"}), "+OK\r\n");
+    auto members = [](Direct& d, const std::string& k) {
+      std::string out;
+      for (const char* m : {"a", "b", "c"}) out += d.Call({"SISMEMBER", k, m});
+      return out;
+    };
+    EXPECT_EQ(members(old_side, keys[7]), members(new_side, keys[7]));
+  }
+  const auto j = Journal("rr_msel");
+  EXPECT_EQ(j.at("pending").as_int64(), 0) << json::serialize(j);
+  EXPECT_EQ(Metric(R"(turnout_dualwrite_total{result="failed",route="redis"})"), 0);
+  cleanup();
+}
+
 }  // namespace
 }  // namespace turnout::testing

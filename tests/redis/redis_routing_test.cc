@@ -96,6 +96,32 @@ TEST(CompareExec, ComparesTheWritesTheSecondaryRan) {
   EXPECT_EQ(CompareExec(Cap(primary), Cap("-EXECABORT x\r\n"), positions, 1), Mismatch::kError);
 }
 
+TEST(CompareExec, ASelectInTheBlockIsComparedLikeAWrite) {
+  // Primary block: SELECT 3 (sent), GET (read), SET (sent).
+  const std::string primary = "*3\r\n+OK\r\n$-1\r\n+OK\r\n";
+  const std::uint32_t positions[] = {0, 2};
+  EXPECT_EQ(CompareExec(Cap(primary), Cap("*2\r\n+OK\r\n+OK\r\n"), positions), std::nullopt);
+  EXPECT_EQ(CompareExec(Cap(primary), Cap("*2\r\n-ERR DB index is out of range\r\n+OK\r\n"), positions),
+            Mismatch::kError);
+}
+
+TEST(DbAfterExec, TheLastSelectThatRanWins) {
+  const BlockSelect selects[] = {{0, 3}, {2, 5}};
+  EXPECT_EQ(DbAfterExec("*3\r\n+OK\r\n:1\r\n+OK\r\n", selects, 0), 5);
+  // SELECT 5 failed (fewer databases): the connection stays in 3.
+  EXPECT_EQ(DbAfterExec("*3\r\n+OK\r\n:1\r\n-ERR DB index is out of range\r\n", selects, 0), 3);
+  // WATCH abort (RESP2 and RESP3 nil), EXECABORT: nothing ran.
+  EXPECT_EQ(DbAfterExec("*-1\r\n", selects, 1), 1);
+  EXPECT_EQ(DbAfterExec("_\r\n", selects, 1), 1);
+  EXPECT_EQ(DbAfterExec("-EXECABORT Transaction discarded because of previous errors.\r\n", selects, 1), 1);
+  // Not a valid index: fails at EXEC whatever the reply says.
+  const BlockSelect invalid[] = {{0, 4}, {1, -1}};
+  EXPECT_EQ(DbAfterExec("*2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n", invalid, 0), 4);
+  // Only the tail of a streamed reply: a committed array, valid SELECTs ran.
+  EXPECT_EQ(DbAfterExec("\r\n", selects, 0, true), 5);
+  EXPECT_EQ(DbAfterExec("*0\r\n", {}, 2), 2);
+}
+
 TEST(Render, ArgsRepliesAndFrames) {
   const std::vector<std::string_view> args = {"SET", "user:1", "two words", std::string_view("a\0b", 3), ""};
   EXPECT_EQ(RenderArgs(args), "SET user:1 \"two words\" \"a\\x00b\" \"\"");
