@@ -51,6 +51,7 @@ json::value JournalToJson(const routing::Journal& journal, const Migration& m, s
                                    {"statement", e.statement},
                                    {"params", std::move(params)},
                                    {"targets", std::move(targets)},
+                                   {"database", e.database},
                                    {"primary", e.primary_outcome},
                                    {"secondary", e.secondary_outcome}});
   }
@@ -82,9 +83,10 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
   json::array copied, failed, tables_to_verify, tables_repaired;
   // Redis: group keys by (route, missing backend).
   std::map<std::pair<std::string, std::string>, std::map<std::string, std::vector<std::uint64_t>>> redis_keys;
-  // Postgres: the tables of each (route, missing backend), and the entries
-  // naming them (an entry clears once every table it names is equal).
-  std::map<std::pair<std::string, std::string>, std::set<std::string>> pg_tables;
+  // Postgres: the tables of each (route, missing backend, database), and the
+  // entries naming them (an entry clears once every table it names is equal).
+  using PgWhere = std::tuple<std::string, std::string, std::string>;
+  std::map<PgWhere, std::set<std::string>> pg_tables;
   std::vector<const routing::JournalEntry*> pg_entries;
   std::set<std::string> pg_routes;
   for (const auto& e : entries) {
@@ -101,7 +103,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
         continue;
       }
       pg_entries.push_back(&e);
-      pg_tables[{e.route, e.backend}].insert(e.targets.begin(), e.targets.end());
+      pg_tables[{e.route, e.backend, e.database}].insert(e.targets.begin(), e.targets.end());
     }
   }
   // The route's new side: the migration's endpoint for it, else the config's.
@@ -135,10 +137,11 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     }
   }
   // Postgres: each named table resynchronised on the side that missed the
-  // writes. Keyed by (route, missing backend, journal name): equal after it.
-  std::map<std::tuple<std::string, std::string, std::string>, PgTableRepair> pg_results;
+  // writes, in the database the sessions wrote in. Keyed by (route, missing
+  // backend, database, journal name): equal after it.
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, PgTableRepair> pg_results;
   for (const auto& [where, tables] : pg_tables) {
-    const auto& [route_name, missing] = where;
+    const auto& [route_name, missing, database] = where;
     const std::string source = source_of(route_name, missing);
     const routing::Backend* from_b = config.FindBackend(source);
     const routing::Backend* to_b = config.FindBackend(missing);
@@ -148,7 +151,9 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
                                        " is not a side of the migration; tables not repaired"));
       continue;
     }
-    auto results = RepairPostgresTables(*from_b, *to_b, std::vector<std::string>(tables.begin(), tables.end()));
+    routing::Backend from = *from_b, to = *to_b;
+    if (!database.empty()) from.database = to.database = database;
+    auto results = RepairPostgresTables(from, to, std::vector<std::string>(tables.begin(), tables.end()));
     if (!results.ok()) {
       failed.emplace_back(absl::StrCat("route ", route_name, ": ", results.status().message()));
       continue;
@@ -169,7 +174,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       if (!t.error.empty()) failed.emplace_back(absl::StrCat("table ", t.table, " on ", missing, ": ", t.error));
       else if (t.ok && !t.equal)
         failed.emplace_back(absl::StrCat("table ", t.table, " on ", missing, ": still differs after the repair"));
-      pg_results.emplace(std::make_tuple(route_name, missing, t.table), std::move(t));
+      pg_results.emplace(std::make_tuple(route_name, missing, database, t.table), std::move(t));
     }
   }
   // Then the verifier, as before the repair existed: its verdict on a table
@@ -200,9 +205,12 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
   }
   for (const auto* e : pg_entries) {
     const bool all_equal = std::all_of(e->targets.begin(), e->targets.end(), [&](const std::string& table) {
-      auto it = pg_results.find({e->route, e->backend, table});
+      auto it = pg_results.find({e->route, e->backend, e->database, table});
+      // The verifier looked at the backend's own database only.
+      const routing::Backend* b = config.FindBackend(e->backend);
+      const bool verified_here = e->database.empty() || (b != nullptr && b->database == e->database);
       return it != pg_results.end() && it->second.ok && it->second.equal &&
-             !verified_unequal.contains({e->route, it->second.resolved});
+             !(verified_here && verified_unequal.contains({e->route, it->second.resolved}));
     });
     if (all_equal) repaired.push_back(e->seq);
   }

@@ -45,7 +45,7 @@ std::string Journal::Encode(const JournalEntry& e) {
                       absl::CEscape(e.route), "\t", absl::CEscape(e.backend), "\t", e.session, "\t",
                       kKinds[static_cast<int>(e.kind)], "\t", absl::CEscape(e.statement), "\t", JoinEscaped(e.params),
                       "\t", JoinEscaped(e.targets), "\t", absl::CEscape(e.primary_outcome), "\t",
-                      absl::CEscape(e.secondary_outcome), "\n");
+                      absl::CEscape(e.secondary_outcome), "\t", absl::CEscape(e.database), "\t.\n");
 }
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options options) {
@@ -60,8 +60,11 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, 
       repaired.push_back(seq);
       continue;
     }
-    // A torn last line (crash mid-write) has fewer fields: skipped.
-    if (f.size() != 13 || f[0] != "entry" || !absl::SimpleAtoi(f[1], &seq)) continue;
+    // A torn last line (crash mid-write) lacks the closing "." field:
+    // skipped. Files written before entries named their database have 13
+    // fields and no marker.
+    const bool complete = (f.size() == 15 && f[14] == ".") || f.size() == 13;
+    if (!complete || f[0] != "entry" || !absl::SimpleAtoi(f[1], &seq)) continue;
     JournalEntry e;
     e.seq = seq;
     std::int64_t micros = 0;
@@ -78,6 +81,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, 
     e.targets = SplitEscaped(f[10]);
     absl::CUnescape(f[11], &e.primary_outcome);
     absl::CUnescape(f[12], &e.secondary_outcome);
+    if (f.size() == 15) absl::CUnescape(f[13], &e.database);
     j->next_seq_ = std::max(j->next_seq_, seq + 1);
     j->entries_.push_back(std::move(e));
   }

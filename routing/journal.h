@@ -46,6 +46,8 @@ struct JournalEntry {
   std::string statement;  // SQL, or the Redis command with its arguments
   std::vector<std::string> params;   // Postgres bind parameters (text form)
   std::vector<std::string> targets;  // tables or keys touched
+  // Postgres: the database the session wrote in (empty: the backend's own).
+  std::string database;
   std::string primary_outcome;
   std::string secondary_outcome;
   bool repaired = false;

@@ -708,6 +708,7 @@ void PgSession::JournalOp(const SecondaryOp& op, JournalKind kind, std::string p
   e.migration_id = reader_->policy().migration_id();
   e.route = route().name;
   e.backend = BackendName(op.side);
+  e.database = SecondaryDatabase(op.side);
   e.session = ctx_.connection_id;
   e.kind = kind;
   DescribeRequest(op.main, tracker_.state(), &e.statement, &e.params);
@@ -715,6 +716,12 @@ void PgSession::JournalOp(const SecondaryOp& op, JournalKind kind, std::string p
   e.primary_outcome = std::move(primary_outcome);
   e.secondary_outcome = std::move(secondary_outcome);
   ctx_.services->journal->Append(std::move(e));
+}
+
+// The database the session uses on `side` (as MakeLogin picks it).
+std::string PgSession::SecondaryDatabase(Side side) const {
+  const routing::Backend* b = ctx_.config->FindBackend(BackendName(side));
+  return b == nullptr || b->database.empty() ? database_ : b->database;
 }
 
 // A write that went to the primary without being captured for the
@@ -726,6 +733,7 @@ void PgSession::JournalUncaptured(std::string_view why, std::span<const std::str
   e.migration_id = reader_->policy().migration_id();
   e.route = route().name;
   e.backend = BackendName(Other(primary_side_));
+  e.database = SecondaryDatabase(Other(primary_side_));
   e.session = ctx_.connection_id;
   e.kind = JournalKind::kDropped;
   e.statement = "(not captured)";

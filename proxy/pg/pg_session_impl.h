@@ -242,6 +242,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
                  std::string secondary_outcome);
   void JournalUncaptured(std::string_view why, std::span<const std::string_view> tables = {});
+  std::string SecondaryDatabase(Side side) const;
   void SecondaryLost(Side side);
   // Journals every op not yet applied (the secondary is gone, or the session ends).
   void AbandonSecondaryWork(std::string_view why, bool session_ending);

@@ -12,6 +12,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -30,10 +31,11 @@ using ::testing::HasSubstr;
 using turnout::testing::TestBackends;
 namespace json = boost::json;
 
-// A direct connection to one harness cluster's "app" database.
+// A direct connection to one harness cluster's database ("app" unless named).
 class Direct {
  public:
-  explicit Direct(int port) : c_(PQconnectdb(TestBackends::Get().PgConnString(port, "app").c_str())) {
+  explicit Direct(int port, const std::string& dbname = "app")
+      : c_(PQconnectdb(TestBackends::Get().PgConnString(port, dbname).c_str())) {
     if (PQstatus(c_) != CONNECTION_OK) ADD_FAILURE() << "direct connection: " << PQerrorMessage(c_);
     PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
   }
@@ -97,7 +99,7 @@ class PgRepairTest : public ::testing::Test {
   }
 
   std::uint64_t Journal(const std::vector<std::string>& targets, const std::string& statement = "update …",
-                        const std::string& missed_by = "pg-new") {
+                        const std::string& missed_by = "pg-new", const std::string& database = "") {
     routing::JournalEntry e;
     e.at = absl::Now();
     e.migration_id = migration_.id;
@@ -106,6 +108,7 @@ class PgRepairTest : public ::testing::Test {
     e.kind = routing::JournalKind::kFailed;
     e.statement = statement;
     e.targets = targets;
+    e.database = database;
     e.primary_outcome = "UPDATE 1";
     e.secondary_outcome = "connection refused";
     return journal_->Append(e);
@@ -228,6 +231,31 @@ TEST_F(PgRepairTest, TablesThatCannotBeRepairedKeepTheirEntries) {
 }
 
 // When old missed the writes (new authoritative), new is the source.
+// A session that wrote in another database than the backends' own: the
+// entry names it, and the repair works there.
+TEST_F(PgRepairTest, TablesAreRepairedInTheDatabaseTheEntryNames) {
+  const std::string db = "repair_db_" + std::to_string(::getpid());
+  for (Direct* d : {&old_, &new_}) {
+    d->Query("drop database if exists " + db + " with (force)");
+    d->Query("create database " + db);
+  }
+  {
+    Direct old_db(TestBackends::Get().pg_old_port, db), new_db(TestBackends::Get().pg_new_port, db);
+    for (Direct* d : {&old_db, &new_db}) d->Query("create table items (id int primary key, name text)");
+    old_db.Query("insert into items select g, 'n' || g from generate_series(1, 100) g");
+    new_db.Query("insert into items select g, 'n' || g from generate_series(1, 90) g");
+    const std::uint64_t seq = Journal({"items"}, "insert into items …", "pg-new", db);
+    auto r = RepairFromJournal(config_, migration_, *journal_);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(Fingerprint(old_db, "items", "id"), Fingerprint(new_db, "items", "id"));
+    EXPECT_EQ(new_db.Query("select count(*) from items"), "100");
+    const auto pending = journal_->Pending(migration_.id);
+    EXPECT_TRUE(std::none_of(pending.begin(), pending.end(), [&](const auto& e) { return e.seq == seq; }))
+        << json::serialize(*r);
+  }
+  for (Direct* d : {&old_, &new_}) d->Query("drop database if exists " + db + " with (force)");
+}
+
 TEST_F(PgRepairTest, OldIsRepairedFromNewWhenOldMissedTheWrites) {
   Both("create table " + accounts_ + " (id int primary key, v text)");
   new_.Query("insert into " + accounts_ + " values (1, 'a'), (2, 'b'), (3, 'c')");

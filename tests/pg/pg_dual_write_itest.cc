@@ -256,6 +256,7 @@ TEST_F(PgDualWriteTest, ExtendedWriteFailingOnNewIsJournaledWithItsParameters) {
   const auto& e = j.at("entries").as_array().at(0);
   EXPECT_EQ(e.at("kind").as_string(), "failed") << json::serialize(e);
   EXPECT_EQ(e.at("backend").as_string(), "pg-new");
+  EXPECT_EQ(e.at("database").as_string(), db_);
   EXPECT_NE(std::string(e.at("statement").as_string()).find("insert into items"), std::string::npos) << json::serialize(e);
   const std::string params = json::serialize(e.at("params"));
   EXPECT_NE(params.find("\"7\""), std::string::npos) << params;

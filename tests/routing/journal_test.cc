@@ -106,6 +106,28 @@ TEST_F(JournalTest, TornLastLineIsIgnored) {
   EXPECT_EQ((*j)->PendingCount(), 1u);
 }
 
+TEST_F(JournalTest, TheDatabaseRoundTripsAndOlderFilesStillLoad) {
+  {
+    auto j = Journal::Open(path_, {});
+    JournalEntry e = Entry("insert into t values (1)");
+    e.database = "shop";
+    (*j)->Append(e);
+    ASSERT_TRUE((*j)->Flush().ok());
+  }
+  // A line written before entries named their database (13 fields), then
+  // one torn inside its last fields (no closing ".").
+  std::ofstream(path_, std::ios::app) << "entry\t7\t17000\tm1\torders\tpg-new\t3\tfailed\tupdate t\t\tt\tUPDATE 1\tERROR\n"
+                                      << "entry\t8\t17000\tm1\torders\tpg-new\t3\tfailed\tupdate t\t\tt\tUPDATE 1\tERROR\tsh";
+  auto j = Journal::Open(path_, {});
+  ASSERT_TRUE(j.ok());
+  auto pending = (*j)->Pending("");
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].database, "shop");
+  EXPECT_EQ(pending[0].statement, "insert into t values (1)");
+  EXPECT_EQ(pending[1].seq, 7u);
+  EXPECT_EQ(pending[1].database, "");
+}
+
 TEST_F(JournalTest, BoundedWithAnAlarmAndRepairsFreeRoom) {
   auto j = Journal::Open(path_, {.max_entries = 3});
   for (int i = 0; i < 3; ++i) EXPECT_NE((*j)->Append(Entry("w")), 0u);
