@@ -435,6 +435,7 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
     while (!op.secondary_done) co_await sec_progress_.Wait();
     prepared = op.failure.empty() && !op.secondary.has_error() && op.secondary.tags() == "PREPARE TRANSACTION";
   }
+  const std::string prepare_outcome = op.failure.empty() ? op.secondary.Outcome() : op.failure;
   op.prefix.clear();
   op.prefix_replies = 0;
   op.replies_seen = 0;
@@ -450,7 +451,7 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
   }
   // Neither side commits.
   LogWarn("pg atomic commit: the secondary could not prepare; rolled back on both sides",
-          {{"route", route().name}, {"backend", BackendName(op.side)}, {"error", op.secondary.Outcome()}});
+          {{"route", route().name}, {"backend", BackendName(op.side)}, {"error", prepare_outcome}});
   op.failure.clear();
   op.skipped = true;
   op.send_main = false;
@@ -485,15 +486,25 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
     sec_txn_ = false;
   } else if (op.role == SecondaryRole::kDualWrite && op.failure.empty()) {
     const bool primary_failed = op.primary.has_error();
+    const bool txn_over = op.primary_status == ppg::TransactionStatus::kIdle;
     if (!primary_failed) {
-      // The secondary follows the client's transaction while it lasts.
-      sec_txn_ = op.primary_status != ppg::TransactionStatus::kIdle;
-    } else if (op.in_txn) {
-      // The client's transaction failed on the primary: so it does on the
-      // secondary, rolled back now rather than committed by a later COMMIT.
+      // The secondary follows the client's transaction while it lasts. A
+      // COMMIT of a failed transaction is a ROLLBACK on the primary: so it
+      // is on the secondary, never a commit of what came before the failure.
+      sec_txn_ = !txn_over;
+      if (op.in_txn && txn_over && op.primary.tags() == "ROLLBACK") op.main = QueryFrame("ROLLBACK");
+    } else if (op.in_txn && txn_over) {
+      // The transaction ended with the error (a COMMIT that failed): it
+      // ends on the secondary too, rolled back.
       op.main = QueryFrame("ROLLBACK");
       op.skipped = true;
       sec_txn_ = false;
+    } else if (op.in_txn) {
+      // A statement failed inside the transaction: not applied on the
+      // secondary either, whose transaction stays usable for a ROLLBACK TO
+      // SAVEPOINT (the primary refuses everything else until the end).
+      op.send_main = false;
+      op.skipped = true;
     } else {
       // Nothing was applied on the primary: nothing to apply on the secondary.
       op.send_main = false;

@@ -269,7 +269,9 @@ TEST_F(PgDualWriteTest, ExtendedWriteFailingOnNewIsJournaledWithItsParameters) {
   EXPECT_EQ(Metric(R"(turnout_dualwrite_total{result="failed",route="pg"})"), 1);
 }
 
-// A transaction the client rolls back, or that fails on old, leaves nothing on new.
+// A transaction the client rolls back, or that fails on old, leaves nothing
+// on new; a statement that failed under a savepoint is rolled back to it on
+// both sides, and the rest of its transaction commits on both.
 TEST_F(PgDualWriteTest, RolledBackAndFailedTransactionsLeaveNewUntouched) {
   ASSERT_EQ(Both("create table ledger(id int primary key, amount int check (amount >= 0))").exit_code, 0);
   Start();
@@ -279,12 +281,14 @@ TEST_F(PgDualWriteTest, RolledBackAndFailedTransactionsLeaveNewUntouched) {
   const std::string sql =
       "begin; insert into ledger values (1, 10); rollback;\n"
       "begin; insert into ledger values (2, 20); insert into ledger values (3, -1); commit;\n"
-      "begin; insert into ledger values (4, 40); commit;\n";
+      "begin; insert into ledger values (4, 40); commit;\n"
+      "begin; insert into ledger values (5, 50); savepoint s; insert into ledger values (5, 55);\n"
+      "rollback to savepoint s; insert into ledger values (6, 60); commit;\n";
   auto script = RunProgram({"psql", "-X", "-q", Url()}, sql, {{"PGPASSWORD", b.pg_password}}, 60000);
   ASSERT_EQ(script.exit_code, 0) << script.err;
   for (int port : {b.pg_old_port, b.pg_new_port})
     EXPECT_EQ(Psql(Direct(port, db_), b.pg_password, "select string_agg(id::text, ',' order by id) from ledger").out,
-              "4\n")
+              "4,5,6\n")
         << port;
   EXPECT_EQ(Journal("pgdw_rb").at("pending").as_int64(), 0);
 }
