@@ -45,7 +45,7 @@ namespace turnout::proxy::pg {
 
 routing::RequestClass ToRequestClass(protocol::pg::StatementClass c) noexcept;
 
-// Recognises the debug hook "TURNOUT DEBUG USE NEW|OLD" (see pg_session.cc).
+// Recognises the debug hook "TURNOUT DEBUG USE NEW|OLD" (see pg_session_impl.h).
 std::optional<routing::Side> DebugUseCommand(std::string_view sql);
 
 class RequestTracker {

@@ -102,8 +102,8 @@ TEST_F(PgRoutingTest, DualWriteUnderPgbenchLeavesBothSidesEqual) {
   ASSERT_EQ(Both(schema, schema).exit_code, 0);
   Start("{type: canary, read_percentage: 0, write_mode: {mode: dual_write, policy: old_authoritative}}");
   const std::string script_path = turnout_->dir() + "/dw.sql";
-  // Autocommit writes (dual-write inside transactions is journaled, not
-  // applied yet: see kDualWriteInTransactions in proxy/pg/pg_session.cc).
+  // Autocommit writes, a custom script (transactions under every protocol
+  // mode are in pg_dual_write_itest.cc).
   std::ofstream(script_path) << "\\set aid random(1, 1000)\n\\set delta random(-5000, 5000)\n"
                              << "\\set hid :client_id * 1000000000 + random(1, 999999999)\n"
                              << "UPDATE " << acc << " SET abalance = abalance + :delta WHERE aid = :aid;\n"
