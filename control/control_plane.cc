@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cp->service_->OnPublish([d = cp->data_movement_.get()](const std::vector<Migration>& all) { d->OnMigrations(all); });
   if (auto st = cp->service_->Start(); !st.ok()) return st;
   // Another sidecar changed the shared store: reload and republish.
-  cp->store_->Watch([svc = cp->service_.get()] { (void)svc->Reload(); });
+  cp->store_->Watch([svc = cp->service_.get()](const StoreChange&) { (void)svc->Reload(); });
   cp->prober_ = std::make_unique<BackendProber>(config->backends);
   cp->prober_->Start();
   // Resumes any Running migration whose data movement is not finished.
