@@ -81,7 +81,17 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
   prometheus::ClientMetric r;
   r.counter.value = static_cast<double>(journal_->dropped_when_full());
   refused.metric.push_back(r);
-  return {state, version, table, store, pending, full, refused, rows, ratio, rate};
+  std::vector<prometheus::MetricFamily> out = {state, version, table, store, pending, full, refused, rows, ratio, rate};
+  if (publishes_) {
+    prometheus::MetricFamily publishes{"turnout_control_policy_publishes_total",
+                                       "Route table publications by the control plane (policies recompiled).",
+                                       prometheus::MetricType::Counter, {}};
+    prometheus::ClientMetric p;
+    p.counter.value = static_cast<double>(publishes_());
+    publishes.metric.push_back(std::move(p));
+    out.push_back(std::move(publishes));
+  }
+  return out;
 }
 
 std::string MetricsText(const std::vector<const prometheus::Collectable*>& collectables) {

@@ -6,6 +6,8 @@
 
 #include <prometheus/collectable.h>
 
+#include <cstdint>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -18,9 +20,11 @@ namespace turnout::control {
 
 class ControlMetricsCollector final : public prometheus::Collectable {
  public:
+  // `publishes` (optional) counts the route table publications of the
+  // migration service (turnout_control_policy_publishes_total).
   ControlMetricsCollector(const routing::RouteTablePublisher* route_table, const StateStore* store,
-                          const routing::Journal* journal)
-      : route_table_(route_table), store_(store), journal_(journal) {}
+                          const routing::Journal* journal, std::function<std::uint64_t()> publishes = {})
+      : route_table_(route_table), store_(store), journal_(journal), publishes_(std::move(publishes)) {}
   // Called by MigrationService after every publication.
   void Update(const std::vector<Migration>& migrations);
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -29,6 +33,7 @@ class ControlMetricsCollector final : public prometheus::Collectable {
   const routing::RouteTablePublisher* route_table_;
   const StateStore* store_;
   const routing::Journal* journal_;
+  const std::function<std::uint64_t()> publishes_;
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, MigrationState>> states_;
   struct DataRoute {

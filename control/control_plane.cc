@@ -33,15 +33,19 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
     cp->store_ = *std::move(store);
   }
   cp->service_ = std::make_unique<MigrationService>(config, cp->store_.get(), route_table);
-  cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get(), journal);
+  cp->metrics_ = std::make_unique<ControlMetricsCollector>(route_table, cp->store_.get(), journal,
+                                                           [svc = cp->service_.get()] { return svc->publishes(); });
   cp->service_->OnPublish([m = cp->metrics_.get()](const std::vector<Migration>& all) { m->Update(all); });
   DataMovementOptions dm;
   dm.instance_id = config->instance_id;
   cp->data_movement_ = std::make_unique<DataMovement>(config, cp->service_.get(), cp->store_.get(), std::move(dm));
   cp->service_->OnPublish([d = cp->data_movement_.get()](const std::vector<Migration>& all) { d->OnMigrations(all); });
   if (auto st = cp->service_->Start(); !st.ok()) return st;
-  // Another sidecar changed the shared store: reload and republish.
-  cp->store_->Watch([svc = cp->service_.get()] { (void)svc->Reload(); });
+  // Another sidecar changed the shared store: reload what it names (all of
+  // it when the store cannot tell) and republish if routing changed.
+  cp->store_->Watch([svc = cp->service_.get()](const StoreChange& change) {
+    (void)(change.everything() ? svc->Reload() : svc->ReloadMigration(change.id));
+  });
   cp->prober_ = std::make_unique<BackendProber>(config->backends);
   cp->prober_->Start();
   // Resumes any Running migration whose data movement is not finished.

@@ -86,6 +86,13 @@ absl::StatusOr<std::vector<Migration>> FileStateStore::LoadAll() {
   return out;
 }
 
+absl::StatusOr<std::optional<Migration>> FileStateStore::Load(const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = migrations_.find(id);
+  if (it == migrations_.end()) return std::optional<Migration>();
+  return std::optional<Migration>(it->second);
+}
+
 absl::Status FileStateStore::Put(const Migration& m, std::uint64_t expected_revision) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = migrations_.find(m.id);

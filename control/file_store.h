@@ -19,9 +19,10 @@ class FileStateStore final : public StateStore {
   static absl::StatusOr<std::unique_ptr<FileStateStore>> Open(const std::string& path);
 
   absl::StatusOr<std::vector<Migration>> LoadAll() override;
+  absl::StatusOr<std::optional<Migration>> Load(const std::string& id) override;
   absl::Status Put(const Migration& m, std::uint64_t expected_revision) override;
   absl::Status Remove(const std::string& id, std::uint64_t expected_revision) override;
-  void Watch(std::function<void()>) override {}
+  void Watch(std::function<void(const StoreChange&)>) override {}
   absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockExclusive(const std::string& name) override;
   bool Healthy() const override { return true; }
 

@@ -160,6 +160,24 @@ bool HasData(const Migration& m) {
 // migration may complete.
 bool DataPending(const Migration& m) { return HasData(m) && !m.progress.finished(); }
 
+// The policy version CompileFor gives a migration's routes.
+std::uint64_t PolicyVersion(const Migration& m) { return m.policy_revision != 0 ? m.policy_revision : m.revision; }
+
+// Equal in everything PublishLocked reads (CompileFor, PhaseOf): publishing
+// `b` in place of `a` would build the same policies. Progress, history,
+// description, data and failure handling are not among them.
+bool SameRouting(const Migration& a, const Migration& b) {
+  if (a.state != b.state || a.synced != b.synced || PolicyVersion(a) != PolicyVersion(b) || a.strategy != b.strategy)
+    return false;
+  if (a.interlays.size() != b.interlays.size() || a.apis.size() != b.apis.size()) return false;
+  for (std::size_t i = 0; i < a.interlays.size(); ++i)
+    if (a.interlays[i].route != b.interlays[i].route || a.interlays[i].endpoint != b.interlays[i].endpoint) return false;
+  for (std::size_t i = 0; i < a.apis.size(); ++i)
+    if (a.apis[i].name != b.apis[i].name || a.apis[i].tables != b.apis[i].tables || a.apis[i].keys != b.apis[i].keys)
+      return false;
+  return true;
+}
+
 }  // namespace
 
 routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type) {
@@ -197,8 +215,11 @@ absl::Status MigrationService::Reload() {
       writes_before = local_writes_;
     }
     auto all = store_->LoadAll();
-    if (!all.ok()) return all.status();
     std::lock_guard<std::mutex> l(mu_);
+    if (!all.ok()) {
+      reload_all_ = true;
+      return all.status();
+    }
     if (local_writes_ != writes_before && attempt < 5) continue;
     std::map<std::string, Migration> next;
     for (auto& m : *all) {
@@ -208,9 +229,61 @@ absl::Status MigrationService::Reload() {
         next[m.id] = it->second;
       else next[m.id] = std::move(m);
     }
+    bool routing_changed = !loaded_ || next.size() != migrations_.size();
+    for (auto a = migrations_.begin(), b = next.begin(); !routing_changed && b != next.end(); ++a, ++b)
+      routing_changed = a->first != b->first || !SameRouting(a->second, b->second);
     migrations_ = std::move(next);
     loaded_ = true;
-    PublishLocked();
+    reload_all_ = false;
+    if (routing_changed) PublishLocked();
+    else NotifyLocked();
+    return absl::OkStatus();
+  }
+}
+
+absl::Status MigrationService::ReloadMigration(const std::string& id) {
+  bool everything;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    // Nothing to compare with yet, or an earlier change may be missing.
+    everything = !loaded_ || reload_all_ || id.empty();
+  }
+  if (everything) return Reload();
+  // The rules of Reload(), for one record.
+  for (int attempt = 0;; ++attempt) {
+    std::uint64_t writes_before;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      writes_before = local_writes_;
+    }
+    auto stored = store_->Load(id);
+    std::lock_guard<std::mutex> l(mu_);
+    if (!stored.ok()) {
+      reload_all_ = true;
+      return stored.status();
+    }
+    if (local_writes_ != writes_before && attempt < 5) continue;
+    auto it = migrations_.find(id);
+    if (!stored->has_value()) {
+      if (it == migrations_.end()) return absl::OkStatus();
+      migrations_.erase(it);
+      PublishLocked();
+      return absl::OkStatus();
+    }
+    Migration& m = **stored;
+    if (it == migrations_.end()) {
+      migrations_.emplace(id, std::move(m));
+      PublishLocked();
+      return absl::OkStatus();
+    }
+    // Same migration (a deleted and re-created id starts over at revision 1).
+    if (it->second.uuid == m.uuid && it->second.revision >= m.revision) return absl::OkStatus();
+    const bool routing_changed = !SameRouting(it->second, m);
+    it->second = std::move(m);
+    // A checkpoint (progress only) changes no policy: the listeners that
+    // read progress (metrics, data movement) still hear of it.
+    if (routing_changed) PublishLocked();
+    else NotifyLocked();
     return absl::OkStatus();
   }
 }
@@ -304,6 +377,7 @@ void MigrationService::PublishLocked() {
     }
   }
   route_table_->Publish(std::move(table));
+  publishes_.fetch_add(1, std::memory_order_relaxed);
   std::vector<Migration> all;
   for (const auto& [id, m] : migrations_) all.push_back(m);
   for (const auto& cb : on_publish_) cb(all);

@@ -29,6 +29,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -52,9 +53,18 @@ class MigrationService {
   // Loads every stored migration and publishes the route table. Startup
   // fails if the store cannot be read.
   absl::Status Start();
-  // Re-reads the store (another sidecar changed it) and republishes.
+  // Re-reads the store (another sidecar changed it) and republishes when
+  // something routing reads changed.
   absl::Status Reload();
+  // Re-reads one migration (another sidecar changed or deleted it) by the
+  // same rules as Reload(). The route table is republished only when a
+  // policy input changed; a progress checkpoint just runs the OnPublish
+  // callbacks. Falls back to Reload() after a failed read, so a missed
+  // change is picked up with the next notice.
+  absl::Status ReloadMigration(const std::string& id);
   bool loaded() const;
+  // Route table publications so far (the turnout_control_policy_publishes_total metric).
+  std::uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
 
   absl::StatusOr<boost::json::value> Create(const boost::json::value& body, const std::string& actor);
   absl::StatusOr<boost::json::value> List() const;
@@ -117,6 +127,9 @@ class MigrationService {
   // Successful writes of this process (Reload checks none raced its read).
   std::uint64_t local_writes_ = 0;
   bool loaded_ = false;
+  // A ReloadMigration read failed: the next one reloads everything.
+  bool reload_all_ = false;
+  std::atomic<std::uint64_t> publishes_{0};
   std::vector<std::function<void(const std::vector<Migration>&)>> on_publish_;
 };
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -24,6 +25,27 @@ namespace turnout::control {
 namespace json = boost::json;
 
 void pg_detail::ConnCloser::operator()(pg_conn* c) const noexcept { PQfinish(c); }
+
+// Migration ids hold no space (MigrationService's ValidId), so the last
+// space splits the id from the revision.
+std::string pg_detail::ChangePayload(const std::string& id, std::uint64_t revision, bool deleted) {
+  return absl::StrCat(id, " ", deleted ? std::string("deleted") : std::to_string(revision));
+}
+
+StoreChange pg_detail::ParseChangePayload(const std::string& payload) {
+  const auto space = payload.rfind(' ');
+  if (space == std::string::npos || space == 0 || space + 1 == payload.size()) return {};
+  StoreChange change;
+  change.id = payload.substr(0, space);
+  if (change.id.find(' ') != std::string::npos) return {};
+  const std::string tail = payload.substr(space + 1);
+  if (tail == "deleted") {
+    change.deleted = true;
+    return change;
+  }
+  if (!absl::SimpleAtoi(tail, &change.revision) || change.revision == 0) return {};
+  return change;
+}
 
 namespace {
 
@@ -104,6 +126,19 @@ const char* OrNull(const std::optional<std::string>& s) { return s ? s->c_str() 
 std::optional<std::string> JsonOrNull(const json::value& v) {
   if (v.is_null()) return std::nullopt;
   return json::serialize(v);
+}
+
+// Row `i` of `SELECT id, revision, body::text`.
+absl::StatusOr<Migration> RowToMigration(const PGresult* r, int i) {
+  const char* id = PQgetvalue(r, i, 0);
+  boost::system::error_code ec;
+  json::value v = json::parse(PQgetvalue(r, i, 2), ec);
+  if (ec) return absl::DataLossError(absl::StrCat("migration ", id, ": stored body is not JSON: ", ec.message()));
+  auto m = MigrationFromStored(v);
+  if (!m.ok()) return absl::DataLossError(absl::StrCat("migration ", id, ": ", m.status().message()));
+  // The column is what Put compares against.
+  m->revision = std::strtoull(PQgetvalue(r, i, 1), nullptr, 10);
+  return m;
 }
 
 // Held by TryLockExclusive's caller: a session-level advisory lock on its
@@ -317,16 +352,27 @@ absl::StatusOr<std::vector<Migration>> PgStateStore::LoadAll() {
     auto r = Exec(c, ("SELECT id, revision, body::text FROM " + migrations_table_ + " ORDER BY id").c_str());
     if (!r.ok()) return r.status();
     for (int i = 0; i < PQntuples(r->get()); ++i) {
-      const char* id = PQgetvalue(r->get(), i, 0);
-      boost::system::error_code ec;
-      json::value v = json::parse(PQgetvalue(r->get(), i, 2), ec);
-      if (ec) return absl::DataLossError(absl::StrCat("migration ", id, ": stored body is not JSON: ", ec.message()));
-      auto m = MigrationFromStored(v);
-      if (!m.ok()) return absl::DataLossError(absl::StrCat("migration ", id, ": ", m.status().message()));
-      // The column is what Put compares against.
-      m->revision = std::strtoull(PQgetvalue(r->get(), i, 1), nullptr, 10);
+      auto m = RowToMigration(r->get(), i);
+      if (!m.ok()) return m.status();
       out.push_back(*std::move(m));
     }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::optional<Migration>> PgStateStore::Load(const std::string& id) {
+  std::optional<Migration> out;
+  auto st = RunTransaction("load", [&](PGconn* c) -> absl::Status {
+    out.reset();
+    auto r = Exec(c, ("SELECT id, revision, body::text FROM " + migrations_table_ + " WHERE id = $1").c_str(),
+                  {id.c_str()});
+    if (!r.ok()) return r.status();
+    if (PQntuples(r->get()) == 0) return absl::OkStatus();
+    auto m = RowToMigration(r->get(), 0);
+    if (!m.ok()) return m.status();
+    out = *std::move(m);
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -409,7 +455,8 @@ absl::Status PgStateStore::Put(const Migration& m, std::uint64_t expected_revisi
         return absl::AbortedError(absl::StrCat("migration ", m.id, " changed concurrently"));
     }
     if (auto st = AppendAudit(c, m, first_new); !st.ok()) return st;
-    auto n = Exec(c, "SELECT pg_notify($1, $2)", {options_.channel.c_str(), m.id.c_str()});
+    const std::string payload = pg_detail::ChangePayload(m.id, m.revision, false);
+    auto n = Exec(c, "SELECT pg_notify($1, $2)", {options_.channel.c_str(), payload.c_str()});
     return n.ok() ? absl::OkStatus() : n.status();
   });
 }
@@ -437,7 +484,8 @@ absl::Status PgStateStore::Remove(const std::string& id, std::uint64_t expected_
                       .c_str(),
                   {id.c_str(), PQgetvalue(r->get(), 0, 0)});
     if (!a.ok()) return a.status();
-    auto n = Exec(c, "SELECT pg_notify($1, $2)", {options_.channel.c_str(), id.c_str()});
+    const std::string payload = pg_detail::ChangePayload(id, 0, true);
+    auto n = Exec(c, "SELECT pg_notify($1, $2)", {options_.channel.c_str(), payload.c_str()});
     return n.ok() ? absl::OkStatus() : n.status();
   });
 }
@@ -469,7 +517,7 @@ absl::Status PgStateStore::Listen(PGconn* c) const {
   return r.ok() ? absl::OkStatus() : r.status();
 }
 
-void PgStateStore::Watch(std::function<void()> on_change) {
+void PgStateStore::Watch(std::function<void(const StoreChange&)> on_change) {
   std::lock_guard<std::mutex> l(watch_mu_);
   StopLocked();
   stopping_ = false;
@@ -488,7 +536,7 @@ void PgStateStore::Watch(std::function<void()> on_change) {
   watcher_ = std::thread(&PgStateStore::WatchLoop, this, std::move(conn), std::move(on_change));
 }
 
-void PgStateStore::WatchLoop(Conn conn, std::function<void()> on_change) {
+void PgStateStore::WatchLoop(Conn conn, std::function<void(const StoreChange&)> on_change) {
   milliseconds backoff = options_.reconnect_min;
   while (!stopping_) {
     if (!conn) {
@@ -508,20 +556,30 @@ void PgStateStore::WatchLoop(Conn conn, std::function<void()> on_change) {
       healthy_ = true;
       Log("watch: reconnected to " + target_);
       // Notifications sent while no connection listened are gone.
-      on_change();
+      on_change(StoreChange{});
     }
     pollfd p{PQsocket(conn.get()), POLLIN, 0};
     const int n = ::poll(&p, 1, static_cast<int>(kPollInterval.count()));
     if (stopping_) break;
     if (n == 0 || (n < 0 && errno == EINTR)) continue;
     const bool lost = n < 0 || PQconsumeInput(conn.get()) == 0 || ConnectionLost(conn.get());
-    bool changed = false;
+    // One call per migration named in this batch (its last notice), or a
+    // single "everything" call when any notice names none.
+    std::vector<StoreChange> changes;
+    bool everything = false;
     while (PGnotify* note = PQnotifies(conn.get())) {
       // Our own changes: the caller already knows.
-      if (note->be_pid != command_pid_.load()) changed = true;
+      if (note->be_pid != command_pid_.load()) {
+        StoreChange change = pg_detail::ParseChangePayload(note->extra != nullptr ? note->extra : "");
+        everything |= change.everything();
+        std::erase_if(changes, [&](const StoreChange& c) { return c.id == change.id; });
+        changes.push_back(std::move(change));
+      }
       PQfreemem(note);
     }
-    if (changed) on_change();
+    if (everything) on_change(StoreChange{});
+    else
+      for (const auto& change : changes) on_change(change);
     if (lost) {
       healthy_ = false;
       Log(absl::StrCat("watch: ", Describe("listen", OneLine(PQerrorMessage(conn.get()))), "; reconnecting"));

@@ -10,10 +10,13 @@
 //       append-only: the history entries a Put adds (the record's own
 //       `history` stays what the API shows), and one row per Remove.
 //
-// Every change runs `pg_notify(<channel>, id)` in its own transaction, so a
-// listener hears it only once it is committed. Watch() runs a thread with its
-// own connection that LISTENs and calls `on_change`; after a reconnect it
-// calls `on_change` once because a notification may have been lost.
+// Every change runs `pg_notify(<channel>, '<id> <revision>')` (or
+// '<id> deleted') in its own transaction, so a listener hears it only once it
+// is committed, and a sidecar reloads that one migration instead of all.
+// Watch() runs a thread with its own connection that LISTENs and calls
+// `on_change` with the migration named; after a reconnect, or for a payload
+// it does not parse (an older sidecar sent the bare id), it calls it once
+// with an empty id: reload everything, a notification may have been lost.
 // TryLockExclusive() takes a session-level advisory lock on a dedicated
 // connection: the server drops it when that connection or process dies.
 //
@@ -27,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -42,6 +46,10 @@ struct ConnCloser {
   void operator()(pg_conn* c) const noexcept;
 };
 using Conn = std::unique_ptr<pg_conn, ConnCloser>;
+// The NOTIFY payload of a change, and back. A payload that does not parse
+// is a change to anything (StoreChange with an empty id).
+std::string ChangePayload(const std::string& id, std::uint64_t revision, bool deleted);
+StoreChange ParseChangePayload(const std::string& payload);
 }  // namespace pg_detail
 
 struct PgStateStoreOptions {
@@ -74,13 +82,14 @@ class PgStateStore final : public StateStore {
   PgStateStore& operator=(const PgStateStore&) = delete;
 
   absl::StatusOr<std::vector<Migration>> LoadAll() override;
+  absl::StatusOr<std::optional<Migration>> Load(const std::string& id) override;
   absl::Status Put(const Migration& m, std::uint64_t expected_revision) override;
   absl::Status Remove(const std::string& id, std::uint64_t expected_revision) override;
   // Connects and LISTENs before returning (so a change committed afterwards
   // is never missed) when the server is reachable, else keeps retrying in the
   // background. Changes made through this store do not call `on_change`.
   // A second call replaces the callback. Never call Stop() from `on_change`.
-  void Watch(std::function<void()> on_change) override;
+  void Watch(std::function<void(const StoreChange&)> on_change) override;
   absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockExclusive(const std::string& name) override;
   bool Healthy() const override { return healthy_.load(std::memory_order_acquire); }
   void Stop() override;
@@ -104,7 +113,7 @@ class PgStateStore final : public StateStore {
   absl::Status CreateTables(pg_conn* c);
   absl::Status AppendAudit(pg_conn* c, const Migration& m, std::size_t first);
   absl::Status Listen(pg_conn* c) const;
-  void WatchLoop(Conn conn, std::function<void()> on_change);
+  void WatchLoop(Conn conn, std::function<void(const StoreChange&)> on_change);
   void StopLocked();
   void SleepUnlessStopped(std::chrono::milliseconds d);
   void Log(const std::string& message) const;

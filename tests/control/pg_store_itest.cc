@@ -11,6 +11,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -265,13 +266,81 @@ TEST_F(PgStoreTest, AuditRowsAppendedForNewHistoryEntries) {
   EXPECT_EQ(at[0][0], "t");
 }
 
+TEST(ChangePayloadTest, RoundTripsAndAnythingElseMeansEverything) {
+  using pg_detail::ChangePayload;
+  using pg_detail::ParseChangePayload;
+  EXPECT_EQ(ChangePayload("orders.v2", 17, false), "orders.v2 17");
+  EXPECT_EQ(ChangePayload("orders", 0, true), "orders deleted");
+  const StoreChange put = ParseChangePayload("orders.v2 17");
+  EXPECT_EQ(put.id, "orders.v2");
+  EXPECT_EQ(put.revision, 17u);
+  EXPECT_FALSE(put.deleted);
+  const StoreChange gone = ParseChangePayload("orders deleted");
+  EXPECT_EQ(gone.id, "orders");
+  EXPECT_TRUE(gone.deleted);
+  // An older sidecar's bare id, and garbage: reload everything.
+  for (const char* p : {"", "orders", " 3", "orders ", "orders x", "orders 0", "a b 3", "orders -1"})
+    EXPECT_TRUE(ParseChangePayload(p).everything()) << '"' << p << '"';
+}
+
+TEST_F(PgStoreTest, WatchNamesTheChangedMigrationAndLoadReadsOnlyIt) {
+  auto a = OpenStore("a");
+  auto b = OpenStore("b");
+  ASSERT_TRUE(a && b);
+  std::mutex mu;
+  std::vector<StoreChange> heard;
+  b->Watch([&](const StoreChange& change) {
+    std::lock_guard<std::mutex> l(mu);
+    heard.push_back(change);
+  });
+  auto count = [&] {
+    std::lock_guard<std::mutex> l(mu);
+    return heard.size();
+  };
+  ASSERT_TRUE(a->Put(Sample("orders", 1), 0).ok());
+  ASSERT_TRUE(a->Put(Sample("carts", 1), 0).ok());
+  ASSERT_TRUE(a->Put(Sample("orders", 2), 1).ok());
+  ASSERT_TRUE(a->Remove("carts", 1).ok());
+  // Notices that arrive together are merged per migration (the last wins).
+  ASSERT_TRUE(WaitFor([&] { return count() >= 1; }, 1000ms));
+  std::this_thread::sleep_for(300ms);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ASSERT_FALSE(heard.empty());
+    std::map<std::string, StoreChange> last;
+    for (const auto& c : heard) {
+      EXPECT_FALSE(c.everything());
+      last[c.id] = c;
+    }
+    ASSERT_EQ(last.size(), 2u);
+    EXPECT_EQ(last["orders"].revision, 2u);
+    EXPECT_FALSE(last["orders"].deleted);
+    EXPECT_TRUE(last["carts"].deleted);
+    heard.clear();
+  }
+  auto orders = b->Load("orders");
+  ASSERT_TRUE(orders.ok()) << orders.status();
+  ASSERT_TRUE(orders->has_value());
+  EXPECT_EQ((*orders)->revision, 2u);
+  EXPECT_EQ((*orders)->description, "orders to the new cluster");
+  auto carts = b->Load("carts");
+  ASSERT_TRUE(carts.ok()) << carts.status();
+  EXPECT_FALSE(carts->has_value());
+
+  // A payload naming no migration (an older sidecar's bare id) means everything.
+  Direct().Query("SELECT pg_notify($1, 'orders')", {Opts().channel});
+  ASSERT_TRUE(WaitFor([&] { return count() >= 1; }, 1000ms));
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_TRUE(heard.front().everything());
+}
+
 TEST_F(PgStoreTest, WatchHearsOtherStoreWithinOneSecond) {
   auto a = OpenStore("a");
   auto b = OpenStore("b");
   ASSERT_TRUE(a && b);
   std::atomic<int> a_calls{0}, b_calls{0};
-  a->Watch([&] { ++a_calls; });
-  b->Watch([&] { ++b_calls; });
+  a->Watch([&](const StoreChange&) { ++a_calls; });
+  b->Watch([&](const StoreChange&) { ++b_calls; });
 
   for (std::uint64_t rev = 1; rev <= 3; ++rev) {
     const int before = b_calls.load();
@@ -383,14 +452,19 @@ TEST_F(PgStoreTest, HealthyFollowsTheServerConnection) {
   ASSERT_TRUE(store.ok()) << store.status();
   auto& s = **store;
   std::atomic<int> calls{0};
-  s.Watch([&] { ++calls; });
+  std::atomic<bool> everything{true};
+  s.Watch([&](const StoreChange& change) {
+    everything = everything && change.everything();
+    ++calls;
+  });
   ASSERT_TRUE(s.Healthy());
 
   EXPECT_GE(KillBackends("a"), 2);  // the command and the watcher connections
   EXPECT_TRUE(WaitFor([&] { return !s.Healthy(); }, 1000ms)) << "watcher did not notice the lost connection";
   EXPECT_TRUE(WaitFor([&] { return s.Healthy(); }, 5000ms)) << "watcher did not reconnect";
-  // A change may have been missed while disconnected: one call.
+  // A change may have been missed while disconnected: one call, for everything.
   EXPECT_TRUE(WaitFor([&] { return calls.load() == 1; }, 1000ms));
+  EXPECT_TRUE(everything.load());
 
   // The command connection was killed too; the next operation reconnects.
   auto all = s.LoadAll();
