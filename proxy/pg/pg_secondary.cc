@@ -34,6 +34,7 @@
 #include "protocol/pg/wire.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
+#include "proxy/pg/request_text.h"
 
 namespace turnout::proxy::pg::detail {
 
@@ -57,8 +58,6 @@ constexpr std::size_t kMaxCaptureBytes = 4u << 20;
 constexpr auto kReplyTimeout = std::chrono::seconds(30);
 // After the client left, how long queued work may take to reach the secondary.
 constexpr auto kFinishTimeout = std::chrono::seconds(10);
-// How long a session waits for dual-writers of the opposite authority.
-constexpr auto kOppositeWritersWait = std::chrono::seconds(10);
 
 std::uint64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
@@ -66,88 +65,6 @@ std::uint64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
 
 bool IsWrite(RequestClass c) { return c == RequestClass::kWrite || c == RequestClass::kDdl; }
 
-// A binary parameter as text when its declared type is a common scalar
-// (psycopg binds integers in binary), else in hex.
-std::string BinaryParamText(std::string_view v, std::uint32_t type_oid) {
-  auto be = [&](std::size_t n) {
-    std::uint64_t x = 0;
-    for (std::size_t i = 0; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(v[i]);
-    return x;
-  };
-  switch (type_oid) {
-    case 16:  // bool
-      if (v.size() == 1) return v[0] ? "true" : "false";
-      break;
-    case 21:  // int2
-      if (v.size() == 2) return std::to_string(static_cast<std::int16_t>(be(2)));
-      break;
-    case 23:  // int4
-      if (v.size() == 4) return std::to_string(static_cast<std::int32_t>(be(4)));
-      break;
-    case 20:  // int8
-      if (v.size() == 8) return std::to_string(static_cast<std::int64_t>(be(8)));
-      break;
-    case 25:    // text
-    case 1043:  // varchar
-      return std::string(v);
-    default:
-      break;
-  }
-  return absl::StrCat("\\x", absl::BytesToHexString(absl::string_view(v.data(), v.size())));
-}
-
-// The request for a journal entry or a shadow sample: the SQL of a simple
-// Query or of the batch's statement (from its Parse, or the session's
-// prepared statement a Bind names) and the Bind parameters as text.
-void DescribeRequest(std::string_view wire, const SessionState& state, std::string* sql,
-                     std::vector<std::string>* params) {
-  ppg::FrameDecoder decoder(ppg::Direction::kFrontend);
-  decoder.set_phase(ppg::FrameDecoder::Phase::kRegular);
-  auto bytes = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(wire.data()), wire.size());
-  std::vector<std::uint32_t> types;
-  while (!bytes.empty()) {
-    auto r = decoder.Decode(bytes);
-    if (!r.ok()) break;
-    const ppg::Frame& f = r.value;
-    if (f.type == 'Q') {
-      ppg::Query q;
-      if (!ppg::Decode(f.payload, &q)) sql->assign(q.sql);
-    } else if (f.type == 'P' && sql->empty()) {
-      ppg::Parse p;
-      if (!ppg::Decode(f.payload, &p)) {
-        sql->assign(p.query);
-        types.assign(p.param_types.begin(), p.param_types.end());
-      }
-    } else if (f.type == 'B' && params->empty()) {
-      ppg::Bind b;
-      if (!ppg::Decode(f.payload, &b)) {
-        if (sql->empty() && !b.statement.empty()) {
-          for (const auto& [name, prepared] : state.prepared()) {
-            if (name != b.statement) continue;
-            sql->assign(prepared.text);
-            types = prepared.param_types;
-          }
-        }
-        for (std::size_t i = 0; i < b.params.size(); ++i) {
-          if (!b.params[i]) {
-            params->emplace_back("NULL");
-          } else if (b.ParamFormat(i) == 0) {
-            params->emplace_back(*b.params[i]);
-          } else {
-            params->push_back(BinaryParamText(*b.params[i], i < types.size() ? types[i] : 0));
-          }
-        }
-      }
-    }
-    bytes = bytes.subspan(f.total_size);
-  }
-}
-
-std::string QueryFrame(std::string_view sql) {
-  std::string out;
-  ppg::AppendQuery(&out, sql);
-  return out;
-}
 
 }  // namespace
 
@@ -409,63 +326,6 @@ awaitable<bool> PgSession::OpComplete() {
     if (op == nullptr || op->finished) co_return true;
     co_await sec_progress_.Wait();
   }
-}
-
-// Two-phase commit of a carried transaction (`atomic: true`): the secondary
-// prepares first, so a COMMIT the primary accepts can no longer fail there;
-// if the secondary cannot prepare, the primary rolls back instead and the
-// client's COMMIT answers ROLLBACK, as the server's own COMMIT of a failed
-// transaction does. A prepared transaction left by a turnout that died
-// between the phases shows in pg_prepared_xacts with a gid "turnout_…".
-awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
-  holding_ = false;
-  const std::string commit = std::move(op.main);  // the client's frames, held back
-  BackendConnection* b = backend(op.side);
-  op.gid = absl::StrCat("turnout_", route().name, "_", ctx_.connection_id, "_", ++atomic_count_, "_",
-                        absl::ToUnixMicros(absl::Now()));
-  bool prepared = false;
-  if (b != nullptr && b->ready()) {
-    // Phase one goes out through the op, so its reply is matched as usual.
-    op.main = QueryFrame(absl::StrCat("PREPARE TRANSACTION '", op.gid, "'"));
-    op.sent = true;
-    op.sent_at = Clock::now();
-    std::array<asio::const_buffer, 2> parts = {asio::buffer(op.prefix), asio::buffer(op.main)};
-    auto [ec, n] = co_await b->stream().Write(std::span<const asio::const_buffer>(parts.data(), parts.size()));
-    if (ec) b->Close();
-    while (!op.secondary_done) co_await sec_progress_.Wait();
-    prepared = op.failure.empty() && !op.secondary.has_error() && op.secondary.tags() == "PREPARE TRANSACTION";
-  }
-  const std::string prepare_outcome = op.failure.empty() ? op.secondary.Outcome() : op.failure;
-  op.prefix.clear();
-  op.prefix_replies = 0;
-  op.replies_seen = 0;
-  op.sent = false;
-  op.secondary.Reset();
-  op.prefix_errors.clear();
-  sec_txn_ = false;  // the secondary's session is out of the transaction either way
-  if (prepared) {
-    op.secondary_done = false;
-    op.main = QueryFrame(absl::StrCat("COMMIT PREPARED '", op.gid, "'"));  // or ROLLBACK: PrimaryOpDone
-    auto [ec, n] = co_await primary()->stream().Write(asio::buffer(commit));
-    co_return !ec;
-  }
-  // Neither side commits.
-  LogWarn("pg atomic commit: the secondary could not prepare; rolled back on both sides",
-          {{"route", route().name}, {"backend", BackendName(op.side)}, {"error", prepare_outcome}});
-  op.failure.clear();
-  op.skipped = true;
-  op.send_main = false;
-  op.secondary_done = true;
-  ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
-  std::string out;
-  ppg::AppendNoticeResponse(&out, ppg::ErrorSpec{.severity = "WARNING",
-                                                 .sqlstate = "40000",
-                                                 .message = "turnout: the new side could not prepare the "
-                                                            "transaction (atomic dual-write); rolled back"});
-  if (!co_await WriteToClient(out)) co_return false;
-  const std::string rollback = QueryFrame("ROLLBACK");
-  auto [ec, n] = co_await primary()->stream().Write(asio::buffer(rollback));
-  co_return !ec;
 }
 
 // ================================================================== the primary's side
@@ -752,33 +612,6 @@ void PgSession::JournalUncaptured(std::string_view why, std::span<const std::str
   e.secondary_outcome = std::string(why);
   ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
   ctx_.services->journal->Append(std::move(e));
-}
-
-// ================================================================== opposite writers
-
-void PgSession::UpdateWriterHold() {
-  bool busy = sec_txn_;
-  for (const auto& op : sec_ops_)
-    if (op.role == SecondaryRole::kDualWrite && !op.finished) busy = true;
-  if (busy && !writer_hold_) {
-    writer_hold_ = primary_side_;
-    ctx_.route.dual_writers[static_cast<int>(primary_side_)].fetch_add(1, std::memory_order_acq_rel);
-  } else if (!busy && writer_hold_) {
-    ctx_.route.dual_writers[static_cast<int>(*writer_hold_)].fetch_sub(1, std::memory_order_acq_rel);
-    writer_hold_.reset();
-  }
-}
-
-awaitable<void> PgSession::WaitForOppositeWriters() {
-  if (writer_hold_) co_return;  // already writing this way round
-  auto& opposite = ctx_.route.dual_writers[static_cast<int>(Other(primary_side_))];
-  if (opposite.load(std::memory_order_acquire) == 0) co_return;
-  const auto deadline = Clock::now() + kOppositeWritersWait;
-  Timer timer(ex_);
-  while (opposite.load(std::memory_order_acquire) > 0 && Clock::now() < deadline) {
-    timer.expires_after(std::chrono::milliseconds(2));
-    co_await timer.async_wait();
-  }
 }
 
 // ================================================================== losing the secondary
