@@ -21,6 +21,7 @@
 //   pg_relay.cc      ClientLoop, BackendLoop and the frames each side sends
 //   pg_routing.cc    the routing decision per request, switching the primary
 //   pg_secondary.cc  secondary work: dual-write, shadow, the journal
+//   pg_transactions.cc  two-phase commit; dual-writers of opposite authority
 //
 // Debug hooks (tests and operators only; off unless the environment has
 // TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
@@ -198,7 +199,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   const std::string& BackendName(Side side) const;
   bool SideDown(Side side) const { return Clock::now() < down_until_[static_cast<int>(side)]; }
 
-  // ---------------------------------------------------------------- pg_secondary.cc
+  // ---------------------------------------------------------------- pg_secondary.cc, pg_transactions.cc
   // What Route() decided for the request being started.
   struct PlannedWork {
     bool any = false;
