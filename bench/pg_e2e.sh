@@ -8,6 +8,8 @@
 #   bench/pg_e2e.sh BUILD_DIR        (under the harness env: make bench)
 #   BENCH_SECONDS=10 BENCH_SCALE=10  (defaults)
 set -euo pipefail
+# shellcheck source=bench/lib/pgbouncer.sh
+source "$(dirname "$0")/lib/pgbouncer.sh"
 BUILD=${1:?usage: pg_e2e.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 SECONDS_EACH=${BENCH_SECONDS:-10}
@@ -61,31 +63,7 @@ YAML
 pids+=($!)
 
 # PgBouncer in session mode, as a sidecar would run it.
-cat >"$WORK/userlist.txt" <<UL
-"$USER" "$PGPASSWORD"
-UL
-cat >"$WORK/pgbouncer.ini" <<INI
-[databases]
-app = host=127.0.0.1 port=$DIRECT_PORT dbname=app user=$USER password=$PGPASSWORD
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $WORK/userlist.txt
-pool_mode = session
-max_client_conn = 500
-default_pool_size = 100
-logfile = $WORK/pgbouncer.log
-pidfile = $WORK/pgbouncer.pid
-INI
-chmod 0644 "$WORK"/*
-if [ "$(id -u)" -eq 0 ]; then
-  chown postgres "$WORK"
-  runuser -u postgres -- pgbouncer -d "$WORK/pgbouncer.ini"
-else
-  pgbouncer -d "$WORK/pgbouncer.ini"
-fi
+start_pgbouncer "$WORK" "$BOUNCER_PORT" app "$DIRECT_PORT"
 
 wait_port() {
   for _ in $(seq 1 100); do

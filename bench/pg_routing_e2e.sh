@@ -22,6 +22,8 @@
 # Knobs: BENCH_SECONDS (10 per run), BENCH_SCALE (1), TURNOUT_WORKERS (0:
 # one per core), BENCH_DB, KEEP_WORK (keep the scratch folder).
 set -euo pipefail
+# shellcheck source=bench/lib/pgbouncer.sh
+source "$(dirname "$0")/lib/pgbouncer.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TURNOUT=${1:-$ROOT/build/proxy/turnout}
 [ -d "$TURNOUT" ] && TURNOUT=$TURNOUT/proxy/turnout
@@ -142,31 +144,7 @@ YAML
 PIDS+=($!)
 
 # PgBouncer in session mode, as a sidecar would run it.
-cat >"$WORK/userlist.txt" <<UL
-"$USER" "$PGPASSWORD"
-UL
-cat >"$WORK/pgbouncer.ini" <<INI
-[databases]
-$DB = host=127.0.0.1 port=$OLD dbname=$DB user=$USER password=$PGPASSWORD
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = ${PORT[pgbouncer]}
-unix_socket_dir =
-auth_type = trust
-auth_file = $WORK/userlist.txt
-pool_mode = session
-max_client_conn = 500
-default_pool_size = 100
-logfile = $WORK/pgbouncer.log
-pidfile = $WORK/pgbouncer.pid
-INI
-chmod 0644 "$WORK"/*
-if [ "$(id -u)" -eq 0 ]; then
-  chown postgres "$WORK"
-  runuser -u postgres -- pgbouncer -d "$WORK/pgbouncer.ini"
-else
-  pgbouncer -d "$WORK/pgbouncer.ini"
-fi
+start_pgbouncer "$WORK" "${PORT[pgbouncer]}" "$DB" "$OLD"
 for c in "${CONFIGS[@]}"; do wait_port "${PORT[$c]}"; done
 
 # tables_md5 PORT: one digest over the three tables pgbench updates in

@@ -10,47 +10,26 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "control/backend_clients.h"
+#include "control/pg_side.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// One side of the copy: a connection and the name messages use for it.
-struct Side {
-  PgConn conn;
-  std::string name;  // "old" or "new"
-  PGconn* get() const { return conn.get(); }
+// One side of the copy: its own connection, named "old" or "new" in messages.
+struct Side : PgSide {
+  PgConn owned;
 };
 
 absl::StatusOr<Side> Connect(const routing::Backend& b, const char* name) {
   auto c = PgConnect(b, "turnout-data-movement");
   if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
-  return Side{*std::move(c), name};
+  Side s;
+  s.owned = *std::move(c);
+  s.conn = s.owned.get();
+  s.name = name;
+  return s;
 }
-
-absl::Status Failed(const Side& s, const PGresult* r, const std::string& what) {
-  const std::string msg = Trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(s.get()));
-  if (PQstatus(s.get()) != CONNECTION_OK)
-    return absl::UnavailableError(absl::StrCat(s.name, ": ", what, ": ", msg.empty() ? "connection lost" : msg));
-  return absl::InternalError(absl::StrCat(s.name, ": ", what, ": ", msg));
-}
-
-absl::StatusOr<PgResult> Exec(const Side& s, const std::string& sql, const std::vector<std::string>& params = {},
-                              const std::string& what = "") {
-  std::vector<const char*> p;
-  for (const auto& v : params) p.push_back(v.c_str());
-  PgResult r(PQexecParams(s.get(), sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr, nullptr, 0));
-  const auto st = PQresultStatus(r.get());
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return Failed(s, r.get(), what.empty() ? sql : what);
-  return r;
-}
-
-std::string Value(const PgResult& r, int row, int col) { return PQgetvalue(r.get(), row, col); }
 
 std::string Literal(const Side& s, const std::string& v) {
   char* e = PQescapeLiteral(s.get(), v.data(), v.size());
@@ -62,7 +41,7 @@ std::string Literal(const Side& s, const std::string& v) {
 // Session settings on new: foreign keys and user triggers off (the order
 // tables are copied in must not matter), as logical replication does.
 absl::Status PrepareTarget(const Side& to, RouteProgress& progress, std::mutex* mu) {
-  if (auto r = Exec(to, "SET session_replication_role = replica"); !r.ok()) {
+  if (auto r = PgExec(to, "SET session_replication_role = replica"); !r.ok()) {
     if (PQstatus(to.get()) != CONNECTION_OK) return r.status();
     const std::string note = "session_replication_role = replica refused on new: foreign keys and triggers apply";
     std::unique_lock<std::mutex> l;
@@ -104,7 +83,7 @@ bool IsStateStoreTable(const std::string& bare) { return bare == "turnout_migrat
 // are noted and left out.
 absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, const std::vector<std::string>& scope,
                                             RouteProgress& progress) {
-  auto rel = Exec(from,
+  auto rel = PgExec(from,
                   "select c.oid, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
                   "c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
                   "where c.relkind in ('r', 'p') and not c.relispartition "
@@ -115,14 +94,14 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
   std::vector<std::string> found;
   for (int i = 0; i < PQntuples(rel->get()); ++i) {
     Table t;
-    t.oid = Value(*rel, i, 0);
-    t.name = Value(*rel, i, 1);
-    t.quoted = Value(*rel, i, 2);
-    const std::string bare = Value(*rel, i, 3);
+    t.oid = PgValue(*rel, i, 0);
+    t.name = PgValue(*rel, i, 1);
+    t.quoted = PgValue(*rel, i, 2);
+    const std::string bare = PgValue(*rel, i, 3);
     if (!InScope(t.name, bare, scope) || (scope.empty() && IsStateStoreTable(bare))) continue;
     found.push_back(t.name);
     found.push_back(bare);
-    auto pk = Exec(from,
+    auto pk = PgExec(from,
                    "select quote_ident(a.attname), format_type(a.atttypid, a.atttypmod) from pg_index i "
                    "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
                    "where i.indrelid = $1::oid and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)",
@@ -133,23 +112,23 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
       continue;
     }
     for (int k = 0; k < PQntuples(pk->get()); ++k) {
-      t.pk.push_back(Value(*pk, k, 0));
-      t.pk_types.push_back(Value(*pk, k, 1));
+      t.pk.push_back(PgValue(*pk, k, 0));
+      t.pk_types.push_back(PgValue(*pk, k, 1));
     }
-    auto target = Exec(to, "select to_regclass($1)::oid", {t.quoted}, "find " + t.name);
+    auto target = PgExec(to, "select to_regclass($1)::oid", {t.quoted}, "find " + t.name);
     if (!target.ok()) return target.status();
     if (PQgetisnull(target->get(), 0, 0)) return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " does not exist on new"));
     const std::string columns_sql =
         "select quote_ident(attname) from pg_attribute where attrelid = $1::oid and attnum > 0 "
         "and not attisdropped and attgenerated = '' order by attnum";
-    auto old_cols = Exec(from, columns_sql, {t.oid}, "columns of " + t.name);
+    auto old_cols = PgExec(from, columns_sql, {t.oid}, "columns of " + t.name);
     if (!old_cols.ok()) return old_cols.status();
-    auto new_cols = Exec(to, columns_sql, {Value(*target, 0, 0)}, "columns of " + t.name);
+    auto new_cols = PgExec(to, columns_sql, {PgValue(*target, 0, 0)}, "columns of " + t.name);
     if (!new_cols.ok()) return new_cols.status();
     std::vector<std::string> on_new;
-    for (int k = 0; k < PQntuples(new_cols->get()); ++k) on_new.push_back(Value(*new_cols, k, 0));
+    for (int k = 0; k < PQntuples(new_cols->get()); ++k) on_new.push_back(PgValue(*new_cols, k, 0));
     for (int k = 0; k < PQntuples(old_cols->get()); ++k) {
-      std::string c = Value(*old_cols, k, 0);
+      std::string c = PgValue(*old_cols, k, 0);
       if (std::find(on_new.begin(), on_new.end(), c) != on_new.end()) t.columns.push_back(std::move(c));
       else AddNote(progress, absl::StrCat("column ", t.name, ".", c, " does not exist on new: not copied"));
     }
@@ -166,13 +145,13 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
 
 // Row-count estimate: exact below a million rows, the planner's above.
 absl::StatusOr<std::int64_t> Estimate(const Side& from, const Table& t) {
-  auto est = Exec(from, "select reltuples::bigint from pg_class where oid = $1::oid", {t.oid}, "estimate " + t.name);
+  auto est = PgExec(from, "select reltuples::bigint from pg_class where oid = $1::oid", {t.oid}, "estimate " + t.name);
   if (!est.ok()) return est.status();
-  const std::int64_t planner = std::atoll(Value(*est, 0, 0).c_str());
+  const std::int64_t planner = std::atoll(PgValue(*est, 0, 0).c_str());
   if (planner >= 1000000) return planner;
-  auto count = Exec(from, "select count(*) from " + t.quoted, {}, "count " + t.name);
+  auto count = PgExec(from, "select count(*) from " + t.quoted, {}, "count " + t.name);
   if (!count.ok()) return count.status();
-  return std::atoll(Value(*count, 0, 0).c_str());
+  return std::atoll(PgValue(*count, 0, 0).c_str());
 }
 
 // The checkpoint: the pass (scan) and per table done / last key / counters.
@@ -256,48 +235,6 @@ std::string ApplySql(const Table& t, const std::string& stage, ConflictRule rule
 
 std::string FormatClause(const DataSpec& spec) { return spec.binary ? " (format binary)" : ""; }
 
-// Runs `copy_out` on `from` and `copy_in` on `to` and moves the rows across;
-// returns the rows new received. With `ctx`, gives up (StoppedAtBatchBoundary)
-// when the job must stop; the caller then drops both connections.
-absl::StatusOr<std::int64_t> Stream(const Side& from, const std::string& copy_out, const Side& to,
-                                    const std::string& copy_in, BackfillContext* ctx, const std::string& table) {
-  PgResult in(PQexec(to.get(), copy_in.c_str()));
-  if (PQresultStatus(in.get()) != PGRES_COPY_IN) return Failed(to, in.get(), "copy into staging for " + table);
-  PgResult out(PQexec(from.get(), copy_out.c_str()));
-  if (PQresultStatus(out.get()) != PGRES_COPY_OUT) {
-    absl::Status st = Failed(from, out.get(), "copy " + table);
-    PQputCopyEnd(to.get(), "source failed");
-    while (PGresult* r = PQgetResult(to.get())) PQclear(r);
-    return st;
-  }
-  std::int64_t chunks = 0;
-  for (;;) {
-    char* buf = nullptr;
-    const int n = PQgetCopyData(from.get(), &buf, 0);
-    if (n == -1) break;
-    if (n < 0) {
-      PQputCopyEnd(to.get(), "source failed");
-      while (PGresult* r = PQgetResult(to.get())) PQclear(r);
-      return Failed(from, nullptr, "copy " + table);
-    }
-    const int put = PQputCopyData(to.get(), buf, n);
-    PQfreemem(buf);
-    if (put != 1) return Failed(to, nullptr, "copy into staging for " + table);
-    if (ctx != nullptr && ++chunks % 20000 == 0 && !ctx->ShouldContinue()) return StoppedAtBatchBoundary();
-  }
-  for (PgResult r(PQgetResult(from.get())); r; r.reset(PQgetResult(from.get())))
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Failed(from, r.get(), "copy " + table);
-  if (PQputCopyEnd(to.get(), nullptr) != 1) return Failed(to, nullptr, "copy into staging for " + table);
-  std::int64_t rows = 0;
-  absl::Status st = absl::OkStatus();
-  for (PgResult r(PQgetResult(to.get())); r; r.reset(PQgetResult(to.get()))) {
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) st = Failed(to, r.get(), "copy into staging for " + table);
-    else rows = std::atoll(PQcmdTuples(r.get()));
-  }
-  if (!st.ok()) return st;
-  return rows;
-}
-
 // One keyset batch of `t` (scan): rows after t.last up to the batch's last
 // key, read in one REPEATABLE READ transaction on old and applied in one
 // transaction on new. Returns false once the table has no rows left.
@@ -305,10 +242,10 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
                                const DataSpec& spec) {
   const std::string pk = KeyList(t);
   const std::string after = t.last.empty() ? "" : absl::StrCat("(", pk, ") > ", KeyLiteral(from, t, t.last));
-  if (auto r = Exec(from, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
+  if (auto r = PgExec(from, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
   std::vector<std::string> texts;
   for (const auto& k : t.pk) texts.push_back("s." + k + "::text");
-  auto upper = Exec(from,
+  auto upper = PgExec(from,
                     absl::StrCat("select ", absl::StrJoin(texts, ", "), " from (select ", pk, " from ", t.quoted,
                                  after.empty() ? "" : " where " + after, " order by ", pk, " limit ",
                                  spec.batch_size > 0 ? spec.batch_size : DataSpec::kPgBatch,
@@ -316,31 +253,32 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
                     {}, "read keys of " + t.name);
   if (!upper.ok()) return upper.status();
   if (PQntuples(upper->get()) == 0) {
-    (void)Exec(from, "commit");
+    (void)PgExec(from, "commit");
     return false;
   }
   std::vector<std::string> last;
-  for (std::size_t k = 0; k < t.pk.size(); ++k) last.push_back(Value(*upper, 0, static_cast<int>(k)));
+  for (std::size_t k = 0; k < t.pk.size(); ++k) last.push_back(PgValue(*upper, 0, static_cast<int>(k)));
   const std::string range = absl::StrCat(after.empty() ? "" : after + " and ", "(", pk, ") <= ", KeyLiteral(from, t, last));
-  if (auto r = Exec(to, "begin"); !r.ok()) return r.status();
+  if (auto r = PgExec(to, "begin"); !r.ok()) return r.status();
   const std::string cols = absl::StrJoin(t.columns, ", ");
-  auto rows = Stream(from,
-                     absl::StrCat("copy (select ", cols, " from ", t.quoted, " where ", range, " order by ", pk,
-                                  ") to stdout", FormatClause(spec)),
-                     to, absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)), nullptr, t.name);
+  auto rows = PgCopyAcross(from,
+                           absl::StrCat("copy (select ", cols, " from ", t.quoted, " where ", range, " order by ", pk,
+                                        ") to stdout", FormatClause(spec)),
+                           to, absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)),
+                           "copy " + t.name, "copy into staging for " + t.name);
   if (!rows.ok()) {
-    (void)Exec(to, "rollback");
-    (void)Exec(from, "rollback");
+    (void)PgExec(to, "rollback");
+    (void)PgExec(from, "rollback");
     return rows.status();
   }
-  auto applied = Exec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
+  auto applied = PgExec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
   if (!applied.ok()) {
-    (void)Exec(to, "rollback");
-    (void)Exec(from, "rollback");
+    (void)PgExec(to, "rollback");
+    (void)PgExec(from, "rollback");
     return applied.status();
   }
-  if (auto r = Exec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
-  (void)Exec(from, "commit");
+  if (auto r = PgExec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
+  (void)PgExec(from, "commit");
   t.last = std::move(last);
   t.copied += *rows;
   t.written += std::atoll(PQcmdTuples(applied->get()));
@@ -352,20 +290,24 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
 absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const DataSpec& spec, BackfillContext& ctx) {
   const std::string stage = "turnout_stage";
   const std::string cols = absl::StrJoin(t.columns, ", ");
-  if (auto r = Exec(to, "begin"); !r.ok()) return r.status();
+  if (auto r = PgExec(to, "begin"); !r.ok()) return r.status();
   auto rollback = [&](absl::Status st) {
-    (void)Exec(to, "rollback");
+    (void)PgExec(to, "rollback");
     return st;
   };
-  if (auto r = Exec(to, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ", t.quoted,
+  if (auto r = PgExec(to, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ", t.quoted,
                                      " with no data"), {}, "staging table for " + t.name); !r.ok())
     return rollback(r.status());
-  auto rows = Stream(from, absl::StrCat("copy (select ", cols, " from ", t.quoted, ") to stdout", FormatClause(spec)), to,
-                     absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)), &ctx, t.name);
+  // A long copy stops at the job's word (the caller drops both connections).
+  auto rows = PgCopyAcross(
+      from, absl::StrCat("copy (select ", cols, " from ", t.quoted, ") to stdout", FormatClause(spec)), to,
+      absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)), "copy " + t.name,
+      "copy into staging for " + t.name,
+      [&ctx] { return ctx.ShouldContinue() ? absl::OkStatus() : StoppedAtBatchBoundary(); });
   if (!rows.ok()) return rollback(rows.status());
-  auto applied = Exec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
+  auto applied = PgExec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
   if (!applied.ok()) return rollback(applied.status());
-  if (auto r = Exec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
+  if (auto r = PgExec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
   t.copied = *rows;
   t.written = std::atoll(PQcmdTuples(applied->get()));
   t.done = true;
@@ -378,7 +320,7 @@ absl::Status AdvanceSequences(const Side& from, const Side& to, const std::vecto
   if (tables.empty()) return absl::OkStatus();
   std::vector<std::string> oids;
   for (const auto& t : tables) oids.push_back(t.oid);
-  auto seqs = Exec(from,
+  auto seqs = PgExec(from,
                    "select distinct quote_ident(sn.nspname) || '.' || quote_ident(s.relname), ps.last_value "
                    "from pg_class s join pg_namespace sn on sn.oid = s.relnamespace "
                    "join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = s.oid "
@@ -389,20 +331,20 @@ absl::Status AdvanceSequences(const Side& from, const Side& to, const std::vecto
                    {"{" + absl::StrJoin(oids, ",") + "}"}, "read sequences");
   if (!seqs.ok()) return seqs.status();
   for (int i = 0; i < PQntuples(seqs->get()); ++i) {
-    const std::string name = Value(*seqs, i, 0), value = Value(*seqs, i, 1);
-    auto exists = Exec(to, "select to_regclass($1) is not null", {name}, "find sequence " + name);
+    const std::string name = PgValue(*seqs, i, 0), value = PgValue(*seqs, i, 1);
+    auto exists = PgExec(to, "select to_regclass($1) is not null", {name}, "find sequence " + name);
     if (!exists.ok()) return exists.status();
-    if (Value(*exists, 0, 0) != "t") {
+    if (PgValue(*exists, 0, 0) != "t") {
       AddNote(progress, absl::StrCat("sequence ", name, " does not exist on new: not advanced"));
       continue;
     }
     // The name comes quoted from quote_ident on old.
-    auto cur = Exec(to, "select last_value, is_called from " + name, {}, "read sequence " + name);
+    auto cur = PgExec(to, "select last_value, is_called from " + name, {}, "read sequence " + name);
     if (!cur.ok()) return cur.status();
-    const long long on_new = std::atoll(Value(*cur, 0, 0).c_str());
-    const bool called = Value(*cur, 0, 1) == "t";
+    const long long on_new = std::atoll(PgValue(*cur, 0, 0).c_str());
+    const bool called = PgValue(*cur, 0, 1) == "t";
     if (called && on_new >= std::atoll(value.c_str())) continue;
-    if (auto r = Exec(to, "select setval($1::regclass, $2::bigint, true)", {name, value}, "advance sequence " + name); !r.ok())
+    if (auto r = PgExec(to, "select setval($1::regclass, $2::bigint, true)", {name, value}, "advance sequence " + name); !r.ok())
       return r.status();
     AddNote(progress, absl::StrCat("sequence ", name, " set to ", value, " on new"));
   }
@@ -439,7 +381,7 @@ absl::Status CopyScan(const routing::Backend& old_backend, const routing::Backen
       Table& t = (*tables)[i];
       if (t.done) continue;
       const std::string stage = absl::StrCat("turnout_stage_", i);
-      if (auto r = Exec(*to, absl::StrCat("create temp table if not exists ", stage, " on commit delete rows as select ",
+      if (auto r = PgExec(*to, absl::StrCat("create temp table if not exists ", stage, " on commit delete rows as select ",
                                           absl::StrJoin(t.columns, ", "), " from ", t.quoted, " with no data"),
                         {}, "staging table for " + t.name);
           !r.ok())
@@ -455,7 +397,7 @@ absl::Status CopyScan(const routing::Backend& old_backend, const routing::Backen
         if (t.done) break;
         ctx.Sleep(spec.sleep);
       }
-      (void)Exec(*to, "drop table if exists " + stage);
+      (void)PgExec(*to, "drop table if exists " + stage);
     }
     if (pass == passes) break;
     for (auto& t : *tables) {
@@ -477,10 +419,10 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
   if (!coordinator.ok()) return coordinator.status();
   auto target = Connect(new_backend, "new");
   if (!target.ok()) return target.status();
-  if (auto r = Exec(*coordinator, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
-  auto snapshot = Exec(*coordinator, "select pg_export_snapshot()", {}, "export snapshot");
+  if (auto r = PgExec(*coordinator, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
+  auto snapshot = PgExec(*coordinator, "select pg_export_snapshot()", {}, "export snapshot");
   if (!snapshot.ok()) return snapshot.status();
-  const std::string snapshot_id = Value(*snapshot, 0, 0);
+  const std::string snapshot_id = PgValue(*snapshot, 0, 0);
   auto tables = Discover(*coordinator, *target, scope, progress);
   if (!tables.ok()) return tables.status();
   int pass = 1;
@@ -514,8 +456,8 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
     auto to = Connect(new_backend, "new");
     if (!to.ok()) return fail(to.status());
     if (auto st = PrepareTarget(*to, progress, &mu); !st.ok()) return fail(st);
-    if (auto r = Exec(*from, "begin isolation level repeatable read read only"); !r.ok()) return fail(r.status());
-    if (auto r = Exec(*from, "set transaction snapshot " + Literal(*from, snapshot_id), {}, "import snapshot"); !r.ok())
+    if (auto r = PgExec(*from, "begin isolation level repeatable read read only"); !r.ok()) return fail(r.status());
+    if (auto r = PgExec(*from, "set transaction snapshot " + Literal(*from, snapshot_id), {}, "import snapshot"); !r.ok())
       return fail(r.status());
     for (;;) {
       Table* t = nullptr;
@@ -536,13 +478,13 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
         break;
       }
     }
-    (void)Exec(*from, "commit");
+    (void)PgExec(*from, "commit");
   };
   const int n = std::max(1, std::min<int>(spec.workers, static_cast<int>(todo.size())));
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& th : threads) th.join();
-  (void)Exec(*coordinator, "commit");
+  (void)PgExec(*coordinator, "commit");
   if (!first_error.ok()) return first_error;
   if (auto st = AdvanceSequences(*coordinator, *target, *tables, progress); !st.ok()) return st;
   progress.checkpoint = CheckpointOf(*tables, 1);

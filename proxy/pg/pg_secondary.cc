@@ -179,16 +179,15 @@ bool PgSession::StartOp(const ppg::Frame& f) {
   const Side side = Other(primary_side_);
   BackendConnection* b = backend(side);
   const bool connected = b != nullptr && b->ready();
-  std::size_t shadow_ops = 0;
-  for (const auto& op : sec_ops_)
-    if (op.role == SecondaryRole::kShadow) ++shadow_ops;
   if (w.role == SecondaryRole::kShadow &&
-      (!connected || shadow_ops >= kMaxShadowOps || sec_ops_.size() >= kMaxOps || sec_bytes_ >= kMaxBytes)) {
+      (!connected || shadow_queued_ >= kMaxShadowOps || sec_ops_.size() >= kMaxOps || sec_bytes_ >= kMaxBytes)) {
     ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
 
   SecondaryOp& op = sec_ops_.emplace_back();
+  answering_for_ = kNoRequest;  // this request may be the one being answered
+  if (w.role == SecondaryRole::kShadow) ++shadow_queued_;
   op.request_seq = planned_seq_;
   op.role = w.role;
   op.sync = w.sync;
@@ -330,10 +329,20 @@ awaitable<bool> PgSession::OpComplete() {
 
 // ================================================================== the primary's side
 
+// Looked up once per request, not per reply frame (a result may have
+// millions of rows while async work queues up).
 SecondaryOp* PgSession::OpAnswering(std::uint64_t seq) {
-  for (auto& op : sec_ops_)
-    if (op.request_seq == seq && !op.primary_done) return &op;
-  return nullptr;
+  if (seq != answering_for_) {
+    answering_for_ = seq;
+    answering_op_ = nullptr;
+    for (auto& op : sec_ops_) {
+      if (op.request_seq == seq && !op.primary_done) {
+        answering_op_ = &op;
+        break;
+      }
+    }
+  }
+  return answering_op_ != nullptr && !answering_op_->primary_done ? answering_op_ : nullptr;
 }
 
 void PgSession::PrimaryOpDone(SecondaryOp& op) {
@@ -388,10 +397,18 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
 
 // ================================================================== the secondary's side
 
+// Replies come in the order ops were sent: the op found stays the one until
+// it is done.
 SecondaryOp* PgSession::OpAwaitingReply() {
-  for (auto& op : sec_ops_)
-    if (op.sent && !op.secondary_done) return &op;
-  return nullptr;
+  if (replying_op_ != nullptr && replying_op_->sent && !replying_op_->secondary_done) return replying_op_;
+  replying_op_ = nullptr;
+  for (auto& op : sec_ops_) {
+    if (op.sent && !op.secondary_done) {
+      replying_op_ = &op;
+      break;
+    }
+  }
+  return replying_op_;
 }
 
 bool PgSession::OnSecondaryFrame(Side side, const ppg::Frame& f) {
@@ -568,6 +585,9 @@ void PgSession::TrimOps() {
   while (!sec_ops_.empty() && sec_ops_.front().finished && &sec_ops_.front() != capturing_) {
     const SecondaryOp& op = sec_ops_.front();
     sec_bytes_ -= std::min(sec_bytes_, op.main.size() + op.prefix.size());
+    if (op.role == SecondaryRole::kShadow) --shadow_queued_;
+    if (&op == answering_op_) answering_op_ = nullptr;
+    if (&op == replying_op_) replying_op_ = nullptr;
     sec_ops_.pop_front();
   }
 }

@@ -308,6 +308,12 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   Clock::time_point sec_last_reply_;     // the secondary last answered
   std::deque<SecondaryOp> sec_ops_;
   std::size_t sec_bytes_ = 0;
+  std::size_t shadow_queued_ = 0;        // shadow ops in sec_ops_
+  // Lookups cached for the reply path (OpAnswering, OpAwaitingReply).
+  static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
+  std::uint64_t answering_for_ = kNoRequest;
+  SecondaryOp* answering_op_ = nullptr;
+  SecondaryOp* replying_op_ = nullptr;
   bool sec_txn_ = false;                 // the secondary holds a copy of the client's transaction
   bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
   bool sec_txn_sync_ = true;             // the mode the transaction started with

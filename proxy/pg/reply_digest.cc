@@ -8,6 +8,7 @@
 #include "protocol/pg/messages.h"
 #include "protocol/pg/sql_lexer.h"
 #include "protocol/pg/wire.h"
+#include "routing/stable_hash.h"
 
 namespace turnout::proxy::pg {
 namespace {
@@ -26,16 +27,6 @@ constexpr std::uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
 constexpr std::uint64_t kP3 = 0x165667B19E3779F9ull;
 constexpr std::uint64_t kP4 = 0x85EBCA77C2B2AE63ull;
 constexpr std::uint64_t kP5 = 0x27D4EB2F165667C5ull;
-
-// MurmurHash3's fmix64: a bijection with full avalanche.
-constexpr std::uint64_t Mix(std::uint64_t x) noexcept {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
 
 Hash128 HashRow(ppg::Bytes b) noexcept {
   std::uint64_t a = kP1 ^ kP5;
@@ -57,7 +48,8 @@ Hash128 HashRow(ppg::Bytes b) noexcept {
     std::memcpy(&w, p + i, n - i);
     step(w);
   }
-  return {Mix(a ^ n), Mix(c + n * kP5)};
+  // MurmurHash3 fmix64 finishes each lane (a bijection with full avalanche).
+  return {routing::Fmix64(a ^ n), routing::Fmix64(c + n * kP5)};
 }
 
 // Fixed starting points so that an empty set has non-trivial hashes too.
@@ -69,8 +61,8 @@ void AddToMultiset(Hash128* acc, const Hash128& h) noexcept {
 }
 
 void AddToChain(Hash128* acc, const Hash128& h) noexcept {
-  acc->lo = Mix(acc->lo + h.lo);
-  acc->hi = Mix(acc->hi ^ h.hi) + kP3;
+  acc->lo = routing::Fmix64(acc->lo + h.lo);
+  acc->hi = routing::Fmix64(acc->hi ^ h.hi) + kP3;
 }
 
 // ---------------------------------------------------------------- rendering

@@ -119,13 +119,7 @@ TEST_F(FleetTest, APatchOnOneSidecarReachesTheOtherWithinOneSecond) {
 }
 
 // The value of the metric line starting with `series` ("name{labels}"), or -1.
-double Metric(int admin_port, const std::string& series) {
-  AdminClient anon(admin_port, "");
-  std::istringstream body(anon.Get("/metrics").body);
-  for (std::string line; std::getline(body, line);)
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
+double Metric(int admin_port, const std::string& series) { return AdminClient(admin_port, "").Metric(series); }
 
 double Publishes(int admin_port) { return Metric(admin_port, "turnout_control_policy_publishes_total"); }
 

@@ -130,14 +130,7 @@ class PgDualWriteTest : public ::testing::Test {
     auto r = admin_.Patch("/api/v1/migrations/" + id, R"({"strategy":)" + strategy + "}");
     ASSERT_EQ(r.status, 200) << r.body;
   }
-  double Metric(const std::string& series) {
-    auto m = admin_.Get("/metrics");
-    std::istringstream in(m.body);
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-    return -1;
-  }
+  double Metric(const std::string& series) const { return admin_.Metric(series); }
   json::value Journal(const std::string& id) {
     auto r = admin_.Get("/api/v1/migrations/" + id + "/journal");
     EXPECT_EQ(r.status, 200) << r.body;

@@ -5,9 +5,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,20 +13,8 @@
 #include "protocol/pg/frame_decoder.h"
 #include "protocol/pg/message_writer.h"
 #include "proxy/pg/reply_digest.h"
+#include "tests/support/allocation_counter.h"
 
-// GCC 12 sees the replaced new/delete pair inlined and warns that free()
-// gets a pointer from operator new: here that is exactly the pairing.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-// Counts heap allocations made by this test binary (all threads).
-static std::atomic<std::size_t> g_allocations{0};
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace turnout::proxy::pg {
 namespace {
@@ -223,9 +208,9 @@ TEST(ReplyDigestTest, NoAllocationPerDataRow) {
   ReplyDigest d;
   Reply().Describe({{.name = "a"}, {.name = "b"}, {.name = "c"}}).FeedTo(&d);
   for (int i = 0; i < 3; ++i) d.OnFrame(frame.value);  // the samples
-  const std::size_t before = g_allocations.load();
+  const std::size_t before = turnout::testing::AllocationCount();
   for (int i = 0; i < 100000; ++i) d.OnFrame(frame.value);
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(turnout::testing::AllocationCount(), before);
   EXPECT_EQ(d.total_rows(), 100003u);
 }
 

@@ -5,29 +5,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "protocol/pg/frame_decoder.h"
 #include "protocol/pg/message_writer.h"
 #include "proxy/pg/request_tracker.h"
+#include "tests/support/allocation_counter.h"
 
-// GCC 12 sees the replaced new/delete pair inlined and warns that free()
-// gets a pointer from operator new: here that is exactly the pairing.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-// Counts heap allocations made by this test binary (all threads).
-static std::atomic<std::size_t> g_allocations{0};
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace turnout::proxy::pg {
 namespace {
@@ -281,9 +266,9 @@ TEST_F(TrackerTest, NoAllocationPerMessageOnceWarm) {
   hooks.answered.reserve(100000);
   hooks.transitions.reserve(100000);
   hooks.last_targets.reserve(16);
-  const std::size_t before = g_allocations.load();
+  const std::size_t before = turnout::testing::AllocationCount();
   for (int i = 0; i < 1000; ++i) round();
-  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(turnout::testing::AllocationCount() - before, 0u);
   EXPECT_EQ(tracker.InFlight(), 0u);
 }
 

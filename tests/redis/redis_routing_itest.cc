@@ -135,15 +135,7 @@ class RedisRoutingTest : public ::testing::Test {
   }
 
   // A counter of /metrics, by its full series text ("name{labels}").
-  double Metric(const std::string& series) {
-    auto m = admin_.Get("/metrics");
-    std::istringstream in(m.body);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-    }
-    return -1;
-  }
+  double Metric(const std::string& series) const { return admin_.Metric(series); }
 
   json::value Journal(const std::string& id) {
     auto r = admin_.Get("/api/v1/migrations/" + id + "/journal");

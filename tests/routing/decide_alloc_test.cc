@@ -1,33 +1,15 @@
 // Policy::Decide and ApplyReadYourWritesFence never allocate. This binary
-// replaces the global operator new to count allocations, so it is its own
-// test executable.
+// links the counting operator new (tests/support/allocation_counter.h), so it
+// is its own test executable.
 
-#include <atomic>
-#include <cstdlib>
 #include <memory>
 #include <string>
-#include <new>
 #include <string_view>
 
 #include "gtest/gtest.h"
 #include "routing/policy.h"
 #include "routing/stable_hash.h"
-
-// GCC 12 sees the replaced new/delete pair inlined and warns that free()
-// gets a pointer from operator new: here that is exactly the pairing.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "tests/support/allocation_counter.h"
 
 namespace turnout::routing {
 namespace {
@@ -75,7 +57,7 @@ TEST(DecideAllocTest, NoHeapAllocation) {
     policies.push_back(*p);
   }
   const std::string_view targets[] = {"users", "public.sessions", "user:17", "s:12x", "zzz"};
-  const long before = g_allocations.load();
+  const std::size_t before = turnout::testing::AllocationCount();
   long sink = 0;
   for (const auto& p : policies) {
     for (int c = 0; c < kRequestClassCount; ++c) {
@@ -91,11 +73,11 @@ TEST(DecideAllocTest, NoHeapAllocation) {
       }
     }
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(turnout::testing::AllocationCount() - before, 0u);
   EXPECT_GE(sink, 0);
   // The counter does count.
   auto probe = std::make_unique<std::string>(100, 'x');
-  EXPECT_GT(g_allocations.load() - before, 0);
+  EXPECT_GT(turnout::testing::AllocationCount() - before, 0u);
 }
 
 }  // namespace

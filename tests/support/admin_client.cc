@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include <sstream>
+
 #include "tests/support/process.h"
 
 namespace turnout::testing {
@@ -31,6 +33,13 @@ HttpResult AdminClient::Call(const std::string& method, const std::string& path,
   out.json = boost::json::parse(out.body, ec);
   if (ec) out.json = nullptr;
   return out;
+}
+
+double AdminClient::Metric(const std::string& series) const {
+  std::istringstream body(Get("/metrics").body);
+  for (std::string line; std::getline(body, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
 }
 
 }  // namespace turnout::testing

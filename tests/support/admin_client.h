@@ -26,6 +26,9 @@ class AdminClient {
   HttpResult Patch(const std::string& path, const std::string& body) const { return Call("PATCH", path, body); }
   HttpResult Delete(const std::string& path) const { return Call("DELETE", path); }
   void set_token(std::string t) { token_ = std::move(t); }
+  // The value of the /metrics line for `series` ("name{labels}" exactly as
+  // printed), or -1 when there is none.
+  double Metric(const std::string& series) const;
 
  private:
   int port_;
