@@ -76,6 +76,10 @@ port = $port
 unix_socket_directories = '$sock'
 max_connections = 300
 max_prepared_transactions = 50
+# The change stream (control/pg_change_stream.h) decodes old's WAL.
+wal_level = logical
+max_replication_slots = 20
+max_wal_senders = 20
 fsync = off
 synchronous_commit = off
 full_page_writes = off
