@@ -14,10 +14,15 @@
 // into the decoder's input: the caller keeps that buffer alive while it uses
 // the value.
 //
-// Version 2's in-progress transactions ("streaming 'on'") put the top-level
-// xid in front of Relation, Type, Insert, Update, Delete, Truncate and Message
+// Version 2's in-progress transactions ("streaming 'on'") put an xid in
+// front of Relation, Type, Insert, Update, Delete, Truncate and Message
 // between Stream Start and Stream Stop; the caller says whether it is inside
 // such a block (`in_stream`), exactly as the server's pgoutput writes them.
+// That xid is the one of the (sub)transaction that made the change
+// (pgoutput_change: change->txn->xid), not always Stream Start's top-level
+// xid: a Stream Abort whose subxid differs from its xid discards only the
+// changes tagged with that subxid. Message carries it whenever in_stream
+// (it precedes the flags, whatever the transactional bit).
 
 #include <cstdint>
 #include <string>
@@ -59,7 +64,7 @@ using CopyMessage = std::variant<XLogData, PrimaryKeepalive>;
 std::error_code DecodeCopyData(Bytes payload, CopyMessage* out) noexcept;
 
 // 'r': the payload of the standby status update sent back in CopyData
-// (34 bytes). `flush` is what the server may forget: confirmed_flush_lsn.
+// (34 bytes). `flushed` is what the server may forget: confirmed_flush_lsn.
 std::string EncodeStandbyStatusUpdate(std::uint64_t written, std::uint64_t flushed, std::uint64_t applied,
                                       std::int64_t now_us_since_2000, bool reply_requested);
 
@@ -101,7 +106,7 @@ struct RelationColumn {
 struct Relation {
   std::uint32_t xid = 0;  // in_stream only
   std::uint32_t oid = 0;
-  std::string_view nspname;
+  std::string_view nspname;  // empty for pg_catalog (proto.c logicalrep_write_namespace)
   std::string_view relname;
   char replica_identity = 'd';  // 'd' default (primary key), 'n' nothing, 'f' full, 'i' index
   std::vector<RelationColumn> columns;
@@ -110,7 +115,7 @@ struct Relation {
 struct Type {
   std::uint32_t xid = 0;
   std::uint32_t oid = 0;
-  std::string_view nspname;
+  std::string_view nspname;  // empty for pg_catalog
   std::string_view name;
 };
 
