@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -131,6 +132,11 @@ absl::StatusOr<Principal> Authenticator::VerifyJwt(absl::string_view token, absl
   if (!r.ok()) return Unauthenticated(absl::StrCat("JWT ", r.status().message()));
   Principal who{"jwt", *r};
   if (auto* sub = p.if_contains("sub"); sub && sub->is_string()) who.subject = std::string(sub->as_string());
+  // The subject is the actor of the audit history (the state file): bounded
+  // and printable, like every other name that is stored.
+  if (who.subject.size() > 256 ||
+      std::any_of(who.subject.begin(), who.subject.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    return Unauthenticated("JWT sub must be at most 256 printable bytes");
   return who;
 }
 

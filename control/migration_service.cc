@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -25,11 +26,14 @@ std::string NewUuid() {
                          ((b >> 48) & 0x3fff) | 0x8000, b & 0xffffffffffffULL);
 }
 
-bool ValidId(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
-  return true;
+// Table names and key globs of a scope: free text, but bounded and printable
+// (they are shown in replies and stored in the state file).
+absl::Status CheckPattern(const std::string& field, const std::string& text) {
+  if (text.size() > 512) return absl::InvalidArgumentError(absl::StrCat(field, ": at most 512 bytes"));
+  for (char c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return absl::InvalidArgumentError(absl::StrCat(field, ": control characters are not allowed"));
+  return absl::OkStatus();
 }
 
 absl::Status Illegal(const Migration& m, absl::string_view action) {
@@ -132,6 +136,7 @@ absl::StatusOr<std::vector<std::string>> StringList(const json::value& v, const 
     const auto& e = v.as_array()[i];
     if (!e.is_string() || e.as_string().empty())
       return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: expected a non-empty string"));
+    if (auto st = CheckPattern(absl::StrCat(field, "[", i, "]"), ToStd(e.as_string())); !st.ok()) return st;
     out.push_back(ToStd(e.as_string()));
   }
   return out;
@@ -475,8 +480,7 @@ absl::StatusOr<json::value> MigrationService::Create(const json::value& body, co
   if (!o.contains("id") || !o.at("id").is_string())
     return absl::InvalidArgumentError("id: required, a string");
   m.id = ToStd(o.at("id").as_string());
-  if (!ValidId(m.id))
-    return absl::InvalidArgumentError("id: 1 to 128 characters of letters, digits, '_', '-' or '.'");
+  if (auto st = CheckName("id", m.id); !st.ok()) return st;
   if (auto* d = o.if_contains("description")) {
     if (!d->is_string()) return absl::InvalidArgumentError("description: expected a string");
     m.description = ToStd(d->as_string());
@@ -575,6 +579,8 @@ absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id,
   if (endpoint == nullptr || !endpoint->is_string())
     return absl::InvalidArgumentError("endpoint: required, the name of the backend the route moves to");
   const std::string backend = ToStd(endpoint->as_string());
+  if (auto st = CheckName("route", route); !st.ok()) return st;
+  if (auto st = CheckName("endpoint", backend); !st.ok()) return st;
   const routing::Route* r = config_->FindRoute(route);
   if (r == nullptr)
     return WithDetails(absl::NotFoundError(absl::StrCat("route ", route, " is not configured")),
@@ -605,6 +611,7 @@ absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id,
 
 absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const std::string& scope,
                                                        const json::value& body, const std::string& actor) {
+  if (auto st = CheckName("scope", scope); !st.ok()) return st;
   if (auto st = CheckBody(body, {"id", "tables", "keys"}); !st.ok()) return st;
   const auto& o = body.as_object();
   if (auto* bid = o.if_contains("id"); bid && (!bid->is_string() || bid->as_string() != scope))
@@ -715,6 +722,20 @@ absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, cons
   ++local_writes_;
   PublishLocked();
   return gone;
+}
+
+bool ValidName(absl::string_view name) {
+  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
+  for (char c : name)
+    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  return true;
+}
+
+absl::Status CheckName(absl::string_view field, absl::string_view name) {
+  if (ValidName(name)) return absl::OkStatus();
+  return WithDetails(absl::InvalidArgumentError(absl::StrCat(
+                         field, ": 1 to 128 characters of letters, digits, '_', '-' or '.' (not \".\" or \"..\")")),
+                     "names are checked before anything is stored; nothing was changed");
 }
 
 }  // namespace turnout::control
