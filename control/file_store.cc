@@ -5,13 +5,16 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "control/api_status.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -51,7 +54,53 @@ class FileLock final : public ExclusiveLock {
   std::string name_;
 };
 
+// Equal as the loader sees values. Doubles may differ in the last bits: the
+// parser of Boost 1.81 reads them imprecisely, here and at every load alike,
+// so such a difference is not a loss.
+bool SameValue(const json::value& a, const json::value& b) {
+  if (a.is_double() || b.is_double()) {
+    if (!a.is_double() || !b.is_double()) return false;
+    const double x = a.get_double(), y = b.get_double();
+    if (x == y || (std::isnan(x) && std::isnan(y))) return true;
+    return std::fabs(x - y) <= 1e-12 * std::max(std::fabs(x), std::fabs(y));
+  }
+  if (a.is_array() && b.is_array()) {
+    const auto &u = a.get_array(), &v = b.get_array();
+    if (u.size() != v.size()) return false;
+    for (std::size_t i = 0; i < u.size(); ++i)
+      if (!SameValue(u[i], v[i])) return false;
+    return true;
+  }
+  if (a.is_object() && b.is_object()) {
+    const auto &u = a.get_object(), &v = b.get_object();
+    if (u.size() != v.size()) return false;
+    for (const auto& kv : u) {
+      const auto* other = v.if_contains(kv.key());
+      if (other == nullptr || !SameValue(kv.value(), *other)) return false;
+    }
+    return true;
+  }
+  return a == b;  // strings, bools, null, and integers (int64 and uint64 by value)
+}
+
 }  // namespace
+
+absl::Status FileStateStore::CheckRoundTrip(const json::value& root, const std::string& text) {
+  auto parsed = ParseStateText(text);
+  if (!parsed.ok()) return parsed.status();
+  if (!SameValue(parsed->root, root)) return absl::DataLossError("the parsed text differs from what was serialized");
+  // What the loader makes of each entry must store back to the same value.
+  const auto& written = root.as_object().at("migrations").as_array();
+  if (written.size() != parsed->migrations.size()) return absl::DataLossError("migrations lost in the round trip");
+  for (const auto& v : written) {
+    const auto* id = v.is_object() ? v.as_object().if_contains("id") : nullptr;
+    if (id == nullptr || !id->is_string()) return absl::DataLossError("a migration without an id");
+    auto it = parsed->migrations.find(std::string(id->as_string()));
+    if (it == parsed->migrations.end() || !SameValue(json::value(MigrationToStored(it->second)), v))
+      return absl::DataLossError(absl::StrCat("migration ", std::string(id->as_string()), " reads back differently"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<FileStateStore>> FileStateStore::Open(const std::string& path) {
   std::unique_ptr<FileStateStore> store(new FileStateStore(path));
@@ -61,22 +110,34 @@ absl::StatusOr<std::unique_ptr<FileStateStore>> FileStateStore::Open(const std::
   if (!in) return absl::FailedPreconditionError(absl::StrCat("state store ", path, ": cannot read: ", std::strerror(errno)));
   std::stringstream ss;
   ss << in.rdbuf();
-  boost::system::error_code jec;
-  json::value root = json::parse(ss.str(), jec);
-  auto corrupt = [&](absl::string_view why) {
-    return absl::DataLossError(absl::StrCat("state store ", path, " is corrupt (", why,
+  auto parsed = ParseStateText(ss.str());
+  if (!parsed.ok())
+    return absl::DataLossError(absl::StrCat("state store ", path, " is corrupt (", parsed.status().message(),
                                             "); refusing to start and leaving it untouched"));
-  };
-  if (jec) return corrupt(jec.message());
-  if (!root.is_object() || !root.as_object().contains("migrations") ||
-      !root.as_object().at("migrations").is_array())
-    return corrupt("expected {\"migrations\": [...]}");
-  for (const auto& v : root.as_object().at("migrations").as_array()) {
-    auto m = MigrationFromStored(v);
-    if (!m.ok()) return corrupt(m.status().message());
-    store->migrations_[m->id] = *std::move(m);
-  }
+  store->migrations_ = std::move(parsed->migrations);
   return store;
+}
+
+absl::StatusOr<FileStateStore::Parsed> FileStateStore::ParseStateText(const std::string& text) {
+  // Deeper than an admin body may be (32): a stored migration nests a body's
+  // values a few levels down (migrations[] → history[] → before → strategy).
+  json::parse_options options;
+  options.max_depth = 64;
+  boost::system::error_code jec;
+  Parsed out;
+  out.root = json::parse(text, jec, {}, options);
+  if (jec) return absl::InvalidArgumentError(jec.message());
+  if (!out.root.is_object() || !out.root.as_object().contains("migrations") ||
+      !out.root.as_object().at("migrations").is_array())
+    return absl::InvalidArgumentError("expected {\"migrations\": [...]}");
+  for (const auto& v : out.root.as_object().at("migrations").as_array()) {
+    auto m = MigrationFromStored(v);
+    if (!m.ok()) return m.status();
+    const std::string id = m->id;
+    if (!out.migrations.emplace(id, *std::move(m)).second)
+      return absl::InvalidArgumentError(absl::StrCat("migration ", id, " appears twice"));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<Migration>> FileStateStore::LoadAll() {
@@ -132,7 +193,15 @@ absl::StatusOr<std::unique_ptr<ExclusiveLock>> FileStateStore::TryLockExclusive(
 absl::Status FileStateStore::WriteLocked() {
   json::array all;
   for (const auto& [id, m] : migrations_) all.push_back(MigrationToStored(m));
-  const std::string text = json::serialize(json::object{{"version", 1}, {"migrations", std::move(all)}}) + "\n";
+  const json::value root = json::object{{"version", 1}, {"migrations", std::move(all)}};
+  const std::string text = json::serialize(root) + "\n";
+  // Never write what Open() would refuse: that file would stop the next
+  // start (a name with a raw byte once did). Read the text back with the
+  // same parser and compare; on any difference the old file stays.
+  if (auto st = CheckRoundTrip(root, text); !st.ok())
+    return WithDetails(absl::InternalError(absl::StrCat("state store ", path_, ": refusing to write a state that would not read back (",
+                                                        st.message(), "); the file is unchanged")),
+                       "nothing was changed; report this request, it should have been refused earlier");
 
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";

@@ -4,6 +4,10 @@
 // old file, fsync the folder: a crash leaves the old or the new file, never a
 // torn one. A file that exists but cannot be read or parsed stops startup
 // with a clear message and is never overwritten (an operator must look).
+// Symmetrically the store never writes a file it could not read back: the
+// text is parsed again with the loader and compared before the rename.
+
+#include <boost/json/value.hpp>
 
 #include <map>
 #include <mutex>
@@ -26,7 +30,16 @@ class FileStateStore final : public StateStore {
   absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockExclusive(const std::string& name) override;
   bool Healthy() const override { return true; }
 
+  // The loader, shared by Open() and the check before every write.
+  struct Parsed {
+    boost::json::value root;
+    std::map<std::string, Migration> migrations;
+  };
+  static absl::StatusOr<Parsed> ParseStateText(const std::string& text);
+
  private:
+  // OK when `text` (the serialization of `root`) loads back to `root`.
+  static absl::Status CheckRoundTrip(const boost::json::value& root, const std::string& text);
   explicit FileStateStore(std::string path) : path_(std::move(path)) {}
   absl::Status WriteLocked();
 
