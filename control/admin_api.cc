@@ -2,6 +2,10 @@
 
 #include <boost/json.hpp>
 
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -50,10 +54,61 @@ absl::StatusOr<json::value> ParseBody(const HttpRequest& r, bool required) {
   return v;
 }
 
+// Long requests (test, verify, repair): how many run, how many were
+// refused, and one lock per migration so two for the same migration run one
+// after the other. Shared by the handler and the deferred work it returns.
+class LongRequests : public std::enable_shared_from_this<LongRequests> {
+ public:
+  explicit LongRequests(std::size_t max) : max_(max == 0 ? 1 : max) {}
+
+  // A slot held until the work is done or dropped; nullptr at the limit.
+  std::shared_ptr<void> TryAdmit() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (in_flight_ >= max_) {
+      ++refused_;
+      return nullptr;
+    }
+    ++in_flight_;
+    // The slot keeps this object alive: work may outlive the handler.
+    return std::shared_ptr<void>(this, [self = shared_from_this()](LongRequests*) {
+      std::lock_guard<std::mutex> release(self->mu_);
+      --self->in_flight_;
+    });
+  }
+  std::shared_ptr<std::mutex> OrderFor(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& m = order_[id];
+    if (!m) m = std::make_shared<std::mutex>();
+    return m;
+  }
+  std::size_t max() const { return max_; }
+  // Prometheus text of the two series.
+  std::string MetricsText() {
+    std::lock_guard<std::mutex> l(mu_);
+    return absl::StrCat(
+        "# HELP turnout_admin_long_requests_in_flight Admin requests that talk to backends (test, verify, repair) "
+        "running now, off the thread that answers probes.\n"
+        "# TYPE turnout_admin_long_requests_in_flight gauge\n"
+        "turnout_admin_long_requests_in_flight ", in_flight_, "\n",
+        "# HELP turnout_admin_long_requests_refused_total Long admin requests refused with 429 at the limit.\n"
+        "# TYPE turnout_admin_long_requests_refused_total counter\n"
+        "turnout_admin_long_requests_refused_total ", refused_, "\n");
+  }
+
+ private:
+  const std::size_t max_;
+  std::mutex mu_;
+  std::size_t in_flight_ = 0;
+  std::uint64_t refused_ = 0;
+  // Bounded by the migrations that exist: a missing id is a 404 first.
+  std::map<std::string, std::shared_ptr<std::mutex>> order_;
+};
+
 }  // namespace
 
 AdminHandler MakeAdminHandler(AdminApiDeps deps) {
-  return [deps = std::move(deps)](const HttpRequest& r) -> HttpReply {
+  auto long_requests = std::make_shared<LongRequests>(deps.max_long_requests);
+  return [deps = std::move(deps), long_requests](const HttpRequest& r) -> HttpReply {
     const std::string path(absl::string_view(r.target).substr(0, r.target.find('?')));
     if (path == "/healthz") return {200, "text/plain", "ok\n"};
     if (path == "/readyz") {
@@ -61,7 +116,11 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (st.ok()) return {200, "text/plain", "ready\n"};
       return {503, "text/plain", absl::StrCat("not ready: ", st.message(), "\n")};
     }
-    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", deps.metrics_text()};
+    if (path == "/metrics") {
+      std::string text = deps.metrics_text ? deps.metrics_text() : std::string();
+      if (!text.empty() && text.back() != '\n') text += '\n';
+      return {200, "text/plain; version=0.0.4; charset=utf-8", text + long_requests->MetricsText()};
+    }
 
     std::vector<std::string> seg = absl::StrSplit(path, '/', absl::SkipEmpty());
     if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "migrations")
@@ -74,6 +133,11 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
     if (!is_list && who->role != Role::kAdmin)
       return Error(absl::PermissionDeniedError(absl::StrCat("role ", RoleName(who->role), " may not ", r.method, " ", path)));
     const std::string& actor = who->subject;
+    // Names from the path, before anything reads or changes state.
+    if (seg.size() >= 4)
+      if (auto st = CheckName("id", seg[3]); !st.ok()) return Error(st);
+    if (seg.size() == 6 && (seg[4] == "interlay" || seg[4] == "api"))
+      if (auto st = CheckName(seg[4] == "interlay" ? "route" : "scope", seg[5]); !st.ok()) return Error(st);
     auto& svc = *deps.migrations;
     auto method_not_allowed = [&](const char* allowed) {
       HttpReply rep = Error(absl::Status(absl::StatusCode::kUnimplemented, absl::StrCat(r.method, " is not allowed on ", path)));
@@ -127,11 +191,32 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       }
       if (r.method != "POST") return method_not_allowed("POST");
       if (action == "test" || action == "verify" || action == "repair") {
-        auto m = svc.Snapshot(id);
-        if (!m.ok()) return Error(m.status());
+        if (auto m = svc.Snapshot(id); !m.ok()) return Error(m.status());
         const auto& fn = action == "test" ? deps.dry_run : action == "verify" ? deps.verify : deps.repair;
         if (!fn) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
-        return reply(fn(*m));
+        auto slot = long_requests->TryAdmit();
+        if (!slot) {
+          HttpReply busy = Error(WithDetails(
+              absl::ResourceExhaustedError(absl::StrCat(long_requests->max(),
+                                                        " long admin requests (test, verify, repair) are running")),
+              "retry when one finishes; probes and other requests are answered meanwhile"));
+          busy.status = 429;
+          busy.headers.emplace_back("Retry-After", "1");
+          return busy;
+        }
+        // Runs on a worker thread (admin_server.h). The snapshot is taken
+        // once the migration's previous long request is done, as it was
+        // when they ran one after the other on the admin thread.
+        HttpReply deferred;
+        deferred.deferred = [fn, svc_ptr = deps.migrations, id, slot = std::move(slot),
+                             order = long_requests->OrderFor(id)]() -> HttpReply {
+          std::lock_guard<std::mutex> l(*order);
+          auto m = svc_ptr->Snapshot(id);
+          if (!m.ok()) return Error(m.status());
+          auto v = fn(*m);
+          return v.ok() ? Success(200, *std::move(v)) : Error(v.status());
+        };
+        return deferred;
       }
       if (action == "sync" || action == "migrate" || action == "pause" || action == "resume" || action == "rollback")
         return reply(svc.Transition(id, action, actor));

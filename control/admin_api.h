@@ -3,9 +3,13 @@
 // the access table, JSON parsing, and the reply shapes
 //   {"status":"success","data":…}   {"status":"error","error":"…","details":"…"}
 // with the status code derived from the absl::Status in one place.
+//
+// Every name taken from a path (migration id, route, scope) is checked with
+// ValidName before anything else: a bad one is a 400 and nothing changes.
 
 #include <boost/json/value.hpp>
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -32,6 +36,11 @@ struct AdminApiDeps {
   std::function<absl::StatusOr<boost::json::value>(const Migration&)> shadow;
   // POST …/repair: re-copy what the journal names.
   std::function<absl::StatusOr<boost::json::value>(const Migration&)> repair;
+  // test, verify and repair talk to backends: they run as deferred replies
+  // (admin_server.h) so probes and metrics never wait for them. At most this
+  // many run at once (beyond it: 429 with Retry-After); two for the same
+  // migration run one after the other, as they did on the single admin thread.
+  std::size_t max_long_requests = kAdminWorkerThreads;
 };
 
 // Builds the handler the AdminServer calls for every request.
