@@ -60,6 +60,11 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, 
       repaired.push_back(seq);
       continue;
     }
+    if (f.size() == 4 && f[0] == "targets" && f[3] == "." && absl::SimpleAtoi(f[1], &seq)) {
+      if (JournalEntry* e = j->FindLocked(seq))
+        for (auto& t : SplitEscaped(f[2])) e->targets.push_back(std::move(t));
+      continue;
+    }
     // A torn last line (crash mid-write) lacks the closing "." field:
     // skipped. Files written before entries named their database have 13
     // fields and no marker.
@@ -100,12 +105,49 @@ std::unique_ptr<Journal> Journal::InMemory(Options options) {
   return std::unique_ptr<Journal>(new Journal("", options));
 }
 
+JournalEntry* Journal::FindLocked(std::uint64_t seq) {
+  // Entries are kept in seq order (appended, and loaded, in that order).
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), seq,
+                             [](const JournalEntry& e, std::uint64_t s) { return e.seq < s; });
+  return it != entries_.end() && it->seq == seq ? &*it : nullptr;
+}
+
+std::uint64_t Journal::CoalesceLocked(JournalEntry entry) {
+  ++coalesced_;
+  auto& o = overflow_[{entry.migration_id, entry.route, entry.backend, entry.database}];
+  JournalEntry* open = o.seq != 0 ? FindLocked(o.seq) : nullptr;
+  if (open == nullptr || open->targets.size() + entry.targets.size() > kOverflowTargets) {
+    // Start the next overflow entry (the previous one was repaired or filled).
+    o = Overflow{};
+    JournalEntry first = std::move(entry);
+    first.statement = kOverflowStatement;
+    first.params.clear();
+    std::vector<std::string> unique;
+    for (auto& t : first.targets)
+      if (o.targets.insert(t).second) unique.push_back(std::move(t));
+    first.targets = std::move(unique);
+    first.seq = next_seq_++;
+    first.repaired = false;
+    if (fd_ >= 0) unflushed_.push_back(Encode(first));
+    queued_seq_ = o.seq = first.seq;
+    entries_.push_back(std::move(first));
+    return o.seq;
+  }
+  std::vector<std::string> added;
+  for (auto& t : entry.targets)
+    if (o.targets.insert(t).second) added.push_back(std::move(t));
+  if (added.empty()) return queued_seq_;  // named already: durable with what is queued
+  if (fd_ >= 0) unflushed_.push_back(absl::StrCat("targets\t", o.seq, "\t", JoinEscaped(added), "\t.\n"));
+  open->targets.insert(open->targets.end(), added.begin(), added.end());
+  // A number of its own, so FlushedSeq() passes it only once this line is
+  // on disk; it names no entry (the entry is o.seq).
+  queued_seq_ = next_seq_++;
+  return queued_seq_;
+}
+
 std::uint64_t Journal::Append(JournalEntry entry) {
   std::lock_guard<std::mutex> l(mu_);
-  if (entries_.size() >= options_.max_entries) {
-    ++full_drops_;
-    return 0;
-  }
+  if (entries_.size() >= options_.max_entries) return CoalesceLocked(std::move(entry));
   entry.seq = next_seq_++;
   entry.repaired = false;
   if (fd_ >= 0) unflushed_.push_back(Encode(entry));
@@ -184,6 +226,11 @@ bool Journal::full() const {
 std::uint64_t Journal::dropped_when_full() const {
   std::lock_guard<std::mutex> l(mu_);
   return full_drops_;
+}
+
+std::uint64_t Journal::coalesced_when_full() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return coalesced_;
 }
 
 }  // namespace turnout::routing

@@ -9,18 +9,30 @@
 // from one thread, so the window an acknowledged write can lose its journal
 // entry to a crash is one flush interval; FlushedSeq() tells what is durable.
 //
-// Bounded: past `max_entries` unrepaired entries Append() refuses (returns 0)
-// and full() turns true: a clear alarm (metric, readiness) rather than
-// unbounded growth. Repaired entries stop counting.
+// Bounded, and never losing a record: past `max_entries` unrepaired entries
+// full() turns true (a clear alarm: readiness, metric) and Append() stops
+// keeping statements. It folds each entry into an overflow entry of its
+// (migration, route, backend, database) that names only the tables or keys
+// touched, deduplicated: what repair needs (control/journal_repair.cc re-copies
+// targets, it never replays statements). An overflow entry holds at most
+// kOverflowTargets targets, then the next one starts, so memory grows with
+// the distinct targets written while full, not with the writes. Repaired
+// entries stop counting.
 //
 // File format: one entry per line, tab-separated C-escaped fields, so it is
 // greppable and survives a torn last line (ignored on load). Repairs append a
-// "repaired <seq>" line.
+// "repaired <seq>" line. A target added to an overflow entry appends
+// "targets <seq> <targets> ." (older readers skip the line: the entry then
+// names fewer targets, as before this format).
 
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -63,7 +75,9 @@ class Journal {
   // An in-memory journal (tests, or when no path is configured).
   static std::unique_ptr<Journal> InMemory(Options options);
 
-  // Queues an entry; returns its sequence number, or 0 when the journal is full.
+  // Queues an entry; returns its sequence number, never 0. When full the
+  // entry is folded into an overflow entry and the number returned is the
+  // one FlushedSeq() passes once that record is on disk.
   std::uint64_t Append(JournalEntry entry);
   // Writes and fsyncs everything queued; safe to call from one thread at a time.
   absl::Status Flush();
@@ -76,7 +90,14 @@ class Journal {
   void MarkRepaired(const std::vector<std::uint64_t>& seqs);
 
   bool full() const;
+  // Records refused: always 0 since full journals coalesce (kept for the
+  // turnout_dualwrite_journal_refused_total series).
   std::uint64_t dropped_when_full() const;
+  // Entries folded into overflow entries (targets only) while full.
+  std::uint64_t coalesced_when_full() const;
+
+  static constexpr std::size_t kOverflowTargets = 1024;
+  static constexpr const char* kOverflowStatement = "(journal full: recorded by tables/keys only; repair re-copies them)";
   const std::string& path() const { return path_; }
 
  private:
@@ -92,6 +113,15 @@ class Journal {
   std::uint64_t queued_seq_ = 0;   // highest seq in unflushed_
   std::uint64_t flushed_seq_ = 0;  // highest seq on disk
   std::uint64_t full_drops_ = 0;
+  std::uint64_t coalesced_ = 0;
+  // The open overflow entry of each (migration, route, backend, database).
+  struct Overflow {
+    std::uint64_t seq = 0;
+    std::unordered_set<std::string> targets;
+  };
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, Overflow> overflow_;
+  JournalEntry* FindLocked(std::uint64_t seq);
+  std::uint64_t CoalesceLocked(JournalEntry entry);
   std::mutex flush_mu_;
   int fd_ = -1;
 };
