@@ -318,6 +318,41 @@ TEST_F(AdminApiTest, KillNineKeepsMigrationPolicyAndHistory) {
   EXPECT_EQ(again.Wait(10000), 0);
 }
 
+// Issue 14: a scope name with raw bytes once reached the state file and
+// stopped the next start. Now it is a 400, nothing is stored, and a restart
+// loads the file.
+TEST_F(AdminApiTest, BadNamesAreA400AndTheSidecarStillRestarts) {
+  ASSERT_EQ(admin_.Post("/api/v1/migrations", kCanary).status, 201);
+  const std::string before_path = turnout_.dir() + "/state.json";
+  auto read_state = [&] {
+    std::ifstream in(before_path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  const std::string before = read_state();
+  for (const std::string& path : {std::string("/api/v1/migrations/canary_migration/api/\x8e\x84"),
+                                  std::string("/api/v1/migrations/canary_migration/api/a%20b"),
+                                  std::string("/api/v1/migrations/canary_migration/interlay/%C3%28")}) {
+    auto r = admin_.Post(path, R"({"tables":["t"]})");
+    EXPECT_EQ(r.status, 400) << path << " " << r.body;
+  }
+  auto bad_backend = admin_.Post("/api/v1/migrations/canary_migration/interlay/pg", R"({"endpoint":"pg\u00e9"})");
+  EXPECT_EQ(bad_backend.status, 400) << bad_backend.body;
+  EXPECT_THAT(ErrorText(bad_backend), HasSubstr("endpoint:"));
+  EXPECT_EQ(admin_.Post("/api/v1/migrations", R"({"id":".."})").status, 400);
+  EXPECT_EQ(read_state(), before);
+
+  turnout_.Signal(SIGKILL);
+  turnout_.Wait(5000);
+  ChildProcess again;
+  again.Start({TURNOUT_BINARY, "--config", turnout_.ConfigPath()}, turnout_.LogPath());
+  ASSERT_TRUE(WaitForPort(admin_port_, 10000)) << turnout_.Log();
+  EXPECT_EQ(admin_.Get("/api/v1/migrations/canary_migration").status, 200);
+  again.Signal(SIGTERM);
+  EXPECT_EQ(again.Wait(10000), 0);
+}
+
 TEST(AdminStateStoreTest, CorruptStateFileStopsStartupAndIsLeftUntouched) {
   TurnoutProcess t;
   const auto& b = TestBackends::Get();
