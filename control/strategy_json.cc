@@ -141,6 +141,19 @@ absl::Status ReadWriteMode(Fields& f, routing::WriteModeSpec& w) {
   return absl::OkStatus();
 }
 
+// "ddl": {"high_risk": "allow_outside_scope" | "refuse" | "allow"}, any strategy.
+absl::Status ReadDdl(Fields& f, routing::DdlPolicy& d) {
+  const auto* v = f.Get("ddl");
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_object()) return absl::InvalidArgumentError(f.Path("ddl") + ": expected an object");
+  Fields df(v->as_object(), f.Path("ddl"));
+  std::string high_risk;
+  RETURN_IF_ERROR(df.String("high_risk", high_risk));
+  RETURN_IF_ERROR(df.CheckNoOthers());
+  if (!high_risk.empty()) RETURN_IF_ERROR(Parsed(routing::ParseHighRiskDdl(high_risk), d.high_risk));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<StrategySpec> StrategyFromJson(const json::value& v) {
@@ -154,6 +167,7 @@ absl::StatusOr<StrategySpec> StrategyFromJson(const json::value& v) {
   absl::Status st = std::visit(
       [&](auto& s) -> absl::Status {
         using T = std::decay_t<decltype(s)>;
+        RETURN_IF_ERROR(ReadDdl(f, s.ddl));
         if constexpr (std::is_same_v<T, routing::CanarySpec>) {
           RETURN_IF_ERROR(f.Number("read_percentage", s.read_percentage));
           std::string stickiness;
@@ -204,6 +218,9 @@ json::object StrategyToJson(const StrategySpec& spec) {
   std::visit(
       [&](const auto& s) {
         using T = std::decay_t<decltype(s)>;
+        // Only when set, so strategies without it read back as they were sent.
+        if (s.ddl != routing::DdlPolicy{})
+          o["ddl"] = json::object{{"high_risk", std::string(routing::HighRiskDdlName(s.ddl.high_risk))}};
         if constexpr (std::is_same_v<T, routing::CanarySpec>) {
           o["read_percentage"] = s.read_percentage;
           o["stickiness"] = std::string(routing::StickinessName(s.stickiness));

@@ -1,6 +1,7 @@
 #include "routing/policy.h"
 
 #include <utility>
+#include <variant>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -163,10 +164,20 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Compile(PolicyInputs input
       break;
   }
 
+  policy->high_risk_ddl_ = in.allow_high_risk_ddl
+                              ? HighRiskDdl::kAllow
+                              : std::visit([](const auto& s) { return s.ddl.high_risk; }, in.strategy);
   policy->refuse_high_risk_ddl_ =
-      !in.allow_high_risk_ddl &&
+      policy->high_risk_ddl_ != HighRiskDdl::kAllow &&
       (in.phase == MigrationPhase::kPrepared || in.phase == MigrationPhase::kExecuting ||
        in.phase == MigrationPhase::kPaused);
+  if (in.protocol == Protocol::kPostgres) {
+    for (const Scope& scope : in.scopes) {
+      if (scope.tables.empty()) continue;
+      if (auto s = policy->ddl_tables_.Add(scope, in.protocol); !s.ok()) return s;
+      policy->ddl_all_tables_ = false;
+    }
+  }
   if (const auto* shadow = std::get_if<ShadowTrafficSpec>(&in.strategy);
       shadow != nullptr && shadow->shadow_writes && in.protocol == Protocol::kRedis)
     policy->scratch_key_prefix_ = shadow->scratch_key_prefix;
@@ -234,9 +245,19 @@ Plan Policy::Decide(const Request& request, absl::Time now) const noexcept {
       break;
   }
   if (request.request_class == RequestClass::kDdl && request.ddl_risk == DdlRisk::kHigh &&
-      refuse_high_risk_ddl_)
+      refuse_high_risk_ddl_ && RefusesHighRiskDdl(request.targets))
     plan.set(kPlanRefused);
   return plan;
+}
+
+bool Policy::RefusesHighRiskDdl(std::span<const std::string_view> targets) const noexcept {
+  if (!refuse_high_risk_ddl_) return false;
+  // A HIGH statement that names no table (CASCADE, ALTER SCHEMA ...) may
+  // reach any table: refused in either mode.
+  if (high_risk_ddl_ == HighRiskDdl::kRefuse || targets.empty() || ddl_all_tables_) return true;
+  for (std::string_view t : targets)
+    if (ddl_tables_.Matches(t)) return true;
+  return false;
 }
 
 std::string Policy::DebugString() const {
@@ -244,7 +265,7 @@ std::string Policy::DebugString() const {
                                  " migration=", inputs_.migration_id,
                                  " phase=", Av(MigrationPhaseName(inputs_.phase)),
                                  " strategy=", Av(StrategyTypeName(strategy_type())));
-  if (refuse_high_risk_ddl_) out += " refuse_high_risk_ddl";
+  if (refuse_high_risk_ddl_) absl::StrAppend(&out, " refuse_high_risk_ddl=", Av(HighRiskDdlName(high_risk_ddl_)));
   for (int i = 0; i < kRequestClassCount; ++i) {
     const internal::ClassRule& r = rules_.by_class[i];
     absl::StrAppend(&out, "\n  ", Av(RequestClassName(static_cast<RequestClass>(i))), ": ",

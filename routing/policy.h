@@ -27,7 +27,10 @@
 //                sync, and under a canary cutover split DDL goes to old with a
 //                sync dual-write to new so both schemas stay equal. HIGH risk
 //                on a migrating route (kPrepared, kExecuting, kPaused) is
-//                flagged kPlanRefused unless allow_high_risk_ddl.
+//                flagged kPlanRefused as the strategy's `ddl.high_risk` says
+//                (routing/ddl_policy.h): by default only where it names a
+//                table the migration moves (its scopes' tables; any table
+//                when it has no table scope) or names no table at all.
 //   kTxnControl  the write rule as for a write touching no table/key: primary
 //                plus the dual-write secondary when writes are dual. The
 //                session sends BEGIN/COMMIT/ROLLBACK to its transaction's
@@ -43,6 +46,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "routing/config.h"
+#include "routing/ddl_policy.h"
 #include "routing/plan.h"
 #include "routing/policy_rules.h"
 #include "routing/request.h"
@@ -89,6 +94,7 @@ struct PolicyInputs {
   MigrationPhase phase = MigrationPhase::kNotStarted;
   std::vector<Scope> scopes;
   SidecarContext sidecar;
+  // Overrides the strategy's `ddl.high_risk` with `allow` when set.
   bool allow_high_risk_ddl = false;
 };
 
@@ -113,9 +119,13 @@ class Policy {
   MigrationPhase phase() const noexcept { return inputs_.phase; }
   StrategyType strategy_type() const noexcept { return TypeOf(inputs_.strategy); }
   const PolicyInputs& inputs() const noexcept { return inputs_; }
-  // HIGH-risk DDL is refused (kPrepared, kExecuting, kPaused without
-  // allow_high_risk_ddl).
+  // HIGH-risk DDL may be refused: the route migrates (kPrepared,
+  // kExecuting, kPaused) and `ddl.high_risk` is not `allow`.
   bool refuses_high_risk_ddl() const noexcept { return refuse_high_risk_ddl_; }
+  HighRiskDdl high_risk_ddl() const noexcept { return high_risk_ddl_; }
+  // Would HIGH-risk DDL naming `targets` be refused (the scope rule of
+  // `allow_outside_scope`; every target for `refuse`)?
+  bool RefusesHighRiskDdl(std::span<const std::string_view> targets) const noexcept;
   // Redis shadow writes rewrite their keys under this prefix (shadow_traffic
   // with shadow_writes); empty otherwise.
   std::string_view scratch_key_prefix() const noexcept { return scratch_key_prefix_; }
@@ -130,6 +140,11 @@ class Policy {
   PolicyInputs inputs_;
   internal::Rules rules_;
   bool refuse_high_risk_ddl_ = false;
+  HighRiskDdl high_risk_ddl_ = HighRiskDdl::kAllowOutsideScope;
+  // The migration's tables for the DDL rule: every table of its Postgres
+  // scopes; empty with ddl_all_tables_ when it has none (the whole route moves).
+  ScopeMatcher ddl_tables_;
+  bool ddl_all_tables_ = true;
   std::string scratch_key_prefix_;
 };
 

@@ -20,6 +20,8 @@
 //   {"type":"geographic", "regions":{"us-east-1":true,"eu-west-1":false}}
 //   {"type":"time_window", "window_start":"2024-01-15T02:00:00Z",
 //    "window_end":"2024-01-15T04:00:00Z", "executed":false}
+// Every type also takes "ddl":{"high_risk":"allow_outside_scope"|"refuse"|"allow"}
+// [allow_outside_scope] (routing/ddl_policy.h).
 //
 // Decisions where the guide and DESIGN.md differ or are silent:
 //  - Fields sit directly in `strategy`, as in the guide's JSON, so a field
@@ -50,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "routing/ddl_policy.h"
 
 namespace turnout::routing {
 
@@ -89,6 +92,7 @@ std::string FormatInstant(absl::Time t);
 
 // All traffic to old before `migrate`, all to new after.
 struct BigBangSpec {
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const BigBangSpec&, const BigBangSpec&) = default;
 };
@@ -106,6 +110,7 @@ struct CanarySpec {
   double read_percentage = 0.0;
   Stickiness stickiness = Stickiness::kConnection;
   WriteModeSpec write_mode;
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const CanarySpec&, const CanarySpec&) = default;
 };
@@ -113,6 +118,7 @@ struct CanarySpec {
 struct BlueGreenSpec {
   bool active_is_new = false;  // false: blue (old) active, true: green (new)
   bool keep_standby = false;   // dual-write to the standby for instant rollback
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const BlueGreenSpec&, const BlueGreenSpec&) = default;
 };
@@ -123,6 +129,7 @@ struct ShadowTrafficSpec {
   bool shadow_writes = false;
   // Redis shadow writes touch only keys under this prefix on new.
   std::string scratch_key_prefix = std::string(kDefaultScratchKeyPrefix);
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const ShadowTrafficSpec&, const ShadowTrafficSpec&) = default;
 };
@@ -130,6 +137,7 @@ struct ShadowTrafficSpec {
 struct RollingUpdateSpec {
   std::vector<std::string> migrated_instances;  // sidecar instance ids
   int total_instances = 0;
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const RollingUpdateSpec&, const RollingUpdateSpec&) = default;
 };
@@ -140,6 +148,7 @@ using ToggleMap = std::map<std::string, bool, std::less<>>;
 // Feature names are scope names.
 struct StranglerFigSpec {
   ToggleMap features;
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const StranglerFigSpec&, const StranglerFigSpec&) = default;
 };
@@ -149,12 +158,14 @@ struct StranglerFigSpec {
 struct FeatureFlagSpec {
   ToggleMap flags;
   double rollout_percentage = 0.0;
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const FeatureFlagSpec&, const FeatureFlagSpec&) = default;
 };
 
 struct GeographicSpec {
   ToggleMap regions;
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const GeographicSpec&, const GeographicSpec&) = default;
 };
@@ -164,6 +175,7 @@ struct TimeWindowSpec {
   absl::Time window_start = absl::InfinitePast();
   absl::Time window_end = absl::InfinitePast();
   bool executed = false;
+  DdlPolicy ddl{};  // the strategy's "ddl" (DESIGN.md §3)
   absl::Status Validate() const;
   friend bool operator==(const TimeWindowSpec&, const TimeWindowSpec&) = default;
 };

@@ -510,6 +510,52 @@ TEST(DdlTest, HighRiskRefusedOnMigratingRoute) {
   }
 }
 
+// The strategy's `ddl.high_risk` (routing/ddl_policy.h): by default only
+// tables the migration moves are protected (its scopes' tables, or every
+// table when it has none), plus HIGH statements that name no table.
+TEST(DdlTest, HighRiskDdlModesAndScopes) {
+  std::shared_ptr<const Policy> p;
+  auto refused = [&](std::vector<std::string_view> tables) {
+    Req r(RequestClass::kDdl, std::move(tables));
+    r.r.ddl_risk = DdlRisk::kHigh;
+    return p->Decide(r, kNow).refused();
+  };
+  CanarySpec spec{0.1};
+  PolicyInputs in = Executing(spec);
+  p = MustCompile(in);
+  EXPECT_EQ(p->high_risk_ddl(), HighRiskDdl::kAllowOutsideScope);
+  EXPECT_TRUE(refused({"anything"}));  // no scope: every table moves
+  in.scopes.push_back(Scope{"orders", {"orders", "sales.items_*"}, {}});
+  p = MustCompile(in);
+  EXPECT_TRUE(refused({"orders"}));
+  EXPECT_TRUE(refused({"public.orders"}));
+  EXPECT_TRUE(refused({"scratch", "sales.items_1"}));
+  EXPECT_FALSE(refused({"scratch"}));
+  EXPECT_FALSE(refused({"other.items_1"}));
+  EXPECT_TRUE(refused({}));  // CASCADE, ALTER SCHEMA ...: may reach any table
+
+  spec.ddl.high_risk = HighRiskDdl::kRefuse;
+  in.strategy = spec;
+  p = MustCompile(in);
+  EXPECT_TRUE(refused({"scratch"}));
+  spec.ddl.high_risk = HighRiskDdl::kAllow;
+  in.strategy = spec;
+  p = MustCompile(in);
+  EXPECT_FALSE(p->refuses_high_risk_ddl());
+  EXPECT_FALSE(refused({"orders"}));
+  EXPECT_FALSE(refused({}));
+  EXPECT_NE(MustCompile(Executing(BlueGreenSpec{}))->DebugString().find("refuse_high_risk_ddl=allow_outside_scope"),
+            std::string::npos);
+}
+
+TEST(DdlTest, HighRiskDdlNamesRoundTrip) {
+  for (HighRiskDdl h : {HighRiskDdl::kAllowOutsideScope, HighRiskDdl::kRefuse, HighRiskDdl::kAllow})
+    EXPECT_EQ(*ParseHighRiskDdl(HighRiskDdlName(h)), h);
+  auto bad = ParseHighRiskDdl("maybe");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("strategy.ddl.high_risk"), std::string::npos);
+}
+
 TEST(PolicyTest, OutOfRangeClassIsAWrite) {
   auto p = MustCompile(Executing(CanarySpec{0.0}));
   Req req(static_cast<RequestClass>(17));
