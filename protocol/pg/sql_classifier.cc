@@ -618,7 +618,10 @@ class StatementAnalyzer {
       if (Is(j, K::kOr) && Is(j + 1, K::kReplace)) {
         replace = true;
         j += 2;
-      } else if (Is(j, K::kGlobal) || Is(j, K::kLocal) || Is(j, K::kTemp) || Is(j, K::kTemporary) ||
+      } else if (Is(j, K::kTemp) || Is(j, K::kTemporary)) {
+        out_->temporary = true;
+        ++j;
+      } else if (Is(j, K::kGlobal) || Is(j, K::kLocal) ||
                  Is(j, K::kUnlogged) || Is(j, K::kUnique) || Is(j, K::kRecursive) ||
                  Is(j, K::kConstraint) || Is(j, K::kDefault) || IsWordText(j, "trusted") ||
                  IsWordText(j, "procedural")) {
@@ -667,6 +670,9 @@ class StatementAnalyzer {
   StatementClass ClassifyDrop(std::size_t i, std::size_t end) {
     std::size_t j = i + 1;
     DdlRisk risk = DdlRisk::kHigh;
+    for (std::size_t k = j; k + 1 < end && k < j + 4; ++k)
+      if (Is(k, K::kIf) && Is(k + 1, K::kExists)) out_->if_exists = true;
+    out_->cascade = Contains(j, end, K::kCascade);
     switch (Kw(j)) {
       case K::kIndex:
       case K::kTrigger:
@@ -708,7 +714,8 @@ class StatementAnalyzer {
     } else {
       risk = AlterOther(j, end);
     }
-    if (Contains(j, end, K::kCascade)) risk = DdlRisk::kHigh;
+    out_->cascade = Contains(j, end, K::kCascade);
+    if (out_->cascade) risk = DdlRisk::kHigh;
     out_->ddl_risk = risk;
     return StatementClass::kDdl;
   }

@@ -119,6 +119,10 @@ struct StatementInfo {
   bool calls_mutating_function = false; // nextval(), setval(), pg_advisory_lock(), ...
   bool select_into = false;             // SELECT ... INTO new_table
   bool lex_error = false;               // unterminated quote or comment
+  // DDL detail the high-risk policy needs (routing/ddl_policy.h):
+  bool temporary = false;               // CREATE TEMP|TEMPORARY ...
+  bool if_exists = false;               // DROP ... IF EXISTS
+  bool cascade = false;                 // DROP / ALTER ... CASCADE
   // SAVEPOINT / RELEASE / ROLLBACK TO: the savepoint; PREPARE / EXECUTE /
   // DEALLOCATE: the statement; SET / RESET / SHOW: the parameter; LISTEN /
   // UNLISTEN: the channel; DECLARE / CLOSE / FETCH: the cursor; the

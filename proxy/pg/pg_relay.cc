@@ -51,6 +51,18 @@ awaitable<bool> PgSession::StreamLargeClientFrame() {
     if (!co_await ReadClient()) co_return false;
   auto hr = client_decoder_.DecodeHeader(client_in_.Unparsed());
   if (!hr.ok()) co_return false;
+  if (tracker_.refusing()) {
+    // Part of a refused batch (a Sync is never this large): read past it.
+    std::size_t remaining = hr.value.total_size;
+    for (;;) {
+      const std::size_t n = std::min(remaining, client_in_.Unparsed().size());
+      client_in_.CommitParsed(n);
+      client_in_.Consume(n);
+      remaining -= n;
+      if (remaining == 0) co_return true;
+      if (!co_await ReadClient()) co_return false;
+    }
+  }
   // Secondary work keeps whole requests; one this large is journaled instead.
   if (capturing_ != nullptr) {
     AbandonCapture("turnout: a message larger than limits.buffer_size is not dual-written; journaled for repair");
@@ -142,6 +154,14 @@ awaitable<void> PgSession::ClientLoop() {
           if (!co_await OnBarrier()) co_return;
           continue;
         }
+        if (v == Verdict::kDiscard || v == Verdict::kRefuseInBatch) {
+          // A refused extended batch (RequestTracker::kRefusalParseSql).
+          if (!co_await FlushClientParsed()) co_return;
+          if (v == Verdict::kRefuseInBatch && !co_await SendRefusalParse()) co_return;
+          in.CommitParsed(f.total_size);
+          in.Consume(f.total_size);
+          continue;
+        }
         if (capturing_ != nullptr) AbandonCapture("turnout: the extended batch was cut short; journaled for repair");
         // Everything before this frame goes out first, in order.
         if (!co_await FlushClientParsed()) co_return;
@@ -167,7 +187,8 @@ awaitable<void> PgSession::ClientLoop() {
           }
           case Verdict::kRefuse:
             keep = co_await HandleRefusal(
-                "turnout: high-risk DDL is refused while this route is migrating (allow it in the migration)");
+                "turnout: high-risk DDL is refused while this route is migrating: it drops or rewrites data of a "
+                "table the migration moves (allow it with the strategy's \"ddl\": {\"high_risk\": \"allow\"})");
             break;
           default:
             break;
@@ -212,11 +233,29 @@ awaitable<void> PgSession::ClientLoop() {
 awaitable<bool> PgSession::HandleRefusal(std::string_view message) {
   // Our ErrorResponse must come after every reply still in flight.
   co_await WaitBackendIdle();
+  LogInfo("pg high-risk DDL refused", {{"route", route().name}, {"user", user_}});
   std::string out;
   ppg::AppendErrorResponse(&out, ppg::ErrorSpec{.severity = "ERROR", .sqlstate = "0A000", .message = message});
   tracker_.FailTransaction();
   ppg::AppendReadyForQuery(&out, tracker_.txn_status());
   co_return co_await WriteToClient(out);
+}
+
+// A Parse the server fails in place of a refused Execute (the batch's
+// earlier messages are already there): the server then skips to the Sync
+// and rolls back the implicit transaction, as for an error of its own.
+awaitable<bool> PgSession::SendRefusalParse() {
+  std::string parse;
+  ppg::AppendParse(&parse, "", RequestTracker::kRefusalParseSql);
+  if (capturing_ != nullptr) {
+    // The secondary gets the batch as the primary did (and skips it when
+    // the primary failed it).
+    auto r = ppg::FrameDecoder(ppg::Direction::kFrontend).Decode(std::string_view(parse));
+    if (r.ok()) CaptureFrame(r.value);
+  }
+  LogInfo("pg high-risk DDL refused in an extended batch", {{"route", route().name}});
+  auto [ec, n] = co_await primary()->stream().Write(asio::buffer(parse));
+  co_return !ec;
 }
 
 awaitable<bool> PgSession::HandleDebugUse(Side side) {

@@ -21,6 +21,25 @@ using namespace asio::experimental::awaitable_operators;
 // authentication_timeout default).
 constexpr auto kStartupTimeout = std::chrono::seconds(60);
 
+// The watchdog's bound (StallWatch): TURNOUT_PG_STALL_TIMEOUT in seconds,
+// 0 to disable; 300 by default. A session is stalled when turnout holds its
+// client loop (a barrier, a sync dual-write, a refusal waiting for replies)
+// and nothing is read from the client or any backend meanwhile: no input
+// may wedge a session for longer. It must exceed the longest statement a
+// client pipelines behind such a wait (the server's own statement_timeout
+// is the tool for slow statements).
+std::chrono::seconds StallTimeout() {
+  static const std::chrono::seconds limit = [] {
+    const char* v = std::getenv("TURNOUT_PG_STALL_TIMEOUT");
+    if (v == nullptr || *v == '\0') return std::chrono::seconds(300);
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (end == v || *end != '\0' || n < 0) return std::chrono::seconds(300);
+    return std::chrono::seconds(n);
+  }();
+  return limit;
+}
+
 bool DebugHooksEnabled() {
   static const bool enabled = [] {
     const char* v = std::getenv("TURNOUT_PG_DEBUG_HOOKS");
@@ -114,7 +133,9 @@ awaitable<bool> PgSession::ReadClient() {
     client_in_.Compact();
     tail = client_in_.WritableTail();
   }
+  reading_client_ = true;
   auto [ec, n] = co_await client_.ReadSome(asio::buffer(tail.data(), tail.size()));
+  reading_client_ = false;
   if (ec) {
     if (!IsExpectedDisconnect(ec))
       LogDebug("pg client read failed", {{"route", route().name}, {"error", ec.message()}});
@@ -155,6 +176,31 @@ awaitable<void> PgSession::IdleWatch(absl::Duration idle) {
   }
 }
 
+awaitable<void> PgSession::StallWatch(std::chrono::seconds limit) {
+  Timer timer(ex_);
+  for (;;) {
+    timer.expires_at(last_activity_ + limit);
+    auto [ec] = co_await timer.async_wait();
+    if (ec) co_return;
+    if (reading_client_ || Clock::now() - last_activity_ < limit) continue;
+    LogWarn("pg session stalled; closing it",
+            {{"route", route().name},
+             {"user", user_},
+             {"seconds", std::to_string(limit.count())},
+             {"in_flight", std::to_string(tracker_.InFlight())},
+             {"unsynced", tracker_.unsynced() ? "true" : "false"},
+             {"secondary_ops", std::to_string(sec_ops_.size())},
+             {"capturing", capturing_ != nullptr ? "true" : "false"},
+             {"transaction", std::string(1, static_cast<char>(tracker_.txn_status()))}});
+    // Best effort: a client that stopped reading must not hold us here.
+    Timer bound(ex_, std::chrono::seconds(1));
+    co_await (SendFatal("XX000", "turnout: the session made no progress within the stall timeout; closing it") ||
+              bound.async_wait());
+    closing_ = true;  // torn down without waiting for the backends
+    co_return;
+  }
+}
+
 // ================================================================== run
 
 awaitable<void> PgSession::Run() {
@@ -172,8 +218,13 @@ awaitable<void> PgSession::Run() {
     auto loops = ClientLoop() || BackendLoop(Side::kOld) || BackendLoop(Side::kNew) || SecondarySender() ||
                  DrainWatch();
     const auto idle = ctx_.config->limits.idle_timeout;
-    if (idle > absl::ZeroDuration()) {
+    const auto stall = StallTimeout();
+    if (idle > absl::ZeroDuration() && stall.count() > 0) {
+      co_await (std::move(loops) || IdleWatch(idle) || StallWatch(stall));
+    } else if (idle > absl::ZeroDuration()) {
       co_await (std::move(loops) || IdleWatch(idle));
+    } else if (stall.count() > 0) {
+      co_await (std::move(loops) || StallWatch(stall));
     } else {
       co_await std::move(loops);
     }

@@ -16,7 +16,7 @@
 // once, for replay.
 //
 // Where the code lives:
-//   pg_session.cc    lifecycle: Run, client writer, drain, idle timeout
+//   pg_session.cc    lifecycle: Run, client writer, drain, idle timeout, stall watchdog
 //   pg_startup.cc    startup, authentication at turnout, cancel, opening backends
 //   pg_relay.cc      ClientLoop, BackendLoop and the frames each side sends
 //   pg_routing.cc    the routing decision per request, switching the primary
@@ -161,6 +161,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> WriteRelease();
   awaitable<void> DrainWatch();
   awaitable<void> IdleWatch(absl::Duration idle);
+  // The watchdog: closes the session when the client loop has been held
+  // inside turnout (not reading the client) with no byte read from any
+  // connection for `limit` (see StallTimeout in pg_session.cc).
+  awaitable<void> StallWatch(std::chrono::seconds limit);
 
   // ---------------------------------------------------------------- pg_startup.cc
   awaitable<bool> Startup();
@@ -179,6 +183,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> StreamLargeClientFrame();
   awaitable<bool> OnBarrier();
   awaitable<bool> HandleRefusal(std::string_view message);
+  awaitable<bool> SendRefusalParse();
   awaitable<bool> HandleDebugUse(Side side);
   awaitable<void> BackendLoop(Side side);
   // false: the loop was cancelled (the session is ending)
@@ -278,7 +283,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool client_locked_ = false;
   bool draining_ = false;
   bool closing_ = false;
-  Clock::time_point last_activity_ = Clock::now();
+  Clock::time_point last_activity_ = Clock::now();  // a read from the client or a backend
+  bool reading_client_ = false;                     // ClientLoop waits for the client
 
   // Client identity (routing::ClientIdentity views these).
   std::string user_, database_, application_name_, address_;

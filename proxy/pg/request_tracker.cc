@@ -1,5 +1,7 @@
 #include "proxy/pg/request_tracker.h"
 
+#include <utility>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "protocol/pg/wire.h"
@@ -35,10 +37,70 @@ std::optional<routing::Side> DebugUseCommand(std::string_view sql) {
   return std::nullopt;
 }
 
+bool RequestTracker::IsTempTable(const ppg::TableRef& t) const {
+  // pg_temp is the session's temporary schema; pg_temp_N its real name.
+  if (!t.schema.empty())
+    return absl::StartsWithIgnoreCase(absl::string_view(t.schema.data(), t.schema.size()), "pg_temp");
+  for (const std::string& name : temp_tables_)
+    if (t.NameEquals(name)) return true;
+  return false;
+}
+
+ppg::DdlRisk RequestTracker::RoutingRisk(const ppg::StatementInfo& st) const {
+  if (st.statement_class != ppg::StatementClass::kDdl || st.ddl_risk != ppg::DdlRisk::kHigh) return st.ddl_risk;
+  if (!st.tables.empty()) {
+    for (const auto& t : st.tables)
+      if (!IsTempTable(t)) return ppg::DdlRisk::kHigh;
+    return ppg::DdlRisk::kMedium;  // temporary objects only
+  }
+  // DROP ROLE / FUNCTION / DATABASE / SCHEMA / TYPE / SEQUENCE ... without
+  // CASCADE removes no rows: the server refuses it where a table depends on
+  // the object. DROP OWNED drops the role's tables.
+  absl::string_view text(st.text.data(), st.text.size());
+  if (absl::StartsWithIgnoreCase(text, "drop") && !st.cascade) {
+    absl::string_view rest = absl::StripLeadingAsciiWhitespace(text.substr(4));
+    if (!absl::StartsWithIgnoreCase(rest, "owned")) return ppg::DdlRisk::kMedium;
+  }
+  return ppg::DdlRisk::kHigh;
+}
+
+void RequestTracker::NoteTempTables(std::uint64_t seq) {
+  for (const auto& st : classification_.statements) {
+    if (st.statement_class == ppg::StatementClass::kSession && st.session == ppg::SessionCommand::kDiscard) {
+      absl::string_view what(st.object_name.data(), st.object_name.size());
+      if (absl::EqualsIgnoreCase(what, "all") || absl::StartsWithIgnoreCase(what, "temp")) temp_tables_.clear();
+      continue;
+    }
+    if (st.statement_class != ppg::StatementClass::kDdl || st.tables.empty()) continue;
+    absl::string_view command(st.command.data(), st.command.size());
+    if (st.temporary && absl::EqualsIgnoreCase(command, "create")) {
+      pending_temp_.emplace_back(seq, st.tables[0].Normalized());
+    } else if (absl::EqualsIgnoreCase(command, "drop")) {
+      // Once dropped, the name may come back as a permanent table.
+      for (const auto& t : st.tables)
+        std::erase_if(temp_tables_, [&](const std::string& name) { return t.NameEquals(name); });
+    }
+  }
+}
+
+RequestTracker::Verdict RequestTracker::Refuse() {
+  if (!unsynced_) {
+    refusing_ = Refusing::kWholeBatch;
+    return Verdict::kDiscard;
+  }
+  refusing_ = Refusing::kRestOfBatch;
+  TouchRequest();
+  return Verdict::kRefuseInBatch;
+}
+
 void RequestTracker::Classify(std::string_view sql, StatementMeta* meta) {
   classifier_.Classify(sql, &classification_);
   meta->statement_class = classification_.statement_class;
-  meta->ddl_risk = classification_.ddl_risk;
+  meta->ddl_risk = ppg::DdlRisk::kNone;
+  for (const auto& st : classification_.statements) {
+    const ppg::DdlRisk r = RoutingRisk(st);
+    if (r > meta->ddl_risk) meta->ddl_risk = r;
+  }
   meta->copy_from = false;
   meta->op.reset();
   meta->table_count = 0;
@@ -119,6 +181,15 @@ void RequestTracker::CloseRequest() {
 }
 
 RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
+  if (refusing_ != Refusing::kNo) {
+    // As the server after an error in extended mode: skip to the Sync
+    // (postgres.c, ignore_till_sync); only Terminate is still heard.
+    if (f.type == 'X') return Verdict::kTerminate;
+    if (f.type != 'S') return Verdict::kDiscard;
+    const Refusing was = std::exchange(refusing_, Refusing::kNo);
+    if (was == Refusing::kWholeBatch) return Verdict::kRefuse;
+    // kRestOfBatch: the server fails the batch; its Sync closes it as usual.
+  }
   switch (f.type) {
     case 'Q': {
       ppg::Query q;
@@ -134,6 +205,7 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
       if (plan.refused()) return Verdict::kRefuse;
       if (hooks_->Barrier()) return Verdict::kBarrier;
+      NoteTempTables(open_seq_);
       // Each statement of a multi-statement Query announces its own change.
       for (const auto& st : classification_.statements) {
         if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
@@ -157,12 +229,14 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
         Classify(p.query, &probe);
         const routing::Plan plan =
             hooks_->Route(ToRequestClass(probe.statement_class), ToDdlRisk(probe.ddl_risk), TargetsOf(probe));
-        if (!plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+        if (plan.refused()) return Refuse();
+        if (hooks_->Barrier()) return Verdict::kBarrier;
         secondary = plan.has_secondaries();
       }
       StatementMeta* meta = &unnamed_statement_;
       if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
       Classify(p.query, meta);
+      NoteTempTables(open_seq_);
       if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
       StartRequest(ToRequestClass(meta->statement_class));
       unsynced_ = true;
@@ -182,7 +256,8 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
       if (!unsynced_ && meta != nullptr) {
         const routing::Plan plan =
             hooks_->Route(ToRequestClass(meta->statement_class), ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
-        if (!plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+        if (plan.refused()) return Refuse();
+        if (hooks_->Barrier()) return Verdict::kBarrier;
         secondary = plan.has_secondaries();
       }
       if (portal.empty()) {
@@ -207,7 +282,8 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
         // Execute later in it tells the session what else the batch does.
         const bool batch_start = !unsynced_;
         const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
-        if (batch_start && !plan.refused() && hooks_->Barrier()) return Verdict::kBarrier;
+        if (plan.refused()) return Refuse();
+        if (batch_start && hooks_->Barrier()) return Verdict::kBarrier;
         secondary = batch_start && plan.has_secondaries();
         if (meta->op) state_.OnStatement(*meta->op, open_seq_);
         if (meta->copy_from && !copy_from_pending_) {
@@ -348,6 +424,13 @@ void RequestTracker::OnReadyForQuery(ppg::TransactionStatus status) {
   }
   response_seq_ = last + 1;
   ignored_syncs_ = 0;
+  // Temporary tables of the requests answered now exist, unless they failed.
+  std::erase_if(pending_temp_, [&](auto& entry) {
+    if (entry.first > last) return false;
+    if (!request_failed_ && temp_tables_.size() < kMaxTempTables) temp_tables_.push_back(std::move(entry.second));
+    return true;
+  });
+  request_failed_ = false;
   if (copy_from_pending_ && response_seq_ > copy_from_seq_) {
     copy_from_pending_ = false;  // that COPY never started (an error came first)
     conditional_syncs_ = 0;
@@ -373,6 +456,7 @@ bool RequestTracker::OnBackendFrame(const ppg::Frame& f) {
     case 'E':
       state_.OnError();
       copy_in_ = false;
+      request_failed_ = true;
       return true;
     case '1':
       state_.OnParseComplete(ResponseSeq());

@@ -88,7 +88,26 @@ class RequestTracker {
     // Relay it, as kForward; it starts a request (a simple Query, or an
     // extended batch up to its Sync) whose plan has secondary work.
     kSecondary,
+    // Drop it: part of an extended batch being refused (see below).
+    kDiscard,
+    // A refused Execute in the middle of an extended batch whose first
+    // messages already reached the server: send kRefusalParse in its place,
+    // so the server fails the batch as it would fail one of its own (the
+    // rest skipped until Sync, the implicit transaction rolled back); the
+    // batch's Sync is forwarded as usual.
+    kRefuseInBatch,
   };
+  // Refusals of HIGH-risk DDL (DESIGN.md §3), the same for both protocols:
+  //   Query                       kRefuse: turnout answers ErrorResponse +
+  //                               ReadyForQuery itself.
+  //   extended, refused at the    the batch's frames are kDiscard up to its
+  //   batch's first message       Sync, which is kRefuse (one ErrorResponse
+  //                               + ReadyForQuery, as the server would send).
+  //   extended, refused later     kRefuseInBatch, then kDiscard to the Sync.
+  // A Parse parses nothing on the server when the type in it is unknown, so
+  // this statement fails at Parse with the reason in its text.
+  static constexpr std::string_view kRefusalParseSql =
+      "SELECT NULL::\"turnout refused high-risk DDL: route is migrating\"";
 
   RequestTracker(Hooks* hooks, bool debug_hooks) : hooks_(hooks), debug_hooks_(debug_hooks) {}
   RequestTracker(const RequestTracker&) = delete;
@@ -132,6 +151,8 @@ class RequestTracker {
   const SessionState& state() const noexcept { return state_; }
   // Extended messages sent since the last Sync.
   bool unsynced() const noexcept { return unsynced_; }
+  // A batch is being refused: its frames are dropped up to its Sync.
+  bool refusing() const noexcept { return refusing_ != Refusing::kNo; }
   // The tables of the last simple Query, and what its statements were.
   std::span<const std::string_view> QueryTables() { return TargetsOf(query_meta_); }
   const protocol::pg::Classification& classification() const noexcept { return classification_; }
@@ -141,6 +162,7 @@ class RequestTracker {
  private:
   struct StatementMeta {
     protocol::pg::StatementClass statement_class = protocol::pg::StatementClass::kUnknown;
+    // The highest risk among its statements, as routing sees it (RoutingRisk).
     protocol::pg::DdlRisk ddl_risk = protocol::pg::DdlRisk::kNone;
     bool copy_from = false;           // COPY ... FROM: copy-in on Execute
     std::optional<SessionOp> op;      // a state change when executed
@@ -159,6 +181,15 @@ class RequestTracker {
   static constexpr std::size_t kRecordRing = 64;  // deeper pipelines are counted without latency
 
   void Classify(std::string_view sql, StatementMeta* meta);
+  // A statement's risk for the high-risk DDL policy (routing/ddl_policy.h):
+  // temporary objects, and DROP without CASCADE of objects that hold no
+  // rows, are never HIGH.
+  protocol::pg::DdlRisk RoutingRisk(const protocol::pg::StatementInfo& st) const;
+  bool IsTempTable(const protocol::pg::TableRef& t) const;
+  // Temporary tables the session creates (confirmed once their request
+  // succeeded) and drops, from classification_ of the request `seq`.
+  void NoteTempTables(std::uint64_t seq);
+  Verdict Refuse();
   std::span<const std::string_view> TargetsOf(const StatementMeta& meta);
   StatementMeta* PortalStatement(std::string_view portal);
   void TouchRequest();  // a message of the request that says nothing of its class
@@ -195,6 +226,15 @@ class RequestTracker {
   std::uint64_t conditional_syncs_ = 0;  // Syncs sent after that Execute
   protocol::pg::TransactionStatus txn_status_ = protocol::pg::TransactionStatus::kIdle;
   std::array<Record, kRecordRing> records_{};
+
+  enum class Refusing : std::uint8_t { kNo, kWholeBatch, kRestOfBatch };
+  Refusing refusing_ = Refusing::kNo;
+  // Normalised names of this session's temporary tables (bounded), and
+  // those created by requests not yet answered.
+  static constexpr std::size_t kMaxTempTables = 1024;
+  std::vector<std::string> temp_tables_;
+  std::vector<std::pair<std::uint64_t, std::string>> pending_temp_;
+  bool request_failed_ = false;  // an ErrorResponse since the last ReadyForQuery
 
   SessionState state_;
 };

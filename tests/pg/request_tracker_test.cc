@@ -226,6 +226,53 @@ TEST_F(TrackerTest, RefusedPlansAreNotForwarded) {
   EXPECT_THAT(Client(Q("create index on orders(id)")), ::testing::ElementsAre(Verdict::kForward));
 }
 
+// Issue 13: a refusal holds in the extended protocol too, the whole batch
+// to its Sync, and a refused batch is never taken for secondary work.
+TEST_F(TrackerTest, RefusedExtendedBatchesAreDroppedToTheirSync) {
+  hooks.refuse_ddl = true;
+  EXPECT_THAT(Client(Extended("S_1", "drop table if exists orders")),
+              ::testing::ElementsAre(Verdict::kDiscard, Verdict::kDiscard, Verdict::kDiscard, Verdict::kRefuse));
+  EXPECT_EQ(tracker.InFlight(), 0u);
+  EXPECT_FALSE(tracker.unsynced());
+  // In the middle of a batch: the refused Execute is replaced, the Sync goes on.
+  std::string batch;
+  ppg::AppendParse(&batch, "", "insert into orders values (1)");
+  const ppg::Value none[] = {std::string_view("1")};
+  ppg::AppendBind(&batch, "", "", {}, none, {});
+  ppg::AppendExecute(&batch, "");
+  ppg::AppendParse(&batch, "", "truncate orders");
+  ppg::AppendBind(&batch, "", "", {}, none, {});
+  ppg::AppendExecute(&batch, "");
+  ppg::AppendSync(&batch);
+  EXPECT_THAT(Client(batch), ::testing::ElementsAre(Verdict::kForward, Verdict::kForward, Verdict::kForward,
+                                                    Verdict::kForward, Verdict::kForward,
+                                                    Verdict::kRefuseInBatch, Verdict::kForward));
+  EXPECT_EQ(tracker.InFlight(), 1u);
+  Backend(std::string("E\0\0\0\4", 5) + Z());
+  EXPECT_EQ(tracker.InFlight(), 0u);
+  // The session goes on.
+  EXPECT_THAT(Client(Extended("", "select 1")), ::testing::Each(Verdict::kForward));
+}
+
+TEST_F(TrackerTest, TemporaryTablesAndRowlessDropsAreNotHighRisk) {
+  hooks.refuse_ddl = true;
+  EXPECT_THAT(Client(Q("create temp table t(id int)")), ::testing::ElementsAre(Verdict::kForward));
+  // Not yet: the CREATE may still fail.
+  EXPECT_THAT(Client(Q("drop table t")), ::testing::ElementsAre(Verdict::kRefuse));
+  Backend(C("CREATE TABLE") + Z());
+  EXPECT_THAT(Client(Q("truncate t")), ::testing::ElementsAre(Verdict::kForward));
+  EXPECT_THAT(Client(Q("drop table t")), ::testing::ElementsAre(Verdict::kForward));
+  Backend(C("TRUNCATE TABLE") + Z() + C("DROP TABLE") + Z());
+  // Dropped: the name may come back as a permanent table.
+  EXPECT_THAT(Client(Q("drop table t")), ::testing::ElementsAre(Verdict::kRefuse));
+  EXPECT_THAT(Client(Q("drop table pg_temp.x")), ::testing::ElementsAre(Verdict::kForward));
+  for (const char* sql : {"drop function if exists f()", "drop role if exists r", "drop schema s",
+                          "drop database if exists d"})
+    EXPECT_THAT(Client(Q(sql)), ::testing::ElementsAre(Verdict::kForward)) << sql;
+  for (const char* sql : {"drop schema s cascade", "drop owned by r", "drop type t cascade"})
+    EXPECT_THAT(Client(Q(sql)), ::testing::ElementsAre(Verdict::kRefuse)) << sql;
+}
+
 TEST_F(TrackerTest, NoAllocationPerMessageOnceWarm) {
   // pgbench -M prepared and -M simple, as steady state.
   const std::string prepared = Extended("P0_1", "SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
