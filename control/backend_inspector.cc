@@ -14,6 +14,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "control/backend_clients.h"
+#include "control/pg_side.h"
+#include "control/pg_verify.h"
+#include "control/redis_verify.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -72,101 +75,6 @@ std::string RedisVersion(redisContext* c) {
   for (absl::string_view line : absl::StrSplit(absl::string_view(r->str, r->len), "\r\n"))
     if (absl::ConsumePrefix(&line, "redis_version:")) return std::string(line);
   return "";
-}
-
-// The command that reads a key of type `t` (TYPE's answer) for CanonicalValue.
-std::vector<std::string> ValueCommand(const std::string& t, const std::string& key) {
-  if (t == "string") return {"GET", key};
-  if (t == "list") return {"LRANGE", key, "0", "-1"};
-  if (t == "set") return {"SMEMBERS", key};
-  if (t == "zset") return {"ZRANGE", key, "0", "-1", "WITHSCORES"};
-  if (t == "hash") return {"HGETALL", key};
-  return {"DUMP", key};
-}
-
-// A canonical text of a key's value, independent of encoding and order,
-// from the reply to ValueCommand(t, key).
-std::string CanonicalValue(const std::string& t, const RedisReply& r) {
-  std::vector<std::string> items;
-  bool sort = true;
-  if (t == "list" || t == "set" || t == "zset") {
-    if (r && r->type == REDIS_REPLY_ARRAY)
-      for (size_t i = 0; i < r->elements; ++i) items.emplace_back(r->element[i]->str, r->element[i]->len);
-    sort = t == "set";
-  } else if (t == "hash") {
-    if (r && r->type == REDIS_REPLY_ARRAY)
-      for (size_t i = 0; i + 1 < r->elements; i += 2)
-        items.push_back(absl::StrCat(absl::string_view(r->element[i]->str, r->element[i]->len), "=",
-                                     absl::string_view(r->element[i + 1]->str, r->element[i + 1]->len)));
-  } else {
-    // string (GET) and every other type (DUMP).
-    return t + ":" + (r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : std::string());
-  }
-  if (sort) std::sort(items.begin(), items.end());
-  return t + ":" + absl::StrJoin(items, "\x1f");
-}
-
-// Pipelining (hiredis): commands are appended to the output buffer, sent
-// together, and their replies read back in order. After a connection error
-// every reply is null, as RedisCommand's would be.
-void AppendCommand(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
-}
-// Sends what was appended without waiting for replies, so both servers work
-// on a batch at once.
-void Flush(redisContext* c) {
-  int done = 0;
-  while (!done && redisBufferWrite(c, &done) == REDIS_OK) {
-  }
-}
-RedisReply NextReply(redisContext* c) {
-  void* r = nullptr;
-  if (redisGetReply(c, &r) != REDIS_OK) return nullptr;
-  return RedisReply(static_cast<redisReply*>(r));
-}
-
-// Keys compared per round trip. Values are read one key at a time from both
-// servers (the rest of a batch waits in the sockets and Redis' output
-// buffers), so a batch of large values is not held here at once.
-constexpr std::size_t kCompareBatch = 512;
-
-// Compares `keys` on both servers: TYPE for the whole batch, then each
-// key's value command; two round trips per batch. `differs(key)` is called
-// for every key whose canonical values differ, in order.
-template <typename OnDiffer>
-void CompareBatch(redisContext* old_c, redisContext* new_c, const std::vector<const std::string*>& keys,
-                  OnDiffer differs) {
-  redisContext* const sides[2] = {old_c, new_c};
-  for (redisContext* c : sides) {
-    for (const std::string* key : keys) AppendCommand(c, {"TYPE", *key});
-    Flush(c);
-  }
-  // "" where TYPE did not answer with a status: that side's value is "?".
-  std::vector<std::string> types[2];
-  for (auto& t : types) t.reserve(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    for (int s = 0; s < 2; ++s) {
-      RedisReply r = NextReply(sides[s]);
-      types[s].push_back(r && r->type == REDIS_REPLY_STATUS ? std::string(r->str, r->len) : std::string());
-    }
-  }
-  for (int s = 0; s < 2; ++s) {
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      if (!types[s][i].empty()) AppendCommand(sides[s], ValueCommand(types[s][i], *keys[i]));
-    Flush(sides[s]);
-  }
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    std::string values[2];
-    for (int s = 0; s < 2; ++s)
-      values[s] = types[s][i].empty() ? "?" : CanonicalValue(types[s][i], NextReply(sides[s]));
-    if (values[0] != values[1]) differs(*keys[i]);
-  }
 }
 
 json::object Side(const routing::Backend& b) { return {{"backend", b.name}}; }
@@ -270,33 +178,19 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       if (!nc.ok()) return absl::UnavailableError(absl::StrCat("new: ", nc.status().message()));
       auto os = ReadSchema(oc->get());
       if (!os.ok()) return os.status();
+      const PgSide old_side{oc->get(), "old"}, new_side{nc->get(), "new"};
+      for (const PgSide* side : {&old_side, &new_side})
+        if (auto st = PrepareVerifySession(*side); !st.ok()) return st;
+      PgVerifyOptions options;
       json::array tables;
       for (const auto& [table, cols] : *os) {
         if (!InScope(table, ScopeTables(m))) continue;
-        const auto dot = table.find('.');
-        // Identifiers quoted by the server; the checksum is a sum of row
-        // hashes, so it does not depend on row order.
-        const std::string sql = "select count(*), coalesce(sum(hashtext(t::text)::bigint), 0) from " +
-                                std::string("\"") + table.substr(0, dot) + "\".\"" + table.substr(dot + 1) + "\" t";
-        auto ores = PgQuery(oc->get(), sql);
-        auto nres = PgQuery(nc->get(), sql);
-        json::object t{{"table", table}};
-        if (!ores.ok()) return ores.status();
-        t["old_rows"] = std::atoll(PQgetvalue(ores->get(), 0, 0));
-        if (!nres.ok()) {
-          t["error_new"] = std::string(nres.status().message());
-          differences.emplace_back(absl::StrCat("table ", table, ": cannot read on new"));
-        } else {
-          t["new_rows"] = std::atoll(PQgetvalue(nres->get(), 0, 0));
-          const bool same = std::string(PQgetvalue(ores->get(), 0, 0)) == PQgetvalue(nres->get(), 0, 0) &&
-                            std::string(PQgetvalue(ores->get(), 0, 1)) == PQgetvalue(nres->get(), 0, 1);
-          t["equal"] = same;
-          if (!same)
-            differences.emplace_back(absl::StrCat("table ", table, ": ", PQgetvalue(ores->get(), 0, 0), " rows on old, ",
-                                                  PQgetvalue(nres->get(), 0, 0), " on new or checksums differ"));
-        }
-        tables.push_back(std::move(t));
+        auto v = VerifyPgTable(old_side, new_side, table, options);
+        if (!v.ok()) return v.status();
+        if (!v->equal) differences.emplace_back(PgTableVerifySummary(*v));
+        tables.push_back(PgTableVerifyToJson(*v, options.max_reported));
       }
+      out["mode"] = options.wait_new_applied_past ? "stream" : "recheck";
       out["tables"] = std::move(tables);
     } else {
       auto oc = RedisConnect(*old_b);
@@ -305,35 +199,17 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       if (!nc.ok()) return absl::UnavailableError(absl::StrCat("new: ", nc.status().message()));
       std::vector<std::string> globs = ScopeKeys(m);
       if (globs.empty()) globs.push_back("*");
-      std::int64_t compared = 0, differing = 0;
-      constexpr std::int64_t kMaxReported = 100;
-      for (const auto& glob : globs) {
-        std::set<std::string> seen;
-        // Keys of both sides, so a key missing on either is found.
-        for (redisContext* c : {oc->get(), nc->get()}) {
-          std::string cursor = "0";
-          do {
-            RedisReply page = RedisCommand(c, {"SCAN", cursor, "MATCH", glob, "COUNT", "1000"});
-            if (!page || page->type != REDIS_REPLY_ARRAY || page->elements != 2) break;
-            cursor = std::string(page->element[0]->str, page->element[0]->len);
-            for (size_t k = 0; k < page->element[1]->elements; ++k)
-              seen.emplace(page->element[1]->element[k]->str, page->element[1]->element[k]->len);
-          } while (cursor != "0");
-        }
-        std::vector<const std::string*> batch;
-        batch.reserve(kCompareBatch);
-        for (auto it = seen.begin(); it != seen.end();) {
-          batch.clear();
-          for (; it != seen.end() && batch.size() < kCompareBatch; ++it) batch.push_back(&*it);
-          compared += static_cast<std::int64_t>(batch.size());
-          CompareBatch(oc->get(), nc->get(), batch, [&](const std::string& key) {
-            ++differing;
-            if (differing <= kMaxReported) differences.emplace_back(absl::StrCat("key ", key));
-          });
-        }
+      auto v = VerifyRedisKeys(oc->get(), nc->get(), globs);
+      if (!v.ok()) return v.status();
+      json::array keys;
+      for (const auto& d : v->differences) {
+        differences.emplace_back(absl::StrCat("key ", d.key));
+        keys.push_back(RedisKeyDifferenceToJson(d));
       }
-      out["keys_compared"] = compared;
-      out["keys_differing"] = differing;
+      out["mode"] = v->mode;
+      out["keys_compared"] = v->keys_compared;
+      out["keys_differing"] = v->keys_differing;
+      out["keys"] = std::move(keys);
     }
     out["equal"] = differences.empty();
     all_equal &= differences.empty();

@@ -17,9 +17,11 @@ namespace turnout::control {
 // when no scope names tables) or Redis versions; report what would block.
 absl::StatusOr<boost::json::value> DryRun(const routing::Config& config, const Migration& m);
 
-// POST /api/v1/migrations/{id}/verify: per table row counts and an
-// order-independent checksum on both sides; per Redis scope key counts and
-// per-key value comparison. Differences name the table or key.
+// POST /api/v1/migrations/{id}/verify: per table, key ranges digested on
+// both sides and bisected down to the rows that differ (control/pg_verify.h:
+// each table's entry names them by primary key, with the differing columns);
+// per Redis scope key counts and per-key value comparison. Differences name
+// the table or key.
 absl::StatusOr<boost::json::value> Verify(const routing::Config& config, const Migration& m);
 
 }  // namespace turnout::control

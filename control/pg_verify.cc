@@ -1,0 +1,630 @@
+#include "control/pg_verify.h"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+
+namespace turnout::control {
+namespace json = boost::json;
+namespace {
+
+using Key = std::vector<std::string>;
+using Kind = PgRowDifference::Kind;
+
+std::string QuoteIdent(const std::string& s) { return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\""; }
+
+// Cut at a UTF-8 character boundary, so the report stays valid JSON text.
+std::string Truncated(const std::string& s, std::size_t limit) {
+  if (s.size() <= limit) return s;
+  std::size_t n = limit;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "…";
+}
+
+struct Column {
+  std::string name;    // as the catalog spells it
+  std::string quoted;  // quote_ident
+  std::string type;    // format_type on old
+  bool collatable = false;
+};
+
+// What both servers are asked about one table, the same SQL on each.
+struct Shape {
+  std::string table;                 // "schema"."table"
+  std::vector<Column> columns;       // common to both sides, in old's order
+  std::vector<Column> key;           // old's primary key
+  std::string row_text;              // row(c1, c2, …)::text
+  std::string key_expr;              // (k1 collate "C", k2): ranges compare in C order
+  std::string key_order;             // k1 collate "C", k2
+  std::string key_text;              // k1::text, k2::text
+};
+
+// A key range (lower, upper]; an absent bound is open.
+struct Range {
+  std::optional<Key> lower, upper;
+};
+
+// Row count and the two summed md5 halves, as text (numeric: exact).
+struct Digest {
+  std::int64_t rows = 0;
+  std::string h1, h2;
+  bool operator==(const Digest&) const = default;
+};
+
+// The digest aggregate over a subquery yielding md5s as `h`.
+constexpr const char* kDigestSums =
+    "count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text, "
+    "coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text";
+
+absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::string& table) {
+  auto r = PgExec(s,
+                  "select a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), t.typcollation <> 0 "
+                  "from pg_attribute a join pg_type t on t.oid = a.atttypid "
+                  "where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped order by a.attnum",
+                  {table}, "read columns of " + table);
+  if (!r.ok()) return r.status();
+  std::vector<Column> out;
+  for (int i = 0; i < PQntuples(r->get()); ++i)
+    out.push_back({PgValue(*r, i, 0), PgValue(*r, i, 1), PgValue(*r, i, 2), PgValue(*r, i, 3) == "t"});
+  return out;
+}
+
+class TableVerifier {
+ public:
+  TableVerifier(const PgSide& old_side, const PgSide& new_side, const PgVerifyOptions& o, PgTableVerify& out)
+      : old_(old_side), new_(new_side), o_(o), out_(out) {}
+
+  absl::Status Run() {
+    if (auto st = Describe(); !st.ok() || !out_.error_new.empty()) return st;
+    out_.mode = o_.recheck_delay > absl::ZeroDuration() ? "recheck" : "single pass";
+    if (s_.key.empty()) return RunKeyless();
+    return RunKeyed();
+  }
+
+ private:
+  absl::Status Describe() {
+    s_.table = QuoteQualified(out_.table);
+    auto on_new = PgExec(new_, "select to_regclass($1) is not null", {s_.table}, "find table");
+    if (!on_new.ok()) return on_new.status();
+    if (PgValue(*on_new, 0, 0) != "t") {
+      out_.error_new = "does not exist on new";
+      return absl::OkStatus();
+    }
+    auto oc = ReadColumns(old_, s_.table);
+    if (!oc.ok()) return oc.status();
+    auto nc = ReadColumns(new_, s_.table);
+    if (!nc.ok()) return nc.status();
+    for (const auto& c : *oc) {
+      const bool shared = std::any_of(nc->begin(), nc->end(), [&](const Column& n) { return n.name == c.name; });
+      if (shared) s_.columns.push_back(c);
+      else out_.columns_only_old.push_back(c.name);
+    }
+    for (const auto& n : *nc)
+      if (std::none_of(oc->begin(), oc->end(), [&](const Column& c) { return c.name == n.name; }))
+        out_.columns_only_new.push_back(n.name);
+    if (s_.columns.empty()) {
+      out_.error_new = "no column in common with old";
+      return absl::OkStatus();
+    }
+    auto pk = PgExec(old_,
+                     "select a.attname from pg_index i "
+                     "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
+                     "where i.indrelid = to_regclass($1) and i.indisprimary "
+                     "order by array_position(i.indkey::int2[], a.attnum)",
+                     {s_.table}, "read primary key");
+    if (!pk.ok()) return pk.status();
+    for (int i = 0; i < PQntuples(pk->get()); ++i) {
+      const std::string name = PgValue(*pk, i, 0);
+      auto it = std::find_if(s_.columns.begin(), s_.columns.end(), [&](const Column& c) { return c.name == name; });
+      // A key column missing on new: compare as a keyless table.
+      if (it == s_.columns.end()) {
+        s_.key.clear();
+        break;
+      }
+      s_.key.push_back(*it);
+    }
+    std::vector<std::string> cols, expr, order, text;
+    for (const auto& c : s_.columns) cols.push_back(c.quoted);
+    s_.row_text = absl::StrCat("row(", absl::StrJoin(cols, ", "), ")::text");
+    // Qualified: in ORDER BY a bare name would mean the output column of
+    // the same name (the key as text), and sort as text.
+    for (const auto& k : s_.key) {
+      const std::string q = "turnout_t." + k.quoted;
+      const std::string e = k.collatable ? q + " collate \"C\"" : q;
+      expr.push_back(e);
+      order.push_back(e);
+      text.push_back(q + "::text");
+      out_.primary_key.push_back(k.name);
+      out_.key_types.push_back(k.type);
+    }
+    s_.key_expr = "(" + absl::StrJoin(expr, ", ") + ")";
+    s_.key_order = absl::StrJoin(order, ", ");
+    s_.key_text = absl::StrJoin(text, ", ");
+    return absl::OkStatus();
+  }
+
+  // `key_expr op ($n::type, …)`, its values appended to `params`.
+  std::string Compare(const char* op, const Key& k, std::vector<std::string>& params) const {
+    std::vector<std::string> values;
+    for (std::size_t i = 0; i < k.size(); ++i) {
+      params.push_back(k[i]);
+      values.push_back(absl::StrCat("$", params.size(), "::", s_.key[i].type));
+    }
+    return absl::StrCat(s_.key_expr, " ", op, " (", absl::StrJoin(values, ", "), ")");
+  }
+  std::string Where(const Range& r, std::vector<std::string>& params) const {
+    std::vector<std::string> parts;
+    if (r.lower) parts.push_back(Compare(">", *r.lower, params));
+    if (r.upper) parts.push_back(Compare("<=", *r.upper, params));
+    return parts.empty() ? "true" : absl::StrJoin(parts, " and ");
+  }
+
+  static Key KeyAt(const PgResult& r, int row, std::size_t n) {
+    Key k;
+    for (std::size_t i = 0; i < n; ++i) k.push_back(PgValue(r, row, static_cast<int>(i)));
+    return k;
+  }
+
+  absl::StatusOr<Digest> DigestOf(const PgSide& s, const Range& r) {
+    std::vector<std::string> params;
+    const std::string sql = absl::StrCat("select ", kDigestSums, " from (select md5(", s_.row_text, ") h from ", s_.table,
+                                         " turnout_t where ", Where(r, params), ") s");
+    auto res = PgExec(s, sql, params, "digest of " + out_.table);
+    if (!res.ok()) return res.status();
+    return Digest{std::atoll(PQgetvalue(res->get(), 0, 0)), PgValue(*res, 0, 1), PgValue(*res, 0, 2)};
+  }
+
+  // The key `chunk_rows` rows past `lower` on old, if old has that many.
+  absl::StatusOr<std::optional<Key>> NextBoundary(const std::optional<Key>& lower) {
+    std::vector<std::string> params;
+    const std::string sql =
+        absl::StrCat("select ", s_.key_text, " from ", s_.table, " turnout_t where ",
+                     Where(Range{lower, std::nullopt}, params),
+                     " order by ", s_.key_order, " limit 1 offset ", o_.chunk_rows - 1);
+    auto res = PgExec(old_, sql, params, "key range of " + out_.table);
+    if (!res.ok()) return res.status();
+    if (PQntuples(res->get()) == 0) return std::optional<Key>();
+    return std::optional<Key>(KeyAt(*res, 0, s_.key.size()));
+  }
+
+  // Keys every `step` rows of `s` inside `r`, in order.
+  absl::StatusOr<std::vector<Key>> SplitPoints(const PgSide& s, const Range& r, std::int64_t step) {
+    std::vector<std::string> params, aliased;
+    for (std::size_t i = 0; i < s_.key.size(); ++i)
+      aliased.push_back(absl::StrCat("turnout_t.", s_.key[i].quoted, "::text as k", i));
+    std::vector<std::string> outer;
+    for (std::size_t i = 0; i < s_.key.size(); ++i) outer.push_back(absl::StrCat("k", i));
+    const std::string sql = absl::StrCat("select ", absl::StrJoin(outer, ", "), " from (select ",
+                                         absl::StrJoin(aliased, ", "), ", row_number() over (order by ", s_.key_order,
+                                         ") rn from ", s_.table, " turnout_t where ", Where(r, params),
+                                         ") s where rn % ", step,
+                                         " = 0 order by rn");
+    auto res = PgExec(s, sql, params, "split a key range of " + out_.table);
+    if (!res.ok()) return res.status();
+    std::vector<Key> out;
+    for (int i = 0; i < PQntuples(res->get()); ++i) out.push_back(KeyAt(*res, i, s_.key.size()));
+    return out;
+  }
+
+  // key -> md5 of the row, for the rows of `r` on `s`; a key seen twice
+  // (no unique index on that side) sets `duplicate`.
+  absl::StatusOr<std::map<Key, std::string>> RowsOf(const PgSide& s, const Range& r, bool& duplicate) {
+    std::vector<std::string> params;
+    const std::string sql = absl::StrCat("select ", s_.key_text, ", md5(", s_.row_text, ") from ", s_.table,
+                                         " turnout_t where ", Where(r, params), " order by ", s_.key_order);
+    auto res = PgExec(s, sql, params, "rows of " + out_.table);
+    if (!res.ok()) return res.status();
+    std::map<Key, std::string> out;
+    const int n = static_cast<int>(s_.key.size());
+    for (int i = 0; i < PQntuples(res->get()); ++i)
+      duplicate |= !out.emplace(KeyAt(*res, i, s_.key.size()), PgValue(*res, i, n)).second;
+    return out;
+  }
+
+  // What one pass found.
+  struct Found {
+    std::map<Key, Kind> rows;  // at most max_keys
+    std::int64_t total = 0;    // all of them
+    std::vector<std::string> unexplained;
+    void Add(Key k, Kind kind, std::size_t cap) {
+      ++total;
+      if (rows.size() < cap) rows.emplace(std::move(k), kind);
+    }
+  };
+
+  std::string Describe(const Range& r) const {
+    auto b = [](const std::optional<Key>& k, const char* open) {
+      return k ? "(" + absl::StrJoin(*k, ", ") + ")" : std::string(open);
+    };
+    return absl::StrCat("key range ", b(r.lower, "(start"), " .. ", b(r.upper, "end)"));
+  }
+
+  absl::Status Leaf(const Range& r, Found& f) {
+    bool duplicate = false;
+    auto o = RowsOf(old_, r, duplicate);
+    if (!o.ok()) return o.status();
+    auto n = RowsOf(new_, r, duplicate);
+    if (!n.ok()) return n.status();
+    const std::int64_t before = f.total;
+    auto oi = o->begin();
+    auto ni = n->begin();
+    while (oi != o->end() || ni != n->end()) {
+      if (ni == n->end() || (oi != o->end() && oi->first < ni->first)) {
+        f.Add(oi->first, Kind::kOnlyOld, o_.max_keys);
+        ++oi;
+      } else if (oi == o->end() || ni->first < oi->first) {
+        f.Add(ni->first, Kind::kOnlyNew, o_.max_keys);
+        ++ni;
+      } else {
+        if (oi->second != ni->second) f.Add(oi->first, Kind::kChanged, o_.max_keys);
+        ++oi;
+        ++ni;
+      }
+    }
+    if (f.total == before)
+      f.unexplained.push_back(absl::StrCat(Describe(r), duplicate ? ": a key repeats on one side"
+                                                                  : ": digests differed, rows did not (a write in flight?)"));
+    return absl::OkStatus();
+  }
+
+  // `r` differs (digests `od` and `nd`): cut it until its ranges are small,
+  // then compare rows.
+  absl::Status Bisect(const Range& r, const Digest& od, const Digest& nd, int depth, Found& f) {
+    const std::int64_t n = std::max(od.rows, nd.rows);
+    if (n <= o_.leaf_rows || depth >= 8) return Leaf(r, f);
+    constexpr std::int64_t kFanout = 16;
+    const std::int64_t step = (n + kFanout - 1) / kFanout;
+    auto points = SplitPoints(od.rows >= nd.rows ? old_ : new_, r, step);
+    if (!points.ok()) return points.status();
+    // The last point may be the range's own upper bound.
+    if (!points->empty() && r.upper && points->back() == *r.upper) points->pop_back();
+    if (points->empty()) return Leaf(r, f);
+    std::optional<Key> lower = r.lower;
+    for (std::size_t i = 0; i <= points->size(); ++i) {
+      const Range sub{lower, i < points->size() ? std::optional<Key>((*points)[i]) : r.upper};
+      auto o = DigestOf(old_, sub);
+      if (!o.ok()) return o.status();
+      auto nn = DigestOf(new_, sub);
+      if (!nn.ok()) return nn.status();
+      if (!(*o == *nn))
+        if (auto st = Bisect(sub, *o, *nn, depth + 1, f); !st.ok()) return st;
+      lower = sub.upper;
+    }
+    return absl::OkStatus();
+  }
+
+  // Both sides of one differing range, compared again.
+  absl::Status Recompare(const Range& r, Found& f) {
+    auto o = DigestOf(old_, r);
+    if (!o.ok()) return o.status();
+    auto n = DigestOf(new_, r);
+    if (!n.ok()) return n.status();
+    if (*o == *n) return absl::OkStatus();
+    return Bisect(r, *o, *n, 0, f);
+  }
+
+  absl::Status RunKeyed() {
+    Found first;
+    std::vector<Range> differing;
+    std::optional<Key> lower;
+    for (;;) {
+      auto upper = NextBoundary(lower);
+      if (!upper.ok()) return upper.status();
+      const Range r{lower, *upper};
+      auto o = DigestOf(old_, r);
+      if (!o.ok()) return o.status();
+      auto n = DigestOf(new_, r);
+      if (!n.ok()) return n.status();
+      ++out_.chunks;
+      out_.old_rows += o->rows;
+      out_.new_rows += n->rows;
+      if (!(*o == *n)) {
+        ++out_.chunks_differing;
+        differing.push_back(r);
+        if (auto st = Bisect(r, *o, *n, 0, first); !st.ok()) return st;
+      }
+      if (!*upper) break;
+      lower = *upper;
+    }
+    Found final_found = std::move(first);
+    if (!differing.empty() && o_.recheck_delay > absl::ZeroDuration()) {
+      absl::SleepFor(o_.recheck_delay);
+      Found second;
+      for (const auto& r : differing)
+        if (auto st = Recompare(r, second); !st.ok()) return st;
+      // Only what differed both times. When the first pass collected every
+      // key, the intersection is exact; else the second pass stands.
+      const bool first_complete = final_found.total == static_cast<std::int64_t>(final_found.rows.size());
+      if (first_complete) {
+        Found both;
+        for (auto& [k, kind] : second.rows)
+          if (final_found.rows.contains(k)) both.Add(k, kind, o_.max_keys);
+        if (second.total > static_cast<std::int64_t>(second.rows.size()))
+          both.total += second.total - static_cast<std::int64_t>(second.rows.size());
+        both.unexplained = std::move(second.unexplained);
+        final_found = std::move(both);
+      } else {
+        final_found = std::move(second);
+      }
+    }
+    out_.differences_total = final_found.total;
+    out_.unexplained = std::move(final_found.unexplained);
+    for (auto& [k, kind] : final_found.rows) {
+      PgRowDifference d;
+      d.kind = kind;
+      d.key = k;
+      out_.differences.push_back(std::move(d));
+    }
+    if (o_.describe_columns) {
+      std::size_t described = 0;
+      for (auto& d : out_.differences) {
+        if (described++ >= o_.max_reported) break;
+        if (d.kind != Kind::kChanged) continue;
+        if (auto st = DescribeRow(d); !st.ok()) return st;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // The columns of a changed row that differ, as both sides hold it now.
+  absl::Status DescribeRow(PgRowDifference& d) {
+    std::vector<std::string> params, cols, match;
+    for (const auto& c : s_.columns) cols.push_back(c.quoted + "::text");
+    for (std::size_t i = 0; i < s_.key.size(); ++i) {
+      params.push_back(d.key[i]);
+      match.push_back(absl::StrCat(s_.key[i].quoted, " = $", i + 1, "::", s_.key[i].type));
+    }
+    const std::string sql = absl::StrCat("select ", absl::StrJoin(cols, ", "), " from ", s_.table, " where ",
+                                         absl::StrJoin(match, " and "), " limit 1");
+    auto o = PgExec(old_, sql, params, "row of " + out_.table);
+    if (!o.ok()) return o.status();
+    auto n = PgExec(new_, sql, params, "row of " + out_.table);
+    if (!n.ok()) return n.status();
+    if (PQntuples(o->get()) == 0 || PQntuples(n->get()) == 0) return absl::OkStatus();
+    auto value = [&](const PgResult& r, int c) -> std::optional<std::string> {
+      if (PQgetisnull(r.get(), 0, c)) return std::nullopt;
+      return PgValue(r, 0, c);
+    };
+    for (std::size_t c = 0; c < s_.columns.size(); ++c) {
+      const auto a = value(*o, static_cast<int>(c)), b = value(*n, static_cast<int>(c));
+      if (a == b) continue;
+      d.columns.push_back({s_.columns[c].name, a ? Truncated(*a, o_.max_value_chars) : "NULL",
+                           b ? Truncated(*b, o_.max_value_chars) : "NULL"});
+    }
+    return absl::OkStatus();
+  }
+
+  // Keyless: bucket -> digest, by the md5's first byte.
+  absl::StatusOr<std::map<std::string, Digest>> Buckets(const PgSide& s) {
+    const std::string sql =
+        absl::StrCat("select substr(h, 1, 2), ", kDigestSums, " from (select md5(", s_.row_text, ") h from ", s_.table,
+                     ") s group by 1");
+    auto res = PgExec(s, sql, {}, "digest of " + out_.table);
+    if (!res.ok()) return res.status();
+    std::map<std::string, Digest> out;
+    for (int i = 0; i < PQntuples(res->get()); ++i)
+      out[PgValue(*res, i, 0)] = Digest{std::atoll(PQgetvalue(res->get(), i, 1)), PgValue(*res, i, 2), PgValue(*res, i, 3)};
+    return out;
+  }
+
+  // md5 -> (copies, row text) for one bucket.
+  absl::StatusOr<std::map<std::string, std::pair<std::int64_t, std::string>>> BucketRows(const PgSide& s,
+                                                                                         const std::string& bucket) {
+    const std::string sql = absl::StrCat("select h, count(*), min(r) from (select r, md5(r) h from (select ", s_.row_text,
+                                         " r from ", s_.table, ") a) s where substr(h, 1, 2) = $1 group by h");
+    auto res = PgExec(s, sql, {bucket}, "rows of " + out_.table);
+    if (!res.ok()) return res.status();
+    std::map<std::string, std::pair<std::int64_t, std::string>> out;
+    for (int i = 0; i < PQntuples(res->get()); ++i)
+      out[PgValue(*res, i, 0)] = {std::atoll(PQgetvalue(res->get(), i, 1)), PgValue(*res, i, 2)};
+    return out;
+  }
+
+  // md5 -> difference (count > 0: more copies on `kind`'s side).
+  using Multiset = std::map<std::string, PgRowDifference>;
+
+  absl::StatusOr<std::vector<std::string>> DifferingBuckets(bool count_rows) {
+    auto o = Buckets(old_);
+    if (!o.ok()) return o.status();
+    auto n = Buckets(new_);
+    if (!n.ok()) return n.status();
+    std::set<std::string> names;
+    for (const auto& [b, d] : *o) names.insert(b);
+    for (const auto& [b, d] : *n) names.insert(b);
+    std::vector<std::string> out;
+    for (const auto& b : names) {
+      const auto oi = o->find(b), ni = n->find(b);
+      const Digest od = oi == o->end() ? Digest{} : oi->second, nd = ni == n->end() ? Digest{} : ni->second;
+      if (count_rows) {
+        out_.old_rows += od.rows;
+        out_.new_rows += nd.rows;
+        ++out_.chunks;
+      }
+      if (!(od == nd)) out.push_back(b);
+    }
+    return out;
+  }
+
+  absl::Status CompareBuckets(const std::vector<std::string>& buckets, Multiset& out) {
+    for (const auto& b : buckets) {
+      auto o = BucketRows(old_, b);
+      if (!o.ok()) return o.status();
+      auto n = BucketRows(new_, b);
+      if (!n.ok()) return n.status();
+      std::set<std::string> hashes;
+      for (const auto& [h, v] : *o) hashes.insert(h);
+      for (const auto& [h, v] : *n) hashes.insert(h);
+      for (const auto& h : hashes) {
+        const auto oi = o->find(h), ni = n->find(h);
+        const std::int64_t oc = oi == o->end() ? 0 : oi->second.first, nc = ni == n->end() ? 0 : ni->second.first;
+        if (oc == nc) continue;
+        PgRowDifference d;
+        d.kind = oc > nc ? Kind::kOnlyOld : Kind::kOnlyNew;
+        d.count = oc > nc ? oc - nc : nc - oc;
+        d.row = Truncated(oc > nc ? oi->second.second : ni->second.second, o_.max_value_chars * 4);
+        out.emplace(h, std::move(d));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RunKeyless() {
+    auto buckets = DifferingBuckets(true);
+    if (!buckets.ok()) return buckets.status();
+    out_.chunks_differing = static_cast<std::int64_t>(buckets->size());
+    Multiset found;
+    if (auto st = CompareBuckets(*buckets, found); !st.ok()) return st;
+    if (!found.empty() && o_.recheck_delay > absl::ZeroDuration()) {
+      absl::SleepFor(o_.recheck_delay);
+      auto again = DifferingBuckets(false);
+      if (!again.ok()) return again.status();
+      Multiset second;
+      if (auto st = CompareBuckets(*again, second); !st.ok()) return st;
+      Multiset both;
+      for (auto& [h, d] : second) {
+        auto it = found.find(h);
+        if (it == found.end() || it->second.kind != d.kind) continue;
+        d.count = std::min(d.count, it->second.count);
+        both.emplace(h, std::move(d));
+      }
+      found = std::move(both);
+    }
+    for (auto& [h, d] : found) {
+      out_.differences_total += d.count;
+      if (out_.differences.size() < o_.max_keys) out_.differences.push_back(std::move(d));
+    }
+    return absl::OkStatus();
+  }
+
+  const PgSide& old_;
+  const PgSide& new_;
+  const PgVerifyOptions& o_;
+  PgTableVerify& out_;
+  Shape s_;
+};
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kChanged:
+      return "changed";
+    case Kind::kOnlyOld:
+      return "only_old";
+    case Kind::kOnlyNew:
+      return "only_new";
+  }
+  return "changed";
+}
+
+}  // namespace
+
+std::string QuoteQualified(const std::string& table) {
+  const auto dot = table.find('.');
+  if (dot == std::string::npos) return QuoteIdent(table);
+  return QuoteIdent(table.substr(0, dot)) + "." + QuoteIdent(table.substr(dot + 1));
+}
+
+absl::Status PrepareVerifySession(const PgSide& s) {
+  // Every setting that changes how a value prints (runtime-config-client:
+  // "Locale and Formatting"; bytea_output), so equal data prints alike.
+  return PgExec(s,
+                "select set_config('datestyle', 'ISO, MDY', false), set_config('timezone', 'UTC', false), "
+                "set_config('intervalstyle', 'postgres', false), set_config('extra_float_digits', '1', false), "
+                "set_config('bytea_output', 'hex', false)",
+                {}, "session settings")
+      .status();
+}
+
+absl::StatusOr<PgTableVerify> VerifyPgTable(const PgSide& old_side, const PgSide& new_side, const std::string& table,
+                                            const PgVerifyOptions& options) {
+  PgTableVerify out;
+  out.table = table;
+  PgVerifyOptions o = options;
+  o.chunk_rows = std::max<std::int64_t>(o.chunk_rows, 1);
+  o.leaf_rows = std::max<std::int64_t>(o.leaf_rows, 1);
+  TableVerifier v(old_side, new_side, o, out);
+  if (auto st = v.Run(); !st.ok()) return st;
+  out.equal = out.error_new.empty() && out.differences_total == 0 && out.unexplained.empty() &&
+              out.columns_only_old.empty() && out.columns_only_new.empty();
+  return out;
+}
+
+json::object PgTableVerifyToJson(const PgTableVerify& v, std::size_t max_reported) {
+  json::object t{{"table", v.table}, {"old_rows", v.old_rows}};
+  if (!v.error_new.empty()) {
+    t["error_new"] = v.error_new;
+    t["equal"] = false;
+    return t;
+  }
+  t["new_rows"] = v.new_rows;
+  t["equal"] = v.equal;
+  json::array pk;
+  for (const auto& k : v.primary_key) pk.emplace_back(k);
+  t["primary_key"] = std::move(pk);
+  t["chunks"] = v.chunks;
+  t["chunks_differing"] = v.chunks_differing;
+  t["mode"] = v.mode;
+  t["differences_total"] = v.differences_total;
+  json::array rows;
+  for (const auto& d : v.differences) {
+    if (rows.size() >= max_reported) break;
+    json::object r{{"kind", KindName(d.kind)}};
+    if (v.primary_key.empty()) {
+      r["row"] = d.row;
+      r["count"] = d.count;
+    } else {
+      json::object key;
+      for (std::size_t i = 0; i < d.key.size() && i < v.primary_key.size(); ++i) key[v.primary_key[i]] = d.key[i];
+      r["key"] = std::move(key);
+      if (d.kind == Kind::kChanged) {
+        json::array cols;
+        for (const auto& c : d.columns)
+          cols.push_back(json::object{{"column", c.name}, {"old", c.old_value}, {"new", c.new_value}});
+        r["columns"] = std::move(cols);
+      }
+    }
+    rows.push_back(std::move(r));
+  }
+  t["rows_listed"] = rows.size();
+  t["rows"] = std::move(rows);
+  auto names = [](const std::vector<std::string>& list) {
+    json::array a;
+    for (const auto& s : list) a.emplace_back(s);
+    return a;
+  };
+  if (!v.unexplained.empty()) t["unexplained"] = names(v.unexplained);
+  if (!v.columns_only_old.empty()) t["columns_only_old"] = names(v.columns_only_old);
+  if (!v.columns_only_new.empty()) t["columns_only_new"] = names(v.columns_only_new);
+  return t;
+}
+
+std::string PgTableVerifySummary(const PgTableVerify& v) {
+  if (!v.error_new.empty()) return absl::StrCat("table ", v.table, ": cannot read on new (", v.error_new, ")");
+  std::vector<std::string> parts;
+  if (v.differences_total > 0) {
+    std::int64_t changed = 0, only_old = 0, only_new = 0;
+    for (const auto& d : v.differences)
+      (d.kind == Kind::kChanged ? changed : d.kind == Kind::kOnlyOld ? only_old : only_new) += d.count;
+    std::string what = absl::StrCat(v.differences_total, v.differences_total == 1 ? " row differs" : " rows differ");
+    if (v.complete())
+      absl::StrAppend(&what, " (", changed, " changed, ", only_old, " only on old, ", only_new, " only on new)");
+    parts.push_back(std::move(what));
+  }
+  if (!v.unexplained.empty()) parts.push_back(absl::StrCat(v.unexplained.size(), " key ranges differ"));
+  if (!v.columns_only_old.empty())
+    parts.push_back("columns only on old: " + absl::StrJoin(v.columns_only_old, ", "));
+  if (!v.columns_only_new.empty())
+    parts.push_back("columns only on new: " + absl::StrJoin(v.columns_only_new, ", "));
+  return absl::StrCat("table ", v.table, ": ", absl::StrJoin(parts, "; "), "; ", v.old_rows, " rows on old, ", v.new_rows,
+                      " on new");
+}
+
+}  // namespace turnout::control
