@@ -166,6 +166,8 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
                                                {"from", source},
                                                {"to", missing},
                                                {"primary_key", t.has_primary_key},
+                                               {"method", t.method},
+                                               {"rows_differing", t.rows_differing},
                                                {"source_rows", t.source_rows},
                                                {"upserted", t.upserted},
                                                {"deleted", t.deleted},

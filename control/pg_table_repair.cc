@@ -1,21 +1,27 @@
 #include "control/pg_table_repair.h"
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "control/backend_clients.h"
 #include "control/pg_side.h"
+#include "control/pg_verify.h"
 
 namespace turnout::control {
+namespace json = boost::json;
 namespace {
 
 struct Table {
   std::string oid;     // on the source
   std::string quoted;  // "schema"."table"
   std::vector<std::string> columns;  // quoted: the source's, not generated, present on the target
+  std::vector<std::string> types;    // of `columns`, on the target (format_type)
   std::vector<std::string> pk;       // quoted
 };
 
@@ -52,17 +58,21 @@ absl::Status Describe(const PgSide& source, const PgSide& target, Table& t) {
   if (!on_target.ok()) return on_target.status();
   if (PQgetisnull(on_target->get(), 0, 0)) return absl::FailedPreconditionError("does not exist on the target");
   const std::string columns_sql =
-      "select quote_ident(attname) from pg_attribute where attrelid = $1::oid and attnum > 0 "
+      "select quote_ident(attname), format_type(atttypid, atttypmod) from pg_attribute "
+      "where attrelid = $1::oid and attnum > 0 "
       "and not attisdropped and attgenerated = '' order by attnum";
   auto src_cols = PgExec(source, columns_sql, {t.oid}, "read columns");
   if (!src_cols.ok()) return src_cols.status();
   auto dst_cols = PgExec(target, columns_sql, {PgValue(*on_target, 0, 0)}, "read columns");
   if (!dst_cols.ok()) return dst_cols.status();
-  std::vector<std::string> on_dst;
-  for (int k = 0; k < PQntuples(dst_cols->get()); ++k) on_dst.push_back(PgValue(*dst_cols, k, 0));
+  std::map<std::string, std::string> on_dst;  // column -> type
+  for (int k = 0; k < PQntuples(dst_cols->get()); ++k) on_dst[PgValue(*dst_cols, k, 0)] = PgValue(*dst_cols, k, 1);
   for (int k = 0; k < PQntuples(src_cols->get()); ++k) {
     std::string c = PgValue(*src_cols, k, 0);
-    if (std::find(on_dst.begin(), on_dst.end(), c) != on_dst.end()) t.columns.push_back(std::move(c));
+    if (auto it = on_dst.find(c); it != on_dst.end()) {
+      t.columns.push_back(std::move(c));
+      t.types.push_back(it->second);
+    }
   }
   if (t.columns.empty()) return absl::FailedPreconditionError("no column in common");
   auto pk = PgExec(source,
@@ -172,26 +182,141 @@ absl::Status AdvanceSequences(const PgSide& source, const PgSide& target, const 
   return absl::OkStatus();
 }
 
-// The verifier's comparison (control/backend_inspector.cc): row count and a
-// sum of row hashes, so row order does not matter.
-absl::StatusOr<bool> Equal(const PgSide& source, const PgSide& target, const Table& t) {
-  const std::string sql = "select count(*), coalesce(sum(hashtext(t::text)::bigint), 0) from " + t.quoted + " t";
-  auto a = PgExec(source, sql, {}, "checksum");
-  if (!a.ok()) return a.status();
-  auto b = PgExec(target, sql, {}, "checksum");
-  if (!b.ok()) return b.status();
-  return PgValue(*a, 0, 0) == PgValue(*b, 0, 0) && PgValue(*a, 0, 1) == PgValue(*b, 0, 1);
+// The verifier's comparison (control/pg_verify.h), in one pass: equal row
+// multisets on both.
+absl::StatusOr<bool> Equal(const PgSide& source, const PgSide& target, const PgTableRepair& r) {
+  PgVerifyOptions o;
+  o.recheck_delay = absl::ZeroDuration();
+  o.describe_columns = false;
+  o.max_keys = 0;
+  auto v = VerifyPgTable(source, target, r.resolved, o);
+  if (!v.ok()) return v.status();
+  return v->equal;
+}
+
+// Rows of a verification's keys as JSON text ([["k1", "k2"], …]), from
+// `from` on, at most kRowBatch of them; `from` is moved past them.
+constexpr std::size_t kRowBatch = 1000;
+std::string KeyBatch(const std::vector<PgRowDifference>& rows, std::size_t& from) {
+  json::array keys;
+  for (; from < rows.size() && keys.size() < kRowBatch; ++from) {
+    json::array k;
+    for (const auto& v : rows[from].key) k.emplace_back(v);
+    keys.push_back(std::move(k));
+  }
+  return json::serialize(keys);
+}
+
+// `(e->>0)::type0, (e->>1)::type1, …`: JSON array elements of text cast
+// to `types`, so every type reads back from its own text form.
+std::string Casts(const std::vector<std::string>& types) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < types.size(); ++i) out.push_back(absl::StrCat("(e->>", i, ")::", types[i]));
+  return absl::StrJoin(out, ", ");
+}
+
+// The table's transaction on the target, for the rows `v` found: the
+// source's current version of each listed key is staged, listed keys the
+// source no longer has are deleted, staged rows upserted. Rows not listed
+// are not read, locked beyond the table lock, or written.
+absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table& t, const PgTableVerify& v,
+                        PgTableRepair& r) {
+  const std::string cols = absl::StrJoin(t.columns, ", ");
+  const std::string pk = "(" + absl::StrJoin(t.pk, ", ") + ")";
+  const std::string listed = absl::StrCat("(select ", Casts(v.key_types), " from jsonb_array_elements($1::jsonb) e)");
+  std::vector<std::string> text_cols;
+  for (const auto& c : t.columns) text_cols.push_back(c + "::text");
+  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
+    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
+  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
+    return st.status();
+  const std::string stage = "turnout_repair_rows";
+  if (auto st = PgExec(target, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
+                                          t.quoted, " with no data"),
+                     {}, "staging table");
+      !st.ok())
+    return st.status();
+  std::vector<std::string> match;
+  for (const auto& k : t.pk) match.push_back(absl::StrCat("s.", k, " = t.", k));
+  for (std::size_t next = 0; next < v.differences.size();) {
+    const std::string keys = KeyBatch(v.differences, next);
+    auto rows = PgExec(source,
+                       absl::StrCat("select ", absl::StrJoin(text_cols, ", "), " from ", t.quoted, " where ", pk, " in ",
+                                    listed),
+                       {keys}, "read differing rows");
+    if (!rows.ok()) return rows.status();
+    json::array staged;
+    for (int i = 0; i < PQntuples(rows->get()); ++i) {
+      json::array row;
+      for (int c = 0; c < static_cast<int>(t.columns.size()); ++c)
+        if (PQgetisnull(rows->get(), i, c)) row.emplace_back(nullptr);
+        else row.emplace_back(PgValue(*rows, i, c));
+      staged.push_back(std::move(row));
+    }
+    if (auto st = PgExec(target,
+                       absl::StrCat("insert into ", stage, " (", cols, ") select ", Casts(t.types),
+                                    " from jsonb_array_elements($1::jsonb) e"),
+                       {json::serialize(staged)}, "stage differing rows");
+        !st.ok())
+      return st.status();
+    auto deleted = PgExec(target,
+                          absl::StrCat("delete from ", t.quoted, " t where ", pk, " in ", listed,
+                                       " and not exists (select 1 from ", stage, " s where ",
+                                       absl::StrJoin(match, " and "), ")"),
+                          {keys}, "delete rows absent from the source");
+    if (!deleted.ok()) return deleted.status();
+    r.deleted += std::atoll(PQcmdTuples(deleted->get()));
+  }
+  auto upserted = PgExec(target, UpsertSql(t, stage), {}, "upsert");
+  if (!upserted.ok()) return upserted.status();
+  r.upserted = std::atoll(PQcmdTuples(upserted->get()));
+  if (auto st = PgExec(target, "commit"); !st.ok()) return st.status();
+  return absl::OkStatus();
+}
+
+// The rows that differ, when the verifier can name every one of them (a
+// primary key, the same columns on both sides, at most kMaxRowRepair rows);
+// otherwise nothing, and the table is resynchronised whole.
+constexpr std::size_t kMaxRowRepair = 20000;
+absl::StatusOr<std::optional<PgTableVerify>> DifferingRows(const PgSide& source, const PgSide& target, const Table& t,
+                                                           const PgTableRepair& r) {
+  if (t.pk.empty()) return std::optional<PgTableVerify>();
+  PgVerifyOptions o;
+  // The repair copies each listed row as the source holds it when copied,
+  // so a row that was only in flight is rewritten with equal values: no
+  // need to wait and recheck.
+  o.recheck_delay = absl::ZeroDuration();
+  o.describe_columns = false;
+  o.max_keys = kMaxRowRepair;
+  auto v = VerifyPgTable(source, target, r.resolved, o);
+  if (!v.ok()) return v.status();
+  if (!v->error_new.empty() || !v->complete() || !v->columns_only_old.empty() || !v->columns_only_new.empty() ||
+      v->primary_key.size() != t.pk.size())
+    return std::optional<PgTableVerify>();
+  return std::optional<PgTableVerify>(*std::move(v));
 }
 
 absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgTableRepair& r) {
   if (auto st = Describe(source, target, t); !st.ok()) return st;
   r.has_primary_key = !t.pk.empty();
-  if (auto st = Resync(source, target, t, r); !st.ok()) {
+  auto rows = DifferingRows(source, target, t, r);
+  if (!rows.ok()) return rows.status();
+  absl::Status st;
+  if (*rows) {
+    r.method = "rows";
+    r.source_rows = (*rows)->old_rows;
+    r.rows_differing = (*rows)->differences_total;
+    if ((*rows)->differences_total > 0) st = ResyncRows(source, target, t, **rows, r);
+  } else {
+    r.method = "table";
+    st = Resync(source, target, t, r);
+  }
+  if (!st.ok()) {
     if (PQtransactionStatus(target.conn) != PQTRANS_IDLE) (void)PgExec(target, "rollback");
     return st;
   }
   r.ok = true;
-  auto equal = Equal(source, target, t);
+  auto equal = Equal(source, target, r);
   if (!equal.ok()) return equal.status();
   r.equal = *equal;
   return AdvanceSequences(source, target, t);
@@ -208,6 +333,10 @@ absl::StatusOr<std::vector<PgTableRepair>> RepairPostgresTables(const routing::B
   if (!dst.ok()) return dst.status();
   for (PGconn* c : {src->get(), dst->get()}) PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
   const PgSide from{src->get(), "source"}, to{dst->get(), "target"};
+  // Values travel as text between the two (verifier, row repair, COPY):
+  // both print and parse them alike.
+  for (const PgSide* side : {&from, &to})
+    if (auto st = PrepareVerifySession(*side); !st.ok()) return st;
   // As logical replication: foreign keys and user triggers do not fire for
   // rows that only catch up with the source. Refused for a role that may not
   // set it; then they apply.

@@ -2,7 +2,16 @@
 // Journal repair of Postgres tables: each table a journal entry names is
 // resynchronised on the backend that missed the write (`target`) from the
 // one that applied it (`source`), over libpq, one transaction per table on
-// the target:
+// the target.
+//
+// By rows first: the verifier (control/pg_verify.h, source as old, target as
+// new) names the rows that differ by primary key; when it can name all of
+// them (at most 20,000, same columns on both sides), exactly those rows are
+// re-copied: the source's version of each listed key is staged on the target,
+// listed keys the source lacks are deleted, staged rows upserted. No other
+// row is read from the source or written on the target.
+//
+// Else the whole table:
 //
 //   with a primary key   the source's rows (COPY … TO STDOUT, text) are staged
 //                        in a temporary table on the target; target rows whose
@@ -39,11 +48,13 @@ struct PgTableRepair {
   bool ok = false;       // resynchronised and committed
   std::string error;     // why not; or, when ok, the owned sequences that could not be advanced
   bool has_primary_key = false;  // false: copied whole
+  std::string method;            // "rows" (the differing rows only) or "table" (resynchronised whole)
+  std::int64_t rows_differing = 0;  // "rows": what the verifier found before the repair
   std::int64_t source_rows = 0;
   std::int64_t upserted = 0;  // inserted, or updated because they differed
   std::int64_t deleted = 0;
   double seconds = 0;
-  // After the commit: same row count and checksum (the verifier's) on both.
+  // After the commit: the verifier finds both sides equal.
   bool equal = false;
 };
 
