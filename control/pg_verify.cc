@@ -34,7 +34,9 @@ struct Column {
   std::string name;    // as the catalog spells it
   std::string quoted;  // quote_ident
   std::string type;    // format_type on old
-  bool collatable = false;
+  // The column's collation as the server resolves it ("C", "en_US.utf8",
+  // the database's for "default"); empty for types without one.
+  std::string collation;
 };
 
 // What both servers are asked about one table, the same SQL on each.
@@ -67,14 +69,17 @@ constexpr const char* kDigestSums =
 
 absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::string& table) {
   auto r = PgExec(s,
-                  "select a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), t.typcollation <> 0 "
+                  "select a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), "
+                  "case when c.collname = 'default' then (select datcollate from pg_database "
+                  "where datname = current_database()) else coalesce(c.collname, '') end "
                   "from pg_attribute a join pg_type t on t.oid = a.atttypid "
+                  "left join pg_collation c on c.oid = a.attcollation "
                   "where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped order by a.attnum",
                   {table}, "read columns of " + table);
   if (!r.ok()) return r.status();
   std::vector<Column> out;
   for (int i = 0; i < PQntuples(r->get()); ++i)
-    out.push_back({PgValue(*r, i, 0), PgValue(*r, i, 1), PgValue(*r, i, 2), PgValue(*r, i, 3) == "t"});
+    out.push_back({PgValue(*r, i, 0), PgValue(*r, i, 1), PgValue(*r, i, 2), PgValue(*r, i, 3)});
   return out;
 }
 
@@ -131,6 +136,12 @@ class TableVerifier {
         break;
       }
       s_.key.push_back(*it);
+      // Both servers must cut the same ranges: a key column collated alike
+      // on both keeps its collation (and its index); otherwise ranges are
+      // compared in "C" order on both, which no index serves.
+      const auto on_new = std::find_if(nc->begin(), nc->end(), [&](const Column& c) { return c.name == name; });
+      s_.key.back().collation =
+          it->collation.empty() ? "" : it->collation == on_new->collation ? "" : std::string("C");
     }
     std::vector<std::string> cols, expr, order, text;
     for (const auto& c : s_.columns) cols.push_back(c.quoted);
@@ -139,7 +150,7 @@ class TableVerifier {
     // the same name (the key as text), and sort as text.
     for (const auto& k : s_.key) {
       const std::string q = "turnout_t." + k.quoted;
-      const std::string e = k.collatable ? q + " collate \"C\"" : q;
+      const std::string e = k.collation.empty() ? q : q + " collate \"C\"";
       expr.push_back(e);
       order.push_back(e);
       text.push_back(q + "::text");

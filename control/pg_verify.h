@@ -25,9 +25,13 @@
 //
 // Both servers must render a value as the same text: the session settings
 // that shape output (DateStyle, TimeZone, extra_float_digits, bytea_output,
-// IntervalStyle) are set alike by PrepareVerifySession, and key ranges are
-// compared and ordered with COLLATE "C" so both servers cut the same ranges
-// whatever their default collations.
+// IntervalStyle) are set alike by PrepareVerifySession. Both must also cut
+// the same key ranges: a text key column whose collation resolves to the
+// same name on both servers keeps it (and its index); otherwise its ranges
+// compare with COLLATE "C" on both (correct, but no index serves them). Two
+// servers whose C libraries sort one collation name differently (glibc 2.28)
+// are not detected: a row near a range bound then shows as only on old in
+// one range and only on new in the next.
 //
 // Consistency while writes flow ("recheck" mode): old and new are read at
 // slightly different moments, so a write in flight can make a range differ
