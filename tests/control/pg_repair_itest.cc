@@ -193,15 +193,20 @@ TEST_F(PgRepairTest, JournaledTablesAreResynchronisedOnTheSideThatMissedTheWrite
     const std::string name(t.at("table").as_string());
     if (name == "public." + accounts_) {
       EXPECT_TRUE(t.at("primary_key").as_bool());
+      // Only the rows the verifier named were re-copied.
+      EXPECT_EQ(t.at("method").as_string(), "rows");
+      EXPECT_EQ(t.at("rows_differing").to_number<std::int64_t>(), 27);
       EXPECT_EQ(t.at("source_rows").to_number<std::int64_t>(), 1000);
       EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 5);
       EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 22);  // 10 missing + 12 changed
     } else if (name == "public." + log_) {
       EXPECT_FALSE(t.at("primary_key").as_bool());
+      EXPECT_EQ(t.at("method").as_string(), "table");
       EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 42);
       EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 50);
     } else {
       EXPECT_EQ(name, "public." + mixed_);
+      EXPECT_EQ(t.at("method").as_string(), "rows");
       EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), 0);
       EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 50 + 15);  // 50 missing; a = 3 among the first 150
     }
@@ -294,12 +299,33 @@ TEST_F(PgRepairTest, HundredThousandRowTableIsRepairedInSeconds) {
   EXPECT_EQ(Fingerprint(old_, big_, "id"), Fingerprint(new_, big_, "id"));
   const auto& t = r->at("tables_repaired").as_array().at(0);
   EXPECT_EQ(t.at("source_rows").to_number<std::int64_t>(), kRows);
+  EXPECT_EQ(t.at("method").as_string(), "rows");
+  EXPECT_EQ(t.at("rows_differing").to_number<std::int64_t>(), 3 * kRows / 100);
   EXPECT_EQ(t.at("deleted").to_number<std::int64_t>(), kRows / 100);
   EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 2 * kRows / 100);
   const double table_seconds = t.at("seconds").to_number<double>();
   std::printf("repair of %d rows: %.3f s for the table (%.0f rows/s), %.3f s with verification\n", kRows,
               table_seconds, kRows / table_seconds, seconds);
   EXPECT_LT(seconds, 30.0);
+}
+
+// A difference the verifier cannot pin to rows (here a column only the
+// target has) falls back to the whole-table resync.
+TEST_F(PgRepairTest, SchemaDriftFallsBackToTheWholeTable) {
+  old_.Query("create table " + accounts_ + " (id int primary key, v text)");
+  new_.Query("create table " + accounts_ + " (id int primary key, v text, extra int default 7)");
+  old_.Query("insert into " + accounts_ + " select g, 'v' || g from generate_series(1, 50) g");
+  new_.Query("insert into " + accounts_ + " (id, v) select g, 'v' || g from generate_series(1, 45) g");
+  new_.Query("update " + accounts_ + " set v = 'stale' where id = 3");
+  Journal({accounts_});
+  auto r = RepairFromJournal(config_, migration_, *journal_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  SCOPED_TRACE(json::serialize(*r));
+  const auto& t = r->at("tables_repaired").as_array().at(0);
+  EXPECT_EQ(t.at("method").as_string(), "table");
+  EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 6);  // 5 missing, 1 changed
+  EXPECT_EQ(old_.Query("select string_agg(id || '=' || v, ',' order by id) from " + accounts_),
+            new_.Query("select string_agg(id || '=' || v, ',' order by id) from " + accounts_));
 }
 
 }  // namespace
