@@ -4,7 +4,9 @@
 
 namespace turnout::control {
 
-absl::StatusOr<PgConn> PgConnect(const routing::Backend& b, const char* application_name) {
+namespace {
+
+absl::StatusOr<PgConn> Connect(const routing::Backend& b, const char* application_name, bool replication) {
   const char* sslmode = b.tls_mode == routing::UpstreamTlsMode::kDisable   ? "disable"
                         : b.tls_mode == routing::UpstreamTlsMode::kRequire ? "require"
                                                                            : "verify-full";
@@ -20,6 +22,10 @@ absl::StatusOr<PgConn> PgConnect(const routing::Backend& b, const char* applicat
     keys.push_back("sslrootcert");
     values.push_back(b.tls_ca_file.c_str());
   }
+  if (replication) {
+    keys.push_back("replication");
+    values.push_back("database");
+  }
   keys.push_back(nullptr);
   values.push_back(nullptr);
   PgConn c(PQconnectdbParams(keys.data(), values.data(), 0));
@@ -29,6 +35,16 @@ absl::StatusOr<PgConn> PgConnect(const routing::Backend& b, const char* applicat
     return absl::UnavailableError(absl::StrCat(b.name, ": ", err));
   }
   return c;
+}
+
+}  // namespace
+
+absl::StatusOr<PgConn> PgConnect(const routing::Backend& b, const char* application_name) {
+  return Connect(b, application_name, false);
+}
+
+absl::StatusOr<PgConn> PgConnectReplication(const routing::Backend& b, const char* application_name) {
+  return Connect(b, application_name, true);
 }
 
 absl::StatusOr<PgResult> PgQuery(PGconn* c, const std::string& sql, const std::vector<std::string>& params) {

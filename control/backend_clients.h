@@ -27,6 +27,9 @@ using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
 // Logs in to a Postgres backend (its database, or "postgres").
 absl::StatusOr<PgConn> PgConnect(const routing::Backend& b, const char* application_name = "turnout-control");
+// The same login as a logical replication connection (`replication=database`:
+// replication commands and plain SQL; protocol-replication).
+absl::StatusOr<PgConn> PgConnectReplication(const routing::Backend& b, const char* application_name);
 // Runs `sql` with text parameters; an error result is an error status.
 absl::StatusOr<PgResult> PgQuery(PGconn* c, const std::string& sql, const std::vector<std::string>& params = {});
 

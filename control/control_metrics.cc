@@ -20,7 +20,7 @@ void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
   for (const auto& m : migrations) {
     states_.emplace_back(m.id, m.state);
     for (const auto& r : m.progress.routes)
-      data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate});
+      data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate, r.stream});
   }
 }
 
@@ -57,6 +57,39 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
       rate.metric.push_back(GaugeMetric({{"migration", d.migration}, {"route", d.route}}, d.rate));
     }
   }
+  // The change stream of each streamed route (control/pg_change_stream.h),
+  // as its runner last recorded it (about once a second).
+  prometheus::MetricFamily lag_bytes{"turnout_stream_lag_bytes",
+                                     "WAL the source has sent past what the change stream applied on new.",
+                                     prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily lag_seconds{"turnout_stream_lag_seconds",
+                                       "Age of the oldest committed change not yet applied on new.",
+                                       prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily retained{"turnout_stream_retained_wal_bytes",
+                                    "WAL the migration's replication slot keeps on the source.",
+                                    prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily applied_txns{"turnout_stream_applied_transactions_total",
+                                        "Source transactions the change stream applied on new.",
+                                        prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily applied_rows{"turnout_stream_applied_rows_total",
+                                        "Row changes the change stream applied on new.",
+                                        prometheus::MetricType::Counter, {}};
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& d : data_) {
+      if (d.stream.slot.empty()) continue;
+      std::vector<prometheus::ClientMetric::Label> labels = {{"migration", d.migration}, {"route", d.route}};
+      lag_bytes.metric.push_back(GaugeMetric(labels, static_cast<double>(d.stream.lag_bytes)));
+      lag_seconds.metric.push_back(GaugeMetric(labels, d.stream.lag_seconds));
+      retained.metric.push_back(GaugeMetric(labels, static_cast<double>(d.stream.retained_wal_bytes)));
+      prometheus::ClientMetric t, r;
+      t.label = r.label = labels;
+      t.counter.value = static_cast<double>(d.stream.transactions);
+      r.counter.value = static_cast<double>(d.stream.rows);
+      applied_txns.metric.push_back(std::move(t));
+      applied_rows.metric.push_back(std::move(r));
+    }
+  }
   prometheus::MetricFamily version{"turnout_policy_version", "Version of the routing policy each route runs.",
                                    prometheus::MetricType::Gauge, {}};
   prometheus::MetricFamily table{"turnout_route_table_version", "Publications of the route table so far.",
@@ -81,7 +114,9 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
   prometheus::ClientMetric r;
   r.counter.value = static_cast<double>(journal_->dropped_when_full());
   refused.metric.push_back(r);
-  std::vector<prometheus::MetricFamily> out = {state, version, table, store, pending, full, refused, rows, ratio, rate};
+  std::vector<prometheus::MetricFamily> out = {state,  version, table,     store,        pending,     full,        refused,
+                                                rows,   ratio,   rate,      lag_bytes,    lag_seconds, retained,
+                                                applied_txns, applied_rows};
   if (publishes_) {
     prometheus::MetricFamily publishes{"turnout_control_policy_publishes_total",
                                        "Route table publications by the control plane (policies recompiled).",

@@ -39,6 +39,7 @@ class ControlMetricsCollector final : public prometheus::Collectable {
   struct DataRoute {
     std::string migration, route;
     double copied = 0, ratio = 0, rate = 0;
+    StreamProgress stream;  // slot empty: not streamed
   };
   std::vector<DataRoute> data_;
 };

@@ -7,8 +7,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "control/backend_inspector.h"
 #include "control/pg_backfill.h"
+#include "control/pg_change_stream.h"
+#include "control/strategy_json.h"
 #include "control/redis_backfill.h"
 
 namespace turnout::control {
@@ -61,6 +64,43 @@ void AlignRoutes(const Migration& m, DataProgress& p) {
   p.routes = std::move(routes);
 }
 
+bool Streams(const Migration& m) {
+  for (const auto& r : m.progress.routes)
+    if (!r.stream.slot.empty()) return true;
+  return false;
+}
+
+// A Postgres route: by change stream where old can (or must) stream, else
+// by the copier. A route that started streaming keeps streaming.
+absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend& new_b,
+                          const std::vector<std::string>& scope, const DataSpec& spec, const std::string& id,
+                          MigrationService* service, RouteProgress& progress, BackfillContext& ctx) {
+  bool stream = !progress.stream.slot.empty();
+  if (!stream && spec.method != DataSpec::Method::kCopy) {
+    auto missing = StreamPrerequisitesMissing(old_b);
+    if (!missing.ok()) return missing.status();
+    const std::string why = absl::StrJoin(*missing, "; ");
+    if (missing->empty()) stream = true;
+    else if (spec.method == DataSpec::Method::kStream)
+      return absl::FailedPreconditionError(absl::StrCat("old cannot stream changes: ", why));
+    else
+      AddNote(progress, absl::StrCat("no change stream (", why, "): copied by ",
+                                     spec.mode == DataSpec::Mode::kScan ? "keyset scan" : "snapshot"));
+  }
+  if (!stream) return CopyPostgres(old_b, new_b, scope, spec, progress, ctx);
+  StreamOptions options;
+  options.migration_id = id;
+  // snapshot: the copy, caught up. scan: until everything goes to new.
+  options.finish_requested = [&spec, service, id] {
+    if (spec.mode == DataSpec::Mode::kSnapshot) return true;
+    auto m = service->Snapshot(id);
+    if (!m.ok()) return false;
+    auto strategy = StrategyFromJson(m->strategy);
+    return strategy.ok() && IsFullCutover(*strategy);
+  };
+  return StreamPostgres(old_b, new_b, scope, spec, options, progress, ctx);
+}
+
 }  // namespace
 
 DataSpec DataSpecOf(const json::value& data) {
@@ -76,6 +116,9 @@ DataSpec DataSpecOf(const json::value& data) {
   s.workers = static_cast<int>(IntField(data, "workers", s.workers));
   s.passes = static_cast<int>(IntField(data, "passes", s.passes));
   s.binary = StringField(data, "format") != "text";
+  const std::string method = StringField(data, "method");
+  if (method == "stream") s.method = DataSpec::Method::kStream;
+  if (method == "copy") s.method = DataSpec::Method::kCopy;
   return s;
 }
 
@@ -233,6 +276,7 @@ void DataMovement::Reconcile() {
   }
   for (auto& job : done) job->thread.join();  // releases the lock (ExclusiveLock) with the Job
   done.clear();
+  CleanUpStreams(all);
 
   for (const auto& m : all) {
     if (m.state != MigrationState::kRunning || !HasData(m) || m.progress.finished()) continue;
@@ -283,6 +327,35 @@ void DataMovement::Reconcile() {
       cv_.notify_all();
     });
     jobs_[m.id] = std::move(job);
+  }
+}
+
+void DataMovement::CleanUpStreams(const std::vector<Migration>& all) {
+  std::set<std::string> keep;
+  for (const auto& m : all) {
+    const bool live = (m.state == MigrationState::kRunning || m.state == MigrationState::kPaused) && HasData(m) &&
+                      !m.progress.finished();
+    for (const auto& i : m.interlays) {
+      const routing::Route* route = config_->FindRoute(i.route);
+      if (route == nullptr || route->protocol != routing::Protocol::kPostgres) continue;
+      if (Streams(m)) stream_sources_.insert(route->old_backend);
+      if (live) keep.insert(StreamNamesFor(m.id, i.route).slot);
+    }
+  }
+  if (keep == stream_keep_ && !stream_cleanup_due_) return;
+  stream_keep_ = keep;
+  stream_cleanup_due_ = false;
+  for (const auto& name : stream_sources_) {
+    const routing::Backend* b = config_->FindBackend(name);
+    if (b == nullptr) continue;
+    auto stale = DropStaleStreams(*b, keep);
+    if (!stale.ok()) {
+      stream_cleanup_due_ = true;
+      Log(absl::StrCat("cannot drop stale change streams on ", name, ": ", stale.status().message()));
+      continue;
+    }
+    for (const auto& d : stale->dropped) Log(absl::StrCat("dropped ", d, " on ", name));
+    if (stale->in_use > 0) stream_cleanup_due_ = true;  // its runner is stopping: next round
   }
 }
 
@@ -366,8 +439,9 @@ void DataMovement::RunJob(Job* job) {
         st = absl::FailedPreconditionError(absl::StrCat("route ", r.route, " or its backends are not configured"));
       } else {
         RouteProgress work = r;
-        st = route->protocol == routing::Protocol::kPostgres ? CopyPostgres(*old_b, *new_b, scope, spec, work, ctx)
-                                                             : CopyRedis(*old_b, *new_b, scope, spec, work, ctx);
+        st = route->protocol == routing::Protocol::kPostgres
+                 ? MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx)
+                 : CopyRedis(*old_b, *new_b, scope, spec, work, ctx);
         r = work;
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -74,6 +75,11 @@ struct DataSpec {
   int passes = 1;                            // scan: full passes (later ones catch rows written behind the cursor)
   int workers = 2;                           // snapshot: parallel table copies
   bool binary = true;                        // COPY format (text tolerates differing column types)
+  // Postgres: by change stream (control/pg_change_stream.h) or by the copier
+  // alone (snapshot / keyset scan). auto: the stream where old has
+  // wal_level = logical and the rights it needs, else the copier (noted).
+  enum class Method { kAuto, kStream, kCopy };
+  Method method = Method::kAuto;
 };
 DataSpec DataSpecOf(const boost::json::value& data);
 
@@ -125,6 +131,8 @@ class DataMovement {
   void ReconcileLoop();
   void Reconcile();
   void RunJob(Job* job);
+  // Drops change-stream slots no running or paused migration needs.
+  void CleanUpStreams(const std::vector<Migration>& all);
   void Log(const std::string& line) const;
 
   const std::shared_ptr<const routing::Config> config_;
@@ -145,6 +153,11 @@ class DataMovement {
   // job running elsewhere wakes the reconciler).
   std::map<std::string, std::chrono::steady_clock::time_point> next_try_;
   std::thread reconciler_;
+  // CleanUpStreams (reconciler thread only): the sources streams ran from,
+  // the slots last kept, and whether a stale slot was still in use.
+  std::set<std::string> stream_sources_;
+  std::set<std::string> stream_keep_;
+  bool stream_cleanup_due_ = true;
 };
 
 }  // namespace turnout::control

@@ -1,5 +1,7 @@
 #include "control/migration.h"
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +39,10 @@ std::string StringOr(const json::object& o, const char* key, std::string fallbac
 }
 }  // namespace
 
+void AddNote(RouteProgress& p, const std::string& note) {
+  if (std::find(p.notes.begin(), p.notes.end(), note) == p.notes.end()) p.notes.push_back(note);
+}
+
 double DataProgress::Ratio() const {
   if (routes.empty()) return status == "done" ? 1.0 : 0.0;
   double sum = 0;
@@ -54,6 +60,15 @@ json::object DataProgressToJson(const DataProgress& p) {
     if (!r.notes.empty()) o["notes"] = StringsToJson(r.notes);
     if (!r.error.empty()) o["error"] = r.error;
     if (!r.updated_at.empty()) o["updated_at"] = r.updated_at;
+    if (!r.stream.slot.empty())
+      o["stream"] = json::object{{"slot", r.stream.slot},
+                                 {"phase", r.stream.phase},
+                                 {"applied_lsn", r.stream.applied_lsn},
+                                 {"lag_bytes", r.stream.lag_bytes},
+                                 {"lag_seconds", r.stream.lag_seconds},
+                                 {"retained_wal_bytes", r.stream.retained_wal_bytes},
+                                 {"transactions", r.stream.transactions},
+                                 {"rows", r.stream.rows}};
     routes.push_back(std::move(o));
   }
   json::object o{{"status", p.status}, {"runner", p.runner}, {"ratio", p.Ratio()}, {"routes", std::move(routes)}};
@@ -93,6 +108,17 @@ DataProgress DataProgressFromJson(const json::value& v) {
       if (auto notes = StringsFromJson(ro.if_contains("notes"), "notes"); notes.ok()) r.notes = *std::move(notes);
       r.error = StringOr(ro, "error");
       r.updated_at = StringOr(ro, "updated_at");
+      if (auto* st = ro.if_contains("stream"); st && st->is_object()) {
+        const auto& so = st->as_object();
+        r.stream.slot = StringOr(so, "slot");
+        r.stream.phase = StringOr(so, "phase");
+        r.stream.applied_lsn = StringOr(so, "applied_lsn");
+        r.stream.lag_bytes = static_cast<std::int64_t>(num(so, "lag_bytes"));
+        r.stream.lag_seconds = num(so, "lag_seconds");
+        r.stream.retained_wal_bytes = static_cast<std::int64_t>(num(so, "retained_wal_bytes"));
+        r.stream.transactions = static_cast<std::int64_t>(num(so, "transactions"));
+        r.stream.rows = static_cast<std::int64_t>(num(so, "rows"));
+      }
       p.routes.push_back(std::move(r));
     }
   }

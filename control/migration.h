@@ -46,6 +46,18 @@ struct AuditEntry {
 // Data movement of one route (DESIGN.md §6), recorded by the sidecar that runs
 // the job after every batch so that a restart, or another sidecar, resumes
 // where it stopped.
+// A Postgres route moved by change stream (control/pg_change_stream.h).
+struct StreamProgress {
+  std::string slot;               // empty: the route is not streamed
+  std::string phase;              // copy | streaming | caught_up
+  std::string applied_lsn;        // on new, with the rows (exactly-once resume point)
+  std::int64_t lag_bytes = 0;     // old's WAL sent position minus applied
+  double lag_seconds = 0;         // age of the oldest change not yet applied
+  std::int64_t retained_wal_bytes = 0;  // WAL the slot keeps on old
+  std::int64_t transactions = 0;  // source transactions applied
+  std::int64_t rows = 0;          // row changes applied
+};
+
 struct RouteProgress {
   std::string route;
   std::string phase = "pending";  // pending | copying | done | failed
@@ -59,7 +71,11 @@ struct RouteProgress {
   int attempts = 0;               // retries used (failure_handling retry_then_all)
   std::string error;
   std::string updated_at;
+  StreamProgress stream;
 };
+
+// Adds `note` to the route's notes unless it is there already.
+void AddNote(RouteProgress& p, const std::string& note);
 
 struct DataProgress {
   // Empty: no data movement. pending (after /migrate) | running | paused |

@@ -79,10 +79,14 @@ absl::Status ValidateData(const json::value& v) {
       const auto& f = kv.value();
       if (!f.is_string() || !(f.as_string() == "binary" || f.as_string() == "text"))
         return absl::InvalidArgumentError("data.format: expected binary or text");
+    } else if (kv.key() == "method") {
+      const auto& f = kv.value();
+      if (!f.is_string() || !(f.as_string() == "auto" || f.as_string() == "stream" || f.as_string() == "copy"))
+        return absl::InvalidArgumentError("data.method: expected auto, stream or copy");
     } else {
       return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()),
                                                      ": unknown field (allowed: type, replace, batch_size, sleep_ms, "
-                                                     "passes, workers, format)"));
+                                                     "passes, workers, format, method)"));
     }
   }
   if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");
@@ -140,17 +144,6 @@ absl::StatusOr<std::vector<std::string>> StringList(const json::value& v, const 
     out.push_back(ToStd(e.as_string()));
   }
   return out;
-}
-
-bool IsFullCutover(const routing::StrategySpec& spec) {
-  if (const auto* c = std::get_if<routing::CanarySpec>(&spec)) {
-    const auto& w = c->write_mode;
-    const bool writes_new = w.mode == routing::WriteMode::kNewOnly ||
-                            (w.mode == routing::WriteMode::kCutover && w.write_percentage.value_or(0) >= 1.0);
-    return c->read_percentage >= 1.0 && writes_new;
-  }
-  if (const auto* b = std::get_if<routing::BlueGreenSpec>(&spec)) return b->active_is_new && !b->keep_standby;
-  return std::holds_alternative<routing::BigBangSpec>(spec);
 }
 
 json::value Summary(const Migration& m) { return MigrationToJson(m, false); }

@@ -52,10 +52,6 @@ absl::Status PrepareTarget(const Side& to, RouteProgress& progress, std::mutex* 
   return absl::OkStatus();
 }
 
-void AddNote(RouteProgress& p, const std::string& note) {
-  if (std::find(p.notes.begin(), p.notes.end(), note) == p.notes.end()) p.notes.push_back(note);
-}
-
 struct Table {
   std::string oid;     // on old
   std::string name;    // schema.table, the checkpoint's key
@@ -413,16 +409,23 @@ absl::Status CopyScan(const routing::Backend& old_backend, const routing::Backen
 
 absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Backend& new_backend,
                           const std::vector<std::string>& scope, const DataSpec& spec, RouteProgress& progress,
-                          BackfillContext& ctx) {
+                          BackfillContext& ctx, const std::string& exported_snapshot) {
   // The exporting transaction stays open until every worker has copied.
   auto coordinator = Connect(old_backend, "old");
   if (!coordinator.ok()) return coordinator.status();
   auto target = Connect(new_backend, "new");
   if (!target.ok()) return target.status();
   if (auto r = PgExec(*coordinator, "begin isolation level repeatable read read only"); !r.ok()) return r.status();
-  auto snapshot = PgExec(*coordinator, "select pg_export_snapshot()", {}, "export snapshot");
-  if (!snapshot.ok()) return snapshot.status();
-  const std::string snapshot_id = PgValue(*snapshot, 0, 0);
+  std::string snapshot_id = exported_snapshot;
+  if (snapshot_id.empty()) {
+    auto snapshot = PgExec(*coordinator, "select pg_export_snapshot()", {}, "export snapshot");
+    if (!snapshot.ok()) return snapshot.status();
+    snapshot_id = PgValue(*snapshot, 0, 0);
+  } else if (auto r = PgExec(*coordinator, "set transaction snapshot " + Literal(*coordinator, snapshot_id), {},
+                             "import the slot's snapshot");
+             !r.ok()) {
+    return r.status();
+  }
   auto tables = Discover(*coordinator, *target, scope, progress);
   if (!tables.ok()) return tables.status();
   int pass = 1;
@@ -495,10 +498,25 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
 
 absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
                           const std::vector<std::string>& scope_tables, const DataSpec& spec, RouteProgress& progress,
-                          BackfillContext& ctx) {
-  if (spec.mode == DataSpec::Mode::kSnapshot)
-    return CopySnapshot(old_backend, new_backend, scope_tables, spec, progress, ctx);
+                          BackfillContext& ctx, const std::string& exported_snapshot) {
+  if (spec.mode == DataSpec::Mode::kSnapshot || !exported_snapshot.empty())
+    return CopySnapshot(old_backend, new_backend, scope_tables, spec, progress, ctx, exported_snapshot);
   return CopyScan(old_backend, new_backend, scope_tables, spec, progress, ctx);
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresTablesToMove(const routing::Backend& old_backend,
+                                                              const routing::Backend& new_backend,
+                                                              const std::vector<std::string>& scope_tables,
+                                                              RouteProgress& progress) {
+  auto from = Connect(old_backend, "old");
+  if (!from.ok()) return from.status();
+  auto to = Connect(new_backend, "new");
+  if (!to.ok()) return to.status();
+  auto tables = Discover(*from, *to, scope_tables, progress);
+  if (!tables.ok()) return tables.status();
+  std::vector<std::string> out;
+  for (const auto& t : *tables) out.push_back(t.quoted);
+  return out;
 }
 
 }  // namespace turnout::control

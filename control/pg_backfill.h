@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "control/data_movement.h"
 #include "control/migration.h"
 #include "routing/config.h"
@@ -45,8 +46,17 @@ namespace turnout::control {
 // Copies from `old_backend` to `new_backend`, resuming from
 // `progress.checkpoint`. OK when every table is copied; StoppedAtBatchBoundary()
 // when told to stop; otherwise the error (naming the table).
+// `exported_snapshot` (snapshot mode): copy under this snapshot (a
+// replication slot's, control/pg_change_stream.h) instead of exporting one.
 absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
                           const std::vector<std::string>& scope_tables, const DataSpec& spec,
-                          RouteProgress& progress, BackfillContext& ctx);
+                          RouteProgress& progress, BackfillContext& ctx, const std::string& exported_snapshot = "");
+
+// The tables CopyPostgres moves, as quoted "schema"."name" (notes about the
+// tables it leaves out go to `progress`).
+absl::StatusOr<std::vector<std::string>> PostgresTablesToMove(const routing::Backend& old_backend,
+                                                              const routing::Backend& new_backend,
+                                                              const std::vector<std::string>& scope_tables,
+                                                              RouteProgress& progress);
 
 }  // namespace turnout::control

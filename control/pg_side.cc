@@ -48,6 +48,13 @@ absl::StatusOr<PgResult> PgExec(const PgSide& s, const std::string& sql, const s
   return r;
 }
 
+absl::StatusOr<PgResult> PgExecScript(const PgSide& s, const std::string& sql, const std::string& what) {
+  PgResult r(PQexec(s.conn, sql.c_str()));
+  const auto st = PQresultStatus(r.get());
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return PgFailed(s, r.get(), what);
+  return r;
+}
+
 std::string PgValue(const PgResult& r, int row, int col) { return PQgetvalue(r.get(), row, col); }
 
 absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string& copy_out, const PgSide& to,

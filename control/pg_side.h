@@ -30,6 +30,9 @@ absl::Status PgFailed(const PgSide& s, const PGresult* r, const std::string& wha
 // the statement).
 absl::StatusOr<PgResult> PgExec(const PgSide& s, const std::string& sql, const std::vector<std::string>& params = {},
                                 const std::string& what = "");
+// Runs `sql`, which may hold several statements (simple Query, no
+// parameters); the result of the last one.
+absl::StatusOr<PgResult> PgExecScript(const PgSide& s, const std::string& sql, const std::string& what);
 std::string PgValue(const PgResult& r, int row, int col);
 
 // Streams `copy_out` (COPY … TO STDOUT) on `from` into `copy_in` (COPY …

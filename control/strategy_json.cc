@@ -260,4 +260,17 @@ json::object StrategyToJson(const StrategySpec& spec) {
   return o;
 }
 
+// Everything to new: canary at 100 % reads with writes to new only, an active
+// new side without standby, big_bang after migrate.
+bool IsFullCutover(const routing::StrategySpec& spec) {
+  if (const auto* c = std::get_if<routing::CanarySpec>(&spec)) {
+    const auto& w = c->write_mode;
+    const bool writes_new = w.mode == routing::WriteMode::kNewOnly ||
+                            (w.mode == routing::WriteMode::kCutover && w.write_percentage.value_or(0) >= 1.0);
+    return c->read_percentage >= 1.0 && writes_new;
+  }
+  if (const auto* b = std::get_if<routing::BlueGreenSpec>(&spec)) return b->active_is_new && !b->keep_standby;
+  return std::holds_alternative<routing::BigBangSpec>(spec);
+}
+
 }  // namespace turnout::control

@@ -12,6 +12,10 @@
 namespace turnout::control {
 
 absl::StatusOr<routing::StrategySpec> StrategyFromJson(const boost::json::value& v);
+
+// The strategy sends every read and write to new: the migration completes
+// once its data is there.
+bool IsFullCutover(const routing::StrategySpec& spec);
 boost::json::object StrategyToJson(const routing::StrategySpec& spec);
 
 }  // namespace turnout::control

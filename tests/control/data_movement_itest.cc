@@ -2,8 +2,10 @@
 // through the admin API of a running turnout: Redis SCAN/DUMP/RESTORE and
 // Postgres scan and snapshot copies with every conflict rule, resuming from
 // the checkpoint after kill -9, exactly one runner in a fleet, pause/resume,
-// and failure handling. Every test owns its tables and key prefixes (the
-// servers are shared by tests running in parallel) and removes them.
+// and failure handling. Postgres here is the copier ("method": "copy"); the
+// change stream has its own tests (pg_change_stream_itest.cc). Every test
+// owns its tables and key prefixes (the servers are shared by tests running
+// in parallel) and removes them.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -368,7 +370,7 @@ TEST_P(PgMovementTest, CopiesATableOfTwentyThousandRowsByTheRule) {
   ASSERT_TRUE(Start(s, "pg-mover")) << s.process.Log();
   const std::string id = "pg_" + std::string(c.mode) + "_" + c.rule;
   Migrate(s, id,
-          std::string(R"({"type":")") + c.mode + R"(","replace":")" + c.rule + R"(","batch_size":2500,"sleep_ms":0})",
+          std::string(R"({"method":"copy","type":")") + c.mode + R"(","replace":")" + c.rule + R"(","batch_size":2500,"sleep_ms":0})",
           kBigBang, {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"(",")" + nopk + R"("]})"}});
   const auto started = Clock::now();
   auto m = WaitFor(s, id, Finished);
@@ -419,7 +421,7 @@ TEST_F(PgJobTest, AKilledSidecarResumesFromItsCheckpoint) {
   Sidecar s;
   ASSERT_TRUE(Start(s, "resumer")) << s.process.Log();
   // Tiny batches and a throttle: the job takes seconds.
-  Migrate(s, "pg_resume", R"({"type":"scan","replace":"none","batch_size":100,"sleep_ms":30})", kBigBang,
+  Migrate(s, "pg_resume", R"({"method":"copy","type":"scan","replace":"none","batch_size":100,"sleep_ms":30})", kBigBang,
           {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"("]})"}});
   auto m = WaitFor(s, "pg_resume", [](const json::value& v) { return Copied(v, "pg") >= 1500; });
   const std::int64_t checkpoint = Copied(m, "pg");
@@ -448,7 +450,7 @@ TEST_F(PgJobTest, PauseStopsAtABatchBoundaryAndResumeContinues) {
   CreateTable(t, 4000);
   Sidecar s;
   ASSERT_TRUE(Start(s, "pauser")) << s.process.Log();
-  Migrate(s, "pg_pause", R"({"type":"scan","replace":"replace","batch_size":100,"sleep_ms":30})", kCanary,
+  Migrate(s, "pg_pause", R"({"method":"copy","type":"scan","replace":"replace","batch_size":100,"sleep_ms":30})", kCanary,
           {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"("]})"}});
   WaitFor(s, "pg_pause", [](const json::value& v) { return Copied(v, "pg") >= 500; });
   ASSERT_EQ(s.admin.Post("/api/v1/migrations/pg_pause/pause").status, 200);
@@ -484,7 +486,7 @@ TEST_F(PgJobTest, RollbackStopsTheJobAndTheRateIsReportedWhileItRuns) {
   CreateTable(t, 5000);
   Sidecar s;
   ASSERT_TRUE(Start(s, "roller")) << s.process.Log();
-  Migrate(s, "pg_rollback", R"({"type":"scan","batch_size":100,"sleep_ms":50})", kBigBang, {{"pg", "pg-new"}},
+  Migrate(s, "pg_rollback", R"({"method":"copy","type":"scan","batch_size":100,"sleep_ms":50})", kBigBang, {{"pg", "pg-new"}},
           {{"tables", R"({"tables":[")" + t + R"("]})"}});
   // The rate covers intervals of at least a second.
   auto m = WaitFor(s, "pg_rollback", [](const json::value& v) { return Rate(v, "pg") > 0; }, 10000);
@@ -511,7 +513,7 @@ TEST_F(PgJobTest, ALaterScanPassCopiesRowsWrittenBehindTheCursor) {
   CreateTable(t, 2000);
   Sidecar s;
   ASSERT_TRUE(Start(s, "passer")) << s.process.Log();
-  Migrate(s, "pg_passes", R"({"type":"scan","batch_size":100,"sleep_ms":30,"passes":2})", kBigBang, {{"pg", "pg-new"}},
+  Migrate(s, "pg_passes", R"({"method":"copy","type":"scan","batch_size":100,"sleep_ms":30,"passes":2})", kBigBang, {{"pg", "pg-new"}},
           {{"tables", R"({"tables":[")" + t + R"("]})"}});
   auto m = WaitFor(s, "pg_passes", [](const json::value& v) { return Copied(v, "pg") >= 500; });
   ASSERT_LT(Copied(m, "pg"), 2000) << "pass 1 ended before the late row was written";
@@ -556,7 +558,7 @@ TEST_F(PgJobTest, WithoutTableScopesEveryUserTableWithAPrimaryKeyIsCopied) {
     Sidecar s;
     ASSERT_TRUE(Start(s, "all-tables", "state_store:\n  path: state.json\n", db)) << s.process.Log();
     // Composite keys across small batches exercise the row comparison.
-    Migrate(s, "pg_all", R"({"type":"scan","replace":"replace","batch_size":64,"sleep_ms":0})", kBigBang,
+    Migrate(s, "pg_all", R"({"method":"copy","type":"scan","replace":"replace","batch_size":64,"sleep_ms":0})", kBigBang,
             {{"pg", "pg-new"}}, {});
     auto m = WaitFor(s, "pg_all", Finished);
     ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process.Log();
@@ -579,7 +581,7 @@ TEST_F(PgJobTest, AFailedCopyWithRollbackAllFailsTheMigration) {
   CreateTable(t, 100, /*on_new=*/false);
   Sidecar s;
   ASSERT_TRUE(Start(s, "failer")) << s.process.Log();
-  Migrate(s, "pg_fail", R"({"type":"scan"})", kBigBang, {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"("]})"}});
+  Migrate(s, "pg_fail", R"({"method":"copy","type":"scan"})", kBigBang, {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"("]})"}});
   auto m = WaitFor(s, "pg_fail", Finished);
   EXPECT_EQ(State(m), "Failed") << json::serialize(m);
   EXPECT_THAT(std::string(m.at("error").as_string()), HasSubstr("does not exist on new"));
@@ -594,7 +596,7 @@ TEST_F(PgJobTest, RetryThenAllRetriesFromTheCheckpointThenFails) {
   CreateTable(t, 100, /*on_new=*/false);
   Sidecar s;
   ASSERT_TRUE(Start(s, "retrier")) << s.process.Log();
-  Migrate(s, "pg_retry", R"({"type":"scan"})", kBigBang, {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"("]})"}},
+  Migrate(s, "pg_retry", R"({"method":"copy","type":"scan"})", kBigBang, {{"pg", "pg-new"}}, {{"tables", R"({"tables":[")" + t + R"("]})"}},
           R"({"type":"retry_then_all","retry_count":1})");
   auto m = WaitFor(s, "pg_retry", Finished);
   EXPECT_EQ(State(m), "Failed") << json::serialize(m);
@@ -610,7 +612,7 @@ TEST_F(PgJobTest, AllowPartialMarksTheRouteFailedAndCopiesTheOthers) {
   Redis(b.redis_old_port, {"set", key, "v"});
   Sidecar s;
   ASSERT_TRUE(Start(s, "partial")) << s.process.Log();
-  Migrate(s, "mixed_partial", R"({"type":"scan"})", kBigBang, {{"pg", "pg-new"}, {"cache", "redis-new"}},
+  Migrate(s, "mixed_partial", R"({"method":"copy","type":"scan"})", kBigBang, {{"pg", "pg-new"}, {"cache", "redis-new"}},
           {{"tables", R"({"tables":[")" + t + R"("]})"}, {"keys", R"({"keys":[")" + key + R"("]})"}}, R"("allow_partial")");
   auto m = WaitFor(s, "mixed_partial", Finished);
   EXPECT_EQ(State(m), "Running") << json::serialize(m);
@@ -634,7 +636,7 @@ TEST_F(PgJobTest, InAFleetExactlyOneSidecarRunsTheJob) {
     Sidecar a, c;
     ASSERT_TRUE(Start(a, "sidecar-a", store)) << a.process.Log();
     ASSERT_TRUE(Start(c, "sidecar-b", store)) << c.process.Log();
-    Migrate(a, "fleet_move", R"({"type":"scan","batch_size":100,"sleep_ms":20})", kBigBang, {{"pg", "pg-new"}},
+    Migrate(a, "fleet_move", R"({"method":"copy","type":"scan","batch_size":100,"sleep_ms":20})", kBigBang, {{"pg", "pg-new"}},
             {{"tables", R"({"tables":[")" + t + R"("]})"}});
     // Both see the job's progress through the store while it runs.
     auto on_b = WaitFor(c, "fleet_move", [](const json::value& v) { return Copied(v, "pg") > 0; });
@@ -674,7 +676,7 @@ TEST_F(PgJobTest, WhenTheRunnerDiesAnotherSidecarResumesTheJob) {
     Sidecar a, c;
     ASSERT_TRUE(Start(a, "sidecar-a", store)) << a.process.Log();
     ASSERT_TRUE(Start(c, "sidecar-b", store)) << c.process.Log();
-    Migrate(a, "failover_move", R"({"type":"scan","batch_size":100,"sleep_ms":30})", kBigBang, {{"pg", "pg-new"}},
+    Migrate(a, "failover_move", R"({"method":"copy","type":"scan","batch_size":100,"sleep_ms":30})", kBigBang, {{"pg", "pg-new"}},
             {{"tables", R"({"tables":[")" + t + R"("]})"}});
     auto m = WaitFor(a, "failover_move", [](const json::value& v) { return Copied(v, "pg") >= 1000; });
     ASSERT_GE(Copied(m, "pg"), 1000) << json::serialize(m);

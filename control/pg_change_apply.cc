@@ -1,0 +1,333 @@
+#include "control/pg_change_apply.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "protocol/pg/sql_classifier.h"
+
+namespace turnout::control {
+namespace pgo = protocol::pg::pgoutput;
+namespace ppg = protocol::pg;
+namespace {
+
+// A group is sent in pieces of about this size; one source transaction of
+// millions of rows never sits in memory whole.
+constexpr std::size_t kSendAt = 4u << 20;
+
+std::string Identifier(PGconn* c, std::string_view name) {
+  char* e = PQescapeIdentifier(c, name.data(), name.size());
+  std::string out = e ? e : "\"\"";
+  PQfreemem(e);
+  return out;
+}
+
+// CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY:
+// refused inside a transaction block.
+bool NeedsOwnTransaction(std::string_view statement) {
+  return absl::StrContains(absl::AsciiStrToLower(std::string(statement)), "concurrently");
+}
+
+}  // namespace
+
+ChangeApplier::ChangeApplier(PgSide target, std::string slot, ConflictRule rule)
+    : target_(std::move(target)), slot_(std::move(slot)), rule_(rule) {}
+
+absl::Status ChangeApplier::Exec(const std::string& sql, const std::string& what) {
+  auto r = PgExecScript(target_, sql, what);
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
+  // Not every role may set it (superuser or, from 15, a granted parameter);
+  // without it triggers on new would run twice: refuse rather than diverge.
+  if (auto st = Exec("set session_replication_role = replica", "session_replication_role = replica"); !st.ok())
+    return absl::FailedPreconditionError(absl::StrCat(
+        st.message(), " (the change stream applies with triggers and foreign keys off, as logical replication "
+                      "does: the new backend's user must be allowed to set session_replication_role)"));
+  if (auto st = Exec("create schema if not exists turnout; "
+                     "create table if not exists turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
+                     "updated_at timestamptz not null default now())",
+                     "create turnout.stream_position");
+      !st.ok())
+    return st;
+  auto r = PgExec(target_, "select lsn::text from turnout.stream_position where slot = $1", {slot_}, "read position");
+  if (!r.ok()) return r.status();
+  applied_ = 0;
+  if (PQntuples(r->get()) == 1 && !pgo::ParseLsn(PgValue(*r, 0, 0), &applied_))
+    return absl::InternalError(absl::StrCat("new: unreadable stored position ", PgValue(*r, 0, 0)));
+  return applied_;
+}
+
+absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
+  auto r = PgExec(target_,
+                  "insert into turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
+                  "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()",
+                  {slot_, pgo::FormatLsn(lsn)}, "store position");
+  if (!r.ok()) return r.status();
+  applied_ = lsn;
+  return absl::OkStatus();
+}
+
+std::string ChangeApplier::Literal(std::string_view v) {
+  char* e = PQescapeLiteral(target_.get(), v.data(), v.size());
+  std::string out = e ? e : "NULL";
+  PQfreemem(e);
+  return out;
+}
+
+void ChangeApplier::AppendValue(const pgo::TupleColumn& c) {
+  if (c.kind == 'n') sql_ += "NULL";
+  else sql_ += Literal(c.value);
+}
+
+const ChangeApplier::Table* ChangeApplier::Find(std::uint32_t relation) const {
+  auto it = relations_.find(relation);
+  return it == relations_.end() ? nullptr : &it->second;
+}
+
+absl::Status ChangeApplier::Send(bool final) {
+  if (sql_.empty()) return absl::OkStatus();
+  PgResult r(PQexec(target_.get(), sql_.c_str()));
+  const auto st = PQresultStatus(r.get());
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    absl::Status err = PgFailed(target_, r.get(), "apply changes");
+    if (PQstatus(target_.get()) == CONNECTION_OK) (void)Exec("rollback", "rollback");
+    sql_.clear();
+    open_on_target_ = false;
+    group_transactions_ = 0;
+    group_rows_ = 0;
+    return err;
+  }
+  sql_.clear();
+  open_on_target_ = !final;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Commit() {
+  if (group_transactions_ == 0 && !open_on_target_ && sql_.empty()) return absl::OkStatus();
+  if (!open_on_target_ && sql_.empty()) sql_ = "begin;";
+  if (group_end_ > applied_) {
+    absl::StrAppend(&sql_, "insert into turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
+                    Literal(pgo::FormatLsn(group_end_)),
+                    "::pg_lsn) on conflict (slot) do update set lsn = excluded.lsn, updated_at = now();");
+  }
+  sql_ += "commit;";
+  if (auto st = Send(true); !st.ok()) return st;
+  if (group_end_ > applied_) applied_ = group_end_;
+  applied_commit_time_ = std::max(applied_commit_time_, group_commit_time_);
+  transactions_ += static_cast<std::int64_t>(group_transactions_);
+  rows_ += group_rows_;
+  group_transactions_ = 0;
+  group_rows_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
+  if (const auto* b = std::get_if<pgo::Begin>(&m)) {
+    in_transaction_ = true;
+    skipping_ = b->final_lsn < std::max(applied_, group_end_);
+    if (!skipping_ && !open_on_target_ && sql_.empty()) sql_ = "begin;";
+    return absl::OkStatus();
+  }
+  if (const auto* c = std::get_if<pgo::Commit>(&m)) {
+    if (!skipping_) {
+      ++group_transactions_;
+      group_end_ = std::max(group_end_, c->end_lsn);
+      group_commit_time_ = c->commit_time;
+    }
+    in_transaction_ = skipping_ = false;
+    return absl::OkStatus();
+  }
+  if (const auto* r = std::get_if<pgo::Relation>(&m)) {
+    Table t;
+    t.name = absl::StrCat(Identifier(target_.get(), r->nspname), ".", Identifier(target_.get(), r->relname));
+    t.internal = r->nspname == "turnout";
+    t.identity = r->replica_identity;
+    for (const auto& c : r->columns) t.columns.push_back({Identifier(target_.get(), c.name), c.key});
+    relations_[r->oid] = std::move(t);
+    return absl::OkStatus();
+  }
+  if (std::holds_alternative<pgo::Origin>(m) || std::holds_alternative<pgo::Type>(m)) return absl::OkStatus();
+  if (!in_transaction_) {
+    // Non-transactional logical messages arrive outside Begin/Commit.
+    if (std::holds_alternative<pgo::Message>(m)) return absl::OkStatus();
+    return absl::InternalError("old: a row change outside a transaction in the replication stream");
+  }
+  if (skipping_) return absl::OkStatus();
+  absl::Status st = absl::OkStatus();
+  if (const auto* i = std::get_if<pgo::Insert>(&m)) st = Insert(*i);
+  else if (const auto* u = std::get_if<pgo::Update>(&m)) st = Update(*u);
+  else if (const auto* d = std::get_if<pgo::Delete>(&m)) st = Delete(*d);
+  else if (const auto* t = std::get_if<pgo::Truncate>(&m)) st = Truncate(*t);
+  else if (const auto* msg = std::get_if<pgo::Message>(&m)) {
+    if (msg->transactional && msg->prefix == kDdlMessagePrefix) st = Ddl(ppg::AsText(msg->content));
+  } else {
+    // Streaming and two-phase messages are never asked for (Start).
+    st = absl::InternalError("old: an unexpected message in the replication stream");
+  }
+  if (!st.ok()) return st;
+  if (sql_.size() >= kSendAt) return Send(false);
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Insert(const pgo::Insert& m) {
+  const Table* t = Find(m.relation);
+  if (t == nullptr) return absl::InternalError(absl::StrCat("old: insert into unknown relation ", m.relation));
+  if (t->internal) return absl::OkStatus();
+  if (m.row.size() != t->columns.size())
+    return absl::InternalError(absl::StrCat("old: insert into ", t->name, ": column count differs from its relation"));
+  absl::StrAppend(&sql_, "insert into ", t->name, " as turnout_target (");
+  bool first = true;
+  for (std::size_t i = 0; i < m.row.size(); ++i) {
+    if (m.row[i].kind == 'u') continue;
+    absl::StrAppend(&sql_, first ? "" : ", ", t->columns[i].name);
+    first = false;
+  }
+  sql_ += ") overriding system value values (";
+  first = true;
+  for (const auto& c : m.row) {
+    if (c.kind == 'u') continue;
+    if (!first) sql_ += ", ";
+    AppendValue(c);
+    first = false;
+  }
+  sql_ += ")";
+  // The conflict rule, for rows new held before the copy (by primary key).
+  std::vector<const Column*> keys, rest;
+  for (const auto& c : t->columns) (c.key ? keys : rest).push_back(&c);
+  if (t->identity == 'd' && !keys.empty()) {
+    sql_ += " on conflict (";
+    for (std::size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&sql_, i ? ", " : "", keys[i]->name);
+    sql_ += ") do ";
+    if (rule_ == ConflictRule::kNone || rest.empty()) {
+      sql_ += "nothing";
+    } else {
+      sql_ += "update set ";
+      for (std::size_t i = 0; i < rest.size(); ++i) {
+        const std::string& c = rest[i]->name;
+        if (rule_ == ConflictRule::kReplace) absl::StrAppend(&sql_, i ? ", " : "", c, " = excluded.", c);
+        else absl::StrAppend(&sql_, i ? ", " : "", c, " = coalesce(turnout_target.", c, ", excluded.", c, ")");
+      }
+    }
+  }
+  sql_ += ";";
+  ++group_rows_;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::AppendWhere(const Table& t, const pgo::Tuple& tuple, bool full_row) {
+  if (tuple.size() != t.columns.size())
+    return absl::InternalError(absl::StrCat("old: a row of ", t.name, " whose column count differs from its relation"));
+  bool first = true;
+  for (std::size_t i = 0; i < tuple.size(); ++i) {
+    const bool use = full_row ? tuple[i].kind != 'u' : t.columns[i].key;
+    if (!use) continue;
+    if (!first) sql_ += " and ";
+    first = false;
+    if (tuple[i].kind == 'n') {
+      absl::StrAppend(&sql_, t.columns[i].name, " is null");
+    } else if (full_row) {
+      // Every type has a text form; not every type has "=" (json, point).
+      absl::StrAppend(&sql_, t.columns[i].name, "::text = ", Literal(tuple[i].value));
+    } else {
+      absl::StrAppend(&sql_, t.columns[i].name, " = ", Literal(tuple[i].value));
+    }
+  }
+  if (first) return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " has no replica identity on old"));
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Update(const pgo::Update& m) {
+  const Table* t = Find(m.relation);
+  if (t == nullptr) return absl::InternalError(absl::StrCat("old: update of unknown relation ", m.relation));
+  if (t->internal) return absl::OkStatus();
+  if (m.row.size() != t->columns.size())
+    return absl::InternalError(absl::StrCat("old: update of ", t->name, ": column count differs from its relation"));
+  const std::size_t mark = sql_.size();
+  absl::StrAppend(&sql_, "update ", t->name, " set ");
+  bool any = false;
+  for (std::size_t i = 0; i < m.row.size(); ++i) {
+    if (m.row[i].kind == 'u') continue;  // unchanged TOASTed value: keep new's
+    absl::StrAppend(&sql_, any ? ", " : "", t->columns[i].name, " = ");
+    AppendValue(m.row[i]);
+    any = true;
+  }
+  if (!any) {
+    sql_.resize(mark);
+    return absl::OkStatus();
+  }
+  const bool full = m.old_kind == 'O';
+  const pgo::Tuple& who = m.old_kind != 0 ? m.old_tuple : m.row;
+  if (full) absl::StrAppend(&sql_, " where ctid = (select ctid from ", t->name, " where ");
+  else sql_ += " where ";
+  if (auto st = AppendWhere(*t, who, full); !st.ok()) {
+    sql_.resize(mark);
+    return st;
+  }
+  sql_ += full ? " limit 1);" : ";";
+  ++group_rows_;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Delete(const pgo::Delete& m) {
+  const Table* t = Find(m.relation);
+  if (t == nullptr) return absl::InternalError(absl::StrCat("old: delete from unknown relation ", m.relation));
+  if (t->internal) return absl::OkStatus();
+  const std::size_t mark = sql_.size();
+  const bool full = m.old_kind == 'O';
+  absl::StrAppend(&sql_, "delete from ", t->name, " where ");
+  if (full) absl::StrAppend(&sql_, "ctid = (select ctid from ", t->name, " where ");
+  if (auto st = AppendWhere(*t, m.old_tuple, full); !st.ok()) {
+    sql_.resize(mark);
+    return st;
+  }
+  sql_ += full ? " limit 1);" : ";";
+  ++group_rows_;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Truncate(const pgo::Truncate& m) {
+  std::string names;
+  for (auto oid : m.relations) {
+    const Table* t = Find(oid);
+    if (t == nullptr) return absl::InternalError(absl::StrCat("old: truncate of unknown relation ", oid));
+    if (t->internal) continue;
+    absl::StrAppend(&names, names.empty() ? "" : ", ", t->name);
+  }
+  if (names.empty()) return absl::OkStatus();
+  absl::StrAppend(&sql_, "truncate ", names, m.restart_identity ? " restart identity" : "", m.cascade ? " cascade" : "",
+                  ";");
+  ++group_rows_;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Ddl(std::string_view text) {
+  // The message holds the client's whole query string (current_query()):
+  // only its DDL statements run here; its rows arrive as row changes, and a
+  // TRUNCATE arrives as its own message.
+  const ppg::Classification c = ppg::ClassifySql(text);
+  for (const auto& s : c.statements) {
+    if (s.statement_class != ppg::StatementClass::kDdl) continue;
+    if (absl::EqualsIgnoreCase(std::string(s.command), "truncate")) continue;
+    if (!NeedsOwnTransaction(s.text)) {
+      sql_.append(s.text);
+      sql_ += ";";
+      continue;
+    }
+    // Commit what came before (earlier transactions of the group with their
+    // position), run the statement alone, and reopen for the rest of this
+    // transaction. Run again after a crash, it finds its object there.
+    if (auto st = Commit(); !st.ok()) return st;
+    sql_.clear();
+    auto r = PgExec(target_, std::string(s.text), {}, "apply DDL");
+    if (!r.ok() && !absl::StrContains(r.status().message(), "already exists")) return r.status();
+    sql_ = "begin;";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace turnout::control

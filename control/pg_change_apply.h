@@ -1,0 +1,114 @@
+#pragma once
+// Applies a decoded pgoutput stream (protocol/pg/pgoutput.h) to the target
+// server, one source transaction after another in commit order.
+//
+// Consecutive source transactions are grouped into one transaction on the
+// target (the order inside is kept); the group also writes the position it
+// reached into turnout.stream_position, so the rows and the position commit
+// together: after any restart the stream resumes from the stored position
+// and skips transactions that committed before it (exactly once).
+//
+// Rows are addressed by replica identity (the key columns the Relation
+// message flags; all columns for REPLICA IDENTITY FULL). Values travel as
+// the source's text output, as literals the target casts to the column's
+// type. The session runs with session_replication_role = replica: foreign
+// keys and user triggers stay off, as in logical replication, since a
+// trigger's own writes arrive in the stream too.
+//
+// Inserts follow the migration's conflict rule for rows the target held
+// before the copy: none (keep the target's), replace, merge (fill NULLs).
+//
+// DDL arrives as a transactional logical message (prefix kDdlMessagePrefix,
+// from the event trigger control/pg_change_stream.cc installs): its DDL
+// statements run at their place among the rows. CREATE INDEX CONCURRENTLY
+// and the like cannot run in a transaction: the group is committed first.
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "control/data_movement.h"
+#include "control/pg_side.h"
+#include "protocol/pg/pgoutput.h"
+
+namespace turnout::control {
+
+inline constexpr std::string_view kDdlMessagePrefix = "turnout.ddl";
+
+class ChangeApplier {
+ public:
+  ChangeApplier(PgSide target, std::string slot, ConflictRule rule);
+
+  // Session settings and the position table; the stored position, or 0.
+  absl::StatusOr<std::uint64_t> Open();
+  // Records `lsn` as applied (the initial copy's consistent point).
+  absl::Status StorePosition(std::uint64_t lsn);
+
+  // Takes the next message in stream order.
+  absl::Status Take(const protocol::pg::pgoutput::LogicalMessage& m);
+
+  // Between source transactions (the group may be committed now).
+  bool AtTransactionBoundary() const { return !in_transaction_; }
+  // Transactions and bytes received but not yet committed on the target.
+  std::size_t pending_transactions() const { return group_transactions_; }
+  std::size_t pending_bytes() const { return sql_.size(); }
+  // Commits the group, with its position; a no-op when empty.
+  absl::Status Commit();
+
+  std::uint64_t applied() const { return applied_; }
+  std::int64_t applied_commit_time() const { return applied_commit_time_; }
+  std::int64_t transactions() const { return transactions_; }
+  std::int64_t rows() const { return rows_; }
+
+ private:
+  struct Column {
+    std::string name;  // quoted
+    bool key = false;
+  };
+  struct Table {
+    std::string name;  // schema.table, quoted
+    bool internal = false;  // turnout's own tables: never applied
+    char identity = 'd';
+    std::vector<Column> columns;
+  };
+
+  absl::Status Exec(const std::string& sql, const std::string& what);
+  absl::Status Send(bool final);
+  const Table* Find(std::uint32_t relation) const;
+  std::string Literal(std::string_view v);
+  void AppendValue(const protocol::pg::pgoutput::TupleColumn& c);
+  // "a = 'x' AND b IS NULL": the row `tuple` names by identity.
+  absl::Status AppendWhere(const Table& t, const protocol::pg::pgoutput::Tuple& tuple, bool full_row);
+  absl::Status Insert(const protocol::pg::pgoutput::Insert& m);
+  absl::Status Update(const protocol::pg::pgoutput::Update& m);
+  absl::Status Delete(const protocol::pg::pgoutput::Delete& m);
+  absl::Status Truncate(const protocol::pg::pgoutput::Truncate& m);
+  absl::Status Ddl(std::string_view text);
+
+  PgSide target_;
+  const std::string slot_;
+  const ConflictRule rule_;
+  std::unordered_map<std::uint32_t, Table> relations_;
+
+  bool in_transaction_ = false;
+  bool skipping_ = false;       // a transaction applied before the stored position
+  bool open_on_target_ = false; // BEGIN sent, COMMIT not yet
+  std::string sql_;             // statements not yet sent
+  std::size_t group_transactions_ = 0;
+  std::int64_t group_rows_ = 0;
+  std::uint64_t group_end_ = 0;  // end LSN of the group's last transaction
+  std::int64_t group_commit_time_ = 0;
+
+  std::uint64_t applied_ = 0;
+  std::int64_t applied_commit_time_ = 0;
+  std::int64_t transactions_ = 0;
+  std::int64_t rows_ = 0;
+};
+
+}  // namespace turnout::control

@@ -1,0 +1,420 @@
+#include "control/pg_change_stream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "control/backend_clients.h"
+#include "control/pg_backfill.h"
+#include "control/pg_change_apply.h"
+#include "control/pg_replication.h"
+#include "control/pg_side.h"
+#include "protocol/pg/pgoutput.h"
+
+namespace turnout::control {
+namespace pgo = protocol::pg::pgoutput;
+namespace ppg = protocol::pg;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Source transactions or statement bytes grouped into one transaction on new
+// at most; a group is committed earlier whenever the stream pauses.
+constexpr std::size_t kGroupTransactions = 1000;
+constexpr std::size_t kGroupBytes = 4u << 20;
+constexpr auto kReportEvery = std::chrono::seconds(1);
+
+// The event triggers that put DDL into the WAL at its place (see the
+// header): ddl_command_end for what creates or alters, sql_drop for DROP
+// (ddl_command_end does not list dropped objects). Temporary objects and
+// replication's own commands (publications, subscriptions) stay out; a query
+// string is sent once per transaction, however many DDL statements it holds
+// (the applier runs all of them).
+constexpr const char* kDdlTriggerSql = R"sql(
+create or replace function public.turnout_emit_ddl() returns event_trigger language plpgsql as $turnout$
+begin
+  if tg_tag like '% PUBLICATION' or tg_tag like '% SUBSCRIPTION' or tg_tag like '% EVENT TRIGGER' then
+    return;
+  end if;
+  if tg_event = 'sql_drop' then
+    if not exists (select 1 from pg_event_trigger_dropped_objects() d where not d.is_temporary) then
+      return;
+    end if;
+  elsif not exists (select 1 from pg_event_trigger_ddl_commands() c
+                    where c.schema_name is null or c.schema_name not like 'pg\_temp%') then
+    return;
+  end if;
+  if current_setting('turnout.ddl_emitted', true) is distinct from md5(current_query()) then
+    perform pg_logical_emit_message(true, 'turnout.ddl', current_query());
+    perform set_config('turnout.ddl_emitted', md5(current_query()), true);
+  end if;
+end $turnout$;
+do $turnout$ begin
+  if not exists (select 1 from pg_event_trigger where evtname = 'turnout_ddl') then
+    create event trigger turnout_ddl on ddl_command_end execute function public.turnout_emit_ddl();
+  end if;
+  if not exists (select 1 from pg_event_trigger where evtname = 'turnout_ddl_drop') then
+    create event trigger turnout_ddl_drop on sql_drop execute function public.turnout_emit_ddl();
+  end if;
+end $turnout$;
+)sql";
+
+struct Owned : PgSide {
+  PgConn owned;
+};
+
+absl::StatusOr<Owned> Connect(const routing::Backend& b, const char* name) {
+  auto c = PgConnect(b, "turnout-change-stream");
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
+  Owned s;
+  s.owned = *std::move(c);
+  s.conn = s.owned.get();
+  s.name = name;
+  return s;
+}
+
+std::uint64_t Fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// Drops the slot unless a walsender still holds it (a connection of a dead
+// runner lingers until the server notices): retried for a few seconds.
+absl::Status DropSlot(const PgSide& old, const std::string& slot) {
+  for (int attempt = 0;; ++attempt) {
+    auto r = PgExec(old,
+                    "select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                    "where slot_name = $1 and not active",
+                    {slot}, "drop slot " + slot);
+    if (!r.ok()) return r.status();
+    auto left = PgExec(old, "select 1 from pg_replication_slots where slot_name = $1", {slot}, "find slot " + slot);
+    if (!left.ok()) return left.status();
+    if (PQntuples(left->get()) == 0) return absl::OkStatus();
+    if (attempt == 40) return absl::UnavailableError(absl::StrCat("old: slot ", slot, " is still in use"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+std::string Quoted(const PgSide& s, const std::string& name) {
+  char* e = PQescapeIdentifier(s.get(), name.data(), name.size());
+  std::string out = e ? e : "\"\"";
+  PQfreemem(e);
+  return out;
+}
+
+// The catch-up mark: a non-transactional logical message on old. Every
+// transaction that committed before it is decoded before it, so once the
+// stream delivers it and the group is committed, new has everything old had
+// when the mark was written.
+constexpr std::string_view kCaughtUpPrefix = "turnout.caught_up";
+
+absl::Status EmitCaughtUpMark(const PgSide& old, const std::string& slot) {
+  auto r = PgExec(old, "select pg_logical_emit_message(false, $1, $2)", {std::string(kCaughtUpPrefix), slot},
+                  "write the catch-up mark");
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+// One attempt: (copy, then) stream until finished, stopped or an error.
+class StreamRun {
+ public:
+  StreamRun(const routing::Backend& old_b, const routing::Backend& new_b, const std::vector<std::string>& scope,
+            const DataSpec& spec, const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx)
+      : old_b_(old_b), new_b_(new_b), scope_(scope), spec_(spec), options_(options), progress_(progress), ctx_(ctx),
+        names_(StreamNamesFor(options.migration_id, progress.route)) {}
+
+  absl::Status Run() {
+    auto old = Connect(old_b_, "old");
+    if (!old.ok()) return old.status();
+    old_ = *std::move(old);
+    auto target = Connect(new_b_, "new");
+    if (!target.ok()) return target.status();
+    target_ = *std::move(target);
+    applier_.emplace(target_, names_.slot, spec_.rule);
+    auto stored = applier_->Open();
+    if (!stored.ok()) return stored.status();
+
+    progress_.stream.slot = names_.slot;
+    const bool streaming = progress_.stream.phase == "streaming" || progress_.stream.phase == "caught_up";
+    if (streaming && *stored == 0) {
+      ctx_.Log(absl::StrCat("slot ", names_.slot, ": no stored position on new; copying again"));
+      progress_.stream.phase.clear();
+    }
+    std::uint64_t from = *stored;
+    if (progress_.stream.phase == "streaming" || progress_.stream.phase == "caught_up") {
+      auto repl = ReplicationConnection::Open(old_b_);
+      if (!repl.ok()) return repl.status();
+      repl_.emplace(*std::move(repl));
+      if (auto st = repl_->Start(names_.slot, names_.publication, from); !st.ok()) {
+        auto exists = PgExec(old_, "select 1 from pg_replication_slots where slot_name = $1", {names_.slot});
+        if (exists.ok() && PQntuples(exists->get()) == 0) {
+          ctx_.Log(absl::StrCat("slot ", names_.slot, " is gone from old; copying again"));
+          progress_.stream.phase.clear();
+          repl_.reset();
+        } else {
+          return st;
+        }
+      }
+    }
+    if (!repl_) {
+      auto st = CopyUnderSlot(&from);
+      if (!st.ok()) return st;
+    }
+    return Stream(from);
+  }
+
+ private:
+  // Publication, DDL trigger, a new slot, the copy under its snapshot.
+  absl::Status CopyUnderSlot(std::uint64_t* from) {
+    auto tables = PostgresTablesToMove(old_b_, new_b_, scope_, progress_);
+    if (!tables.ok()) return tables.status();
+    if (auto st = DropSlot(old_, names_.slot); !st.ok()) return st;
+    const std::string pub = Quoted(old_, names_.publication);
+    if (auto r = PgExec(old_, "drop publication if exists " + pub); !r.ok()) return r.status();
+    const std::string create =
+        tables->empty() ? "create publication " + pub
+                        : absl::StrCat("create publication ", pub, " for table ", absl::StrJoin(*tables, ", "));
+    if (auto r = PgExec(old_, create, {}, "create publication " + names_.publication); !r.ok()) return r.status();
+    if (auto r = PgExecScript(old_, kDdlTriggerSql, "install the DDL event triggers"); !r.ok()) {
+      if (PQstatus(old_.get()) != CONNECTION_OK) return r.status();
+      AddNote(progress_, absl::StrCat("DDL is not streamed (", r.status().message(), ")"));
+    }
+    auto repl = ReplicationConnection::Open(old_b_);
+    if (!repl.ok()) return repl.status();
+    repl_.emplace(*std::move(repl));
+    auto slot = repl_->CreateSlot(names_.slot);
+    if (!slot.ok()) return slot.status();
+    ctx_.Log(absl::StrCat("slot ", names_.slot, " created at ", pgo::FormatLsn(slot->consistent_point),
+                          "; copying under its snapshot"));
+    progress_.stream.phase = "copy";
+    progress_.checkpoint = nullptr;  // a new snapshot: every table again
+    progress_.copied = progress_.written = 0;
+    if (auto st = ctx_.Checkpoint(progress_); !st.ok()) return st;
+
+    DataSpec copy = spec_;
+    copy.mode = DataSpec::Mode::kSnapshot;
+    if (auto st = CopyPostgres(old_b_, new_b_, scope_, copy, progress_, ctx_, slot->snapshot); !st.ok()) return st;
+    if (auto st = applier_->StorePosition(slot->consistent_point); !st.ok()) return st;
+    *from = slot->consistent_point;
+    progress_.stream.phase = "streaming";
+    progress_.stream.applied_lsn = pgo::FormatLsn(*from);
+    progress_.ratio = 0.99;
+    if (auto st = ctx_.Checkpoint(progress_); !st.ok()) return st;
+    return repl_->Start(names_.slot, names_.publication, *from);
+  }
+
+  absl::Status CommitGroup() {
+    if (applier_->pending_transactions() == 0) return absl::OkStatus();
+    if (auto st = applier_->Commit(); !st.ok()) return st;
+    confirmed_ = std::max(confirmed_, applier_->applied());
+    return repl_->Confirm(confirmed_);
+  }
+
+  absl::Status Stream(std::uint64_t from) {
+    ctx_.Log(absl::StrCat("slot ", names_.slot, ": streaming from ", pgo::FormatLsn(from)));
+    confirmed_ = from;
+    std::uint64_t server_end = from;
+    std::uint64_t idle_end = 0;  // a keepalive's position with nothing pending before it
+    bool mark_sent = false, mark_seen = false;
+    auto next_report = Clock::now();
+    const std::int64_t txns_before = progress_.stream.transactions, rows_before = progress_.stream.rows;
+    for (;;) {
+      const bool busy = applier_->pending_transactions() > 0 || !applier_->AtTransactionBoundary();
+      auto data = repl_->Next(busy ? std::chrono::milliseconds(0) : std::chrono::milliseconds(100));
+      if (!data.ok()) return data.status();
+      if (data->size == 0) {
+        // The stream paused: what arrived is committed now.
+        if (applier_->AtTransactionBoundary()) {
+          if (auto st = CommitGroup(); !st.ok()) return st;
+          if (applier_->pending_transactions() == 0 && idle_end > confirmed_) {
+            confirmed_ = idle_end;
+            if (auto st = repl_->Confirm(confirmed_); !st.ok()) return st;
+          }
+        }
+      } else {
+        pgo::CopyMessage copy;
+        const ppg::Bytes bytes(reinterpret_cast<const std::uint8_t*>(data->bytes.get()),
+                               static_cast<std::size_t>(data->size));
+        if (auto ec = pgo::DecodeCopyData(bytes, &copy))
+          return absl::InternalError(absl::StrCat("old: undecodable replication message: ", ec.message()));
+        if (const auto* x = std::get_if<pgo::XLogData>(&copy)) {
+          server_end = std::max(server_end, x->wal_end);
+          pgo::LogicalMessage m;
+          if (auto ec = pgo::DecodeLogicalMessage(x->data, /*in_stream=*/false, &m))
+            return absl::InternalError(absl::StrCat("old: undecodable pgoutput message: ", ec.message()));
+          if (const auto* msg = std::get_if<pgo::Message>(&m);
+              msg != nullptr && !msg->transactional && msg->prefix == kCaughtUpPrefix &&
+              ppg::AsText(msg->content) == names_.slot)
+            mark_seen = mark_sent;
+          if (auto st = applier_->Take(m); !st.ok()) return st;
+          if (applier_->AtTransactionBoundary() && (applier_->pending_transactions() >= kGroupTransactions ||
+                                                    applier_->pending_bytes() >= kGroupBytes)) {
+            if (auto st = CommitGroup(); !st.ok()) return st;
+          }
+        } else if (const auto* k = std::get_if<pgo::PrimaryKeepalive>(&copy)) {
+          server_end = std::max(server_end, k->wal_end);
+          // Everything before a keepalive was sent before it.
+          if (applier_->AtTransactionBoundary()) idle_end = k->wal_end;
+          if (k->reply_requested)
+            if (auto st = repl_->Confirm(confirmed_); !st.ok()) return st;
+        }
+      }
+      if (Clock::now() < next_report) continue;
+      next_report = Clock::now() + kReportEvery;
+      if (!ctx_.ShouldContinue()) {
+        if (applier_->AtTransactionBoundary())
+          if (auto st = CommitGroup(); !st.ok()) return st;
+        Report(server_end, txns_before, rows_before);
+        (void)ctx_.Checkpoint(progress_);
+        return StoppedAtBatchBoundary();
+      }
+      if (!mark_sent && options_.finish_requested && options_.finish_requested()) {
+        if (auto st = EmitCaughtUpMark(old_, names_.slot); !st.ok()) return st;
+        mark_sent = true;
+        ctx_.Log(absl::StrCat("slot ", names_.slot, ": catching up with old to finish"));
+      }
+      const bool caught_up =
+          mark_seen && applier_->AtTransactionBoundary() && applier_->pending_transactions() == 0;
+      if (caught_up) progress_.stream.phase = "caught_up";
+      Report(server_end, txns_before, rows_before);
+      if (auto st = ctx_.Checkpoint(progress_); !st.ok()) return st;
+      if (caught_up) return absl::OkStatus();
+    }
+  }
+
+  void Report(std::uint64_t server_end, std::int64_t txns_before, std::int64_t rows_before) {
+    StreamProgress& s = progress_.stream;
+    s.applied_lsn = pgo::FormatLsn(confirmed_);
+    s.lag_bytes = server_end > confirmed_ ? static_cast<std::int64_t>(server_end - confirmed_) : 0;
+    const bool behind = s.lag_bytes > 0 || applier_->pending_transactions() > 0 || !applier_->AtTransactionBoundary();
+    s.lag_seconds = behind && applier_->applied_commit_time() > 0
+                        ? std::max<double>(0, static_cast<double>(PgEpochMicrosNow() - applier_->applied_commit_time()) / 1e6)
+                        : 0;
+    s.transactions = txns_before + applier_->transactions();
+    s.rows = rows_before + applier_->rows();
+    auto r = PgExec(old_, "select coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint from pg_replication_slots "
+                          "where slot_name = $1",
+                    {names_.slot});
+    if (r.ok() && PQntuples(r->get()) == 1) s.retained_wal_bytes = std::atoll(PgValue(*r, 0, 0).c_str());
+    progress_.error.clear();
+  }
+
+  const routing::Backend& old_b_;
+  const routing::Backend& new_b_;
+  const std::vector<std::string>& scope_;
+  const DataSpec& spec_;
+  const StreamOptions& options_;
+  RouteProgress& progress_;
+  BackfillContext& ctx_;
+  const StreamNames names_;
+  Owned old_;
+  Owned target_;
+  std::optional<ChangeApplier> applier_;
+  std::optional<ReplicationConnection> repl_;
+  std::uint64_t confirmed_ = 0;
+};
+
+}  // namespace
+
+StreamNames StreamNamesFor(const std::string& migration_id, const std::string& route) {
+  std::string folded;
+  for (char c : migration_id) {
+    if (folded.size() == 32) break;
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    folded += keep ? c : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : '_';
+  }
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx",
+                static_cast<unsigned long long>(Fnv1a(route, Fnv1a(std::string(1, '\0'), Fnv1a(migration_id)))));
+  std::string name = absl::StrCat(kStreamNamePrefix, folded, "_", std::string(hash, 12));
+  return {name, name};
+}
+
+absl::StatusOr<std::vector<std::string>> StreamPrerequisitesMissing(const routing::Backend& source) {
+  auto old = Connect(source, "old");
+  if (!old.ok()) return old.status();
+  auto r = PgExec(*old,
+                  "select current_setting('wal_level'), current_setting('max_replication_slots')::int, "
+                  "(select count(*) from pg_replication_slots)::int, current_setting('max_wal_senders')::int, "
+                  "(select rolreplication or rolsuper from pg_roles where rolname = current_user)",
+                  {}, "read replication settings");
+  if (!r.ok()) return r.status();
+  std::vector<std::string> missing;
+  if (PgValue(*r, 0, 0) != "logical")
+    missing.push_back(absl::StrCat("wal_level is ", PgValue(*r, 0, 0), ", needs logical (a restart of old)"));
+  if (std::atoi(PgValue(*r, 0, 1).c_str()) <= std::atoi(PgValue(*r, 0, 2).c_str()))
+    missing.push_back(absl::StrCat("max_replication_slots (", PgValue(*r, 0, 1), ") has no free slot"));
+  if (std::atoi(PgValue(*r, 0, 3).c_str()) < 1) missing.push_back("max_wal_senders is 0");
+  if (PgValue(*r, 0, 4) != "t") missing.push_back(absl::StrCat("role ", source.user, " lacks REPLICATION"));
+  return missing;
+}
+
+absl::Status StreamPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                            const std::vector<std::string>& scope_tables, const DataSpec& spec,
+                            const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx) {
+  // A lost connection (old or new restarted, a network blip) is retried
+  // from new's stored position, 1 s, 2 s, … up to 10 s apart.
+  for (int failures = 0;;) {
+    StreamRun run(old_backend, new_backend, scope_tables, spec, options, progress, ctx);
+    absl::Status st = run.Run();
+    if (st.ok() || IsStoppedAtBatchBoundary(st) || st.code() != absl::StatusCode::kUnavailable) return st;
+    ++failures;
+    progress.error = std::string(st.message());
+    ctx.Log(absl::StrCat("change stream: ", st.message(), "; retrying from the stored position"));
+    (void)ctx.Checkpoint(progress);
+    ctx.Sleep(std::chrono::seconds(std::min(failures, 10)));
+    if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
+  }
+}
+
+absl::StatusOr<StaleStreams> DropStaleStreams(const routing::Backend& source, const std::set<std::string>& keep) {
+  auto old = Connect(source, "old");
+  if (!old.ok()) return old.status();
+  StaleStreams out;
+  std::vector<std::string>& dropped = out.dropped;
+  auto slots = PgExec(*old,
+                      "select slot_name, active from pg_replication_slots "
+                      "where slot_name like 'turnout\\_%' and database = current_database()",
+                      {}, "list slots");
+  if (!slots.ok()) return slots.status();
+  int left = 0;
+  for (int i = 0; i < PQntuples(slots->get()); ++i) {
+    const std::string name = PgValue(*slots, i, 0);
+    if (keep.count(name)) {
+      ++left;
+      continue;
+    }
+    if (PgValue(*slots, i, 1) == "t") {
+      ++left;
+      ++out.in_use;
+      continue;
+    }
+    auto r = PgExec(*old, "select pg_drop_replication_slot($1)", {name}, "drop slot " + name);
+    if (r.ok()) dropped.push_back("slot " + name);
+    else ++left, ++out.in_use;
+  }
+  auto pubs = PgExec(*old, "select pubname from pg_publication where pubname like 'turnout\\_%'", {}, "list publications");
+  if (!pubs.ok()) return pubs.status();
+  for (int i = 0; i < PQntuples(pubs->get()); ++i) {
+    const std::string name = PgValue(*pubs, i, 0);
+    if (keep.count(name)) continue;
+    if (PgExec(*old, "drop publication if exists " + Quoted(*old, name)).ok()) dropped.push_back("publication " + name);
+  }
+  if (left == 0) {
+    auto trig = PgExec(*old, "select 1 from pg_event_trigger where evtname = 'turnout_ddl'");
+    if (trig.ok() && PQntuples(trig->get()) == 1 &&
+        PgExecScript(*old, "drop event trigger if exists turnout_ddl; drop event trigger if exists turnout_ddl_drop; "
+                           "drop function if exists public.turnout_emit_ddl()", "drop the DDL event triggers")
+            .ok())
+      dropped.push_back("event triggers turnout_ddl");
+  }
+  return out;
+}
+
+}  // namespace turnout::control

@@ -1,0 +1,82 @@
+#pragma once
+// Postgres data movement by change stream (DESIGN.md §6): the authoritative
+// side's WAL, decoded by pgoutput, applied on the other side in commit order.
+//
+//   old ── publication turnout_… (the tables data movement moves)
+//       ── slot turnout_… (logical, pgoutput), created with an exported snapshot
+//   1. copy   every table under the slot's snapshot (CopyPostgres, parallel
+//             COPY), so the copy holds exactly what committed before the
+//             slot's consistent point; then the position = consistent point
+//             is stored on new (turnout.stream_position)
+//   2. stream START_REPLICATION from the stored position; ChangeApplier
+//             applies each source transaction on new with the position in the
+//             same transaction; the slot is confirmed only after new committed
+//
+// No live write is missed (it commits after the consistent point: it is in
+// the stream), overwritten or resurrected (the copy never reads a row newer
+// than the stream applies after it). A restart of turnout, old or new
+// resumes from new's stored position: nothing lost, nothing applied twice.
+// An interrupted copy starts over with a new slot and snapshot.
+//
+// DDL: an event trigger on old (ddl_command_end) puts the client's query
+// into the WAL as a transactional logical message; the applier runs its DDL
+// statements at that place. Tables created after the slot are not in the
+// publication: they are not streamed.
+//
+// `data: snapshot` ends once new has applied past old's WAL position at the
+// end of the copy; `data: scan` keeps streaming while the migration runs
+// (until its strategy sends everything to new: then it catches up and ends).
+// Replication objects are named after the migration and route
+// (StreamNamesFor) and dropped once no running or paused migration needs
+// them (DropStaleStreams): turnout never leaves a slot holding WAL.
+
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "control/data_movement.h"
+#include "control/migration.h"
+#include "routing/config.h"
+
+namespace turnout::control {
+
+struct StreamNames {
+  std::string slot;         // also the publication's name
+  std::string publication;
+};
+// Slot names allow [a-z0-9_], at most 63 bytes: the id is folded to that and
+// a hash of (migration, route) keeps names distinct.
+StreamNames StreamNamesFor(const std::string& migration_id, const std::string& route);
+inline constexpr const char* kStreamNamePrefix = "turnout_";
+
+// What the source lacks to stream (wal_level, slots, senders, the
+// replication privilege); empty when it can.
+absl::StatusOr<std::vector<std::string>> StreamPrerequisitesMissing(const routing::Backend& source);
+
+struct StreamOptions {
+  std::string migration_id;
+  // Asked about once a second: true once the stream should catch up with
+  // old's current position and end (the copy only, or a full cutover).
+  std::function<bool()> finish_requested;
+};
+
+// The route's data movement by change stream (resumes from progress.stream).
+// OK once finished as above; StoppedAtBatchBoundary() when told to stop.
+absl::Status StreamPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                            const std::vector<std::string>& scope_tables, const DataSpec& spec,
+                            const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx);
+
+// Drops the slots and publications named turnout_… on `source` that are not
+// in `keep` (slot names), and the DDL event trigger once none is left.
+// A slot still in use (its runner is stopping) is left for the next call.
+struct StaleStreams {
+  std::vector<std::string> dropped;  // "slot …", "publication …", "event trigger …"
+  int in_use = 0;                    // stale slots still held by a connection
+};
+absl::StatusOr<StaleStreams> DropStaleStreams(const routing::Backend& source, const std::set<std::string>& keep);
+
+}  // namespace turnout::control

@@ -1,0 +1,365 @@
+// The Postgres change stream (control/pg_change_stream.h) against the
+// harness' real servers: writes through turnout while /migrate copies and
+// streams, DDL, triggers, server-side COPY and two-phase commit in the
+// stream, kill -9 of turnout and lost connections mid-stream, and the slot
+// gone after Completed, RolledBack and DELETE. Every test works in a
+// database of its own (slots, publications and the DDL trigger are per
+// database) and ends with a full comparison of every row and column.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/admin_client.h"
+#include "tests/support/backends.h"
+#include "tests/support/process.h"
+#include "tests/support/turnout_process.h"
+
+namespace turnout::testing {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kToken[] = "change-stream-admin-token-0123456789";
+constexpr char kCanary[] = R"({"type":"canary","read_percentage":0})";
+constexpr char kBigBang[] = R"({"type":"big_bang"})";
+
+class ChangeStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& b = TestBackends::Get();
+    old_ = b.pg_old_port;
+    new_ = b.pg_new_port;
+    db_ = "cs_" + std::to_string(::getpid()) + "_" + std::to_string(++counter_);
+    for (int port : {old_, new_}) {
+      Psql(port, "drop database if exists " + db_ + " with (force)", "postgres");
+      Psql(port, "create database " + db_, "postgres");
+    }
+  }
+  void TearDown() override {
+    if (process_) process_->Signal(SIGKILL);
+    for (int port : {old_, new_}) {
+      Psql(port, "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = '" + db_ + "'",
+           "postgres");
+      Psql(port, "drop database if exists " + db_ + " with (force)", "postgres");
+    }
+  }
+
+  std::string Psql(int port, const std::string& sql, const std::string& db = "") {
+    const auto& b = TestBackends::Get();
+    auto r = RunProgram({"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", b.PgConnString(port, db.empty() ? db_ : db),
+                         "-c", sql});
+    EXPECT_EQ(r.exit_code, 0) << sql << "\n" << r.err;
+    while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+    return r.out;
+  }
+  // The same statements on both servers (the schema both sides start with).
+  void Both(const std::string& sql) {
+    Psql(old_, sql);
+    Psql(new_, sql);
+  }
+  // Through turnout's route (a relay to old).
+  std::string ViaTurnout(const std::string& sql) {
+    const auto& b = TestBackends::Get();
+    const std::string conn = "postgresql://" + b.pg_user + ":" + b.pg_password + "@127.0.0.1:" +
+                             std::to_string(pg_port_) + "/" + db_ + "?sslmode=disable";
+    auto r = RunProgram({"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", conn, "-c", sql});
+    EXPECT_EQ(r.exit_code, 0) << sql << "\n" << r.err;
+    while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+    return r.out;
+  }
+  // Every row and column of `table`, in key order, as text.
+  std::string Rows(int port, const std::string& table, const std::string& order = "1") {
+    return Psql(port, "select t::text from " + table + " t order by " + order);
+  }
+  void ExpectSame(const std::string& table, const std::string& order = "1") {
+    const std::string o = Rows(old_, table, order), n = Rows(new_, table, order);
+    EXPECT_FALSE(o.empty()) << table;
+    EXPECT_TRUE(o == n) << table << ": old and new differ\nold rows: " << std::count(o.begin(), o.end(), '\n') + 1
+                        << "\nnew rows: " << std::count(n.begin(), n.end(), '\n') + 1;
+  }
+  int Slots(int port) {
+    return std::atoi(Psql(port, "select count(*) from pg_replication_slots where database = '" + db_ + "'", "postgres").c_str());
+  }
+
+  void StartTurnout() {
+    const auto& b = TestBackends::Get();
+    if (!process_) {
+      process_ = std::make_unique<TurnoutProcess>();
+      admin_port_ = FreePort();
+      pg_port_ = FreePort();
+    }
+    std::ofstream(process_->dir() + "/tokens") << kToken << " admin ops\n";
+    std::ostringstream y;
+    y << "instance_id: streamer\nworkers: 1\nadmin:\n  listen: 127.0.0.1:" << admin_port_
+      << "\n  tokens_file: tokens\nstate_store:\n  path: state.json\nbackends:\n"
+      << "  - {name: pg-old, protocol: postgres, address: \"127.0.0.1:" << b.pg_old_port << "\", user: " << b.pg_user
+      << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
+      << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << b.pg_new_port << "\", user: " << b.pg_user
+      << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
+      << "routes:\n  - {name: pg, protocol: postgres, mode: relay, listen: \"127.0.0.1:" << pg_port_
+      << "\", old: pg-old}\n";
+    ASSERT_TRUE(process_->Start(y.str(), {admin_port_, pg_port_})) << process_->Log();
+    admin_ = std::make_unique<AdminClient>(admin_port_, kToken);
+  }
+
+  void Migrate(const std::string& id, const std::string& data, const std::string& strategy,
+               const std::vector<std::string>& tables) {
+    std::string list;
+    for (const auto& t : tables) list += (list.empty() ? "\"" : ",\"") + t + "\"";
+    auto c = admin_->Post("/api/v1/migrations", R"({"id":")" + id + R"(","strategy":)" + strategy + R"(,"data":)" + data + "}");
+    ASSERT_EQ(c.status, 201) << c.body;
+    auto r = admin_->Post("/api/v1/migrations/" + id + "/interlay/pg", R"({"endpoint":"pg-new"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto s = admin_->Post("/api/v1/migrations/" + id + "/api/tables", R"({"tables":[)" + list + "]}");
+    ASSERT_EQ(s.status, 200) << s.body;
+    auto m = admin_->Post("/api/v1/migrations/" + id + "/migrate");
+    ASSERT_EQ(m.status, 200) << m.body;
+  }
+  json::value Get(const std::string& id) {
+    auto r = admin_->Get("/api/v1/migrations/" + id, {"X-Verbose: true"});
+    return r.status == 200 && r.json.is_object() ? r.json.at("data") : json::value(nullptr);
+  }
+  static std::string State(const json::value& m) { return m.is_object() ? std::string(m.at("state").as_string()) : ""; }
+  static std::string StreamPhase(const json::value& m) {
+    if (!m.is_object() || !m.as_object().contains("progress")) return "";
+    for (const auto& r : m.at("progress").at("routes").as_array())
+      if (auto* s = r.as_object().if_contains("stream")) return std::string(s->at("phase").as_string());
+    return "";
+  }
+  json::value WaitFor(const std::string& id, const std::function<bool(const json::value&)>& done, int timeout_ms = 60000) {
+    const auto until = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    json::value m;
+    do {
+      m = Get(id);
+      if (done(m)) return m;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } while (Clock::now() < until);
+    return m;
+  }
+  json::value WaitStreaming(const std::string& id) {
+    return WaitFor(id, [](const json::value& m) { return StreamPhase(m) == "streaming"; });
+  }
+  // Everything to new: the stream catches up with old and the migration completes.
+  json::value Complete(const std::string& id) {
+    auto p = admin_->Patch("/api/v1/migrations/" + id, std::string(R"({"strategy":)") + kBigBang + "}");
+    EXPECT_EQ(p.status, 200) << p.body;
+    return WaitFor(id, [](const json::value& m) { return State(m) == "Completed" || State(m) == "Failed"; });
+  }
+  std::string Log() const { return process_ ? process_->Log() : ""; }
+
+  // pgbench through turnout for `seconds` with `clients`, running `script`.
+  RunResult Pgbench(const std::string& script, int clients, int seconds) {
+    const auto& b = TestBackends::Get();
+    const std::string file = process_->dir() + "/bench.sql";
+    std::ofstream(file) << script;
+    return RunProgram({"pgbench", "-n", "-c", std::to_string(clients), "-j", "2", "-T", std::to_string(seconds), "-f",
+                       file, "-h", "127.0.0.1", "-p", std::to_string(pg_port_), "-U", b.pg_user, db_},
+                      "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+  }
+
+  static inline int counter_ = 0;
+  int old_ = 0, new_ = 0;
+  std::string db_;
+  std::unique_ptr<TurnoutProcess> process_;
+  int admin_port_ = 0, pg_port_ = 0;
+  std::unique_ptr<AdminClient> admin_;
+};
+
+constexpr char kEvTable[] =
+    "create table ev (id bigserial primary key, client int, n int, at timestamptz default now(), "
+    "r float default random(), u uuid default gen_random_uuid())";
+
+TEST_F(ChangeStreamTest, NonDeterministicWritesDuringCopyAndStreamArriveExactly) {
+  Both(kEvTable);
+  Psql(old_, "insert into ev (client, n) select 0, g from generate_series(1, 50000) g");
+  StartTurnout();
+  Migrate("ev_stream", R"({"type":"scan"})", kCanary, {"ev"});
+  // 8 clients insert through turnout while the copy runs and after it.
+  auto bench = Pgbench("\\set c random(1, 1000000)\ninsert into ev (client, n) values (:client_id, :c);\n", 8, 8);
+  ASSERT_EQ(bench.exit_code, 0) << bench.err << bench.out;
+  EXPECT_THAT(bench.out, ::testing::HasSubstr("number of failed transactions: 0"));
+  auto m = Complete("ev_stream");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  ExpectSame("ev");
+  EXPECT_EQ(Slots(old_), 0) << "the slot outlived the Completed migration";
+  EXPECT_EQ(Psql(old_, "select count(*) from pg_publication"), "0");
+}
+
+TEST_F(ChangeStreamTest, PgbenchTpcbThroughTurnoutForTheWholeMigrationLeavesNoDifference) {
+  const auto& b = TestBackends::Get();
+  for (int port : {old_, new_}) {
+    auto r = RunProgram({"pgbench", "-i", "-q", "-s", "2", "-h", "127.0.0.1", "-p", std::to_string(port), "-U", b.pg_user,
+                         db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // new starts empty: the copy brings every row.
+  Psql(new_, "truncate pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history");
+  Psql(old_, "alter table pgbench_history add column hid bigserial primary key");
+  Psql(new_, "alter table pgbench_history add column hid bigserial primary key");
+  StartTurnout();
+  std::thread load([&] {
+    auto r = RunProgram({"pgbench", "-n", "-c", "8", "-j", "2", "-T", "10", "-h", "127.0.0.1", "-p",
+                         std::to_string(pg_port_), "-U", b.pg_user, db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, ::testing::HasSubstr("number of failed transactions: 0"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Migrate("tpcb", R"({"type":"scan"})", kCanary,
+          {"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"});
+  load.join();
+  auto m = Complete("tpcb");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  for (const char* t : {"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"}) ExpectSame(t);
+  EXPECT_EQ(Slots(old_), 0);
+}
+
+TEST_F(ChangeStreamTest, UpdatesAndDeletesOfRowsTheCopyHasNotReachedAreNotUndone) {
+  Both("create table big (id int primary key, v text, pad text)");
+  Psql(old_, "insert into big select g, 'v' || g, repeat('x', 200) from generate_series(1, 200000) g");
+  StartTurnout();
+  Migrate("updel", R"({"type":"scan"})", kCanary, {"big"});
+  // While the copy runs: change and delete rows all over the key range.
+  for (int i = 0; i < 20; ++i) {
+    ViaTurnout("update big set v = 'changed-" + std::to_string(i) + "' where id % 20 = " + std::to_string(i) +
+               " and id > 150000");
+    ViaTurnout("delete from big where id between " + std::to_string(190000 + i * 100) + " and " +
+               std::to_string(190000 + i * 100 + 10));
+  }
+  auto m = Complete("updel");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  ExpectSame("big");
+}
+
+TEST_F(ChangeStreamTest, DdlThroughTurnoutMidStreamIsAppliedInOrder) {
+  Both("create table items (id int primary key, name text)");
+  Psql(old_, "insert into items select g, 'n' || g from generate_series(1, 1000) g");
+  StartTurnout();
+  Migrate("ddl", R"({"type":"scan"})", kCanary, {"items"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("ddl")), "streaming") << Log();
+  ViaTurnout("alter table items add column extra text default 'd'");
+  ViaTurnout("insert into items (id, name, extra) values (1001, 'new', 'uses-extra')");
+  ViaTurnout("create index items_extra on items (extra)");
+  ViaTurnout("update items set extra = 'e' || id where id <= 10");
+  auto m = Complete("ddl");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  ExpectSame("items");
+  EXPECT_EQ(Psql(new_, "select count(*) from pg_indexes where indexname = 'items_extra'"), "1");
+}
+
+TEST_F(ChangeStreamTest, TriggersServerSideCopyAndPreparedTransactionsArriveEqual) {
+  Both("create table orders (id int primary key, amount int)");
+  Both("create table audit (id bigserial primary key, order_id int, note text)");
+  Both("create function audit_order() returns trigger language plpgsql as $$ begin "
+       "insert into audit (order_id, note) values (new.id, 'at ' || clock_timestamp()); return new; end $$");
+  Both("create trigger orders_audit after insert on orders for each row execute function audit_order()");
+  Psql(old_, "insert into orders select g, g from generate_series(1, 100) g");
+  StartTurnout();
+  Migrate("trig", R"({"type":"scan"})", kCanary, {"orders", "audit"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("trig")), "streaming") << Log();
+  // The server reads the file: it must be readable by the server's user.
+  const std::string file = "/tmp/turnout_cs_" + db_ + ".csv";
+  {
+    std::ofstream f(file);
+    for (int i = 1000; i < 1500; ++i) f << i << "," << i * 2 << "\n";
+  }
+  ::chmod(file.c_str(), 0644);
+  ViaTurnout("copy orders from '" + file + "' (format csv)");
+  ViaTurnout("insert into orders values (2000, 1)");
+  ViaTurnout("begin; insert into orders values (3000, 3); prepare transaction 'cs_" + db_ + "'");
+  ViaTurnout("commit prepared 'cs_" + db_ + "'");
+  ViaTurnout("begin; insert into orders values (4000, 4); prepare transaction 'cs2_" + db_ + "'");
+  ViaTurnout("rollback prepared 'cs2_" + db_ + "'");
+  auto m = Complete("trig");
+  ::unlink(file.c_str());
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  ExpectSame("orders");
+  ExpectSame("audit");
+  EXPECT_EQ(Psql(new_, "select count(*) from orders where id = 4000"), "0");
+  EXPECT_EQ(Psql(new_, "select count(*) from pg_prepared_xacts where database = current_database()"), "0");
+}
+
+TEST_F(ChangeStreamTest, KillingTurnoutAndDroppingConnectionsMidStreamLosesAndDuplicatesNothing) {
+  Both(kEvTable);
+  Psql(old_, "insert into ev (client, n) select 0, g from generate_series(1, 1000) g");
+  StartTurnout();
+  Migrate("crash", R"({"type":"scan"})", kCanary, {"ev"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("crash")), "streaming") << Log();
+  const auto& b = TestBackends::Get();
+  // Writes straight to old, so they go on while turnout is down.
+  std::thread load([&] {
+    const std::string file = process_->dir() + "/w.sql";
+    std::ofstream(file) << "insert into ev (client, n) values (:client_id, 1);\n";
+    auto r = RunProgram({"pgbench", "-n", "-c", "4", "-T", "8", "-f", file, "-h", "127.0.0.1", "-p",
+                         std::to_string(old_), "-U", b.pg_user, db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  process_->Signal(SIGKILL);
+  process_->Wait(5000);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  StartTurnout();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // new drops the applier's connection, old the replication connection.
+  Psql(new_, "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() "
+             "and application_name = 'turnout-change-stream'");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  Psql(old_, "select pg_terminate_backend(active_pid) from pg_replication_slots where database = current_database() "
+             "and active");
+  load.join();
+  auto m = Complete("crash");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  EXPECT_EQ(Psql(new_, "select count(*) - count(distinct id) from ev"), "0");
+  ExpectSame("ev");
+}
+
+TEST_F(ChangeStreamTest, TheSlotIsKeptWhilePausedAndDroppedAfterRollback) {
+  Both("create table a (id int primary key)");
+  Psql(old_, "insert into a select generate_series(1, 100)");
+  StartTurnout();
+  Migrate("rb", R"({"type":"scan"})", kCanary, {"a"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("rb")), "streaming") << Log();
+  EXPECT_EQ(Slots(old_), 1);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/rb/rollback").status, 200);
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (Slots(old_) != 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Slots(old_), 0) << Log();
+
+  // Paused: the slot stays (resume continues exactly), then a rollback and
+  // DELETE leave nothing behind.
+  Migrate("del", R"({"type":"scan"})", kCanary, {"a"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("del")), "streaming") << Log();
+  EXPECT_EQ(Slots(old_), 1);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/del/pause").status, 200);
+  Psql(old_, "insert into a values (1000)");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(Slots(old_), 1);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/del/resume").status, 200);
+  const auto until1 = Clock::now() + std::chrono::seconds(30);
+  while (Psql(new_, "select count(*) from a where id = 1000") != "1" && Clock::now() < until1)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Psql(new_, "select count(*) from a where id = 1000"), "1") << "the write made while paused";
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/del/rollback").status, 200);
+  auto d = admin_->Delete("/api/v1/migrations/del");
+  ASSERT_EQ(d.status, 200) << d.body;
+  const auto until2 = Clock::now() + std::chrono::seconds(30);
+  while (Slots(old_) != 0 && Clock::now() < until2) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Slots(old_), 0) << Log();
+  EXPECT_EQ(Psql(old_, "select count(*) from pg_event_trigger where evtname = 'turnout_ddl'"), "0");
+}
+
+}  // namespace
+}  // namespace turnout::testing
