@@ -139,9 +139,10 @@ class TableVerifier {
       // Both servers must cut the same ranges: a key column collated alike
       // on both keeps its collation (and its index); otherwise ranges are
       // compared in "C" order on both, which no index serves.
-      const auto on_new = std::find_if(nc->begin(), nc->end(), [&](const Column& c) { return c.name == name; });
-      s_.key.back().collation =
-          it->collation.empty() ? "" : it->collation == on_new->collation ? "" : std::string("C");
+      // From here a key column's `collation` is the one its ranges are
+      // compared in: empty for its own.
+      const auto new_col = std::find_if(nc->begin(), nc->end(), [&](const Column& c) { return c.name == name; });
+      s_.key.back().collation = it->collation.empty() || it->collation == new_col->collation ? "" : "C";
     }
     std::vector<std::string> cols, expr, order, text;
     for (const auto& c : s_.columns) cols.push_back(c.quoted);
@@ -349,6 +350,7 @@ class TableVerifier {
     Found final_found = std::move(first);
     if (!differing.empty() && o_.recheck_delay > absl::ZeroDuration()) {
       absl::SleepFor(o_.recheck_delay);
+      if (o_.before_recheck) o_.before_recheck();
       Found second;
       for (const auto& r : differing)
         if (auto st = Recompare(r, second); !st.ok()) return st;
@@ -408,6 +410,7 @@ class TableVerifier {
     for (std::size_t c = 0; c < s_.columns.size(); ++c) {
       const auto a = value(*o, static_cast<int>(c)), b = value(*n, static_cast<int>(c));
       if (a == b) continue;
+      if (d.columns_differing++ >= o_.max_columns) continue;
       d.columns.push_back({s_.columns[c].name, a ? Truncated(*a, o_.max_value_chars) : "NULL",
                            b ? Truncated(*b, o_.max_value_chars) : "NULL"});
     }
@@ -496,6 +499,7 @@ class TableVerifier {
     if (auto st = CompareBuckets(*buckets, found); !st.ok()) return st;
     if (!found.empty() && o_.recheck_delay > absl::ZeroDuration()) {
       absl::SleepFor(o_.recheck_delay);
+      if (o_.before_recheck) o_.before_recheck();
       auto again = DifferingBuckets(false);
       if (!again.ok()) return again.status();
       Multiset second;
@@ -600,6 +604,7 @@ json::object PgTableVerifyToJson(const PgTableVerify& v, std::size_t max_reporte
         for (const auto& c : d.columns)
           cols.push_back(json::object{{"column", c.name}, {"old", c.old_value}, {"new", c.new_value}});
         r["columns"] = std::move(cols);
+        if (d.columns_differing > d.columns.size()) r["columns_differing"] = d.columns_differing;
       }
     }
     rows.push_back(std::move(r));

@@ -62,9 +62,12 @@ struct PgVerifyOptions {
   // Re-compare differing ranges after this long and keep only what stays
   // different; zero: report the first pass as it is.
   absl::Duration recheck_delay = absl::Milliseconds(300);
+  // Runs after the delay, before the recheck reads (tests change rows here).
+  std::function<void()> before_recheck;
   std::size_t max_reported = 100;      // differences described per table
   std::size_t max_keys = 100000;       // differing keys collected per table (repair uses them)
   std::size_t max_value_chars = 64;    // old/new values and keyless rows are cut here
+  std::size_t max_columns = 16;        // differing columns described per row
   bool describe_columns = true;        // fetch the differing columns of changed rows
   // The seam for the change-stream mode (not used yet): given old's snapshot
   // LSN ("0/16B3748"), returns once new has applied past it. When set, old is
@@ -82,7 +85,8 @@ struct PgRowDifference {
   struct Column {
     std::string name, old_value, new_value;  // values truncated; "NULL" for null
   };
-  std::vector<Column> columns;  // kChanged, when described
+  std::vector<Column> columns;  // kChanged, when described: the first max_columns
+  std::size_t columns_differing = 0;  // all of them
   // Without a primary key: the row's text (truncated) and how many more
   // copies one side holds.
   std::string row;

@@ -325,6 +325,52 @@ TEST_F(PgVerifyTest, VerifyReportNamesRowsAndColumns) {
   EXPECT_TRUE(seen_nokey);
 }
 
+// Writes in flight: a row that differed only at the first look (put back
+// before the recheck) is not reported, nor one that differs only at the
+// second; a row that differs both times is.
+TEST_F(PgVerifyTest, RecheckReportsOnlyWhatStaysDifferent) {
+  Fill(1000);
+  new_.Query("update " + t_ + " set note = 'in flight' where id in (10, 20, 30)");
+  PgVerifyOptions o;
+  o.recheck_delay = absl::Milliseconds(1);
+  o.before_recheck = [&] {
+    new_.Query("update " + t_ + " set note = 'n10' where id = 10");
+    new_.Query("update " + t_ + " set note = 'later' where id = 40");
+  };
+  const auto v = VerifyTable(t_, o);
+  EXPECT_EQ(v.mode, "recheck");
+  const Found f = Collect(v);
+  std::set<std::string> changed;
+  for (const auto& [k, cols] : f.changed) changed.insert(k);
+  EXPECT_EQ(changed, (std::set<std::string>{"20", "30"}));
+  EXPECT_EQ(v.differences_total, 2);
+  // The next verification sees row 40.
+  o.before_recheck = nullptr;
+  EXPECT_EQ(VerifyTable(t_, o).differences_total, 3);
+}
+
+// A row whose every column differs lists the first max_columns of them.
+TEST_F(PgVerifyTest, DifferingColumnsPerRowAreBounded) {
+  std::string cols, values;
+  for (int i = 0; i < 20; ++i) {
+    cols += ", c" + std::to_string(i) + " int";
+    values += ", " + std::to_string(i);
+  }
+  Both("create table " + t_ + " (id int primary key" + cols + ")");
+  Both("insert into " + t_ + " values (1" + values + ")");
+  std::string sets;
+  for (int i = 0; i < 20; ++i) sets += std::string(i ? ", " : "") + "c" + std::to_string(i) + " = -1";
+  new_.Query("update " + t_ + " set " + sets);
+  PgVerifyOptions o;
+  o.recheck_delay = absl::ZeroDuration();
+  const auto v = VerifyTable(t_, o);
+  ASSERT_EQ(v.differences.size(), 1u);
+  EXPECT_EQ(v.differences[0].columns.size(), 16u);
+  EXPECT_EQ(v.differences[0].columns_differing, 20u);
+  EXPECT_EQ(v.differences[0].columns[0].name, "c0");
+  EXPECT_EQ(PgTableVerifyToJson(v).at("rows").as_array()[0].at("columns_differing").to_number<std::int64_t>(), 20);
+}
+
 // Many differences: the report stays bounded, the total is exact.
 TEST_F(PgVerifyTest, ReportIsBounded) {
   Fill(3000);
