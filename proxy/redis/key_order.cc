@@ -25,6 +25,11 @@ constexpr std::uint64_t kOwnerMask = (std::uint64_t{1} << 39) - 1;
 }  // namespace
 
 bool KeyOrder::TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner, bool reentrant_always) {
+  return TryAcquireImpl(stripes, owner, reentrant_always, nullptr);
+}
+
+bool KeyOrder::TryAcquireImpl(std::span<const std::uint32_t> stripes, std::uint64_t owner, bool reentrant_always,
+                              std::uint32_t* blocked) {
   owner = (owner & kOwnerMask) + 1;  // never 0: owner 0 marks a free stripe
   const std::uint64_t depth_mask = (std::uint64_t{1} << kDepthBits) - 1;
   std::size_t taken = 0;
@@ -55,6 +60,7 @@ bool KeyOrder::TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t 
     if (!ok) break;
   }
   if (taken == stripes.size()) return true;
+  if (blocked != nullptr) *blocked = stripes[taken];
   Release(stripes.first(taken), owner - 1);
   return false;
 }
@@ -70,9 +76,79 @@ void KeyOrder::Release(std::span<const std::uint32_t> stripes, std::uint64_t own
       if (depth == 0 || ((cur & ~kContended) >> kDepthBits) != owner) break;
       // The last release frees the stripe; a waiter's mark stays for it.
       const std::uint64_t next = depth == 1 ? (cur & kContended) : cur - 1;
-      if (s.compare_exchange_weak(cur, next, std::memory_order_release, std::memory_order_relaxed)) break;
+      if (s.compare_exchange_weak(cur, next, std::memory_order_release, std::memory_order_relaxed)) {
+        if (depth == 1 && (cur & kContended)) WakeStripe(i);
+        break;
+      }
     }
   }
+}
+
+void KeyWaiter::Notify() {
+  if (notified_.exchange(true, std::memory_order_acq_rel)) return;
+  asio::post(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
+}
+
+void KeyOrder::Register(std::uint32_t stripe, KeyWaiter& waiter) {
+  auto& shard = shards_[stripe % kWaiterShards];
+  std::lock_guard lock(shard.mu);
+  shard.waiters.emplace_back(stripe, waiter.shared_from_this());
+  waiter.registered_ = stripe;
+  waiter.registered_on_ = true;
+}
+
+void KeyOrder::Unregister(KeyWaiter& waiter) {
+  if (!waiter.registered_on_) return;
+  waiter.registered_on_ = false;
+  auto& shard = shards_[waiter.registered_ % kWaiterShards];
+  std::lock_guard lock(shard.mu);
+  auto& w = shard.waiters;
+  w.erase(std::remove_if(w.begin(), w.end(), [&](const auto& e) { return e.second.get() == &waiter; }), w.end());
+}
+
+void KeyOrder::WakeStripe(std::uint32_t stripe) {
+  // Woken outside the lock; a waiter that is gone already only got a
+  // no-op post (it holds its own reference until the handler ran).
+  absl::InlinedVector<std::shared_ptr<KeyWaiter>, 8> wake;
+  {
+    auto& shard = shards_[stripe % kWaiterShards];
+    std::lock_guard lock(shard.mu);
+    auto& w = shard.waiters;
+    for (auto it = w.begin(); it != w.end();) {
+      if (it->first == stripe) {
+        wake.push_back(std::move(it->second));
+        it = w.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : wake) w->Notify();
+}
+
+awaitable<bool> KeyOrder::Acquire(std::span<const std::uint32_t> stripes, std::uint64_t owner,
+                                  bool reentrant_always, KeyWaiter& waiter, Clock::time_point deadline,
+                                  const bool* stop) {
+  std::uint32_t blocked = 0;
+  for (;;) {
+    if (TryAcquireImpl(stripes, owner, reentrant_always, &blocked)) break;
+    if ((stop != nullptr && *stop) || Clock::now() >= deadline) {
+      Unregister(waiter);
+      co_return false;
+    }
+    // Registered before the second try: a release between the two either
+    // finds us in the registry or leaves the stripe free for the retry.
+    Unregister(waiter);
+    waiter.notified_.store(false, std::memory_order_release);
+    Register(blocked, waiter);
+    if (TryAcquireImpl(stripes, owner, reentrant_always, &blocked)) break;
+    if (!waiter.notified_.load(std::memory_order_acquire)) {
+      waiter.timer_.expires_at(deadline);
+      co_await waiter.timer_.async_wait();  // cancelled by Notify(), or the deadline
+    }
+  }
+  Unregister(waiter);
+  co_return true;
 }
 
 }  // namespace turnout::proxy::redis

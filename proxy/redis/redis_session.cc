@@ -267,6 +267,7 @@ class RedisSession final : public Session {
         fifo_(kMaxInflight),
         wake_(executor_),
         space_(executor_),
+        room_(executor_),
         reader_(*ctx_.services->route_table, route_.name, route_.protocol),
         channel_created_(executor_),
         drain_timer_(executor_),
@@ -307,8 +308,10 @@ class RedisSession final : public Session {
       if (c) c->Stop();
     wake_.cancel();
     space_.cancel();
+    room_.cancel();
     channel_created_.cancel();
     drain_timer_.cancel();
+    if (key_waiter_) key_waiter_->Notify();
   }
 
   void RequestDrain() override {
@@ -728,7 +731,10 @@ class RedisSession final : public Session {
       env.session_id = ctx_.connection_id;
       env.fence = &fence_;
       env.main_answered = &main_answered_;
-      env.on_progress = [this] { wake_.cancel(); };
+      env.on_progress = [this] {
+        wake_.cancel();
+        if (waiting_room_) room_.cancel();
+      };
       ch = std::make_unique<SecondaryChannel>(executor_, side, std::move(env));
       ch->set_backend(BackendFor(side), DispatchState());
       ch->set_source_backend(BackendFor(routing::Other(side)));
@@ -820,7 +826,7 @@ class RedisSession final : public Session {
     switch (c.kind) {
       case SecondaryChoice::kDualWrite:
         op.kind = OpKind::kDualWrite;
-        op.ready = true;
+        op.ready = false;  // sent once the primary applied it (PrimaryReply)
         break;
       case SecondaryChoice::kCopy:
         op.kind = OpKind::kCopy;
@@ -1081,6 +1087,7 @@ class RedisSession final : public Session {
       } else {
         KeyOrder::Stripes stripes;
         if (info == sp.exec && block_.active && (block_.writes > 0 || !block_.copy_keys.empty())) {
+          co_await WaitForRoom(block_.side, block_.sync, block_.wire.size() * 2);
           for (const auto& k : block_.keys) KeyOrder::AddStripe(k, stripes);
           if (!co_await AcquireStripes(stripes)) stripes.clear();
         }
@@ -1173,6 +1180,8 @@ class RedisSession final : public Session {
       }
       co_return side;
     }
+    if (dual) co_await WaitForRoom(sc.side, sc.sync, cmd.frame_length);
+    if (closed_) co_return side;
     if (dual && !co_await AcquireStripes(stripes)) stripes.clear();
     if (closed_) {
       if (!stripes.empty()) ReleaseStripes(stripes);
@@ -1221,28 +1230,51 @@ class RedisSession final : public Session {
   }
 
   // Per-key order across sessions (KeyOrder): waits for the stripes of a
-  // dual-written write. Never waits while holding: this session's own
-  // in-flight writes are flushed so they can finish and release theirs.
-  // False after 5 s (the write then goes unordered, with a warning).
+  // dual-written write, woken by the release that frees them. Never waits
+  // while holding: this session's own in-flight writes are flushed so they
+  // can finish and release theirs. The bound only guards against a holder
+  // that never finishes (its secondary gives up after kReplyTimeout, which
+  // releases it); past it the write goes unordered, with a warning.
+  static constexpr auto kKeyOrderWait = std::chrono::seconds(30);
   awaitable<bool> AcquireStripes(const KeyOrder::Stripes& stripes) {
     if (stripes.empty()) co_return true;
     KeyOrder& order = KeyOrder::Global();
     if (order.TryAcquire(stripes, StripeOwner())) co_return true;
     co_await FlushUpstream();
     WakeWriter();
-    Timer t(executor_);
-    const auto deadline = Clock::now() + std::chrono::seconds(5);
-    for (int spins = 0;; ++spins) {
-      if (closed_) co_return false;
-      if (order.TryAcquire(stripes, StripeOwner())) co_return true;
-      if (Clock::now() > deadline) {
-        LogWarn("redis dual-write key order wait timed out; writing unordered", {{"route", route_.name}});
-        co_return false;
-      }
-      t.expires_after(spins < 50 ? std::chrono::microseconds(50) : std::chrono::microseconds(1000));
-      co_await t.async_wait();
-    }
+    if (!key_waiter_) key_waiter_ = std::make_shared<KeyWaiter>(executor_);
+    const bool ok = co_await order.Acquire(stripes, StripeOwner(), false, *key_waiter_,
+                                           Clock::now() + kKeyOrderWait, &closed_);
+    if (!ok && !closed_)
+      LogWarn("redis dual-write key order wait timed out; writing unordered", {{"route", route_.name}});
+    co_return ok;
   }
+  // Back-pressure on dual-write (DESIGN.md §2, issue 13 item 6): while the
+  // secondary queue has no room for `bytes` more, the client's command waits
+  // (no further command is read either). Sync dual-write waits until there
+  // is room: the channel always makes progress (a reply, its kReplyTimeout,
+  // or a lost connection that journals what it carried), so the bound is
+  // only a watchdog. Async waits at most kAsyncRoomWait, then the write is
+  // journaled (AttachSecondary). Holds no stripe while it waits.
+  static constexpr auto kAsyncRoomWait = std::chrono::seconds(1);
+  static constexpr auto kSyncRoomWait = std::chrono::seconds(60);
+  awaitable<void> WaitForRoom(Side side, bool sync, std::size_t bytes) {
+    SecondaryChannel* ch = ChannelFor(side);
+    if (ch->HasRoom(false, bytes)) co_return;
+    co_await FlushUpstream();
+    WakeWriter();
+    const auto deadline = Clock::now() + (sync ? std::chrono::seconds(kSyncRoomWait) : kAsyncRoomWait);
+    while (!closed_ && !ch->HasRoom(false, bytes) && Clock::now() < deadline) {
+      ch->WantRoom(bytes);
+      room_.expires_at(deadline);
+      waiting_room_ = true;
+      co_await room_.async_wait(kUseTuple);
+      waiting_room_ = false;
+    }
+    if (sync && !closed_ && !ch->HasRoom(false, bytes))
+      LogWarn("redis sync dual-write: the secondary made no room for 60 s; journaling", {{"route", route_.name}});
+  }
+
   void ReleaseStripes(KeyOrder::Stripes& stripes) {
     KeyOrder::Global().Release(stripes, StripeOwner());
     stripes.clear();
@@ -1642,16 +1674,43 @@ class RedisSession final : public Session {
       const RequestClass cls = ClassOf(*info);
       const routing::Plan plan = RoutePlan(*info, head, cls);
       const Side s = plan.primary();
+      const SecondaryChoice sc = in_multi_ ? SecondaryChoice{} : ChooseSecondary(plan, *info, head, cls);
+      const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
+      std::string journal_frame;
+      std::vector<std::string> journal_keys;
+      if (dual || (in_multi_ && block_.active && cls == RequestClass::kWrite)) {
+        // A write the other side must see too (issue 13 item 7: an UNLINK of
+        // 5,000 keys): read whole into one copy, then dispatched like any
+        // command from that copy (key order, dual-write, MULTI block). Only
+        // past kMaxCopiedRequest is it streamed to the primary alone and
+        // journaled for repair. The head's views die with the buffer: what
+        // the journal needs is kept first.
+        resp::AppendCommand(journal_frame, head);
+        journal_keys = KeysOf(*info, head);
+        const Buffered b = co_await BufferLargeRequest(status, used);
+        if (b == Buffered::kWhole) {
+          co_await DispatchBuffered();
+          co_return;
+        }
+        if (b == Buffered::kFailed) {
+          large_frame_.clear();
+          parser_.Reset();
+          co_return;
+        }
+        status = LargeRequestWalker::Status::kNeedMore;  // kTooLarge: stream the rest
+        used = 0;
+      }
       BackendConnection* conn = co_await EnsureBackend(s);
       if (conn != nullptr) {
         side = s;
-        const SecondaryChoice sc = in_multi_ ? SecondaryChoice{} : ChooseSecondary(plan, *info, head, cls);
-        if (sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy) {
+        if (dual) {
           // Not copied (it may be gigabytes): journaled with its keys, which
           // the repair copies from the authoritative side.
-          std::string frame;
-          resp::AppendCommand(frame, head);
-          JournalNotQueued(sc.side, frame, KeysOf(*info, head),
+          if (journal_frame.empty()) {
+            resp::AppendCommand(journal_frame, head);
+            journal_keys = KeysOf(*info, head);
+          }
+          JournalNotQueued(sc.side, journal_frame, std::move(journal_keys),
                            "command larger than the receive buffer is not dual-written; repair copies its keys");
         } else if (sc.kind != SecondaryChoice::kNone) {
           ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -1662,9 +1721,18 @@ class RedisSession final : public Session {
           ++blocking_inflight_;
         }
         PushBackendEntry(EntryKind::kForward, s, cls, flags);
+        if (!large_frame_.empty()) {
+          // What BufferLargeRequest already took in, ahead of the rest.
+          auto [ec, n] = co_await conn->stream().Write(asio::buffer(large_frame_));
+          if (ec) {
+            conn->Close();
+            side.reset();
+          }
+        }
       } else if (!stop_reading_) {
         PushLocalError("ERR turnout: backend connection lost");
       }
+      ReleaseLargeFrame();
     }
     WakeWriter();
     for (;;) {
@@ -1709,6 +1777,70 @@ class RedisSession final : public Session {
     }
     // The request parser saw the start of this command; it starts afresh.
     parser_.Reset();
+  }
+
+  // A large dual-written command is copied whole up to this size.
+  static constexpr std::size_t kMaxCopiedRequest = SecondaryChannel::kMaxBytes / 2;
+  enum class Buffered : std::uint8_t { kWhole, kTooLarge, kFailed };
+
+  // Reads the rest of the command the walker is in into large_frame_;
+  // nothing goes upstream. kFailed: a protocol error was answered or the
+  // client is gone.
+  awaitable<Buffered> BufferLargeRequest(LargeRequestWalker::Status status, std::size_t used) {
+    large_frame_.clear();
+    const std::size_t cap = std::min<std::uint64_t>(kMaxCopiedRequest, ctx_.config->limits.max_message_bytes);
+    for (;;) {
+      if (status == LargeRequestWalker::Status::kError) {
+        const std::size_t before = local_out_.size();
+        resp::AppendProtocolErrorReply(local_out_, walker_.error(), walker_.offending_byte());
+        PushLocal(before, kFlagCloseAfter | kFlagLinger);
+        stop_reading_ = true;
+        WakeWriter();
+        co_return Buffered::kFailed;
+      }
+      const auto bytes = client_in_.Unparsed().subspan(0, used);
+      large_frame_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      client_in_.CommitParsed(used);
+      client_in_.Consume(client_in_.Parsed().size());
+      if (status == LargeRequestWalker::Status::kDone) co_return Buffered::kWhole;
+      if (large_frame_.size() > cap) co_return Buffered::kTooLarge;
+      auto tail = client_in_.WritableTail();
+      if (tail.empty()) {  // a header line longer than the buffer
+        status = LargeRequestWalker::Status::kError;
+        continue;
+      }
+      auto [ec, n] = co_await client_->ReadSome(asio::buffer(tail.data(), tail.size()));
+      if (ec || closed_) {
+        Close();
+        co_return Buffered::kFailed;
+      }
+      client_in_.CommitReceived(n);
+      ctx_.route.bytes_from_clients.fetch_add(n, std::memory_order_relaxed);
+      last_activity_ = Clock::now();
+      status = walker_.Walk(client_in_.Unparsed(), used);
+    }
+  }
+
+  // The command in large_frame_, dispatched as if it had fit the buffer.
+  awaitable<void> DispatchBuffered() {
+    parser_.Reset();
+    const auto status = parser_.Parse(std::string_view(large_frame_));
+    if (status == resp::ParseStatus::kComplete) {
+      const resp::Command& cmd = parser_.command();
+      co_await Dispatch(cmd, reinterpret_cast<const std::uint8_t*>(large_frame_.data()));
+      co_await FlushUpstream();  // its segments point into large_frame_
+    } else {
+      // The walker accepted it, so the parser does too; never trust that blindly.
+      PushLocalError("ERR turnout: command too large");
+    }
+    parser_.Reset();
+    ReleaseLargeFrame();
+    WakeWriter();
+  }
+
+  void ReleaseLargeFrame() {
+    large_frame_.clear();
+    if (large_frame_.capacity() > (1u << 20)) std::string().swap(large_frame_);
   }
 
   // ------------------------------------------------------------ reply writer
@@ -2189,6 +2321,8 @@ class RedisSession final : public Session {
   protocol::IoBuffer client_in_;
   resp::RequestParser parser_;
   LargeRequestWalker walker_;
+  std::string large_frame_;  // a large dual-written command, copied whole
+  std::shared_ptr<KeyWaiter> key_waiter_;  // made on the first wait for a key (KeyOrder)
   InflightQueue<Entry> fifo_;
   std::string local_out_;        // local replies not yet written, in FIFO order
   std::size_t local_consumed_ = 0;
@@ -2206,6 +2340,8 @@ class RedisSession final : public Session {
   Timer wake_;   // the writer waits here for new entries
   Timer space_;  // the request loop waits here for FIFO room
   bool waiting_space_ = false;
+  Timer room_;   // ... and here for room in a secondary queue (WaitForRoom)
+  bool waiting_room_ = false;
 
   routing::RouteTableReader reader_;
   bool has_policy_ = false;

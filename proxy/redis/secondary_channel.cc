@@ -116,6 +116,19 @@ SecondaryOp* SecondaryChannel::Find(std::uint64_t seq) noexcept {
 
 void SecondaryChannel::PrimaryReply(SecondaryOp& op) {
   op.primary_done = true;
+  if (op.kind == OpKind::kDualWrite && !op.ready && !op.secondary_done) {
+    // Only what the authoritative side applied goes to the other side
+    // (issue 13 item 8): a write it refused (-LOADING, -OOM, -WRONGTYPE,
+    // -READONLY ...) changed nothing there, so nothing is sent. A reply that
+    // never came (connection lost) leaves the op not ready: Stop() journals
+    // it as not applied, and the repair copies its keys.
+    if (op.primary.is_error()) {
+      op.skipped = true;
+      op.replies_expected = 0;
+    }
+    op.ready = true;
+    if (sender_waiting_) send_wake_.cancel();
+  }
   MaybeFinish(op);
 }
 
@@ -205,6 +218,7 @@ void SecondaryChannel::Stop() {
 
 void SecondaryChannel::Abort() {
   aborted_ = true;
+  if (key_waiter_) key_waiter_->Notify();
   if (conn_) conn_->Close();
   if (source_) source_->Close();
   abort_wake_.cancel();
@@ -377,18 +391,17 @@ awaitable<void> SecondaryChannel::PrepareDeferredCopy(SecondaryOp& op) {
   //    writer of these keys goes through this process.
   KeyOrder::Stripes stripes;
   for (const auto& k : op.keys) KeyOrder::AddStripe(k, stripes);
-  Timer t(executor_);
-  const auto deadline = Clock::now() + std::chrono::seconds(5);
   // Re-entrant even when others wait: this session's later writes of these
   // keys may hold them, queued behind this copy.
-  for (int spins = 0; !KeyOrder::Global().TryAcquire(stripes, op.stripe_owner, true); ++spins) {
+  if (!KeyOrder::Global().TryAcquire(stripes, op.stripe_owner, true)) {
+    if (!key_waiter_) key_waiter_ = std::make_shared<KeyWaiter>(executor_);
+    const bool ok = co_await KeyOrder::Global().Acquire(stripes, op.stripe_owner, true, *key_waiter_,
+                                                       Clock::now() + std::chrono::seconds(5), &aborted_);
     if (aborted_) co_return;
-    if (Clock::now() > deadline) {
+    if (!ok) {
       SecondaryFailed(op, JournalKind::kDropped, "key order wait timed out; repair copies the keys");
       co_return;
     }
-    t.expires_after(spins < 50 ? std::chrono::microseconds(50) : std::chrono::microseconds(1000));
-    co_await t.async_wait();
   }
   op.stripes = std::move(stripes);
   // 2. DUMP/PTTL on the authoritative side, now.
@@ -781,6 +794,10 @@ void SecondaryChannel::Trim() {
   }
   if (next_send_ < base_seq_) next_send_ = base_seq_;
   if (next_reply_ < base_seq_) next_reply_ = base_seq_;
+  if (room_wanted_ && HasRoom(false, *room_wanted_)) {
+    room_wanted_.reset();
+    if (env_.on_progress) env_.on_progress();
+  }
 }
 
 }  // namespace turnout::proxy::redis

@@ -174,6 +174,9 @@ class SecondaryChannel {
   // ---- request loop
   // Room for one more op of `bytes` command bytes?
   bool HasRoom(bool shadow, std::size_t bytes) const noexcept;
+  // The session waits for room for `bytes` more: on_progress() is called
+  // once there is (back-pressure, issue 13 item 6).
+  void WantRoom(std::size_t bytes) noexcept { room_wanted_ = bytes; }
   // Appends an op (seq assigned); ready ops wake the sender.
   SecondaryOp& Enqueue(SecondaryOp op);
   // A dual-write that was never queued (queue full, command too large to
@@ -272,6 +275,8 @@ class SecondaryChannel {
   bool lost_ = false;
   bool partial_active_ = false;
   std::string lost_reason_;
+  std::optional<std::size_t> room_wanted_;  // WantRoom
+  std::shared_ptr<KeyWaiter> key_waiter_;  // deferred copies waiting for their keys
 };
 
 }  // namespace turnout::proxy::redis
