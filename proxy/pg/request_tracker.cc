@@ -55,13 +55,19 @@ ppg::DdlRisk RequestTracker::RoutingRisk(const ppg::StatementInfo& st) const {
   }
   // DROP ROLE / FUNCTION / DATABASE / SCHEMA / TYPE / SEQUENCE ... without
   // CASCADE removes no rows: the server refuses it where a table depends on
-  // the object. DROP OWNED drops the role's tables.
+  // the object. DROP OWNED drops the role's tables. Likewise ALTER ... RENAME
+  // / DROP of such objects (functions, types, sequences, roles ...), except
+  // a schema or a database: renaming those moves the migration's tables or
+  // its backends' login target.
+  if (st.cascade) return ppg::DdlRisk::kHigh;
   absl::string_view text(st.text.data(), st.text.size());
-  if (absl::StartsWithIgnoreCase(text, "drop") && !st.cascade) {
-    absl::string_view rest = absl::StripLeadingAsciiWhitespace(text.substr(4));
-    if (!absl::StartsWithIgnoreCase(rest, "owned")) return ppg::DdlRisk::kMedium;
-  }
-  return ppg::DdlRisk::kHigh;
+  const bool drop = absl::StartsWithIgnoreCase(text, "drop");
+  if (!drop && !absl::StartsWithIgnoreCase(text, "alter")) return ppg::DdlRisk::kHigh;
+  absl::string_view rest = absl::StripLeadingAsciiWhitespace(text.substr(drop ? 4 : 5));
+  if (drop && absl::StartsWithIgnoreCase(rest, "owned")) return ppg::DdlRisk::kHigh;
+  if (!drop && (absl::StartsWithIgnoreCase(rest, "schema") || absl::StartsWithIgnoreCase(rest, "database")))
+    return ppg::DdlRisk::kHigh;
+  return ppg::DdlRisk::kMedium;
 }
 
 void RequestTracker::NoteTempTables(std::uint64_t seq) {

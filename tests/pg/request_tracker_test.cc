@@ -267,9 +267,12 @@ TEST_F(TrackerTest, TemporaryTablesAndRowlessDropsAreNotHighRisk) {
   EXPECT_THAT(Client(Q("drop table t")), ::testing::ElementsAre(Verdict::kRefuse));
   EXPECT_THAT(Client(Q("drop table pg_temp.x")), ::testing::ElementsAre(Verdict::kForward));
   for (const char* sql : {"drop function if exists f()", "drop role if exists r", "drop schema s",
-                          "drop database if exists d"})
+                          "drop database if exists d", "alter function f() rename to g",
+                          "alter sequence s rename to s2", "alter table pg_temp.x rename to y"})
     EXPECT_THAT(Client(Q(sql)), ::testing::ElementsAre(Verdict::kForward)) << sql;
-  for (const char* sql : {"drop schema s cascade", "drop owned by r", "drop type t cascade"})
+  for (const char* sql : {"drop schema s cascade", "drop owned by r", "drop type t cascade",
+                          "alter schema public rename to p2", "alter database d rename to e",
+                          "alter table orders rename to o2"})
     EXPECT_THAT(Client(Q(sql)), ::testing::ElementsAre(Verdict::kRefuse)) << sql;
 }
 
