@@ -83,6 +83,44 @@ absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::stri
   return out;
 }
 
+// The rest of a query's results on `s`: the first, or its error.
+absl::StatusOr<PgResult> Collect(const PgSide& s, const std::string& what) {
+  PgResult first;
+  absl::Status st = absl::OkStatus();
+  for (PgResult r(PQgetResult(s.conn)); r; r.reset(PQgetResult(s.conn))) {
+    const auto status = PQresultStatus(r.get());
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      if (st.ok()) st = PgFailed(s, r.get(), what);
+    } else if (!first) {
+      first = std::move(r);
+    }
+  }
+  if (!st.ok()) return st;
+  if (!first) return PgFailed(s, nullptr, what);
+  return first;
+}
+
+// `sql` on both servers at once (libpq's asynchronous calls): each works
+// while the other does, so a comparison takes the slower side's time, not
+// the sum of both.
+absl::StatusOr<std::pair<PgResult, PgResult>> ExecBoth(const PgSide& a, const PgSide& b, const std::string& sql,
+                                                       const std::vector<std::string>& params, const std::string& what) {
+  std::vector<const char*> p;
+  for (const auto& v : params) p.push_back(v.c_str());
+  const int n = static_cast<int>(p.size());
+  if (!PQsendQueryParams(a.conn, sql.c_str(), n, nullptr, p.data(), nullptr, nullptr, 0)) return PgFailed(a, nullptr, what);
+  if (!PQsendQueryParams(b.conn, sql.c_str(), n, nullptr, p.data(), nullptr, nullptr, 0)) {
+    absl::Status st = PgFailed(b, nullptr, what);
+    (void)Collect(a, what);
+    return st;
+  }
+  auto ra = Collect(a, what);
+  auto rb = Collect(b, what);
+  if (!ra.ok()) return ra.status();
+  if (!rb.ok()) return rb.status();
+  return std::make_pair(*std::move(ra), *std::move(rb));
+}
+
 class TableVerifier {
  public:
   TableVerifier(const PgSide& old_side, const PgSide& new_side, const PgVerifyOptions& o, PgTableVerify& out)
@@ -186,13 +224,17 @@ class TableVerifier {
     return k;
   }
 
-  absl::StatusOr<Digest> DigestOf(const PgSide& s, const Range& r) {
+  // The digests of `r` on old and on new.
+  absl::StatusOr<std::pair<Digest, Digest>> DigestBoth(const Range& r) {
     std::vector<std::string> params;
     const std::string sql = absl::StrCat("select ", kDigestSums, " from (select md5(", s_.row_text, ") h from ", s_.table,
                                          " turnout_t where ", Where(r, params), ") s");
-    auto res = PgExec(s, sql, params, "digest of " + out_.table);
+    auto res = ExecBoth(old_, new_, sql, params, "digest of " + out_.table);
     if (!res.ok()) return res.status();
-    return Digest{std::atoll(PQgetvalue(res->get(), 0, 0)), PgValue(*res, 0, 1), PgValue(*res, 0, 2)};
+    auto digest = [](const PgResult& d) {
+      return Digest{std::atoll(PQgetvalue(d.get(), 0, 0)), PgValue(d, 0, 1), PgValue(d, 0, 2)};
+    };
+    return std::make_pair(digest(res->first), digest(res->second));
   }
 
   // The key `chunk_rows` rows past `lower` on old, if old has that many.
@@ -229,16 +271,11 @@ class TableVerifier {
 
   // key -> md5 of the row, for the rows of `r` on `s`; a key seen twice
   // (no unique index on that side) sets `duplicate`.
-  absl::StatusOr<std::map<Key, std::string>> RowsOf(const PgSide& s, const Range& r, bool& duplicate) {
-    std::vector<std::string> params;
-    const std::string sql = absl::StrCat("select ", s_.key_text, ", md5(", s_.row_text, ") from ", s_.table,
-                                         " turnout_t where ", Where(r, params), " order by ", s_.key_order);
-    auto res = PgExec(s, sql, params, "rows of " + out_.table);
-    if (!res.ok()) return res.status();
+  std::map<Key, std::string> RowsOf(const PgResult& res, bool& duplicate) const {
     std::map<Key, std::string> out;
     const int n = static_cast<int>(s_.key.size());
-    for (int i = 0; i < PQntuples(res->get()); ++i)
-      duplicate |= !out.emplace(KeyAt(*res, i, s_.key.size()), PgValue(*res, i, n)).second;
+    for (int i = 0; i < PQntuples(res.get()); ++i)
+      duplicate |= !out.emplace(KeyAt(res, i, s_.key.size()), PgValue(res, i, n)).second;
     return out;
   }
 
@@ -261,19 +298,22 @@ class TableVerifier {
   }
 
   absl::Status Leaf(const Range& r, Found& f) {
+    std::vector<std::string> params;
+    const std::string sql = absl::StrCat("select ", s_.key_text, ", md5(", s_.row_text, ") from ", s_.table,
+                                         " turnout_t where ", Where(r, params), " order by ", s_.key_order);
+    auto res = ExecBoth(old_, new_, sql, params, "rows of " + out_.table);
+    if (!res.ok()) return res.status();
     bool duplicate = false;
-    auto o = RowsOf(old_, r, duplicate);
-    if (!o.ok()) return o.status();
-    auto n = RowsOf(new_, r, duplicate);
-    if (!n.ok()) return n.status();
+    const auto o = RowsOf(res->first, duplicate);
+    const auto n = RowsOf(res->second, duplicate);
     const std::int64_t before = f.total;
-    auto oi = o->begin();
-    auto ni = n->begin();
-    while (oi != o->end() || ni != n->end()) {
-      if (ni == n->end() || (oi != o->end() && oi->first < ni->first)) {
+    auto oi = o.begin();
+    auto ni = n.begin();
+    while (oi != o.end() || ni != n.end()) {
+      if (ni == n.end() || (oi != o.end() && oi->first < ni->first)) {
         f.Add(oi->first, Kind::kOnlyOld, o_.max_keys);
         ++oi;
-      } else if (oi == o->end() || ni->first < oi->first) {
+      } else if (oi == o.end() || ni->first < oi->first) {
         f.Add(ni->first, Kind::kOnlyNew, o_.max_keys);
         ++ni;
       } else {
@@ -303,12 +343,10 @@ class TableVerifier {
     std::optional<Key> lower = r.lower;
     for (std::size_t i = 0; i <= points->size(); ++i) {
       const Range sub{lower, i < points->size() ? std::optional<Key>((*points)[i]) : r.upper};
-      auto o = DigestOf(old_, sub);
-      if (!o.ok()) return o.status();
-      auto nn = DigestOf(new_, sub);
-      if (!nn.ok()) return nn.status();
-      if (!(*o == *nn))
-        if (auto st = Bisect(sub, *o, *nn, depth + 1, f); !st.ok()) return st;
+      auto d = DigestBoth(sub);
+      if (!d.ok()) return d.status();
+      if (!(d->first == d->second))
+        if (auto st = Bisect(sub, d->first, d->second, depth + 1, f); !st.ok()) return st;
       lower = sub.upper;
     }
     return absl::OkStatus();
@@ -316,12 +354,10 @@ class TableVerifier {
 
   // Both sides of one differing range, compared again.
   absl::Status Recompare(const Range& r, Found& f) {
-    auto o = DigestOf(old_, r);
-    if (!o.ok()) return o.status();
-    auto n = DigestOf(new_, r);
-    if (!n.ok()) return n.status();
-    if (*o == *n) return absl::OkStatus();
-    return Bisect(r, *o, *n, 0, f);
+    auto d = DigestBoth(r);
+    if (!d.ok()) return d.status();
+    if (d->first == d->second) return absl::OkStatus();
+    return Bisect(r, d->first, d->second, 0, f);
   }
 
   absl::Status RunKeyed() {
@@ -332,17 +368,15 @@ class TableVerifier {
       auto upper = NextBoundary(lower);
       if (!upper.ok()) return upper.status();
       const Range r{lower, *upper};
-      auto o = DigestOf(old_, r);
-      if (!o.ok()) return o.status();
-      auto n = DigestOf(new_, r);
-      if (!n.ok()) return n.status();
+      auto d = DigestBoth(r);
+      if (!d.ok()) return d.status();
       ++out_.chunks;
-      out_.old_rows += o->rows;
-      out_.new_rows += n->rows;
-      if (!(*o == *n)) {
+      out_.old_rows += d->first.rows;
+      out_.new_rows += d->second.rows;
+      if (!(d->first == d->second)) {
         ++out_.chunks_differing;
         differing.push_back(r);
-        if (auto st = Bisect(r, *o, *n, 0, first); !st.ok()) return st;
+        if (auto st = Bisect(r, d->first, d->second, 0, first); !st.ok()) return st;
       }
       if (!*upper) break;
       lower = *upper;
@@ -418,28 +452,17 @@ class TableVerifier {
   }
 
   // Keyless: bucket -> digest, by the md5's first byte.
-  absl::StatusOr<std::map<std::string, Digest>> Buckets(const PgSide& s) {
-    const std::string sql =
-        absl::StrCat("select substr(h, 1, 2), ", kDigestSums, " from (select md5(", s_.row_text, ") h from ", s_.table,
-                     ") s group by 1");
-    auto res = PgExec(s, sql, {}, "digest of " + out_.table);
-    if (!res.ok()) return res.status();
+  static std::map<std::string, Digest> Buckets(const PgResult& res) {
     std::map<std::string, Digest> out;
-    for (int i = 0; i < PQntuples(res->get()); ++i)
-      out[PgValue(*res, i, 0)] = Digest{std::atoll(PQgetvalue(res->get(), i, 1)), PgValue(*res, i, 2), PgValue(*res, i, 3)};
+    for (int i = 0; i < PQntuples(res.get()); ++i)
+      out[PgValue(res, i, 0)] = Digest{std::atoll(PQgetvalue(res.get(), i, 1)), PgValue(res, i, 2), PgValue(res, i, 3)};
     return out;
   }
 
-  // md5 -> (copies, row text) for one bucket.
-  absl::StatusOr<std::map<std::string, std::pair<std::int64_t, std::string>>> BucketRows(const PgSide& s,
-                                                                                         const std::string& bucket) {
-    const std::string sql = absl::StrCat("select h, count(*), min(r) from (select r, md5(r) h from (select ", s_.row_text,
-                                         " r from ", s_.table, ") a) s where substr(h, 1, 2) = $1 group by h");
-    auto res = PgExec(s, sql, {bucket}, "rows of " + out_.table);
-    if (!res.ok()) return res.status();
+  static std::map<std::string, std::pair<std::int64_t, std::string>> BucketRows(const PgResult& res) {
     std::map<std::string, std::pair<std::int64_t, std::string>> out;
-    for (int i = 0; i < PQntuples(res->get()); ++i)
-      out[PgValue(*res, i, 0)] = {std::atoll(PQgetvalue(res->get(), i, 1)), PgValue(*res, i, 2)};
+    for (int i = 0; i < PQntuples(res.get()); ++i)
+      out[PgValue(res, i, 0)] = {std::atoll(PQgetvalue(res.get(), i, 1)), PgValue(res, i, 2)};
     return out;
   }
 
@@ -447,17 +470,19 @@ class TableVerifier {
   using Multiset = std::map<std::string, PgRowDifference>;
 
   absl::StatusOr<std::vector<std::string>> DifferingBuckets(bool count_rows) {
-    auto o = Buckets(old_);
-    if (!o.ok()) return o.status();
-    auto n = Buckets(new_);
-    if (!n.ok()) return n.status();
+    const std::string sql =
+        absl::StrCat("select substr(h, 1, 2), ", kDigestSums, " from (select md5(", s_.row_text, ") h from ", s_.table,
+                     ") s group by 1");
+    auto res = ExecBoth(old_, new_, sql, {}, "digest of " + out_.table);
+    if (!res.ok()) return res.status();
+    const auto o = Buckets(res->first), n = Buckets(res->second);
     std::set<std::string> names;
-    for (const auto& [b, d] : *o) names.insert(b);
-    for (const auto& [b, d] : *n) names.insert(b);
+    for (const auto& [b, d] : o) names.insert(b);
+    for (const auto& [b, d] : n) names.insert(b);
     std::vector<std::string> out;
     for (const auto& b : names) {
-      const auto oi = o->find(b), ni = n->find(b);
-      const Digest od = oi == o->end() ? Digest{} : oi->second, nd = ni == n->end() ? Digest{} : ni->second;
+      const auto oi = o.find(b), ni = n.find(b);
+      const Digest od = oi == o.end() ? Digest{} : oi->second, nd = ni == n.end() ? Digest{} : ni->second;
       if (count_rows) {
         out_.old_rows += od.rows;
         out_.new_rows += nd.rows;
@@ -469,17 +494,19 @@ class TableVerifier {
   }
 
   absl::Status CompareBuckets(const std::vector<std::string>& buckets, Multiset& out) {
+    // md5 -> (copies, row text) for one bucket.
+    const std::string sql = absl::StrCat("select h, count(*), min(r) from (select r, md5(r) h from (select ", s_.row_text,
+                                         " r from ", s_.table, ") a) s where substr(h, 1, 2) = $1 group by h");
     for (const auto& b : buckets) {
-      auto o = BucketRows(old_, b);
-      if (!o.ok()) return o.status();
-      auto n = BucketRows(new_, b);
-      if (!n.ok()) return n.status();
+      auto res = ExecBoth(old_, new_, sql, {b}, "rows of " + out_.table);
+      if (!res.ok()) return res.status();
+      const auto o = BucketRows(res->first), n = BucketRows(res->second);
       std::set<std::string> hashes;
-      for (const auto& [h, v] : *o) hashes.insert(h);
-      for (const auto& [h, v] : *n) hashes.insert(h);
+      for (const auto& [h, v] : o) hashes.insert(h);
+      for (const auto& [h, v] : n) hashes.insert(h);
       for (const auto& h : hashes) {
-        const auto oi = o->find(h), ni = n->find(h);
-        const std::int64_t oc = oi == o->end() ? 0 : oi->second.first, nc = ni == n->end() ? 0 : ni->second.first;
+        const auto oi = o.find(h), ni = n.find(h);
+        const std::int64_t oc = oi == o.end() ? 0 : oi->second.first, nc = ni == n.end() ? 0 : ni->second.first;
         if (oc == nc) continue;
         PgRowDifference d;
         d.kind = oc > nc ? Kind::kOnlyOld : Kind::kOnlyNew;

@@ -12,6 +12,7 @@
 
 #include <boost/json.hpp>
 
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -208,6 +209,29 @@ TEST_F(PgVerifyTest, NamesChangedMissingAndExtraRowsByKeyAndColumn) {
   EXPECT_EQ(f.changed.at("500"), (Cols{{"balance", {"625.00", "-1.00"}}}));
   EXPECT_EQ(f.changed.at("12344"), (Cols{{"name", {"user12344", "renamed"}}, {"note", {"n12344", "NULL"}}}));
   EXPECT_EQ(f.changed.at("20000"), (Cols{{"tags", {"{\"g\": 20000}", "{\"g\": \"x\"}"}}}));
+}
+
+// One column of one row in a table of a million rows (issue 12's first
+// case), named by key and column. Prints the verifier's rate.
+TEST_F(PgVerifyTest, OneColumnOfOneRowInAMillionRows) {
+  constexpr int kRows = 1000000;
+  Both("create table " + t_ + " (id bigint primary key, payload text, v int, at timestamptz)");
+  Both("insert into " + t_ + " select g, md5(g::text), g % 1000, '2024-01-01'::timestamptz + g * interval '1 second' "
+       "from generate_series(1, " + std::to_string(kRows) + ") g");
+  new_.Query("update " + t_ + " set v = -7 where id = 654321");
+  const auto start = absl::Now();
+  const auto v = VerifyTable(t_);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  std::printf("verify of %d rows: %.2f s (%.0f rows/s per side), %lld chunks\n", kRows, seconds, kRows / seconds,
+              static_cast<long long>(v.chunks));
+  EXPECT_EQ(v.old_rows, kRows);
+  EXPECT_EQ(v.new_rows, kRows);
+  EXPECT_EQ(v.chunks_differing, 1);
+  EXPECT_EQ(v.differences_total, 1);
+  const Found f = Collect(v);
+  ASSERT_EQ(f.changed.size(), 1u);
+  using Cols = std::map<std::string, std::pair<std::string, std::string>>;
+  EXPECT_EQ(f.changed.at("654321"), (Cols{{"v", {"321", "-7"}}}));
 }
 
 // Differences on and next to every chunk boundary, and below the first and
