@@ -76,27 +76,32 @@ absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend&
                           const std::vector<std::string>& scope, const DataSpec& spec, const std::string& id,
                           MigrationService* service, RouteProgress& progress, BackfillContext& ctx) {
   bool stream = !progress.stream.slot.empty();
-  if (!stream && spec.method != DataSpec::Method::kCopy) {
+  if (!stream && spec.method != DataSpec::Method::kCopy && progress.stream.phase != "unavailable") {
     auto missing = StreamPrerequisitesMissing(old_b);
     if (!missing.ok()) return missing.status();
     const std::string why = absl::StrJoin(*missing, "; ");
     if (missing->empty()) stream = true;
     else if (spec.method == DataSpec::Method::kStream)
       return absl::FailedPreconditionError(absl::StrCat("old cannot stream changes: ", why));
-    else
+    else {
+      // Writes go back to statement dual-write (migration_service.cc: WritesByStream).
+      progress.stream.phase = "unavailable";
       AddNote(progress, absl::StrCat("no change stream (", why, "): copied by ",
-                                     spec.mode == DataSpec::Mode::kScan ? "keyset scan" : "snapshot"));
+                                     spec.mode == DataSpec::Mode::kScan ? "keyset scan" : "snapshot",
+                                     ", writes dual-written as statements"));
+    }
   }
   if (!stream) return CopyPostgres(old_b, new_b, scope, spec, progress, ctx);
   StreamOptions options;
   options.migration_id = id;
-  // snapshot: the copy, caught up. scan: until everything goes to new.
+  // Until everything goes to new; snapshot without dual-write: the copy,
+  // caught up. While the strategy dual-writes, the stream is its writes.
   options.finish_requested = [&spec, service, id] {
-    if (spec.mode == DataSpec::Mode::kSnapshot) return true;
     auto m = service->Snapshot(id);
     if (!m.ok()) return false;
     auto strategy = StrategyFromJson(m->strategy);
-    return strategy.ok() && IsFullCutover(*strategy);
+    if (!strategy.ok()) return false;
+    return IsFullCutover(*strategy) || (spec.mode == DataSpec::Mode::kSnapshot && !DualWrites(*strategy));
   };
   return StreamPostgres(old_b, new_b, scope, spec, options, progress, ctx);
 }

@@ -60,7 +60,7 @@ json::object DataProgressToJson(const DataProgress& p) {
     if (!r.notes.empty()) o["notes"] = StringsToJson(r.notes);
     if (!r.error.empty()) o["error"] = r.error;
     if (!r.updated_at.empty()) o["updated_at"] = r.updated_at;
-    if (!r.stream.slot.empty())
+    if (!r.stream.slot.empty() || !r.stream.phase.empty())
       o["stream"] = json::object{{"slot", r.stream.slot},
                                  {"phase", r.stream.phase},
                                  {"applied_lsn", r.stream.applied_lsn},

@@ -161,6 +161,19 @@ bool DataPending(const Migration& m) { return HasData(m) && !m.progress.finished
 // The policy version CompileFor gives a migration's routes.
 std::uint64_t PolicyVersion(const Migration& m) { return m.policy_revision != 0 ? m.policy_revision : m.revision; }
 
+// The change stream carries the route's writes to the other side (see
+// routing::PolicyInputs::writes_by_stream): the migration moves data, not
+// with `data.method: copy`, the runner did not find the source unable to
+// stream, and the data movement has not ended. Postgres routes only.
+bool WritesByStream(const Migration& m, const std::string& route) {
+  if (!HasData(m) || m.progress.finished()) return false;
+  if (m.data.is_object())
+    if (const auto* method = m.data.as_object().if_contains("method"); method && *method == "copy") return false;
+  for (const auto& r : m.progress.routes)
+    if (r.route == route && r.stream.phase == "unavailable") return false;
+  return true;
+}
+
 // Equal in everything PublishLocked reads (CompileFor, PhaseOf): publishing
 // `b` in place of `a` would build the same policies. Progress, history,
 // description, data and failure handling are not among them.
@@ -169,7 +182,9 @@ bool SameRouting(const Migration& a, const Migration& b) {
     return false;
   if (a.interlays.size() != b.interlays.size() || a.apis.size() != b.apis.size()) return false;
   for (std::size_t i = 0; i < a.interlays.size(); ++i)
-    if (a.interlays[i].route != b.interlays[i].route || a.interlays[i].endpoint != b.interlays[i].endpoint) return false;
+    if (a.interlays[i].route != b.interlays[i].route || a.interlays[i].endpoint != b.interlays[i].endpoint ||
+        WritesByStream(a, a.interlays[i].route) != WritesByStream(b, b.interlays[i].route))
+      return false;
   for (std::size_t i = 0; i < a.apis.size(); ++i)
     if (a.apis[i].name != b.apis[i].name || a.apis[i].tables != b.apis[i].tables || a.apis[i].keys != b.apis[i].keys)
       return false;
@@ -322,6 +337,7 @@ absl::StatusOr<std::shared_ptr<const routing::Policy>> MigrationService::Compile
   in.phase = PhaseOf(m, routing::TypeOf(*spec));
   in.strategy = *std::move(spec);
   in.sidecar = {config_->instance_id, config_->region};
+  in.writes_by_stream = route->protocol == routing::Protocol::kPostgres && WritesByStream(m, route->name);
   // Table scopes apply to Postgres routes, key scopes to Redis routes.
   for (const auto& a : m.apis) {
     const bool applies = route->protocol == routing::Protocol::kPostgres ? !a.tables.empty() : !a.keys.empty();
@@ -412,10 +428,12 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
     }
     auto st = store_->Put(next, expected);
     if (st.ok()) {
+      // A quiet change (a progress checkpoint) leaves policies as they are,
+      // unless it moved the route's writes onto or off the change stream.
+      const bool routing_changed = !SameRouting(it->second, next);
       it->second = next;
       ++local_writes_;
-      // A quiet change (a progress checkpoint) leaves policies as they are.
-      if (audit || next.state != state_before) PublishLocked();
+      if (audit || next.state != state_before || routing_changed) PublishLocked();
       else NotifyLocked();
       return next;
     }

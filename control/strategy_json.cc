@@ -273,4 +273,12 @@ bool IsFullCutover(const routing::StrategySpec& spec) {
   return std::holds_alternative<routing::BigBangSpec>(spec);
 }
 
+// Writes reach both sides while the strategy runs: canary dual_write, or a
+// blue_green standby kept.
+bool DualWrites(const routing::StrategySpec& spec) {
+  if (const auto* c = std::get_if<routing::CanarySpec>(&spec)) return c->write_mode.mode == routing::WriteMode::kDualWrite;
+  if (const auto* b = std::get_if<routing::BlueGreenSpec>(&spec)) return b->keep_standby;
+  return false;
+}
+
 }  // namespace turnout::control

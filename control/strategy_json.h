@@ -16,6 +16,9 @@ absl::StatusOr<routing::StrategySpec> StrategyFromJson(const boost::json::value&
 // The strategy sends every read and write to new: the migration completes
 // once its data is there.
 bool IsFullCutover(const routing::StrategySpec& spec);
+// The strategy keeps both sides written (canary dual_write, blue_green with
+// keep_standby): a Postgres change stream then runs until the cutover.
+bool DualWrites(const routing::StrategySpec& spec);
 boost::json::object StrategyToJson(const routing::StrategySpec& spec);
 
 }  // namespace turnout::control

@@ -45,6 +45,13 @@ void Plan::RemoveSecondariesOn(Side s) noexcept {
   count_ = kept;
 }
 
+void Plan::RemoveSecondariesOfRole(SecondaryRole r) noexcept {
+  std::uint8_t kept = 0;
+  for (std::uint8_t i = 0; i < count_; ++i)
+    if (secondaries_[i].role != r) secondaries_[kept++] = secondaries_[i];
+  count_ = kept;
+}
+
 std::string Plan::DebugString() const {
   std::string out = absl::StrCat("primary=", Av(SideName(primary_)), " secondaries=[");
   for (std::uint8_t i = 0; i < count_; ++i) {

@@ -76,6 +76,8 @@ class Plan {
   constexpr void ClearSecondaries() noexcept { count_ = 0; }
   // Drops secondary work aimed at `s` (after the primary moved there).
   void RemoveSecondariesOn(Side s) noexcept;
+  // Drops secondary work of role `r` (dual-write carried some other way).
+  void RemoveSecondariesOfRole(SecondaryRole r) noexcept;
 
   constexpr std::uint8_t flags() const noexcept { return flags_; }
   constexpr bool has(PlanFlag f) const noexcept { return (flags_ & f) != 0; }

@@ -164,6 +164,13 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Compile(PolicyInputs input
       break;
   }
 
+  if (in.writes_by_stream) {
+    for (internal::ClassRule& r : rules.by_class) {
+      r.a.RemoveSecondariesOfRole(SecondaryRole::kDualWrite);
+      r.b.RemoveSecondariesOfRole(SecondaryRole::kDualWrite);
+    }
+  }
+
   policy->high_risk_ddl_ = in.allow_high_risk_ddl
                               ? HighRiskDdl::kAllow
                               : std::visit([](const auto& s) { return s.ddl.high_risk; }, in.strategy);

@@ -96,6 +96,11 @@ struct PolicyInputs {
   SidecarContext sidecar;
   // Overrides the strategy's `ddl.high_risk` with `allow` when set.
   bool allow_high_risk_ddl = false;
+  // Postgres: the migration's change stream carries every committed write to
+  // the other side (control/pg_change_stream.h), so no plan sends writes
+  // there again as statements (a second evaluation would differ: now(),
+  // sequences, defaults). Shadow work is kept.
+  bool writes_by_stream = false;
 };
 
 class Policy {
