@@ -51,14 +51,20 @@ class AdminHarness {
   // `deps` supplies the backend-facing functions (dry_run, verify, repair, …);
   // its migrations and auth are filled in here.
   explicit AdminHarness(const std::string& state_path, control::AdminApiDeps deps = {}) : state_path_(state_path) {
-    auto config = control::ParseConfig(kHarnessConfig);
-    if (!config.ok()) std::abort();
-    config_ = std::make_shared<const routing::Config>(*std::move(config));
-    auto auth = control::Authenticator::Create(
-        kHarnessJwtSecret,
-        std::string(kHarnessAdminToken) + " admin ops\n" + kHarnessReadToken + " read viewer\n");
-    if (!auth.ok()) std::abort();
-    auth_ = std::make_unique<control::Authenticator>(*std::move(auth));
+    // Parsed once per process: the fuzz target builds a harness per input.
+    static const auto config = [] {
+      auto c = control::ParseConfig(kHarnessConfig);
+      if (!c.ok()) std::abort();
+      return std::make_shared<const routing::Config>(*std::move(c));
+    }();
+    static const control::Authenticator auth = [] {
+      auto a = control::Authenticator::Create(
+          kHarnessJwtSecret, std::string(kHarnessAdminToken) + " admin ops\n" + kHarnessReadToken + " read viewer\n");
+      if (!a.ok()) std::abort();
+      return *std::move(a);
+    }();
+    config_ = config;
+    auth_ = std::make_unique<control::Authenticator>(auth);
     auto store = control::FileStateStore::Open(state_path_);
     if (!store.ok()) std::abort();
     store_ = *std::move(store);
