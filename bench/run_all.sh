@@ -22,3 +22,4 @@ for s in "$ROOT"/bench/*_e2e.sh; do
   echo "== $(basename "$s")"
   "$ROOT/tests/harness/backends.sh" run -- "$s" "$BUILD" | tee "$OUT/$(basename "$s" .sh).txt"
 done
+echo "== pg_stream.sh" && "$ROOT/bench/pg_stream.sh" "$BUILD" | tee "$OUT/pg_stream.txt"
