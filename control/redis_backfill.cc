@@ -54,6 +54,11 @@ absl::StatusOr<RedisConn> Connect(const routing::Backend& b, const char* side) {
   // A batch of large values may take longer than the default 5 s to answer.
   timeval tv{30, 0};
   redisSetTimeout(c->get(), tv);
+  // Named, so an operator tells turnout's copies (SCAN, DUMP, RESTORE) from
+  // the application's in CLIENT LIST, and each of them in the SLOWLOG
+  // (issue 13 item 17). A server that refuses the name still gets the copy.
+  Reply named = Command(c->get(), {"CLIENT", "SETNAME", "turnout"});
+  if (!named) return ConnectionError(c->get(), absl::StrCat(side, ": CLIENT SETNAME"));
   return c;
 }
 

@@ -22,6 +22,17 @@
 
 namespace turnout::proxy::redis {
 
+// Limits for what a server sends (issue 13 item 12). Its replies are trusted
+// input: a Lua script may return a table nested far deeper than any client
+// request, and refusing it desynchronised the client. The framing parser
+// keeps one small entry per open level on the heap (no recursion), so the
+// depth is bounded only by the bytes that carry it (4 per level, "*1\r\n").
+inline protocol::resp::ReplyLimits ServerReplyLimits() {
+  protocol::resp::ReplyLimits l;
+  l.max_depth = std::size_t{1} << 20;
+  return l;
+}
+
 // The client-visible session state an upstream connection must reproduce.
 struct UpstreamState {
   int db = 0;

@@ -72,11 +72,14 @@ struct Specials {
   const resp::CommandInfo* sync = resp::FindCommand("SYNC");
   const resp::CommandInfo* psync = resp::FindCommand("PSYNC");
   const resp::CommandInfo* replconf = resp::FindCommand("REPLCONF");
+  const resp::CommandInfo* replicaof = resp::FindCommand("REPLICAOF");
+  const resp::CommandInfo* slaveof = resp::FindCommand("SLAVEOF");
   const resp::CommandInfo* client = resp::FindCommand("CLIENT");
   const resp::CommandInfo* client_setname = Sub(client, "SETNAME");
   const resp::CommandInfo* client_getname = Sub(client, "GETNAME");
   const resp::CommandInfo* client_reply = Sub(client, "REPLY");
   const resp::CommandInfo* client_tracking = Sub(client, "TRACKING");
+  const resp::CommandInfo* client_kill = Sub(client, "KILL");
 
   static const resp::CommandInfo* Sub(const resp::CommandInfo* parent, std::string_view name) {
     return parent ? resp::FindSubcommand(*parent, name) : nullptr;
@@ -203,6 +206,7 @@ enum EntryFlag : std::uint16_t {
   kFlagLinger = 1u << 8,      // protocol error: drain the client briefly before closing
   kFlagHeld = 1u << 9,        // sync dual-write: the reply waits in the op until the secondary applied
   kFlagExecSelect = 1u << 10, // EXEC of a block with SELECTs: its reply says the db (exec_selects_)
+  kFlagClientKill = 1u << 11, // CLIENT KILL that may kill this very upstream connection (ProbeKilled)
 };
 
 // Stages of a FIFO entry linked to secondary work (Entry::op != 0).
@@ -344,12 +348,7 @@ class RedisSession final : public Session {
 
   // The client-facing loops, then the graceful stop of the secondary channels.
   awaitable<void> MainLoops() {
-    const auto idle = ctx_.config->limits.idle_timeout;
-    if (idle > absl::ZeroDuration()) {
-      co_await ((RequestLoop() && WriterLoop()) || IdleWatch(idle));
-    } else {
-      co_await (RequestLoop() && WriterLoop());
-    }
+    co_await ((RequestLoop() && WriterLoop()) || IdleWatch(ctx_.config->limits.idle_timeout));
     main_done_ = true;
     for (auto& c : channels_)
       if (c) c->Stop();
@@ -457,6 +456,13 @@ class RedisSession final : public Session {
       ctx_.route.bytes_from_clients.fetch_add(n, std::memory_order_relaxed);
       last_activity_ = Clock::now();
       co_await ProcessInput();
+      // A command started and not finished (a client trickling bytes, or one
+      // that stopped mid-command): PartialCommandTimeout closes it.
+      if (client_in_.Unparsed().empty()) {
+        partial_since_.reset();
+      } else if (!partial_since_) {
+        partial_since_ = last_activity_;
+      }
     }
     input_done_ = true;
     wake_.cancel();
@@ -473,7 +479,7 @@ class RedisSession final : public Session {
   awaitable<void> ProcessInput() {
     batch_start_ = Clock::now();
     while (!closed_ && !stop_reading_) {
-      if (fifo_.full() || local_out_.size() > kMaxLocalBytes) {
+      if (fifo_.full() || local_out_.size() > kMaxLocalBytes || kill_barrier_) {
         co_await FlushUpstream();
         WakeWriter();
         co_await WaitForSpace();
@@ -885,7 +891,7 @@ class RedisSession final : public Session {
     const routing::Backend* backend = BackendFor(side);
     if (backend == nullptr) co_return nullptr;
     auto conn = std::make_unique<BackendConnection>(side, *backend, ctx_.config->limits.buffer_bytes,
-                                                    resp::ReplyLimits{});
+                                                    ServerReplyLimits());
     std::string error;
     asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
     const UpstreamState state{db_, resp3_, client_name_};
@@ -971,13 +977,33 @@ class RedisSession final : public Session {
       stop_reading_ = true;
       co_return;
     }
+    if (monitoring_) {
+      // The upstream connection is a monitor now: its output is the command
+      // feed, so nothing else can be paired with a reply there.
+      PushLocalError("ERR turnout: a MONITOR connection accepts only QUIT");
+      co_return;
+    }
     if (info == sp.reset) {
       co_await DispatchReset(args);
       co_return;
     }
-    if (info == sp.monitor || info == sp.sync || info == sp.psync || info == sp.replconf) {
-      PushLocalError(absl::StrCat("ERR turnout: ", info == sp.monitor ? "MONITOR" : "replication",
-                                  " is not supported through the proxy; connect to the server directly"));
+    if (info == sp.monitor && !in_multi_) {
+      // Issue 13 item 9: the authoritative side's feed, relayed line by line
+      // (IsOutOfBand) until the client leaves. MONITOR on a monitor is
+      // ignored without a reply, as the server does (monitorCommand).
+      const Side side = co_await ForwardCommand(cmd, input, *info, RequestClass::kSession);
+      if (closed_ || stop_reading_ || last_entry_ == nullptr) co_return;
+      monitoring_ = true;
+      pinned_ = side;
+      idle_read_side_ = side;
+      co_return;
+    }
+    if (info == sp.sync || info == sp.psync || info == sp.replconf || info == sp.replicaof || info == sp.slaveof) {
+      // Replication is refused (README "Redis through a migration"): a
+      // replica of the proxy would see one side only, and its stream is not
+      // RESP replies turnout can pair; REPLICAOF would turn the authoritative
+      // side into a replica (flushing it) behind the migration's back.
+      PushLocalError("ERR turnout: replication is not supported through the proxy; connect to the server directly");
       co_return;
     }
     const bool queued = in_multi_ && info != sp.exec && info != sp.discard && info != sp.multi && info != sp.watch;
@@ -1029,6 +1055,15 @@ class RedisSession final : public Session {
     }
     if (info == sp.client_reply) {
       DispatchClientReply(args);
+      co_return;
+    }
+    if (info == sp.client_kill && MayKillItself(args)) {
+      // Issue 13 item 14: the server answers and then closes the killed
+      // connection; when that is this client's upstream, the client is
+      // closed after the reply as the server closes it. Nothing after it is
+      // dispatched until the writer knows (ProbeKilled).
+      co_await ForwardCommand(cmd, input, *info, RequestClass::kSession, kFlagClientKill);
+      if (last_entry_ != nullptr) kill_barrier_ = true;
       co_return;
     }
     if (info == sp.client_tracking) {
@@ -1087,7 +1122,8 @@ class RedisSession final : public Session {
       } else {
         KeyOrder::Stripes stripes;
         if (info == sp.exec && block_.active && (block_.writes > 0 || !block_.copy_keys.empty())) {
-          co_await WaitForRoom(block_.side, block_.sync, block_.wire.size() * 2);
+          if (!ChannelFor(block_.side)->HasRoom(false, block_.wire.size() * 2))
+            co_await WaitForRoom(block_.side, block_.sync, block_.wire.size() * 2);
           for (const auto& k : block_.keys) KeyOrder::AddStripe(k, stripes);
           if (!co_await AcquireStripes(stripes)) stripes.clear();
         }
@@ -1180,7 +1216,8 @@ class RedisSession final : public Session {
       }
       co_return side;
     }
-    if (dual) co_await WaitForRoom(sc.side, sc.sync, cmd.frame_length);
+    if (dual && !ChannelFor(sc.side)->HasRoom(false, cmd.frame_length))
+      co_await WaitForRoom(sc.side, sc.sync, cmd.frame_length);
     if (closed_) co_return side;
     if (dual && !co_await AcquireStripes(stripes)) stripes.clear();
     if (closed_) {
@@ -1563,6 +1600,15 @@ class RedisSession final : public Session {
     }
   }
 
+  // CLIENT KILL addr:port (the old form never skips the caller) or a filter
+  // with SKIPME no (networking.c clientKillCommand).
+  static bool MayKillItself(std::span<const std::string_view> args) {
+    if (args.size() == 3) return true;
+    for (std::size_t i = 2; i + 1 < args.size(); i += 2)
+      if (EqualsIgnoreCase(args[i], "SKIPME") && EqualsIgnoreCase(args[i + 1], "no")) return true;
+    return false;
+  }
+
   void DispatchClientReply(std::span<const std::string_view> args) {
     // networking.c clientCommand "reply": OFF and SKIP are not answered.
     const std::string_view mode = args[2];
@@ -1773,6 +1819,7 @@ class RedisSession final : public Session {
       client_in_.CommitReceived(n);
       ctx_.route.bytes_from_clients.fetch_add(n, std::memory_order_relaxed);
       last_activity_ = Clock::now();
+      if (n >= kLargeProgressBytes) partial_since_ = last_activity_;  // moving, not trickling
       status = walker_.Walk(client_in_.Unparsed(), used);
     }
     // The request parser saw the start of this command; it starts afresh.
@@ -1817,6 +1864,7 @@ class RedisSession final : public Session {
       client_in_.CommitReceived(n);
       ctx_.route.bytes_from_clients.fetch_add(n, std::memory_order_relaxed);
       last_activity_ = Clock::now();
+      if (n >= kLargeProgressBytes) partial_since_ = last_activity_;  // moving, not trickling
       status = walker_.Walk(client_in_.Unparsed(), used);
     }
   }
@@ -1871,6 +1919,10 @@ class RedisSession final : public Session {
         co_return;
       }
       if (progress) continue;
+      if (kill_probe_side_) {
+        if (!co_await ProbeKilled()) co_return;
+        continue;
+      }
       if (fifo_.empty()) {
         if (input_done_) co_return;
         if (idle_read_side_ && Backend(*idle_read_side_) && Backend(*idle_read_side_)->is_open()) {
@@ -1902,6 +1954,39 @@ class RedisSession final : public Session {
   }
 
   BackendConnection* Backend(Side side) { return backends_[static_cast<int>(side)].get(); }
+
+  // After CLIENT KILL killed someone (its reply is written): the server
+  // closes a killed connection right after the reply, so an end of stream
+  // on that upstream within kKillProbe means it was this one, and the client
+  // is closed as the server would close it. False: the session is over.
+  static constexpr auto kKillProbe = std::chrono::milliseconds(200);
+  awaitable<bool> ProbeKilled() {
+    const Side side = *kill_probe_side_;
+    kill_probe_side_.reset();
+    BackendConnection* conn = Backend(side);
+    if (conn != nullptr && conn->is_open() && fifo_.empty()) {
+      auto tail = conn->in().WritableTail();
+      Timer t(executor_, kKillProbe);
+      auto r = co_await (conn->stream().ReadSome(asio::buffer(tail.data(), tail.size())) || t.async_wait());
+      if (closed_) co_return false;
+      if (r.index() == 0) {
+        auto [ec, n] = std::get<0>(r);
+        if (ec) {
+          LogDebug("redis client killed its own connection", {{"route", route_.name}});
+          Close();
+          co_return false;
+        }
+        conn->in().CommitReceived(n);  // not for us to judge: Collect reads it
+      }
+    }
+    ReleaseKillBarrier();
+    co_return true;
+  }
+
+  void ReleaseKillBarrier() {
+    kill_barrier_ = false;
+    if (waiting_space_) space_.cancel();
+  }
 
   // Reads more replies from `conn`. False when the session is over.
   awaitable<bool> ReadBackend(BackendConnection& conn) {
@@ -2150,6 +2235,7 @@ class RedisSession final : public Session {
   // Pub/sub messages and RESP3 pushes that answer no command.
   bool IsOutOfBand(std::string_view frame, const Entry* head) {
     if (frame.empty()) return false;
+    if (monitoring_ && head == nullptr) return true;  // a MONITOR feed line
     const bool push = frame[0] == '>';
     if (!push && !(frame[0] == '*' && !writer_resp3_ && (SubscribedView() || (head && (head->flags & kFlagPubSub)))))
       return false;
@@ -2194,6 +2280,14 @@ class RedisSession final : public Session {
     const bool is_error = !frame.empty() && (frame[0] == '-' || frame[0] == '!');
     if (head.kind == EntryKind::kForward && !(head.flags & kFlagSuppress))
       client_segs_.push_back({data, 0, frame.size()});
+    if (head.flags & kFlagClientKill) {
+      // ":0": nobody was killed; otherwise this upstream may be among them.
+      if (!is_error && frame != ":0\r\n") {
+        kill_probe_side_ = head.side;
+      } else {
+        ReleaseKillBarrier();
+      }
+    }
     bool done = true;
     if (head.flags & kFlagPubSub) {
       PubSubPeek peek;
@@ -2292,18 +2386,38 @@ class RedisSession final : public Session {
     return fifo_.empty() && !in_multi_ && !SubscribedView() && client_in_.Unconsumed().empty();
   }
 
+  // limits.idle_timeout (issue 13 item 15): no command and no reply for
+  // that long closes the client, as Redis' `timeout` does (pub/sub
+  // subscribers and monitors excepted, clientsCronHandleTimeout). And, with
+  // or without it, a command that was started but not completed within
+  // idle_timeout (at most kPartialCommandTimeout, also without one) closes
+  // the client: a client sending one byte a second would otherwise keep a
+  // connection "active" forever. A large command being streamed restarts
+  // that clock with every read of kLargeProgressBytes or more.
+  static constexpr auto kPartialCommandTimeout = std::chrono::seconds(60);
+  static constexpr std::size_t kLargeProgressBytes = 4096;
   awaitable<void> IdleWatch(absl::Duration idle) {
-    const auto limit = std::chrono::microseconds(absl::ToInt64Microseconds(idle));
+    const bool has_idle = idle > absl::ZeroDuration();
+    const auto limit = has_idle ? std::chrono::microseconds(absl::ToInt64Microseconds(idle))
+                                : std::chrono::microseconds(kPartialCommandTimeout);
+    const auto partial_limit = std::min<std::chrono::microseconds>(limit, kPartialCommandTimeout);
     Timer timer(executor_);
     for (;;) {
-      timer.expires_at(last_activity_ + limit);
+      auto next = last_activity_ + limit;
+      if (partial_since_) next = std::min(next, *partial_since_ + partial_limit);
+      timer.expires_at(next);
       auto [ec] = co_await timer.async_wait();
       if (ec || closed_) co_return;
-      if (Clock::now() - last_activity_ >= limit && fifo_.empty() && !SubscribedView()) {
+      const auto now = Clock::now();
+      if (partial_since_ && now - *partial_since_ >= partial_limit) {
+        LogInfo("redis client left a command incomplete for too long; closing", {{"route", route_.name}});
+        co_return;
+      }
+      if (has_idle && now - last_activity_ >= limit && fifo_.empty() && !SubscribedView() && !monitoring_) {
         LogInfo("idle timeout", {{"route", route_.name}});
         co_return;
       }
-      if (Clock::now() - last_activity_ >= limit) last_activity_ = Clock::now();
+      if (now - last_activity_ >= limit) last_activity_ = now;
     }
   }
 
@@ -2391,6 +2505,9 @@ class RedisSession final : public Session {
   bool multi_dirty_ = false;
   bool watching_ = false;
   bool tracking_ = false;
+  bool monitoring_ = false;  // MONITOR went to idle_read_side_
+  bool kill_barrier_ = false;  // a CLIENT KILL that may kill this upstream is in flight
+  std::optional<Side> kill_probe_side_;
   bool reply_off_ = false;
   bool reply_skip_ = false;
   std::optional<Side> pinned_;
@@ -2403,6 +2520,7 @@ class RedisSession final : public Session {
 
   Clock::time_point batch_start_ = Clock::now();
   Clock::time_point last_activity_ = Clock::now();
+  std::optional<Clock::time_point> partial_since_;  // first byte of an unfinished command
   bool closed_ = false;
   bool draining_ = false;
   bool stop_reading_ = false;

@@ -289,7 +289,7 @@ awaitable<void> SecondaryChannel::Run() {
         continue;
       }
       auto conn = std::make_unique<BackendConnection>(side_, *backend_, env_.config->limits.buffer_bytes,
-                                                      resp::ReplyLimits{});
+                                                      ServerReplyLimits());
       asio::ssl::context* tls =
           env_.services->tls ? env_.services->tls->ForBackend(backend_->name) : nullptr;
       const UpstreamState state{conn_state_.db, conn_state_.resp3, conn_state_.client_name};
@@ -409,10 +409,12 @@ awaitable<void> SecondaryChannel::PrepareDeferredCopy(SecondaryOp& op) {
   if (source_backend_ == nullptr) error = "no authoritative backend to copy from";
   if (error.empty() && (!source_ || !source_->is_open())) {
     auto conn = std::make_unique<BackendConnection>(routing::Other(side_), *source_backend_,
-                                                    env_.config->limits.buffer_bytes, resp::ReplyLimits{});
+                                                    env_.config->limits.buffer_bytes, ServerReplyLimits());
     asio::ssl::context* tls =
         env_.services->tls ? env_.services->tls->ForBackend(source_backend_->name) : nullptr;
-    const UpstreamState state{conn_state_.db, false, ""};
+    // turnout's own reads: named so CLIENT LIST and the SLOWLOG tell them
+    // from the application's (issue 13 item 17).
+    const UpstreamState state{conn_state_.db, false, "turnout"};
     auto opened = co_await (conn->Open(tls, env_.config->limits.connect_timeout, state, error) || AbortWait());
     if (aborted_ || opened.index() == 1) co_return;
     if (std::get<0>(opened)) {
