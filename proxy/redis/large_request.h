@@ -38,6 +38,15 @@ class LargeRequestWalker {
   // right after `used` bytes. A header line split across reads is left unused.
   Status Walk(std::span<const std::uint8_t> input, std::size_t& used) noexcept;
 
+  // Between arguments or inside a header line (not in a payload).
+  bool in_header() const noexcept { return state_ != State::kPayload; }
+  // The header line being read does not fit the buffer: Redis' own answer
+  // (networking.c processMultibulkBuffer: "too big mbulk count string" for
+  // the count, "too big bulk count string" for an argument's length).
+  Status HeaderTooLong() noexcept {
+    return Fail(state_ == State::kCommandStart ? protocol::resp::CodecError::kTooBigMultibulkCount
+                                               : protocol::resp::CodecError::kTooBigBulkCount);
+  }
   protocol::resp::CodecError error() const noexcept { return error_; }
   char offending_byte() const noexcept { return offending_; }
   // Arguments captured by the first Walk() (views into its input) and the

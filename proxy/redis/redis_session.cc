@@ -391,6 +391,9 @@ class RedisSession final : public Session {
     resp::RequestLimits l;
     const auto max_message = static_cast<std::int64_t>(std::min<std::uint64_t>(cfg.limits.max_message_bytes, INT64_MAX));
     l.max_bulk_length = std::min(l.max_bulk_length, max_message);
+    // networking.c: any count up to INT_MAX (memory grows with the
+    // arguments that actually arrive, never with the announced count).
+    l.max_multibulk_length = INT32_MAX;
     return l;
   }
 
@@ -1690,6 +1693,12 @@ class RedisSession final : public Session {
     walker_.Reset();
     std::size_t used = 0;
     auto status = walker_.Walk(client_in_.Unparsed(), used);
+    // More than half the buffer without the end of a header line: one
+    // protocol error, as Redis gives (issue 13 item 13), not "unknown
+    // command" first.
+    if (status == LargeRequestWalker::Status::kNeedMore && walker_.head_args().empty() && walker_.in_header() &&
+        client_in_.Unparsed().size() - used > client_in_.capacity() / 2)
+      status = walker_.HeaderTooLong();
     const auto head = walker_.head_args();
     const Specials& sp = Special();
     const resp::CommandInfo* info = head.empty() ? nullptr : resp::LookupCommand(head);
@@ -1808,7 +1817,7 @@ class RedisSession final : public Session {
       if (status == LargeRequestWalker::Status::kDone || closed_) break;
       auto tail = client_in_.WritableTail();
       if (tail.empty()) {  // a header line longer than the buffer
-        status = LargeRequestWalker::Status::kError;
+        status = walker_.HeaderTooLong();
         continue;
       }
       auto [ec, n] = co_await client_->ReadSome(asio::buffer(tail.data(), tail.size()));
@@ -1853,7 +1862,7 @@ class RedisSession final : public Session {
       if (large_frame_.size() > cap) co_return Buffered::kTooLarge;
       auto tail = client_in_.WritableTail();
       if (tail.empty()) {  // a header line longer than the buffer
-        status = LargeRequestWalker::Status::kError;
+        status = walker_.HeaderTooLong();
         continue;
       }
       auto [ec, n] = co_await client_->ReadSome(asio::buffer(tail.data(), tail.size()));

@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -143,6 +145,44 @@ TEST_P(RedisTransparencyTest, ReplicationCommandsAreRefusedWithOneError) {
   RespConn old_side(b.redis_old_port);
   LoggedIn(old_side);
   EXPECT_THAT(old_side.Call({"INFO", "replication"}), HasSubstr("role:master"));
+}
+
+// Item 13: malformed requests get exactly the server's answer (text, count,
+// close or not), including header lines longer than any buffer.
+TEST_P(RedisTransparencyTest, ProtocolErrorsMatchTheServer) {
+  StartMode();
+  ASSERT_FALSE(HasFatalFailure());
+  const auto& b = TestBackends::Get();
+  const std::vector<std::string> cases = {
+      "*x\r\n",
+      "*1\r\n$x\r\n",
+      "*" + std::string(70000, '1'),
+      "*1\r\n$" + std::string(70000, '9'),
+      "*1\r\n$600000000\r\n",
+      "\r\n*1\r\n$4\r\nPING\r\n*x\r\n",
+      "*3000000\r\n",  // a count Redis accepts: it waits for the arguments
+      "$3\r\nfoo\r\n",
+  };
+  // Sent raw, ignoring a send that fails because the peer closed already.
+  auto exchange = [](RespConn& c, const std::string& bytes) {
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+      const ssize_t n = ::send(c.fd(), bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    return c.ReadToClose(1500);
+  };
+  for (const auto& input : cases) {
+    RespConn direct(b.redis_old_port);
+    LoggedIn(direct);
+    RespConn c(port_);
+    EXPECT_EQ(c.Call({"PING"}), "+PONG\r\n");  // turnout has its upstream ready
+    const auto want = exchange(direct, input);
+    const auto got = exchange(c, input);
+    EXPECT_EQ(got.first, want.first) << input.substr(0, 40);
+    EXPECT_EQ(got.second, want.second) << input.substr(0, 40);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, RedisTransparencyTest, ::testing::Values("passthrough", "sync"),
