@@ -48,13 +48,13 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
     return absl::FailedPreconditionError(absl::StrCat(
         st.message(), " (the change stream applies with triggers and foreign keys off, as logical replication "
                       "does: the new backend's user must be allowed to set session_replication_role)"));
-  if (auto st = Exec("create schema if not exists turnout; "
-                     "create table if not exists turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
+  if (auto st = Exec("create schema if not exists _turnout; "
+                     "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
                      "updated_at timestamptz not null default now())",
-                     "create turnout.stream_position");
+                     "create _turnout.stream_position");
       !st.ok())
     return st;
-  auto r = PgExec(target_, "select lsn::text from turnout.stream_position where slot = $1", {slot_}, "read position");
+  auto r = PgExec(target_, "select lsn::text from _turnout.stream_position where slot = $1", {slot_}, "read position");
   if (!r.ok()) return r.status();
   applied_ = 0;
   if (PQntuples(r->get()) == 1 && !pgo::ParseLsn(PgValue(*r, 0, 0), &applied_))
@@ -64,7 +64,7 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
 
 absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
   auto r = PgExec(target_,
-                  "insert into turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
+                  "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
                   "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()",
                   {slot_, pgo::FormatLsn(lsn)}, "store position");
   if (!r.ok()) return r.status();
@@ -111,7 +111,7 @@ absl::Status ChangeApplier::Commit() {
   if (group_transactions_ == 0 && !open_on_target_ && sql_.empty()) return absl::OkStatus();
   if (!open_on_target_ && sql_.empty()) sql_ = "begin;";
   if (group_end_ > applied_) {
-    absl::StrAppend(&sql_, "insert into turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
+    absl::StrAppend(&sql_, "insert into _turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
                     Literal(pgo::FormatLsn(group_end_)),
                     "::pg_lsn) on conflict (slot) do update set lsn = excluded.lsn, updated_at = now();");
   }
@@ -145,7 +145,7 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
   if (const auto* r = std::get_if<pgo::Relation>(&m)) {
     Table t;
     t.name = absl::StrCat(Identifier(target_.get(), r->nspname), ".", Identifier(target_.get(), r->relname));
-    t.internal = r->nspname == "turnout";
+    t.internal = r->nspname == kInternalSchema;
     t.identity = r->replica_identity;
     for (const auto& c : r->columns) t.columns.push_back({Identifier(target_.get(), c.name), c.key});
     relations_[r->oid] = std::move(t);

@@ -4,7 +4,7 @@
 //
 // Consecutive source transactions are grouped into one transaction on the
 // target (the order inside is kept); the group also writes the position it
-// reached into turnout.stream_position, so the rows and the position commit
+// reached into _turnout.stream_position, so the rows and the position commit
 // together: after any restart the stream resumes from the stored position
 // and skips transactions that committed before it (exactly once).
 //
@@ -40,6 +40,10 @@
 namespace turnout::control {
 
 inline constexpr std::string_view kDdlMessagePrefix = "turnout.ddl";
+// turnout's own objects on the target. Not "turnout": a schema named like a
+// role lands first on that role's search_path ("$user", public), and every
+// unqualified CREATE of that user would go there.
+inline constexpr std::string_view kInternalSchema = "_turnout";
 
 class ChangeApplier {
  public:

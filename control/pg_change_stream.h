@@ -7,7 +7,7 @@
 //   1. copy   every table under the slot's snapshot (CopyPostgres, parallel
 //             COPY), so the copy holds exactly what committed before the
 //             slot's consistent point; then the position = consistent point
-//             is stored on new (turnout.stream_position)
+//             is stored on new (_turnout.stream_position)
 //   2. stream START_REPLICATION from the stored position; ChangeApplier
 //             applies each source transaction on new with the position in the
 //             same transaction; the slot is confirmed only after new committed

@@ -179,9 +179,10 @@ TEST_F(FleetTest, CheckpointsOfADataMovementRepublishNoRouteTable) {
     ASSERT_TRUE(StartSidecar(a, "sidecar-a", admin_a, /*data_movement=*/true)) << a.Log();
     ASSERT_TRUE(StartSidecar(b, "sidecar-b", admin_b, /*data_movement=*/true)) << b.Log();
     AdminClient ca(admin_a, kToken), cb(admin_b, kToken);
-    // 60 batches of 10 rows, each followed by a checkpoint: about 2 s of copying.
+    // 60 batches of 10 rows, each followed by a checkpoint: about 2 s of
+    // copying by the keyset copier ("method": "copy").
     ASSERT_EQ(ca.Post("/api/v1/migrations", R"({"id":"fleet_copy","strategy":{"type":"big_bang"},)"
-                                            R"("data":{"type":"scan","batch_size":10,"sleep_ms":30}})")
+                                            R"("data":{"method":"copy","type":"scan","batch_size":10,"sleep_ms":30}})")
                   .status,
               201);
     ASSERT_EQ(ca.Post("/api/v1/migrations/fleet_copy/api/tables", R"({"tables":[")" + table + R"("]})").status, 200);

@@ -128,15 +128,25 @@ TEST_F(JournalTest, TheDatabaseRoundTripsAndOlderFilesStillLoad) {
   EXPECT_EQ(pending[1].database, "");
 }
 
-TEST_F(JournalTest, BoundedWithAnAlarmAndRepairsFreeRoom) {
+// Full: an alarm, and a record is folded into an overflow entry that names
+// its targets (never refused); repairs free room for whole entries again.
+TEST_F(JournalTest, BoundedWithAnAlarmFoldsWhenFullAndRepairsFreeRoom) {
   auto j = Journal::Open(path_, {.max_entries = 3});
   for (int i = 0; i < 3; ++i) EXPECT_NE((*j)->Append(Entry("w")), 0u);
   EXPECT_TRUE((*j)->full());
-  EXPECT_EQ((*j)->Append(Entry("refused")), 0u);
-  EXPECT_EQ((*j)->dropped_when_full(), 1u);
-  (*j)->MarkRepaired({1});
+  EXPECT_NE((*j)->Append(Entry("folded")), 0u);
+  EXPECT_EQ((*j)->dropped_when_full(), 0u);
+  EXPECT_EQ((*j)->coalesced_when_full(), 1u);
+  bool overflow = false;
+  for (const auto& e : (*j)->Pending()) overflow |= e.statement == Journal::kOverflowStatement;
+  EXPECT_TRUE(overflow);
+  std::vector<std::uint64_t> all;
+  for (const auto& e : (*j)->Pending()) all.push_back(e.seq);
+  (*j)->MarkRepaired(all);
   EXPECT_FALSE((*j)->full());
-  EXPECT_NE((*j)->Append(Entry("fits again")), 0u);
+  const std::uint64_t seq = (*j)->Append(Entry("fits again"));
+  ASSERT_NE(seq, 0u);
+  EXPECT_EQ((*j)->Pending().back().statement, "fits again");
 }
 
 TEST_F(JournalTest, PendingFiltersByMigration) {
