@@ -283,7 +283,10 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
 
 // A whole table under the shared snapshot (the worker's transaction on old),
 // applied in one transaction on new.
-absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const DataSpec& spec, BackfillContext& ctx) {
+// `quiet_target`: nothing else writes the table on new meanwhile (the change
+// stream's copy: statement dual-write is off).
+absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const DataSpec& spec, BackfillContext& ctx,
+                           bool quiet_target) {
   const std::string stage = "turnout_stage";
   const std::string cols = absl::StrJoin(t.columns, ", ");
   if (auto r = PgExec(to, "begin"); !r.ok()) return r.status();
@@ -291,21 +294,38 @@ absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const Dat
     (void)PgExec(to, "rollback");
     return st;
   };
-  if (auto r = PgExec(to, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ", t.quoted,
-                                     " with no data"), {}, "staging table for " + t.name); !r.ok())
-    return rollback(r.status());
+  // A quiet table new does not hold a row of has no conflicts to resolve:
+  // the rows go straight into it, written once instead of twice (staging,
+  // then INSERT … ON CONFLICT).
+  bool direct = false;
+  if (quiet_target) {
+    auto empty = PgExec(to, absl::StrCat("select not exists (select 1 from ", t.quoted, ")"), {}, "look into " + t.name);
+    if (!empty.ok()) return rollback(empty.status());
+    direct = PgValue(*empty, 0, 0) == "t";
+  }
+  if (!direct) {
+    if (auto r = PgExec(to, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
+                                         t.quoted, " with no data"),
+                        {}, "staging table for " + t.name);
+        !r.ok())
+      return rollback(r.status());
+  }
   // A long copy stops at the job's word (the caller drops both connections).
   auto rows = PgCopyAcross(
       from, absl::StrCat("copy (select ", cols, " from ", t.quoted, ") to stdout", FormatClause(spec)), to,
-      absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)), "copy " + t.name,
-      "copy into staging for " + t.name,
+      absl::StrCat("copy ", direct ? t.quoted : stage, " (", cols, ") from stdin", FormatClause(spec)),
+      "copy " + t.name, (direct ? "copy into " : "copy into staging for ") + t.name,
       [&ctx] { return ctx.ShouldContinue() ? absl::OkStatus() : StoppedAtBatchBoundary(); });
   if (!rows.ok()) return rollback(rows.status());
-  auto applied = PgExec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
-  if (!applied.ok()) return rollback(applied.status());
+  std::int64_t written = *rows;
+  if (!direct) {
+    auto applied = PgExec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
+    if (!applied.ok()) return rollback(applied.status());
+    written = std::atoll(PQcmdTuples(applied->get()));
+  }
   if (auto r = PgExec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
   t.copied = *rows;
-  t.written = std::atoll(PQcmdTuples(applied->get()));
+  t.written = written;
   t.done = true;
   return absl::OkStatus();
 }
@@ -471,7 +491,8 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
       }
       if (!ctx.ShouldContinue()) return fail(StoppedAtBatchBoundary());
       Table work = *t;  // copied outside the lock; published when done
-      if (auto st = SnapshotTable(*from, *to, work, spec, ctx); !st.ok()) return fail(st);
+      if (auto st = SnapshotTable(*from, *to, work, spec, ctx, /*quiet_target=*/!exported_snapshot.empty()); !st.ok())
+        return fail(st);
       std::lock_guard<std::mutex> l(mu);
       *t = std::move(work);
       Summarize(*tables, progress);

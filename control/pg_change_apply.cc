@@ -100,6 +100,7 @@ absl::Status ChangeApplier::Send(bool final) {
     open_on_target_ = false;
     group_transactions_ = 0;
     group_rows_ = 0;
+    oldest_pending_commit_time_ = 0;
     return err;
   }
   sql_.clear();
@@ -121,6 +122,7 @@ absl::Status ChangeApplier::Commit() {
   applied_commit_time_ = std::max(applied_commit_time_, group_commit_time_);
   transactions_ += static_cast<std::int64_t>(group_transactions_);
   rows_ += group_rows_;
+  oldest_pending_commit_time_ = in_transaction_ ? oldest_pending_commit_time_ : 0;
   group_transactions_ = 0;
   group_rows_ = 0;
   return absl::OkStatus();
@@ -130,6 +132,7 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
   if (const auto* b = std::get_if<pgo::Begin>(&m)) {
     in_transaction_ = true;
     skipping_ = b->final_lsn < std::max(applied_, group_end_);
+    if (!skipping_ && oldest_pending_commit_time_ == 0) oldest_pending_commit_time_ = b->commit_time;
     if (!skipping_ && !open_on_target_ && sql_.empty()) sql_ = "begin;";
     return absl::OkStatus();
   }

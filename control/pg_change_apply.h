@@ -67,6 +67,9 @@ class ChangeApplier {
 
   std::uint64_t applied() const { return applied_; }
   std::int64_t applied_commit_time() const { return applied_commit_time_; }
+  // Commit time (µs since 2000) of the oldest transaction received and not
+  // yet committed on the target; 0 when none.
+  std::int64_t oldest_pending_commit_time() const { return oldest_pending_commit_time_; }
   std::int64_t transactions() const { return transactions_; }
   std::int64_t rows() const { return rows_; }
 
@@ -108,6 +111,7 @@ class ChangeApplier {
   std::int64_t group_rows_ = 0;
   std::uint64_t group_end_ = 0;  // end LSN of the group's last transaction
   std::int64_t group_commit_time_ = 0;
+  std::int64_t oldest_pending_commit_time_ = 0;
 
   std::uint64_t applied_ = 0;
   std::int64_t applied_commit_time_ = 0;

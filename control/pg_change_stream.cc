@@ -27,6 +27,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kGroupTransactions = 1000;
 constexpr std::size_t kGroupBytes = 4u << 20;
 constexpr auto kReportEvery = std::chrono::seconds(1);
+// WAL behind the stream beyond which it counts as lagging in time even with
+// nothing received yet (other databases' WAL stays below it between reports).
+constexpr std::int64_t kFarBehind = 1 << 20;
 
 // The event triggers that put DDL into the WAL at its place (see the
 // header): ddl_command_end for what creates or alters, sql_drop for DROP
@@ -219,7 +222,6 @@ class StreamRun {
   absl::Status Stream(std::uint64_t from) {
     ctx_.Log(absl::StrCat("slot ", names_.slot, ": streaming from ", pgo::FormatLsn(from)));
     confirmed_ = from;
-    std::uint64_t server_end = from;
     std::uint64_t idle_end = 0;  // a keepalive's position with nothing pending before it
     bool mark_sent = false, mark_seen = false;
     auto next_report = Clock::now();
@@ -244,7 +246,6 @@ class StreamRun {
         if (auto ec = pgo::DecodeCopyData(bytes, &copy))
           return absl::InternalError(absl::StrCat("old: undecodable replication message: ", ec.message()));
         if (const auto* x = std::get_if<pgo::XLogData>(&copy)) {
-          server_end = std::max(server_end, x->wal_end);
           pgo::LogicalMessage m;
           if (auto ec = pgo::DecodeLogicalMessage(x->data, /*in_stream=*/false, &m))
             return absl::InternalError(absl::StrCat("old: undecodable pgoutput message: ", ec.message()));
@@ -258,7 +259,6 @@ class StreamRun {
             if (auto st = CommitGroup(); !st.ok()) return st;
           }
         } else if (const auto* k = std::get_if<pgo::PrimaryKeepalive>(&copy)) {
-          server_end = std::max(server_end, k->wal_end);
           // Everything before a keepalive was sent before it.
           if (applier_->AtTransactionBoundary()) idle_end = k->wal_end;
           if (k->reply_requested)
@@ -270,7 +270,7 @@ class StreamRun {
       if (!ctx_.ShouldContinue()) {
         if (applier_->AtTransactionBoundary())
           if (auto st = CommitGroup(); !st.ok()) return st;
-        Report(server_end, txns_before, rows_before);
+        Report(txns_before, rows_before);
         (void)ctx_.Checkpoint(progress_);
         return StoppedAtBatchBoundary();
       }
@@ -282,26 +282,39 @@ class StreamRun {
       const bool caught_up =
           mark_seen && applier_->AtTransactionBoundary() && applier_->pending_transactions() == 0;
       if (caught_up) progress_.stream.phase = "caught_up";
-      Report(server_end, txns_before, rows_before);
+      // Idle: ask where the server's decoding is, so the slot (and the lag)
+      // moves past WAL that holds nothing for this stream.
+      if (applier_->AtTransactionBoundary() && applier_->pending_transactions() == 0)
+        if (auto st = repl_->Confirm(confirmed_, /*reply_requested=*/true); !st.ok()) return st;
+      Report(txns_before, rows_before);
       if (auto st = ctx_.Checkpoint(progress_); !st.ok()) return st;
       if (caught_up) return absl::OkStatus();
     }
   }
 
-  void Report(std::uint64_t server_end, std::int64_t txns_before, std::int64_t rows_before) {
+  // The figures of progress.stream. The lag is measured against old's
+  // current WAL position: a logical walsender's XLogData carries the
+  // record's own position, not the end of WAL.
+  void Report(std::int64_t txns_before, std::int64_t rows_before) {
     StreamProgress& s = progress_.stream;
     s.applied_lsn = pgo::FormatLsn(confirmed_);
-    s.lag_bytes = server_end > confirmed_ ? static_cast<std::int64_t>(server_end - confirmed_) : 0;
-    const bool behind = s.lag_bytes > 0 || applier_->pending_transactions() > 0 || !applier_->AtTransactionBoundary();
-    s.lag_seconds = behind && applier_->applied_commit_time() > 0
-                        ? std::max<double>(0, static_cast<double>(PgEpochMicrosNow() - applier_->applied_commit_time()) / 1e6)
-                        : 0;
     s.transactions = txns_before + applier_->transactions();
     s.rows = rows_before + applier_->rows();
-    auto r = PgExec(old_, "select coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint from pg_replication_slots "
-                          "where slot_name = $1",
+    auto r = PgExec(old_,
+                    "select pg_current_wal_lsn()::text, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint "
+                    "from pg_replication_slots where slot_name = $1",
                     {names_.slot});
-    if (r.ok() && PQntuples(r->get()) == 1) s.retained_wal_bytes = std::atoll(PgValue(*r, 0, 0).c_str());
+    std::uint64_t current = 0;
+    if (r.ok() && PQntuples(r->get()) == 1 && pgo::ParseLsn(PgValue(*r, 0, 0), &current)) {
+      s.retained_wal_bytes = std::atoll(PgValue(*r, 0, 1).c_str());
+      s.lag_bytes = current > confirmed_ ? static_cast<std::int64_t>(current - confirmed_) : 0;
+    }
+    // How long ago the oldest change new lacks committed on old: the oldest
+    // transaction received and not applied, else (far behind, nothing
+    // received yet) the age of the last one applied.
+    std::int64_t since = applier_->oldest_pending_commit_time();
+    if (since == 0 && s.lag_bytes > kFarBehind) since = applier_->applied_commit_time();
+    s.lag_seconds = since > 0 ? std::max<double>(0, static_cast<double>(PgEpochMicrosNow() - since) / 1e6) : 0;
     progress_.error.clear();
   }
 

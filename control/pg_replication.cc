@@ -95,8 +95,9 @@ absl::StatusOr<CopyData> ReplicationConnection::Next(std::chrono::milliseconds w
   }
 }
 
-absl::Status ReplicationConnection::Confirm(std::uint64_t flushed) {
-  const std::string msg = pgo::EncodeStandbyStatusUpdate(flushed, flushed, flushed, PgEpochMicrosNow(), false);
+absl::Status ReplicationConnection::Confirm(std::uint64_t flushed, bool reply_requested) {
+  const std::string msg =
+      pgo::EncodeStandbyStatusUpdate(flushed, flushed, flushed, PgEpochMicrosNow(), reply_requested);
   if (PQputCopyData(get(), msg.data(), static_cast<int>(msg.size())) != 1 || PQflush(get()) != 0)
     return Failed(get(), nullptr, "confirm the applied position");
   return absl::OkStatus();

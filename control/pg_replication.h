@@ -50,8 +50,9 @@ class ReplicationConnection {
   absl::StatusOr<CopyData> Next(std::chrono::milliseconds wait);
 
   // Tells the server everything up to `flushed` is applied durably on the
-  // target: the slot may forget it.
-  absl::Status Confirm(std::uint64_t flushed);
+  // target: the slot may forget it. `reply_requested` asks for a keepalive
+  // at once (its position is how far the server has decoded).
+  absl::Status Confirm(std::uint64_t flushed, bool reply_requested = false);
 
   PGconn* get() const { return conn_.get(); }
 

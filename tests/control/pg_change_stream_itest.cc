@@ -277,6 +277,11 @@ TEST_F(ChangeStreamTest, DdlThroughTurnoutMidStreamIsAppliedInOrder) {
   ViaTurnout("insert into items (id, name, extra) values (1001, 'new', 'uses-extra')");
   ViaTurnout("create index items_extra on items (extra)");
   ViaTurnout("update items set extra = 'e' || id where id <= 10");
+  // The applied rows reach /metrics (insert 1 + update 10, at least).
+  const std::string series = "turnout_stream_applied_rows_total{migration=\"ddl\",route=\"pg\"}";
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (admin_->Metric(series) < 11 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GE(admin_->Metric(series), 11) << admin_->Get("/metrics").body;
   auto m = Complete("ddl");
   ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
   ExpectSame("items");
