@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "control/backend_clients.h"
+#include "control/pg_change_stream.h"
 #include "control/pg_side.h"
 #include "control/pg_verify.h"
 #include "control/redis_verify.h"
@@ -79,6 +80,59 @@ std::string RedisVersion(redisContext* c) {
 
 json::object Side(const routing::Backend& b) { return {{"backend", b.name}}; }
 
+std::set<std::string> Names(PGconn* c, const char* sql) {
+  std::set<std::string> out;
+  auto r = PgQuery(c, sql);
+  if (!r.ok()) return out;
+  for (int i = 0; i < PQntuples(r->get()); ++i) out.insert(PQgetvalue(r->get(), i, 0));
+  return out;
+}
+
+// What new lacks that sessions replayed on it would use: roles (SET ROLE,
+// owners, grants), extensions, and the database's own settings
+// (ALTER DATABASE … SET), plus encoding and collation that change results.
+void CompareServers(PGconn* old_c, PGconn* new_c, json::array& warnings) {
+  const char* kRoles = "select rolname from pg_roles where rolname !~ '^pg_' order by 1";
+  const char* kExtensions = "select extname from pg_extension order by 1";
+  const char* kSettings =
+      "select unnest(setconfig) from pg_db_role_setting where setrole = 0 and "
+      "setdatabase = (select oid from pg_database where datname = current_database())";
+  const char* kLocale =
+      "select 'encoding ' || pg_encoding_to_char(encoding) || ', collation ' || datcollate || ', ctype ' || datctype "
+      "from pg_database where datname = current_database()";
+  const auto new_roles = Names(new_c, kRoles);
+  for (const auto& r : Names(old_c, kRoles))
+    if (!new_roles.count(r)) warnings.emplace_back(absl::StrCat("role ", r, " exists on old, not on new"));
+  const auto new_ext = Names(new_c, kExtensions);
+  for (const auto& e : Names(old_c, kExtensions))
+    if (!new_ext.count(e)) warnings.emplace_back(absl::StrCat("extension ", e, " is installed on old, not on new"));
+  const auto new_settings = Names(new_c, kSettings);
+  for (const auto& s : Names(old_c, kSettings))
+    if (!new_settings.count(s)) warnings.emplace_back(absl::StrCat("database setting ", s, " is set on old, not on new"));
+  const auto old_locale = Names(old_c, kLocale), new_locale = Names(new_c, kLocale);
+  if (old_locale != new_locale && !old_locale.empty() && !new_locale.empty())
+    warnings.emplace_back(absl::StrCat("database ", *old_locale.begin(), " on old; ", *new_locale.begin(), " on new"));
+}
+
+// How the route's data and writes will reach new (README: Change stream).
+json::object DataPath(const routing::Backend& old_b, const Migration& m, json::array& blocking, json::array& warnings) {
+  std::string method = "auto";
+  if (m.data.is_object())
+    if (const auto* f = m.data.as_object().if_contains("method"); f && f->is_string()) method = f->as_string().c_str();
+  if (method == "copy") return {{"method", "copy"}, {"reason", "data.method is copy"}};
+  auto missing = StreamPrerequisitesMissing(old_b);
+  if (!missing.ok()) return {{"method", "unknown"}, {"error", std::string(missing.status().message())}};
+  json::array what;
+  for (const auto& x : *missing) what.emplace_back(x);
+  if (missing->empty()) return {{"method", "stream"}};
+  const std::string why = absl::StrJoin(*missing, "; ");
+  if (method == "stream") blocking.emplace_back(absl::StrCat("old cannot stream changes: ", why));
+  else
+    warnings.emplace_back(absl::StrCat("old cannot stream changes (", why,
+                                       "): data moves by the copier and writes are dual-written as statements"));
+  return {{"method", method == "stream" ? "stream" : "copy"}, {"missing", std::move(what)}};
+}
+
 }  // namespace
 
 absl::StatusOr<json::value> DryRun(const routing::Config& config, const Migration& m) {
@@ -126,6 +180,8 @@ absl::StatusOr<json::value> DryRun(const routing::Config& config, const Migratio
             if (!cols.count(col)) warnings.emplace_back(absl::StrCat(table, ".", col, " exists only on new"));
         }
         out["tables_compared"] = compared;
+        CompareServers(oc->get(), nc->get(), warnings);
+        out["data_path"] = DataPath(*old_b, m, blocking, warnings);
         for (const auto& t : scope) {
           bool found = false;
           for (const auto& [table, cols] : *os) found |= InScope(table, {t});

@@ -108,6 +108,34 @@ TEST_F(InspectorTest, DryRunReportsSchemaDifferencesAndVersions) {
   EXPECT_THAT(warnings, HasSubstr("public." + table_ + ".extra exists only on new"));
 }
 
+// The dry run says how data will move (the harness' old has wal_level =
+// logical: by change stream) and which roles and extensions new lacks
+// before any traffic moves (session state replayed there would need them).
+TEST_F(InspectorTest, DryRunSaysTheDataPathAndWhatNewLacks) {
+  const auto& b = TestBackends::Get();
+  const std::string role = "inspect_role_" + std::to_string(::getpid());
+  Sql(b.pg_old_port, "create role " + role);
+  Sql(b.pg_old_port, "create extension if not exists pgcrypto");
+  Sql(b.pg_new_port, "drop extension if exists pgcrypto");
+  Sql(b.pg_old_port, "create table " + table_ + "(id int primary key)");
+  Sql(b.pg_new_port, "create table " + table_ + "(id int primary key)");
+  auto r = c_.Post("/api/v1/migrations/inspect/test");
+  Sql(b.pg_old_port, "drop role " + role);
+  Sql(b.pg_old_port, "drop extension if exists pgcrypto");
+  ASSERT_EQ(r.status, 200) << r.body;
+  bool seen = false;
+  for (const auto& route : r.json.at("data").at("routes").as_array()) {
+    if (route.at("protocol") != "postgres") continue;
+    seen = true;
+    EXPECT_EQ(route.at("data_path").at("method"), "stream") << r.body;
+    std::string warnings;
+    for (const auto& x : route.at("warnings").as_array()) warnings += std::string(x.as_string()) + "\n";
+    EXPECT_THAT(warnings, HasSubstr("role " + role + " exists on old, not on new"));
+    EXPECT_THAT(warnings, HasSubstr("extension pgcrypto is installed on old, not on new"));
+  }
+  EXPECT_TRUE(seen) << r.body;
+}
+
 TEST_F(InspectorTest, VerifyNamesDifferingTablesAndPassesEqualOnes) {
   const auto& b = TestBackends::Get();
   for (int port : {b.pg_old_port, b.pg_new_port})
