@@ -240,8 +240,10 @@ TEST_P(RedisIntegrityModeTest, ConcurrentWritersOfAHotKeyApplyInOneOrderOnBothSi
 }
 
 // Item 19: a hot key never stalls writers: redis-benchmark's HSET on one
-// key from 32 connections keeps going (the old polling wait dropped it to 0
-// requests/s for seconds), and both sides end equal.
+// key from 50 connections (each write holds the key until new applied it)
+// keeps every writer moving. The polling wait this replaced left some
+// writers asleep while others took the key again and again: p99 227 ms and
+// a 1.1 s maximum on the harness, against 16 ms and 165 ms with the wake-up.
 TEST_P(RedisIntegrityModeTest, HotKeyUnderRedisBenchmarkDoesNotStall) {
   if (!Dual()) GTEST_SKIP() << "one side only";
   Start();
@@ -249,14 +251,25 @@ TEST_P(RedisIntegrityModeTest, HotKeyUnderRedisBenchmarkDoesNotStall) {
   const std::string prefix = Prefix(std::string("hot-") + GetParam());
   Cleanup(prefix + "*");
   Migrate(Strategy());
-  const auto start = std::chrono::steady_clock::now();
-  auto r = RunProgram({"redis-benchmark", "-p", std::to_string(port_), "-n", "20000", "-c", "32", "-r", "100000",
-                       "-q", "HSET", prefix + "myhash", "f__rand_int__", "__rand_int__"},
+  auto r = RunProgram({"redis-benchmark", "-p", std::to_string(port_), "-n", "20000", "-c", "50", "-r", "100000",
+                       "HSET", prefix + "myhash", "f__rand_int__", "__rand_int__"},
                       "", {}, 120000);
-  const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out + r.err, ::testing::Not(HasSubstr("ERR")));
-  EXPECT_LT(took, std::chrono::seconds(40)) << r.out;
+  // "latency summary (msec):", a header line, then avg min p50 p95 p99 max.
+  std::string text = r.out;
+  for (auto& ch : text)
+    if (ch == '\r') ch = '\n';
+  const auto at = text.rfind("latency summary");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  std::istringstream in(text.substr(at));
+  std::string line;
+  std::getline(in, line);
+  std::getline(in, line);  // avg min p50 p95 p99 max
+  double avg = 0, min = 0, p50 = 0, p95 = 0, p99 = 0, max = 0;
+  in >> avg >> min >> p50 >> p95 >> p99 >> max;
+  EXPECT_GT(max, 0) << text.substr(at);
+  EXPECT_LT(p99, 150.0) << text.substr(at);
   auto [equal, report] = EventuallyEqual(prefix + "*");
   EXPECT_TRUE(equal) << report;
   EXPECT_EQ(Pending(), 0) << JournalText();
