@@ -17,18 +17,10 @@ namespace json = boost::json;
 namespace {
 
 // One side of the copy: its own connection, named "old" or "new" in messages.
-struct Side : PgSide {
-  PgConn owned;
-};
+using Side = PgOwnedSide;
 
 absl::StatusOr<Side> Connect(const routing::Backend& b, const char* name) {
-  auto c = PgConnect(b, "turnout-data-movement");
-  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
-  Side s;
-  s.owned = *std::move(c);
-  s.conn = s.owned.get();
-  s.name = name;
-  return s;
+  return PgConnectSide(b, name, "turnout-data-movement");
 }
 
 std::string Literal(const Side& s, const std::string& v) {

@@ -66,18 +66,10 @@ do $turnout$ begin
 end $turnout$;
 )sql";
 
-struct Owned : PgSide {
-  PgConn owned;
-};
+using Owned = PgOwnedSide;
 
 absl::StatusOr<Owned> Connect(const routing::Backend& b, const char* name) {
-  auto c = PgConnect(b, "turnout-change-stream");
-  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
-  Owned s;
-  s.owned = *std::move(c);
-  s.conn = s.owned.get();
-  s.name = name;
-  return s;
+  return PgConnectSide(b, name, "turnout-change-stream");
 }
 
 std::uint64_t Fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {

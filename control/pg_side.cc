@@ -31,6 +31,16 @@ void AbortCopyIn(const PgSide& s, const char* why) {
 
 }  // namespace
 
+absl::StatusOr<PgOwnedSide> PgConnectSide(const routing::Backend& b, const char* name, const char* application_name) {
+  auto c = PgConnect(b, application_name);
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat(name, " (", c.status().message(), ")"));
+  PgOwnedSide s;
+  s.owned = *std::move(c);
+  s.conn = s.owned.get();
+  s.name = name;
+  return s;
+}
+
 absl::Status PgFailed(const PgSide& s, const PGresult* r, const std::string& what) {
   const std::string msg = Trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(s.conn));
   if (PQstatus(s.conn) != CONNECTION_OK)

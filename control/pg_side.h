@@ -23,6 +23,14 @@ struct PgSide {
   PGconn* get() const { return conn; }
 };
 
+// A side with a connection of its own.
+struct PgOwnedSide : PgSide {
+  PgConn owned;
+};
+// Logs in to `b` as `application_name`; an error names the side
+// ("old (…)").
+absl::StatusOr<PgOwnedSide> PgConnectSide(const routing::Backend& b, const char* name, const char* application_name);
+
 // The error of a failed call on `s` ("<name>: <what>: <server message>"):
 // Unavailable when the connection is gone, else Internal.
 absl::Status PgFailed(const PgSide& s, const PGresult* r, const std::string& what);

@@ -178,6 +178,9 @@ class ChangeStreamTest : public ::testing::Test {
   std::unique_ptr<AdminClient> admin_;
 };
 
+// The issue's insert: a random value, the client's id, from 8 clients.
+constexpr char kEvInsert[] = "\\set c random(1, 1000000)\ninsert into ev (client, n) values (:client_id, :c);\n";
+
 constexpr char kEvTable[] =
     "create table ev (id bigserial primary key, client int, n int, at timestamptz default now(), "
     "r float default random(), u uuid default gen_random_uuid())";
@@ -188,7 +191,7 @@ TEST_F(ChangeStreamTest, NonDeterministicWritesDuringCopyAndStreamArriveExactly)
   StartTurnout();
   Migrate("ev_stream", R"({"type":"scan"})", kCanary, {"ev"});
   // 8 clients insert through turnout while the copy runs and after it.
-  auto bench = Pgbench("\\set c random(1, 1000000)\ninsert into ev (client, n) values (:client_id, :c);\n", 8, 8);
+  auto bench = Pgbench(kEvInsert, 8, 8);
   ASSERT_EQ(bench.exit_code, 0) << bench.err << bench.out;
   EXPECT_THAT(bench.out, ::testing::HasSubstr("number of failed transactions: 0"));
   auto m = Complete("ev_stream");
@@ -208,7 +211,7 @@ TEST_F(ChangeStreamTest, DualWriteUnderTheStreamSendsNoStatementToNewAndEveryRow
   Migrate("dw_stream", R"({"type":"scan"})",
           R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})",
           {"ev"});
-  auto bench = Pgbench("\\set c random(1, 1000000)\ninsert into ev (client, n) values (:client_id, :c);\n", 8, 8);
+  auto bench = Pgbench(kEvInsert, 8, 8);
   ASSERT_EQ(bench.exit_code, 0) << bench.err << bench.out;
   EXPECT_THAT(bench.out, ::testing::HasSubstr("number of failed transactions: 0"));
   auto m = Complete("dw_stream");
