@@ -517,6 +517,17 @@ absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Ba
   return CopyScan(old_backend, new_backend, scope_tables, spec, progress, ctx);
 }
 
+absl::Status AdvancePostgresSequences(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                                      const std::vector<std::string>& scope_tables, RouteProgress& progress) {
+  auto from = Connect(old_backend, "old");
+  if (!from.ok()) return from.status();
+  auto to = Connect(new_backend, "new");
+  if (!to.ok()) return to.status();
+  auto tables = Discover(*from, *to, scope_tables, progress);
+  if (!tables.ok()) return tables.status();
+  return AdvanceSequences(*from, *to, *tables, progress);
+}
+
 absl::StatusOr<std::vector<std::string>> PostgresTablesToMove(const routing::Backend& old_backend,
                                                               const routing::Backend& new_backend,
                                                               const std::vector<std::string>& scope_tables,

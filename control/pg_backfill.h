@@ -52,6 +52,12 @@ absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Ba
                           const std::vector<std::string>& scope_tables, const DataSpec& spec,
                           RouteProgress& progress, BackfillContext& ctx, const std::string& exported_snapshot = "");
 
+// Sets every sequence owned by the moved tables on new past old's value
+// (the end of a change stream: its rows carry old's ids, new's sequences
+// never moved).
+absl::Status AdvancePostgresSequences(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                                      const std::vector<std::string>& scope_tables, RouteProgress& progress);
+
 // The tables CopyPostgres moves, as quoted "schema"."name" (notes about the
 // tables it leaves out go to `progress`).
 absl::StatusOr<std::vector<std::string>> PostgresTablesToMove(const routing::Backend& old_backend,

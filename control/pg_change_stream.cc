@@ -279,6 +279,10 @@ class StreamRun {
       if (applier_->AtTransactionBoundary() && applier_->pending_transactions() == 0)
         if (auto st = repl_->Confirm(confirmed_, /*reply_requested=*/true); !st.ok()) return st;
       Report(txns_before, rows_before);
+      if (caught_up) {
+        // The stream's rows carry old's ids; new's sequences never moved.
+        if (auto st = AdvancePostgresSequences(old_b_, new_b_, scope_, progress_); !st.ok()) return st;
+      }
       if (auto st = ctx_.Checkpoint(progress_); !st.ok()) return st;
       if (caught_up) return absl::OkStatus();
     }
