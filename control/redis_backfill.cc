@@ -3,11 +3,15 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "control/backend_clients.h"
+#include "routing/key_stripes.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -142,6 +146,91 @@ absl::StatusOr<bool> MergeKey(redisContext* from, redisContext* to, const std::s
   return changed;
 }
 
+// Per-key order with live dual-writes (issue 13 item 18). A session holds
+// a key's stripe from before old gets its write until new applied it; the
+// backfill holds the stripes of a page's keys from before DUMP on old until
+// RESTORE (or merge) on new answered. So a copy lands either wholly before
+// a live write of that key on both sides or wholly after it: no RESTORE of
+// an older value over a newer write, no key a live DEL removed brought
+// back, whatever the conflict rule. Session owners are connection ids
+// (small); the backfill is one owner far above them.
+constexpr std::uint64_t kBackfillOwner = (std::uint64_t{1} << 38) + 1;
+// A holder that never lets go is released by its secondary's reply
+// timeout (10 s); past this the page is copied unordered, with a note.
+constexpr auto kKeyOrderWait = std::chrono::seconds(60);
+
+class ThreadWaiter final : public routing::KeyStripes::Waiter {
+ public:
+  void Notify() override {
+    {
+      std::lock_guard lock(mu_);
+      notified_ = true;
+    }
+    cv_.notify_one();
+  }
+  void Reset() {
+    std::lock_guard lock(mu_);
+    notified_ = false;
+  }
+  void Wait(std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, d, [&] { return notified_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
+
+// The stripes of one page, held while it is copied; released on every exit.
+class HeldKeys {
+ public:
+  HeldKeys() : waiter_(std::make_shared<ThreadWaiter>()) {}
+  ~HeldKeys() { Release(); }
+  HeldKeys(const HeldKeys&) = delete;
+  HeldKeys& operator=(const HeldKeys&) = delete;
+
+  // False: the copy must stop (pause, rollback, shutdown) before it got them.
+  bool Take(const std::vector<std::string>& keys, BackfillContext& ctx) {
+    Release();
+    for (const auto& k : keys) routing::KeyStripes::AddStripe(k, stripes_);
+    auto& order = routing::KeyStripes::Global();
+    const auto deadline = std::chrono::steady_clock::now() + kKeyOrderWait;
+    std::uint32_t blocked = 0;
+    while (!order.TryAcquire(stripes_, kBackfillOwner, false, &blocked)) {
+      if (!ctx.ShouldContinue()) {
+        stripes_.clear();
+        return false;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ctx.Log("redis backfill: keys held by live writes for 60 s; copying this page unordered");
+        stripes_.clear();
+        return true;
+      }
+      const std::uint32_t registered = blocked;
+      waiter_->Reset();
+      order.Register(registered, waiter_);
+      const bool got = order.TryAcquire(stripes_, kBackfillOwner, false, &blocked);
+      if (!got) waiter_->Wait(std::chrono::milliseconds(100));  // woken by the release; bounded to see a stop
+      order.Unregister(registered, waiter_.get());
+      if (got) break;
+    }
+    held_ = true;
+    return true;
+  }
+  void Release() {
+    if (held_) routing::KeyStripes::Global().Release(stripes_, kBackfillOwner);
+    held_ = false;
+    stripes_.clear();
+  }
+
+ private:
+  std::shared_ptr<ThreadWaiter> waiter_;
+  routing::KeyStripes::Stripes stripes_;
+  bool held_ = false;
+};
+
 std::int64_t IntOr(const json::value& v, const char* key, std::int64_t fallback) {
   if (!v.is_object()) return fallback;
   auto* f = v.as_object().if_contains(key);
@@ -179,6 +268,7 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
   const bool replace = spec.rule == ConflictRule::kReplace;
   const std::size_t batch = static_cast<std::size_t>(spec.batch_size > 0 ? spec.batch_size : DataSpec::kRedisBatch);
   std::size_t unsaved = 0;  // keys applied since the last checkpoint
+  HeldKeys held;
 
   // Later passes SCAN again: keys created during an earlier pass may have
   // been missed by it (SCAN only promises keys present throughout).
@@ -196,6 +286,7 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
     cursor = page->cursor;
 
     if (!page->keys.empty()) {
+      if (!held.Take(page->keys, ctx)) return StoppedAtBatchBoundary();
       std::vector<Args> reads;
       for (const auto& k : page->keys) {
         reads.push_back({"DUMP", k});
@@ -240,6 +331,7 @@ absl::Status CopyRedis(const routing::Backend& old_backend, const routing::Backe
         }
       }
       progress.copied += static_cast<std::int64_t>(page->keys.size());
+      held.Release();
     }
     unsaved += page->keys.size();
     const bool glob_done = cursor == "0";

@@ -20,7 +20,9 @@
 //    before it waits), so sessions cannot deadlock on each other.
 //  * Stripes (65536, by a hash of the key) are shared by unrelated keys;
 //    a collision only serialises two writes needlessly. Each is one atomic
-//    word (owner, depth), taken and released with compare-and-swap.
+//    word (owner, depth), taken and released with compare-and-swap. They
+//    live in routing::KeyStripes, which the Redis backfill takes too, so a
+//    key's copy is ordered with its live writes (issue 13 item 18).
 //  * Waiting is an event, not a poll (issue 13 item 19: a hot key polled at
 //    1 ms dropped redis-benchmark to 0 requests/s): a writer that finds a
 //    stripe taken registers a KeyWaiter on it and sleeps on the waiter's
@@ -32,55 +34,52 @@
 // Writes through other sidecars are not ordered against these (verify and
 // repair cover that).
 
-#include <array>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string_view>
-#include <utility>
-#include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "proxy/asio.h"
+#include "routing/key_stripes.h"
 
 namespace turnout::proxy::redis {
 
 // One writer that may wait for stripes: made once per session (or channel)
 // on its first wait and reused. Notify() is safe from any thread: the wake-up
 // runs on the waiter's executor, where its coroutine lives.
-class KeyWaiter : public std::enable_shared_from_this<KeyWaiter> {
+class KeyWaiter final : public routing::KeyStripes::Waiter, public std::enable_shared_from_this<KeyWaiter> {
  public:
   explicit KeyWaiter(asio::any_io_executor executor) : timer_(std::move(executor)) {}
-  void Notify();
+  void Notify() override;
 
  private:
   friend class KeyOrder;
   Timer timer_;
   std::atomic<bool> notified_{false};
-  std::uint32_t registered_ = 0;  // the stripe it waits on (valid while registered_on_)
+  std::uint32_t registered_ = 0;  // the stripe it waits on, while registered_on_
   bool registered_on_ = false;
 };
 
 class KeyOrder {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::size_t kStripes = 65536;
-  using Stripes = absl::InlinedVector<std::uint32_t, 2>;
+  static constexpr std::size_t kStripes = routing::KeyStripes::kStripes;
+  using Stripes = routing::KeyStripes::Stripes;
 
   static KeyOrder& Global();
 
   // Appends the stripe of `key` to `out`, keeping `out` sorted and unique.
-  static void AddStripe(std::string_view key, Stripes& out);
+  static void AddStripe(std::string_view key, Stripes& out) { routing::KeyStripes::AddStripe(key, out); }
 
   // Takes every stripe for `owner` (below 2^39), or none (false) when one
   // is held by another owner (or by this one while others wait for it).
   // `reentrant_always`: re-enter a stripe this owner holds even while others
   // wait (for work that later writes of the same owner queue behind).
-  bool TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner, bool reentrant_always = false);
-  void Release(std::span<const std::uint32_t> stripes, std::uint64_t owner);
+  bool TryAcquire(std::span<const std::uint32_t> stripes, std::uint64_t owner, bool reentrant_always = false) {
+    return stripes_.TryAcquire(stripes, owner, reentrant_always);
+  }
+  void Release(std::span<const std::uint32_t> stripes, std::uint64_t owner) { stripes_.Release(stripes, owner); }
 
   // TryAcquire, waiting as long as needed: false only when `deadline` passed
   // or `*stop` became true (the caller then Notify()s `waiter` to end the
@@ -90,23 +89,10 @@ class KeyOrder {
                           KeyWaiter& waiter, Clock::time_point deadline, const bool* stop);
 
  private:
-  static constexpr std::size_t kWaiterShards = 64;
-  struct WaiterShard {
-    std::mutex mu;
-    std::vector<std::pair<std::uint32_t, std::shared_ptr<KeyWaiter>>> waiters;
-  };
-  // TryAcquire, also naming the stripe that was taken by another.
-  bool TryAcquireImpl(std::span<const std::uint32_t> stripes, std::uint64_t owner, bool reentrant_always,
-                      std::uint32_t* blocked);
-  void Register(std::uint32_t stripe, KeyWaiter& waiter);
+  explicit KeyOrder(routing::KeyStripes& stripes) : stripes_(stripes) {}
   void Unregister(KeyWaiter& waiter);
-  void WakeStripe(std::uint32_t stripe);
 
-  // contended << 63 | owner << 24 | depth; depth 0 when free.
-  static constexpr int kDepthBits = 24;
-  static constexpr std::uint64_t kContended = std::uint64_t{1} << 63;
-  std::array<std::atomic<std::uint64_t>, kStripes> stripes_{};
-  std::array<WaiterShard, kWaiterShards> shards_;
+  routing::KeyStripes& stripes_;
 };
 
 }  // namespace turnout::proxy::redis
