@@ -48,6 +48,10 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
     return absl::FailedPreconditionError(absl::StrCat(
         st.message(), " (the change stream applies with triggers and foreign keys off, as logical replication "
                       "does: the new backend's user must be allowed to set session_replication_role)"));
+  // The slot forgets what is confirmed, and it is confirmed once COMMIT
+  // returns: that must mean on disk, whatever the server's default (a
+  // crash of new would otherwise lose transactions old no longer has).
+  if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
   if (auto st = Exec("create schema if not exists _turnout; "
                      "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
                      "updated_at timestamptz not null default now())",

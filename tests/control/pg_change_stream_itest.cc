@@ -94,7 +94,8 @@ class ChangeStreamTest : public ::testing::Test {
 
   // `protocol`: the route parses Postgres and routes by the strategy (else a
   // plain relay to old).
-  void StartTurnout(bool protocol = false) {
+  // `new_port` / `new_db`: a cluster of the test's own as new (0: the harness').
+  void StartTurnout(bool protocol = false, int new_port = 0, const std::string& new_db = "") {
     const auto& b = TestBackends::Get();
     if (!process_) {
       process_ = std::make_unique<TurnoutProcess>();
@@ -107,8 +108,9 @@ class ChangeStreamTest : public ::testing::Test {
       << "\n  tokens_file: tokens\nstate_store:\n  path: state.json\njournal:\n  path: journal.log\nbackends:\n"
       << "  - {name: pg-old, protocol: postgres, address: \"127.0.0.1:" << b.pg_old_port << "\", user: " << b.pg_user
       << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
-      << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << b.pg_new_port << "\", user: " << b.pg_user
-      << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
+      << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << (new_port ? new_port : b.pg_new_port)
+      << "\", user: " << b.pg_user << ", password: " << b.pg_password
+      << ", database: " << (new_db.empty() ? db_ : new_db) << "}\n"
       << "routes:\n  - {name: pg, protocol: postgres, mode: " << (protocol ? "protocol" : "relay")
       << ", listen: \"127.0.0.1:" << pg_port_ << "\", old: pg-old}\n";
     ASSERT_TRUE(process_->Start(y.str(), {admin_port_, pg_port_})) << process_->Log();
@@ -359,6 +361,55 @@ TEST_F(ChangeStreamTest, KillingTurnoutAndDroppingConnectionsMidStreamLosesAndDu
   ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
   EXPECT_EQ(Psql(new_, "select count(*) - count(distinct id) from ev"), "0");
   ExpectSame("ev");
+}
+
+// kill -9 of new's postmaster mid-stream, then a restart (crash recovery):
+// what new committed with its position survives, the rest comes again from
+// the slot. new is a cluster of this test's own (the harness' is shared).
+TEST_F(ChangeStreamTest, KillingNewMidStreamLosesAndDuplicatesNothing) {
+  const std::string harness = std::string(TURNOUT_SOURCE_DIR) + "/tests/harness/backends.sh";
+  const std::string dir = "/tmp/turnout-cs-new-" + std::to_string(::getpid());
+  auto started = RunProgram({harness, "pg-start", dir, "crashy"}, "", {}, 120000);
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const int crashy = std::stoi(started.out);
+  struct Cleanup {
+    std::string harness, dir;
+    ~Cleanup() {
+      RunProgram({harness, "stop", dir});
+      RunProgram({"rm", "-rf", dir});
+    }
+  } cleanup{harness, dir};
+
+  Psql(old_, kEvTable);
+  Psql(old_, "insert into ev (client, n) select 0, g from generate_series(1, 1000) g");
+  Psql(crashy, kEvTable, "app");
+  StartTurnout(/*protocol=*/false, crashy, "app");
+  Migrate("crash_new", R"({"type":"scan"})", kCanary, {"ev"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("crash_new")), "streaming") << Log();
+  const auto& b = TestBackends::Get();
+  std::thread load([&] {
+    const std::string file = process_->dir() + "/w.sql";
+    std::ofstream(file) << "insert into ev (client, n) values (:client_id, 2);\n";
+    auto r = RunProgram({"pgbench", "-n", "-c", "4", "-T", "8", "-f", file, "-h", "127.0.0.1", "-p",
+                         std::to_string(old_), "-U", b.pg_user, db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto crash = RunProgram({harness, "pg-crash", dir, "crashy"});
+  EXPECT_EQ(crash.exit_code, 0) << crash.err;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto restart = RunProgram({harness, "pg-restart", dir, "crashy"}, "", {}, 120000);
+  ASSERT_EQ(restart.exit_code, 0) << restart.err;
+  load.join();
+  auto m = Complete("crash_new");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  EXPECT_THAT(Log(), ::testing::HasSubstr("retrying from the stored position")) << "the crash went unnoticed";
+  EXPECT_EQ(Psql(crashy, "select count(*) - count(distinct id) from ev", "app"), "0");
+  const std::string o = Rows(old_, "ev"), n = Psql(crashy, "select t::text from ev t order by 1", "app");
+  EXPECT_FALSE(o.empty());
+  EXPECT_TRUE(o == n) << "old and new differ after new crashed: " << std::count(o.begin(), o.end(), '\n') + 1
+                      << " rows on old, " << std::count(n.begin(), n.end(), '\n') + 1 << " on new";
 }
 
 TEST_F(ChangeStreamTest, TheSlotIsKeptWhilePausedAndDroppedAfterRollback) {

@@ -8,6 +8,10 @@
 #   backends.sh run -- CMD…   start in a fresh temp folder, run CMD with the
 #                             exports, stop (also on failure or signal), exit
 #                             with CMD's status
+#   backends.sh pg-start DIR NAME    one more cluster of its own in DIR (a test
+#                             that crashes a server); prints its port
+#   backends.sh pg-crash DIR NAME    kill -9 of its postmaster
+#   backends.sh pg-restart DIR NAME  start it again (crash recovery)
 #
 # Postgres refuses to run as root, so under root the clusters run as the
 # `postgres` user. Every server binds 127.0.0.1 only.
@@ -188,9 +192,41 @@ cmd_run() {
   return $rc
 }
 
+cmd_pg_start() {  # cmd_pg_start DIR NAME
+  local dir=$1 name=$2 port
+  mkdir -p "$dir"
+  chmod 0755 "$dir"
+  [ -f "$dir/tls/server.key" ] || make_ca "$dir"
+  port=$(free_ports 1)
+  start_pg "$dir" "$name" "$port" >&2
+  echo "$port"
+}
+
+cmd_pg_crash() {  # cmd_pg_crash DIR NAME
+  kill -KILL "$(head -1 "$1/pg-$2.pid")"
+}
+
+cmd_pg_restart() {  # cmd_pg_restart DIR NAME
+  local home=$1/pg-$2 attempt
+  # A crashed postmaster's children exit on their own, holding its shared
+  # memory until they have: a start before then is refused; try again.
+  for attempt in $(seq 1 20); do
+    if as_postgres "$PG_BIN/pg_ctl" -D "$home/data" -l "$home/server.log" -w -t 60 start >/dev/null 2>&1; then
+      head -1 "$home/data/postmaster.pid" >"$1/pg-$2.pid"
+      return 0
+    fi
+    sleep 0.5
+  done
+  cat "$home/server.log" >&2
+  return 1
+}
+
 case "${1:-}" in
   start) cmd_start "${2:?usage: backends.sh start DIR}" ;;
+  pg-start) cmd_pg_start "${2:?usage: backends.sh pg-start DIR NAME}" "${3:?usage: backends.sh pg-start DIR NAME}" ;;
+  pg-crash) cmd_pg_crash "${2:?usage: backends.sh pg-crash DIR NAME}" "${3:?usage: backends.sh pg-crash DIR NAME}" ;;
+  pg-restart) cmd_pg_restart "${2:?usage: backends.sh pg-restart DIR NAME}" "${3:?usage: backends.sh pg-restart DIR NAME}" ;;
   stop) cmd_stop "${2:?usage: backends.sh stop DIR}" ;;
   run) shift; [ "${1:-}" = "--" ] && shift; cmd_run "$@" ;;
-  *) echo "usage: backends.sh start DIR | stop DIR | run -- CMD..." >&2; exit 2 ;;
+  *) echo "usage: backends.sh start DIR | stop DIR | run -- CMD... | pg-start|pg-crash|pg-restart DIR NAME" >&2; exit 2 ;;
 esac
