@@ -625,6 +625,11 @@ class RedisSession final : public Session {
     e.side = side;
     e.cls = cls;
     e.flags = flags | (kind == EntryKind::kForward ? SuppressFlag() : 0);
+    // (Un)subscribe confirmations are pushes: the server sends them even
+    // with CLIENT REPLY OFF/SKIP (networking.c prepareClientToWrite lets
+    // CLIENT_PUSHING through), so they are never suppressed (issue 13
+    // item 10); the SKIP is still used up by the command.
+    if (flags & kFlagPubSub) e.flags &= ~kFlagSuppress;
     e.aux = aux;
     e.start = batch_start_;
     ++main_dispatched_[static_cast<int>(side)];

@@ -185,6 +185,55 @@ TEST_P(RedisTransparencyTest, ProtocolErrorsMatchTheServer) {
   }
 }
 
+// Items 10 and 11: push messages are not replies. With CLIENT REPLY OFF
+// the server still sends tracking invalidations and (un)subscribe
+// confirmations and messages (RESP3 and RESP2); through turnout they arrive
+// exactly as directly, once each (from the authoritative side only, under
+// dual-write too).
+TEST_P(RedisTransparencyTest, PushMessagesArriveWithClientReplyOff) {
+  StartMode();
+  ASSERT_FALSE(HasFatalFailure());
+  const auto& b = TestBackends::Get();
+  const std::string prefix = Prefix(std::string("push-") + GetParam());
+  auto run = [&](int port, bool auth) {
+    std::vector<std::string> seen;
+    RespConn a(port), w(port);
+    if (auth) {
+      LoggedIn(a);
+      LoggedIn(w);
+    }
+    a.Send(Cmd({"HELLO", "3"}));
+    a.Drain(300);
+    EXPECT_EQ(a.Call({"CLIENT", "TRACKING", "on"}), "+OK\r\n");
+    a.Call({"GET", prefix + "k"});
+    a.Send(Cmd({"CLIENT", "REPLY", "OFF"}));
+    seen.push_back(a.Drain(200));  // nothing
+    w.Call({"SET", prefix + "k", "x"});
+    seen.push_back(a.Drain(500));  // the invalidation
+    a.Send(Cmd({"SUBSCRIBE", prefix + "ch"}));
+    seen.push_back(a.Drain(300));  // the confirmation
+    w.Call({"PUBLISH", prefix + "ch", "hello"});
+    seen.push_back(a.Drain(300));  // the message
+    RespConn r2(port), w2(port);
+    if (auth) {
+      LoggedIn(r2);
+      LoggedIn(w2);
+    }
+    r2.Send(Cmd({"CLIENT", "REPLY", "OFF"}) + Cmd({"SUBSCRIBE", prefix + "ch2"}));
+    seen.push_back(r2.Drain(300));
+    w2.Call({"PUBLISH", prefix + "ch2", "hello"});
+    seen.push_back(r2.Drain(300));
+    return seen;
+  };
+  const auto direct = run(b.redis_old_port, true);
+  Cleanup(prefix + "*");
+  const auto through = run(port_, false);
+  ASSERT_EQ(direct.size(), through.size());
+  EXPECT_THAT(direct[1], HasSubstr("invalidate"));
+  for (std::size_t i = 0; i < direct.size(); ++i) EXPECT_EQ(through[i], direct[i]) << i;
+  Cleanup(prefix + "*");
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, RedisTransparencyTest, ::testing::Values("passthrough", "sync"),
                          [](const auto& p) { return std::string(p.param); });
 
