@@ -70,11 +70,25 @@ bool Streams(const Migration& m) {
   return false;
 }
 
+// Whether a route's change stream ends now: everything goes to new, or a
+// snapshot without dual-write (the copy, caught up). While the strategy
+// dual-writes, the stream is its writes.
+bool StreamEnds(const DataSpec& spec, MigrationService* service, const std::string& id) {
+  auto m = service->Snapshot(id);
+  if (!m.ok()) return false;
+  auto strategy = StrategyFromJson(m->strategy);
+  if (!strategy.ok()) return false;
+  return IsFullCutover(*strategy) || (spec.mode == DataSpec::Mode::kSnapshot && !DualWrites(*strategy));
+}
+
 // A Postgres route: by change stream where old can (or must) stream, else
 // by the copier. A route that started streaming keeps streaming.
+// `until_caught_up`: the stream returns once new has caught up after the
+// copy (RunJob then streams every such route at once until StreamEnds).
 absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend& new_b,
                           const std::vector<std::string>& scope, const DataSpec& spec, const std::string& id,
-                          MigrationService* service, RouteProgress& progress, BackfillContext& ctx) {
+                          MigrationService* service, RouteProgress& progress, BackfillContext& ctx,
+                          bool until_caught_up) {
   bool stream = !progress.stream.slot.empty();
   if (!stream && spec.method != DataSpec::Method::kCopy && progress.stream.phase != "unavailable") {
     auto missing = StreamPrerequisitesMissing(old_b);
@@ -94,14 +108,8 @@ absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend&
   if (!stream) return CopyPostgres(old_b, new_b, scope, spec, progress, ctx);
   StreamOptions options;
   options.migration_id = id;
-  // Until everything goes to new; snapshot without dual-write: the copy,
-  // caught up. While the strategy dual-writes, the stream is its writes.
-  options.finish_requested = [&spec, service, id] {
-    auto m = service->Snapshot(id);
-    if (!m.ok()) return false;
-    auto strategy = StrategyFromJson(m->strategy);
-    if (!strategy.ok()) return false;
-    return IsFullCutover(*strategy) || (spec.mode == DataSpec::Mode::kSnapshot && !DualWrites(*strategy));
+  options.finish_requested = [&spec, service, id, until_caught_up] {
+    return until_caught_up || StreamEnds(spec, service, id);
   };
   return StreamPostgres(old_b, new_b, scope, spec, options, progress, ctx);
 }
@@ -150,9 +158,12 @@ namespace {
 // through the service; the copy goes on while the migration is Running.
 class JobContext final : public BackfillContext {
  public:
+  // `shared`: held while the record is written, when several routes run at
+  // once (each context writes its own route's entry).
   JobContext(MigrationService* service, const std::string& id, DataProgress* progress, std::size_t route,
-             const std::atomic<bool>* stop, std::function<void(const std::string&)> log)
-      : service_(service), id_(id), progress_(progress), route_(route), stop_(stop), log_(std::move(log)) {
+             const std::atomic<bool>* stop, std::function<void(const std::string&)> log, std::mutex* shared = nullptr)
+      : service_(service), id_(id), progress_(progress), route_(route), stop_(stop), log_(std::move(log)),
+        shared_(shared) {
     window_start_ = std::chrono::steady_clock::now();
     window_copied_ = progress_->routes[route_].copied;
   }
@@ -168,6 +179,8 @@ class JobContext final : public BackfillContext {
     }
     p.ratio = p.total > 0 ? std::min(0.99, static_cast<double>(p.copied) / static_cast<double>(p.total)) : 0.0;
     p.updated_at = NowRfc3339();
+    std::unique_lock<std::mutex> l;
+    if (shared_ != nullptr) l = std::unique_lock<std::mutex>(*shared_);
     progress_->routes[route_] = p;
     auto st = service_->SaveProgress(id_, *progress_);
     if (!st.ok()) {
@@ -202,6 +215,7 @@ class JobContext final : public BackfillContext {
   const std::size_t route_;
   const std::atomic<bool>* stop_;
   std::function<void(const std::string&)> log_;
+  std::mutex* const shared_;
   std::chrono::steady_clock::time_point window_start_;
   std::int64_t window_copied_ = 0;
   bool store_failed_ = false;
@@ -416,7 +430,7 @@ void DataMovement::RunJob(Job* job) {
 
   for (std::size_t i = 0; i < p.routes.size(); ++i) {
     RouteProgress& r = p.routes[i];
-    if (r.phase == "done") continue;
+    if (r.phase == "done" || r.phase == "streaming") continue;
     if (r.phase == "failed") {
       if (handling.kind == FailureHandling::Kind::kAllowPartial) continue;
       return fail(absl::StrCat("data movement of route ", r.route, " failed: ", r.error));
@@ -445,9 +459,19 @@ void DataMovement::RunJob(Job* job) {
       } else {
         RouteProgress work = r;
         st = route->protocol == routing::Protocol::kPostgres
-                 ? MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx)
+                 ? MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx, /*until_caught_up=*/true)
                  : CopyRedis(*old_b, *new_b, scope, spec, work, ctx);
         r = work;
+      }
+      if (st.ok() && !r.stream.slot.empty() && !StreamEnds(spec, service_, id)) {
+        // Copied and caught up; its stream goes on with the others' below.
+        r.phase = "streaming";
+        r.updated_at = NowRfc3339();
+        if (auto s2 = service_->SaveProgress(id, p); !s2.ok()) {
+          job->retry_later = true;
+          return;
+        }
+        break;
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       if (st.ok()) {
@@ -495,6 +519,78 @@ void DataMovement::RunJob(Job* job) {
         break;
       }
       return fail(absl::StrCat("data movement of route ", r.route, " failed: ", r.error));
+    }
+  }
+
+  // Every route copied; those whose stream goes on run at once until the
+  // strategy lets them end (a stream per route: one route's never waits for
+  // another's).
+  std::vector<std::size_t> streaming;
+  for (std::size_t i = 0; i < p.routes.size(); ++i)
+    if (p.routes[i].phase == "streaming") streaming.push_back(i);
+  if (!streaming.empty()) {
+    std::mutex shared;
+    std::vector<absl::Status> results(streaming.size());
+    std::vector<char> store_failed(streaming.size(), 0);
+    std::vector<std::thread> threads;
+    for (std::size_t k = 0; k < streaming.size(); ++k) {
+      threads.emplace_back([&, k] {
+        const std::size_t i = streaming[k];
+        RouteProgress work;
+        {
+          std::lock_guard<std::mutex> l(shared);
+          work = p.routes[i];
+        }
+        const routing::Route* route = config_->FindRoute(work.route);
+        const Interlay* interlay = nullptr;
+        for (const auto& il : m.interlays)
+          if (il.route == work.route) interlay = &il;
+        const routing::Backend* old_b = route ? config_->FindBackend(route->old_backend) : nullptr;
+        const routing::Backend* new_b = interlay ? config_->FindBackend(interlay->endpoint) : nullptr;
+        std::vector<std::string> scope;
+        for (const auto& a : m.apis) scope.insert(scope.end(), a.tables.begin(), a.tables.end());
+        JobContext ctx(service_, id, &p, i, &job->stop, [this](const std::string& line) { Log(line); }, &shared);
+        results[k] = !old_b || !new_b ? absl::FailedPreconditionError("route or its backends are not configured")
+                                      : MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx,
+                                                     /*until_caught_up=*/false);
+        store_failed[k] = ctx.store_failed();
+        std::lock_guard<std::mutex> l(shared);
+        p.routes[i] = work;
+      });
+    }
+    for (auto& t : threads) t.join();
+    bool stopped_any = false;
+    for (std::size_t k = 0; k < streaming.size(); ++k) {
+      RouteProgress& r = p.routes[streaming[k]];
+      const absl::Status& st = results[k];
+      if (st.ok()) {
+        r.phase = "done";
+        r.ratio = 1;
+        r.updated_at = NowRfc3339();
+        continue;
+      }
+      if (IsStoppedAtBatchBoundary(st)) {
+        stopped_any = true;
+        continue;
+      }
+      if (store_failed[k]) {
+        job->retry_later = true;
+        continue;
+      }
+      r.error = std::string(st.message());
+      r.phase = "failed";
+      if (handling.kind != FailureHandling::Kind::kAllowPartial)
+        return fail(absl::StrCat("data movement of route ", r.route, " failed: ", r.error));
+    }
+    // A stopped stream stays "streaming": the next job goes on from new's
+    // stored position.
+    if (stopped_any || job->retry_later) {
+      for (std::size_t k = 0; k < streaming.size(); ++k)
+        if (p.routes[streaming[k]].phase != "done" && p.routes[streaming[k]].phase != "failed")
+          p.routes[streaming[k]].phase = "streaming";
+      if (stopped_any) return stopped();
+      (void)service_->SaveProgress(id, p);
+      return;
     }
   }
 

@@ -35,7 +35,7 @@ constexpr char kCanary[] = R"({"type":"canary","read_percentage":0})";
 constexpr char kBigBang[] = R"({"type":"big_bang"})";
 
 class ChangeStreamTest : public ::testing::Test {
- protected:
+ public:  // the tests' local cleanups use them too
   void SetUp() override {
     const auto& b = TestBackends::Get();
     old_ = b.pg_old_port;
@@ -95,7 +95,9 @@ class ChangeStreamTest : public ::testing::Test {
   // `protocol`: the route parses Postgres and routes by the strategy (else a
   // plain relay to old).
   // `new_port` / `new_db`: a cluster of the test's own as new (0: the harness').
-  void StartTurnout(bool protocol = false, int new_port = 0, const std::string& new_db = "") {
+  // `second_db`: a second route "pg2" moving that database (same servers).
+  void StartTurnout(bool protocol = false, int new_port = 0, const std::string& new_db = "",
+                    const std::string& second_db = "") {
     const auto& b = TestBackends::Get();
     if (!process_) {
       process_ = std::make_unique<TurnoutProcess>();
@@ -113,7 +115,23 @@ class ChangeStreamTest : public ::testing::Test {
       << ", database: " << (new_db.empty() ? db_ : new_db) << "}\n"
       << "routes:\n  - {name: pg, protocol: postgres, mode: " << (protocol ? "protocol" : "relay")
       << ", listen: \"127.0.0.1:" << pg_port_ << "\", old: pg-old}\n";
-    ASSERT_TRUE(process_->Start(y.str(), {admin_port_, pg_port_})) << process_->Log();
+    if (!second_db.empty()) {
+      y << "  - {name: pg2, protocol: postgres, mode: relay, listen: \"127.0.0.1:" << FreePort() << "\", old: pg-old2}\n"
+        << "backends:\n";
+    }
+    std::string yaml = y.str();
+    if (!second_db.empty()) {
+      // The second pair of backends goes with the first (one backends list).
+      const std::string extra = "  - {name: pg-old2, protocol: postgres, address: \"127.0.0.1:" +
+                                std::to_string(b.pg_old_port) + "\", user: " + b.pg_user + ", password: " +
+                                b.pg_password + ", database: " + second_db + "}\n" +
+                                "  - {name: pg-new2, protocol: postgres, address: \"127.0.0.1:" +
+                                std::to_string(b.pg_new_port) + "\", user: " + b.pg_user + ", password: " +
+                                b.pg_password + ", database: " + second_db + "}\n";
+      yaml.erase(yaml.rfind("backends:\n"));
+      yaml.insert(yaml.find("routes:\n"), extra);
+    }
+    ASSERT_TRUE(process_->Start(yaml, {admin_port_, pg_port_})) << process_->Log();
     admin_ = std::make_unique<AdminClient>(admin_port_, kToken);
   }
 
@@ -410,6 +428,58 @@ TEST_F(ChangeStreamTest, KillingNewMidStreamLosesAndDuplicatesNothing) {
   EXPECT_FALSE(o.empty());
   EXPECT_TRUE(o == n) << "old and new differ after new crashed: " << std::count(o.begin(), o.end(), '\n') + 1
                       << " rows on old, " << std::count(n.begin(), n.end(), '\n') + 1 << " on new";
+}
+
+// Two Postgres routes in one migration stream at once: the second route's
+// copy and stream do not wait for the first one's stream to end.
+TEST_F(ChangeStreamTest, TwoRoutesOfOneMigrationStreamAtOnce) {
+  const std::string db2 = db_ + "_b";
+  for (int port : {old_, new_}) {
+    Psql(port, "drop database if exists " + db2 + " with (force)", "postgres");
+    Psql(port, "create database " + db2, "postgres");
+  }
+  struct Cleanup {
+    ChangeStreamTest* t;
+    std::string db;
+    ~Cleanup() {
+      for (int port : {t->old_, t->new_}) {
+        t->Psql(port, "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = '" + db + "'",
+                "postgres");
+        t->Psql(port, "drop database if exists " + db + " with (force)", "postgres");
+      }
+    }
+  } cleanup{this, db2};
+  Both(kEvTable);
+  for (int port : {old_, new_}) Psql(port, kEvTable, db2);
+  Psql(old_, "insert into ev (client, n) select 1, g from generate_series(1, 500) g");
+  Psql(old_, "insert into ev (client, n) select 2, g from generate_series(1, 500) g", db2);
+  StartTurnout(false, 0, "", db2);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations", R"({"id":"two","strategy":{"type":"canary","read_percentage":0},"data":{"type":"scan"}})").status, 201);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/two/interlay/pg", R"({"endpoint":"pg-new"})").status, 200);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/two/interlay/pg2", R"({"endpoint":"pg-new2"})").status, 200);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/two/api/tables", R"({"tables":["ev"]})").status, 200);
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/two/migrate").status, 200);
+  // Both routes reach "streaming", and writes to each arrive while both run.
+  auto both = WaitFor("two", [](const json::value& m) {
+    if (!m.is_object() || !m.as_object().contains("progress")) return false;
+    int n = 0;
+    for (const auto& r : m.at("progress").at("routes").as_array()) n += r.at("phase") == "streaming";
+    return n == 2;
+  });
+  ASSERT_TRUE(both.is_object()) << Log();
+  Psql(old_, "insert into ev (client, n) values (1, -1)");
+  Psql(old_, "insert into ev (client, n) values (2, -2)", db2);
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while ((Psql(new_, "select count(*) from ev where n < 0") != "1" ||
+          Psql(new_, "select count(*) from ev where n < 0", db2) != "1") &&
+         Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Psql(new_, "select count(*) from ev where n < 0"), "1") << Log();
+  EXPECT_EQ(Psql(new_, "select count(*) from ev where n < 0", db2), "1") << Log();
+  auto m = Complete("two");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  ExpectSame("ev");
+  EXPECT_EQ(Psql(old_, "select t::text from ev t order by 1", db2), Psql(new_, "select t::text from ev t order by 1", db2));
 }
 
 TEST_F(ChangeStreamTest, TheSlotIsKeptWhilePausedAndDroppedAfterRollback) {
