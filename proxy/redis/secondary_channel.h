@@ -9,7 +9,10 @@
 //        Finish: compare, journal, metrics, shadow samples ◄┘
 //
 // Kinds of work (SecondaryOp::kind):
-//   kDualWrite  the client's deterministic write, byte for byte
+//   kDualWrite  the client's deterministic write, byte for byte, sent once
+//               the primary answered it without an error (a write the
+//               authoritative side refused or never answered is not applied
+//               here: issue 13 item 8)
 //   kCopy       RESTORE … REPLACE / DEL of the keys a non-deterministic write
 //               touched, built from the DUMP/PTTL the session sent right
 //               after it on the authoritative side. A blocking pop's copy is
@@ -38,9 +41,11 @@
 // the backend is marked down process-wide (BackendHealth) so reconnects are
 // rate-limited. The primary keeps serving.
 //
-// Bounded: at most kMaxOps ops and kMaxBytes of command bytes are queued;
-// past that a dual-write is journaled (kDropped) and a shadow request is
-// counted in shadow_dropped and dropped (a shadow has a tighter bound).
+// Bounded: at most kMaxOps ops and kMaxBytes of command bytes are queued.
+// A dual-write that finds no room waits in the session (WantRoom, then
+// on_progress): sync without a limit but a watchdog, async up to a second,
+// then it is journaled (kDropped). A shadow request is counted in
+// shadow_dropped and dropped at once (a shadow has a tighter bound).
 
 #include <array>
 #include <chrono>
