@@ -189,8 +189,10 @@ TEST_P(RedisIntegrityModeTest, CommandsLargerThanTheBufferAreDualWritten) {
 // Item 19: 16 sessions HSET different fields of one key at once: the
 // fields are in the same order on both sides (a listpack hash keeps
 // insertion order, so HGETALL and DUMP show it), for 20 hot keys in turn.
-TEST_P(RedisIntegrityModeTest, ConcurrentWritersOfAHotKeyApplyInOneOrderOnBothSides) {
-  if (!Dual()) GTEST_SKIP() << "one side only";
+// Both sides written: sync and async dual-write only.
+class RedisIntegrityDualTest : public RedisIntegrityModeTest {};
+
+TEST_P(RedisIntegrityDualTest, ConcurrentWritersOfAHotKeyApplyInOneOrderOnBothSides) {
   Start();
   ASSERT_FALSE(HasFatalFailure());
   const auto& b = TestBackends::Get();
@@ -239,13 +241,13 @@ TEST_P(RedisIntegrityModeTest, ConcurrentWritersOfAHotKeyApplyInOneOrderOnBothSi
   Cleanup(prefix + "*");
 }
 
-// Item 19: a hot key never stalls writers: redis-benchmark's HSET on one
-// key from 50 connections (each write holds the key until new applied it)
-// keeps every writer moving. The polling wait this replaced left some
-// writers asleep while others took the key again and again: p99 227 ms and
-// a 1.1 s maximum on the harness, against 16 ms and 165 ms with the wake-up.
-TEST_P(RedisIntegrityModeTest, HotKeyUnderRedisBenchmarkDoesNotStall) {
-  if (!Dual()) GTEST_SKIP() << "one side only";
+// Item 19: a hot key keeps every writer moving: redis-benchmark's HSET on
+// one key from 50 connections (under dual-write each write holds the key
+// until new applied it) completes without an error, and both sides end
+// equal with nothing journaled. How fast is measured in bench/, not here:
+// the polling wait this replaced gave p99 227 ms and a 1.1 s maximum on the
+// harness, the wake-up 16 ms and 165 ms (printed below, never asserted).
+TEST_P(RedisIntegrityModeTest, HotKeyUnderRedisBenchmarkCompletesAndEndsEqual) {
   Start();
   ASSERT_FALSE(HasFatalFailure());
   const std::string prefix = Prefix(std::string("hot-") + GetParam());
@@ -256,27 +258,23 @@ TEST_P(RedisIntegrityModeTest, HotKeyUnderRedisBenchmarkDoesNotStall) {
                       "", {}, 120000);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out + r.err, ::testing::Not(HasSubstr("ERR")));
-  // "latency summary (msec):", a header line, then avg min p50 p95 p99 max.
   std::string text = r.out;
   for (auto& ch : text)
     if (ch == '\r') ch = '\n';
   const auto at = text.rfind("latency summary");
-  ASSERT_NE(at, std::string::npos) << r.out;
-  std::istringstream in(text.substr(at));
-  std::string line;
-  std::getline(in, line);
-  std::getline(in, line);  // avg min p50 p95 p99 max
-  double avg = 0, min = 0, p50 = 0, p95 = 0, p99 = 0, max = 0;
-  in >> avg >> min >> p50 >> p95 >> p99 >> max;
-  EXPECT_GT(max, 0) << text.substr(at);
-  EXPECT_LT(p99, 150.0) << text.substr(at);
-  auto [equal, report] = EventuallyEqual(prefix + "*");
-  EXPECT_TRUE(equal) << report;
-  EXPECT_EQ(Pending(), 0) << JournalText();
+  ASSERT_NE(at, std::string::npos) << r.out;  // every request answered
+  std::printf("%s: %s\n", GetParam(), text.substr(at, 200).c_str());
+  if (Dual()) {  // passthrough runs no migration: nothing to compare or journal
+    auto [equal, report] = EventuallyEqual(prefix + "*");
+    EXPECT_TRUE(equal) << report;
+    EXPECT_EQ(Pending(), 0) << JournalText();
+  }
   Cleanup(prefix + "*");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, RedisIntegrityModeTest, ::testing::Values("passthrough", "sync", "async"),
+                         [](const auto& p) { return std::string(p.param); });
+INSTANTIATE_TEST_SUITE_P(Modes, RedisIntegrityDualTest, ::testing::Values("sync", "async"),
                          [](const auto& p) { return std::string(p.param); });
 
 // Item 8: a write old refused (WRONGTYPE here) is not applied on new.
