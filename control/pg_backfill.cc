@@ -517,29 +517,42 @@ absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Ba
   return CopyScan(old_backend, new_backend, scope_tables, spec, progress, ctx);
 }
 
-absl::Status AdvancePostgresSequences(const routing::Backend& old_backend, const routing::Backend& new_backend,
-                                      const std::vector<std::string>& scope_tables, RouteProgress& progress) {
+namespace {
+
+// Both sides connected and the tables data movement moves, discovered.
+struct Discovered {
+  Side from, to;
+  std::vector<Table> tables;
+};
+
+absl::StatusOr<Discovered> ConnectAndDiscover(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                                              const std::vector<std::string>& scope_tables, RouteProgress& progress) {
   auto from = Connect(old_backend, "old");
   if (!from.ok()) return from.status();
   auto to = Connect(new_backend, "new");
   if (!to.ok()) return to.status();
   auto tables = Discover(*from, *to, scope_tables, progress);
   if (!tables.ok()) return tables.status();
-  return AdvanceSequences(*from, *to, *tables, progress);
+  return Discovered{*std::move(from), *std::move(to), *std::move(tables)};
+}
+
+}  // namespace
+
+absl::Status AdvancePostgresSequences(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                                      const std::vector<std::string>& scope_tables, RouteProgress& progress) {
+  auto d = ConnectAndDiscover(old_backend, new_backend, scope_tables, progress);
+  if (!d.ok()) return d.status();
+  return AdvanceSequences(d->from, d->to, d->tables, progress);
 }
 
 absl::StatusOr<std::vector<std::string>> PostgresTablesToMove(const routing::Backend& old_backend,
                                                               const routing::Backend& new_backend,
                                                               const std::vector<std::string>& scope_tables,
                                                               RouteProgress& progress) {
-  auto from = Connect(old_backend, "old");
-  if (!from.ok()) return from.status();
-  auto to = Connect(new_backend, "new");
-  if (!to.ok()) return to.status();
-  auto tables = Discover(*from, *to, scope_tables, progress);
-  if (!tables.ok()) return tables.status();
+  auto d = ConnectAndDiscover(old_backend, new_backend, scope_tables, progress);
+  if (!d.ok()) return d.status();
   std::vector<std::string> out;
-  for (const auto& t : *tables) out.push_back(t.quoted);
+  for (const auto& t : d->tables) out.push_back(t.quoted);
   return out;
 }
 
