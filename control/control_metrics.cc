@@ -3,6 +3,8 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include <boost/json.hpp>
+
 namespace turnout::control {
 namespace {
 prometheus::ClientMetric GaugeMetric(std::vector<prometheus::ClientMetric::Label> labels, double v) {
@@ -11,16 +13,54 @@ prometheus::ClientMetric GaugeMetric(std::vector<prometheus::ClientMetric::Label
   m.gauge.value = v;
   return m;
 }
+double Number(const boost::json::object& o, const char* key) {
+  auto* f = o.if_contains(key);
+  return f && f->is_number() ? f->to_number<double>() : 0;
+}
+
+// Differences per route and table of the last continuous verification
+// report (Verify()'s form); a Redis route's keys count as table "keys". A
+// table that could not be compared (error_new) counts one difference.
+template <typename Out>
+void AddVerifyTables(const std::string& id, const boost::json::value& report, Out& out) {
+  if (!report.is_object()) return;
+  auto* routes = report.as_object().if_contains("routes");
+  if (!routes || !routes->is_array()) return;
+  for (const auto& r : routes->as_array()) {
+    if (!r.is_object()) continue;
+    const auto& ro = r.as_object();
+    auto* name = ro.if_contains("route");
+    const std::string route = name && name->is_string() ? std::string(name->as_string()) : "";
+    if (ro.contains("keys_compared")) out.push_back({id, route, "keys", Number(ro, "keys_differing")});
+    auto* tables = ro.if_contains("tables");
+    if (!tables || !tables->is_array()) continue;
+    for (const auto& t : tables->as_array()) {
+      if (!t.is_object()) continue;
+      const auto& to = t.as_object();
+      auto* tn = to.if_contains("table");
+      auto* equal = to.if_contains("equal");
+      double d = Number(to, "differences_total");
+      if (d == 0 && equal && equal->is_bool() && !equal->as_bool()) d = 1;
+      out.push_back({id, route, tn && tn->is_string() ? std::string(tn->as_string()) : "", d});
+    }
+  }
+}
 }  // namespace
 
 void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
   std::lock_guard<std::mutex> l(mu_);
   states_.clear();
   data_.clear();
+  verify_runs_.clear();
+  verify_tables_.clear();
   for (const auto& m : migrations) {
     states_.emplace_back(m.id, m.state);
     for (const auto& r : m.progress.routes)
       data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate, r.stream});
+    if (m.progress.continuous_verification.is_null()) continue;
+    verify_runs_.push_back({m.id, static_cast<double>(m.progress.verify_runs),
+                            static_cast<double>(m.progress.verify_rows)});
+    AddVerifyTables(m.id, m.progress.continuous_verification, verify_tables_);
   }
 }
 
@@ -90,6 +130,31 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
       applied_rows.metric.push_back(std::move(r));
     }
   }
+  // Continuous verification: runs and rows compared are cumulative over the
+  // migration's runs (counters); differences are the last report's.
+  prometheus::MetricFamily verify_runs{"turnout_verify_runs_total",
+                                       "Continuous verification runs finished for each migration.",
+                                       prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily verify_rows{"turnout_verify_rows_total",
+                                       "Rows (and Redis keys) compared on old by continuous verification, all runs.",
+                                       prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily verify_diffs{"turnout_verify_differences",
+                                        "Rows (or keys) differing per table in the last continuous verification.",
+                                        prometheus::MetricType::Gauge, {}};
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& v : verify_runs_) {
+      prometheus::ClientMetric runs, rows_compared;
+      runs.label = rows_compared.label = {{"migration", v.migration}};
+      runs.counter.value = v.runs;
+      rows_compared.counter.value = v.rows;
+      verify_runs.metric.push_back(std::move(runs));
+      verify_rows.metric.push_back(std::move(rows_compared));
+    }
+    for (const auto& v : verify_tables_)
+      verify_diffs.metric.push_back(
+          GaugeMetric({{"migration", v.migration}, {"route", v.route}, {"table", v.table}}, v.differences));
+  }
   prometheus::MetricFamily version{"turnout_policy_version", "Version of the routing policy each route runs.",
                                    prometheus::MetricType::Gauge, {}};
   prometheus::MetricFamily table{"turnout_route_table_version", "Publications of the route table so far.",
@@ -116,7 +181,7 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
   refused.metric.push_back(r);
   std::vector<prometheus::MetricFamily> out = {state,  version, table,     store,        pending,     full,        refused,
                                                 rows,   ratio,   rate,      lag_bytes,    lag_seconds, retained,
-                                                applied_txns, applied_rows};
+                                                applied_txns, applied_rows, verify_runs, verify_rows, verify_diffs};
   if (publishes_) {
     prometheus::MetricFamily publishes{"turnout_control_policy_publishes_total",
                                        "Route table publications by the control plane (policies recompiled).",

@@ -42,6 +42,17 @@ class ControlMetricsCollector final : public prometheus::Collectable {
     StreamProgress stream;  // slot empty: not streamed
   };
   std::vector<DataRoute> data_;
+  // Continuous verification (control/continuous_verify.h), per migration.
+  struct VerifyRuns {
+    std::string migration;
+    double runs = 0, rows = 0;
+  };
+  struct VerifyTable {
+    std::string migration, route, table;
+    double differences = 0;
+  };
+  std::vector<VerifyRuns> verify_runs_;
+  std::vector<VerifyTable> verify_tables_;
 };
 
 // Prometheus text exposition (format 0.0.4) of every collectable given.

@@ -40,6 +40,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   dm.instance_id = config->instance_id;
   cp->data_movement_ = std::make_unique<DataMovement>(config, cp->service_.get(), cp->store_.get(), std::move(dm));
   cp->service_->OnPublish([d = cp->data_movement_.get()](const std::vector<Migration>& all) { d->OnMigrations(all); });
+  ContinuousVerifyOptions cv;
+  cv.instance_id = config->instance_id;
+  cp->verifier_ = std::make_unique<ContinuousVerifier>(config, cp->service_.get(), cp->store_.get(), std::move(cv));
+  cp->service_->OnPublish([v = cp->verifier_.get()](const std::vector<Migration>& all) { v->OnMigrations(all); });
   if (auto st = cp->service_->Start(); !st.ok()) return st;
   // Another sidecar changed the shared store: reload what it names (all of
   // it when the store cannot tell) and republish if routing changed.
@@ -50,6 +54,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cp->prober_->Start();
   // Resumes any Running migration whose data movement is not finished.
   cp->data_movement_->Start();
+  cp->verifier_->Start();
   return cp;
 }
 
@@ -89,6 +94,7 @@ absl::Status ControlPlane::Readiness() const {
 void ControlPlane::Stop() {
   // Jobs stop at their next batch boundary (checkpoint kept) while the store is up.
   if (data_movement_) data_movement_->Stop();
+  if (verifier_) verifier_->Stop();
   if (admin_) admin_->Stop();
   if (prober_) prober_->Stop();
   if (store_) store_->Stop();

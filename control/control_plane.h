@@ -14,6 +14,7 @@
 #include "control/auth.h"
 #include "control/backend_prober.h"
 #include "control/control_metrics.h"
+#include "control/continuous_verify.h"
 #include "control/data_movement.h"
 #include "control/migration_service.h"
 #include "control/state_store.h"
@@ -52,6 +53,7 @@ class ControlPlane {
   std::unique_ptr<MigrationService> service_;
   std::unique_ptr<ControlMetricsCollector> metrics_;
   std::unique_ptr<DataMovement> data_movement_;
+  std::unique_ptr<ContinuousVerifier> verifier_;
   std::unique_ptr<BackendProber> prober_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<AdminServer> admin_;

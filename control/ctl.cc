@@ -229,6 +229,19 @@ void PrintDataProgress(const json::value& p) {
     const char* verdict = !equal || !equal->is_bool() ? "?" : equal->as_bool() ? "equal" : "differences (see ctl verify)";
     std::printf("  verified  %s\n", verdict);
   }
+  if (auto* cv = p.as_object().if_contains("continuous_verification"); cv && cv->is_object()) {
+    std::int64_t differences = 0;  // over the last report's tables and Redis routes
+    if (auto* rs = cv->as_object().if_contains("routes"); rs && rs->is_array())
+      for (const auto& r : rs->as_array()) {
+        differences += static_cast<std::int64_t>(Num(r, "keys_differing"));
+        if (auto* ts = r.is_object() ? r.as_object().if_contains("tables") : nullptr; ts && ts->is_array())
+          for (const auto& t : ts->as_array()) differences += static_cast<std::int64_t>(Num(t, "differences_total"));
+      }
+    std::printf("  continuous verify  %.0f runs, %.0f rows compared, last at %s: %lld differences%s%s\n",
+                Num(p, "verify_runs"), Num(p, "verify_rows"), Str(*cv, "at").c_str(),
+                static_cast<long long>(differences), Str(*cv, "error").empty() ? "" : ", last run failed: ",
+                Str(*cv, "error").c_str());
+  }
 }
 
 void PrintStatus(const json::value& d) {

@@ -75,6 +75,11 @@ json::object DataProgressToJson(const DataProgress& p) {
   if (!p.started_at.empty()) o["started_at"] = p.started_at;
   if (!p.finished_at.empty()) o["finished_at"] = p.finished_at;
   if (!p.verification.is_null()) o["verification"] = p.verification;
+  if (!p.continuous_verification.is_null()) {
+    o["continuous_verification"] = p.continuous_verification;
+    o["verify_runs"] = p.verify_runs;
+    o["verify_rows"] = p.verify_rows;
+  }
   return o;
 }
 
@@ -91,6 +96,9 @@ DataProgress DataProgressFromJson(const json::value& v) {
   p.started_at = StringOr(o, "started_at");
   p.finished_at = StringOr(o, "finished_at");
   if (auto* f = o.if_contains("verification")) p.verification = *f;
+  if (auto* f = o.if_contains("continuous_verification")) p.continuous_verification = *f;
+  p.verify_runs = static_cast<std::int64_t>(num(o, "verify_runs"));
+  p.verify_rows = static_cast<std::int64_t>(num(o, "verify_rows"));
   if (auto* routes = o.if_contains("routes"); routes && routes->is_array()) {
     for (const auto& e : routes->as_array()) {
       if (!e.is_object()) continue;
@@ -153,7 +161,7 @@ json::object MigrationToJson(const Migration& m, bool verbose) {
   o["created_at"] = m.created_at;
   o["updated_at"] = m.updated_at;
   if (verbose) {
-    if (!m.progress.empty()) o["progress"] = DataProgressToJson(m.progress);
+    if (m.progress.shown()) o["progress"] = DataProgressToJson(m.progress);
     json::array interlays;
     for (const auto& i : m.interlays) interlays.push_back(json::object{{"route", i.route}, {"endpoint", i.endpoint}});
     o["routes"] = std::move(interlays);

@@ -87,8 +87,20 @@ struct DataProgress {
   std::string finished_at;
   std::vector<RouteProgress> routes;
   boost::json::value verification;  // Verify()'s report once every route finished
+  // Continuous verification (`data.verify.continuous`, control/continuous_verify.h):
+  // the latest run's report (with "at", "runner" and, after a failed run,
+  // "error"), successful runs so far and rows compared over all of them
+  // (old_rows summed per run: cumulative). Written only by
+  // MigrationService::SaveContinuousVerification; the data movement's own
+  // saves keep them.
+  boost::json::value continuous_verification;
+  std::int64_t verify_runs = 0;
+  std::int64_t verify_rows = 0;
 
   bool empty() const { return status.empty(); }
+  // Something to show: data movement, or continuous verification (which
+  // also runs with data "none").
+  bool shown() const { return !empty() || !continuous_verification.is_null(); }
   // Nothing is left to run: done, failed or stopped.
   bool finished() const { return status == "done" || status == "failed" || status == "stopped"; }
   // Mean of the routes' ratios.

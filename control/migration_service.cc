@@ -83,10 +83,24 @@ absl::Status ValidateData(const json::value& v) {
       const auto& f = kv.value();
       if (!f.is_string() || !(f.as_string() == "auto" || f.as_string() == "stream" || f.as_string() == "copy"))
         return absl::InvalidArgumentError("data.method: expected auto, stream or copy");
+    } else if (kv.key() == "verify") {
+      // Continuous verification (control/continuous_verify.h).
+      const auto& f = kv.value();
+      if (!f.is_object()) return absl::InvalidArgumentError("data.verify: expected {\"continuous\": true, \"interval_s\": n}");
+      for (const auto& sub : f.as_object()) {
+        if (sub.key() == "continuous") {
+          if (!sub.value().is_bool()) return absl::InvalidArgumentError("data.verify.continuous: expected true or false");
+        } else if (sub.key() == "interval_s") {
+          if (auto st = whole(sub.value(), "verify.interval_s", 5, 86400); !st.ok()) return st;
+        } else {
+          return absl::InvalidArgumentError(absl::StrCat("data.verify.", ToStd(sub.key()),
+                                                         ": unknown field (allowed: continuous, interval_s)"));
+        }
+      }
     } else {
       return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()),
                                                      ": unknown field (allowed: type, replace, batch_size, sleep_ms, "
-                                                     "passes, workers, format, method)"));
+                                                     "passes, workers, format, method, verify)"));
     }
   }
   if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");
@@ -444,10 +458,35 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
   return absl::AbortedError(absl::StrCat("migration ", id, " keeps changing concurrently; try again"));
 }
 
+namespace {
+// The data movement job saves the whole DataProgress it holds; the
+// continuous verification fields are not its own and stay as recorded.
+void SetJobProgress(Migration& mig, const DataProgress& progress) {
+  DataProgress next = progress;
+  next.continuous_verification = std::move(mig.progress.continuous_verification);
+  next.verify_runs = mig.progress.verify_runs;
+  next.verify_rows = mig.progress.verify_rows;
+  mig.progress = std::move(next);
+}
+}  // namespace
+
+absl::Status MigrationService::SaveContinuousVerification(const std::string& id, const json::value& result,
+                                                          bool counted, std::int64_t rows) {
+  auto m = Mutate(id, "system", "", [&](Migration& mig) -> absl::Status {
+    mig.progress.continuous_verification = result;
+    if (counted) {
+      ++mig.progress.verify_runs;
+      mig.progress.verify_rows += rows;
+    }
+    return absl::OkStatus();
+  }, /*audit=*/false);
+  return m.status();
+}
+
 absl::Status MigrationService::SaveProgress(const std::string& id, const DataProgress& progress,
                                             const std::string& audit_action) {
   auto m = Mutate(id, "system", audit_action, [&](Migration& mig) -> absl::Status {
-    mig.progress = progress;
+    SetJobProgress(mig, progress);
     return absl::OkStatus();
   }, /*audit=*/!audit_action.empty());
   return m.status();
@@ -456,7 +495,7 @@ absl::Status MigrationService::SaveProgress(const std::string& id, const DataPro
 absl::StatusOr<MigrationState> MigrationService::FinishDataMovement(const std::string& id, const DataProgress& progress,
                                                                     bool complete) {
   auto m = Mutate(id, "system", "data_movement_done", [&](Migration& mig) -> absl::Status {
-    mig.progress = progress;
+    SetJobProgress(mig, progress);
     // The rule of /migrate with data "none": a strategy that already sends
     // everything to new is done once the data is there.
     if (complete && mig.state == MigrationState::kRunning) {
@@ -472,7 +511,7 @@ absl::StatusOr<MigrationState> MigrationService::FinishDataMovement(const std::s
 absl::Status MigrationService::FailDataMovement(const std::string& id, const DataProgress& progress,
                                                 const std::string& error) {
   auto m = Mutate(id, "system", "data_movement_failed", [&](Migration& mig) -> absl::Status {
-    mig.progress = progress;
+    SetJobProgress(mig, progress);
     // Failed routes everything to old (PhaseOf); an operator rolls back or
     // investigates. Paused or rolled back meanwhile: only the record changes.
     if (mig.state == MigrationState::kRunning) {

@@ -87,6 +87,12 @@ class MigrationService {
   // events worth an audit entry (job started, route failed, retry).
   absl::Status SaveProgress(const std::string& id, const DataProgress& progress,
                             const std::string& audit_action = "");
+  // Continuous verification (control/continuous_verify.h) records its latest
+  // result: only DataProgress::continuous_verification changes, plus, when
+  // `counted` (the run finished), verify_runs by one and verify_rows by
+  // `rows`. Quiet like a checkpoint; the job's own saves keep these fields.
+  absl::Status SaveContinuousVerification(const std::string& id, const boost::json::value& result, bool counted,
+                                          std::int64_t rows);
   // Every route is copied (and verified). With `complete`, a Running
   // migration whose strategy sends everything to new becomes Completed; else
   // it stays Running with its progress at 100 %. Returns the new state.
