@@ -185,12 +185,15 @@ std::string CheckpointText(const json::value& cp) {
 // and per route the phase, what was copied of the estimated total, the rate
 // and the checkpoint a resumed copy starts from.
 void PrintDataProgress(const json::value& p) {
-  std::printf("  data      %-9s %s  runner %s", Str(p, "status").c_str(), Bar(Num(p, "ratio")).c_str(),
-              Str(p, "runner").c_str());
-  if (const std::string started = Str(p, "started_at"); !started.empty()) std::printf(", started %s", started.c_str());
-  if (const std::string finished = Str(p, "finished_at"); !finished.empty())
-    std::printf(", finished %s", finished.c_str());
-  std::printf("\n");
+  // No status: data "none", shown only for its continuous verification.
+  if (!Str(p, "status").empty()) {
+    std::printf("  data      %-9s %s  runner %s", Str(p, "status").c_str(), Bar(Num(p, "ratio")).c_str(),
+                Str(p, "runner").c_str());
+    if (const std::string started = Str(p, "started_at"); !started.empty()) std::printf(", started %s", started.c_str());
+    if (const std::string finished = Str(p, "finished_at"); !finished.empty())
+      std::printf(", finished %s", finished.c_str());
+    std::printf("\n");
+  }
   if (auto* routes = p.as_object().if_contains("routes"); routes && routes->is_array()) {
     for (const auto& r : routes->as_array()) {
       const json::value* cp = r.is_object() ? r.as_object().if_contains("checkpoint") : nullptr;
