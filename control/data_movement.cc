@@ -463,8 +463,10 @@ void DataMovement::RunJob(Job* job) {
                  : CopyRedis(*old_b, *new_b, scope, spec, work, ctx);
         r = work;
       }
-      if (st.ok() && !r.stream.slot.empty() && !StreamEnds(spec, service_, id)) {
-        // Copied and caught up; its stream goes on with the others' below.
+      if (st.ok() && !r.stream.slot.empty()) {
+        // Copied and caught up once; its stream goes on with the others'
+        // below, and ends there (a fresh catch-up, even when the strategy
+        // already lets it end: writes went on since the first one).
         r.phase = "streaming";
         r.updated_at = NowRfc3339();
         if (auto s2 = service_->SaveProgress(id, p); !s2.ok()) {
