@@ -64,6 +64,30 @@ void AlignRoutes(const Migration& m, DataProgress& p) {
   p.routes = std::move(routes);
 }
 
+// What a route's data movement needs: its configured route, its old
+// backend, the migration's endpoint for it, and the scope's tables (Postgres)
+// or key globs (Redis). Null where not configured.
+struct RouteInputs {
+  const routing::Route* route = nullptr;
+  const routing::Backend* old_backend = nullptr;
+  const routing::Backend* new_backend = nullptr;
+  std::vector<std::string> scope;
+};
+
+RouteInputs InputsOf(const routing::Config& config, const Migration& m, const std::string& name) {
+  RouteInputs in;
+  in.route = config.FindRoute(name);
+  if (in.route != nullptr) in.old_backend = config.FindBackend(in.route->old_backend);
+  for (const auto& il : m.interlays)
+    if (il.route == name) in.new_backend = config.FindBackend(il.endpoint);
+  if (in.route != nullptr)
+    for (const auto& a : m.apis) {
+      const auto& items = in.route->protocol == routing::Protocol::kPostgres ? a.tables : a.keys;
+      in.scope.insert(in.scope.end(), items.begin(), items.end());
+    }
+  return in;
+}
+
 bool Streams(const Migration& m) {
   for (const auto& r : m.progress.routes)
     if (!r.stream.slot.empty()) return true;
@@ -435,18 +459,11 @@ void DataMovement::RunJob(Job* job) {
       if (handling.kind == FailureHandling::Kind::kAllowPartial) continue;
       return fail(absl::StrCat("data movement of route ", r.route, " failed: ", r.error));
     }
-    const Interlay* interlay = nullptr;
-    for (const auto& il : m.interlays)
-      if (il.route == r.route) interlay = &il;
-    const routing::Route* route = config_->FindRoute(r.route);
-    const routing::Backend* old_b = route ? config_->FindBackend(route->old_backend) : nullptr;
-    const routing::Backend* new_b = interlay ? config_->FindBackend(interlay->endpoint) : nullptr;
-    std::vector<std::string> scope;
-    if (route)
-      for (const auto& a : m.apis) {
-        const auto& items = route->protocol == routing::Protocol::kPostgres ? a.tables : a.keys;
-        scope.insert(scope.end(), items.begin(), items.end());
-      }
+    const RouteInputs in = InputsOf(*config_, m, r.route);
+    const routing::Route* route = in.route;
+    const routing::Backend* old_b = in.old_backend;
+    const routing::Backend* new_b = in.new_backend;
+    const std::vector<std::string>& scope = in.scope;
     for (;;) {
       r.phase = "copying";
       r.error.clear();
@@ -543,18 +560,12 @@ void DataMovement::RunJob(Job* job) {
           std::lock_guard<std::mutex> l(shared);
           work = p.routes[i];
         }
-        const routing::Route* route = config_->FindRoute(work.route);
-        const Interlay* interlay = nullptr;
-        for (const auto& il : m.interlays)
-          if (il.route == work.route) interlay = &il;
-        const routing::Backend* old_b = route ? config_->FindBackend(route->old_backend) : nullptr;
-        const routing::Backend* new_b = interlay ? config_->FindBackend(interlay->endpoint) : nullptr;
-        std::vector<std::string> scope;
-        for (const auto& a : m.apis) scope.insert(scope.end(), a.tables.begin(), a.tables.end());
+        const RouteInputs in = InputsOf(*config_, m, work.route);
         JobContext ctx(service_, id, &p, i, &job->stop, [this](const std::string& line) { Log(line); }, &shared);
-        results[k] = !old_b || !new_b ? absl::FailedPreconditionError("route or its backends are not configured")
-                                      : MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx,
-                                                     /*until_caught_up=*/false);
+        results[k] = !in.old_backend || !in.new_backend
+                         ? absl::FailedPreconditionError("route or its backends are not configured")
+                         : MovePostgres(*in.old_backend, *in.new_backend, in.scope, spec, id, service_, work, ctx,
+                                        /*until_caught_up=*/false);
         store_failed[k] = ctx.store_failed();
         std::lock_guard<std::mutex> l(shared);
         p.routes[i] = work;

@@ -23,12 +23,7 @@ absl::StatusOr<Side> Connect(const routing::Backend& b, const char* name) {
   return PgConnectSide(b, name, "turnout-data-movement");
 }
 
-std::string Literal(const Side& s, const std::string& v) {
-  char* e = PQescapeLiteral(s.get(), v.data(), v.size());
-  std::string out = e ? e : "NULL";
-  PQfreemem(e);
-  return out;
-}
+std::string Literal(const Side& s, const std::string& v) { return PgLiteral(s.get(), v); }
 
 // Session settings on new: foreign keys and user triggers off (the order
 // tables are copied in must not matter), as logical replication does.

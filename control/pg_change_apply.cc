@@ -18,13 +18,6 @@ namespace {
 // millions of rows never sits in memory whole.
 constexpr std::size_t kSendAt = 4u << 20;
 
-std::string Identifier(PGconn* c, std::string_view name) {
-  char* e = PQescapeIdentifier(c, name.data(), name.size());
-  std::string out = e ? e : "\"\"";
-  PQfreemem(e);
-  return out;
-}
-
 // CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY:
 // refused inside a transaction block.
 bool NeedsOwnTransaction(std::string_view statement) {
@@ -76,12 +69,7 @@ absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
   return absl::OkStatus();
 }
 
-std::string ChangeApplier::Literal(std::string_view v) {
-  char* e = PQescapeLiteral(target_.get(), v.data(), v.size());
-  std::string out = e ? e : "NULL";
-  PQfreemem(e);
-  return out;
-}
+std::string ChangeApplier::Literal(std::string_view v) { return PgLiteral(target_.get(), v); }
 
 void ChangeApplier::AppendValue(const pgo::TupleColumn& c) {
   if (c.kind == 'n') sql_ += "NULL";
@@ -151,10 +139,10 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
   }
   if (const auto* r = std::get_if<pgo::Relation>(&m)) {
     Table t;
-    t.name = absl::StrCat(Identifier(target_.get(), r->nspname), ".", Identifier(target_.get(), r->relname));
+    t.name = absl::StrCat(PgIdentifier(target_.get(), r->nspname), ".", PgIdentifier(target_.get(), r->relname));
     t.internal = r->nspname == kInternalSchema;
     t.identity = r->replica_identity;
-    for (const auto& c : r->columns) t.columns.push_back({Identifier(target_.get(), c.name), c.key});
+    for (const auto& c : r->columns) t.columns.push_back({PgIdentifier(target_.get(), c.name), c.key});
     relations_[r->oid] = std::move(t);
     return absl::OkStatus();
   }

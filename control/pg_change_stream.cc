@@ -97,13 +97,6 @@ absl::Status DropSlot(const PgSide& old, const std::string& slot) {
   }
 }
 
-std::string Quoted(const PgSide& s, const std::string& name) {
-  char* e = PQescapeIdentifier(s.get(), name.data(), name.size());
-  std::string out = e ? e : "\"\"";
-  PQfreemem(e);
-  return out;
-}
-
 // The catch-up mark: a non-transactional logical message on old. Every
 // transaction that committed before it is decoded before it, so once the
 // stream delivers it and the group is committed, new has everything old had
@@ -136,13 +129,12 @@ class StreamRun {
     if (!stored.ok()) return stored.status();
 
     progress_.stream.slot = names_.slot;
-    const bool streaming = progress_.stream.phase == "streaming" || progress_.stream.phase == "caught_up";
-    if (streaming && *stored == 0) {
-      ctx_.Log(absl::StrCat("slot ", names_.slot, ": no stored position on new; copying again"));
-      progress_.stream.phase.clear();
-    }
     std::uint64_t from = *stored;
-    if (progress_.stream.phase == "streaming" || progress_.stream.phase == "caught_up") {
+    // Past the copy (streaming, or caught up once): resume from new's
+    // position, unless new has none or old lost the slot.
+    const bool copied = progress_.stream.phase == "streaming" || progress_.stream.phase == "caught_up";
+    if (copied && from == 0) ctx_.Log(absl::StrCat("slot ", names_.slot, ": no stored position on new; copying again"));
+    if (copied && from != 0) {
       auto repl = ReplicationConnection::Open(old_b_);
       if (!repl.ok()) return repl.status();
       repl_.emplace(*std::move(repl));
@@ -150,7 +142,6 @@ class StreamRun {
         auto exists = PgExec(old_, "select 1 from pg_replication_slots where slot_name = $1", {names_.slot});
         if (exists.ok() && PQntuples(exists->get()) == 0) {
           ctx_.Log(absl::StrCat("slot ", names_.slot, " is gone from old; copying again"));
-          progress_.stream.phase.clear();
           repl_.reset();
         } else {
           return st;
@@ -170,7 +161,7 @@ class StreamRun {
     auto tables = PostgresTablesToMove(old_b_, new_b_, scope_, progress_);
     if (!tables.ok()) return tables.status();
     if (auto st = DropSlot(old_, names_.slot); !st.ok()) return st;
-    const std::string pub = Quoted(old_, names_.publication);
+    const std::string pub = PgIdentifier(old_.get(), names_.publication);
     if (auto r = PgExec(old_, "drop publication if exists " + pub); !r.ok()) return r.status();
     const std::string create =
         tables->empty() ? "create publication " + pub
@@ -413,7 +404,8 @@ absl::StatusOr<StaleStreams> DropStaleStreams(const routing::Backend& source, co
   for (int i = 0; i < PQntuples(pubs->get()); ++i) {
     const std::string name = PgValue(*pubs, i, 0);
     if (keep.count(name)) continue;
-    if (PgExec(*old, "drop publication if exists " + Quoted(*old, name)).ok()) dropped.push_back("publication " + name);
+    if (PgExec(*old, "drop publication if exists " + PgIdentifier(old->get(), name)).ok())
+      dropped.push_back("publication " + name);
   }
   if (left == 0) {
     auto trig = PgExec(*old, "select 1 from pg_event_trigger where evtname = 'turnout_ddl'");

@@ -3,28 +3,16 @@
 #include <poll.h>
 
 #include "absl/strings/str_cat.h"
+#include "control/pg_side.h"
 #include "protocol/pg/pgoutput.h"
 
 namespace turnout::control {
 namespace pgo = protocol::pg::pgoutput;
 namespace {
 
-std::string ErrorOf(PGconn* c, const PGresult* r) {
-  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return msg.empty() ? "connection lost" : msg;
-}
-
+// Errors name the side: the replication connection reads old.
 absl::Status Failed(PGconn* c, const PGresult* r, const std::string& what) {
-  const std::string msg = absl::StrCat("old: ", what, ": ", ErrorOf(c, r));
-  return PQstatus(c) != CONNECTION_OK ? absl::UnavailableError(msg) : absl::InternalError(msg);
-}
-
-std::string Identifier(PGconn* c, const std::string& name) {
-  char* e = PQescapeIdentifier(c, name.data(), name.size());
-  std::string out = e ? e : "\"\"";
-  PQfreemem(e);
-  return out;
+  return PgFailed(PgSide{c, "old"}, r, what);
 }
 
 }  // namespace
@@ -45,7 +33,7 @@ absl::StatusOr<ReplicationConnection> ReplicationConnection::Open(const routing:
 
 absl::StatusOr<ReplicationConnection::Slot> ReplicationConnection::CreateSlot(const std::string& slot) {
   const std::string sql =
-      absl::StrCat("CREATE_REPLICATION_SLOT ", Identifier(get(), slot), " LOGICAL pgoutput EXPORT_SNAPSHOT");
+      absl::StrCat("CREATE_REPLICATION_SLOT ", PgIdentifier(get(), slot), " LOGICAL pgoutput EXPORT_SNAPSHOT");
   PgResult r(PQexec(get(), sql.c_str()));
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1)
     return Failed(get(), r.get(), "create replication slot " + slot);
@@ -58,11 +46,9 @@ absl::StatusOr<ReplicationConnection::Slot> ReplicationConnection::CreateSlot(co
 }
 
 absl::Status ReplicationConnection::Start(const std::string& slot, const std::string& publication, std::uint64_t lsn) {
-  char* pub = PQescapeLiteral(get(), publication.data(), publication.size());
-  const std::string sql = absl::StrCat("START_REPLICATION SLOT ", Identifier(get(), slot), " LOGICAL ",
+  const std::string sql = absl::StrCat("START_REPLICATION SLOT ", PgIdentifier(get(), slot), " LOGICAL ",
                                        pgo::FormatLsn(lsn), " (proto_version '1', publication_names ",
-                                       pub ? pub : "''", ", messages 'true')");
-  PQfreemem(pub);
+                                       PgLiteral(get(), publication), ", messages 'true')");
   PgResult r(PQexec(get(), sql.c_str()));
   if (PQresultStatus(r.get()) != PGRES_COPY_BOTH) return Failed(get(), r.get(), "start replication from slot " + slot);
   return absl::OkStatus();
@@ -76,7 +62,8 @@ absl::StatusOr<CopyData> ReplicationConnection::Next(std::chrono::milliseconds w
     if (n > 0) return CopyData{std::unique_ptr<char, CopyDataDeleter>(buf), n};
     if (n == -1) {
       PgResult r(PQgetResult(get()));
-      return absl::UnavailableError(absl::StrCat("old: the replication stream ended: ", ErrorOf(get(), r.get())));
+      // Retried like a lost connection (the walsender ended the stream).
+      return absl::UnavailableError(Failed(get(), r.get(), "the replication stream ended").message());
     }
     if (n == -2) return Failed(get(), nullptr, "read the replication stream");
     // Nothing whole in libpq's buffer: read what the socket has (without

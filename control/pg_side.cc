@@ -65,6 +65,20 @@ absl::StatusOr<PgResult> PgExecScript(const PgSide& s, const std::string& sql, c
   return r;
 }
 
+std::string PgIdentifier(PGconn* c, std::string_view name) {
+  char* e = PQescapeIdentifier(c, name.data(), name.size());
+  std::string out = e ? e : "\"\"";
+  PQfreemem(e);
+  return out;
+}
+
+std::string PgLiteral(PGconn* c, std::string_view value) {
+  char* e = PQescapeLiteral(c, value.data(), value.size());
+  std::string out = e ? e : "NULL";
+  PQfreemem(e);
+  return out;
+}
+
 std::string PgValue(const PgResult& r, int row, int col) { return PQgetvalue(r.get(), row, col); }
 
 absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string& copy_out, const PgSide& to,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,6 +43,10 @@ absl::StatusOr<PgResult> PgExec(const PgSide& s, const std::string& sql, const s
 // parameters); the result of the last one.
 absl::StatusOr<PgResult> PgExecScript(const PgSide& s, const std::string& sql, const std::string& what);
 std::string PgValue(const PgResult& r, int row, int col);
+// `name` quoted as an identifier, `value` as a literal, by the connection's
+// encoding rules (PQescapeIdentifier / PQescapeLiteral).
+std::string PgIdentifier(PGconn* c, std::string_view name);
+std::string PgLiteral(PGconn* c, std::string_view value);
 
 // Streams `copy_out` (COPY … TO STDOUT) on `from` into `copy_in` (COPY …
 // FROM STDIN) on `to`; returns the rows `to` took. `what_out` and `what_in`
