@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/control/own_database_fixture.h"
 #include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
@@ -30,30 +31,12 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kToken[] = "continuous-verify-admin-token-0123456789";
 
-class ContinuousVerifyTest : public ::testing::Test {
+class ContinuousVerifyTest : public OwnDatabaseTest {
  protected:
-  void SetUp() override {
-    const auto& b = TestBackends::Get();
-    old_ = b.pg_old_port;
-    new_ = b.pg_new_port;
-    db_ = "cv_" + std::to_string(::getpid()) + "_" + std::to_string(++counter_);
-    for (int port : {old_, new_}) {
-      Psql(port, "drop database if exists " + db_ + " with (force)", "postgres");
-      Psql(port, "create database " + db_, "postgres");
-    }
-  }
+  ContinuousVerifyTest() : OwnDatabaseTest("cv") {}
   void TearDown() override {
     if (process_) process_->Signal(SIGKILL);
-    for (int port : {old_, new_}) Psql(port, "drop database if exists " + db_ + " with (force)", "postgres");
-  }
-
-  std::string Psql(int port, const std::string& sql, const std::string& db = "") {
-    const auto& b = TestBackends::Get();
-    auto r = RunProgram({"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", b.PgConnString(port, db.empty() ? db_ : db),
-                         "-c", sql});
-    EXPECT_EQ(r.exit_code, 0) << sql << "\n" << r.err;
-    while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
-    return r.out;
+    OwnDatabaseTest::TearDown();
   }
 
   void StartTurnout() {
@@ -107,9 +90,6 @@ class ContinuousVerifyTest : public ::testing::Test {
   }
   std::string Log() const { return process_ ? process_->Log() : ""; }
 
-  static inline int counter_ = 0;
-  int old_ = 0, new_ = 0;
-  std::string db_;
   std::unique_ptr<TurnoutProcess> process_;
   int admin_port_ = 0, pg_port_ = 0;
   std::unique_ptr<AdminClient> admin_;

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/control/own_database_fixture.h"
 #include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
@@ -34,35 +35,14 @@ constexpr char kToken[] = "change-stream-admin-token-0123456789";
 constexpr char kCanary[] = R"({"type":"canary","read_percentage":0})";
 constexpr char kBigBang[] = R"({"type":"big_bang"})";
 
-class ChangeStreamTest : public ::testing::Test {
+class ChangeStreamTest : public OwnDatabaseTest {
  public:  // the tests' local cleanups use them too
-  void SetUp() override {
-    const auto& b = TestBackends::Get();
-    old_ = b.pg_old_port;
-    new_ = b.pg_new_port;
-    db_ = "cs_" + std::to_string(::getpid()) + "_" + std::to_string(++counter_);
-    for (int port : {old_, new_}) {
-      Psql(port, "drop database if exists " + db_ + " with (force)", "postgres");
-      Psql(port, "create database " + db_, "postgres");
-    }
-  }
+  ChangeStreamTest() : OwnDatabaseTest("cs") {}
   void TearDown() override {
     if (process_) process_->Signal(SIGKILL);
-    for (int port : {old_, new_}) {
-      Psql(port, "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = '" + db_ + "'",
-           "postgres");
-      Psql(port, "drop database if exists " + db_ + " with (force)", "postgres");
-    }
+    OwnDatabaseTest::TearDown();
   }
 
-  std::string Psql(int port, const std::string& sql, const std::string& db = "") {
-    const auto& b = TestBackends::Get();
-    auto r = RunProgram({"psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", b.PgConnString(port, db.empty() ? db_ : db),
-                         "-c", sql});
-    EXPECT_EQ(r.exit_code, 0) << sql << "\n" << r.err;
-    while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
-    return r.out;
-  }
   // The same statements on both servers (the schema both sides start with).
   void Both(const std::string& sql) {
     Psql(old_, sql);
@@ -190,9 +170,6 @@ class ChangeStreamTest : public ::testing::Test {
                       "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
   }
 
-  static inline int counter_ = 0;
-  int old_ = 0, new_ = 0;
-  std::string db_;
   std::unique_ptr<TurnoutProcess> process_;
   int admin_port_ = 0, pg_port_ = 0;
   std::unique_ptr<AdminClient> admin_;
