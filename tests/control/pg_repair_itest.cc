@@ -22,6 +22,7 @@
 #include "control/migration.h"
 #include "routing/config.h"
 #include "routing/journal.h"
+#include "tests/control/direct_pg.h"
 #include "tests/support/backends.h"
 
 namespace turnout::control {
@@ -31,36 +32,11 @@ using ::testing::HasSubstr;
 using turnout::testing::TestBackends;
 namespace json = boost::json;
 
-// A direct connection to one harness cluster's database ("app" unless named).
-class Direct {
- public:
-  explicit Direct(int port, const std::string& dbname = "app")
-      : c_(PQconnectdb(TestBackends::Get().PgConnString(port, dbname).c_str())) {
-    if (PQstatus(c_) != CONNECTION_OK) ADD_FAILURE() << "direct connection: " << PQerrorMessage(c_);
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
-  }
-  ~Direct() { PQfinish(c_); }
-  Direct(const Direct&) = delete;
-  Direct& operator=(const Direct&) = delete;
-
-  // Runs `sql`; returns the first column of the first row ("" when none).
-  std::string Query(const std::string& sql) {
-    PGresult* r = PQexec(c_, sql.c_str());
-    const auto st = PQresultStatus(r);
-    std::string out;
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
-    else if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) out = PQgetvalue(r, 0, 0);
-    PQclear(r);
-    return out;
-  }
-
- private:
-  PGconn* c_;
-};
+using Direct = turnout::testing::DirectPg;
 
 // Row-for-row fingerprint of a table, in `order`.
 std::string Fingerprint(Direct& d, const std::string& table, const std::string& order) {
-  return d.Query("select coalesce(md5(string_agg(t::text, '|' order by " + order + ")), 'empty') from " + table + " t");
+  return d.Value("select coalesce(md5(string_agg(t::text, '|' order by " + order + ")), 'empty') from " + table + " t");
 }
 
 class PgRepairTest : public ::testing::Test {
@@ -89,13 +65,13 @@ class PgRepairTest : public ::testing::Test {
 
   void DropTables() {
     for (Direct* d : {&old_, &new_})
-      d->Query("drop table if exists " + accounts_ + ", " + log_ + ", \"" + mixed_ + "\", " + big_);
+      d->Value("drop table if exists " + accounts_ + ", " + log_ + ", \"" + mixed_ + "\", " + big_);
   }
 
   // On both sides.
   void Both(const std::string& sql) {
-    old_.Query(sql);
-    new_.Query(sql);
+    old_.Value(sql);
+    new_.Value(sql);
   }
 
   std::uint64_t Journal(const std::vector<std::string>& targets, const std::string& statement = "update …",
@@ -127,31 +103,31 @@ TEST_F(PgRepairTest, JournaledTablesAreResynchronisedOnTheSideThatMissedTheWrite
   Both("create table " + accounts_ +
        " (id bigint generated always as identity primary key, name text not null, balance numeric(12,2), "
        "tags jsonb, name_len int generated always as (length(name)) stored)");
-  old_.Query("insert into " + accounts_ +
+  old_.Value("insert into " + accounts_ +
              " (name, balance, tags) select 'user' || g, g * 1.5, jsonb_build_object('g', g) "
              "from generate_series(1, 1000) g");
-  new_.Query("insert into " + accounts_ +
+  new_.Value("insert into " + accounts_ +
              " (id, name, balance, tags) overriding system value select g, 'user' || g, g * 1.5, "
              "jsonb_build_object('g', g) from generate_series(1, 1000) g");
   // New missed: 10 inserts, 10 updates (one to null), a jsonb change, 5 deletes.
-  new_.Query("delete from " + accounts_ + " where id between 991 and 1000");
-  new_.Query("update " + accounts_ + " set balance = balance + 1 where id between 100 and 109");
-  new_.Query("update " + accounts_ + " set balance = null where id = 110");
-  new_.Query("update " + accounts_ + " set tags = '{\"g\": -1}' where id = 111");
-  new_.Query("insert into " + accounts_ + " (id, name) overriding system value select g, 'gone' || g "
+  new_.Value("delete from " + accounts_ + " where id between 991 and 1000");
+  new_.Value("update " + accounts_ + " set balance = balance + 1 where id between 100 and 109");
+  new_.Value("update " + accounts_ + " set balance = null where id = 110");
+  new_.Value("update " + accounts_ + " set tags = '{\"g\": -1}' where id = 111");
+  new_.Value("insert into " + accounts_ + " (id, name) overriding system value select g, 'gone' || g "
              "from generate_series(2001, 2005) g");
 
   // log: no primary key, duplicate rows.
   Both("create table " + log_ + " (msg text, n int)");
-  old_.Query("insert into " + log_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 50) g");
-  new_.Query("insert into " + log_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 40) g");
-  new_.Query("insert into " + log_ + " values ('only on new', 9), (null, null)");
+  old_.Value("insert into " + log_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 50) g");
+  new_.Value("insert into " + log_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 40) g");
+  new_.Value("insert into " + log_ + " values ('only on new', 9), (null, null)");
 
   // RepairMixed: quoted mixed-case name, composite key.
   Both("create table \"" + mixed_ + "\" (a int, b text, v text, primary key (a, b))");
-  old_.Query("insert into \"" + mixed_ + "\" select g % 10, 'k' || g, 'v' || g from generate_series(1, 200) g");
-  new_.Query("insert into \"" + mixed_ + "\" select g % 10, 'k' || g, 'v' || g from generate_series(1, 150) g");
-  new_.Query("update \"" + mixed_ + "\" set v = 'stale' where a = 3");
+  old_.Value("insert into \"" + mixed_ + "\" select g % 10, 'k' || g, 'v' || g from generate_series(1, 200) g");
+  new_.Value("insert into \"" + mixed_ + "\" select g % 10, 'k' || g, 'v' || g from generate_series(1, 150) g");
+  new_.Value("update \"" + mixed_ + "\" set v = 'stale' where a = 3");
 
   ASSERT_NE(Fingerprint(old_, accounts_, "id"), Fingerprint(new_, accounts_, "id"));
   ASSERT_NE(Fingerprint(old_, log_, "msg, n"), Fingerprint(new_, log_, "msg, n"));
@@ -171,9 +147,9 @@ TEST_F(PgRepairTest, JournaledTablesAreResynchronisedOnTheSideThatMissedTheWrite
   EXPECT_EQ(Fingerprint(old_, accounts_, "id"), Fingerprint(new_, accounts_, "id"));
   EXPECT_EQ(Fingerprint(old_, log_, "msg, n"), Fingerprint(new_, log_, "msg, n"));
   EXPECT_EQ(Fingerprint(old_, "\"" + mixed_ + "\"", "a, b"), Fingerprint(new_, "\"" + mixed_ + "\"", "a, b"));
-  EXPECT_EQ(new_.Query("select count(*) from " + log_), "50");
+  EXPECT_EQ(new_.Value("select count(*) from " + log_), "50");
   // New's identity sequence was moved past old's: its next id is free.
-  EXPECT_EQ(new_.Query("insert into " + accounts_ + " (name) values ('next') returning id"), "1001");
+  EXPECT_EQ(new_.Value("insert into " + accounts_ + " (name) values ('next') returning id"), "1001");
 
   EXPECT_EQ(o.at("repaired_entries").to_number<std::int64_t>(), 3);
   EXPECT_EQ(o.at("pending").to_number<std::int64_t>(), 1);
@@ -221,7 +197,7 @@ TEST_F(PgRepairTest, JournaledTablesAreResynchronisedOnTheSideThatMissedTheWrite
 
 TEST_F(PgRepairTest, TablesThatCannotBeRepairedKeepTheirEntries) {
   Both("create table " + accounts_ + " (id int primary key, v text)");
-  old_.Query("insert into " + accounts_ + " values (1, 'a'), (2, 'b')");
+  old_.Value("insert into " + accounts_ + " values (1, 'a'), (2, 'b')");
   Journal({accounts_});
   Journal({"no_such_table_" + accounts_, accounts_});
   auto r = RepairFromJournal(config_, migration_, *journal_);
@@ -241,36 +217,36 @@ TEST_F(PgRepairTest, TablesThatCannotBeRepairedKeepTheirEntries) {
 TEST_F(PgRepairTest, TablesAreRepairedInTheDatabaseTheEntryNames) {
   const std::string db = "repair_db_" + std::to_string(::getpid());
   for (Direct* d : {&old_, &new_}) {
-    d->Query("drop database if exists " + db + " with (force)");
-    d->Query("create database " + db);
+    d->Value("drop database if exists " + db + " with (force)");
+    d->Value("create database " + db);
   }
   {
     Direct old_db(TestBackends::Get().pg_old_port, db), new_db(TestBackends::Get().pg_new_port, db);
-    for (Direct* d : {&old_db, &new_db}) d->Query("create table items (id int primary key, name text)");
-    old_db.Query("insert into items select g, 'n' || g from generate_series(1, 100) g");
-    new_db.Query("insert into items select g, 'n' || g from generate_series(1, 90) g");
+    for (Direct* d : {&old_db, &new_db}) d->Value("create table items (id int primary key, name text)");
+    old_db.Value("insert into items select g, 'n' || g from generate_series(1, 100) g");
+    new_db.Value("insert into items select g, 'n' || g from generate_series(1, 90) g");
     const std::uint64_t seq = Journal({"items"}, "insert into items …", "pg-new", db);
     auto r = RepairFromJournal(config_, migration_, *journal_);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(Fingerprint(old_db, "items", "id"), Fingerprint(new_db, "items", "id"));
-    EXPECT_EQ(new_db.Query("select count(*) from items"), "100");
+    EXPECT_EQ(new_db.Value("select count(*) from items"), "100");
     const auto pending = journal_->Pending(migration_.id);
     EXPECT_TRUE(std::none_of(pending.begin(), pending.end(), [&](const auto& e) { return e.seq == seq; }))
         << json::serialize(*r);
   }
-  for (Direct* d : {&old_, &new_}) d->Query("drop database if exists " + db + " with (force)");
+  for (Direct* d : {&old_, &new_}) d->Value("drop database if exists " + db + " with (force)");
 }
 
 TEST_F(PgRepairTest, OldIsRepairedFromNewWhenOldMissedTheWrites) {
   Both("create table " + accounts_ + " (id int primary key, v text)");
-  new_.Query("insert into " + accounts_ + " values (1, 'a'), (2, 'b'), (3, 'c')");
-  old_.Query("insert into " + accounts_ + " values (1, 'stale'), (4, 'extra')");
+  new_.Value("insert into " + accounts_ + " values (1, 'a'), (2, 'b'), (3, 'c')");
+  old_.Value("insert into " + accounts_ + " values (1, 'stale'), (4, 'extra')");
   Journal({accounts_}, "update …", "pg-old");
   auto r = RepairFromJournal(config_, migration_, *journal_);
   ASSERT_TRUE(r.ok()) << r.status();
   SCOPED_TRACE(json::serialize(*r));
   EXPECT_EQ(r->at("pending").to_number<std::int64_t>(), 0);
-  EXPECT_EQ(old_.Query("select string_agg(id || '=' || v, ',' order by id) from " + accounts_), "1=a,2=b,3=c");
+  EXPECT_EQ(old_.Value("select string_agg(id || '=' || v, ',' order by id) from " + accounts_), "1=a,2=b,3=c");
   const auto& t = r->at("tables_repaired").as_array().at(0);
   EXPECT_EQ(t.at("from").as_string(), "pg-new");
   EXPECT_EQ(t.at("to").as_string(), "pg-old");
@@ -285,9 +261,9 @@ TEST_F(PgRepairTest, HundredThousandRowTableIsRepairedInSeconds) {
   const std::string fill = "insert into " + big_ + " select g, md5(g::text), g % 1000, '2024-01-01'::timestamptz + "
                            "g * interval '1 second' from generate_series(1, " + std::to_string(kRows) + ") g";
   Both(fill);
-  new_.Query("delete from " + big_ + " where id % 100 = 1");
-  new_.Query("update " + big_ + " set v = -1 where id % 100 = 2");
-  new_.Query("insert into " + big_ + " select g, 'extra', 0, now() from generate_series(" + std::to_string(kRows + 1) +
+  new_.Value("delete from " + big_ + " where id % 100 = 1");
+  new_.Value("update " + big_ + " set v = -1 where id % 100 = 2");
+  new_.Value("insert into " + big_ + " select g, 'extra', 0, now() from generate_series(" + std::to_string(kRows + 1) +
              ", " + std::to_string(kRows + kRows / 100) + ") g");
   Journal({big_});
   const auto start = std::chrono::steady_clock::now();
@@ -312,11 +288,11 @@ TEST_F(PgRepairTest, HundredThousandRowTableIsRepairedInSeconds) {
 // A difference the verifier cannot pin to rows (here a column only the
 // target has) falls back to the whole-table resync.
 TEST_F(PgRepairTest, SchemaDriftFallsBackToTheWholeTable) {
-  old_.Query("create table " + accounts_ + " (id int primary key, v text)");
-  new_.Query("create table " + accounts_ + " (id int primary key, v text, extra int default 7)");
-  old_.Query("insert into " + accounts_ + " select g, 'v' || g from generate_series(1, 50) g");
-  new_.Query("insert into " + accounts_ + " (id, v) select g, 'v' || g from generate_series(1, 45) g");
-  new_.Query("update " + accounts_ + " set v = 'stale' where id = 3");
+  old_.Value("create table " + accounts_ + " (id int primary key, v text)");
+  new_.Value("create table " + accounts_ + " (id int primary key, v text, extra int default 7)");
+  old_.Value("insert into " + accounts_ + " select g, 'v' || g from generate_series(1, 50) g");
+  new_.Value("insert into " + accounts_ + " (id, v) select g, 'v' || g from generate_series(1, 45) g");
+  new_.Value("update " + accounts_ + " set v = 'stale' where id = 3");
   Journal({accounts_});
   auto r = RepairFromJournal(config_, migration_, *journal_);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -324,8 +300,8 @@ TEST_F(PgRepairTest, SchemaDriftFallsBackToTheWholeTable) {
   const auto& t = r->at("tables_repaired").as_array().at(0);
   EXPECT_EQ(t.at("method").as_string(), "table");
   EXPECT_EQ(t.at("upserted").to_number<std::int64_t>(), 6);  // 5 missing, 1 changed
-  EXPECT_EQ(old_.Query("select string_agg(id || '=' || v, ',' order by id) from " + accounts_),
-            new_.Query("select string_agg(id || '=' || v, ',' order by id) from " + accounts_));
+  EXPECT_EQ(old_.Value("select string_agg(id || '=' || v, ',' order by id) from " + accounts_),
+            new_.Value("select string_agg(id || '=' || v, ',' order by id) from " + accounts_));
 }
 
 }  // namespace

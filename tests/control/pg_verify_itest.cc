@@ -27,6 +27,7 @@
 #include "control/pg_verify.h"
 #include "routing/config.h"
 #include "routing/journal.h"
+#include "tests/control/direct_pg.h"
 #include "tests/support/backends.h"
 
 namespace turnout::control {
@@ -37,39 +38,7 @@ using ::testing::UnorderedElementsAre;
 using turnout::testing::TestBackends;
 namespace json = boost::json;
 
-class Direct {
- public:
-  explicit Direct(int port) : c_(PQconnectdb(TestBackends::Get().PgConnString(port, "app").c_str())) {
-    if (PQstatus(c_) != CONNECTION_OK) ADD_FAILURE() << "direct connection: " << PQerrorMessage(c_);
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
-  }
-  ~Direct() { PQfinish(c_); }
-  Direct(const Direct&) = delete;
-  Direct& operator=(const Direct&) = delete;
-
-  // Runs `sql`; every row, columns joined by '|' (NULL as "∅"), rows by '\n'.
-  std::string Query(const std::string& sql) {
-    PGresult* r = PQexec(c_, sql.c_str());
-    const auto st = PQresultStatus(r);
-    std::string out;
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-      ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
-    } else if (st == PGRES_TUPLES_OK) {
-      for (int i = 0; i < PQntuples(r); ++i) {
-        if (i > 0) out += '\n';
-        for (int c = 0; c < PQnfields(r); ++c) {
-          if (c > 0) out += '|';
-          out += PQgetisnull(r, i, c) ? "∅" : PQgetvalue(r, i, c);
-        }
-      }
-    }
-    PQclear(r);
-    return out;
-  }
-
- private:
-  PGconn* c_;
-};
+using Direct = turnout::testing::DirectPg;
 
 // A changed row: key text -> differing columns (name: old -> new).
 using Changed = std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>>;
@@ -131,11 +100,11 @@ class PgVerifyTest : public ::testing::Test {
   void TearDown() override { DropTables(); }
 
   void DropTables() {
-    for (Direct* d : {&old_, &new_}) d->Query("drop table if exists " + t_ + ", " + nokey_ + ", " + text_);
+    for (Direct* d : {&old_, &new_}) d->Rows("drop table if exists " + t_ + ", " + nokey_ + ", " + text_);
   }
   void Both(const std::string& sql) {
-    old_.Query(sql);
-    new_.Query(sql);
+    old_.Rows(sql);
+    new_.Rows(sql);
   }
   PgSide OldSide() const { return {oc_.get(), "old"}; }
   PgSide NewSide() const { return {nc_.get(), "new"}; }
@@ -149,7 +118,7 @@ class PgVerifyTest : public ::testing::Test {
   // Every row and column of `table` on both sides, in key order.
   void ExpectSameRows(const std::string& table, const std::string& order) {
     const std::string sql = "select * from " + table + " t order by " + order;
-    const std::string o = old_.Query(sql), n = new_.Query(sql);
+    const std::string o = old_.Rows(sql), n = new_.Rows(sql);
     EXPECT_FALSE(o.empty());
     EXPECT_EQ(o, n) << table;
   }
@@ -187,12 +156,12 @@ TEST_F(PgVerifyTest, EqualTablesAreEqual) {
 
 TEST_F(PgVerifyTest, NamesChangedMissingAndExtraRowsByKeyAndColumn) {
   Fill(25000);
-  new_.Query("update " + t_ + " set balance = -1 where id = 500");
-  new_.Query("update " + t_ + " set name = 'renamed', note = null where id = 12344");
-  new_.Query("update " + t_ + " set tags = '{\"g\": \"x\"}' where id = 20000");
-  new_.Query("delete from " + t_ + " where id = 7777");
-  new_.Query("insert into " + t_ + " (id, name) values (30001, 'only new')");
-  old_.Query("insert into " + t_ + " (id, name) values (-5, 'only old')");
+  new_.Rows("update " + t_ + " set balance = -1 where id = 500");
+  new_.Rows("update " + t_ + " set name = 'renamed', note = null where id = 12344");
+  new_.Rows("update " + t_ + " set tags = '{\"g\": \"x\"}' where id = 20000");
+  new_.Rows("delete from " + t_ + " where id = 7777");
+  new_.Rows("insert into " + t_ + " (id, name) values (30001, 'only new')");
+  old_.Rows("insert into " + t_ + " (id, name) values (-5, 'only old')");
 
   // Chunks of 10,000 (the default) cut into leaves of at most 1,000 rows.
   const auto v = VerifyTable(t_);
@@ -218,7 +187,7 @@ TEST_F(PgVerifyTest, OneColumnOfOneRowInAMillionRows) {
   Both("create table " + t_ + " (id bigint primary key, payload text, v int, at timestamptz)");
   Both("insert into " + t_ + " select g, md5(g::text), g % 1000, '2024-01-01'::timestamptz + g * interval '1 second' "
        "from generate_series(1, " + std::to_string(kRows) + ") g");
-  new_.Query("update " + t_ + " set v = -7 where id = 654321");
+  new_.Rows("update " + t_ + " set v = -7 where id = 654321");
   const auto start = absl::Now();
   const auto v = VerifyTable(t_);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -238,9 +207,9 @@ TEST_F(PgVerifyTest, OneColumnOfOneRowInAMillionRows) {
 // past the last key of old.
 TEST_F(PgVerifyTest, FindsRowsAtChunkBoundaries) {
   Fill(1000);
-  new_.Query("update " + t_ + " set note = 'b' where id in (1, 100, 101, 200, 999, 1000)");
-  new_.Query("insert into " + t_ + " (id, name) values (0, 'before'), (1001, 'after'), (5000, 'far')");
-  new_.Query("delete from " + t_ + " where id in (300, 301)");
+  new_.Rows("update " + t_ + " set note = 'b' where id in (1, 100, 101, 200, 999, 1000)");
+  new_.Rows("insert into " + t_ + " (id, name) values (0, 'before'), (1001, 'after'), (5000, 'far')");
+  new_.Rows("delete from " + t_ + " where id in (300, 301)");
   PgVerifyOptions o;
   o.chunk_rows = 100;
   o.leaf_rows = 10;  // bisected, not read whole
@@ -268,8 +237,8 @@ TEST_F(PgVerifyTest, CompositeTextKeys) {
   Both("create table " + text_ + " (k text, n int, v text, primary key (k, n))");
   Both("insert into " + text_ + " select w, g, w || g from unnest(array['a', 'B', 'b', 'Z', 'é', 'a b', '']) w, "
        "generate_series(1, 50) g");
-  new_.Query("update " + text_ + " set v = 'x' where k = 'é' and n = 7");
-  new_.Query("delete from " + text_ + " where k = '' and n = 50");
+  new_.Rows("update " + text_ + " set v = 'x' where k = 'é' and n = 7");
+  new_.Rows("delete from " + text_ + " where k = '' and n = 50");
   PgVerifyOptions o;
   o.chunk_rows = 40;
   o.leaf_rows = 5;
@@ -287,8 +256,8 @@ TEST_F(PgVerifyTest, CompositeTextKeys) {
 TEST_F(PgVerifyTest, TableWithoutKeyIsComparedAsMultiset) {
   Both("create table " + nokey_ + " (msg text, n int)");
   Both("insert into " + nokey_ + " select 'm' || (g % 7), g % 3 from generate_series(1, 200) g");
-  new_.Query("insert into " + nokey_ + " values ('m1', 1), ('m1', 1), ('new', null)");
-  old_.Query("insert into " + nokey_ + " values ('old', 5)");
+  new_.Rows("insert into " + nokey_ + " values ('m1', 1), ('m1', 1), ('new', null)");
+  old_.Rows("insert into " + nokey_ + " values ('old', 5)");
   const auto v = VerifyTable(nokey_);
   EXPECT_FALSE(v.equal);
   EXPECT_TRUE(v.primary_key.empty());
@@ -307,8 +276,8 @@ TEST_F(PgVerifyTest, VerifyReportNamesRowsAndColumns) {
   Fill(300);
   Both("create table " + nokey_ + " (msg text)");
   Both("insert into " + nokey_ + " values ('a'), ('b')");
-  new_.Query("update " + t_ + " set name = repeat('x', 100) where id = 42");
-  new_.Query("delete from " + t_ + " where id = 43");
+  new_.Rows("update " + t_ + " set name = repeat('x', 100) where id = 42");
+  new_.Rows("delete from " + t_ + " where id = 43");
   auto r = Verify(config_, migration_);
   ASSERT_TRUE(r.ok()) << r.status();
   SCOPED_TRACE(json::serialize(*r));
@@ -354,12 +323,12 @@ TEST_F(PgVerifyTest, VerifyReportNamesRowsAndColumns) {
 // second; a row that differs both times is.
 TEST_F(PgVerifyTest, RecheckReportsOnlyWhatStaysDifferent) {
   Fill(1000);
-  new_.Query("update " + t_ + " set note = 'in flight' where id in (10, 20, 30)");
+  new_.Rows("update " + t_ + " set note = 'in flight' where id in (10, 20, 30)");
   PgVerifyOptions o;
   o.recheck_delay = absl::Milliseconds(1);
   o.before_recheck = [&] {
-    new_.Query("update " + t_ + " set note = 'n10' where id = 10");
-    new_.Query("update " + t_ + " set note = 'later' where id = 40");
+    new_.Rows("update " + t_ + " set note = 'n10' where id = 10");
+    new_.Rows("update " + t_ + " set note = 'later' where id = 40");
   };
   const auto v = VerifyTable(t_, o);
   EXPECT_EQ(v.mode, "recheck");
@@ -384,7 +353,7 @@ TEST_F(PgVerifyTest, DifferingColumnsPerRowAreBounded) {
   Both("insert into " + t_ + " values (1" + values + ")");
   std::string sets;
   for (int i = 0; i < 20; ++i) sets += std::string(i ? ", " : "") + "c" + std::to_string(i) + " = -1";
-  new_.Query("update " + t_ + " set " + sets);
+  new_.Rows("update " + t_ + " set " + sets);
   PgVerifyOptions o;
   o.recheck_delay = absl::ZeroDuration();
   const auto v = VerifyTable(t_, o);
@@ -398,7 +367,7 @@ TEST_F(PgVerifyTest, DifferingColumnsPerRowAreBounded) {
 // Many differences: the report stays bounded, the total is exact.
 TEST_F(PgVerifyTest, ReportIsBounded) {
   Fill(3000);
-  new_.Query("update " + t_ + " set note = 'drift' where id % 10 = 0");
+  new_.Rows("update " + t_ + " set note = 'drift' where id % 10 = 0");
   PgVerifyOptions o;
   o.recheck_delay = absl::ZeroDuration();
   o.max_keys = 150;
@@ -415,17 +384,17 @@ TEST_F(PgVerifyTest, ReportIsBounded) {
 // hold the same rows and columns.
 TEST_F(PgVerifyTest, RepairCopiesExactlyTheDifferingRows) {
   Fill(20000);
-  new_.Query("update " + t_ + " set balance = null, tags = '[]' where id in (5, 15000)");
-  new_.Query("update " + t_ + " set at = at + interval '1 second' where id = 9999");
-  new_.Query("delete from " + t_ + " where id in (10000, 10001)");
-  new_.Query("insert into " + t_ + " (id, name) values (20001, 'extra'), (-1, 'extra')");
+  new_.Rows("update " + t_ + " set balance = null, tags = '[]' where id in (5, 15000)");
+  new_.Rows("update " + t_ + " set at = at + interval '1 second' where id = 9999");
+  new_.Rows("delete from " + t_ + " where id in (10000, 10001)");
+  new_.Rows("insert into " + t_ + " (id, name) values (20001, 'extra'), (-1, 'extra')");
   Both("create table " + nokey_ + " (msg text, n int)");
-  old_.Query("insert into " + nokey_ + " values ('a', 1), ('a', 1), ('b', 2)");
-  new_.Query("insert into " + nokey_ + " values ('a', 1), ('c', 3)");
+  old_.Rows("insert into " + nokey_ + " values ('a', 1), ('a', 1), ('b', 2)");
+  new_.Rows("insert into " + nokey_ + " values ('a', 1), ('c', 3)");
   // Rows the repair must not touch: their physical position (ctid) on new
   // would change if they were rewritten.
   const std::string untouched = "select ctid from " + t_ + " where id in (1, 4, 6, 14999, 19999) order by id";
-  const std::string ctids_before = new_.Query(untouched);
+  const std::string ctids_before = new_.Rows(untouched);
 
   auto journal = routing::Journal::InMemory({});
   routing::JournalEntry e;
@@ -457,7 +426,7 @@ TEST_F(PgVerifyTest, RepairCopiesExactlyTheDifferingRows) {
       EXPECT_EQ(t.at("method"), "table");
     }
   }
-  EXPECT_EQ(new_.Query(untouched), ctids_before);
+  EXPECT_EQ(new_.Rows(untouched), ctids_before);
   ExpectSameRows(t_, "id");
   ExpectSameRows(nokey_, "msg, n");
   EXPECT_TRUE(VerifyTable(t_).equal);
