@@ -45,10 +45,10 @@ void Plan::RemoveSecondariesOn(Side s) noexcept {
   count_ = kept;
 }
 
-void Plan::RemoveSecondariesOfRole(SecondaryRole r) noexcept {
+void Plan::RemoveSecondaries(Side s, SecondaryRole r) noexcept {
   std::uint8_t kept = 0;
   for (std::uint8_t i = 0; i < count_; ++i)
-    if (secondaries_[i].role != r) secondaries_[kept++] = secondaries_[i];
+    if (secondaries_[i].side != s || secondaries_[i].role != r) secondaries_[kept++] = secondaries_[i];
   count_ = kept;
 }
 

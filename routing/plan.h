@@ -51,6 +51,12 @@ enum PlanFlag : std::uint8_t {
   kPlanFenceable = 1u << 3,
   // The read-your-writes fence redirected this plan to fence_side().
   kPlanFenced = 1u << 4,
+  // Postgres: the change stream carries this plan's dual-write to new
+  // (PolicyInputs::writes_by_stream): nothing is sent there, and a commit
+  // waits until new applied it (sync) or is remembered so that the
+  // session's reads on new wait for it (async). See stream_positions.h.
+  kPlanStreamSync = 1u << 5,
+  kPlanStreamAsync = 1u << 6,
 };
 
 class Plan {
@@ -76,8 +82,8 @@ class Plan {
   constexpr void ClearSecondaries() noexcept { count_ = 0; }
   // Drops secondary work aimed at `s` (after the primary moved there).
   void RemoveSecondariesOn(Side s) noexcept;
-  // Drops secondary work of role `r` (dual-write carried some other way).
-  void RemoveSecondariesOfRole(SecondaryRole r) noexcept;
+  // Drops secondary work of role `r` on `s` (dual-write carried some other way).
+  void RemoveSecondaries(Side s, SecondaryRole r) noexcept;
 
   constexpr std::uint8_t flags() const noexcept { return flags_; }
   constexpr bool has(PlanFlag f) const noexcept { return (flags_ & f) != 0; }

@@ -96,6 +96,20 @@ std::string_view SelectorName(Selector s) {
   return "?";
 }
 
+// With the change stream carrying writes from old to new, a dual-write to
+// new becomes a mark on the plan: the session sends nothing to new and only
+// learns when new has the commit (plan.h kPlanStreamSync/Async). A
+// dual-write to old (new authoritative) stays a statement: the stream does
+// not flow that way.
+void CarryDualWriteByStream(Plan& p) {
+  for (const Secondary& s : p.secondaries()) {
+    if (s.role != SecondaryRole::kDualWrite || s.side != Side::kNew) continue;
+    p.set(s.apply == Apply::kSync ? kPlanStreamSync : kPlanStreamAsync);
+    p.RemoveSecondaries(Side::kNew, SecondaryRole::kDualWrite);
+    return;
+  }
+}
+
 }  // namespace
 }  // namespace internal
 
@@ -166,8 +180,8 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Compile(PolicyInputs input
 
   if (in.writes_by_stream) {
     for (internal::ClassRule& r : rules.by_class) {
-      r.a.RemoveSecondariesOfRole(SecondaryRole::kDualWrite);
-      r.b.RemoveSecondariesOfRole(SecondaryRole::kDualWrite);
+      internal::CarryDualWriteByStream(r.a);
+      internal::CarryDualWriteByStream(r.b);
     }
   }
 

@@ -122,6 +122,37 @@ TEST(PolicyPhaseTest, PreparedStartsDualWriteWhereTheStrategyAsks) {
               ::testing::ElementsAre(kDualNewSync));
 }
 
+// The change stream carries dual-writes to new: plans mark them instead of
+// sending statements there; dual-writes to old and shadow work stay.
+TEST(PolicyPhaseTest, WritesByStreamMarkThePlanInsteadOfDualWritingToNew) {
+  CanarySpec c{0.5};
+  PolicyInputs in = Executing(c);
+  in.writes_by_stream = true;
+  auto sync = MustCompile(in);
+  for (RequestClass cls : {RequestClass::kWrite, RequestClass::kTxnControl, RequestClass::kDdl}) {
+    const Plan w = Decide(*sync, cls);
+    EXPECT_EQ(w.primary(), Side::kOld) << RequestClassName(cls);
+    EXPECT_FALSE(w.has_secondaries()) << w.DebugString();
+    EXPECT_TRUE(w.has(kPlanStreamSync)) << RequestClassName(cls);
+    EXPECT_FALSE(w.has(kPlanStreamAsync));
+  }
+  EXPECT_FALSE(Decide(*sync, RequestClass::kRead).has(kPlanStreamSync));
+
+  c.write_mode.apply = DualWriteApply::kAsync;
+  in.strategy = c;
+  const Plan w = Decide(*MustCompile(in), RequestClass::kWrite);
+  EXPECT_FALSE(w.has_secondaries());
+  EXPECT_TRUE(w.has(kPlanStreamAsync));
+  EXPECT_FALSE(w.has(kPlanStreamSync));
+
+  // New authoritative: the dual-write goes to old, which the stream does not reach.
+  c.write_mode.policy = Authority::kNewAuthoritative;
+  in.strategy = c;
+  const Plan to_old = Decide(*MustCompile(in), RequestClass::kWrite);
+  EXPECT_THAT(Sec(to_old), ::testing::ElementsAre(kDualOldAsync));
+  EXPECT_FALSE(to_old.has(kPlanStreamSync) || to_old.has(kPlanStreamAsync));
+}
+
 TEST(PolicyPhaseTest, PausedKeepsTheRollout) {
   PolicyInputs in = Executing(BigBangSpec{});
   in.phase = MigrationPhase::kPaused;

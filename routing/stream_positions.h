@@ -1,0 +1,122 @@
+#pragma once
+// Where each Postgres route's change stream stands (DESIGN.md §6), shared by
+// the sessions that wait on it and the control plane that feeds it. With
+// dual-write carried by the stream, a session never writes to new itself;
+// it only learns when new has what it committed on old:
+//
+//   session, sync    after a commit on old: t = RequestSample(), then
+//                    Wait(t) holds the client's ReadyForQuery until new
+//                    applied past a position of old taken after that commit
+//   session, async   keeps t = RequestSample() of its last commit; a read
+//                    sent to new first waits for Wait(t) (read-your-writes)
+//   feeder           TakeSampleRequest() / SampleTaken(): one query of old's
+//                    WAL position answers every request made before it
+//                    started (group sampling: no query per commit)
+//   applier/feeder   Applied(lsn): new has every transaction of old that
+//                    committed before `lsn`; each report keeps the stream
+//                    live a little longer (a stream that stops reporting,
+//                    or was never live, is not waited for)
+//
+// Why a sample taken after the commit is enough: the client's COMMIT is
+// answered only after its commit record is flushed (synchronous_commit on),
+// so old's flush position, read afterwards, is at or past that record.
+//
+// Sessions, the feeder and the applier run on different threads. A mutex
+// guards the waiters and samples; waits and samples happen once per commit
+// of a session under stream dual-write, never per message.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace turnout::routing {
+
+class StreamPosition {
+ public:
+  // One session's wait. Wake() is called at most once per registration,
+  // under the position's lock, from another thread: it must only hand the
+  // news to the session's own thread and return.
+  class Waiter {
+   public:
+    virtual ~Waiter() = default;
+    virtual void Wake() noexcept = 0;
+
+   private:
+    friend class StreamPosition;
+    std::uint64_t ticket_ = 0;
+    std::uint64_t target_ = 0;  // 0: the sample for ticket_ is not taken yet
+    bool registered_ = false;
+  };
+
+  enum class WaitState {
+    kReached,   // new applied past the sample of the ticket
+    kWaiting,   // registered: Wake() follows (or Cancel())
+    kNotLive,   // the stream does not report: nothing to wait for
+  };
+
+  // A ticket for a sample of old's position taken after this call.
+  std::uint64_t RequestSample();
+  // Where the ticket's wait stands; registers `w` when it must wait.
+  WaitState Wait(std::uint64_t ticket, Waiter* w, absl::Time now);
+  // Unregisters `w` (no Wake() after this returns). Idempotent.
+  void Cancel(Waiter* w);
+  bool live(absl::Time now) const;
+  absl::Time live_until() const;
+  std::uint64_t applied() const;
+
+  // ---- the feeder
+  // Called (outside the lock) when a sample is requested and none is being
+  // taken: the feeder wakes up and calls TakeSampleRequest().
+  void SetSampleListener(std::function<void()> listener);
+  // The ticket a sample started now answers (every request up to it), or 0
+  // when none is wanted or one is being taken.
+  std::uint64_t TakeSampleRequest();
+  // The sample for `ticket`: old's position `lsn`. `lsn` 0: the sample
+  // failed (old unreachable): waiters of those tickets are released.
+  void SampleTaken(std::uint64_t ticket, std::uint64_t lsn);
+
+  // ---- the applier (in this process, or heard through the feeder)
+  void Applied(std::uint64_t lsn, absl::Time live_until);
+  // The stream stopped: every waiter is released.
+  void Stopped();
+
+ private:
+  // The lsn of the first sample that answers `ticket`, 0 when not taken.
+  std::uint64_t TargetLocked(std::uint64_t ticket) const;
+  void WakeReachedLocked();
+  void Unlink(Waiter* w);
+
+  mutable std::mutex mu_;
+  std::uint64_t requested_ = 0;     // the last ticket handed out
+  std::uint64_t sampling_ = 0;      // the ticket being sampled, 0 when none
+  std::uint64_t failed_upto_ = 0;   // tickets whose sample failed
+  // Recent samples by ticket; older tickets use the oldest kept (a later
+  // position: waiting for it is safe, only longer).
+  std::map<std::uint64_t, std::uint64_t> samples_;
+  std::uint64_t applied_ = 0;
+  absl::Time live_until_ = absl::InfinitePast();
+  std::function<void()> listener_;
+  // Registered waiters (few: one per session waiting right now; the
+  // vector keeps its capacity, so registering does not allocate).
+  std::vector<Waiter*> waiters_;
+};
+
+// The positions of every route, created on first use; entries live as long
+// as this object (sessions keep the pointer).
+class StreamPositions {
+ public:
+  StreamPosition& For(std::string_view route);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<StreamPosition>, std::less<>> routes_;
+};
+
+}  // namespace turnout::routing

@@ -1,0 +1,105 @@
+// The meeting point of sessions waiting for new to apply their commits and
+// the feeder and applier that report the change stream's position
+// (routing/stream_positions.h).
+
+#include "routing/stream_positions.h"
+
+#include "gtest/gtest.h"
+
+namespace turnout::routing {
+namespace {
+
+const absl::Time kNow = absl::FromUnixSeconds(1705284000);
+const absl::Time kLive = kNow + absl::Seconds(3);
+
+struct CountingWaiter final : StreamPosition::Waiter {
+  int woken = 0;
+  void Wake() noexcept override { ++woken; }
+};
+
+TEST(StreamPositionTest, NotLiveUntilTheStreamReports) {
+  StreamPosition p;
+  CountingWaiter w;
+  const auto t = p.RequestSample();
+  EXPECT_EQ(p.Wait(t, &w, kNow), StreamPosition::WaitState::kNotLive);
+  p.Applied(100, kLive);
+  EXPECT_EQ(p.Wait(t, &w, kNow), StreamPosition::WaitState::kWaiting);
+  // Reports stop: past the last promise the stream is not waited for.
+  p.Cancel(&w);
+  EXPECT_EQ(p.Wait(t, &w, kLive), StreamPosition::WaitState::kNotLive);
+}
+
+TEST(StreamPositionTest, OneSampleAnswersEveryEarlierRequest) {
+  StreamPosition p;
+  int wakeups = 0;
+  p.SetSampleListener([&] { ++wakeups; });
+  p.Applied(100, kLive);
+  const auto t1 = p.RequestSample();
+  const auto t2 = p.RequestSample();
+  EXPECT_EQ(wakeups, 2);  // no sample running yet: each request may wake the feeder
+  const auto taken = p.TakeSampleRequest();
+  EXPECT_EQ(taken, t2);
+  EXPECT_EQ(p.TakeSampleRequest(), 0u);  // one at a time
+  const auto t3 = p.RequestSample();     // after the sample started: needs the next one
+  EXPECT_EQ(wakeups, 2);
+
+  CountingWaiter w1, w2, w3;
+  EXPECT_EQ(p.Wait(t1, &w1, kNow), StreamPosition::WaitState::kWaiting);
+  EXPECT_EQ(p.Wait(t2, &w2, kNow), StreamPosition::WaitState::kWaiting);
+  EXPECT_EQ(p.Wait(t3, &w3, kNow), StreamPosition::WaitState::kWaiting);
+  p.SampleTaken(taken, 200);
+  EXPECT_EQ(p.TakeSampleRequest(), t3);
+  EXPECT_EQ(w1.woken + w2.woken + w3.woken, 0);  // new is at 100, old was at 200
+
+  p.Applied(199, kLive);
+  EXPECT_EQ(w1.woken + w2.woken, 0);
+  p.Applied(200, kLive);
+  EXPECT_EQ(w1.woken, 1);
+  EXPECT_EQ(w2.woken, 1);
+  EXPECT_EQ(w3.woken, 0);  // its sample is not taken yet
+  p.SampleTaken(t3, 250);
+  EXPECT_EQ(w3.woken, 0);
+  p.Applied(260, kLive);
+  EXPECT_EQ(w3.woken, 1);
+  // Reached tickets answer at once, without registering.
+  EXPECT_EQ(p.Wait(t1, &w1, kNow), StreamPosition::WaitState::kReached);
+  EXPECT_EQ(p.Wait(t3, &w3, kNow), StreamPosition::WaitState::kReached);
+}
+
+TEST(StreamPositionTest, AFailedSampleReleasesItsWaiters) {
+  StreamPosition p;
+  p.Applied(100, kLive);
+  const auto t = p.RequestSample();
+  CountingWaiter w;
+  EXPECT_EQ(p.Wait(t, &w, kNow), StreamPosition::WaitState::kWaiting);
+  p.SampleTaken(p.TakeSampleRequest(), 0);
+  EXPECT_EQ(w.woken, 1);
+  EXPECT_EQ(p.Wait(t, &w, kNow), StreamPosition::WaitState::kNotLive);
+  EXPECT_EQ(p.TakeSampleRequest(), 0u);
+}
+
+TEST(StreamPositionTest, StoppedReleasesEveryWaiterAndCancelIsFinal) {
+  StreamPosition p;
+  p.Applied(100, kLive);
+  CountingWaiter a, b;
+  EXPECT_EQ(p.Wait(p.RequestSample(), &a, kNow), StreamPosition::WaitState::kWaiting);
+  EXPECT_EQ(p.Wait(p.RequestSample(), &b, kNow), StreamPosition::WaitState::kWaiting);
+  p.Cancel(&b);
+  p.Cancel(&b);
+  p.Stopped();
+  EXPECT_EQ(a.woken, 1);
+  EXPECT_EQ(b.woken, 0);
+  EXPECT_FALSE(p.live(kNow));
+}
+
+TEST(StreamPositionsTest, OneEntryPerRouteThatStays) {
+  StreamPositions all;
+  StreamPosition& a = all.For("db");
+  all.For("other").Applied(5, kLive);
+  EXPECT_EQ(&all.For("db"), &a);
+  EXPECT_EQ(all.For("other").applied(), 5u);
+  EXPECT_EQ(a.applied(), 0u);
+}
+
+}  // namespace
+}  // namespace turnout::routing
