@@ -86,15 +86,20 @@ absl::Status ValidateData(const json::value& v) {
     } else if (kv.key() == "verify") {
       // Continuous verification (control/continuous_verify.h).
       const auto& f = kv.value();
-      if (!f.is_object()) return absl::InvalidArgumentError("data.verify: expected {\"continuous\": true, \"interval_s\": n}");
+      if (!f.is_object())
+        return absl::InvalidArgumentError(
+            "data.verify: expected {\"continuous\": true, \"interval_s\": n, \"rows_per_second\": n}");
       for (const auto& sub : f.as_object()) {
         if (sub.key() == "continuous") {
           if (!sub.value().is_bool()) return absl::InvalidArgumentError("data.verify.continuous: expected true or false");
         } else if (sub.key() == "interval_s") {
           if (auto st = whole(sub.value(), "verify.interval_s", 5, 86400); !st.ok()) return st;
+        } else if (sub.key() == "rows_per_second") {
+          // The throttle of continuous verification; absent: unthrottled.
+          if (auto st = whole(sub.value(), "verify.rows_per_second", 1, 1000000000); !st.ok()) return st;
         } else {
-          return absl::InvalidArgumentError(absl::StrCat("data.verify.", ToStd(sub.key()),
-                                                         ": unknown field (allowed: continuous, interval_s)"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "data.verify.", ToStd(sub.key()), ": unknown field (allowed: continuous, interval_s, rows_per_second)"));
         }
       }
     } else {
