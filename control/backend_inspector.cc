@@ -18,6 +18,7 @@
 #include "control/pg_side.h"
 #include "control/pg_verify.h"
 #include "control/redis_verify.h"
+#include "control/verify_pace.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -218,6 +219,17 @@ absl::StatusOr<json::value> DryRun(const routing::Config& config, const Migratio
 }
 
 absl::StatusOr<json::value> Verify(const routing::Config& config, const Migration& m) {
+  return Verify(config, m, VerifyOptions{});
+}
+
+absl::StatusOr<json::value> Verify(const routing::Config& config, const Migration& m, const VerifyOptions& run) {
+  VerifyPace pace(run.rows_per_second, run.stopping);
+  // After each chunk: the throttle's wait, then the progress.
+  auto took = [&](const std::string& route, const std::string& table, std::int64_t rows) -> absl::Status {
+    if (!pace.Took(rows)) return absl::CancelledError("verification stopped");
+    if (!run.progress) return absl::OkStatus();
+    return run.progress(VerifyProgress{route, table, pace.rows(), pace.elapsed_seconds(), pace.rate(), pace.limit()});
+  };
   json::array routes;
   bool all_equal = true;
   for (const auto& i : m.interlays) {
@@ -238,15 +250,25 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       for (const PgSide* side : {&old_side, &new_side})
         if (auto st = PrepareVerifySession(*side); !st.ok()) return st;
       PgVerifyOptions options;
+      // A chunk is at most one second of the throttle's budget.
+      if (run.rows_per_second > 0) options.chunk_rows = std::min(options.chunk_rows, run.rows_per_second);
+      // "lsn" mode while the route's change stream runs.
+      for (const auto& p : m.progress.routes)
+        if (p.route == i.route && p.stream.phase == "streaming" && !p.stream.slot.empty())
+          options.wait_new_applied_past = StreamPositionWait(old_side, new_side, p.stream.slot, run.lsn_wait);
+      std::string consistency = options.wait_new_applied_past ? "lsn" : "recheck";
       json::array tables;
       for (const auto& [table, cols] : *os) {
         if (!InScope(table, ScopeTables(m))) continue;
+        options.after_chunk = [&, table = table](std::int64_t rows) { return took(r->name, table, rows); };
         auto v = VerifyPgTable(old_side, new_side, table, options);
         if (!v.ok()) return v.status();
         if (!v->equal) differences.emplace_back(PgTableVerifySummary(*v));
+        if (v->mode == "recheck" && consistency == "lsn") consistency = "lsn, recheck where the stream lagged";
         tables.push_back(PgTableVerifyToJson(*v, options.max_reported));
       }
-      out["mode"] = options.wait_new_applied_past ? "stream" : "recheck";
+      out["mode"] = consistency;
+      out["consistency"] = consistency;
       out["tables"] = std::move(tables);
     } else {
       auto oc = RedisConnect(*old_b);
@@ -255,7 +277,11 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       if (!nc.ok()) return absl::UnavailableError(absl::StrCat("new: ", nc.status().message()));
       std::vector<std::string> globs = ScopeKeys(m);
       if (globs.empty()) globs.push_back("*");
-      auto v = VerifyRedisKeys(oc->get(), nc->get(), globs);
+      RedisVerifyOptions options;
+      if (run.rows_per_second > 0)
+        options.batch = static_cast<std::size_t>(std::min<std::int64_t>(options.batch, run.rows_per_second));
+      options.after_batch = [&](std::int64_t keys) { return took(r->name, "keys", keys); };
+      auto v = VerifyRedisKeys(oc->get(), nc->get(), globs, options);
       if (!v.ok()) return v.status();
       json::array keys;
       for (const auto& d : v->differences) {

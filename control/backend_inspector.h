@@ -6,7 +6,12 @@
 
 #include <boost/json/value.hpp>
 
+#include <cstdint>
+#include <functional>
+#include <string>
+
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "control/migration.h"
 #include "routing/config.h"
 
@@ -22,6 +27,33 @@ absl::StatusOr<boost::json::value> DryRun(const routing::Config& config, const M
 // each table's entry names them by primary key, with the differing columns);
 // per Redis scope key counts and per-key value comparison. Differences name
 // the table or key.
+//
+// Consistency: a Postgres route whose change stream runs (its progress says
+// "streaming") is compared in "lsn" mode, else in "recheck" mode
+// (control/pg_verify.h); each route and table says which in "consistency".
 absl::StatusOr<boost::json::value> Verify(const routing::Config& config, const Migration& m);
+
+// Where a run is, after each chunk of rows or keys (continuous verification
+// saves it in the record).
+struct VerifyProgress {
+  std::string route, table;  // table: "keys" for a Redis route
+  std::int64_t rows = 0;     // compared so far in this run (rows and keys)
+  double elapsed_seconds = 0;
+  double rate = 0;           // rows / elapsed_seconds
+  std::int64_t rows_per_second = 0;  // the budget; 0: unthrottled
+};
+
+struct VerifyOptions {
+  // The throttle (data.verify.rows_per_second, control/verify_pace.h); 0: none.
+  std::int64_t rows_per_second = 0;
+  // After every chunk; a status other than OK ends the run with it.
+  std::function<absl::Status(const VerifyProgress&)> progress;
+  // Asked while the throttle waits: true ends the run (Cancelled).
+  std::function<bool()> stopping;
+  // "lsn" mode: how long a chunk waits for the stream to apply past old's snapshot.
+  absl::Duration lsn_wait = absl::Seconds(10);
+};
+absl::StatusOr<boost::json::value> Verify(const routing::Config& config, const Migration& m,
+                                          const VerifyOptions& options);
 
 }  // namespace turnout::control

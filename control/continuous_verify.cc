@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "control/backend_inspector.h"
@@ -54,6 +55,8 @@ ContinuousVerifySpec ContinuousVerifySpecOf(const json::value& data) {
   if (auto* c = v->as_object().if_contains("continuous"); c && c->is_bool()) s.continuous = c->as_bool();
   if (auto* i = v->as_object().if_contains("interval_s"); i && i->is_int64() && i->as_int64() > 0)
     s.interval = std::chrono::seconds(i->as_int64());
+  if (auto* r = v->as_object().if_contains("rows_per_second"); r && r->is_int64() && r->as_int64() > 0)
+    s.rows_per_second = r->as_int64();
   return s;
 }
 
@@ -178,24 +181,65 @@ Clock::time_point ContinuousVerifier::Pass() {
   return next;
 }
 
+bool ContinuousVerifier::Stopping() {
+  std::lock_guard<std::mutex> l(mu_);
+  return stopping_;
+}
+
+namespace {
+json::object PaceJson(const VerifyProgress& p) {
+  json::object o{{"route", p.route},
+                 {"table", p.table},
+                 {"rows", p.rows},
+                 {"elapsed_s", p.elapsed_seconds},
+                 {"rate", p.rate}};
+  if (p.rows_per_second > 0) o["rows_per_second"] = p.rows_per_second;
+  return o;
+}
+}  // namespace
+
 void ContinuousVerifier::RunOnce(const std::string& id) {
   // The current record (the copy in latest_ may be a publication old).
   auto m = service_->Snapshot(id);
   if (!m.ok() || !Wanted(*m)) return;
-  auto report = options_.verify ? options_.verify(*config_, *m) : Verify(*config_, *m);
+  // The last report stays in the record while this run says where it is.
+  json::value last = m->progress.continuous_verification.is_object() ? m->progress.continuous_verification
+                                                                     : json::value(json::object{});
+  last.as_object().erase("progress");  // of a run stopped midway
+  const std::string started = NowRfc3339();
+  VerifyOptions run;
+  run.rows_per_second = ContinuousVerifySpecOf(m->data).rows_per_second;
+  run.stopping = [this] { return Stopping(); };
+  std::optional<VerifyProgress> latest;
+  auto next_save = Clock::now();
+  run.progress = [&](const VerifyProgress& p) -> absl::Status {
+    latest = p;
+    if (Clock::now() < next_save) return absl::OkStatus();
+    next_save = Clock::now() + std::chrono::seconds(1);
+    json::value now = last;
+    json::object progress = PaceJson(p);
+    progress["started_at"] = started;
+    now.as_object()["progress"] = std::move(progress);
+    if (auto st = service_->SaveContinuousVerification(id, now, false, 0); !st.ok())
+      Log(absl::StrCat("migration ", id, ": cannot save the progress: ", st.message()));
+    return absl::OkStatus();
+  };
+  auto report = options_.verify ? options_.verify(*config_, *m) : Verify(*config_, *m, run);
+  if (!report.ok() && report.status().code() == absl::StatusCode::kCancelled && Stopping()) return;
   json::value result;
   bool counted = false;
   std::int64_t rows = 0;
   if (report.ok() && report->is_object()) {
     result = *std::move(report);
     result.as_object()["at"] = NowRfc3339();
+    result.as_object()["started_at"] = started;
     result.as_object()["runner"] = options_.instance_id;
+    if (latest) result.as_object()["pace"] = PaceJson(*latest);
     counted = true;
     rows = RowsCompared(result);
   } else {
     // The last good report stays, with the error next to it.
-    result = m->progress.continuous_verification.is_object() ? m->progress.continuous_verification
-                                                             : json::value(json::object{});
+    result = last;
     const std::string error =
         report.ok() ? std::string("the report is not an object") : std::string(report.status().message());
     result.as_object()["error"] = error;

@@ -19,8 +19,15 @@
 // copy's backlog, not findings): a route counts as copied once its phase is
 // done or its change stream is streaming / caught up.
 //
-// A run in progress is not interrupted: Stop() waits for it (bounded by the
-// backends' timeouts).
+// Throttle and progress: with `"rows_per_second": n` a run compares at most
+// n rows (Postgres) or keys (Redis) per second, in chunks of at most n. While
+// it runs, the record's continuous_verification holds the last report (or
+// nothing yet) plus "progress": {route, table, rows, elapsed_s, rate,
+// rows_per_second}, saved at most once a second; a finished report carries
+// the same figures as "pace".
+//
+// Stop() ends a run waiting on its throttle at once; a run in the middle of
+// a comparison is waited for (bounded by the backends' timeouts).
 
 #include <boost/json/value.hpp>
 
@@ -45,6 +52,7 @@ namespace turnout::control {
 struct ContinuousVerifySpec {
   bool continuous = false;
   std::chrono::seconds interval{30};
+  std::int64_t rows_per_second = 0;  // the throttle (control/verify_pace.h); 0: none
 };
 ContinuousVerifySpec ContinuousVerifySpecOf(const boost::json::value& data);
 
@@ -82,6 +90,7 @@ class ContinuousVerifier {
   // One pass: locks taken or dropped, due runs made. Returns when to look again.
   std::chrono::steady_clock::time_point Pass();
   void RunOnce(const std::string& id);
+  bool Stopping();
   void Log(const std::string& line) const;
 
   const std::shared_ptr<const routing::Config> config_;

@@ -274,13 +274,64 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
   return absl::OkStatus();
 }
 
-// The rows that differ, when the verifier can name every one of them (a
-// primary key, the same columns on both sides, at most kMaxRowRepair rows);
+// A table without a key, for the rows `v` found (as multisets, by the md5
+// of each row's text): of a row the target holds `count` copies too many,
+// exactly that many are deleted (by ctid); of a row the source holds more
+// copies of, `count` copies are read there and inserted. Other rows are not
+// read or written.
+absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Table& t, const PgTableVerify& v,
+                            PgTableRepair& r) {
+  const std::string cols = absl::StrJoin(t.columns, ", ");
+  // The verifier's digest text of a row, on either side (same session settings).
+  const std::string row_md5 = absl::StrCat("md5(row(", absl::StrJoin(v.row_columns, ", "), ")::text)");
+  std::vector<std::string> text_cols;
+  for (const auto& c : t.columns) text_cols.push_back(c + "::text");
+  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
+    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
+  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
+    return st.status();
+  for (const auto& d : v.differences) {
+    const std::string count = std::to_string(d.count);
+    if (d.kind == PgRowDifference::Kind::kOnlyNew) {
+      auto deleted = PgExec(target,
+                            absl::StrCat("delete from ", t.quoted, " where ctid = any(array(select ctid from ", t.quoted,
+                                         " where ", row_md5, " = $1 limit $2::bigint))"),
+                            {d.row_md5, count}, "delete extra copies");
+      if (!deleted.ok()) return deleted.status();
+      r.deleted += std::atoll(PQcmdTuples(deleted->get()));
+      continue;
+    }
+    auto rows = PgExec(source,
+                       absl::StrCat("select ", absl::StrJoin(text_cols, ", "), " from ", t.quoted, " where ", row_md5,
+                                    " = $1 limit $2::bigint"),
+                       {d.row_md5, count}, "read missing copies");
+    if (!rows.ok()) return rows.status();
+    json::array staged;
+    for (int i = 0; i < PQntuples(rows->get()); ++i) {
+      json::array row;
+      for (int c = 0; c < static_cast<int>(t.columns.size()); ++c)
+        if (PQgetisnull(rows->get(), i, c)) row.emplace_back(nullptr);
+        else row.emplace_back(PgValue(*rows, i, c));
+      staged.push_back(std::move(row));
+    }
+    auto inserted = PgExec(target,
+                           absl::StrCat("insert into ", t.quoted, " (", cols, ") overriding system value select ",
+                                        Casts(t.types), " from jsonb_array_elements($1::jsonb) e"),
+                           {json::serialize(staged)}, "insert missing copies");
+    if (!inserted.ok()) return inserted.status();
+    r.upserted += std::atoll(PQcmdTuples(inserted->get()));
+  }
+  if (auto st = PgExec(target, "commit"); !st.ok()) return st.status();
+  return absl::OkStatus();
+}
+
+// The rows that differ, when the verifier can name every one of them (by
+// primary key, or as whole rows of a table without one; the same columns on
+// both sides, at most kMaxRowRepair rows);
 // otherwise nothing, and the table is resynchronised whole.
 constexpr std::size_t kMaxRowRepair = 20000;
 absl::StatusOr<std::optional<PgTableVerify>> DifferingRows(const PgSide& source, const PgSide& target, const Table& t,
                                                            const PgTableRepair& r) {
-  if (t.pk.empty()) return std::optional<PgTableVerify>();
   PgVerifyOptions o;
   // The repair copies each listed row as the source holds it when copied,
   // so a row that was only in flight is rewritten with equal values: no
@@ -306,7 +357,8 @@ absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgT
     r.method = "rows";
     r.source_rows = (*rows)->old_rows;
     r.rows_differing = (*rows)->differences_total;
-    if ((*rows)->differences_total > 0) st = ResyncRows(source, target, t, **rows, r);
+    if ((*rows)->differences_total > 0)
+      st = t.pk.empty() ? ResyncMultiset(source, target, t, **rows, r) : ResyncRows(source, target, t, **rows, r);
   } else {
     r.method = "table";
     st = Resync(source, target, t, r);

@@ -8,8 +8,11 @@
 // new) names the rows that differ by primary key; when it can name all of
 // them (at most 20,000, same columns on both sides), exactly those rows are
 // re-copied: the source's version of each listed key is staged on the target,
-// listed keys the source lacks are deleted, staged rows upserted. No other
-// row is read from the source or written on the target.
+// listed keys the source lacks are deleted, staged rows upserted. A table
+// without a key is repaired as a multiset: of each row the target holds too
+// many copies of, exactly that many are deleted (by ctid); each row the
+// source holds more copies of is copied that many times. No other row is
+// read from the source or written on the target.
 //
 // Else the whole table:
 //
@@ -19,7 +22,8 @@
 //                        upserted (INSERT … ON CONFLICT (pk) DO UPDATE), rows
 //                        already equal left untouched (no dead tuples for the
 //                        rows a few failed writes did not touch).
-//   without one          DELETE of every row, then COPY of the source's rows.
+//   without one          DELETE of every row, then COPY of the source's rows
+//                        (when the verifier cannot list every differing row).
 //
 // The target table is locked (SHARE ROW EXCLUSIVE: reads go on, writes wait)
 // before the source is read, so a dual-write that reaches the target during
@@ -48,7 +52,7 @@ struct PgTableRepair {
   bool ok = false;       // resynchronised and committed
   std::string error;     // why not; or, when ok, the owned sequences that could not be advanced
   bool has_primary_key = false;  // false: copied whole
-  std::string method;            // "rows" (the differing rows only) or "table" (resynchronised whole)
+  std::string method;            // "rows" (the differing rows only; keyless: copies) or "table" (resynchronised whole)
   std::int64_t rows_differing = 0;  // "rows": what the verifier found before the repair
   std::int64_t source_rows = 0;
   std::int64_t upserted = 0;  // inserted, or updated because they differed

@@ -128,7 +128,8 @@ class TableVerifier {
 
   absl::Status Run() {
     if (auto st = Describe(); !st.ok() || !out_.error_new.empty()) return st;
-    out_.mode = o_.recheck_delay > absl::ZeroDuration() ? "recheck" : "single pass";
+    lsn_ = static_cast<bool>(o_.wait_new_applied_past);
+    out_.mode = lsn_ ? "lsn" : o_.recheck_delay > absl::ZeroDuration() ? "recheck" : "single pass";
     if (s_.key.empty()) return RunKeyless();
     return RunKeyed();
   }
@@ -184,6 +185,7 @@ class TableVerifier {
     }
     std::vector<std::string> cols, expr, order, text;
     for (const auto& c : s_.columns) cols.push_back(c.quoted);
+    out_.row_columns = cols;
     s_.row_text = absl::StrCat("row(", absl::StrJoin(cols, ", "), ")::text");
     // Qualified: in ORDER BY a bare name would mean the output column of
     // the same name (the key as text), and sort as text.
@@ -269,24 +271,40 @@ class TableVerifier {
     return out;
   }
 
-  // key -> md5 of the row, for the rows of `r` on `s`; a key seen twice
-  // (no unique index on that side) sets `duplicate`.
-  std::map<Key, std::string> RowsOf(const PgResult& res, bool& duplicate) const {
-    std::map<Key, std::string> out;
+  // A row's md5 and version on one side (both empty: absent).
+  struct Version {
+    std::string h, v;
+  };
+  // key -> (md5, version) of the rows of a result of `RowSql`; a key seen
+  // twice (no unique index on that side) sets `duplicate`.
+  std::map<Key, Version> RowsOf(const PgResult& res, bool& duplicate) const {
+    std::map<Key, Version> out;
     const int n = static_cast<int>(s_.key.size());
     for (int i = 0; i < PQntuples(res.get()); ++i)
-      duplicate |= !out.emplace(KeyAt(res, i, s_.key.size()), PgValue(res, i, n)).second;
+      duplicate |= !out.emplace(KeyAt(res, i, s_.key.size()), Version{PgValue(res, i, n), PgValue(res, i, n + 1)}).second;
     return out;
   }
+  // Key, md5 and version (xmin and ctid: a version changes whenever the row
+  // is written) of the rows `where` selects.
+  std::string RowSql(const std::string& where) const {
+    return absl::StrCat("select ", s_.key_text, ", md5(", s_.row_text, "), xmin::text || ctid::text from ", s_.table,
+                        " turnout_t where ", where);
+  }
+
+  // A differing row as last read: old's and new's md5 and version.
+  struct Seen {
+    Version old_row, new_row;
+    Kind kind() const { return old_row.h.empty() ? Kind::kOnlyNew : new_row.h.empty() ? Kind::kOnlyOld : Kind::kChanged; }
+  };
 
   // What one pass found.
   struct Found {
-    std::map<Key, Kind> rows;  // at most max_keys
+    std::map<Key, Seen> rows;  // at most max_keys
     std::int64_t total = 0;    // all of them
-    std::vector<std::string> unexplained;
-    void Add(Key k, Kind kind, std::size_t cap) {
+    std::vector<std::pair<Range, std::string>> unexplained;
+    void Add(Key k, Seen seen, std::size_t cap) {
       ++total;
-      if (rows.size() < cap) rows.emplace(std::move(k), kind);
+      if (rows.size() < cap) rows.emplace(std::move(k), std::move(seen));
     }
   };
 
@@ -299,8 +317,7 @@ class TableVerifier {
 
   absl::Status Leaf(const Range& r, Found& f) {
     std::vector<std::string> params;
-    const std::string sql = absl::StrCat("select ", s_.key_text, ", md5(", s_.row_text, ") from ", s_.table,
-                                         " turnout_t where ", Where(r, params), " order by ", s_.key_order);
+    const std::string sql = RowSql(Where(r, params));
     auto res = ExecBoth(old_, new_, sql, params, "rows of " + out_.table);
     if (!res.ok()) return res.status();
     bool duplicate = false;
@@ -311,20 +328,20 @@ class TableVerifier {
     auto ni = n.begin();
     while (oi != o.end() || ni != n.end()) {
       if (ni == n.end() || (oi != o.end() && oi->first < ni->first)) {
-        f.Add(oi->first, Kind::kOnlyOld, o_.max_keys);
+        f.Add(oi->first, Seen{oi->second, {}}, o_.max_keys);
         ++oi;
       } else if (oi == o.end() || ni->first < oi->first) {
-        f.Add(ni->first, Kind::kOnlyNew, o_.max_keys);
+        f.Add(ni->first, Seen{{}, ni->second}, o_.max_keys);
         ++ni;
       } else {
-        if (oi->second != ni->second) f.Add(oi->first, Kind::kChanged, o_.max_keys);
+        if (oi->second.h != ni->second.h) f.Add(oi->first, Seen{oi->second, ni->second}, o_.max_keys);
         ++oi;
         ++ni;
       }
     }
     if (f.total == before)
-      f.unexplained.push_back(absl::StrCat(Describe(r), duplicate ? ": a key repeats on one side"
-                                                                  : ": digests differed, rows did not (a write in flight?)"));
+      f.unexplained.emplace_back(r, absl::StrCat(Describe(r), duplicate ? ": a key repeats on one side"
+                                                                       : ": digests differed, rows did not (a write in flight?)"));
     return absl::OkStatus();
   }
 
@@ -352,22 +369,116 @@ class TableVerifier {
     return absl::OkStatus();
   }
 
-  // Both sides of one differing range, compared again.
-  absl::Status Recompare(const Range& r, Found& f) {
-    auto d = DigestBoth(r);
-    if (!d.ok()) return d.status();
-    if (d->first == d->second) return absl::OkStatus();
-    return Bisect(r, d->first, d->second, 0, f);
+  // "lsn" mode: a snapshot on old, its position L, the wait for new to apply
+  // past L, and a snapshot on new (taken by the next statement there).
+  // False when not in "lsn" mode, or when it just fell back to "recheck".
+  absl::StatusOr<bool> OpenSnapshots() {
+    if (!lsn_) return false;
+    constexpr const char* kBegin = "begin isolation level repeatable read read only";
+    if (auto st = PgExec(old_, kBegin); !st.ok()) return st.status();
+    // The snapshot is taken when this statement starts; a commit it sees
+    // wrote its record before, so the insert position read now is past it
+    // (pg_current_wal_lsn, the write position, may still be behind it).
+    auto l = PgExec(old_, "select pg_current_wal_insert_lsn()::text", {}, "snapshot position");
+    if (!l.ok()) return l.status();
+    const std::string lsn = PgValue(*l, 0, 0);
+    if (auto st = o_.wait_new_applied_past(lsn); !st.ok()) {
+      if (auto rb = PgExec(old_, "rollback"); !rb.ok()) return rb.status();
+      lsn_ = false;
+      out_.mode = "recheck";
+      out_.consistency_note = absl::StrCat(st.message(), ": the rest of the table was compared by rechecking");
+      return false;
+    }
+    if (auto st = PgExec(new_, kBegin); !st.ok()) return st.status();
+    return true;
+  }
+  absl::Status CloseSnapshots(bool open) {
+    if (!open) return absl::OkStatus();
+    for (const PgSide* side : {&old_, &new_})
+      if (auto st = PgExec(*side, "commit"); !st.ok()) return st.status();
+    return absl::OkStatus();
+  }
+
+  // key -> what both sides hold now, for `keys` (absent on both: missing).
+  absl::Status ReadKeys(const std::map<Key, Seen>& keys, std::map<Key, Seen>& out) {
+    std::vector<std::string> casts, columns;
+    for (std::size_t i = 0; i < s_.key.size(); ++i) {
+      casts.push_back(absl::StrCat("(e->>", i, ")::", s_.key[i].type));
+      columns.push_back(s_.key[i].quoted);
+    }
+    const std::string sql = RowSql(absl::StrCat("(", absl::StrJoin(columns, ", "), ") in (select ",
+                                                absl::StrJoin(casts, ", "), " from jsonb_array_elements($1::jsonb) e)"));
+    constexpr std::size_t kBatch = 1000;
+    for (auto it = keys.begin(); it != keys.end();) {
+      json::array batch;
+      for (; it != keys.end() && batch.size() < kBatch; ++it) {
+        json::array k;
+        for (const auto& v : it->first) k.emplace_back(v);
+        batch.push_back(std::move(k));
+      }
+      auto res = ExecBoth(old_, new_, sql, {json::serialize(batch)}, "rows of " + out_.table);
+      if (!res.ok()) return res.status();
+      bool duplicate = false;
+      for (auto& [k, v] : RowsOf(res->first, duplicate)) out[k].old_row = std::move(v);
+      for (auto& [k, v] : RowsOf(res->second, duplicate)) out[k].new_row = std::move(v);
+    }
+    return absl::OkStatus();
+  }
+
+  // The rows of the first pass, read again until each is equal (dropped),
+  // unchanged on both sides since the last read and still different (kept),
+  // or still changing after the last round (rows_unsettled). Ranges no row
+  // explained are kept if they still differ at the first reread.
+  absl::Status Settle(Found& f) {
+    if (!lsn_ && o_.recheck_delay <= absl::ZeroDuration()) return absl::OkStatus();  // single pass
+    if (f.rows.empty() && f.unexplained.empty()) return absl::OkStatus();
+    const std::int64_t untracked = f.total - static_cast<std::int64_t>(f.rows.size());
+    std::map<Key, Seen> pending = std::move(f.rows), confirmed;
+    const int rounds = std::max(1, o_.settle_rounds);
+    for (int round = 0; round < rounds && (!pending.empty() || (round == 0 && !f.unexplained.empty())); ++round) {
+      const bool was_lsn = lsn_;
+      if (!lsn_) absl::SleepFor(o_.recheck_delay);
+      if (round == 0 && o_.before_recheck) o_.before_recheck();
+      auto open = OpenSnapshots();
+      if (!open.ok()) return open.status();
+      // Fell back just now: a recheck reads only after its delay.
+      if (was_lsn && !lsn_) absl::SleepFor(o_.recheck_delay);
+      std::map<Key, Seen> now;
+      if (auto st = ReadKeys(pending, now); !st.ok()) return st;
+      if (round == 0) {
+        std::vector<std::pair<Range, std::string>> still;
+        for (auto& u : f.unexplained) {
+          auto d = DigestBoth(u.first);
+          if (!d.ok()) return d.status();
+          if (!(d->first == d->second)) still.push_back(std::move(u));
+        }
+        f.unexplained = std::move(still);
+      }
+      if (auto st = CloseSnapshots(*open); !st.ok()) return st;
+      std::map<Key, Seen> next;
+      for (auto& [k, before] : pending) {
+        Seen& cur = now[k];
+        if (cur.old_row.h == cur.new_row.h) continue;  // equal now: it was in flight
+        if (cur.old_row.v == before.old_row.v && cur.new_row.v == before.new_row.v) confirmed.emplace(k, std::move(cur));
+        else next.emplace(k, std::move(cur));
+      }
+      pending = std::move(next);
+    }
+    out_.rows_unsettled = static_cast<std::int64_t>(pending.size());
+    f.rows = std::move(confirmed);
+    f.total = static_cast<std::int64_t>(f.rows.size()) + untracked;
+    return absl::OkStatus();
   }
 
   absl::Status RunKeyed() {
-    Found first;
-    std::vector<Range> differing;
+    Found found;
     std::optional<Key> lower;
     for (;;) {
       auto upper = NextBoundary(lower);
       if (!upper.ok()) return upper.status();
       const Range r{lower, *upper};
+      auto open = OpenSnapshots();
+      if (!open.ok()) return open.status();
       auto d = DigestBoth(r);
       if (!d.ok()) return d.status();
       ++out_.chunks;
@@ -375,39 +486,20 @@ class TableVerifier {
       out_.new_rows += d->second.rows;
       if (!(d->first == d->second)) {
         ++out_.chunks_differing;
-        differing.push_back(r);
-        if (auto st = Bisect(r, d->first, d->second, 0, first); !st.ok()) return st;
+        if (auto st = Bisect(r, d->first, d->second, 0, found); !st.ok()) return st;
       }
+      if (auto st = CloseSnapshots(*open); !st.ok()) return st;
+      if (o_.after_chunk)
+        if (auto st = o_.after_chunk(std::max(d->first.rows, d->second.rows)); !st.ok()) return st;
       if (!*upper) break;
       lower = *upper;
     }
-    Found final_found = std::move(first);
-    if (!differing.empty() && o_.recheck_delay > absl::ZeroDuration()) {
-      absl::SleepFor(o_.recheck_delay);
-      if (o_.before_recheck) o_.before_recheck();
-      Found second;
-      for (const auto& r : differing)
-        if (auto st = Recompare(r, second); !st.ok()) return st;
-      // Only what differed both times. When the first pass collected every
-      // key, the intersection is exact; else the second pass stands.
-      const bool first_complete = final_found.total == static_cast<std::int64_t>(final_found.rows.size());
-      if (first_complete) {
-        Found both;
-        for (auto& [k, kind] : second.rows)
-          if (final_found.rows.contains(k)) both.Add(k, kind, o_.max_keys);
-        if (second.total > static_cast<std::int64_t>(second.rows.size()))
-          both.total += second.total - static_cast<std::int64_t>(second.rows.size());
-        both.unexplained = std::move(second.unexplained);
-        final_found = std::move(both);
-      } else {
-        final_found = std::move(second);
-      }
-    }
-    out_.differences_total = final_found.total;
-    out_.unexplained = std::move(final_found.unexplained);
-    for (auto& [k, kind] : final_found.rows) {
+    if (auto st = Settle(found); !st.ok()) return st;
+    out_.differences_total = found.total;
+    for (auto& u : found.unexplained) out_.unexplained.push_back(std::move(u.second));
+    for (auto& [k, seen] : found.rows) {
       PgRowDifference d;
-      d.kind = kind;
+      d.kind = seen.kind();
       d.key = k;
       out_.differences.push_back(std::move(d));
     }
@@ -512,25 +604,34 @@ class TableVerifier {
         d.kind = oc > nc ? Kind::kOnlyOld : Kind::kOnlyNew;
         d.count = oc > nc ? oc - nc : nc - oc;
         d.row = Truncated(oc > nc ? oi->second.second : ni->second.second, o_.max_value_chars * 4);
+        d.row_md5 = h;
         out.emplace(h, std::move(d));
       }
     }
     return absl::OkStatus();
   }
 
-  absl::Status RunKeyless() {
-    auto buckets = DifferingBuckets(true);
+  // One comparison of the whole table (in "lsn" mode at a snapshot pair).
+  absl::Status KeylessPass(bool count_rows, Multiset& found) {
+    auto open = OpenSnapshots();
+    if (!open.ok()) return open.status();
+    auto buckets = DifferingBuckets(count_rows);
     if (!buckets.ok()) return buckets.status();
-    out_.chunks_differing = static_cast<std::int64_t>(buckets->size());
-    Multiset found;
+    if (count_rows) out_.chunks_differing = static_cast<std::int64_t>(buckets->size());
     if (auto st = CompareBuckets(*buckets, found); !st.ok()) return st;
-    if (!found.empty() && o_.recheck_delay > absl::ZeroDuration()) {
-      absl::SleepFor(o_.recheck_delay);
+    return CloseSnapshots(*open);
+  }
+
+  absl::Status RunKeyless() {
+    Multiset found;
+    if (auto st = KeylessPass(true, found); !st.ok()) return st;
+    if (o_.after_chunk)
+      if (auto st = o_.after_chunk(std::max(out_.old_rows, out_.new_rows)); !st.ok()) return st;
+    if (!found.empty() && (lsn_ || o_.recheck_delay > absl::ZeroDuration())) {
+      if (!lsn_) absl::SleepFor(o_.recheck_delay);
       if (o_.before_recheck) o_.before_recheck();
-      auto again = DifferingBuckets(false);
-      if (!again.ok()) return again.status();
       Multiset second;
-      if (auto st = CompareBuckets(*again, second); !st.ok()) return st;
+      if (auto st = KeylessPass(false, second); !st.ok()) return st;
       Multiset both;
       for (auto& [h, d] : second) {
         auto it = found.find(h);
@@ -552,6 +653,7 @@ class TableVerifier {
   const PgVerifyOptions& o_;
   PgTableVerify& out_;
   Shape s_;
+  bool lsn_ = false;  // "lsn" mode, until a wait for the stream runs out
 };
 
 const char* KindName(Kind k) {
@@ -585,6 +687,31 @@ absl::Status PrepareVerifySession(const PgSide& s) {
       .status();
 }
 
+std::function<absl::Status(const std::string&)> StreamPositionWait(const PgSide& old_side, const PgSide& new_side,
+                                                                   std::string slot, absl::Duration bound) {
+  return [old_side, new_side, slot = std::move(slot), bound](const std::string& lsn) -> absl::Status {
+    const absl::Time until = absl::Now() + bound;
+    for (;;) {
+      auto applied = PgExec(new_side,
+                            "select coalesce((select lsn >= $1::pg_lsn from _turnout.stream_position where slot = $2), "
+                            "false)",
+                            {lsn, slot}, "read the change stream's position");
+      if (!applied.ok()) return applied.status();
+      if (PgValue(*applied, 0, 0) == "t") return absl::OkStatus();
+      auto confirmed = PgExec(old_side,
+                              "select coalesce((select confirmed_flush_lsn >= $1::pg_lsn from pg_replication_slots "
+                              "where slot_name = $2), false)",
+                              {lsn, slot}, "read the change stream's slot");
+      if (!confirmed.ok()) return confirmed.status();
+      if (PgValue(*confirmed, 0, 0) == "t") return absl::OkStatus();
+      if (absl::Now() >= until)
+        return absl::DeadlineExceededError(absl::StrCat("the change stream (slot ", slot, ") did not apply past ", lsn,
+                                                        " within ", absl::FormatDuration(bound)));
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  };
+}
+
 absl::StatusOr<PgTableVerify> VerifyPgTable(const PgSide& old_side, const PgSide& new_side, const std::string& table,
                                             const PgVerifyOptions& options) {
   PgTableVerify out;
@@ -593,7 +720,13 @@ absl::StatusOr<PgTableVerify> VerifyPgTable(const PgSide& old_side, const PgSide
   o.chunk_rows = std::max<std::int64_t>(o.chunk_rows, 1);
   o.leaf_rows = std::max<std::int64_t>(o.leaf_rows, 1);
   TableVerifier v(old_side, new_side, o, out);
-  if (auto st = v.Run(); !st.ok()) return st;
+  if (auto st = v.Run(); !st.ok()) {
+    // A snapshot left open by the failure: the connections serve the next table.
+    for (const PgSide* side : {&old_side, &new_side})
+      if (PQstatus(side->conn) == CONNECTION_OK && PQtransactionStatus(side->conn) != PQTRANS_IDLE)
+        (void)PgExec(*side, "rollback");
+    return st;
+  }
   out.equal = out.error_new.empty() && out.differences_total == 0 && out.unexplained.empty() &&
               out.columns_only_old.empty() && out.columns_only_new.empty();
   return out;
@@ -614,6 +747,9 @@ json::object PgTableVerifyToJson(const PgTableVerify& v, std::size_t max_reporte
   t["chunks"] = v.chunks;
   t["chunks_differing"] = v.chunks_differing;
   t["mode"] = v.mode;
+  t["consistency"] = v.mode;
+  if (!v.consistency_note.empty()) t["consistency_note"] = v.consistency_note;
+  if (v.rows_unsettled > 0) t["rows_unsettled"] = v.rows_unsettled;
   t["differences_total"] = v.differences_total;
   json::array rows;
   for (const auto& d : v.differences) {

@@ -211,14 +211,17 @@ absl::Status ScanBoth(redisContext* old_c, redisContext* new_c, const std::strin
   return absl::OkStatus();
 }
 
-void CompareAll(redisContext* old_c, redisContext* new_c, const std::vector<std::string>& keys,
-                const RedisVerifyOptions& o, std::vector<RedisKeyDifference>& out) {
+absl::Status CompareAll(redisContext* old_c, redisContext* new_c, const std::vector<std::string>& keys,
+                        const RedisVerifyOptions& o, std::vector<RedisKeyDifference>& out, bool count = true) {
   std::vector<const std::string*> batch;
   for (std::size_t i = 0; i < keys.size();) {
     batch.clear();
     for (; i < keys.size() && batch.size() < o.batch; ++i) batch.push_back(&keys[i]);
     CompareBatch(old_c, new_c, batch, o, out);
+    if (count && o.after_batch)
+      if (auto st = o.after_batch(static_cast<std::int64_t>(batch.size())); !st.ok()) return st;
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -253,14 +256,15 @@ absl::StatusOr<RedisVerifyResult> VerifyRedisKeys(redisContext* old_c, redisCont
     std::set<std::string> seen;
     if (auto st = ScanBoth(old_c, new_c, glob, seen); !st.ok()) return st;
     out.keys_compared += static_cast<std::int64_t>(seen.size());
-    CompareAll(old_c, new_c, std::vector<std::string>(seen.begin(), seen.end()), o, found);
+    if (auto st = CompareAll(old_c, new_c, std::vector<std::string>(seen.begin(), seen.end()), o, found); !st.ok())
+      return st;
   }
   if (!found.empty() && o.recheck_delay > absl::ZeroDuration()) {
     absl::SleepFor(o.recheck_delay);
     std::vector<std::string> again;
     for (const auto& d : found) again.push_back(d.key);
     found.clear();
-    CompareAll(old_c, new_c, again, o, found);
+    if (auto st = CompareAll(old_c, new_c, again, o, found, /*count=*/false); !st.ok()) return st;
   }
   if (old_c->err || new_c->err)
     return absl::UnavailableError(absl::StrCat(old_c->err ? "old: " : "new: ", old_c->err ? old_c->errstr : new_c->errstr));

@@ -23,6 +23,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ struct RedisVerifyOptions {
   absl::Duration recheck_delay = absl::Milliseconds(300);
   std::size_t max_reported = 100;        // differences kept, in key order
   std::size_t max_value_chars = 64;      // values in `detail` are cut here
+  // After every batch of the first comparison, with its keys (the throttle
+  // of continuous verification); a status other than OK ends the run.
+  std::function<absl::Status(std::int64_t keys)> after_batch;
 };
 
 struct RedisKeyDifference {
