@@ -13,6 +13,9 @@
 #
 #   bench/pg_stream.sh BUILD_DIR         (starts the harness itself when its
 #   BENCH_SCALE=20 BENCH_SECONDS=20       environment is not set; defaults)
+#   BENCH_WORKERS=2                       the migration's data.workers
+#   BENCH_COPY_ONLY=1                     part 1 only (pg_dump, then the copy
+#                                         until the stream phase starts)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?usage: pg_stream.sh BUILD_DIR}
@@ -22,6 +25,8 @@ if [ -z "${TURNOUT_TEST_PG_OLD_PORT:-}" ]; then
 fi
 SCALE=${BENCH_SCALE:-20}
 SECS=${BENCH_SECONDS:-20}
+WORKERS=${BENCH_WORKERS:-2}
+COPY_ONLY=${BENCH_COPY_ONLY:-0}
 PY=/usr/bin/python3
 OLD=$TURNOUT_TEST_PG_OLD_PORT
 NEW=$TURNOUT_TEST_PG_NEW_PORT
@@ -149,7 +154,7 @@ pg_dump --data-only "${DUMP_ARGS[@]}" "$(conn "$OLD" "$DB")" \
 DUMP_S=$(sub "$(now)" "$t0")
 
 checkpoint
-create copy pg1 '{"type":"big_bang"}' '{"type":"snapshot"}'
+create copy pg1 '{"type":"big_bang"}' "{\"type\":\"snapshot\",\"workers\":$WORKERS}"
 t0=$(now)
 api POST /api/v1/migrations/copy/migrate >/dev/null
 COPY_END="" VERIFY_AT="n/a"
@@ -162,12 +167,21 @@ while :; do
   [ -z "$COPY_END" ] && [[ $phase == streaming || $phase == caught_up ]] && COPY_END=$(sub "$t" "$t0")
   [ "$VERIFY_AT" = n/a ] && [ "$(jq -r '.data.progress.status // ""' <<<"$m")" = verifying ] && VERIFY_AT=$(sub "$t" "$t0")
   [ "$s" = Completed ] && break
+  [ "$COPY_ONLY" = 1 ] && [ -n "$COPY_END" ] && break
   case $s in Failed | RolledBack) die copy "migration copy is $s" ;; esac
   [ $SECONDS -ge "$until" ] && die copy "migration copy not Completed after 1800 s"
-  sleep 0.2
+  sleep 0.05
 done
 TURNOUT_S=$(sub "$(now)" "$t0")
 COPY_EQUAL=$(jq -r '.data.progress.verification.equal // "n/a"' <<<"$m")
+if [ "$COPY_ONLY" = 1 ]; then
+  echo "pgbench scale $SCALE ($ROWS rows), workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  awk -v rows="$ROWS" -v dump="$DUMP_S" -v ce="$COPY_END" 'BEGIN {
+    printf "pg_dump --data-only | psql  %.0f rows/s (%s s)\n", rows / dump, dump
+    printf "turnout copy phase          %.0f rows/s (%s s)\n", rows / ce, ce
+    printf "ratio copy / pg_dump        %.2f x\n", dump / ce }'
+  exit 0
+fi
 for t in "${TABLES[@]}"; do
   a=$(q "$OLD" "$DB" "select count(*) from $t") b=$(q "$NEW" "$DB" "select count(*) from $t")
   [ "$a" = "$b" ] || die copy "after the copy $t has $a rows on old, $b on new"

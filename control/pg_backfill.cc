@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "control/backend_clients.h"
+#include "control/pg_copy_ranges.h"
 #include "control/pg_side.h"
 
 namespace turnout::control {
@@ -46,6 +47,9 @@ struct Table {
   std::vector<std::string> columns;   // quoted; copied (old's, not generated, present on new)
   std::vector<std::string> pk;        // quoted
   std::vector<std::string> pk_types;  // format_type()
+  // COPY in binary: the spec asks for it and every copied column has the
+  // same built-in type on both sides (see FormatClause).
+  bool binary = true;
   // Checkpoint state.
   bool done = false;
   std::vector<std::string> last;  // text of the last key copied; empty: from the start
@@ -101,19 +105,29 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
     auto target = PgExec(to, "select to_regclass($1)::oid", {t.quoted}, "find " + t.name);
     if (!target.ok()) return target.status();
     if (PQgetisnull(target->get(), 0, 0)) return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " does not exist on new"));
+    // Name, type, and whether the type is built in (an OID below
+    // FirstNormalObjectId, 16384: the same on every server).
     const std::string columns_sql =
-        "select quote_ident(attname) from pg_attribute where attrelid = $1::oid and attnum > 0 "
-        "and not attisdropped and attgenerated = '' order by attnum";
+        "select quote_ident(attname), format_type(atttypid, atttypmod), atttypid < 16384 from pg_attribute "
+        "where attrelid = $1::oid and attnum > 0 and not attisdropped and attgenerated = '' order by attnum";
     auto old_cols = PgExec(from, columns_sql, {t.oid}, "columns of " + t.name);
     if (!old_cols.ok()) return old_cols.status();
     auto new_cols = PgExec(to, columns_sql, {PgValue(*target, 0, 0)}, "columns of " + t.name);
     if (!new_cols.ok()) return new_cols.status();
-    std::vector<std::string> on_new;
-    for (int k = 0; k < PQntuples(new_cols->get()); ++k) on_new.push_back(PgValue(*new_cols, k, 0));
+    std::vector<std::string> on_new, new_types;
+    for (int k = 0; k < PQntuples(new_cols->get()); ++k) {
+      on_new.push_back(PgValue(*new_cols, k, 0));
+      new_types.push_back(PgValue(*new_cols, k, 1));
+    }
     for (int k = 0; k < PQntuples(old_cols->get()); ++k) {
       std::string c = PgValue(*old_cols, k, 0);
-      if (std::find(on_new.begin(), on_new.end(), c) != on_new.end()) t.columns.push_back(std::move(c));
-      else AddNote(progress, absl::StrCat("column ", t.name, ".", c, " does not exist on new: not copied"));
+      auto at = std::find(on_new.begin(), on_new.end(), c);
+      if (at == on_new.end()) {
+        AddNote(progress, absl::StrCat("column ", t.name, ".", c, " does not exist on new: not copied"));
+        continue;
+      }
+      if (PgValue(*old_cols, k, 2) != "t" || PgValue(*old_cols, k, 1) != new_types[at - on_new.begin()]) t.binary = false;
+      t.columns.push_back(std::move(c));
     }
     for (const auto& k : t.pk)
       if (std::find(t.columns.begin(), t.columns.end(), k) == t.columns.end())
@@ -216,7 +230,16 @@ std::string ApplySql(const Table& t, const std::string& stage, ConflictRule rule
   return sql + "update set " + absl::StrJoin(sets, ", ");
 }
 
-std::string FormatClause(const DataSpec& spec) { return spec.binary ? " (format binary)" : ""; }
+// Binary COPY skips text output and input parsing on both servers, but a
+// value's binary form is only read back by the same type: int4 is not read
+// as int8, and arrays and records carry their element types' OIDs, which
+// differ between servers for user-defined types (enums, composites,
+// domains, extensions). Text is read by the target's input functions, which
+// also convert between compatible types. So: binary when the spec allows it
+// and every copied column has the same built-in type on both sides.
+std::string FormatClause(const DataSpec& spec, const Table& t) {
+  return spec.binary && t.binary ? " (format binary)" : "";
+}
 
 // One keyset batch of `t` (scan): rows after t.last up to the batch's last
 // key, read in one REPEATABLE READ transaction on old and applied in one
@@ -246,8 +269,8 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
   const std::string cols = absl::StrJoin(t.columns, ", ");
   auto rows = PgCopyAcross(from,
                            absl::StrCat("copy (select ", cols, " from ", t.quoted, " where ", range, " order by ", pk,
-                                        ") to stdout", FormatClause(spec)),
-                           to, absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec)),
+                                        ") to stdout", FormatClause(spec, t)),
+                           to, absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec, t)),
                            "copy " + t.name, "copy into staging for " + t.name);
   if (!rows.ok()) {
     (void)PgExec(to, "rollback");
@@ -268,12 +291,17 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
   return true;
 }
 
-// A whole table under the shared snapshot (the worker's transaction on old),
-// applied in one transaction on new.
-// `quiet_target`: nothing else writes the table on new meanwhile (the change
-// stream's copy: statement dual-write is off).
-absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const DataSpec& spec, BackfillContext& ctx,
-                           bool quiet_target) {
+// What one piece of a table's snapshot copy moved.
+struct PieceResult {
+  std::int64_t copied = 0;
+  std::int64_t written = 0;
+};
+
+// One range of `t` (the whole table when `range` is "") under the shared
+// snapshot (the worker's transaction on old), applied in one transaction on
+// new. `direct`: the rows go straight into the table (see CopySnapshot).
+absl::StatusOr<PieceResult> SnapshotPiece(const Side& from, const Side& to, const Table& t, const std::string& range,
+                                          bool direct, const DataSpec& spec, BackfillContext& ctx) {
   const std::string stage = "turnout_stage";
   const std::string cols = absl::StrJoin(t.columns, ", ");
   if (auto r = PgExec(to, "begin"); !r.ok()) return r.status();
@@ -281,15 +309,6 @@ absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const Dat
     (void)PgExec(to, "rollback");
     return st;
   };
-  // A quiet table new does not hold a row of has no conflicts to resolve:
-  // the rows go straight into it, written once instead of twice (staging,
-  // then INSERT … ON CONFLICT).
-  bool direct = false;
-  if (quiet_target) {
-    auto empty = PgExec(to, absl::StrCat("select not exists (select 1 from ", t.quoted, ")"), {}, "look into " + t.name);
-    if (!empty.ok()) return rollback(empty.status());
-    direct = PgValue(*empty, 0, 0) == "t";
-  }
   if (!direct) {
     if (auto r = PgExec(to, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
                                          t.quoted, " with no data"),
@@ -299,22 +318,21 @@ absl::Status SnapshotTable(const Side& from, const Side& to, Table& t, const Dat
   }
   // A long copy stops at the job's word (the caller drops both connections).
   auto rows = PgCopyAcross(
-      from, absl::StrCat("copy (select ", cols, " from ", t.quoted, ") to stdout", FormatClause(spec)), to,
-      absl::StrCat("copy ", direct ? t.quoted : stage, " (", cols, ") from stdin", FormatClause(spec)),
+      from,
+      absl::StrCat("copy (select ", cols, " from ", t.quoted, range.empty() ? "" : " where " + range, ") to stdout",
+                   FormatClause(spec, t)),
+      to, absl::StrCat("copy ", direct ? t.quoted : stage, " (", cols, ") from stdin", FormatClause(spec, t)),
       "copy " + t.name, (direct ? "copy into " : "copy into staging for ") + t.name,
       [&ctx] { return ctx.ShouldContinue() ? absl::OkStatus() : StoppedAtBatchBoundary(); });
   if (!rows.ok()) return rollback(rows.status());
-  std::int64_t written = *rows;
+  PieceResult out{*rows, *rows};
   if (!direct) {
     auto applied = PgExec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
     if (!applied.ok()) return rollback(applied.status());
-    written = std::atoll(PQcmdTuples(applied->get()));
+    out.written = std::atoll(PQcmdTuples(applied->get()));
   }
   if (auto r = PgExec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
-  t.copied = *rows;
-  t.written = written;
-  t.done = true;
-  return absl::OkStatus();
+  return out;
 }
 
 // Every sequence owned by a copied table (serial, identity) is set on new
@@ -416,7 +434,7 @@ absl::Status CopyScan(const routing::Backend& old_backend, const routing::Backen
 
 absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Backend& new_backend,
                           const std::vector<std::string>& scope, const DataSpec& spec, RouteProgress& progress,
-                          BackfillContext& ctx, const std::string& exported_snapshot) {
+                          BackfillContext& ctx, const std::string& exported_snapshot, const PgCopySplit& split) {
   // The exporting transaction stays open until every worker has copied.
   auto coordinator = Connect(old_backend, "old");
   if (!coordinator.ok()) return coordinator.status();
@@ -433,29 +451,74 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
              !r.ok()) {
     return r.status();
   }
+  // The stream's copy (a slot's snapshot): nothing else writes the tables on
+  // new meanwhile (statement dual-write is off).
+  const bool quiet_target = !exported_snapshot.empty();
   auto tables = Discover(*coordinator, *target, scope, progress);
   if (!tables.ok()) return tables.status();
   int pass = 1;
   RestoreCheckpoint(progress.checkpoint, *tables, pass);
-  for (auto& t : *tables) {
+  const int workers = std::max(1, spec.workers);
+  // Per table not done: its ranges and whether they go straight into it.
+  std::vector<std::vector<CtidRange>> ranges(tables->size());
+  std::vector<bool> direct(tables->size(), false);
+  std::vector<int> ranges_left(tables->size(), 0);
+  for (std::size_t i = 0; i < tables->size(); ++i) {
+    Table& t = (*tables)[i];
     if (t.done) continue;
+    // Counted in a subtransaction: rolling it back releases the table's lock
+    // (a worker must never wait behind DDL queued behind this transaction,
+    // which waits for the workers).
+    if (auto r = PgExec(*coordinator, "savepoint turnout_estimate"); !r.ok()) return r.status();
     auto n = Estimate(*coordinator, t);
     if (!n.ok()) return n.status();
+    if (auto r = PgExec(*coordinator, "rollback to savepoint turnout_estimate"); !r.ok()) return r.status();
     t.total = *n;
     t.copied = t.written = 0;  // a table not done is copied whole again
+    auto split_ranges = SplitByPages(*coordinator, t.oid, workers, split);
+    if (!split_ranges.ok()) return split_ranges.status();
+    ranges[i] = *std::move(split_ranges);
+    ranges_left[i] = static_cast<int>(ranges[i].size());
+    // A quiet table new holds no row of has no conflicts to resolve: the rows
+    // go straight into it, written once instead of twice (staging, then
+    // INSERT … ON CONFLICT). Decided here, once for all its ranges: the
+    // ranges are disjoint, and the first one committed must not send the
+    // others to staging.
+    if (quiet_target) {
+      auto empty = PgExec(*target, absl::StrCat("select not exists (select 1 from ", t.quoted, ")"), {},
+                          "look into " + t.name);
+      if (!empty.ok()) return empty.status();
+      direct[i] = PgValue(*empty, 0, 0) == "t";
+    }
   }
   Summarize(*tables, progress);
   progress.checkpoint = CheckpointOf(*tables, 1);
   if (auto st = ctx.Checkpoint(progress); !st.ok()) return st;
 
-  std::vector<std::size_t> todo;
-  for (std::size_t i = 0; i < tables->size(); ++i)
-    if (!(*tables)[i].done) todo.push_back(i);
-  // Largest first, so one big table does not start last.
-  std::sort(todo.begin(), todo.end(), [&](std::size_t a, std::size_t b) { return (*tables)[a].total > (*tables)[b].total; });
-  std::mutex mu;  // guards tables, progress, next, first_error; serializes checkpoints
+  // The work: one piece per range, the largest first, so one big table does
+  // not start last and its ranges run side by side.
+  struct Piece {
+    std::size_t table;
+    std::string range;  // CtidCondition
+    std::int64_t size;  // estimated rows
+  };
+  std::vector<Piece> todo;
+  std::vector<std::string> split_tables;  // quoted, those with more than one range
+  for (std::size_t i = 0; i < tables->size(); ++i) {
+    if ((*tables)[i].done) continue;
+    const auto n = static_cast<std::int64_t>(ranges[i].size());
+    if (n > 1) split_tables.push_back((*tables)[i].quoted);
+    for (const auto& r : ranges[i]) todo.push_back(Piece{i, CtidCondition(r), (*tables)[i].total / n});
+  }
+  std::stable_sort(todo.begin(), todo.end(), [](const Piece& a, const Piece& b) { return a.size > b.size; });
+  if (split_tables.size() > 0)
+    ctx.Log(absl::StrCat("snapshot copy: ", todo.size(), " pieces for ", workers, " workers; split by pages: ",
+                         absl::StrJoin(split_tables, ", ")));
+  std::mutex mu;  // guards tables, progress, next, first_error, locked, lock_error; serializes checkpoints
   std::size_t next = 0;
   absl::Status first_error = absl::OkStatus();
+  int locked = 0;                           // workers holding the split tables' locks
+  absl::Status lock_error = absl::OkStatus();  // why a worker could not take them
   auto worker = [&] {
     auto fail = [&](absl::Status st) {
       std::lock_guard<std::mutex> l(mu);
@@ -466,22 +529,53 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
     auto to = Connect(new_backend, "new");
     if (!to.ok()) return fail(to.status());
     if (auto st = PrepareTarget(*to, progress, &mu); !st.ok()) return fail(st);
+    // The stream's copy is not resumed: a copy cut short starts again under
+    // a new slot, and the stream stores its position on new (a commit that
+    // flushes the WAL before it, these commits' too) only once every piece
+    // is in. Nothing waits for each piece's flush.
+    if (quiet_target)
+      if (auto r = PgExec(*to, "set synchronous_commit = off"); !r.ok()) return fail(r.status());
     if (auto r = PgExec(*from, "begin isolation level repeatable read read only"); !r.ok()) return fail(r.status());
     if (auto r = PgExec(*from, "set transaction snapshot " + Literal(*from, snapshot_id), {}, "import snapshot"); !r.ok())
       return fail(r.status());
+    // A split table's ranges address rows by ctid, which a rewrite (VACUUM
+    // FULL, CLUSTER, ALTER TABLE) changes: every worker holds ACCESS SHARE
+    // on the split tables from before its first piece to its end, so no
+    // rewrite lands between two ranges. NOWAIT: a worker that cannot have
+    // the locks at once (DDL holds or awaits one) copies nothing, rather
+    // than wait behind DDL that waits for the other workers.
+    if (!split_tables.empty()) {
+      auto r = PgExec(*from, absl::StrCat("lock table ", absl::StrJoin(split_tables, ", "), " in access share mode nowait"),
+                      {}, "lock the tables to split");
+      std::lock_guard<std::mutex> l(mu);
+      if (!r.ok()) {
+        if (PQstatus(from->get()) != CONNECTION_OK) {
+          if (first_error.ok()) first_error = r.status();
+        } else {
+          lock_error = r.status();
+        }
+        return;
+      }
+      ++locked;
+    }
     for (;;) {
-      Table* t = nullptr;
+      const Piece* piece = nullptr;
       {
         std::lock_guard<std::mutex> l(mu);
         if (!first_error.ok() || next == todo.size()) break;
-        t = &(*tables)[todo[next++]];
+        piece = &todo[next++];
       }
       if (!ctx.ShouldContinue()) return fail(StoppedAtBatchBoundary());
-      Table work = *t;  // copied outside the lock; published when done
-      if (auto st = SnapshotTable(*from, *to, work, spec, ctx, /*quiet_target=*/!exported_snapshot.empty()); !st.ok())
-        return fail(st);
+      // Read outside the lock: a table's name and columns never change
+      // while the workers run; its counters do, under the lock.
+      const Table& t = (*tables)[piece->table];
+      auto done = SnapshotPiece(*from, *to, t, piece->range, direct[piece->table], spec, ctx);
+      if (!done.ok()) return fail(done.status());
       std::lock_guard<std::mutex> l(mu);
-      *t = std::move(work);
+      Table& counted = (*tables)[piece->table];
+      counted.copied += done->copied;
+      counted.written += done->written;
+      if (--ranges_left[piece->table] == 0) counted.done = true;
       Summarize(*tables, progress);
       progress.checkpoint = CheckpointOf(*tables, 1);
       if (auto st = ctx.Checkpoint(progress); !st.ok()) {
@@ -491,12 +585,16 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
     }
     (void)PgExec(*from, "commit");
   };
-  const int n = std::max(1, std::min<int>(spec.workers, static_cast<int>(todo.size())));
+  const int n = std::max(1, std::min<int>(workers, static_cast<int>(todo.size())));
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& th : threads) th.join();
   (void)PgExec(*coordinator, "commit");
   if (!first_error.ok()) return first_error;
+  if (!split_tables.empty() && locked == 0)
+    return absl::UnavailableError(
+        absl::StrCat("old: no copy worker could lock the tables to copy (DDL in progress?); the copy starts again: ",
+                     lock_error.message()));
   if (auto st = AdvanceSequences(*coordinator, *target, *tables, progress); !st.ok()) return st;
   progress.checkpoint = CheckpointOf(*tables, 1);
   return absl::OkStatus();
@@ -507,8 +605,14 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
 absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
                           const std::vector<std::string>& scope_tables, const DataSpec& spec, RouteProgress& progress,
                           BackfillContext& ctx, const std::string& exported_snapshot) {
+  return CopyPostgres(old_backend, new_backend, scope_tables, spec, progress, ctx, exported_snapshot, PgCopySplit{});
+}
+
+absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                          const std::vector<std::string>& scope_tables, const DataSpec& spec, RouteProgress& progress,
+                          BackfillContext& ctx, const std::string& exported_snapshot, const PgCopySplit& split) {
   if (spec.mode == DataSpec::Mode::kSnapshot || !exported_snapshot.empty())
-    return CopySnapshot(old_backend, new_backend, scope_tables, spec, progress, ctx, exported_snapshot);
+    return CopySnapshot(old_backend, new_backend, scope_tables, spec, progress, ctx, exported_snapshot, split);
   return CopyScan(old_backend, new_backend, scope_tables, spec, progress, ctx);
 }
 

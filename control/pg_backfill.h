@@ -16,14 +16,21 @@
 //           (with dual-write armed one pass suffices: new writes reach both).
 // snapshot  one snapshot exported on old (pg_export_snapshot() in a
 //           REPEATABLE READ transaction held open) shared by `workers`
-//           connections (SET TRANSACTION SNAPSHOT), each copying whole tables.
-//           Checkpoint: the tables done. A pause or shutdown abandons the
-//           tables in flight (their transaction on new rolls back); a resumed
-//           snapshot copy takes a new snapshot for the tables not yet done.
+//           connections (SET TRANSACTION SNAPSHOT), each copying a table
+//           or, for a large table, one range of its pages at a time
+//           (control/pg_copy_ranges.h), so one big table keeps every worker
+//           busy; each piece is one transaction on new.
+//           Checkpoint: the tables done (all their pieces). A pause or
+//           shutdown abandons the pieces in flight (their transaction on new
+//           rolls back); a resumed snapshot copy takes a new snapshot and
+//           copies the tables not yet done whole again.
 //
 // Either way the rows stream old → new with COPY … TO STDOUT / FROM STDIN
-// (binary, or text when the spec says so) into a temporary staging table on
-// new, then one statement applies them by the conflict rule:
+// (binary where every column has the same built-in type on both sides,
+// text otherwise or when the spec says so) into a temporary staging table
+// on new (or, for the change stream's copy into a table new holds no row
+// of, straight into the table), then one statement applies them by the
+// conflict rule:
 //   none     INSERT … ON CONFLICT (pk) DO NOTHING
 //   replace  INSERT … ON CONFLICT (pk) DO UPDATE SET c = EXCLUDED.c
 //   merge    INSERT … ON CONFLICT (pk) DO UPDATE SET c = COALESCE(t.c, EXCLUDED.c)
@@ -39,6 +46,7 @@
 #include "absl/status/statusor.h"
 #include "control/data_movement.h"
 #include "control/migration.h"
+#include "control/pg_copy_ranges.h"
 #include "routing/config.h"
 
 namespace turnout::control {
@@ -51,6 +59,11 @@ namespace turnout::control {
 absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
                           const std::vector<std::string>& scope_tables, const DataSpec& spec,
                           RouteProgress& progress, BackfillContext& ctx, const std::string& exported_snapshot = "");
+// The same, splitting tables by `split` (tests split small tables).
+absl::Status CopyPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                          const std::vector<std::string>& scope_tables, const DataSpec& spec,
+                          RouteProgress& progress, BackfillContext& ctx, const std::string& exported_snapshot,
+                          const PgCopySplit& split);
 
 // Sets every sequence owned by the moved tables on new past old's value
 // (the end of a change stream: its rows carry old's ids, new's sequences
