@@ -297,7 +297,7 @@ routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path
 void ReadLimits(Reader& r, const YAML::Node& n, routing::Limits& l) {
   const std::string path = "limits";
   r.CheckKeys(n, path, {"max_connections", "max_message_size", "max_startup_size", "buffer_size",
-                        "connect_timeout", "idle_timeout", "drain_timeout"});
+                        "connect_timeout", "idle_timeout", "drain_timeout", "stream_wait_timeout"});
   if (!r.ok()) return;
   if (n["max_connections"])
     l.max_connections = r.Integer<int>(n["max_connections"], "limits.max_connections", 1, 1000000);
@@ -312,6 +312,8 @@ void ReadLimits(Reader& r, const YAML::Node& n, routing::Limits& l) {
   if (n["connect_timeout"]) l.connect_timeout = r.Duration(n["connect_timeout"], "limits.connect_timeout");
   if (n["idle_timeout"]) l.idle_timeout = r.Duration(n["idle_timeout"], "limits.idle_timeout");
   if (n["drain_timeout"]) l.drain_timeout = r.Duration(n["drain_timeout"], "limits.drain_timeout");
+  if (n["stream_wait_timeout"])
+    l.stream_wait_timeout = r.Duration(n["stream_wait_timeout"], "limits.stream_wait_timeout");
   if (r.ok() && l.connect_timeout <= absl::ZeroDuration())
     r.Fail("limits.connect_timeout", "must be greater than zero");
 }

@@ -14,10 +14,12 @@ namespace turnout::control {
 absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_ptr<const routing::Config> config,
                                                                  routing::RouteTablePublisher* route_table,
                                                                  routing::Journal* journal,
-                                                                 routing::ShadowSamples* shadow_samples) {
+                                                                 routing::ShadowSamples* shadow_samples,
+                                                                 routing::StreamPositions* stream_positions) {
   std::unique_ptr<ControlPlane> cp(new ControlPlane);
   cp->journal_ = journal;
   cp->shadow_samples_ = shadow_samples;
+  cp->stream_positions_ = stream_positions;
   cp->config_ = config;
   cp->route_table_ = route_table;
   const auto& ss = config->state_store;
@@ -38,6 +40,10 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cp->service_->OnPublish([m = cp->metrics_.get()](const std::vector<Migration>& all) { m->Update(all); });
   DataMovementOptions dm;
   dm.instance_id = config->instance_id;
+  dm.stream_applied = [stream_positions](const std::string& route, std::uint64_t lsn) {
+    // As long as a StreamFeeder believes the applier's notifications.
+    stream_positions->For(route).Applied(lsn, absl::Now() + absl::Seconds(3));
+  };
   cp->data_movement_ = std::make_unique<DataMovement>(config, cp->service_.get(), cp->store_.get(), std::move(dm));
   cp->service_->OnPublish([d = cp->data_movement_.get()](const std::vector<Migration>& all) { d->OnMigrations(all); });
   ContinuousVerifyOptions cv;
@@ -52,6 +58,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   });
   cp->prober_ = std::make_unique<BackendProber>(config->backends);
   cp->prober_->Start();
+  cp->stream_feeders_ = std::make_unique<StreamFeeders>(config, route_table, stream_positions);
+  cp->stream_feeders_->Start();
   // Resumes any Running migration whose data movement is not finished.
   cp->data_movement_->Start();
   cp->verifier_->Start();
@@ -97,6 +105,7 @@ void ControlPlane::Stop() {
   if (verifier_) verifier_->Stop();
   if (admin_) admin_->Stop();
   if (prober_) prober_->Stop();
+  if (stream_feeders_) stream_feeders_->Stop();
   if (store_) store_->Stop();
 }
 

@@ -18,9 +18,11 @@
 #include "control/data_movement.h"
 #include "control/migration_service.h"
 #include "control/state_store.h"
+#include "control/stream_feeder.h"
 #include "routing/config.h"
 #include "routing/journal.h"
 #include "routing/shadow_samples.h"
+#include "routing/stream_positions.h"
 #include "routing/policy_table.h"
 
 namespace turnout::control {
@@ -31,7 +33,8 @@ class ControlPlane {
   static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(std::shared_ptr<const routing::Config> config,
                                                              routing::RouteTablePublisher* route_table,
                                                              routing::Journal* journal,
-                                                             routing::ShadowSamples* shadow_samples);
+                                                             routing::ShadowSamples* shadow_samples,
+                                                             routing::StreamPositions* stream_positions);
   ~ControlPlane();
 
   // Serves the admin API (when enabled). `data_plane_metrics` must outlive
@@ -49,12 +52,14 @@ class ControlPlane {
   routing::RouteTablePublisher* route_table_ = nullptr;
   routing::Journal* journal_ = nullptr;
   routing::ShadowSamples* shadow_samples_ = nullptr;
+  routing::StreamPositions* stream_positions_ = nullptr;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<MigrationService> service_;
   std::unique_ptr<ControlMetricsCollector> metrics_;
   std::unique_ptr<DataMovement> data_movement_;
   std::unique_ptr<ContinuousVerifier> verifier_;
   std::unique_ptr<BackendProber> prober_;
+  std::unique_ptr<StreamFeeders> stream_feeders_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<AdminServer> admin_;
   std::function<bool()> listening_;

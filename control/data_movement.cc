@@ -112,7 +112,7 @@ bool StreamEnds(const DataSpec& spec, MigrationService* service, const std::stri
 absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend& new_b,
                           const std::vector<std::string>& scope, const DataSpec& spec, const std::string& id,
                           MigrationService* service, RouteProgress& progress, BackfillContext& ctx,
-                          bool until_caught_up) {
+                          bool until_caught_up, std::function<void(std::uint64_t)> on_applied) {
   bool stream = !progress.stream.slot.empty();
   if (!stream && spec.method != DataSpec::Method::kCopy && progress.stream.phase != "unavailable") {
     auto missing = StreamPrerequisitesMissing(old_b);
@@ -135,6 +135,7 @@ absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend&
   options.finish_requested = [&spec, service, id, until_caught_up] {
     return until_caught_up || StreamEnds(spec, service, id);
   };
+  options.on_applied = std::move(on_applied);
   return StreamPostgres(old_b, new_b, scope, spec, options, progress, ctx);
 }
 
@@ -256,6 +257,11 @@ DataMovement::~DataMovement() { Stop(); }
 void DataMovement::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
   else std::fprintf(stderr, "turnout: data movement: %s\n", line.c_str());
+}
+
+std::function<void(std::uint64_t)> DataMovement::StreamApplied(const std::string& route) const {
+  if (!options_.stream_applied) return nullptr;
+  return [report = options_.stream_applied, route](std::uint64_t lsn) { report(route, lsn); };
 }
 
 void DataMovement::Start() {
@@ -476,7 +482,8 @@ void DataMovement::RunJob(Job* job) {
       } else {
         RouteProgress work = r;
         st = route->protocol == routing::Protocol::kPostgres
-                 ? MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx, /*until_caught_up=*/true)
+                 ? MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx, /*until_caught_up=*/true,
+                                StreamApplied(r.route))
                  : CopyRedis(*old_b, *new_b, scope, spec, work, ctx);
         r = work;
       }
@@ -565,7 +572,7 @@ void DataMovement::RunJob(Job* job) {
         results[k] = !in.old_backend || !in.new_backend
                          ? absl::FailedPreconditionError("route or its backends are not configured")
                          : MovePostgres(*in.old_backend, *in.new_backend, in.scope, spec, id, service_, work, ctx,
-                                        /*until_caught_up=*/false);
+                                        /*until_caught_up=*/false, StreamApplied(work.route));
         store_failed[k] = ctx.store_failed();
         std::lock_guard<std::mutex> l(shared);
         p.routes[i] = work;

@@ -109,6 +109,9 @@ struct DataMovementOptions {
   // Delay before retry n (retry_then_all) is n times this.
   std::chrono::milliseconds retry_backoff{1000};
   std::function<void(const std::string&)> log;
+  // A route's change stream applied everything of old before `lsn` on new
+  // (StreamOptions::on_applied), for this process's waiting sessions.
+  std::function<void(const std::string& route, std::uint64_t lsn)> stream_applied;
 };
 
 class DataMovement {
@@ -134,6 +137,8 @@ class DataMovement {
   // Drops change-stream slots no running or paused migration needs.
   void CleanUpStreams(const std::vector<Migration>& all);
   void Log(const std::string& line) const;
+  // StreamOptions::on_applied for `route`: tells options_.stream_applied.
+  std::function<void(std::uint64_t)> StreamApplied(const std::string& route) const;
 
   const std::shared_ptr<const routing::Config> config_;
   MigrationService* const service_;

@@ -107,6 +107,9 @@ absl::Status ChangeApplier::Commit() {
     absl::StrAppend(&sql_, "insert into _turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
                     Literal(pgo::FormatLsn(group_end_)),
                     "::pg_lsn) on conflict (slot) do update set lsn = excluded.lsn, updated_at = now();");
+    // Delivered when the group commits, not before.
+    absl::StrAppend(&sql_, "select pg_notify(", Literal(kAppliedChannel), ", ",
+                    Literal(absl::StrCat(slot_, " ", pgo::FormatLsn(group_end_))), ");");
   }
   sql_ += "commit;";
   if (auto st = Send(true); !st.ok()) return st;
@@ -118,6 +121,12 @@ absl::Status ChangeApplier::Commit() {
   group_transactions_ = 0;
   group_rows_ = 0;
   return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::Announce(std::uint64_t lsn) {
+  auto r = PgExec(target_, "select pg_notify($1, $2)",
+                  {std::string(kAppliedChannel), absl::StrCat(slot_, " ", pgo::FormatLsn(lsn))}, "announce position");
+  return r.ok() ? absl::OkStatus() : r.status();
 }
 
 absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {

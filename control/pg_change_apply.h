@@ -44,6 +44,10 @@ inline constexpr std::string_view kDdlMessagePrefix = "turnout.ddl";
 // role lands first on that role's search_path ("$user", public), and every
 // unqualified CREATE of that user would go there.
 inline constexpr std::string_view kInternalSchema = "_turnout";
+// The NOTIFY channel on the target where the applier says how far it got,
+// "<slot> <lsn>", with each commit and once a second while streaming: every
+// sidecar's StreamFeeder listens (control/stream_feeder.h).
+inline constexpr std::string_view kAppliedChannel = "turnout_applied";
 
 class ChangeApplier {
  public:
@@ -62,8 +66,12 @@ class ChangeApplier {
   // Transactions and bytes received but not yet committed on the target.
   std::size_t pending_transactions() const { return group_transactions_; }
   std::size_t pending_bytes() const { return sql_.size(); }
-  // Commits the group, with its position; a no-op when empty.
+  // Commits the group, with its position (and a notification of it on
+  // kAppliedChannel); a no-op when empty.
   absl::Status Commit();
+  // Notifies kAppliedChannel that everything before `lsn` is applied (a
+  // position past the last commit, or a heartbeat).
+  absl::Status Announce(std::uint64_t lsn);
 
   std::uint64_t applied() const { return applied_; }
   std::int64_t applied_commit_time() const { return applied_commit_time_; }

@@ -199,7 +199,13 @@ class StreamRun {
     if (applier_->pending_transactions() == 0) return absl::OkStatus();
     if (auto st = applier_->Commit(); !st.ok()) return st;
     confirmed_ = std::max(confirmed_, applier_->applied());
+    Applied();
     return repl_->Confirm(confirmed_);
+  }
+
+  // Sessions waiting for new to have their commits (routing/stream_positions.h).
+  void Applied() {
+    if (options_.on_applied) options_.on_applied(confirmed_);
   }
 
   absl::Status Stream(std::uint64_t from) {
@@ -219,6 +225,8 @@ class StreamRun {
           if (auto st = CommitGroup(); !st.ok()) return st;
           if (applier_->pending_transactions() == 0 && idle_end > confirmed_) {
             confirmed_ = idle_end;
+            Applied();
+            if (auto st = applier_->Announce(confirmed_); !st.ok()) return st;
             if (auto st = repl_->Confirm(confirmed_); !st.ok()) return st;
           }
         }
@@ -270,6 +278,9 @@ class StreamRun {
       if (applier_->AtTransactionBoundary() && applier_->pending_transactions() == 0)
         if (auto st = repl_->Confirm(confirmed_, /*reply_requested=*/true); !st.ok()) return st;
       Report(txns_before, rows_before);
+      // The heartbeat that keeps waiting sessions' stream live.
+      Applied();
+      if (auto st = applier_->Announce(confirmed_); !st.ok()) return st;
       if (caught_up) {
         // The stream's rows carry old's ids; new's sequences never moved.
         if (auto st = AdvancePostgresSequences(old_b_, new_b_, scope_, progress_); !st.ok()) return st;

@@ -62,6 +62,11 @@ struct StreamOptions {
   // Asked about once a second: true once the stream should catch up with
   // old's current position and end (the copy only, or a full cutover).
   std::function<bool()> finish_requested;
+  // Told, in this process, each time new has applied everything of old
+  // before `lsn` (after each commit on new, and once a second as a
+  // heartbeat while streaming); sidecars elsewhere hear the same on
+  // kAppliedChannel (control/pg_change_apply.h).
+  std::function<void(std::uint64_t lsn)> on_applied;
 };
 
 // The route's data movement by change stream (resumes from progress.stream).

@@ -65,14 +65,16 @@ int Run(const std::string& path) {
   }
   turnout::proxy::JournalFlusher journal_flusher(journal->get());
   turnout::routing::ShadowSamples shadow_samples;
+  turnout::routing::StreamPositions stream_positions;
   // The control plane first: a corrupt state file must stop startup before
   // any listener accepts traffic under a wrong policy.
-  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get(), &shadow_samples);
+  auto control = turnout::control::ControlPlane::Start(config, &route_table, journal->get(), &shadow_samples,
+                                                       &stream_positions);
   if (!control.ok()) {
     LogError("startup failed", {{"error", std::string(control.status().message())}});
     return 1;
   }
-  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples);
+  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples, &stream_positions);
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());

@@ -35,6 +35,27 @@ ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double v) {
 
 double Load(const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); }
 
+// A histogram over RouteRuntime::kLatencyBoundsUs (microseconds, the last +Inf).
+ClientMetric Histogram(std::vector<ClientMetric::Label> labels,
+                       const std::array<std::atomic<std::uint64_t>, RouteRuntime::kLatencyBoundsUs.size()>& buckets,
+                       const std::atomic<std::uint64_t>& sum_us) {
+  ClientMetric h;
+  h.label = std::move(labels);
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < RouteRuntime::kLatencyBoundsUs.size(); ++b) {
+    cumulative += buckets[b].load(std::memory_order_relaxed);
+    ClientMetric::Bucket bucket;
+    bucket.cumulative_count = cumulative;
+    bucket.upper_bound = RouteRuntime::kLatencyBoundsUs[b] == UINT64_MAX
+                             ? std::numeric_limits<double>::infinity()
+                             : static_cast<double>(RouteRuntime::kLatencyBoundsUs[b]) / 1e6;
+    h.histogram.bucket.push_back(bucket);
+  }
+  h.histogram.sample_count = cumulative;
+  h.histogram.sample_sum = Load(sum_us) / 1e6;
+  return h;
+}
+
 }  // namespace
 
 std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
@@ -59,8 +80,23 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
                            MetricType::Counter);
   auto shadow_dropped = Family("turnout_shadow_dropped_total",
                                "Shadow requests dropped because the shadow queue was full.", MetricType::Counter);
+  auto stream_waits = Family("turnout_stream_waits_total",
+                             "Postgres dual-write by change stream: commits held until new applied them (kind "
+                             "commit) and reads on new that waited for the session's commit (kind read), by outcome.",
+                             MetricType::Counter);
+  auto commit_hold = Family("turnout_stream_commit_hold_seconds",
+                            "How long a commit was held until new applied it (sync dual-write by change stream).",
+                            MetricType::Histogram);
   for (const RouteRuntime* rt : routes_()) {
     const std::string& route = rt->route.name;
+    for (int k = 0; k < static_cast<int>(RouteRuntime::StreamWaitKind::kCount); ++k)
+      for (int r = 0; r < static_cast<int>(RouteRuntime::StreamWaitResult::kCount); ++r)
+        stream_waits.metric.push_back(
+            Counter({{"kind", RouteRuntime::StreamWaitKindName(static_cast<RouteRuntime::StreamWaitKind>(k))},
+                     {"result", RouteRuntime::StreamWaitResultName(static_cast<RouteRuntime::StreamWaitResult>(r))},
+                     {"route", route}},
+                    Load(rt->stream_waits[k][r])));
+    commit_hold.metric.push_back(Histogram({{"route", route}}, rt->commit_hold_buckets, rt->commit_hold_sum_us));
     for (int r = 0; r < static_cast<int>(RouteRuntime::DualWriteResult::kCount); ++r)
       dual.metric.push_back(Counter(
           {{"result", RouteRuntime::DualWriteResultName(static_cast<RouteRuntime::DualWriteResult>(r))}, {"route", route}},
@@ -90,24 +126,11 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
             n));
       }
       errors.metric.push_back(Counter({{"backend", backend}, {"route", route}}, Load(s.upstream_errors)));
-      ClientMetric h;
-      h.label = {{"backend", backend}, {"route", route}};
-      std::uint64_t cumulative = 0;
-      for (std::size_t b = 0; b < RouteRuntime::kLatencyBoundsUs.size(); ++b) {
-        cumulative += s.latency_buckets[b].load(std::memory_order_relaxed);
-        ClientMetric::Bucket bucket;
-        bucket.cumulative_count = cumulative;
-        bucket.upper_bound = RouteRuntime::kLatencyBoundsUs[b] == UINT64_MAX
-                                 ? std::numeric_limits<double>::infinity()
-                                 : static_cast<double>(RouteRuntime::kLatencyBoundsUs[b]) / 1e6;
-        h.histogram.bucket.push_back(bucket);
-      }
-      h.histogram.sample_count = cumulative;
-      h.histogram.sample_sum = Load(s.latency_sum_us) / 1e6;
-      latency.metric.push_back(std::move(h));
+      latency.metric.push_back(Histogram({{"backend", backend}, {"route", route}}, s.latency_buckets, s.latency_sum_us));
     }
   }
-  return {active, accepted, refused, bytes, requests, errors, latency, dual, shadow, mismatches, shadow_dropped};
+  return {active, accepted, refused, bytes, requests, errors, latency, dual, shadow, mismatches, shadow_dropped,
+          stream_waits, commit_hold};
 }
 
 }  // namespace turnout::proxy

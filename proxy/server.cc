@@ -42,8 +42,13 @@ awaitable<void> Refuse(Socket socket, std::string bytes) {
 }  // namespace
 
 Server::Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
-               routing::Journal* journal, routing::ShadowSamples* shadow_samples)
-    : config_(std::move(config)), route_table_(route_table), journal_(journal), shadow_samples_(shadow_samples) {}
+               routing::Journal* journal, routing::ShadowSamples* shadow_samples,
+               routing::StreamPositions* stream_positions)
+    : config_(std::move(config)),
+      route_table_(route_table),
+      journal_(journal),
+      shadow_samples_(shadow_samples),
+      stream_positions_(stream_positions) {}
 
 absl::StatusOr<UserLists> LoadUserLists(const routing::Config& config) {
   UserLists lists;
@@ -70,6 +75,7 @@ absl::Status Server::Start() {
   services->route_table = route_table_;
   services->journal = journal_;
   services->shadow_samples = shadow_samples_;
+  services->stream_positions = stream_positions_;
   services->cancel_keys = std::make_shared<pg::CancelRegistry>();
   auto users = LoadUserLists(*cfg);
   if (!users.ok()) return users.status();

@@ -23,7 +23,8 @@ class Server {
   // control plane publishes routing policies; sessions read it.
   // `journal` (owned by the caller) receives failed secondary writes.
   Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
-         routing::Journal* journal, routing::ShadowSamples* shadow_samples);
+         routing::Journal* journal, routing::ShadowSamples* shadow_samples,
+         routing::StreamPositions* stream_positions);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -56,6 +57,7 @@ class Server {
   routing::RouteTablePublisher* route_table_;
   routing::Journal* journal_;
   routing::ShadowSamples* shadow_samples_;
+  routing::StreamPositions* stream_positions_;
   SharedSlot<ProxyServices> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -14,6 +14,16 @@ const char* RouteRuntime::ShadowMismatchName(ShadowMismatch k) {
   return kNames[static_cast<int>(k)];
 }
 
+const char* RouteRuntime::StreamWaitKindName(StreamWaitKind k) {
+  static constexpr const char* kNames[] = {"commit", "read"};
+  return kNames[static_cast<int>(k)];
+}
+
+const char* RouteRuntime::StreamWaitResultName(StreamWaitResult r) {
+  static constexpr const char* kNames[] = {"applied", "timeout", "not_live"};
+  return kNames[static_cast<int>(r)];
+}
+
 void SessionSet::CloseAll() {
   // Close() may end a session synchronously and remove it from the set.
   std::vector<Session*> copy(sessions_.begin(), sessions_.end());

@@ -69,6 +69,19 @@ struct RouteRuntime {
   // servers, where neither server can see the deadlock (a policy change
   // that flips authority is the one time both orders exist).
   std::array<std::atomic<int>, kSides> dual_writers{};
+  // Postgres dual-write carried by the change stream (routing/
+  // stream_positions.h): commits held until new applied them (sync), reads
+  // on new that waited for the session's last commit (async), by outcome;
+  // and how long commits were held.
+  enum class StreamWaitKind { kCommit, kRead, kCount };
+  enum class StreamWaitResult { kApplied, kTimeout, kNotLive, kCount };
+  static const char* StreamWaitKindName(StreamWaitKind k);
+  static const char* StreamWaitResultName(StreamWaitResult r);
+  std::array<std::array<std::atomic<std::uint64_t>, static_cast<int>(StreamWaitResult::kCount)>,
+             static_cast<int>(StreamWaitKind::kCount)>
+      stream_waits{};
+  std::array<std::atomic<std::uint64_t>, kLatencyBoundsUs.size()> commit_hold_buckets{};
+  std::atomic<std::uint64_t> commit_hold_sum_us{0};
 
   void RecordDualWrite(DualWriteResult r) noexcept {
     dual_writes[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
@@ -88,6 +101,14 @@ struct RouteRuntime {
     while (latency_us > kLatencyBoundsUs[b]) ++b;
     s.latency_buckets[b].fetch_add(1, std::memory_order_relaxed);
     s.latency_sum_us.fetch_add(latency_us, std::memory_order_relaxed);
+  }
+  void RecordStreamWait(StreamWaitKind kind, StreamWaitResult result, std::uint64_t waited_us) noexcept {
+    stream_waits[static_cast<int>(kind)][static_cast<int>(result)].fetch_add(1, std::memory_order_relaxed);
+    if (kind != StreamWaitKind::kCommit) return;
+    std::size_t b = 0;
+    while (waited_us > kLatencyBoundsUs[b]) ++b;
+    commit_hold_buckets[b].fetch_add(1, std::memory_order_relaxed);
+    commit_hold_sum_us.fetch_add(waited_us, std::memory_order_relaxed);
   }
   void RecordUpstreamError(routing::Side side) noexcept {
     sides[static_cast<int>(side)].upstream_errors.fetch_add(1, std::memory_order_relaxed);

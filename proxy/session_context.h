@@ -13,6 +13,7 @@
 #include "routing/config.h"
 #include "routing/journal.h"
 #include "routing/shadow_samples.h"
+#include "routing/stream_positions.h"
 #include "routing/policy_table.h"
 
 namespace turnout::proxy {
@@ -28,6 +29,7 @@ struct ProxyServices {
   UserLists users;                                       // per route, for auth at turnout
   routing::Journal* journal = nullptr;                   // owned by main; never null
   routing::ShadowSamples* shadow_samples = nullptr;      // owned by main; never null
+  routing::StreamPositions* stream_positions = nullptr;  // owned by main; never null
   std::shared_ptr<pg::CancelRegistry> cancel_keys;       // Postgres cancel keys turnout hands out
 };
 

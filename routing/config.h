@@ -80,6 +80,11 @@ struct Limits {
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration idle_timeout = absl::ZeroDuration();  // zero: none
   absl::Duration drain_timeout = absl::Seconds(30);
+  // Postgres dual-write carried by the change stream: how long a commit
+  // (sync) or a read on new after the session's commit (async) waits for
+  // new to apply it before it goes on without (counted in
+  // turnout_stream_waits_total{result="timeout"}).
+  absl::Duration stream_wait_timeout = absl::Seconds(5);
 };
 
 struct AdminListener {

@@ -18,8 +18,8 @@
 //                    or was never live, is not waited for)
 //
 // Why a sample taken after the commit is enough: the client's COMMIT is
-// answered only after its commit record is flushed (synchronous_commit on),
-// so old's flush position, read afterwards, is at or past that record.
+// answered only after its commit record is inserted into old's WAL, so
+// old's insert position, read afterwards, is at or past that record.
 //
 // Sessions, the feeder and the applier run on different threads. A mutex
 // guards the waiters and samples; waits and samples happen once per commit

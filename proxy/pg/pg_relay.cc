@@ -87,6 +87,17 @@ awaitable<bool> PgSession::StreamLargeClientFrame() {
 awaitable<bool> PgSession::OnBarrier() {
   if (!co_await FlushClientParsed()) co_return false;
   co_await WaitBackendIdle();
+  if (stream_read_wait_) {
+    // A read on new waits for the session's last commit to get there.
+    stream_read_wait_ = false;
+    stream_read_waited_ = true;
+    const auto start = Clock::now();
+    const auto result = co_await WaitStreamApplied(stream_ticket_);
+    ctx_.route.RecordStreamWait(RouteRuntime::StreamWaitKind::kRead, result,
+                                static_cast<std::uint64_t>(
+                                    std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()));
+    co_return true;  // routed again: to new when it has the commit, else to old
+  }
   if (switch_to_) {
     const Side side = *switch_to_;
     switch_to_.reset();
@@ -297,9 +308,13 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
           op->held_z.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
           return false;
         }
-        return forward;
+        return forward && !HoldForStream(f);
       }
     }
+  }
+  if (f.type == 'Z' && stream_wrote_) {
+    const bool forward = tracker_.OnBackendFrame(f);
+    return forward && !HoldForStream(f);
   }
   if (f.type == 'S') {
     ppg::ParameterStatus ps;
@@ -350,7 +365,8 @@ awaitable<bool> PgSession::RelayBackend(Side side) {
           run_len = 0;
         }
         in.CommitParsed(f.total_size);
-        if (count + 1 == kMaxSegments) {
+        if (count + 1 == kMaxSegments || stream_hold_) {
+          // Nothing may overtake a held ReadyForQuery.
           more = true;
           break;
         }
@@ -375,6 +391,7 @@ awaitable<bool> PgSession::RelayBackend(Side side) {
       if (ec) co_return true;
     }
     in.Consume(in.Parsed().size());
+    if (stream_hold_) co_await ReleaseStreamHold();
     if (!co_await WriteRelease()) co_return true;
 
     // Drain: close at the first idle point outside a transaction.

@@ -33,10 +33,14 @@ routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
   // and pinned until it ends (DESIGN.md §3).
   const bool in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle || sec_txn_;
   const bool may_switch = !in_txn && batch_start && !debug_pinned_;
+  // ... or after the session's own commit carried by the change stream.
+  if (may_switch) plan = FenceStreamRead(plan, /*may_wait=*/true);
+  if (stream_read_wait_) return routing::Plan(primary_side_);  // the barrier waits; routed again after
   Side want = may_switch ? plan.primary() : primary_side_;
   if (want != primary_side_ && SideDown(want)) want = primary_side_;
   plan.set_primary(want);
   plan.RemoveSecondariesOn(want);
+  NoteStreamWrite(plan, cls, want);
 
   routing::Plan out(want);
   if (plan.has(routing::kPlanAtomic)) out.set(routing::kPlanAtomic);

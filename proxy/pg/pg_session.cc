@@ -124,7 +124,7 @@ awaitable<void> PgSession::SendFatal(std::string_view sqlstate, std::string_view
 }
 
 awaitable<void> PgSession::WaitBackendIdle() {
-  while (!BackendIdle()) co_await idle_.Wait();
+  while (!BackendIdle() || stream_hold_) co_await idle_.Wait();
 }
 
 awaitable<bool> PgSession::ReadClient() {

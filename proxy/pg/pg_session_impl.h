@@ -22,11 +22,15 @@
 //   pg_routing.cc    the routing decision per request, switching the primary
 //   pg_secondary.cc  secondary work: dual-write, shadow, the journal
 //   pg_transactions.cc  two-phase commit; dual-writers of opposite authority
+//   pg_stream_wait.cc   dual-write carried by the change stream: commits held
+//                    until new applied them, reads on new after them
 //
 // Debug hooks (tests and operators only; off unless the environment has
 // TURNOUT_PG_DEBUG_HOOKS=1): a simple Query "TURNOUT DEBUG USE NEW" (or OLD)
 // makes that backend the session's primary at the next idle point outside
 // a transaction, opening it and replaying the session state on it.
+
+#include <boost/asio/post.hpp>
 
 #include <array>
 #include <chrono>
@@ -55,6 +59,7 @@
 #include "routing/journal.h"
 #include "routing/policy_table.h"
 #include "routing/read_your_writes.h"
+#include "routing/stream_positions.h"
 
 namespace turnout::proxy::pg::detail {
 
@@ -265,6 +270,24 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // Until every op that can progress has finished.
   awaitable<void> WaitSecondaryIdle();
 
+  // ---------------------------------------------------------------- pg_stream_wait.cc
+  // Dual-write carried by the change stream (routing/stream_positions.h):
+  // the session sends nothing to new; it learns when new has its commits.
+  class StreamWake;
+  using StreamWaitResult = RouteRuntime::StreamWaitResult;
+  // Route(): a write sent to old under a stream plan marks the transaction.
+  void NoteStreamWrite(const routing::Plan& plan, routing::RequestClass cls, Side side);
+  // Route(): a read that would go to new while the session's last async
+  // commit may not be there yet: waits at the barrier (`may_wait`), then
+  // goes to the authoritative side if new still lacks it.
+  routing::Plan FenceStreamRead(routing::Plan plan, bool may_wait);
+  // The primary's ReadyForQuery `f` ended a transaction that wrote through
+  // the stream. True when it is held (sync): ReleaseStreamHold() sends it.
+  bool HoldForStream(const protocol::pg::Frame& f);
+  awaitable<void> ReleaseStreamHold();
+  awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket);
+  routing::StreamPosition& stream_position();
+
   // ---------------------------------------------------------------- members
   SessionContext ctx_;
   SessionRegistration registration_;
@@ -332,8 +355,37 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side
   std::string release_;                  // bytes a backend loop must write to the client next
 
+  // Dual-write carried by the change stream (pg_stream_wait.cc).
+  routing::StreamPosition* stream_pos_ = nullptr;
+  std::unique_ptr<StreamWake> stream_wake_;
+  std::shared_ptr<Timer> stream_timer_;  // shared with StreamWake's wake-ups
+  bool stream_wrote_ = false;            // the open transaction wrote to old under a stream plan
+  bool stream_wrote_sync_ = false;       // ... and its commit waits for new
+  bool stream_hold_ = false;             // stream_held_z_ waits for new
+  std::string stream_held_z_;            // the primary's ReadyForQuery, held back
+  std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
+  bool stream_read_wait_ = false;        // the barrier waits for stream_ticket_
+  bool stream_read_waited_ = false;      // ... and did: the read goes to old if still missing
+
   RequestTracker tracker_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+// Wakes a session waiting on its route's StreamPosition: the position calls
+// Wake() from the applier's or feeder's thread; the session's timer is
+// cancelled on the session's own thread (the session re-checks why).
+class PgSession::StreamWake final : public routing::StreamPosition::Waiter {
+ public:
+  StreamWake(asio::any_io_executor ex, std::weak_ptr<Timer> timer) : ex_(std::move(ex)), timer_(std::move(timer)) {}
+  void Wake() noexcept override {
+    asio::post(ex_, [timer = timer_] {
+      if (auto t = timer.lock()) t->cancel();
+    });
+  }
+
+ private:
+  asio::any_io_executor ex_;
+  std::weak_ptr<Timer> timer_;
 };
 
 }  // namespace turnout::proxy::pg::detail

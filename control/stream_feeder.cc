@@ -1,0 +1,203 @@
+#include "control/stream_feeder.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "control/backend_clients.h"
+#include "control/pg_change_apply.h"
+#include "control/pg_change_stream.h"
+#include "protocol/pg/pgoutput.h"
+
+namespace turnout::control {
+
+namespace pgo = protocol::pg::pgoutput;
+
+namespace {
+
+// How long a report of the applier vouches for the stream: three of its
+// one-second heartbeats.
+constexpr absl::Duration kReportVouches = absl::Seconds(3);
+constexpr int kPollMillis = 200;
+constexpr auto kReconnectAfter = std::chrono::seconds(1);
+
+// Old's position at or past every commit acknowledged before the query
+// started. The insert position, not the flush position: with
+// synchronous_commit = off a commit is acknowledged before it is flushed.
+// (The stream sees WAL once it is flushed, so such a commit waits for
+// old's WAL writer: wal_writer_delay at most.)
+constexpr const char* kSampleSql = "select pg_current_wal_insert_lsn()::text";
+
+bool ParseNotification(std::string_view payload, std::string_view slot, std::uint64_t* lsn) {
+  const auto space = payload.find(' ');
+  return space != std::string_view::npos && payload.substr(0, space) == slot &&
+         pgo::ParseLsn(payload.substr(space + 1), lsn);
+}
+
+}  // namespace
+
+struct StreamFeeder::WakeFd {
+  WakeFd() : fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~WakeFd() {
+    if (fd >= 0) close(fd);
+  }
+  void Signal() const {
+    const std::uint64_t one = 1;
+    (void)!write(fd, &one, sizeof one);
+  }
+  const int fd;
+};
+
+StreamFeeder::StreamFeeder(routing::Backend old_backend, routing::Backend new_backend, std::string slot,
+                           routing::StreamPosition* position)
+    : old_(std::move(old_backend)),
+      new_(std::move(new_backend)),
+      slot_(std::move(slot)),
+      position_(position),
+      wake_(std::make_shared<WakeFd>()) {
+  position_->SetSampleListener([wake = wake_] { wake->Signal(); });
+  thread_ = std::thread([this] { Run(); });
+}
+
+StreamFeeder::~StreamFeeder() {
+  position_->SetSampleListener(nullptr);
+  stop_ = true;
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StreamFeeder::Wake() { wake_->Signal(); }
+
+void StreamFeeder::Run() {
+  PgConn old_conn, new_conn;
+  std::uint64_t sampling = 0;  // the ticket of the query in flight on old
+  auto next_connect = std::chrono::steady_clock::now();
+  auto fail_sample = [&] {
+    if (sampling != 0) position_->SampleTaken(sampling, 0);
+    sampling = 0;
+  };
+  while (!stop_) {
+    const auto now = std::chrono::steady_clock::now();
+    if ((!old_conn || !new_conn) && now >= next_connect) {
+      next_connect = now + kReconnectAfter;
+      if (!old_conn) {
+        auto c = PgConnect(old_, "turnout-stream-feeder");
+        if (c.ok()) old_conn = *std::move(c);
+      }
+      if (!new_conn) {
+        auto c = PgConnect(new_, "turnout-stream-feeder");
+        if (c.ok()) {
+          PgResult r(PQexec(c->get(), ("listen " + std::string(kAppliedChannel)).c_str()));
+          if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) new_conn = *std::move(c);
+        }
+      }
+    }
+    if (old_conn && sampling == 0) {
+      if (const std::uint64_t ticket = position_->TakeSampleRequest(); ticket != 0) {
+        if (PQsendQuery(old_conn.get(), kSampleSql) == 1) {
+          sampling = ticket;
+        } else {
+          position_->SampleTaken(ticket, 0);
+          old_conn.reset();
+        }
+      }
+    } else if (!old_conn) {
+      // Nobody can learn old's position: sessions are not held for it.
+      if (const std::uint64_t ticket = position_->TakeSampleRequest(); ticket != 0) position_->SampleTaken(ticket, 0);
+    }
+
+    pollfd fds[3] = {{wake_->fd, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+    if (old_conn && sampling != 0) fds[1].fd = PQsocket(old_conn.get());
+    if (new_conn) fds[2].fd = PQsocket(new_conn.get());
+    const int n = poll(fds, 3, kPollMillis);
+    if (n < 0) continue;
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t drained;
+      (void)!read(wake_->fd, &drained, sizeof drained);
+    }
+    if (fds[1].revents != 0) {
+      if (PQconsumeInput(old_conn.get()) != 1) {
+        fail_sample();
+        old_conn.reset();
+      } else if (PQisBusy(old_conn.get()) == 0) {
+        std::uint64_t lsn = 0;
+        while (PGresult* raw = PQgetResult(old_conn.get())) {
+          PgResult r(raw);
+          if (PQresultStatus(raw) == PGRES_TUPLES_OK && PQntuples(raw) == 1)
+            (void)pgo::ParseLsn(PQgetvalue(raw, 0, 0), &lsn);
+        }
+        position_->SampleTaken(sampling, lsn);
+        sampling = 0;
+      }
+    }
+    if (fds[2].revents != 0) {
+      if (PQconsumeInput(new_conn.get()) != 1) {
+        new_conn.reset();
+        continue;
+      }
+      while (PGnotify* note = PQnotifies(new_conn.get())) {
+        std::uint64_t lsn = 0;
+        if (ParseNotification(note->extra, slot_, &lsn)) position_->Applied(lsn, absl::Now() + kReportVouches);
+        PQfreemem(note);
+      }
+    }
+  }
+  fail_sample();
+}
+
+StreamFeeders::StreamFeeders(std::shared_ptr<const routing::Config> config,
+                             const routing::RouteTablePublisher* route_table, routing::StreamPositions* positions)
+    : config_(std::move(config)), route_table_(route_table), positions_(positions) {}
+
+StreamFeeders::~StreamFeeders() { Stop(); }
+
+void StreamFeeders::Start(std::chrono::milliseconds period) {
+  thread_ = std::thread([this, period] {
+    while (!stop_) {
+      Refresh();
+      for (auto waited = std::chrono::milliseconds(0); waited < period && !stop_;
+           waited += std::chrono::milliseconds(50))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+}
+
+void StreamFeeders::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  feeders_.clear();
+}
+
+void StreamFeeders::Refresh() {
+  const auto table = route_table_->Load();
+  std::map<std::string, std::string> wanted;  // route -> slot
+  for (const auto& [route, policy] : table->routes()) {
+    if (!policy || policy->protocol() != routing::Protocol::kPostgres || !policy->inputs().writes_by_stream) continue;
+    wanted[route] = StreamNamesFor(policy->migration_id(), route).slot;
+  }
+  for (auto it = feeders_.begin(); it != feeders_.end();) {
+    auto w = wanted.find(it->first);
+    if (w != wanted.end() && w->second == it->second->slot()) {
+      ++it;
+      continue;
+    }
+    it = feeders_.erase(it);
+  }
+  for (const auto& [route, slot] : wanted) {
+    if (feeders_.contains(route)) continue;
+    const routing::Route* r = config_->FindRoute(route);
+    if (r == nullptr) continue;
+    const auto policy = table->FindShared(route);
+    const std::string& new_name = policy->inputs().new_backend.empty() ? r->new_backend : policy->inputs().new_backend;
+    const routing::Backend* old_b = config_->FindBackend(r->old_backend);
+    const routing::Backend* new_b = config_->FindBackend(new_name);
+    if (old_b == nullptr || new_b == nullptr) continue;
+    feeders_[route] = std::make_unique<StreamFeeder>(*old_b, *new_b, slot, &positions_->For(route));
+  }
+}
+
+}  // namespace turnout::control

@@ -1,0 +1,170 @@
+// Dual-write carried by the change stream, as clients see it (issue
+// "Postgres dual-write and cutover on the change stream"): with `apply:
+// sync` a commit acknowledged through turnout is on new already; with
+// `apply: async` a read that turnout sends to new after the session's own
+// commit finds it. Real servers, real clients (libpq), 8 concurrent
+// writers, and a full comparison of both sides at the end.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/control/change_stream_fixture.h"
+#include "tests/support/backends.h"
+
+namespace turnout::testing {
+namespace {
+
+constexpr int kWriters = 8;
+constexpr int kCommitsPerWriter = 1250;  // 10,000 in all
+
+constexpr char kTable[] =
+    "create table ev (id bigserial primary key, client int, n int, at timestamptz default now(), "
+    "r float default random())";
+
+// One libpq connection; a failed statement is a test failure.
+class Conn {
+ public:
+  explicit Conn(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {
+    if (PQstatus(c_) != CONNECTION_OK) ADD_FAILURE() << PQerrorMessage(c_);
+  }
+  ~Conn() { PQfinish(c_); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  // The first value of the first row ("" when none).
+  std::string Value(const std::string& sql, const std::vector<std::string>& params = {}) {
+    std::vector<const char*> values;
+    for (const auto& p : params) values.push_back(p.c_str());
+    PGresult* r = PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                               nullptr, 0);
+    std::string out;
+    const auto st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
+    else if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return out;
+  }
+  void Exec(const std::string& sql) { (void)Value(sql); }
+
+ private:
+  PGconn* c_;
+};
+
+class StreamDualWriteTest : public ChangeStreamTest {
+ public:
+  StreamDualWriteTest() : ChangeStreamTest("sdw") {}
+
+  // The harness runs its clusters with synchronous_commit = off, where a
+  // commit reaches the stream only once old's WAL writer flushed it (up to
+  // wal_writer_delay later); production settings flush at commit.
+  void SynchronousCommitOnOld() { Psql(old_, "alter database " + db_ + " set synchronous_commit = on"); }
+
+  std::string ViaTurnoutConnString() const { return TestBackends::Get().PgConnString(pg_port_, db_); }
+  std::string NewConnString() const { return TestBackends::Get().PgConnString(new_, db_); }
+
+  double Metric(const std::string& series) { return admin_->Metric(series); }
+  // The stream wait series, for failure messages.
+  std::string StreamMetrics() {
+    std::string out;
+    for (const char* kind : {"commit", "read"})
+      for (const char* result : {"applied", "timeout", "not_live"}) {
+        const std::string series = std::string("turnout_stream_waits_total{kind=\"") + kind + "\",result=\"" + result +
+                                   "\",route=\"pg\"}";
+        out += series + " " + std::to_string(Metric(series)) + "\n";
+      }
+    return out;
+  }
+};
+
+// Sync: the client's COMMIT (or its autocommit INSERT) is answered only once
+// new applied it, so a direct read of new right after always finds the row.
+TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
+  Both(kTable);
+  SynchronousCommitOnOld();
+  Psql(old_, "insert into ev (client, n) select 0, g from generate_series(1, 1000) g");
+  StartTurnout(/*protocol=*/true);
+  Migrate("sync_dw", R"({"type":"scan"})",
+          R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})",
+          {"ev"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("sync_dw")), "streaming") << Log();
+
+  std::atomic<int> missing{0}, done{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      Conn via(ViaTurnoutConnString()), direct(NewConnString());
+      for (int i = 0; i < kCommitsPerWriter; ++i) {
+        std::string id;
+        if (i % 2 == 0) {
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", {std::to_string(w + 1), std::to_string(i)});
+        } else {
+          // An explicit transaction: the COMMIT is what waits.
+          via.Exec("begin");
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", {std::to_string(w + 1), std::to_string(i)});
+          via.Exec("commit");
+        }
+        if (id.empty()) return;  // the failure is reported already
+        if (direct.Value("select count(*) from ev where id = $1", {id}) != "1") ++missing;
+        ++done;
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(done.load(), kWriters * kCommitsPerWriter);
+  EXPECT_EQ(missing.load(), 0) << "commits acknowledged through turnout that new did not have yet\n"
+                                << StreamMetrics();
+  EXPECT_GE(Metric(R"(turnout_stream_waits_total{kind="commit",result="applied",route="pg"})"),
+            kWriters * kCommitsPerWriter);
+
+  auto m = Complete("sync_dw");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
+// Async: commits are not held; a read that the canary sends to new right
+// after the session's own commit waits until new has it.
+TEST_F(StreamDualWriteTest, AsyncCanaryReadsOnNewSeeTheSessionsOwnCommits) {
+  Both(kTable);
+  SynchronousCommitOnOld();
+  StartTurnout(/*protocol=*/true);
+  Migrate("async_dw", R"({"type":"scan"})",
+          R"({"type":"canary","read_percentage":1.0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}})",
+          {"ev"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("async_dw")), "streaming") << Log();
+
+  std::atomic<int> missed{0}, done{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      Conn via(ViaTurnoutConnString());
+      for (int i = 0; i < kCommitsPerWriter; ++i) {
+        const std::string id =
+            via.Value("insert into ev (client, n) values ($1, $2) returning id", {std::to_string(w + 1), std::to_string(i)});
+        if (id.empty()) return;
+        // Served by new (read_percentage 1.0): the session's own row is there.
+        if (via.Value("select count(*) from ev where id = $1", {id}) != "1") ++missed;
+        ++done;
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(done.load(), kWriters * kCommitsPerWriter);
+  EXPECT_EQ(missed.load(), 0) << "reads through turnout that missed the session's own commit\n" << StreamMetrics();
+  // The reads went to new and none waited in vain.
+  EXPECT_GE(Metric(R"(turnout_requests_total{backend="new",class="read",route="pg"})"), kWriters * kCommitsPerWriter);
+  EXPECT_EQ(Metric(R"(turnout_stream_waits_total{kind="read",result="timeout",route="pg"})"), 0);
+  EXPECT_EQ(Metric(R"(turnout_stream_waits_total{kind="commit",result="applied",route="pg"})"), 0)
+      << "async commits are not held";
+
+  auto m = Complete("async_dw");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
+}  // namespace
+}  // namespace turnout::testing
