@@ -174,12 +174,20 @@ while :; do
 done
 TURNOUT_S=$(sub "$(now)" "$t0")
 COPY_EQUAL=$(jq -r '.data.progress.verification.equal // "n/a"' <<<"$m")
+# The copy itself, as turnout logs it (control/pg_backfill.cc): from the
+# workers' start to the last piece committed, without the slot, the
+# publication and the polling around it.
+sleep 0.3
+COPY_ITSELF=$(sed -n 's/.*snapshot copy: [0-9]* rows in \([0-9]*\) ms.*/\1/p' "$WORK/turnout.log" | head -1)
+COPY_ITSELF=$(awk -v ms="${COPY_ITSELF:-0}" 'BEGIN{printf "%.2f", ms / 1000}')
 if [ "$COPY_ONLY" = 1 ]; then
   echo "pgbench scale $SCALE ($ROWS rows), workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  awk -v rows="$ROWS" -v dump="$DUMP_S" -v ce="$COPY_END" 'BEGIN {
-    printf "pg_dump --data-only | psql  %.0f rows/s (%s s)\n", rows / dump, dump
-    printf "turnout copy phase          %.0f rows/s (%s s)\n", rows / ce, ce
-    printf "ratio copy / pg_dump        %.2f x\n", dump / ce }'
+  grep -o 'snapshot copy: .*' "$WORK/turnout.log" || true
+  awk -v rows="$ROWS" -v dump="$DUMP_S" -v ce="$COPY_END" -v ci="$COPY_ITSELF" 'BEGIN {
+    printf "pg_dump --data-only | psql   %.0f rows/s (%s s)\n", rows / dump, dump
+    printf "turnout copy phase           %.0f rows/s (%s s)\n", rows / ce, ce
+    printf "of which the copy itself     %.0f rows/s (%s s)\n", (ci > 0 ? rows / ci : 0), ci
+    printf "ratio to pg_dump             copy phase %.2f x, copy itself %.2f x\n", dump / ce, (ci > 0 ? dump / ci : 0) }'
   exit 0
 fi
 for t in "${TABLES[@]}"; do
@@ -300,7 +308,7 @@ echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(q "$OLD" postgres 'show server_version' | cut -d' ' -f1)"
 echo "pgbench scale $SCALE ($ROWS rows in ${TABLES[*]}), TPC-B -c 8 -j 2 -T $SECS on old; both clusters, turnout and pgbench on this machine"
 echo
-awk -v rows="$ROWS" -v dump="$DUMP_S" -v tt="$TURNOUT_S" -v ce="$COPY_END" -v va="$VERIFY_AT" -v eq="$COPY_EQUAL" \
+awk -v rows="$ROWS" -v dump="$DUMP_S" -v tt="$TURNOUT_S" -v ce="$COPY_END" -v ci="$COPY_ITSELF" -v workers="$WORKERS" -v va="$VERIFY_AT" -v eq="$COPY_EQUAL" \
     -v tps="$TPS" -v failed="$FAILED" -v applied="$ROWS_APPLIED" -v rate="$APPLY_RATE" \
     -v lbm="$LAGB_MAX" -v lsm="$LAGS_MAX" -v sbm="$SLOTB_MAX" -v sbp="$SLOTB_P50" -v agm="$AGE_MAX" -v agp="$AGE_P50" \
     -v end="$BENCH_END" -v caught="$CAUGHT" -v acaught="$API_CAUGHT" -v fin="$FINISH_S" -v brows="$BACKLOG_ROWS" -v drain="$DRAIN_S" -v seq="$STREAM_EQUAL" -v verdict="$VERDICT" '
@@ -309,7 +317,8 @@ BEGIN {
   printf "|%s|%s|\n", "----------------------------------------------------", "------------------------------------------"
   printf "| %-50s | %.0f rows/s (%s s) |\n", "pg_dump --data-only | psql", rows / dump, dump
   printf "| %-50s | %.0f rows/s (%s s; copy done at %s s, verify from %s s; verifier equal: %s) |\n", "turnout data: snapshot, /migrate to Completed", rows / tt, tt, ce, va, eq
-  printf "| %-50s | %.2f x (copy phase alone: %.2f x) |\n", "ratio turnout / pg_dump", dump / tt, (ce > 0 ? dump / ce : 0)
+  printf "| %-50s | %.0f rows/s (%s s, %d workers) |\n", "the copy itself (turnout log)", (ci > 0 ? rows / ci : 0), ci, workers
+  printf "| %-50s | %.2f x (copy phase: %.2f x; the copy itself: %.2f x) |\n", "ratio turnout / pg_dump", dump / tt, (ce > 0 ? dump / ce : 0), (ci > 0 ? dump / ci : 0)
   printf "| %-50s | %.0f tps (%s failed), %.0f row changes/s |\n", "pgbench TPC-B on old", tps, failed, 4 * tps
   printf "| %-50s | %.0f rows/s (%d rows) |\n", "stream applied, pgbench start to lag 0", rate, applied
   printf "| %-50s | %.0f rows/s (%d rows, %s s after resume) |\n", "stream applying a backlog (paused during pgbench)", brows / drain, brows, drain

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -511,9 +512,9 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
     for (const auto& r : ranges[i]) todo.push_back(Piece{i, CtidCondition(r), (*tables)[i].total / n});
   }
   std::stable_sort(todo.begin(), todo.end(), [](const Piece& a, const Piece& b) { return a.size > b.size; });
-  if (split_tables.size() > 0)
-    ctx.Log(absl::StrCat("snapshot copy: ", todo.size(), " pieces for ", workers, " workers; split by pages: ",
-                         absl::StrJoin(split_tables, ", ")));
+  ctx.Log(absl::StrCat("snapshot copy: ", todo.size(), " pieces for ", workers, " workers",
+                       split_tables.empty() ? "" : "; split by pages: ", absl::StrJoin(split_tables, ", ")));
+  const auto started = std::chrono::steady_clock::now();
   std::mutex mu;  // guards tables, progress, next, first_error, locked, lock_error; serializes checkpoints
   std::size_t next = 0;
   absl::Status first_error = absl::OkStatus();
@@ -591,6 +592,10 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
   for (auto& th : threads) th.join();
   (void)PgExec(*coordinator, "commit");
   if (!first_error.ok()) return first_error;
+  ctx.Log(absl::StrCat("snapshot copy: ", progress.copied, " rows in ",
+                       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+                           .count(),
+                       " ms"));
   if (!split_tables.empty() && locked == 0)
     return absl::UnavailableError(
         absl::StrCat("old: no copy worker could lock the tables to copy (DDL in progress?); the copy starts again: ",
