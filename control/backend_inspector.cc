@@ -252,9 +252,12 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       PgVerifyOptions options;
       // A chunk is at most one second of the throttle's budget.
       if (run.rows_per_second > 0) options.chunk_rows = std::min(options.chunk_rows, run.rows_per_second);
-      // "lsn" mode while the route's change stream runs.
+      // "lsn" mode while the route's change stream runs (the route streams,
+      // or its stream does; a stream that stopped meanwhile makes the wait
+      // run out, and the table falls back to "recheck", saying so).
       for (const auto& p : m.progress.routes)
-        if (p.route == i.route && p.stream.phase == "streaming" && !p.stream.slot.empty())
+        if (p.route == i.route && !p.stream.slot.empty() && p.phase != "done" && p.phase != "failed" &&
+            (p.phase == "streaming" || p.stream.phase == "streaming"))
           options.wait_new_applied_past = StreamPositionWait(old_side, new_side, p.stream.slot, run.lsn_wait);
       std::string consistency = options.wait_new_applied_past ? "lsn" : "recheck";
       json::array tables;
