@@ -297,7 +297,8 @@ routing::Route ReadRoute(Reader& r, const YAML::Node& n, const std::string& path
 void ReadLimits(Reader& r, const YAML::Node& n, routing::Limits& l) {
   const std::string path = "limits";
   r.CheckKeys(n, path, {"max_connections", "max_message_size", "max_startup_size", "buffer_size",
-                        "connect_timeout", "idle_timeout", "drain_timeout", "stream_wait_timeout"});
+                        "connect_timeout", "idle_timeout", "drain_timeout", "stream_wait_timeout",
+                        "cutover_timeout"});
   if (!r.ok()) return;
   if (n["max_connections"])
     l.max_connections = r.Integer<int>(n["max_connections"], "limits.max_connections", 1, 1000000);
@@ -314,6 +315,7 @@ void ReadLimits(Reader& r, const YAML::Node& n, routing::Limits& l) {
   if (n["drain_timeout"]) l.drain_timeout = r.Duration(n["drain_timeout"], "limits.drain_timeout");
   if (n["stream_wait_timeout"])
     l.stream_wait_timeout = r.Duration(n["stream_wait_timeout"], "limits.stream_wait_timeout");
+  if (n["cutover_timeout"]) l.cutover_timeout = r.Duration(n["cutover_timeout"], "limits.cutover_timeout");
   if (r.ok() && l.connect_timeout <= absl::ZeroDuration())
     r.Fail("limits.connect_timeout", "must be greater than zero");
 }

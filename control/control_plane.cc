@@ -50,6 +50,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cv.instance_id = config->instance_id;
   cp->verifier_ = std::make_unique<ContinuousVerifier>(config, cp->service_.get(), cp->store_.get(), std::move(cv));
   cp->service_->OnPublish([v = cp->verifier_.get()](const std::vector<Migration>& all) { v->OnMigrations(all); });
+  cp->cutovers_ = std::make_unique<Cutovers>(config, route_table, cp->service_.get(), cp->store_.get(), stream_positions);
+  cp->service_->OnPublish([c = cp->cutovers_.get()](const std::vector<Migration>& all) { c->OnMigrations(all); });
   if (auto st = cp->service_->Start(); !st.ok()) return st;
   // Another sidecar changed the shared store: reload what it names (all of
   // it when the store cannot tell) and republish if routing changed.
@@ -60,6 +62,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cp->prober_->Start();
   cp->stream_feeders_ = std::make_unique<StreamFeeders>(config, route_table, stream_positions);
   cp->stream_feeders_->Start();
+  cp->cutovers_->Start();
   // Resumes any Running migration whose data movement is not finished.
   cp->data_movement_->Start();
   cp->verifier_->Start();
@@ -105,6 +108,7 @@ void ControlPlane::Stop() {
   if (verifier_) verifier_->Stop();
   if (admin_) admin_->Stop();
   if (prober_) prober_->Stop();
+  if (cutovers_) cutovers_->Stop();
   if (stream_feeders_) stream_feeders_->Stop();
   if (store_) store_->Stop();
 }

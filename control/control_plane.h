@@ -15,6 +15,7 @@
 #include "control/backend_prober.h"
 #include "control/control_metrics.h"
 #include "control/continuous_verify.h"
+#include "control/cutover.h"
 #include "control/data_movement.h"
 #include "control/migration_service.h"
 #include "control/state_store.h"
@@ -60,6 +61,7 @@ class ControlPlane {
   std::unique_ptr<ContinuousVerifier> verifier_;
   std::unique_ptr<BackendProber> prober_;
   std::unique_ptr<StreamFeeders> stream_feeders_;
+  std::unique_ptr<Cutovers> cutovers_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<AdminServer> admin_;
   std::function<bool()> listening_;

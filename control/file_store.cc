@@ -54,6 +54,21 @@ class FileLock final : public ExclusiveLock {
   std::string name_;
 };
 
+class SharedFileLock final : public ExclusiveLock {
+ public:
+  SharedFileLock(std::mutex& mu, std::map<std::string, int>& holders, std::string name)
+      : mu_(mu), holders_(holders), name_(std::move(name)) {}
+  ~SharedFileLock() override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--holders_[name_] == 0) holders_.erase(name_);
+  }
+
+ private:
+  std::mutex& mu_;
+  std::map<std::string, int>& holders_;
+  std::string name_;
+};
+
 // Equal as the loader sees values. Doubles may differ in the last bits: the
 // parser of Boost 1.81 reads them imprecisely, here and at every load alike,
 // so such a difference is not a loss.
@@ -185,9 +200,16 @@ absl::Status FileStateStore::Remove(const std::string& id, std::uint64_t expecte
 
 absl::StatusOr<std::unique_ptr<ExclusiveLock>> FileStateStore::TryLockExclusive(const std::string& name) {
   std::lock_guard<std::mutex> l(mu_);
-  if (locks_.count(name)) return std::unique_ptr<ExclusiveLock>();
+  if (locks_.count(name) || shared_locks_.count(name)) return std::unique_ptr<ExclusiveLock>();
   locks_[name] = true;
   return std::unique_ptr<ExclusiveLock>(new FileLock(mu_, locks_, name));
+}
+
+absl::StatusOr<std::unique_ptr<ExclusiveLock>> FileStateStore::TryLockShared(const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (locks_.count(name)) return std::unique_ptr<ExclusiveLock>();
+  ++shared_locks_[name];
+  return std::unique_ptr<ExclusiveLock>(new SharedFileLock(mu_, shared_locks_, name));
 }
 
 absl::Status FileStateStore::WriteLocked() {

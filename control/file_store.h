@@ -28,6 +28,7 @@ class FileStateStore final : public StateStore {
   absl::Status Remove(const std::string& id, std::uint64_t expected_revision) override;
   void Watch(std::function<void(const StoreChange&)>) override {}
   absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockExclusive(const std::string& name) override;
+  absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockShared(const std::string& name) override;
   bool Healthy() const override { return true; }
 
   // The loader, shared by Open() and the check before every write.
@@ -47,6 +48,7 @@ class FileStateStore final : public StateStore {
   std::mutex mu_;
   std::map<std::string, Migration> migrations_;
   std::map<std::string, bool> locks_;
+  std::map<std::string, int> shared_locks_;  // holders of each shared lock
 };
 
 }  // namespace turnout::control

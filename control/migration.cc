@@ -158,6 +158,7 @@ json::object MigrationToJson(const Migration& m, bool verbose) {
   o["apis"] = std::move(apis);
   o["revision"] = m.revision;
   if (!m.last_error.empty()) o["error"] = m.last_error;
+  if (!m.cutover.is_null()) o["cutover"] = m.cutover;
   o["created_at"] = m.created_at;
   o["updated_at"] = m.updated_at;
   if (verbose) {
@@ -210,6 +211,7 @@ absl::StatusOr<Migration> MigrationFromStored(const json::value& v) {
   if (auto* r = o.if_contains("policy_revision"); r && r->is_number())
     m.policy_revision = r->to_number<std::uint64_t>();
   m.last_error = StringOr(o, "error");
+  if (auto* c = o.if_contains("cutover"); c && c->is_object()) m.cutover = *c;
   if (auto* p = o.if_contains("progress")) m.progress = DataProgressFromJson(*p);
   m.created_at = StringOr(o, "created_at");
   m.updated_at = StringOr(o, "updated_at");

@@ -130,6 +130,10 @@ struct Migration {
   // movement does not churn policy versions across the fleet. 0: `revision`.
   std::uint64_t policy_revision = 0;
   std::string last_error;
+  // The write window of a cutover (control/cutover.h): null, or
+  // {"phase": "holding", "strategy": <the strategy once flipped>, "epoch",
+  //  "started_at"}, then {"phase": "done" | "abandoned", "hold_ms", "reason"}.
+  boost::json::value cutover;
   DataProgress progress;
   std::vector<AuditEntry> history;
 };

@@ -193,11 +193,28 @@ bool WritesByStream(const Migration& m, const std::string& route) {
   return true;
 }
 
+// A cutover's write window is open (control/cutover.h).
+bool CutoverHolding(const Migration& m) {
+  if (!m.cutover.is_object()) return false;
+  const auto* phase = m.cutover.as_object().if_contains("phase");
+  return phase != nullptr && *phase == "holding";
+}
+
+// Some Postgres route of `m` has its writes carried by the change stream.
+bool AnyRouteByStream(const Migration& m, const routing::Config& config) {
+  for (const auto& i : m.interlays) {
+    const routing::Route* r = config.FindRoute(i.route);
+    if (r != nullptr && r->protocol == routing::Protocol::kPostgres && WritesByStream(m, i.route)) return true;
+  }
+  return false;
+}
+
 // Equal in everything PublishLocked reads (CompileFor, PhaseOf): publishing
 // `b` in place of `a` would build the same policies. Progress, history,
 // description, data and failure handling are not among them.
 bool SameRouting(const Migration& a, const Migration& b) {
-  if (a.state != b.state || a.synced != b.synced || PolicyVersion(a) != PolicyVersion(b) || a.strategy != b.strategy)
+  if (a.state != b.state || a.synced != b.synced || PolicyVersion(a) != PolicyVersion(b) || a.strategy != b.strategy ||
+      CutoverHolding(a) != CutoverHolding(b))
     return false;
   if (a.interlays.size() != b.interlays.size() || a.apis.size() != b.apis.size()) return false;
   for (std::size_t i = 0; i < a.interlays.size(); ++i)
@@ -357,6 +374,7 @@ absl::StatusOr<std::shared_ptr<const routing::Policy>> MigrationService::Compile
   in.strategy = *std::move(spec);
   in.sidecar = {config_->instance_id, config_->region};
   in.writes_by_stream = route->protocol == routing::Protocol::kPostgres && WritesByStream(m, route->name);
+  in.hold_writes = in.writes_by_stream && CutoverHolding(m);
   // Table scopes apply to Postgres routes, key scopes to Redis routes.
   for (const auto& a : m.apis) {
     const bool applies = route->protocol == routing::Protocol::kPostgres ? !a.tables.empty() : !a.keys.empty();
@@ -611,7 +629,25 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
     if (mig.state == MigrationState::kCompleted || mig.state == MigrationState::kRolledBack ||
         mig.state == MigrationState::kRollingBack)
       return Illegal(mig, "patch");
-    if (auto* s = o.if_contains("strategy")) mig.strategy = *s;
+    if (auto* s = o.if_contains("strategy")) {
+      if (CutoverHolding(mig))
+        return WithDetails(absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
+                           "wait for it to flip or be abandoned (GET the migration: \"cutover\")");
+      auto before = StrategyFromJson(mig.strategy);
+      auto after = StrategyFromJson(*s);
+      if (mig.state == MigrationState::kRunning && before.ok() && after.ok() && !WritesToNew(*before) &&
+          WritesToNew(*after) && AnyRouteByStream(mig, *config_)) {
+        // Write authority moves to new while the stream carries old's
+        // writes there: open the write window; the cutover runner flips
+        // to this strategy once new has every write (control/cutover.h).
+        std::int64_t epoch = 1;
+        if (mig.cutover.is_object())
+          if (const auto* e = mig.cutover.as_object().if_contains("epoch"); e && e->is_int64()) epoch = e->as_int64() + 1;
+        mig.cutover = json::object{{"phase", "holding"}, {"strategy", *s}, {"epoch", epoch}, {"started_at", NowRfc3339()}};
+      } else {
+        mig.strategy = *s;
+      }
+    }
     if (auto* d = o.if_contains("description")) mig.description = ToStd(d->as_string());
     if (auto* d = o.if_contains("data")) mig.data = *d;
     if (auto* f = o.if_contains("failure_handling")) mig.failure_handling = *f;
@@ -625,6 +661,29 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
   });
   if (!m.ok()) return m.status();
   return json::value(MigrationToJson(*m, false));
+}
+
+absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t epoch, bool flipped,
+                                         std::int64_t hold_ms, const std::string& reason) {
+  auto m = Mutate(id, "system", flipped ? "cutover" : "cutover_abandoned", [&](Migration& mig) -> absl::Status {
+    if (!CutoverHolding(mig)) return absl::FailedPreconditionError("no cutover in progress");
+    const auto* e = mig.cutover.as_object().if_contains("epoch");
+    if (e == nullptr || !e->is_int64() || e->as_int64() != epoch)
+      return absl::FailedPreconditionError("another cutover is in progress");
+    json::object c = mig.cutover.as_object();
+    c["phase"] = flipped ? "done" : "abandoned";
+    c["hold_ms"] = hold_ms;
+    c["ended_at"] = NowRfc3339();
+    if (!reason.empty()) c["reason"] = reason;
+    if (flipped) mig.strategy = c["strategy"];
+    mig.cutover = std::move(c);
+    if (flipped && mig.state == MigrationState::kRunning && !DataPending(mig)) {
+      auto spec = StrategyFromJson(mig.strategy);
+      if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
+    }
+    return absl::OkStatus();
+  });
+  return m.ok() ? absl::OkStatus() : m.status();
 }
 
 absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id, const std::string& route,

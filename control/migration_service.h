@@ -102,6 +102,14 @@ class MigrationService {
   // migration becomes Failed with `error`, and so routes to old.
   absl::Status FailDataMovement(const std::string& id, const DataProgress& progress, const std::string& error);
 
+  // A cutover's write window (control/cutover.h) ends: with `flipped` the
+  // held strategy becomes the migration's (and a Running migration whose
+  // data is moved and whose strategy sends everything to new completes);
+  // otherwise the window is abandoned for `reason` and routing stays. Only
+  // for the window numbered `epoch`; audited with the hold's length.
+  absl::Status EndCutover(const std::string& id, std::int64_t epoch, bool flipped, std::int64_t hold_ms,
+                          const std::string& reason);
+
   // A copy, for the dry run and the validator.
   absl::StatusOr<Migration> Snapshot(const std::string& id) const;
   const routing::Config& config() const { return *config_; }

@@ -48,6 +48,12 @@ inline constexpr std::string_view kInternalSchema = "_turnout";
 // "<slot> <lsn>", with each commit and once a second while streaming: every
 // sidecar's StreamFeeder listens (control/stream_feeder.h).
 inline constexpr std::string_view kAppliedChannel = "turnout_applied";
+// A fence in old's WAL (a non-transactional logical message naming the
+// slot, flushed at once): every transaction that committed before it is
+// received before it, so once the applier commits what it received, new
+// holds all of them (pg_change_stream.cc; control/stream_feeder.h and
+// cutover.h write them).
+inline constexpr std::string_view kFencePrefix = "turnout.fence";
 
 class ChangeApplier {
  public:

@@ -109,6 +109,27 @@ absl::Status EmitCaughtUpMark(const PgSide& old, const std::string& slot) {
   return r.ok() ? absl::OkStatus() : r.status();
 }
 
+}  // namespace
+
+absl::StatusOr<std::uint64_t> EmitStreamFence(const routing::Backend& source, const std::string& slot) {
+  auto side = PgConnectSide(source, "old", "turnout-cutover");
+  if (!side.ok()) return side.status();
+  // A non-transactional message is not flushed by itself (PostgreSQL 15),
+  // and the walsender decodes only flushed WAL: a transaction with an xid
+  // and synchronous_commit on flushes it at commit.
+  for (const char* sql : {"begin", "set local synchronous_commit = on", "select txid_current()"})
+    if (auto r = PgExec(*side, sql, {}, "fence the stream"); !r.ok()) return r.status();
+  auto r = PgExec(*side, "select pg_logical_emit_message(false, $1, $2)::text", {std::string(kFencePrefix), slot},
+                  "fence the stream");
+  if (!r.ok()) return r.status();
+  std::uint64_t lsn = 0;
+  if (!pgo::ParseLsn(PgValue(*r, 0, 0), &lsn)) return absl::InternalError("old: fence: unreadable position");
+  if (auto c = PgExec(*side, "commit", {}, "fence the stream"); !c.ok()) return c.status();
+  return lsn;
+}
+
+namespace {
+
 // One attempt: (copy, then) stream until finished, stopped or an error.
 class StreamRun {
  public:
@@ -216,7 +237,8 @@ class StreamRun {
     auto next_report = Clock::now();
     const std::int64_t txns_before = progress_.stream.transactions, rows_before = progress_.stream.rows;
     for (;;) {
-      const bool busy = applier_->pending_transactions() > 0 || !applier_->AtTransactionBoundary();
+      const bool busy =
+          applier_->pending_transactions() > 0 || !applier_->AtTransactionBoundary() || idle_end > confirmed_;
       auto data = repl_->Next(busy ? std::chrono::milliseconds(0) : std::chrono::milliseconds(100));
       if (!data.ok()) return data.status();
       if (data->size == 0) {
@@ -241,9 +263,13 @@ class StreamRun {
           if (auto ec = pgo::DecodeLogicalMessage(x->data, /*in_stream=*/false, &m))
             return absl::InternalError(absl::StrCat("old: undecodable pgoutput message: ", ec.message()));
           if (const auto* msg = std::get_if<pgo::Message>(&m);
-              msg != nullptr && !msg->transactional && msg->prefix == kCaughtUpPrefix &&
-              ppg::AsText(msg->content) == names_.slot)
-            mark_seen = mark_sent;
+              msg != nullptr && !msg->transactional && ppg::AsText(msg->content) == names_.slot) {
+            if (msg->prefix == kCaughtUpPrefix) mark_seen = mark_sent;
+            // A fence (kFencePrefix): everything before it was received
+            // (and is committed at the next pause).
+            if (msg->prefix == kFencePrefix && applier_->AtTransactionBoundary())
+              idle_end = std::max(idle_end, msg->lsn);
+          }
           if (auto st = applier_->Take(m); !st.ok()) return st;
           if (applier_->AtTransactionBoundary() && (applier_->pending_transactions() >= kGroupTransactions ||
                                                     applier_->pending_bytes() >= kGroupBytes)) {

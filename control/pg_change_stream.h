@@ -75,6 +75,12 @@ absl::Status StreamPostgres(const routing::Backend& old_backend, const routing::
                             const std::vector<std::string>& scope_tables, const DataSpec& spec,
                             const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx);
 
+// A cutover's fence: a mark in `source`'s WAL for the stream of `slot`,
+// flushed at once. Returns its position; once the stream's applied position
+// (StreamPosition::applied) reaches it, new holds every transaction that
+// committed on `source` before this call.
+absl::StatusOr<std::uint64_t> EmitStreamFence(const routing::Backend& source, const std::string& slot);
+
 // Drops the slots and publications named turnout_… on `source` that are not
 // in `keep` (slot names), and the DDL event trigger once none is left.
 // A slot still in use (its runner is stopping) is left for the next call.

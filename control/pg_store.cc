@@ -146,15 +146,19 @@ absl::StatusOr<Migration> RowToMigration(const PGresult* r, int i) {
 // unlock just makes the release immediate and visible in the server log.
 class PgLock final : public ExclusiveLock {
  public:
-  PgLock(pg_detail::Conn conn, std::string key) : conn_(std::move(conn)), key_(std::move(key)) {}
+  PgLock(pg_detail::Conn conn, std::string key, bool shared)
+      : conn_(std::move(conn)), key_(std::move(key)), shared_(shared) {}
   ~PgLock() override {
     if (!ConnectionLost(conn_.get()))
-      (void)Exec(conn_.get(), "SELECT pg_advisory_unlock(hashtext($1))", {key_.c_str()});
+      (void)Exec(conn_.get(),
+                 shared_ ? "SELECT pg_advisory_unlock_shared(hashtext($1))" : "SELECT pg_advisory_unlock(hashtext($1))",
+                 {key_.c_str()});
   }
 
  private:
   pg_detail::Conn conn_;
   std::string key_;
+  bool shared_;
 };
 
 }  // namespace
@@ -491,13 +495,23 @@ absl::Status PgStateStore::Remove(const std::string& id, std::uint64_t expected_
 }
 
 absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLockExclusive(const std::string& name) {
+  return TryLock(name, /*shared=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLockShared(const std::string& name) {
+  return TryLock(name, /*shared=*/true);
+}
+
+absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLock(const std::string& name, bool shared) {
   auto conn = Connect(nullptr);
   if (!conn.ok()) {
     healthy_ = false;
     return conn.status();
   }
   const std::string key = "turnout:" + name;
-  auto r = Exec(conn->get(), "SELECT pg_try_advisory_lock(hashtext($1))", {key.c_str()});
+  auto r = Exec(conn->get(),
+                shared ? "SELECT pg_try_advisory_lock_shared(hashtext($1))" : "SELECT pg_try_advisory_lock(hashtext($1))",
+                {key.c_str()});
   if (!r.ok()) {
     if (ConnectionLost(conn->get())) healthy_ = false;
     return absl::Status(r.status().code() == absl::StatusCode::kUnavailable ? absl::StatusCode::kUnavailable
@@ -506,7 +520,7 @@ absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLockExclusive(co
   }
   healthy_ = true;
   if (std::strcmp(PQgetvalue(r->get(), 0, 0), "t") != 0) return std::unique_ptr<ExclusiveLock>();
-  return std::unique_ptr<ExclusiveLock>(new PgLock(*std::move(conn), key));
+  return std::unique_ptr<ExclusiveLock>(new PgLock(*std::move(conn), key, shared));
 }
 
 absl::Status PgStateStore::Listen(PGconn* c) const {

@@ -91,6 +91,7 @@ class PgStateStore final : public StateStore {
   // A second call replaces the callback. Never call Stop() from `on_change`.
   void Watch(std::function<void(const StoreChange&)> on_change) override;
   absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockExclusive(const std::string& name) override;
+  absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockShared(const std::string& name) override;
   bool Healthy() const override { return healthy_.load(std::memory_order_acquire); }
   void Stop() override;
 
@@ -101,6 +102,7 @@ class PgStateStore final : public StateStore {
   using Conn = pg_detail::Conn;
 
   PgStateStore(std::string dsn, Options options);
+  absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLock(const std::string& name, bool shared);
 
   // A fresh connection (non-blocking connect, bounded by the connect
   // timeout); `stopping` (may be null) abandons the attempt early.

@@ -57,6 +57,10 @@ class StateStore {
 
   // Non-blocking: a lock, or nullptr if another holder has it.
   virtual absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockExclusive(const std::string& name) = 0;
+  // Non-blocking: one of many shared holds of `name`, or nullptr while an
+  // exclusive holder has it. An exclusive lock is granted only once every
+  // shared hold is released (a fleet-wide barrier: control/cutover.h).
+  virtual absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLockShared(const std::string& name) = 0;
 
   // False while the store cannot be reached (readiness reports it).
   virtual bool Healthy() const = 0;

@@ -273,6 +273,21 @@ bool IsFullCutover(const routing::StrategySpec& spec) {
   return std::holds_alternative<routing::BigBangSpec>(spec);
 }
 
+bool WritesToNew(const routing::StrategySpec& spec) {
+  if (const auto* c = std::get_if<routing::CanarySpec>(&spec)) {
+    const auto& w = c->write_mode;
+    switch (w.mode) {
+      case routing::WriteMode::kOldOnly: return false;
+      case routing::WriteMode::kDualWrite: return w.policy == routing::Authority::kNewAuthoritative;
+      case routing::WriteMode::kCutover: return w.write_percentage.value_or(0) > 0;
+      case routing::WriteMode::kNewOnly: return true;
+    }
+    return false;
+  }
+  if (const auto* b = std::get_if<routing::BlueGreenSpec>(&spec)) return b->active_is_new;
+  return std::holds_alternative<routing::BigBangSpec>(spec);
+}
+
 // Writes reach both sides while the strategy runs: canary dual_write, or a
 // blue_green standby kept.
 bool DualWrites(const routing::StrategySpec& spec) {

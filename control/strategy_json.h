@@ -19,6 +19,9 @@ bool IsFullCutover(const routing::StrategySpec& spec);
 // The strategy keeps both sides written (canary dual_write, blue_green with
 // keep_standby): a Postgres change stream then runs until the cutover.
 bool DualWrites(const routing::StrategySpec& spec);
+// The strategy sends writes to new (any of them): moving to it from one
+// that does not moves write authority (a cutover, control/cutover.h).
+bool WritesToNew(const routing::StrategySpec& spec);
 boost::json::object StrategyToJson(const routing::StrategySpec& spec);
 
 }  // namespace turnout::control

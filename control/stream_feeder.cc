@@ -25,12 +25,18 @@ constexpr absl::Duration kReportVouches = absl::Seconds(3);
 constexpr int kPollMillis = 200;
 constexpr auto kReconnectAfter = std::chrono::seconds(1);
 
-// Old's position at or past every commit acknowledged before the query
-// started. The insert position, not the flush position: with
-// synchronous_commit = off a commit is acknowledged before it is flushed.
-// (The stream sees WAL once it is flushed, so such a commit waits for
-// old's WAL writer: wal_writer_delay at most.)
-constexpr const char* kSampleSql = "select pg_current_wal_insert_lsn()::text";
+// A sample is a fence (kFencePrefix) in old's WAL: its position is past
+// every commit acknowledged before the query started, and the stream
+// brings the fence itself to the applier, which then reports new at that
+// position at once. (A bare position of old would often lie past the last
+// commit, in WAL no transaction ends; new would reach it only at the next
+// commit or keepalive.) The fence is flushed by a transaction with an xid
+// and synchronous_commit on: the walsender decodes flushed WAL only.
+std::string SampleSql(const std::string& slot) {
+  return "begin; set local synchronous_commit = on; select txid_current(); "
+         "select pg_logical_emit_message(false, '" +
+         std::string(kFencePrefix) + "', '" + slot + "')::text; commit;";
+}
 
 bool ParseNotification(std::string_view payload, std::string_view slot, std::uint64_t* lsn) {
   const auto space = payload.find(' ');
@@ -75,6 +81,9 @@ void StreamFeeder::Wake() { wake_->Signal(); }
 void StreamFeeder::Run() {
   PgConn old_conn, new_conn;
   std::uint64_t sampling = 0;  // the ticket of the query in flight on old
+  std::uint64_t sampled = 0;   // its fence's position, once read
+  bool failed = false;         // ... or a statement of it failed
+  const std::string sample_sql = SampleSql(slot_);  // slot names are [a-z0-9_]
   auto next_connect = std::chrono::steady_clock::now();
   auto fail_sample = [&] {
     if (sampling != 0) position_->SampleTaken(sampling, 0);
@@ -98,7 +107,7 @@ void StreamFeeder::Run() {
     }
     if (old_conn && sampling == 0) {
       if (const std::uint64_t ticket = position_->TakeSampleRequest(); ticket != 0) {
-        if (PQsendQuery(old_conn.get(), kSampleSql) == 1) {
+        if (PQsendQuery(old_conn.get(), sample_sql.c_str()) == 1) {
           sampling = ticket;
         } else {
           position_->SampleTaken(ticket, 0);
@@ -123,15 +132,30 @@ void StreamFeeder::Run() {
       if (PQconsumeInput(old_conn.get()) != 1) {
         fail_sample();
         old_conn.reset();
-      } else if (PQisBusy(old_conn.get()) == 0) {
-        std::uint64_t lsn = 0;
-        while (PGresult* raw = PQgetResult(old_conn.get())) {
+      } else {
+        // Results as they come (txid, fence, commit); the sample is taken
+        // once the last is in (the fence is flushed then).
+        bool done = false;
+        while (!done && PQisBusy(old_conn.get()) == 0) {
+          PGresult* raw = PQgetResult(old_conn.get());
+          if (raw == nullptr) {
+            done = true;
+            break;
+          }
           PgResult r(raw);
-          if (PQresultStatus(raw) == PGRES_TUPLES_OK && PQntuples(raw) == 1)
-            (void)pgo::ParseLsn(PQgetvalue(raw, 0, 0), &lsn);
+          std::uint64_t lsn = 0;
+          if (PQresultStatus(raw) == PGRES_TUPLES_OK && PQntuples(raw) == 1 && PQgetvalue(raw, 0, 0)[0] != '\0' &&
+              std::string_view(PQfname(raw, 0)) == "pg_logical_emit_message" && pgo::ParseLsn(PQgetvalue(raw, 0, 0), &lsn))
+            sampled = lsn;
+          if (PQresultStatus(raw) == PGRES_FATAL_ERROR) failed = true;
         }
-        position_->SampleTaken(sampling, lsn);
-        sampling = 0;
+        if (done) {
+          position_->SampleTaken(sampling, failed ? 0 : sampled);
+          // A failed statement leaves the explicit transaction aborted.
+          if (failed) old_conn.reset();
+          sampling = sampled = 0;
+          failed = false;
+        }
       }
     }
     if (fds[2].revents != 0) {

@@ -85,6 +85,11 @@ struct Limits {
   // new to apply it before it goes on without (counted in
   // turnout_stream_waits_total{result="timeout"}).
   absl::Duration stream_wait_timeout = absl::Seconds(5);
+  // A cutover's write window (control/cutover.h): how long it may take for
+  // open write transactions to finish on every sidecar and for the change
+  // stream to catch up; past it the cutover is abandoned, writes resume on
+  // the old side.
+  absl::Duration cutover_timeout = absl::Seconds(30);
 };
 
 struct AdminListener {

@@ -57,6 +57,10 @@ enum PlanFlag : std::uint8_t {
   // session's reads on new wait for it (async). See stream_positions.h.
   kPlanStreamSync = 1u << 5,
   kPlanStreamAsync = 1u << 6,
+  // A cutover is moving write authority (PolicyInputs::hold_writes): a
+  // write, DDL or BEGIN that would start a transaction waits at its start
+  // until the next policy (the flip, or the abandoned cutover) arrives.
+  kPlanHoldWrites = 1u << 7,
 };
 
 class Plan {

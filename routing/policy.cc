@@ -178,6 +178,12 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Compile(PolicyInputs input
       break;
   }
 
+  if (in.hold_writes) {
+    for (RequestClass c : {RequestClass::kWrite, RequestClass::kDdl, RequestClass::kTxnControl}) {
+      rules[c].a.set(kPlanHoldWrites);
+      rules[c].b.set(kPlanHoldWrites);
+    }
+  }
   if (in.writes_by_stream) {
     for (internal::ClassRule& r : rules.by_class) {
       internal::CarryDualWriteByStream(r.a);

@@ -101,6 +101,9 @@ struct PolicyInputs {
   // there again as statements (a second evaluation would differ: now(),
   // sequences, defaults). Shadow work is kept.
   bool writes_by_stream = false;
+  // A cutover's write window (control/cutover.h): writes and DDL are held
+  // at their start (kPlanHoldWrites) until the flip is published.
+  bool hold_writes = false;
 };
 
 class Policy {

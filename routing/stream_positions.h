@@ -25,6 +25,7 @@
 // guards the waiters and samples; waits and samples happen once per commit
 // of a session under stream dual-write, never per message.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -82,6 +83,14 @@ class StreamPosition {
   // failed (old unreachable): waiters of those tickets are released.
   void SampleTaken(std::uint64_t ticket, std::uint64_t lsn);
 
+  // ---- a cutover's write window (control/cutover.h)
+  // Sessions of this process inside a transaction that wrote to old under
+  // the stream, counted from its first write to its end: the window waits
+  // for none to be left before the flip.
+  void AddOpenWriter() noexcept { open_writers_.fetch_add(1, std::memory_order_acq_rel); }
+  void RemoveOpenWriter() noexcept { open_writers_.fetch_sub(1, std::memory_order_acq_rel); }
+  int open_writers() const noexcept { return open_writers_.load(std::memory_order_acquire); }
+
   // ---- the applier (in this process, or heard through the feeder)
   void Applied(std::uint64_t lsn, absl::Time live_until);
   // The stream stopped: every waiter is released.
@@ -106,6 +115,7 @@ class StreamPosition {
   // Registered waiters (few: one per session waiting right now; the
   // vector keeps its capacity, so registering does not allocate).
   std::vector<Waiter*> waiters_;
+  std::atomic<int> open_writers_{0};
 };
 
 // The positions of every route, created on first use; entries live as long

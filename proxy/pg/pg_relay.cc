@@ -87,6 +87,11 @@ awaitable<bool> PgSession::StreamLargeClientFrame() {
 awaitable<bool> PgSession::OnBarrier() {
   if (!co_await FlushClientParsed()) co_return false;
   co_await WaitBackendIdle();
+  if (cutover_hold_) {
+    cutover_hold_ = false;
+    co_await HoldForCutover();
+    co_return true;  // routed again under the policy that ended the hold
+  }
   if (stream_read_wait_) {
     // A read on new waits for the session's last commit to get there.
     stream_read_wait_ = false;

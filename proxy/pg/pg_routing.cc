@@ -35,7 +35,13 @@ routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
   const bool may_switch = !in_txn && batch_start && !debug_pinned_;
   // ... or after the session's own commit carried by the change stream.
   if (may_switch) plan = FenceStreamRead(plan, /*may_wait=*/true);
-  if (stream_read_wait_) return routing::Plan(primary_side_);  // the barrier waits; routed again after
+  // A cutover's write window holds transactions at their start; those
+  // already open finish under the policy they started with.
+  if (may_switch && plan.has(routing::kPlanHoldWrites) && !open_writer_) {
+    cutover_hold_ = true;
+    barrier_ = true;
+  }
+  if (stream_read_wait_ || cutover_hold_) return routing::Plan(primary_side_);  // the barrier waits; routed again
   Side want = may_switch ? plan.primary() : primary_side_;
   if (want != primary_side_ && SideDown(want)) want = primary_side_;
   plan.set_primary(want);

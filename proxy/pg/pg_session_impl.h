@@ -287,6 +287,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> ReleaseStreamHold();
   awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket);
   routing::StreamPosition& stream_position();
+  // A cutover's write window (plan kPlanHoldWrites): a transaction about to
+  // start waits at the barrier until the policy without the hold arrives.
+  awaitable<void> HoldForCutover();
+  void CountOpenWriter(bool open);
 
   // ---------------------------------------------------------------- members
   SessionContext ctx_;
@@ -366,6 +370,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
   bool stream_read_wait_ = false;        // the barrier waits for stream_ticket_
   bool stream_read_waited_ = false;      // ... and did: the read goes to old if still missing
+  bool open_writer_ = false;             // counted in StreamPosition::open_writers
+  bool cutover_hold_ = false;            // the barrier holds the request for a cutover
 
   RequestTracker tracker_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;

