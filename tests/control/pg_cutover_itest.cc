@@ -191,5 +191,59 @@ TEST_F(CutoverTest, TwoSidecarsUnderPgbenchMoveWriteAuthorityWithoutLosingAWrite
   ExpectBalancesMatchHistory(old_);
 }
 
+
+// New cannot apply (a lock held on one of its tables): the window cannot
+// close within limits.cutover_timeout, so it is abandoned and writes go on
+// on old. Once new can apply again, the next cutover flips, and both sides
+// end equal.
+TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) {
+  const auto& b = TestBackends::Get();
+  for (int port : {old_, new_}) {
+    auto r = RunProgram({"pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(port), "-U", b.pg_user,
+                         db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  Psql(new_, "truncate pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history");
+  for (int port : {old_, new_}) Psql(port, "alter table pgbench_history add column hid bigserial primary key");
+  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  Sidecar& s = Start("limits:\n  cutover_timeout: 2s\n  stream_wait_timeout: 1s\n");
+  admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+  Migrate("stuck", R"({"type":"scan"})", kSyncDualWrite, kPgbenchTables);
+  ASSERT_EQ(StreamPhase(WaitStreaming("stuck")), "streaming") << s.process->Log();
+
+  // The applier on new waits behind this lock for as long as it is held.
+  DirectPg blocker(new_, db_);
+  blocker.Rows("begin");
+  blocker.Rows("lock table pgbench_accounts in access exclusive mode");
+  RunResult load;
+  std::thread t = PgbenchVia(s, 2, 8, &load);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto p = s.admin->Patch("/api/v1/migrations/stuck", std::string(R"({"strategy":)") + kBigBang + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto m = WaitFor("stuck", [](const json::value& v) { return CutoverPhase(v) != "holding"; });
+  ASSERT_EQ(CutoverPhase(m), "abandoned") << json::serialize(m);
+  EXPECT_THAT(std::string(m.at("cutover").at("reason").as_string()), ::testing::HasSubstr("did not catch up"));
+  EXPECT_EQ(std::string(m.at("strategy").at("type").as_string()), "canary") << "an abandoned cutover flips nothing";
+  EXPECT_EQ(State(m), "Running");
+  t.join();
+  EXPECT_EQ(load.exit_code, 0) << load.err << load.out;
+  EXPECT_THAT(load.out, ::testing::HasSubstr("number of failed transactions: 0"));
+  // Writes went on on old through the abandoned window: every acknowledged
+  // transaction is there (one history row each).
+  EXPECT_GT(Processed(load), 0);
+  EXPECT_EQ(std::atol(Psql(old_, "select count(*) from pgbench_history").c_str()), Processed(load));
+
+  // New applies again: the next cutover flips, and both sides are equal.
+  blocker.Rows("commit");
+  p = s.admin->Patch("/api/v1/migrations/stuck", std::string(R"({"strategy":)") + kBigBang + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  m = WaitFor("stuck", [](const json::value& v) { return State(v) == "Completed" || State(v) == "Failed"; });
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process->Log();
+  EXPECT_EQ(CutoverPhase(m), "done");
+  EXPECT_EQ(m.at("cutover").at("epoch").as_int64(), 2);
+  for (const auto& table : kPgbenchTables) ExpectSame(table);
+}
+
 }  // namespace
 }  // namespace turnout::testing
