@@ -53,8 +53,16 @@ void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
   data_.clear();
   verify_runs_.clear();
   verify_tables_.clear();
+  cutover_holds_.clear();
   for (const auto& m : migrations) {
     states_.emplace_back(m.id, m.state);
+    if (m.cutover.is_object()) {
+      const auto& c = m.cutover.as_object();
+      const auto* phase = c.if_contains("phase");
+      const auto* ms = c.if_contains("hold_ms");
+      if (phase != nullptr && phase->is_string() && ms != nullptr && ms->is_int64())
+        cutover_holds_.push_back({m.id, std::string(phase->as_string()), static_cast<double>(ms->as_int64()) / 1000});
+    }
     for (const auto& r : m.progress.routes)
       data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate, r.stream});
     if (m.progress.continuous_verification.is_null()) continue;
@@ -179,7 +187,16 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
   prometheus::ClientMetric r;
   r.counter.value = static_cast<double>(journal_->dropped_when_full());
   refused.metric.push_back(r);
-  std::vector<prometheus::MetricFamily> out = {state,  version, table,     store,        pending,     full,        refused,
+  prometheus::MetricFamily holds{"turnout_cutover_write_hold_seconds",
+                                 "How long the last cutover of each migration held writes (outcome done: it "
+                                 "flipped; abandoned: writes resumed on the old side).",
+                                 prometheus::MetricType::Gauge, {}};
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& h : cutover_holds_)
+      holds.metric.push_back(GaugeMetric({{"migration", h.migration}, {"outcome", h.outcome}}, h.seconds));
+  }
+  std::vector<prometheus::MetricFamily> out = {holds, state,  version, table,     store,        pending,     full,        refused,
                                                 rows,   ratio,   rate,      lag_bytes,    lag_seconds, retained,
                                                 applied_txns, applied_rows, verify_runs, verify_rows, verify_diffs};
   if (publishes_) {

@@ -53,6 +53,12 @@ class ControlMetricsCollector final : public prometheus::Collectable {
   };
   std::vector<VerifyRuns> verify_runs_;
   std::vector<VerifyTable> verify_tables_;
+  // The last cutover's write window of each migration (control/cutover.h).
+  struct CutoverHold {
+    std::string migration, outcome;  // done | abandoned
+    double seconds = 0;
+  };
+  std::vector<CutoverHold> cutover_holds_;
 };
 
 // Prometheus text exposition (format 0.0.4) of every collectable given.

@@ -169,6 +169,8 @@ TEST_F(CutoverTest, TwoSidecarsUnderPgbenchMoveWriteAuthorityWithoutLosingAWrite
       if (line.find("cutover") != std::string::npos) std::printf("  %s\n", line.c_str());
   }
   EXPECT_EQ(std::string(m.at("strategy").at("type").as_string()), "big_bang");
+  EXPECT_EQ(a.admin->Metric(R"(turnout_cutover_write_hold_seconds{migration="cut",outcome="done"})"),
+            static_cast<double>(hold_ms) / 1000);
 
   // Every acknowledged transaction is on new (one history row each), and
   // every account, teller and branch there is the sum of its history.
