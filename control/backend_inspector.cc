@@ -120,18 +120,22 @@ json::object DataPath(const routing::Backend& old_b, const Migration& m, json::a
   std::string method = "auto";
   if (m.data.is_object())
     if (const auto* f = m.data.as_object().if_contains("method"); f && f->is_string()) method = f->as_string().c_str();
-  if (method == "copy") return {{"method", "copy"}, {"reason", "data.method is copy"}};
+  // `dual_write`: how a dual_write strategy's writes reach new on this
+  // route: carried by the change stream, or re-run as statements.
+  if (method == "copy") return {{"method", "copy"}, {"dual_write", "statement"}, {"reason", "data.method is copy"}};
   auto missing = StreamPrerequisitesMissing(old_b);
   if (!missing.ok()) return {{"method", "unknown"}, {"error", std::string(missing.status().message())}};
   json::array what;
   for (const auto& x : *missing) what.emplace_back(x);
-  if (missing->empty()) return {{"method", "stream"}};
+  if (missing->empty()) return {{"method", "stream"}, {"dual_write", "stream"}};
   const std::string why = absl::StrJoin(*missing, "; ");
   if (method == "stream") blocking.emplace_back(absl::StrCat("old cannot stream changes: ", why));
   else
     warnings.emplace_back(absl::StrCat("old cannot stream changes (", why,
                                        "): data moves by the copier and writes are dual-written as statements"));
-  return {{"method", method == "stream" ? "stream" : "copy"}, {"missing", std::move(what)}};
+  return {{"method", method == "stream" ? "stream" : "copy"},
+          {"dual_write", method == "stream" ? "stream" : "statement"},
+          {"missing", std::move(what)}};
 }
 
 }  // namespace

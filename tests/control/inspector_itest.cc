@@ -128,6 +128,7 @@ TEST_F(InspectorTest, DryRunSaysTheDataPathAndWhatNewLacks) {
     if (route.at("protocol") != "postgres") continue;
     seen = true;
     EXPECT_EQ(route.at("data_path").at("method"), "stream") << r.body;
+    EXPECT_EQ(route.at("data_path").at("dual_write"), "stream") << r.body;
     std::string warnings;
     for (const auto& x : route.at("warnings").as_array()) warnings += std::string(x.as_string()) + "\n";
     EXPECT_THAT(warnings, HasSubstr("role " + role + " exists on old, not on new"));
