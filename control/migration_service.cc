@@ -200,6 +200,16 @@ bool CutoverHolding(const Migration& m) {
   return phase != nullptr && *phase == "holding";
 }
 
+// A cutover flipped write authority to new (control/cutover.h) and the
+// strategy still writes there.
+bool WritesMovedToNew(const Migration& m) {
+  if (!m.cutover.is_object()) return false;
+  const auto* phase = m.cutover.as_object().if_contains("phase");
+  if (phase == nullptr || *phase != "done") return false;
+  auto spec = StrategyFromJson(m.strategy);
+  return spec.ok() && WritesToNew(*spec);
+}
+
 // Some Postgres route of `m` has its writes carried by the change stream.
 bool AnyRouteByStream(const Migration& m, const routing::Config& config) {
   for (const auto& i : m.interlays) {
@@ -808,6 +818,18 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
       }
     } else if (action == "rollback") {
       if (s != S::kRunning && s != S::kPaused && s != S::kFailed) return Illegal(mig, "roll back");
+      // No reverse stream yet: new's writes since the flip exist on new
+      // only, and routing back to old would leave them behind unseen.
+      if (WritesMovedToNew(mig)) {
+        const auto* at = mig.cutover.as_object().if_contains("ended_at");
+        return WithDetails(
+            absl::FailedPreconditionError(absl::StrCat(
+                "migration ", mig.id, ": writes have gone to new since the cutover",
+                at != nullptr && at->is_string() ? absl::StrCat(" at ", at->as_string().c_str()) : std::string(),
+                "; old does not have them (no reverse stream in this release), so a rollback would lose them")),
+            "bring new's changes to old first (e.g. copy the moved tables from new), then PATCH a strategy that "
+            "writes to old only and roll back");
+      }
       // Routing back to old is one publication; nothing else is to undo, so
       // RollingBack is passed through (and recorded) on the way to RolledBack.
       mig.state = S::kRolledBack;

@@ -247,5 +247,35 @@ TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) 
   for (const auto& table : kPgbenchTables) ExpectSame(table);
 }
 
+
+// After a flip the strategy writes to new; new's writes are not streamed
+// back to old (no reverse stream in this release), so a rollback, which
+// routes everything to old, is refused with the reason instead of losing
+// them; with a strategy that writes to old again it is allowed.
+TEST_F(CutoverTest, RollbackAfterTheFlipIsRefusedWhileWritesGoToNew) {
+  Both("create table t (id bigserial primary key, v text)");
+  Psql(old_, "insert into t (v) select 'row ' || g from generate_series(1, 100) g");
+  Sidecar& s = Start();
+  admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+  Migrate("flip", R"({"type":"scan"})", kSyncDualWrite, {"t"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("flip")), "streaming") << s.process->Log();
+  constexpr char kWritesToNew[] = R"({"type":"canary","read_percentage":0.5,"write_mode":{"mode":"new_only"}})";
+  auto p = s.admin->Patch("/api/v1/migrations/flip", std::string(R"({"strategy":)") + kWritesToNew + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto m = WaitFor("flip", [](const json::value& v) { return CutoverPhase(v) != "holding"; });
+  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m);
+  ASSERT_EQ(State(m), "Running");
+
+  auto r = s.admin->Post("/api/v1/migrations/flip/rollback");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_THAT(r.body, ::testing::HasSubstr("old does not have them")) << r.body;
+  EXPECT_EQ(State(Get("flip")), "Running") << "a refused rollback changes nothing";
+
+  p = s.admin->Patch("/api/v1/migrations/flip", std::string(R"({"strategy":)") + kCanary + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  r = s.admin->Post("/api/v1/migrations/flip/rollback");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 }  // namespace
 }  // namespace turnout::testing
