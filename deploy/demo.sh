@@ -286,7 +286,7 @@ PY
 say "Cutover under load: PATCH to big_bang; writes are held while new catches up, then flow to new"
 printf '{"strategy": {"type": "big_bang"}}\n' >"$DIR/cutover.json"
 run "${CTL[@]}" patch "$ID" -f "$DIR/cutover.json" | sed -n '1,2p'
-printf '  cutover phase: %s (new transactions wait at their start, open ones finish, new catches up)\n' \
+printf '  cutover phase right after the PATCH: %s  (holding: new transactions wait at their start, open ones finish, new catches up)\n' \
   "$(field 'd.get("cutover", {}).get("phase", "")')"
 until=$((SECONDS + 120))
 while :; do
