@@ -18,6 +18,7 @@
 #include "control/config_loader.h"
 #include "control/control_plane.h"
 #include "control/ctl.h"
+#include "proxy/intent_ring.h"
 #include "proxy/metrics_collector.h"
 #include "proxy/journal_flusher.h"
 #include "proxy/logging.h"
@@ -30,6 +31,7 @@ namespace {
 
 using turnout::proxy::LogError;
 using turnout::proxy::LogInfo;
+using turnout::proxy::LogWarn;
 
 int CheckConfig(const std::string& path) {
   auto cfg = turnout::control::LoadConfigFile(path);
@@ -63,7 +65,24 @@ int Run(const std::string& path) {
     LogError("startup failed", {{"error", std::string(journal.status().message())}});
     return 1;
   }
-  turnout::proxy::JournalFlusher journal_flusher(journal->get());
+  // The intent record (proxy/intent_ring.h): dual-writes a previous process
+  // had in flight when it died become journal entries now, before any
+  // listener accepts, so `repair` makes both sides equal again.
+  auto intents = turnout::proxy::IntentRing::Open((*journal)->path() + ".intents");
+  if (!intents.ok()) {
+    LogError("startup failed", {{"error", std::string(intents.status().message())}});
+    return 1;
+  }
+  if (auto recovered = turnout::proxy::ReconcileIntents(**intents, **journal); !recovered.ok()) {
+    LogError("startup failed", {{"error", std::string(recovered.status().message())}});
+    return 1;
+  } else if (*recovered > 0) {
+    LogWarn("intent record: dual-writes in flight when turnout last stopped journaled for repair",
+            {{"recovered", static_cast<std::int64_t>(*recovered)}, {"path", (*intents)->path()}});
+  } else {
+    LogInfo("intent record: nothing was in flight at the last stop", {{"path", (*intents)->path()}});
+  }
+  turnout::proxy::JournalFlusher journal_flusher(journal->get(), std::chrono::milliseconds(20), intents->get());
   turnout::routing::ShadowSamples shadow_samples;
   turnout::routing::StreamPositions stream_positions;
   // The control plane first: a corrupt state file must stop startup before
@@ -74,13 +93,14 @@ int Run(const std::string& path) {
     LogError("startup failed", {{"error", std::string(control.status().message())}});
     return 1;
   }
-  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples, &stream_positions);
+  turnout::proxy::Server server(config, &route_table, journal->get(), &shadow_samples, &stream_positions,
+                                intents->get());
   if (auto st = server.Start(); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());
     return 1;
   }
-  turnout::proxy::ProxyMetricsCollector proxy_metrics([&server] { return server.Routes(); });
+  turnout::proxy::ProxyMetricsCollector proxy_metrics([&server] { return server.Routes(); }, intents->get());
   if (auto st = (*control)->StartAdmin(&proxy_metrics, [&server] { return server.Listening(); }); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());

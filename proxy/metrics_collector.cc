@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "proxy/intent_ring.h"
+
 namespace turnout::proxy {
 namespace {
 
@@ -129,8 +131,23 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
       latency.metric.push_back(Histogram({{"backend", backend}, {"route", route}}, s.latency_buckets, s.latency_sum_us));
     }
   }
-  return {active, accepted, refused, bytes, requests, errors, latency, dual, shadow, mismatches, shadow_dropped,
-          stream_waits, commit_hold};
+  std::vector<MetricFamily> out{active, accepted, refused, bytes, requests, errors, latency, dual, shadow,
+                                mismatches, shadow_dropped, stream_waits, commit_hold};
+  if (intents_ != nullptr) {
+    auto recovered = Family("turnout_intents_recovered_total",
+                            "Dual-writes in flight when the previous process stopped (intent record), journaled "
+                            "for repair at this start.",
+                            MetricType::Counter);
+    recovered.metric.push_back(Counter({}, static_cast<double>(intents_->recovered())));
+    auto overflow = Family("turnout_intents_overflow_total",
+                           "Dual-writes journaled before the primary was asked because no intent slot could hold "
+                           "them (ring full, or names larger than a slot).",
+                           MetricType::Counter);
+    overflow.metric.push_back(Counter({}, static_cast<double>(intents_->overflows())));
+    out.push_back(std::move(recovered));
+    out.push_back(std::move(overflow));
+  }
+  return out;
 }
 
 }  // namespace turnout::proxy

@@ -12,14 +12,19 @@
 
 namespace turnout::proxy {
 
+class IntentRing;
+
 class ProxyMetricsCollector final : public prometheus::Collectable {
  public:
   using RoutesFn = std::function<std::vector<const RouteRuntime*>()>;
-  explicit ProxyMetricsCollector(RoutesFn routes) : routes_(std::move(routes)) {}
+  // `intents` (optional, outliving the collector): the intent record's counters.
+  explicit ProxyMetricsCollector(RoutesFn routes, const IntentRing* intents = nullptr)
+      : routes_(std::move(routes)), intents_(intents) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   RoutesFn routes_;
+  const IntentRing* intents_;
 };
 
 }  // namespace turnout::proxy

@@ -43,12 +43,13 @@ awaitable<void> Refuse(Socket socket, std::string bytes) {
 
 Server::Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
                routing::Journal* journal, routing::ShadowSamples* shadow_samples,
-               routing::StreamPositions* stream_positions)
+               routing::StreamPositions* stream_positions, IntentRing* intents)
     : config_(std::move(config)),
       route_table_(route_table),
       journal_(journal),
       shadow_samples_(shadow_samples),
-      stream_positions_(stream_positions) {}
+      stream_positions_(stream_positions),
+      intents_(intents) {}
 
 absl::StatusOr<UserLists> LoadUserLists(const routing::Config& config) {
   UserLists lists;
@@ -76,6 +77,7 @@ absl::Status Server::Start() {
   services->journal = journal_;
   services->shadow_samples = shadow_samples_;
   services->stream_positions = stream_positions_;
+  services->intents = intents_;
   services->cancel_keys = std::make_shared<pg::CancelRegistry>();
   auto users = LoadUserLists(*cfg);
   if (!users.ok()) return users.status();

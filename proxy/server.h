@@ -24,7 +24,7 @@ class Server {
   // `journal` (owned by the caller) receives failed secondary writes.
   Server(std::shared_ptr<const routing::Config> config, routing::RouteTablePublisher* route_table,
          routing::Journal* journal, routing::ShadowSamples* shadow_samples,
-         routing::StreamPositions* stream_positions);
+         routing::StreamPositions* stream_positions, IntentRing* intents = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -58,6 +58,7 @@ class Server {
   routing::Journal* journal_;
   routing::ShadowSamples* shadow_samples_;
   routing::StreamPositions* stream_positions_;
+  IntentRing* intents_;  // dual-writes in flight (intent_ring.h), owned by main
   SharedSlot<ProxyServices> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -21,6 +21,7 @@ namespace turnout::proxy {
 namespace pg {
 class CancelRegistry;
 }  // namespace pg
+class IntentRing;
 
 // Shared by all workers; built once at startup (user lists again on reload).
 struct ProxyServices {
@@ -31,6 +32,7 @@ struct ProxyServices {
   routing::ShadowSamples* shadow_samples = nullptr;      // owned by main; never null
   routing::StreamPositions* stream_positions = nullptr;  // owned by main; never null
   std::shared_ptr<pg::CancelRegistry> cancel_keys;       // Postgres cancel keys turnout hands out
+  IntentRing* intents = nullptr;                         // owned by main; null: no intent record
 };
 
 struct SessionContext {

@@ -881,7 +881,9 @@ class RedisSession final : public Session {
       stripes.clear();
       op.stripe_owner = StripeOwner();
     }
-    SecondaryOp& queued = ch->Enqueue(std::move(op));
+    // A dual-write's keys name it in the intent record: this command's
+    // keys, as RoutePlan extracted them (copies carry theirs in op.keys).
+    SecondaryOp& queued = ch->Enqueue(std::move(op), targets_);
     e.op = queued.seq;
     e.op_side = c.side;
     e.stage = OpStage::kFirst;

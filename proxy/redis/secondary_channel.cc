@@ -9,6 +9,7 @@
 #include "protocol/resp/command_table.h"
 #include "protocol/resp/reply_writer.h"
 #include "proxy/disconnect.h"
+#include "proxy/intent_ring.h"
 #include "proxy/logging.h"
 #include "proxy/redis/backend_health.h"
 #include "routing/shadow_samples.h"
@@ -84,7 +85,8 @@ bool SecondaryChannel::down() const {
   return backend_ != nullptr && BackendHealth::Global().IsDown(backend_->name, Clock::now());
 }
 
-SecondaryOp& SecondaryChannel::Enqueue(SecondaryOp op) {
+SecondaryOp& SecondaryChannel::Enqueue(SecondaryOp op, std::span<const std::string_view> keys) {
+  if (op.is_write()) RecordIntent(op, keys, true);
   op.seq = end_seq();
   const std::size_t bytes = op.command.size() + op.wire.size();
   op.accounted_bytes = bytes;
@@ -106,7 +108,39 @@ void SecondaryChannel::JournalNotQueued(std::string_view command, std::vector<st
   SecondaryOp op;
   op.command.assign(command);
   op.keys = std::move(keys);
-  Journal(op, JournalKind::kDropped, std::move(reason));
+  // Journaled before the primary is asked, but on disk only at the next
+  // flush: the intent record covers that window.
+  const std::uint64_t entry = Journal(op, JournalKind::kDropped, std::move(reason));
+  RecordIntent(op, {}, false);
+  SettleIntent(op, entry);
+}
+
+void SecondaryChannel::RecordIntent(SecondaryOp& op, std::span<const std::string_view> keys,
+                                    bool journal_if_no_slot) {
+  IntentRing* ring = env_.services ? env_.services->intents : nullptr;
+  if (ring == nullptr) return;
+  const IntentWhere where{IntentProtocol::kRedis, migration_id_, env_.route->route.name,
+                          backend_ ? std::string_view(backend_->name) : std::string_view(), ""};
+  op.intent = op.keys.empty() ? ring->Record(where, keys) : ring->Record(where, std::span<const std::string>(op.keys));
+  if (op.intent != IntentRing::kNoSlot || !journal_if_no_slot) return;
+  // No slot can hold it (the ring is full, or its keys are too long): the
+  // journal records it now, before the primary is asked. The entry stays
+  // (a repair of keys already equal is harmless); it is counted.
+  ring->CountOverflow();
+  routing::JournalEntry e = EntryOf(op, JournalKind::kDropped,
+                                    "in flight with no intent slot free: journaled before it was sent");
+  if (env_.services->journal) env_.services->journal->Append(std::move(e));
+}
+
+void SecondaryChannel::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
+  if (op.intent == IntentRing::kNoSlot) return;
+  IntentRing* ring = env_.services->intents;
+  if (entry != 0) {
+    ring->Journaled(op.intent, entry);  // freed once the journal is on disk past it
+  } else {
+    ring->Clear(op.intent);
+  }
+  op.intent = IntentRing::kNoSlot;
 }
 
 SecondaryOp* SecondaryChannel::Find(std::uint64_t seq) noexcept {
@@ -713,9 +747,12 @@ void SecondaryChannel::Finish(SecondaryOp& op) {
     case OpKind::kDualWrite:
     case OpKind::kCopy:
     case OpKind::kBlock: {
-      if (op.skipped) return;
+      if (op.skipped) {
+        SettleIntent(op, 0);
+        return;
+      }
       if (!op.failure.empty()) {
-        Journal(op, op.failure_kind, op.failure);
+        SettleIntent(op, Journal(op, op.failure_kind, op.failure));
         return;
       }
       std::optional<RouteRuntime::ShadowMismatch> m;
@@ -728,17 +765,32 @@ void SecondaryChannel::Finish(SecondaryOp& op) {
       }
       if (!m) {
         env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+        SettleIntent(op, 0);
         return;
       }
-      Journal(op, *m == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed : JournalKind::kDiverged,
-              RenderReply(op.secondary));
+      SettleIntent(op, Journal(op, *m == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed
+                                                                               : JournalKind::kDiverged,
+                               RenderReply(op.secondary)));
       return;
     }
   }
 }
 
-void SecondaryChannel::Journal(const SecondaryOp& op, JournalKind kind, std::string secondary_outcome) {
+std::uint64_t SecondaryChannel::Journal(const SecondaryOp& op, JournalKind kind, std::string secondary_outcome) {
   env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
+  routing::JournalEntry e = EntryOf(op, kind, std::move(secondary_outcome));
+  std::uint64_t entry = 0;
+  if (env_.services->journal && (entry = env_.services->journal->Append(std::move(e))) != 0) {
+    env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
+  } else if (ShouldLogJournalFull()) {
+    LogError("dual-write journal full: missed secondary writes are not recorded (repair, or raise journal.max_entries)",
+             {{"route", env_.route->route.name}, {"backend", backend_ ? backend_->name : std::string()}});
+  }
+  return entry;
+}
+
+routing::JournalEntry SecondaryChannel::EntryOf(const SecondaryOp& op, JournalKind kind,
+                                                std::string secondary_outcome) const {
   routing::JournalEntry e;
   e.at = absl::Now();
   e.migration_id = migration_id_;
@@ -773,12 +825,7 @@ void SecondaryChannel::Journal(const SecondaryOp& op, JournalKind kind, std::str
   }
   e.primary_outcome = RenderReply(op.primary);
   e.secondary_outcome = std::move(secondary_outcome);
-  if (env_.services->journal && env_.services->journal->Append(std::move(e)) != 0) {
-    env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
-  } else if (ShouldLogJournalFull()) {
-    LogError("dual-write journal full: missed secondary writes are not recorded (repair, or raise journal.max_entries)",
-             {{"route", env_.route->route.name}, {"backend", backend_ ? backend_->name : std::string()}});
-  }
+  return e;
 }
 
 void SecondaryChannel::Trim() {

@@ -41,6 +41,14 @@
 // the backend is marked down process-wide (BackendHealth) so reconnects are
 // rate-limited. The primary keeps serving.
 //
+// Crash-safe record (issue 14 item 2): a write (kDualWrite, kCopy, kBlock)
+// claims a slot of the intent record (proxy/intent_ring.h) naming its keys
+// when it is queued, which is before the session flushes the command to the
+// primary; the slot is cleared once the write is finished here (applied, or
+// not applied by the primary), or handed to the journal flusher when it was
+// journaled. A write no slot can hold is journaled at once instead. So a
+// process killed between the two sides leaves its keys to the next start.
+//
 // Bounded: at most kMaxOps ops and kMaxBytes of command bytes are queued.
 // A dual-write that finds no room waits in the session (WantRoom, then
 // on_progress): sync without a limit but a watchdog, async up to a second,
@@ -54,7 +62,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/asio.h"
@@ -121,6 +131,8 @@ struct SecondaryOp {
   // Key stripes held for this write (KeyOrder) until it is finished.
   KeyOrder::Stripes stripes;
   std::uint64_t stripe_owner = 0;
+  // Its slot in the intent record (IntentRing::kNoSlot: none).
+  std::uint32_t intent = UINT32_MAX;
 
   const std::string& Wire() const { return wire.empty() ? command : wire; }
   bool is_write() const { return kind == OpKind::kDualWrite || kind == OpKind::kCopy || kind == OpKind::kBlock; }
@@ -182,8 +194,10 @@ class SecondaryChannel {
   // The session waits for room for `bytes` more: on_progress() is called
   // once there is (back-pressure, issue 13 item 6).
   void WantRoom(std::size_t bytes) noexcept { room_wanted_ = bytes; }
-  // Appends an op (seq assigned); ready ops wake the sender.
-  SecondaryOp& Enqueue(SecondaryOp op);
+  // Appends an op (seq assigned); ready ops wake the sender. A write is
+  // recorded in the intent record first, named by op.keys or else `keys`
+  // (views the caller keeps alive for this call only).
+  SecondaryOp& Enqueue(SecondaryOp op, std::span<const std::string_view> keys = {});
   // A dual-write that was never queued (queue full, command too large to
   // keep): journaled as kDropped and counted.
   void JournalNotQueued(std::string_view command, std::vector<std::string> keys, std::string reason);
@@ -235,7 +249,14 @@ class SecondaryChannel {
   void FailInFlight(const std::string& reason);
   void MaybeFinish(SecondaryOp& op);
   void Finish(SecondaryOp& op);
-  void Journal(const SecondaryOp& op, routing::JournalKind kind, std::string secondary_outcome);
+  // Returns the journal entry's sequence number.
+  std::uint64_t Journal(const SecondaryOp& op, routing::JournalKind kind, std::string secondary_outcome);
+  routing::JournalEntry EntryOf(const SecondaryOp& op, routing::JournalKind kind, std::string secondary_outcome) const;
+  // The intent record: claim a slot for a write (journaling it now when
+  // none can hold it), and let go of it once `entry` (0: none) records it
+  // or nothing needs to.
+  void RecordIntent(SecondaryOp& op, std::span<const std::string_view> keys, bool journal_if_no_slot);
+  void SettleIntent(SecondaryOp& op, std::uint64_t entry);
   void Trim();
   void ConnectionLost(const std::string& reason);
   awaitable<void> AbortWait();
