@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/file.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,8 @@
 #include <thread>
 
 #include "tests/pg/pg_itest_support.h"
+#include "tests/pg/pg_migration_itest_fixture.h"
+#include "tests/support/client_modes.h"
 
 namespace turnout::testing {
 namespace {
@@ -23,29 +26,133 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class PgClientsTest : public ::testing::Test {
+// Each test runs once per ClientMode, in a database of its own on both
+// clusters, through a turnout with the route "pg" (old, new) and its admin
+// API: direct (no migration), statement dual-write (canary, read_percentage
+// 0, dual_write old_authoritative sync, no data movement), dual-write carried
+// by the change stream (the same strategy with `data: scan`), and shadow
+// (shadow_writes on). The client's assertions are the same in every mode;
+// under a migration the test ends by checking that the journal is empty and,
+// under dual-write, that every table the test left behind is equal on both
+// sides, row for row.
+class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterface<ClientMode> {
  protected:
-  void SetUp() override { ASSERT_TRUE(turnout_.Start()) << turnout_.Log(); }
+  static constexpr char kId[] = "clients";
 
-  std::string Url(const std::string& db = "postgres") {
-    return PgUrl(turnout_.routes().trust, TestBackends::Get().pg_user, db);
+  void SetUp() override {
+    PgMigrationTest::SetUp();
+    ASSERT_FALSE(HasFatalFailure());
+    Start();
+    ASSERT_FALSE(HasFatalFailure());
+    const ClientMode mode = GetParam();
+    if (mode == ClientMode::kDirect) return;
+    // The suites drop and re-create their own tables (pgbench -i, the COPY
+    // test): an application's own DDL, allowed as an operator would for it.
+    const std::string strategy = ModeStrategy(mode, R"("ddl":{"high_risk":"allow"})");
+    if (mode == ClientMode::kDualWriteStream) {
+      auto c = admin_.Post("/api/v1/migrations", std::string(R"({"id":")") + kId + R"(","strategy":)" + strategy +
+                                                     R"(,"data":{"type":"scan","method":"stream"}})");
+      ASSERT_EQ(c.status, 201) << c.body;
+      auto m = admin_.Post(std::string("/api/v1/migrations/") + kId + "/migrate");
+      ASSERT_EQ(m.status, 200) << m.body;
+      ASSERT_EQ(WaitStreaming(), "streaming") << turnout_->Log();
+    } else {
+      CreateMigration(kId, strategy);
+    }
+    migrating_ = true;
   }
+
+  void TearDown() override {
+    if (migrating_ && !HasFatalFailure()) {
+      ExpectJournalEmpty();
+      if (IsDualWrite(GetParam())) ExpectTablesEqual();
+    }
+    if (GetParam() == ClientMode::kDualWriteStream) {
+      // The database cannot be dropped while it holds the migration's slot.
+      turnout_.reset();
+      const auto& b = TestBackends::Get();
+      for (int i = 0; i < 50; ++i) {
+        auto r = Psql(Direct(b.pg_old_port, "postgres"), b.pg_password,
+                      "select count(pg_drop_replication_slot(slot_name)) from pg_replication_slots where database = '" +
+                          db_ + "' and not active");
+        auto left = Psql(Direct(b.pg_old_port, "postgres"), b.pg_password,
+                         "select count(*) from pg_replication_slots where database = '" + db_ + "'");
+        if (left.out == "0\n") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    PgMigrationTest::TearDown();
+  }
+
+  // The route's stream phase once it streams (or what it was after 60 s).
+  std::string WaitStreaming() {
+    std::string phase;
+    for (int i = 0; i < 600; ++i) {
+      auto r = admin_.Get(std::string("/api/v1/migrations/") + kId, {"X-Verbose: true"});
+      phase.clear();
+      if (r.status == 200 && r.json.is_object()) {
+        const auto& m = r.json.at("data").as_object();
+        if (const auto* p = m.if_contains("progress"))
+          for (const auto& route : p->at("routes").as_array())
+            if (const auto* s = route.as_object().if_contains("stream")) phase = s->at("phase").as_string().c_str();
+      }
+      if (phase == "streaming") return phase;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return phase;
+  }
+
+  void ExpectJournalEmpty() {
+    auto r = admin_.Get(std::string("/api/v1/migrations/") + kId + "/journal");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json.at("data").at("pending").as_int64(), 0) << "journal under " << ModeName(GetParam()) << ":\n"
+                                                                << r.body;
+  }
+
+  // Every user table of the test's database, row for row (as text, sorted),
+  // on both sides; turnout's own schema excluded.
+  void ExpectTablesEqual() {
+    const auto& b = TestBackends::Get();
+    const std::string list_sql =
+        "select format('%I.%I', schemaname, tablename) from pg_tables where schemaname not in "
+        "('pg_catalog', 'information_schema', '_turnout') order by 1";
+    auto old_tables = OnSide(b.pg_old_port, list_sql);
+    auto new_tables = OnSide(b.pg_new_port, list_sql);
+    ASSERT_EQ(old_tables.exit_code, 0) << old_tables.err;
+    ASSERT_EQ(new_tables.exit_code, 0) << new_tables.err;
+    EXPECT_EQ(old_tables.out, new_tables.out) << "tables on old and new differ";
+    std::istringstream in(old_tables.out);
+    for (std::string table; std::getline(in, table);) {
+      if (table.empty()) continue;
+      const std::string rows_sql = "select t::text from " + table + " t order by 1";
+      auto o = OnSide(b.pg_old_port, rows_sql);
+      auto n = OnSide(b.pg_new_port, rows_sql);
+      EXPECT_EQ(o.exit_code, 0) << o.err;
+      EXPECT_EQ(n.exit_code, 0) << n.err;
+      EXPECT_TRUE(o.out == n.out) << table << " differs: old " << std::count(o.out.begin(), o.out.end(), '\n')
+                                  << " rows, new " << std::count(n.out.begin(), n.out.end(), '\n') << " rows";
+    }
+  }
+
+  std::string Url() { return PgUrl(port_, TestBackends::Get().pg_user, db_); }
   RunResult Sql(const std::string& sql, const std::string& input = "") {
     return Psql(Url(), TestBackends::Get().pg_password, sql, input);
   }
-  std::map<std::string, std::string> PyEnv(int port = 0) {
+  std::map<std::string, std::string> PyEnv() {
     const auto& b = TestBackends::Get();
-    return {{"TURNOUT_PORT", std::to_string(port ? port : turnout_.routes().trust)},
+    return {{"TURNOUT_PORT", std::to_string(port_)},
+            {"DB", db_},
             {"PG_OLD_PORT", std::to_string(b.pg_old_port)},
             {"PG_NEW_PORT", std::to_string(b.pg_new_port)},
             {"PGUSER", b.pg_user},
             {"PGPASSWORD", b.pg_password}};
   }
+  std::string Dir() { return turnout_->dir(); }
 
-  PgTurnout turnout_;
+  bool migrating_ = false;
 };
 
-TEST_F(PgClientsTest, PsqlQueriesMultiStatementAndErrors) {
+TEST_P(PgClientsTest, PsqlQueriesMultiStatementAndErrors) {
   auto r = Sql("select 1; select 'a' || 'b'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1\nab\n");
@@ -67,12 +174,12 @@ TEST_F(PgClientsTest, PsqlQueriesMultiStatementAndErrors) {
   EXPECT_EQ(large.out, "300000|3000000\n") << large.err;
 }
 
-TEST_F(PgClientsTest, PsqlCopyBothWays) {
+TEST_P(PgClientsTest, PsqlCopyBothWays) {
   auto setup = Sql("drop table if exists pg_copy_t; create table pg_copy_t(i int, s text)");
   ASSERT_EQ(setup.exit_code, 0) << setup.err;
   std::string rows;
   for (int i = 1; i <= 50000; ++i) rows += std::to_string(i) + "\trow-" + std::to_string(i) + "\n";
-  const std::string dir = turnout_.process().dir();
+  const std::string dir = Dir();
   { std::ofstream(dir + "/in.tsv") << rows; }
   auto in = Sql("\\copy pg_copy_t from '" + dir + "/in.tsv'");
   EXPECT_EQ(in.exit_code, 0) << in.err;
@@ -90,9 +197,9 @@ TEST_F(PgClientsTest, PsqlCopyBothWays) {
   EXPECT_THAT(bad.out, HasSubstr("alive"));
 }
 
-TEST_F(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
+TEST_P(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
   ChildProcess psql;
-  const std::string log = turnout_.process().dir() + "/psql-cancel.log";
+  const std::string log = Dir() + "/psql-cancel.log";
   // Unique text: other suites run pg_sleep on the same cluster at the same time.
   const std::string query = "select pg_sleep(30) as cancel_probe_" + std::to_string(::getpid());
   psql.Start({"psql", "-X", "-tA", Url(), "-c", query}, log, {{"PGPASSWORD", TestBackends::Get().pg_password}});
@@ -113,15 +220,15 @@ TEST_F(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
   std::ifstream f(log);
   std::stringstream ss;
   ss << f.rdbuf();
-  EXPECT_THAT(ss.str(), HasSubstr("canceling statement due to user request")) << turnout_.Log();
+  EXPECT_THAT(ss.str(), HasSubstr("canceling statement due to user request")) << turnout_->Log();
   // The session after a cancel, and others, are fine.
   EXPECT_EQ(Sql("select 'ok'").out, "ok\n");
 }
 
-TEST_F(PgClientsTest, PgbenchAllProtocolModes) {
+TEST_P(PgClientsTest, PgbenchAllProtocolModes) {
   const auto& b = TestBackends::Get();
-  const std::string conn = "host=127.0.0.1 port=" + std::to_string(turnout_.routes().trust) +
-                           " user=" + b.pg_user + " dbname=app sslmode=disable";
+  const std::string conn = "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + b.pg_user + " dbname=" + db_ +
+                           " sslmode=disable";
   const std::map<std::string, std::string> env = {{"PGPASSWORD", b.pg_password}};
   auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", conn}, "", env, 120000);
   ASSERT_EQ(init.exit_code, 0) << init.err;
@@ -133,10 +240,10 @@ TEST_F(PgClientsTest, PgbenchAllProtocolModes) {
   }
 }
 
-TEST_F(PgClientsTest, Psycopg2QueriesTransactionsErrorsCopy) {
+TEST_P(PgClientsTest, Psycopg2QueriesTransactionsErrorsCopy) {
   auto r = Python(R"PY(
 import io, os, psycopg2
-c = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres")
+c = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"])
 cur = c.cursor()
 cur.execute("create temp table p2(i int primary key, s text)")
 cur.executemany("insert into p2 values (%s, %s)", [(i, "v%d" % i) for i in range(100)])
@@ -161,7 +268,7 @@ cur.copy_expert("copy (select i from p2 where i >= 200 order by i) to stdout", o
 assert out.getvalue().split() == [str(i) for i in range(200, 1200)]
 c.commit()
 # Startup parameters reach the backend; its ParameterStatus reach us.
-c2 = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres",
+c2 = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"],
                       application_name="turnout-app", options="-c search_path=custom_path")
 cur2 = c2.cursor()
 cur2.execute("show application_name"); assert cur2.fetchone()[0] == "turnout-app"
@@ -177,10 +284,10 @@ print("OK")
   EXPECT_EQ(r.out, "OK\n");
 }
 
-TEST_F(PgClientsTest, Psycopg3PreparedStatementsCopyAndPipeline) {
+TEST_P(PgClientsTest, Psycopg3PreparedStatementsCopyAndPipeline) {
   auto r = Python(R"PY(
 import os, psycopg
-c = psycopg.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres",
+c = psycopg.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"],
                     prepare_threshold=0, autocommit=True)
 c.execute("create temp table p3(i int, s text)")
 for i in range(20):
@@ -222,7 +329,7 @@ print("OK")
   EXPECT_EQ(r.out, "OK\n");
 }
 
-TEST_F(PgClientsTest, NodePgSimpleAndParameterized) {
+TEST_P(PgClientsTest, NodePgSimpleAndParameterized) {
   // node-pg from the npm registry, installed once into the build tree.
   const std::string dir = PG_NODE_DIR;
   std::filesystem::create_directories(dir);
@@ -238,21 +345,21 @@ TEST_F(PgClientsTest, NodePgSimpleAndParameterized) {
   const auto& b = TestBackends::Get();
   auto r = RunProgram({"node", dir + "/pg_client_test.js"}, "",
                       {{"PGHOST", "127.0.0.1"},
-                       {"PGPORT", std::to_string(turnout_.routes().trust)},
+                       {"PGPORT", std::to_string(port_)},
                        {"PGUSER", b.pg_user},
                        {"PGPASSWORD", b.pg_password},
-                       {"PGDATABASE", "postgres"}});
+                       {"PGDATABASE", db_}});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "OK\n");
 }
 
-TEST_F(PgClientsTest, NotifyIsDeliveredWhileIdle) {
+TEST_P(PgClientsTest, NotifyIsDeliveredWhileIdle) {
   auto r = Python(R"PY(
 import os, select, psycopg2
-listener = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres")
+listener = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"])
 listener.autocommit = True
 listener.cursor().execute("LISTEN turnout_chan")
-talker = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname="postgres")
+talker = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"])
 talker.autocommit = True
 for i in range(3):
     talker.cursor().execute("NOTIFY turnout_chan, 'hello-%d'" % i)
@@ -271,6 +378,11 @@ print("OK")
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "OK\n");
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, PgClientsTest,
+                         ::testing::Values(ClientMode::kDirect, ClientMode::kDualWrite, ClientMode::kDualWriteStream,
+                                           ClientMode::kShadow),
+                         [](const ::testing::TestParamInfo<ClientMode>& i) { return ModeName(i.param); });
 
 }  // namespace
 }  // namespace turnout::testing

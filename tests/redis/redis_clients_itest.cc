@@ -1,15 +1,21 @@
 // Real Redis clients through turnout's protocol-aware session: redis-cli
 // (commands, --pipe, RESP3), redis-benchmark, redis-py (Debian's 4.3),
-// node-redis, and TLS on both sides (client listener; a TLS-only
-// redis-server started here with the harness' certificate).
+// node-redis, each direct, under dual-write and under shadow; and TLS on
+// both sides (client listener; a TLS-only redis-server started here with the
+// harness' certificate).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/redis/redis_itest_support.h"
+#include "tests/redis/redis_migration_fixture.h"
+#include "tests/support/client_modes.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
 
@@ -33,50 +39,133 @@ class RedisClientsTest : public ::testing::Test {
   RedisTurnout t_;
 };
 
-TEST_F(RedisClientsTest, RedisCliCommands) {
-  Start();
+// The client-library tests run once per ClientMode through a turnout with
+// the route "redis" over the harness' old and new servers and its admin API:
+// direct (no migration), dual-write (canary, read_percentage 0, dual_write
+// old_authoritative sync) and shadow (shadow_writes on, scratch keys under a
+// prefix of the test's own). The client's assertions are the same in every
+// mode. Keys and channels carry a prefix per mode and process (the modes run
+// in parallel on the same servers); redis-benchmark, whose key names are
+// fixed, uses a database per mode. Under a migration the test ends by
+// checking that the journal is empty and, under dual-write, that the keys
+// it left behind are equal on both sides (every key, by value and TTL).
+class RedisClientsModeTest : public RedisMigrationTest, public ::testing::WithParamInterface<ClientMode> {
+ protected:
+  static constexpr int kOtherDb = 2;  // RedisCliCommands' SELECT
+
+  void SetUp() override {
+    prefix_ = "cl:" + ModeName(GetParam()) + ":" + std::to_string(::getpid()) + ":";
+    scratch_ = "turnout:shadow:" + prefix_;
+    bench_db_ = 13 + static_cast<int>(GetParam() == ClientMode::kDualWrite) + 2 * static_cast<int>(GetParam() == ClientMode::kShadow);
+    CleanUp();
+    Start();
+    ASSERT_FALSE(HasFatalFailure());
+    Migrate(ModeStrategy(GetParam(), "", scratch_));
+  }
+  void TearDown() override {
+    if (GetParam() != ClientMode::kDirect && !HasFatalFailure()) {
+      EXPECT_EQ(Pending(), 0) << JournalText();
+      if (IsDualWrite(GetParam())) {
+        for (const auto& [db, pattern] : std::vector<std::pair<int, std::string>>{
+                 {0, prefix_ + "*"}, {kOtherDb, prefix_ + "*"}, {bench_db_, "*"}}) {
+          auto [same, report] = CompareDb(db, pattern);
+          EXPECT_TRUE(same) << "db " << db << " " << pattern << ": " << report;
+        }
+      }
+    }
+    CleanUp();
+  }
+
+  // Keys this test may leave on either server, in every database it uses.
+  void CleanUp() {
+    const auto& b = TestBackends::Get();
+    for (int port : {b.redis_old_port, b.redis_new_port}) {
+      for (int db : {0, kOtherDb}) {
+        DeleteIn(port, db, prefix_ + "*");
+        DeleteIn(port, db, scratch_ + "*");
+      }
+      DeleteIn(port, bench_db_, "*");
+    }
+  }
+  static void DeleteIn(int port, int db, const std::string& pattern) {
+    const auto& b = TestBackends::Get();
+    std::vector<std::string> base = {"redis-cli", "-p", std::to_string(port), "--user", b.redis_user, "--pass",
+                                     b.redis_password, "--no-auth-warning", "-n", std::to_string(db)};
+    auto argv = base;
+    argv.insert(argv.end(), {"--scan", "--pattern", pattern});
+    auto keys = RunProgram(argv);
+    std::string input;
+    std::istringstream in(keys.out);
+    for (std::string k; std::getline(in, k);)
+      if (!k.empty()) input += Cmd({"UNLINK", k});
+    if (!input.empty()) {
+      base.push_back("--pipe");
+      RunProgram(base, input, {}, 60000);
+    }
+  }
+  std::pair<bool, std::string> CompareDb(int db, const std::string& pattern) {
+    const auto& b = TestBackends::Get();
+    auto addr = [&](int port) {
+      return b.redis_user + ":" + b.redis_password + "@" + std::to_string(port) + "/" + std::to_string(db);
+    };
+    auto r = RunProgram({"/usr/bin/python3", std::string(TURNOUT_SOURCE_DIR) + "/tests/redis/scripts/compare_db_keys.py",
+                         addr(b.redis_old_port), addr(b.redis_new_port), pattern},
+                        "", {}, 120000);
+    return {r.exit_code == 0, r.out + r.err};
+  }
+
+  std::string K(const std::string& key) const { return prefix_ + key; }
+  RunResult Cli(std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(port_)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProgram(argv, input, {}, 60000);
+  }
+
+  std::string prefix_, scratch_;
+  int bench_db_ = 13;
+};
+
+TEST_P(RedisClientsModeTest, RedisCliCommands) {
   EXPECT_EQ(Cli({"ping"}).out, "PONG\n");
-  EXPECT_EQ(Cli({"set", "cli:k", "hello world"}).out, "OK\n");
-  EXPECT_EQ(Cli({"get", "cli:k"}).out, "hello world\n");
-  EXPECT_EQ(Cli({"del", "cli:l"}).exit_code, 0);
-  EXPECT_EQ(Cli({"rpush", "cli:l", "a", "b", "c"}).out, "3\n");
-  EXPECT_EQ(Cli({"lrange", "cli:l", "0", "-1"}).out, "a\nb\nc\n");
+  EXPECT_EQ(Cli({"set", K("cli:k"), "hello world"}).out, "OK\n");
+  EXPECT_EQ(Cli({"get", K("cli:k")}).out, "hello world\n");
+  EXPECT_EQ(Cli({"del", K("cli:l")}).exit_code, 0);
+  EXPECT_EQ(Cli({"rpush", K("cli:l"), "a", "b", "c"}).out, "3\n");
+  EXPECT_EQ(Cli({"lrange", K("cli:l"), "0", "-1"}).out, "a\nb\nc\n");
   EXPECT_THAT(Cli({"nosuchcommand"}).out, HasSubstr("ERR unknown command 'nosuchcommand'"));
   // Interactive-style input on stdin, one command per line.
-  auto r = Cli({}, "select 2\nset cli:db2 x\nget cli:db2\nselect 0\nget cli:db2\n");
+  auto r = Cli({}, "select 2\nset " + K("cli:db2") + " x\nget " + K("cli:db2") + "\nselect 0\nget " + K("cli:db2") +
+                       "\n");
   EXPECT_EQ(r.out, "OK\nOK\nx\nOK\n\n");
 }
 
-TEST_F(RedisClientsTest, RedisCliPipeTwentyThousand) {
-  Start();
+TEST_P(RedisClientsModeTest, RedisCliPipeTwentyThousand) {
   std::string input;
   for (int i = 0; i < 20000; ++i) {
-    input += Cmd({"SET", "cli:pipe:" + std::to_string(i), std::to_string(i)});
+    input += Cmd({"SET", K("cli:pipe:" + std::to_string(i)), std::to_string(i)});
   }
   auto r = Cli({"--pipe"}, input);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("errors: 0, replies: 20000"));
-  EXPECT_EQ(Cli({"get", "cli:pipe:19999"}).out, "19999\n");
+  EXPECT_EQ(Cli({"get", K("cli:pipe:19999")}).out, "19999\n");
 }
 
-TEST_F(RedisClientsTest, RedisCliResp3) {
-  Start();
+TEST_P(RedisClientsModeTest, RedisCliResp3) {
   auto hello = Cli({"-3", "hello", "3"});
   EXPECT_THAT(hello.out, HasSubstr("proto"));
-  Cli({"del", "cli:h3"});
-  Cli({"hset", "cli:h3", "f", "v"});
+  Cli({"del", K("cli:h3")});
+  Cli({"hset", K("cli:h3"), "f", "v"});
   // redis-cli shows a RESP3 map as "key => value".
-  auto map = Cli({"-3", "--no-raw", "hgetall", "cli:h3"});
+  auto map = Cli({"-3", "--no-raw", "hgetall", K("cli:h3")});
   EXPECT_THAT(map.out, HasSubstr("\"f\" => \"v\"")) << map.out;
-  auto dbl = Cli({"-3", "--no-raw", "zincrby", "cli:z3", "1.5", "m"});
+  auto dbl = Cli({"-3", "--no-raw", "zincrby", K("cli:z3"), "1.5", "m"});
   EXPECT_THAT(dbl.out, HasSubstr("(double)")) << dbl.out;
 }
 
-TEST_F(RedisClientsTest, RedisBenchmarkRunsWithoutErrors) {
-  Start();
+TEST_P(RedisClientsModeTest, RedisBenchmarkRunsWithoutErrors) {
   for (const char* pipeline : {"1", "16"}) {
-    auto r = RunProgram({"redis-benchmark", "-p", std::to_string(t_.port), "-t", "get,set,incr,lpush,lrange_100",
-                         "-n", "2000", "-c", "10", "-P", pipeline, "--dbnum", "13", "--csv"},
+    auto r = RunProgram({"redis-benchmark", "-p", std::to_string(port_), "-t", "get,set,incr,lpush,lrange_100", "-n",
+                         "2000", "-c", "10", "-P", pipeline, "--dbnum", std::to_string(bench_db_), "--csv"},
                         "", {}, 120000);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_THAT(r.out + r.err, Not(HasSubstr("ERR")));
@@ -86,16 +175,14 @@ TEST_F(RedisClientsTest, RedisBenchmarkRunsWithoutErrors) {
   }
 }
 
-TEST_F(RedisClientsTest, RedisPyPipelineTransactionPubSub) {
-  Start();
+TEST_P(RedisClientsModeTest, RedisPyPipelineTransactionPubSub) {
   auto r = RunProgram({"/usr/bin/python3", std::string(TURNOUT_SOURCE_DIR) + "/tests/redis/scripts/redis_py_client.py"},
-                      "", {{"TURNOUT_PORT", std::to_string(t_.port)}}, 60000);
+                      "", {{"TURNOUT_PORT", std::to_string(port_)}, {"KEY_PREFIX", prefix_}}, 60000);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "OK\n");
 }
 
-TEST_F(RedisClientsTest, NodeRedisClient) {
-  Start();
+TEST_P(RedisClientsModeTest, NodeRedisClient) {
   // node-redis from the npm registry, installed once into the build tree.
   const std::string dir = REDIS_NODE_DIR;
   std::filesystem::create_directories(dir);
@@ -108,11 +195,14 @@ TEST_F(RedisClientsTest, NodeRedisClient) {
                               "", {}, 240000);
     ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
   }
-  auto r = RunProgram({"node", dir + "/redis_client_test.js"}, "", {{"TURNOUT_PORT", std::to_string(t_.port)}},
-                      60000);
+  auto r = RunProgram({"node", dir + "/redis_client_test.js", std::to_string(port_), prefix_}, "", {}, 60000);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "OK\n");
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, RedisClientsModeTest,
+                         ::testing::Values(ClientMode::kDirect, ClientMode::kDualWrite, ClientMode::kShadow),
+                         [](const ::testing::TestParamInfo<ClientMode>& i) { return ModeName(i.param); });
 
 TEST_F(RedisClientsTest, TlsClientListener) {
   const auto& b = TestBackends::Get();
