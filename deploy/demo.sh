@@ -163,10 +163,11 @@ LOAD_PIDS+=($!)
 redis_writer &
 LOAD_PIDS+=($!)
 sleep 3
-load_line() {
+load_line() {  # new is counted first: old, read a moment later, has at least as many
+  local on_new
+  on_new=$(q "$NEW" "select count(*) from pgbench_history")
   printf '  load so far: pgbench_history on old %s rows, on new %s; Redis writes acknowledged %s\n' \
-    "$(q "$OLD" "select count(*) from pgbench_history")" "$(q "$NEW" "select count(*) from pgbench_history")" \
-    "$(wc -l <"$DIR/redis.acked")"
+    "$(q "$OLD" "select count(*) from pgbench_history")" "$on_new" "$(wc -l <"$DIR/redis.acked")"
 }
 load_line
 
