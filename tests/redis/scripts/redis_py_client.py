@@ -17,8 +17,8 @@ assert r.client_getname() in ("redis-py-test", b"redis-py-test")
 # Pipeline without a transaction: 2000 commands, replies in order.
 p = r.pipeline(transaction=False)
 for i in range(1000):
-    p.set(ff"{P}py:p:{i}", i)
-    p.get(ff"{P}py:p:{i}")
+    p.set(f"{P}py:p:{i}", i)
+    p.get(f"{P}py:p:{i}")
 res = p.execute()
 assert res[0::2] == [True] * 1000
 assert res[1::2] == [str(i).encode() for i in range(1000)]
