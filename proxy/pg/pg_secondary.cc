@@ -19,6 +19,15 @@
 // statements, LISTEN) the secondary has not seen since it was last brought
 // up to date (SessionState::AppendReplay from BackendConnection::synced()).
 //
+// Crash-safe (issue 14 item 2): a dual-write names its tables in the intent
+// record (proxy/intent_ring.h) at StartOp, before its first frame goes to
+// the primary; the slot is cleared once the secondary applied it, or handed
+// to the journal flusher once it was journaled. Inside a transaction a
+// statement applied on the secondary is not committed there yet: its slot
+// is kept (txn_intents_) until the transaction ends on both sides. A process
+// killed in between leaves those tables to the next start, which journals
+// them for repair.
+//
 // Nothing is lost: a dual-write that cannot be applied (no connection, the
 // connection lost, a full queue, a request too large to keep, the
 // transaction lost on the secondary) or whose outcome differs is journaled
@@ -32,6 +41,7 @@
 #include "absl/strings/str_join.h"
 #include "protocol/pg/message_writer.h"
 #include "protocol/pg/wire.h"
+#include "proxy/intent_ring.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 #include "proxy/pg/request_text.h"
@@ -236,6 +246,7 @@ bool PgSession::StartOp(const ppg::Frame& f) {
       op.fenced = true;
       op.fence_seq = fence_.OnQueued();
     }
+    op.intent = RecordIntent(op.tables, side);
   } else {
     op.cls = w.shadow_write ? RequestClass::kWrite : RequestClass::kRead;
     if (w.shadow_write) {
@@ -554,31 +565,95 @@ void PgSession::FinishOp(SecondaryOp& op) {
   }
   if (!op.failure.empty()) {
     ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
-    JournalOp(op, op.failure_kind, op.primary_done ? op.primary.Outcome() : "unknown", op.failure);
+    SettleIntent(op, JournalOp(op, op.failure_kind, op.primary_done ? op.primary.Outcome() : "unknown", op.failure));
     return;
   }
-  if (op.skipped) return;  // the primary did not apply it
+  if (op.skipped) {  // the primary did not apply it
+    SettleIntent(op, 0);
+    return;
+  }
   if (op.atomic) {
     // Phase two: COMMIT PREPARED (or ROLLBACK PREPARED) must succeed.
     if (!op.secondary.has_error()) {
       ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+      SettleIntent(op, 0);
       return;
     }
     ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
-    JournalOp(op, JournalKind::kFailed, op.primary.Outcome(), op.secondary.Outcome());
+    SettleIntent(op, JournalOp(op, JournalKind::kFailed, op.primary.Outcome(), op.secondary.Outcome()));
     return;
   }
   auto mismatch = CompareDigests(op.primary, op.secondary, CompareScope::kOutcome);
   if (!mismatch && !op.prefix_errors.empty() && op.begins_txn) mismatch = RouteRuntime::ShadowMismatch::kError;
   if (!mismatch) {
     ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+    SettleIntent(op, 0);
     return;
   }
   ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
   std::string secondary = op.secondary.Outcome();
   if (!op.prefix_errors.empty()) absl::StrAppend(&secondary, " (before it: ", op.prefix_errors, ")");
-  JournalOp(op, *mismatch == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed : JournalKind::kDiverged,
-            op.primary.Outcome(), std::move(secondary));
+  SettleIntent(op, JournalOp(op,
+                             *mismatch == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed
+                                                                               : JournalKind::kDiverged,
+                             op.primary.Outcome(), std::move(secondary)));
+}
+
+// ================================================================== the intent record
+
+std::uint32_t PgSession::RecordIntent(std::span<const std::string> tables, Side side) {
+  IntentRing* ring = ctx_.services->intents;
+  if (ring == nullptr) return IntentRing::kNoSlot;
+  const std::string database = SecondaryDatabase(side);
+  const IntentWhere where{IntentProtocol::kPostgres, reader_->policy().migration_id(), route().name,
+                          BackendName(side), database};
+  const std::uint32_t slot = ring->Record(where, tables);
+  if (slot != IntentRing::kNoSlot) return slot;
+  // No slot can hold it (the ring is full, or its table names are too
+  // long): journaled now, before the primary is asked. The entry stays (a
+  // repair of tables already equal finds nothing to do); it is counted.
+  ring->CountOverflow();
+  routing::JournalEntry e;
+  e.at = absl::Now();
+  e.migration_id = reader_->policy().migration_id();
+  e.route = route().name;
+  e.backend = BackendName(side);
+  e.database = database;
+  e.session = ctx_.connection_id;
+  e.kind = JournalKind::kDropped;
+  e.statement = "(in flight with no intent slot free: journaled before it was sent)";
+  e.targets.assign(tables.begin(), tables.end());
+  ctx_.services->journal->Append(std::move(e));
+  return IntentRing::kNoSlot;
+}
+
+// `entry`: the journal entry that now records the op (0: none needed).
+void PgSession::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
+  IntentRing* ring = ctx_.services->intents;
+  if (ring == nullptr) return;
+  auto settle = [&](std::uint32_t slot) {
+    if (slot == IntentRing::kNoSlot) return;
+    if (entry != 0) {
+      ring->Journaled(slot, entry);  // freed once the journal is on disk past it
+    } else {
+      ring->Clear(slot);
+    }
+  };
+  // The client's transaction on the primary after this op: still open, a
+  // statement applied on the secondary is not committed there yet.
+  const bool txn_open = op.primary_done && op.primary_status != ppg::TransactionStatus::kIdle;
+  if (txn_open && entry == 0 && !op.skipped) {
+    if (op.intent != IntentRing::kNoSlot) txn_intents_.push_back(op.intent);
+    op.intent = IntentRing::kNoSlot;
+    return;
+  }
+  settle(op.intent);
+  op.intent = IntentRing::kNoSlot;
+  if (txn_open) return;
+  // The transaction ended (committed on both sides, rolled back, or
+  // journaled with its tables by this op).
+  for (std::uint32_t slot : txn_intents_) settle(slot);
+  txn_intents_.clear();
 }
 
 void PgSession::TrimOps() {
@@ -592,8 +667,8 @@ void PgSession::TrimOps() {
   }
 }
 
-void PgSession::JournalOp(const SecondaryOp& op, JournalKind kind, std::string primary_outcome,
-                          std::string secondary_outcome) {
+std::uint64_t PgSession::JournalOp(const SecondaryOp& op, JournalKind kind, std::string primary_outcome,
+                                   std::string secondary_outcome) {
   routing::JournalEntry e;
   e.at = absl::Now();
   e.migration_id = reader_->policy().migration_id();
@@ -606,7 +681,7 @@ void PgSession::JournalOp(const SecondaryOp& op, JournalKind kind, std::string p
   e.targets = op.tables;
   e.primary_outcome = std::move(primary_outcome);
   e.secondary_outcome = std::move(secondary_outcome);
-  ctx_.services->journal->Append(std::move(e));
+  return ctx_.services->journal->Append(std::move(e));
 }
 
 // The database the session uses on `side` (as MakeLogin picks it).
@@ -631,7 +706,15 @@ void PgSession::JournalUncaptured(std::string_view why, std::span<const std::str
   e.targets.assign(tables.begin(), tables.end());
   e.secondary_outcome = std::string(why);
   ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
-  ctx_.services->journal->Append(std::move(e));
+  const std::uint64_t entry = ctx_.services->journal->Append(std::move(e));
+  // On disk only at the next flush: the intent record covers that window.
+  if (IntentRing* ring = ctx_.services->intents) {
+    const std::string database = SecondaryDatabase(Other(primary_side_));
+    const IntentWhere where{IntentProtocol::kPostgres, reader_->policy().migration_id(), route().name,
+                            BackendName(Other(primary_side_)), database};
+    const std::uint32_t slot = ring->Record(where, tables);
+    if (slot != IntentRing::kNoSlot) ring->Journaled(slot, entry);
+  }
 }
 
 // ================================================================== losing the secondary
@@ -666,7 +749,14 @@ void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) 
     MaybeFinish(op);
   }
   capturing_ = nullptr;
-  if (session_ending) sec_txn_ = false;
+  if (session_ending) {
+    sec_txn_ = false;
+    // A transaction still open ends with the session, rolled back on both
+    // sides: its statements' intents go (what was journaled above stays).
+    if (IntentRing* ring = ctx_.services->intents)
+      for (std::uint32_t slot : txn_intents_) ring->Clear(slot);
+    txn_intents_.clear();
+  }
   UpdateWriterHold();
   sec_progress_.Notify();
 }

@@ -136,6 +136,7 @@ struct SecondaryOp {
   Clock::time_point start, sent_at;
   std::uint64_t primary_us = 0, secondary_us = 0;
   std::uint64_t fence_seq = 0;
+  std::uint32_t intent = UINT32_MAX;  // its slot in the intent record (proxy/intent_ring.h)
 };
 
 class PgSession final : public Session, private RequestTracker::Hooks {
@@ -250,8 +251,11 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void MaybeFinish(SecondaryOp& op);
   void FinishOp(SecondaryOp& op);
   void TrimOps();
-  void JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
-                 std::string secondary_outcome);
+  std::uint64_t JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
+                          std::string secondary_outcome);
+  // The intent record (pg_secondary.cc): a dual-write's tables, kept until it is applied or journaled.
+  std::uint32_t RecordIntent(std::span<const std::string> tables, Side side);
+  void SettleIntent(SecondaryOp& op, std::uint64_t entry);
   void JournalUncaptured(std::string_view why, std::span<const std::string_view> tables = {});
   std::string SecondaryDatabase(Side side) const;
   void SecondaryLost(Side side);
@@ -355,6 +359,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::string held_for_primary_;         // ... and go after all (the op was abandoned)
   std::uint64_t atomic_count_ = 0;
   std::vector<std::string> txn_tables_;  // tables written in the client's transaction
+  std::vector<std::uint32_t> txn_intents_;  // intent slots of its writes, settled at its end
   routing::ReadYourWritesFence fence_;
   std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side
   std::string release_;                  // bytes a backend loop must write to the client next
