@@ -229,7 +229,10 @@ void PrintDataProgress(const json::value& p) {
   }
   if (auto* v = p.as_object().if_contains("verification"); v && v->is_object()) {
     auto* equal = v->as_object().if_contains("equal");
-    const char* verdict = !equal || !equal->is_bool() ? "?" : equal->as_bool() ? "equal" : "differences (see ctl verify)";
+    const char* verdict = v->as_object().contains("skipped") ? "skipped (writes moved to new at the cutover)"
+                          : !equal || !equal->is_bool()      ? "?"
+                          : equal->as_bool()                 ? "equal"
+                                                             : "differences (see ctl verify)";
     std::printf("  verified  %s\n", verdict);
   }
   if (auto* cv = p.as_object().if_contains("continuous_verification"); cv && cv->is_object()) {

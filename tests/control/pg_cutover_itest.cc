@@ -169,6 +169,9 @@ TEST_F(CutoverTest, TwoSidecarsUnderPgbenchMoveWriteAuthorityWithoutLosingAWrite
       if (line.find("cutover") != std::string::npos) std::printf("  %s\n", line.c_str());
   }
   EXPECT_EQ(std::string(m.at("strategy").at("type").as_string()), "big_bang");
+  // The end-of-copy comparison is not run after the flip: old no longer
+  // receives writes, and the window already made new equal to old.
+  EXPECT_TRUE(m.at("progress").at("verification").as_object().contains("skipped")) << json::serialize(m.at("progress"));
   EXPECT_EQ(a.admin->Metric(R"(turnout_cutover_write_hold_seconds{migration="cut",outcome="done"})"),
             static_cast<double>(hold_ms) / 1000);
 
