@@ -313,13 +313,14 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
           op->held_z.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
           return false;
         }
-        return forward && !HoldForStream(f);
+        if (stream_wrote_ || open_writer_) return !HoldForStream(f, forward) && forward;
+        return forward;
       }
     }
   }
-  if (f.type == 'Z' && stream_wrote_) {
+  if (f.type == 'Z' && (stream_wrote_ || open_writer_)) {
     const bool forward = tracker_.OnBackendFrame(f);
-    return forward && !HoldForStream(f);
+    return !HoldForStream(f, forward) && forward;
   }
   if (f.type == 'S') {
     ppg::ParameterStatus ps;

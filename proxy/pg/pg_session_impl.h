@@ -285,9 +285,11 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // commit may not be there yet: waits at the barrier (`may_wait`), then
   // goes to the authoritative side if new still lacks it.
   routing::Plan FenceStreamRead(routing::Plan plan, bool may_wait);
-  // The primary's ReadyForQuery `f` ended a transaction that wrote through
-  // the stream. True when it is held (sync): ReleaseStreamHold() sends it.
-  bool HoldForStream(const protocol::pg::Frame& f);
+  // Each ReadyForQuery `f` of the primary while the session is in a
+  // transaction (or wrote) under the stream; `forward`: it goes to the
+  // client. At the end of a transaction that wrote, true when `f` is held
+  // (sync): ReleaseStreamHold() sends it.
+  bool HoldForStream(const protocol::pg::Frame& f, bool forward);
   awaitable<void> ReleaseStreamHold();
   awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket);
   routing::StreamPosition& stream_position();

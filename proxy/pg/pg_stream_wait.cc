@@ -36,7 +36,14 @@ routing::StreamPosition& PgSession::stream_position() {
 }
 
 void PgSession::NoteStreamWrite(const routing::Plan& plan, RequestClass cls, Side side) {
-  if (side != Side::kOld || (cls != RequestClass::kWrite && cls != RequestClass::kDdl)) return;
+  if (side != Side::kOld) return;
+  const bool by_stream = plan.has(routing::kPlanStreamSync) || plan.has(routing::kPlanStreamAsync);
+  // A transaction opened (BEGIN) under the stream counts as open from its
+  // start: one that has only read so far may write next, and a cutover's
+  // window must not close while it can.
+  if (cls == RequestClass::kTxnControl && by_stream && tracker_.txn_status() == ppg::TransactionStatus::kIdle)
+    CountOpenWriter(true);
+  if (cls != RequestClass::kWrite && cls != RequestClass::kDdl) return;
   if (plan.has(routing::kPlanStreamSync)) {
     stream_wrote_ = true;
     stream_wrote_sync_ = true;
@@ -89,11 +96,16 @@ routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait) {
   return routing::ApplyReadYourWritesFence(plan, /*session_has_unapplied_writes=*/true);
 }
 
-bool PgSession::HoldForStream(const ppg::Frame& f) {
-  if (!stream_wrote_) return false;
+bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
   ppg::ReadyForQuery z;
   if (ppg::Decode(f.payload, &z) || z.status != ppg::TransactionStatus::kIdle) return false;
   CountOpenWriter(false);
+  if (!stream_wrote_) return false;
+  if (!forward) {
+    // Not the client's (a reply turnout swallows): nothing to hold.
+    stream_wrote_ = stream_wrote_sync_ = false;
+    return false;
+  }
   const bool sync = stream_wrote_sync_;
   stream_wrote_ = stream_wrote_sync_ = false;
   const std::uint64_t ticket = stream_position().RequestSample();
