@@ -23,3 +23,4 @@ for s in "$ROOT"/bench/*_e2e.sh; do
   "$ROOT/tests/harness/backends.sh" run -- "$s" "$BUILD" | tee "$OUT/$(basename "$s" .sh).txt"
 done
 echo "== pg_stream.sh" && "$ROOT/bench/pg_stream.sh" "$BUILD" | tee "$OUT/pg_stream.txt"
+echo "== pg_dual_write.sh" && "$ROOT/bench/pg_dual_write.sh" "$BUILD" | tee "$OUT/pg_dual_write.txt"
