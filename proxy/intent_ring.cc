@@ -278,6 +278,41 @@ std::uint32_t IntentRing::Record(const IntentWhere& where, std::span<const std::
   return RecordImpl(where, targets);
 }
 
+template <typename T>
+bool IntentRing::RecordSpreadImpl(const IntentWhere& where, std::span<const T> targets,
+                                  std::vector<std::uint32_t>& out) {
+  const std::size_t base = 8 + where.migration_id.size() + where.route.size() + where.backend.size() +
+                           where.database.size();
+  const std::size_t first = out.size();
+  std::size_t i = 0;
+  do {
+    std::size_t used = base, j = i;
+    while (j < targets.size() && used + 2 + std::string_view(targets[j]).size() <= kBodyCapacity) {
+      used += 2 + std::string_view(targets[j]).size();
+      ++j;
+    }
+    const std::uint32_t slot = j > i || targets.empty() ? Record(where, targets.subspan(i, j - i)) : kNoSlot;
+    if (slot == kNoSlot) {
+      for (std::size_t k = first; k < out.size(); ++k) Clear(out[k]);
+      out.resize(first);
+      return false;
+    }
+    out.push_back(slot);
+    i = j;
+  } while (i < targets.size());
+  return true;
+}
+
+bool IntentRing::RecordSpread(const IntentWhere& where, std::span<const std::string_view> targets,
+                              std::vector<std::uint32_t>& out) {
+  return RecordSpreadImpl(where, targets, out);
+}
+
+bool IntentRing::RecordSpread(const IntentWhere& where, std::span<const std::string> targets,
+                              std::vector<std::uint32_t>& out) {
+  return RecordSpreadImpl(where, targets, out);
+}
+
 void IntentRing::Clear(std::uint32_t slot) noexcept {
   if (slot >= slots_) return;
   AtomicU64(HeaderOf(Slot(slot))->state).store(kFree, std::memory_order_release);

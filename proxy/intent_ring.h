@@ -28,9 +28,10 @@
 // claimed with one compare-and-swap; each thread starts its search in a
 // region of its own (a worker's sessions keep to one region), so workers do
 // not contend on a cache line. Each slot is 512 bytes, 64-byte aligned.
-// A write whose names do not fit a slot, or that finds the ring full, gets
-// kNoSlot: the caller records it in the journal before the primary is asked
-// instead (never dropped) and marks that entry repaired once applied.
+// Many names spread over several slots (RecordSpread). A write whose names
+// cannot be held, or that finds the ring full, gets kNoSlot: the caller
+// records it in the journal before the primary is asked instead (never
+// dropped; the entry stays, a later repair of equal data is harmless).
 //
 // File format (`<journal.path>.intents`, native byte order: it never leaves
 // the machine that wrote it):
@@ -129,6 +130,14 @@ class IntentRing {
   // the names do not fit (the caller journals the write instead).
   std::uint32_t Record(const IntentWhere& where, std::span<const std::string_view> targets) noexcept;
   std::uint32_t Record(const IntentWhere& where, std::span<const std::string> targets) noexcept;
+  // A write whose names need more than one slot (MSET, UNLINK of thousands
+  // of keys): the targets spread over as many slots as they need, each slot
+  // a complete intent naming some of them, appended to `out`. False, with
+  // nothing kept, when the ring lacks the slots or one name alone does not
+  // fit a slot. Allocates (`out`); for the rare large write only.
+  bool RecordSpread(const IntentWhere& where, std::span<const std::string_view> targets,
+                    std::vector<std::uint32_t>& out);
+  bool RecordSpread(const IntentWhere& where, std::span<const std::string> targets, std::vector<std::uint32_t>& out);
   // The write was applied (or not applied anywhere): the slot is free.
   void Clear(std::uint32_t slot) noexcept;
   // The write is recorded by journal entry `journal_seq`; the slot stays
@@ -161,6 +170,8 @@ class IntentRing {
   }
   template <typename Targets>
   std::uint32_t RecordImpl(const IntentWhere& where, Targets targets) noexcept;
+  template <typename T>
+  bool RecordSpreadImpl(const IntentWhere& where, std::span<const T> targets, std::vector<std::uint32_t>& out);
   std::uint32_t Claim() noexcept;
 
   std::string path_;

@@ -121,8 +121,14 @@ void SecondaryChannel::RecordIntent(SecondaryOp& op, std::span<const std::string
   if (ring == nullptr) return;
   const IntentWhere where{IntentProtocol::kRedis, migration_id_, env_.route->route.name,
                           backend_ ? std::string_view(backend_->name) : std::string_view(), ""};
-  op.intent = op.keys.empty() ? ring->Record(where, keys) : ring->Record(where, std::span<const std::string>(op.keys));
-  if (op.intent != IntentRing::kNoSlot || !journal_if_no_slot) return;
+  const std::span<const std::string> owned(op.keys);
+  op.intent = op.keys.empty() ? ring->Record(where, keys) : ring->Record(where, owned);
+  if (op.intent != IntentRing::kNoSlot) return;
+  // Many keys: spread over several slots.
+  if (op.keys.empty() ? ring->RecordSpread(where, keys, op.more_intents)
+                      : ring->RecordSpread(where, owned, op.more_intents))
+    return;
+  if (!journal_if_no_slot) return;
   // No slot can hold it (the ring is full, or its keys are too long): the
   // journal records it now, before the primary is asked. The entry stays
   // (a repair of keys already equal is harmless); it is counted.
@@ -133,14 +139,19 @@ void SecondaryChannel::RecordIntent(SecondaryOp& op, std::span<const std::string
 }
 
 void SecondaryChannel::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
-  if (op.intent == IntentRing::kNoSlot) return;
+  if (op.intent == IntentRing::kNoSlot && op.more_intents.empty()) return;
   IntentRing* ring = env_.services->intents;
-  if (entry != 0) {
-    ring->Journaled(op.intent, entry);  // freed once the journal is on disk past it
-  } else {
-    ring->Clear(op.intent);
-  }
+  auto settle = [&](std::uint32_t slot) {
+    if (entry != 0) {
+      ring->Journaled(slot, entry);  // freed once the journal is on disk past it
+    } else {
+      ring->Clear(slot);
+    }
+  };
+  if (op.intent != IntentRing::kNoSlot) settle(op.intent);
+  for (std::uint32_t slot : op.more_intents) settle(slot);
   op.intent = IntentRing::kNoSlot;
+  op.more_intents.clear();
 }
 
 SecondaryOp* SecondaryChannel::Find(std::uint64_t seq) noexcept {

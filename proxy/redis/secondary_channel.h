@@ -131,8 +131,10 @@ struct SecondaryOp {
   // Key stripes held for this write (KeyOrder) until it is finished.
   KeyOrder::Stripes stripes;
   std::uint64_t stripe_owner = 0;
-  // Its slot in the intent record (IntentRing::kNoSlot: none).
+  // Its slot in the intent record (IntentRing::kNoSlot: none), and more
+  // when its keys need several (MSET of thousands).
   std::uint32_t intent = UINT32_MAX;
+  std::vector<std::uint32_t> more_intents;
 
   const std::string& Wire() const { return wire.empty() ? command : wire; }
   bool is_write() const { return kind == OpKind::kDualWrite || kind == OpKind::kCopy || kind == OpKind::kBlock; }

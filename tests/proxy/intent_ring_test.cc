@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -233,6 +234,43 @@ TEST_F(IntentRingTest, FullRingSaysSoAndJournaledSlotsFreeAfterTheFlush) {
   (*ring)->Clear(slots[1]);
   EXPECT_EQ((*ring)->Record(RedisWhere(), bigs), IntentRing::kNoSlot);
   EXPECT_EQ((*ring)->Live().size(), 3u);
+}
+
+TEST_F(IntentRingTest, ManyKeysSpreadOverSeveralSlots) {
+  auto ring = IntentRing::Open(Path(), 64);
+  ASSERT_TRUE(ring.ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back("some:rather:long:key:" + std::to_string(i));
+  EXPECT_EQ((*ring)->Record(RedisWhere(), std::span<const std::string>(keys)), IntentRing::kNoSlot);
+  std::vector<std::uint32_t> slots;
+  ASSERT_TRUE((*ring)->RecordSpread(RedisWhere(), std::span<const std::string>(keys), slots));
+  EXPECT_GT(slots.size(), 1u);
+  std::vector<std::string> named;
+  for (const auto& in : (*ring)->Live()) named.insert(named.end(), in.targets.begin(), in.targets.end());
+  std::sort(named.begin(), named.end());
+  auto want = keys;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(named, want);
+  for (auto s : slots) (*ring)->Clear(s);
+  // Too few free slots: nothing is kept.
+  std::vector<std::uint32_t> taken;
+  const std::string_view one[] = {"x"};
+  while (true) {
+    const auto s = (*ring)->Record(RedisWhere(), one);
+    if (s == IntentRing::kNoSlot) break;
+    taken.push_back(s);
+  }
+  for (std::size_t i = 0; i < 3; ++i) (*ring)->Clear(taken[i]);
+  slots.clear();
+  EXPECT_FALSE((*ring)->RecordSpread(RedisWhere(), std::span<const std::string>(keys), slots));
+  EXPECT_TRUE(slots.empty());
+  EXPECT_EQ((*ring)->Live().size(), taken.size() - 3);
+  // One name longer than a slot: refused.
+  for (auto s : taken) (*ring)->Clear(s);
+  const std::string huge(kBodyCapacity, 'k');
+  const std::string_view hk[] = {"a", huge};
+  EXPECT_FALSE((*ring)->RecordSpread(RedisWhere(), hk, slots));
+  EXPECT_TRUE((*ring)->Live().empty());
 }
 
 TEST_F(IntentRingTest, ThreadsClaimDistinctSlots) {
