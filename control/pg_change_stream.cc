@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "control/backend_clients.h"
@@ -164,6 +165,10 @@ class StreamRun {
         if (exists.ok() && PQntuples(exists->get()) == 0) {
           ctx_.Log(absl::StrCat("slot ", names_.slot, " is gone from old; copying again"));
           repl_.reset();
+        } else if (absl::StrContains(st.message(), "is active for PID")) {
+          // The walsender of this stream's previous connection (the first
+          // catch-up, or a lost one) has not exited yet: try again shortly.
+          return absl::UnavailableError(st.message());
         } else {
           return st;
         }

@@ -239,8 +239,12 @@ TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) 
   EXPECT_GT(Processed(load), 0);
   EXPECT_EQ(std::atol(Psql(old_, "select count(*) from pgbench_history").c_str()), Processed(load));
 
-  // New applies again: the next cutover flips, and both sides are equal.
+  // New applies again: once it has caught up with what piled up, the next
+  // cutover flips, and both sides are equal.
   blocker.Rows("commit");
+  const std::string on_old = Psql(old_, "select count(*) from pgbench_history");
+  for (int i = 0; i < 600 && Psql(new_, "select count(*) from pgbench_history") != on_old; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   p = s.admin->Patch("/api/v1/migrations/stuck", std::string(R"({"strategy":)") + kBigBang + "}");
   ASSERT_EQ(p.status, 200) << p.body;
   m = WaitFor("stuck", [](const json::value& v) { return State(v) == "Completed" || State(v) == "Failed"; });
