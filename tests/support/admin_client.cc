@@ -23,7 +23,8 @@ HttpResult AdminClient::Call(const std::string& method, const std::string& path,
     argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", "@-"});
   }
   argv.push_back("http://127.0.0.1:" + std::to_string(port_) + path);
-  RunResult r = RunProgram(argv, body);
+  // Long admin work (repair, verify) may take as long as curl allows.
+  RunResult r = RunProgram(argv, body, {}, 125000);
   HttpResult out;
   const auto nl = r.out.rfind('\n');
   if (nl == std::string::npos) return out;
