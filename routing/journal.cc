@@ -48,57 +48,83 @@ std::string Journal::Encode(const JournalEntry& e) {
                       absl::CEscape(e.secondary_outcome), "\t", absl::CEscape(e.database), "\t.\n");
 }
 
+namespace {
+
+// An "entry" line's fields into `e`; false for a torn or foreign line.
+bool DecodeEntry(const std::vector<absl::string_view>& f, JournalEntry& e) {
+  // A torn last line (crash mid-write) lacks the closing "." field:
+  // skipped. Files written before entries named their database have 13
+  // fields and no marker.
+  const bool complete = (f.size() == 15 && f[14] == ".") || f.size() == 13;
+  if (!complete || f[0] != "entry" || !absl::SimpleAtoi(f[1], &e.seq)) return false;
+  std::int64_t micros = 0;
+  (void)absl::SimpleAtoi(f[2], &micros);
+  e.at = absl::FromUnixMicros(micros);
+  absl::CUnescape(f[3], &e.migration_id);
+  absl::CUnescape(f[4], &e.route);
+  absl::CUnescape(f[5], &e.backend);
+  (void)absl::SimpleAtoi(f[6], &e.session);
+  for (int k = 0; k < 3; ++k)
+    if (f[7] == kKinds[k]) e.kind = static_cast<JournalKind>(k);
+  absl::CUnescape(f[8], &e.statement);
+  e.params = SplitEscaped(f[9]);
+  e.targets = SplitEscaped(f[10]);
+  absl::CUnescape(f[11], &e.primary_outcome);
+  absl::CUnescape(f[12], &e.secondary_outcome);
+  if (f.size() == 15) absl::CUnescape(f[13], &e.database);
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options options) {
   std::unique_ptr<Journal> j(new Journal(path, options));
-  std::ifstream in(path);
-  std::string line;
+  // First pass: the repaired numbers and the numbering, so the second keeps
+  // only unrepaired entries in memory.
   std::vector<std::uint64_t> repaired;
+  std::string line;
+  {
+    std::ifstream in(path);
+    while (in && std::getline(in, line)) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
+      std::uint64_t seq = 0;
+      if (f.size() < 2 || !absl::SimpleAtoi(f[1], &seq)) continue;
+      if (f.size() == 2 && f[0] == "repaired") {
+        repaired.push_back(seq);
+        ++j->file_repaired_;
+      } else if (f.size() == 2 && f[0] == "next") {
+        j->next_seq_ = std::max(j->next_seq_, seq);
+      } else if (f[0] == "entry" && (f.size() == 15 || f.size() == 13)) {
+        j->next_seq_ = std::max(j->next_seq_, seq + 1);
+        ++j->file_entries_;
+      }
+    }
+  }
+  std::sort(repaired.begin(), repaired.end());
+  std::ifstream in(path);
   while (in && std::getline(in, line)) {
     std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
     std::uint64_t seq = 0;
-    if (f.size() == 2 && f[0] == "repaired" && absl::SimpleAtoi(f[1], &seq)) {
-      repaired.push_back(seq);
-      continue;
-    }
     if (f.size() == 4 && f[0] == "targets" && f[3] == "." && absl::SimpleAtoi(f[1], &seq)) {
       if (JournalEntry* e = j->FindLocked(seq))
         for (auto& t : SplitEscaped(f[2])) e->targets.push_back(std::move(t));
       continue;
     }
-    // A torn last line (crash mid-write) lacks the closing "." field:
-    // skipped. Files written before entries named their database have 13
-    // fields and no marker.
-    const bool complete = (f.size() == 15 && f[14] == ".") || f.size() == 13;
-    if (!complete || f[0] != "entry" || !absl::SimpleAtoi(f[1], &seq)) continue;
+    if (f.empty() || f[0] != "entry" || f.size() < 2 || !absl::SimpleAtoi(f[1], &seq) ||
+        std::binary_search(repaired.begin(), repaired.end(), seq))
+      continue;
     JournalEntry e;
-    e.seq = seq;
-    std::int64_t micros = 0;
-    (void)absl::SimpleAtoi(f[2], &micros);
-    e.at = absl::FromUnixMicros(micros);
-    absl::CUnescape(f[3], &e.migration_id);
-    absl::CUnescape(f[4], &e.route);
-    absl::CUnescape(f[5], &e.backend);
-    (void)absl::SimpleAtoi(f[6], &e.session);
-    for (int k = 0; k < 3; ++k)
-      if (f[7] == kKinds[k]) e.kind = static_cast<JournalKind>(k);
-    absl::CUnescape(f[8], &e.statement);
-    e.params = SplitEscaped(f[9]);
-    e.targets = SplitEscaped(f[10]);
-    absl::CUnescape(f[11], &e.primary_outcome);
-    absl::CUnescape(f[12], &e.secondary_outcome);
-    if (f.size() == 15) absl::CUnescape(f[13], &e.database);
-    j->next_seq_ = std::max(j->next_seq_, seq + 1);
-    j->entries_.push_back(std::move(e));
+    if (DecodeEntry(f, e)) j->entries_.push_back(std::move(e));
   }
-  std::sort(repaired.begin(), repaired.end());
-  std::erase_if(j->entries_, [&](const JournalEntry& e) {
-    return std::binary_search(repaired.begin(), repaired.end(), e.seq);
-  });
   j->flushed_seq_ = j->queued_seq_ = j->next_seq_ - 1;
   j->fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (j->fd_ < 0)
     return absl::InternalError(absl::StrCat("journal ", path, ": cannot open: ", std::strerror(errno)));
   return j;
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::unique_ptr<Journal> Journal::InMemory(Options options) {
@@ -128,7 +154,10 @@ std::uint64_t Journal::CoalesceLocked(JournalEntry entry) {
     first.targets = std::move(unique);
     first.seq = next_seq_++;
     first.repaired = false;
-    if (fd_ >= 0) unflushed_.push_back(Encode(first));
+    if (fd_ >= 0) {
+      unflushed_.push_back(Encode(first));
+      ++file_entries_;
+    }
     queued_seq_ = o.seq = first.seq;
     entries_.push_back(std::move(first));
     return o.seq;
@@ -150,20 +179,91 @@ std::uint64_t Journal::Append(JournalEntry entry) {
   if (entries_.size() >= options_.max_entries) return CoalesceLocked(std::move(entry));
   entry.seq = next_seq_++;
   entry.repaired = false;
-  if (fd_ >= 0) unflushed_.push_back(Encode(entry));
+  if (fd_ >= 0) {
+    unflushed_.push_back(Encode(entry));
+    ++file_entries_;
+  }
   queued_seq_ = entry.seq;
   entries_.push_back(std::move(entry));
   return queued_seq_;
+}
+
+bool Journal::ShouldCompactLocked() const {
+  return fd_ >= 0 && file_repaired_ >= std::max(options_.compact_after_repaired, compact_floor_) &&
+         file_repaired_ * 2 > file_entries_;
+}
+
+absl::StatusOr<int> Journal::Rewrite(const std::string& text) const {
+  const std::string tmp = path_ + ".compact";
+  // Opened for appending: after the rename this descriptor is the journal's.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(absl::StrCat("journal ", tmp, ": cannot open: ", std::strerror(errno)));
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat("journal ", tmp, ": ", what, ": ", std::strerror(err)));
+  };
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("write");
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("fsync");
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail("rename");
+  // Make the rename durable. Past the rename the new file is the journal
+  // whatever this returns, so a failure here is not one of the rewrite.
+  const auto slash = path_.rfind('/');
+  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  if (const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  return fd;
 }
 
 absl::Status Journal::Flush() {
   std::lock_guard<std::mutex> serial(flush_mu_);
   std::vector<std::string> lines;
   std::uint64_t upto;
+  std::string rewrite;  // non-empty: the whole file, compacted
+  std::size_t rewrite_entries = 0, entries_at = 0, repaired_at = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     lines.swap(unflushed_);
     upto = queued_seq_;
+    if (ShouldCompactLocked()) {
+      // Everything queued so far is in this state: the rewrite replaces
+      // `lines`; what is queued from now on is appended to the new file.
+      rewrite = absl::StrCat("next\t", next_seq_, "\n");
+      for (const auto& e : entries_) rewrite += Encode(e);
+      rewrite_entries = entries_.size();
+      entries_at = file_entries_;
+      repaired_at = file_repaired_;
+    }
+  }
+  if (!rewrite.empty()) {
+    if (auto fd = Rewrite(rewrite); fd.ok()) {
+      int old;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        old = fd_;
+        fd_ = *fd;
+        file_entries_ = rewrite_entries + (file_entries_ - entries_at);
+        file_repaired_ -= repaired_at;
+        compact_floor_ = 0;
+        ++compactions_;
+        flushed_seq_ = std::max(flushed_seq_, upto);
+      }
+      ::close(old);
+      return absl::OkStatus();
+    }
+    // Not rewritten: the old file is intact; append to it as usual, and
+    // try again only once the repaired share doubled (not every flush).
+    std::lock_guard<std::mutex> l(mu_);
+    compact_floor_ = 2 * std::max<std::size_t>(repaired_at, 1);
   }
   if (fd_ >= 0 && !lines.empty()) {
     // One write of the whole batch, then one fsync.
@@ -214,8 +314,16 @@ void Journal::MarkRepaired(const std::vector<std::uint64_t>& seqs) {
     auto it = std::find_if(entries_.begin(), entries_.end(), [s](const JournalEntry& e) { return e.seq == s; });
     if (it == entries_.end()) continue;
     entries_.erase(it);
-    if (fd_ >= 0) unflushed_.push_back(absl::StrCat("repaired\t", s, "\n"));
+    if (fd_ >= 0) {
+      unflushed_.push_back(absl::StrCat("repaired\t", s, "\n"));
+      ++file_repaired_;
+    }
   }
+}
+
+std::uint64_t Journal::compactions() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return compactions_;
 }
 
 bool Journal::full() const {

@@ -24,6 +24,15 @@
 // "repaired <seq>" line. A target added to an overflow entry appends
 // "targets <seq> <targets> ." (older readers skip the line: the entry then
 // names fewer targets, as before this format).
+//
+// Compaction: once repaired entries are over half of the file's entries (and
+// at least `compact_after_repaired`), Flush() rewrites the file with only the
+// unrepaired ones, atomically (temporary file, fsync, rename, fsync of the
+// folder). Sequence numbers are kept (the intent record names entries by
+// them): each entry keeps its own, and a first line "next <seq>" keeps the
+// numbering going past the repaired entries the rewrite left out. Loading
+// reads the file twice (repaired numbers first) so that repaired entries are
+// never held in memory.
 
 #include <cstdint>
 #include <deque>
@@ -69,7 +78,9 @@ class Journal {
  public:
   struct Options {
     std::size_t max_entries = 100000;  // unrepaired entries kept
+    std::size_t compact_after_repaired = 10000;  // repaired entries in the file before it is rewritten
   };
+  ~Journal();
   // Opens (creating) the file and loads its unrepaired entries.
   static absl::StatusOr<std::unique_ptr<Journal>> Open(const std::string& path, Options options);
   // An in-memory journal (tests, or when no path is configured).
@@ -99,6 +110,8 @@ class Journal {
   static constexpr std::size_t kOverflowTargets = 1024;
   static constexpr const char* kOverflowStatement = "(journal full: recorded by tables/keys only; repair re-copies them)";
   const std::string& path() const { return path_; }
+  // Rewrites done so far (compaction).
+  std::uint64_t compactions() const;
 
  private:
   explicit Journal(std::string path, Options options) : path_(std::move(path)), options_(options) {}
@@ -120,6 +133,15 @@ class Journal {
     std::unordered_set<std::string> targets;
   };
   std::map<std::tuple<std::string, std::string, std::string, std::string>, Overflow> overflow_;
+  // Entry and repaired lines in the file (or queued for it) since it was
+  // last rewritten: what decides compaction.
+  std::size_t file_entries_ = 0;
+  std::size_t file_repaired_ = 0;
+  std::uint64_t compactions_ = 0;
+  std::size_t compact_floor_ = 0;  // after a failed rewrite: wait for twice as many repaired
+  bool ShouldCompactLocked() const;
+  // Writes `text` as the whole file, atomically; returns the new append fd.
+  absl::StatusOr<int> Rewrite(const std::string& text) const;
   JournalEntry* FindLocked(std::uint64_t seq);
   std::uint64_t CoalesceLocked(JournalEntry entry);
   std::mutex flush_mu_;

@@ -149,6 +149,67 @@ TEST_F(JournalTest, BoundedWithAnAlarmFoldsWhenFullAndRepairsFreeRoom) {
   EXPECT_EQ((*j)->Pending().back().statement, "fits again");
 }
 
+TEST_F(JournalTest, RepairsCompactTheFileAndSeqNumbersStayStable) {
+  // Issue 14: a journal file was never compacted (11.7 MB).
+  constexpr int kEntries = 3000;
+  std::vector<std::uint64_t> seqs;
+  std::uintmax_t full_size = 0;
+  {
+    auto j = Journal::Open(path_, {.compact_after_repaired = 1000});
+    ASSERT_TRUE(j.ok());
+    for (int i = 0; i < kEntries; ++i) seqs.push_back((*j)->Append(Entry("insert " + std::to_string(i))));
+    ASSERT_TRUE((*j)->Flush().ok());
+    full_size = std::filesystem::file_size(path_);
+    // Repair all but every tenth; the kept ones are the pending.
+    std::vector<std::uint64_t> repaired;
+    for (int i = 0; i < kEntries; ++i)
+      if (i % 10 != 0) repaired.push_back(seqs[i]);
+    (*j)->MarkRepaired(repaired);
+    ASSERT_TRUE((*j)->Flush().ok());
+    EXPECT_EQ((*j)->compactions(), 1u);
+    EXPECT_LT(std::filesystem::file_size(path_), full_size / 5);
+    EXPECT_FALSE(std::filesystem::exists(path_ + ".compact"));
+    // Appends after the rewrite go to the new file, numbered on.
+    EXPECT_EQ((*j)->Append(Entry("after")), seqs.back() + 1);
+    ASSERT_TRUE((*j)->Flush().ok());
+    EXPECT_EQ((*j)->FlushedSeq(), seqs.back() + 1);
+  }
+  auto j = Journal::Open(path_, {.compact_after_repaired = 1000});
+  ASSERT_TRUE(j.ok());
+  auto pending = (*j)->Pending();
+  ASSERT_EQ(pending.size(), kEntries / 10 + 1u);
+  for (int i = 0; i < kEntries / 10; ++i) {
+    EXPECT_EQ(pending[i].seq, seqs[i * 10]);
+    EXPECT_EQ(pending[i].statement, "insert " + std::to_string(i * 10));
+    EXPECT_EQ(pending[i].params, Entry("").params);
+  }
+  EXPECT_EQ(pending.back().seq, seqs.back() + 1);
+  EXPECT_EQ(pending.back().statement, "after");
+  // Numbers are never reused, even those of repaired entries the rewrite left out.
+  (*j)->MarkRepaired({pending.back().seq});
+  EXPECT_EQ((*j)->Append(Entry("next")), seqs.back() + 2);
+}
+
+TEST_F(JournalTest, NoCompactionWhileMostEntriesArePending) {
+  auto j = Journal::Open(path_, {.compact_after_repaired = 10});
+  ASSERT_TRUE(j.ok());
+  std::vector<std::uint64_t> seqs;
+  for (int i = 0; i < 100; ++i) seqs.push_back((*j)->Append(Entry("insert")));
+  (*j)->MarkRepaired({seqs.begin(), seqs.begin() + 40});  // 40 of 100: under half
+  ASSERT_TRUE((*j)->Flush().ok());
+  EXPECT_EQ((*j)->compactions(), 0u);
+  // Reloading (the repaired numbers read first) keeps only the pending.
+  auto reopened = Journal::Open(path_, {.compact_after_repaired = 10});
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->PendingCount(), 60u);
+  EXPECT_EQ((*reopened)->Pending().front().seq, seqs[40]);
+  // One more repair tips it over half: the next flush rewrites.
+  (*reopened)->MarkRepaired({seqs.begin() + 40, seqs.begin() + 60});
+  ASSERT_TRUE((*reopened)->Flush().ok());
+  EXPECT_EQ((*reopened)->compactions(), 1u);
+  EXPECT_EQ((*reopened)->PendingCount(), 40u);
+}
+
 TEST_F(JournalTest, PendingFiltersByMigration) {
   auto j = Journal::InMemory({});
   auto e = Entry("a");
