@@ -51,6 +51,9 @@ absl::StatusOr<json::value> ParseBody(const HttpRequest& r, bool required) {
   boost::system::error_code ec;
   json::value v = json::parse(r.body, ec);
   if (ec) return WithDetails(absl::InvalidArgumentError("invalid JSON"), ec.message());
+  if (auto key = DuplicateKey(r.body))
+    return WithDetails(absl::InvalidArgumentError(absl::StrCat(*key, ": duplicate key")),
+                       "name each field once; the request was not changed");
   return v;
 }
 

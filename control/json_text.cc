@@ -1,9 +1,12 @@
 #include "control/json_text.h"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
+#include <vector>
 
 namespace turnout::control {
 namespace {
@@ -61,7 +64,96 @@ void Append(std::string& out, const boost::json::value& v) {
   }
 }
 
+// A boost::json::basic_parser handler that keeps, per open object, the keys
+// seen so far, and stops at the first one seen twice.
+class DuplicateKeyFinder {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  using ec_t = boost::system::error_code;
+  using sv = boost::json::string_view;
+
+  bool on_document_begin(ec_t&) { return true; }
+  bool on_document_end(ec_t&) { return true; }
+  bool on_object_begin(ec_t&) { return Open(true); }
+  bool on_object_end(std::size_t, ec_t&) { return Close(); }
+  bool on_array_begin(ec_t&) { return Open(false); }
+  bool on_array_end(std::size_t, ec_t&) { return Close(); }
+  bool on_key_part(sv s, std::size_t, ec_t&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(sv s, std::size_t, ec_t& ec) {
+    key_.append(s.data(), s.size());
+    Frame& f = frames_.back();
+    f.key = std::move(key_);
+    key_.clear();
+    if (f.keys.insert(f.key).second) return true;
+    duplicate_ = Path();
+    ec = boost::json::error::syntax;  // any error: it only stops the parser
+    return false;
+  }
+  bool on_string_part(sv, std::size_t, ec_t&) { return true; }
+  bool on_string(sv, std::size_t, ec_t&) { return Value(); }
+  bool on_number_part(sv, ec_t&) { return true; }
+  bool on_int64(std::int64_t, sv, ec_t&) { return Value(); }
+  bool on_uint64(std::uint64_t, sv, ec_t&) { return Value(); }
+  bool on_double(double, sv, ec_t&) { return Value(); }
+  bool on_bool(bool, ec_t&) { return Value(); }
+  bool on_null(ec_t&) { return Value(); }
+  bool on_comment_part(sv, ec_t&) { return true; }
+  bool on_comment(sv, ec_t&) { return true; }
+
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+ private:
+  struct Frame {
+    bool object;
+    std::unordered_set<std::string> keys;
+    std::string key;        // object: the key of the value being read
+    std::size_t index = 0;  // array: the index of the value being read
+  };
+  bool Open(bool object) {
+    frames_.push_back(Frame{object, {}, {}, 0});
+    return true;
+  }
+  bool Close() {
+    frames_.pop_back();
+    return Value();
+  }
+  // A value of the enclosing array (if any) is complete.
+  bool Value() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+    return true;
+  }
+  std::string Path() const {
+    std::string out;
+    for (const Frame& f : frames_) {
+      if (!f.object) {
+        out += "[" + std::to_string(f.index) + "]";
+        continue;
+      }
+      if (!out.empty()) out += '.';
+      out += f.key;
+    }
+    return out;
+  }
+
+  std::vector<Frame> frames_;
+  std::string key_;
+  std::optional<std::string> duplicate_;
+};
+
 }  // namespace
+
+std::optional<std::string> DuplicateKey(std::string_view text) {
+  boost::json::basic_parser<DuplicateKeyFinder> p(boost::json::parse_options{});
+  boost::system::error_code ec;
+  p.write_some(false, text.data(), text.size(), ec);
+  return p.handler().duplicate();
+}
 
 std::string ToJsonText(const boost::json::value& v) {
   std::string out;

@@ -18,5 +18,16 @@ TEST(JsonTextTest, EverythingElseAsJson) {
   EXPECT_EQ(boost::json::parse(ToJsonText(v)), v);
 }
 
+TEST(JsonTextTest, DuplicateKeyNamedWithItsPath) {
+  EXPECT_EQ(DuplicateKey(R"({"a":1,"b":{"a":2},"c":[{"a":3}]})"), std::nullopt);
+  EXPECT_EQ(DuplicateKey(R"({"a":1,"a":2})"), "a");
+  EXPECT_EQ(DuplicateKey(R"({"s":{"type":"x","type":"y"}})"), "s.type");
+  EXPECT_EQ(DuplicateKey(R"({"r":[{"k":1},{"k":1,"k":2}]})"), "r[1].k");
+  EXPECT_EQ(DuplicateKey(R"([1,[2,{"x":0,"x":0}]])"), "[1][1].x");
+  // Escapes are compared decoded: "\u0061" is "a".
+  EXPECT_EQ(DuplicateKey(R"({"a":1,"\u0061":2})"), "a");
+  EXPECT_EQ(DuplicateKey("not json"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace turnout::control
