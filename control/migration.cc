@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include <boost/json.hpp>
+#include <openssl/sha.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -30,6 +32,23 @@ absl::StatusOr<std::vector<std::string>> StringsFromJson(const json::value* v, c
     out.emplace_back(e.as_string());
   }
   return out;
+}
+
+// What an audit body too large to keep is recorded as.
+json::object TruncatedBody(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  return json::object{{"truncated", true},
+                      {"bytes", static_cast<std::uint64_t>(text.size())},
+                      {"sha256", absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), sizeof digest))}};
+}
+
+// Keeps the newest kMaxAuditEntries entries, counting the rest.
+void TrimHistory(Migration& m) {
+  if (m.history.size() <= kMaxAuditEntries) return;
+  const std::size_t drop = m.history.size() - kMaxAuditEntries;
+  m.history.erase(m.history.begin(), m.history.begin() + static_cast<std::ptrdiff_t>(drop));
+  m.history_dropped += drop;
 }
 
 std::string StringOr(const json::object& o, const char* key, std::string fallback = "") {
@@ -133,6 +152,35 @@ DataProgress DataProgressFromJson(const json::value& v) {
   return p;
 }
 
+json::value BoundAuditBody(json::value body) {
+  std::string text = json::serialize(body);
+  if (text.size() <= kMaxAuditBodyBytes) return body;
+  if (body.is_object()) {
+    // Summarise the largest members until the rest fits: a 900 kB
+    // description leaves the state and strategy of the entry readable.
+    auto& o = body.as_object();
+    std::vector<std::pair<std::size_t, std::string>> sizes;
+    for (const auto& kv : o) sizes.emplace_back(json::serialize(kv.value()).size(), std::string(kv.key()));
+    std::sort(sizes.rbegin(), sizes.rend());
+    std::size_t total = text.size();
+    for (const auto& [size, key] : sizes) {
+      if (total <= kMaxAuditBodyBytes) break;
+      json::object summary = TruncatedBody(json::serialize(o.at(key)));
+      total = total - size + json::serialize(summary).size();
+      o[key] = std::move(summary);
+    }
+    if (total <= kMaxAuditBodyBytes) return body;
+  }
+  return TruncatedBody(text);
+}
+
+void AppendAudit(Migration& m, AuditEntry e) {
+  e.before = BoundAuditBody(std::move(e.before));
+  e.after = BoundAuditBody(std::move(e.after));
+  m.history.push_back(std::move(e));
+  TrimHistory(m);
+}
+
 const char* MigrationStateName(MigrationState s) { return kStateNames[static_cast<int>(s)]; }
 
 absl::StatusOr<MigrationState> ParseMigrationState(absl::string_view text) {
@@ -180,6 +228,7 @@ json::object MigrationToJson(const Migration& m, bool verbose) {
       history.push_back(json::object{{"at", h.at}, {"actor", h.actor}, {"action", h.action},
                                      {"before", h.before}, {"after", h.after}});
     o["history"] = std::move(history);
+    if (m.history_dropped != 0) o["history_dropped"] = m.history_dropped;
   }
   return o;
 }
@@ -245,6 +294,15 @@ absl::StatusOr<Migration> MigrationFromStored(const json::value& v) {
       m.history.push_back(std::move(e));
     }
   }
+  if (auto* d = o.if_contains("history_dropped"); d && d->is_number())
+    m.history_dropped = d->to_number<std::uint64_t>();
+  // A record written before the history was bounded is bounded as it loads,
+  // so its next save is small again.
+  for (auto& e : m.history) {
+    e.before = BoundAuditBody(std::move(e.before));
+    e.after = BoundAuditBody(std::move(e.after));
+  }
+  TrimHistory(m);
   return m;
 }
 

@@ -135,8 +135,22 @@ struct Migration {
   //  "started_at"}, then {"phase": "done" | "abandoned", "hold_ms", "reason"}.
   boost::json::value cutover;
   DataProgress progress;
+  // The last kMaxAuditEntries audited changes, oldest first (AppendAudit).
   std::vector<AuditEntry> history;
+  // Older entries dropped to keep the record bounded.
+  std::uint64_t history_dropped = 0;
 };
+
+// The audit history is bounded so a migration's record (the state file, the
+// store row) stays small whatever is PATCHed: at most kMaxAuditEntries
+// entries, and a before/after body whose JSON exceeds kMaxAuditBodyBytes is
+// shown as {"truncated": true, "bytes": n, "sha256": hex} (its largest
+// members first, so the small ones stay readable).
+inline constexpr std::size_t kMaxAuditEntries = 100;
+inline constexpr std::size_t kMaxAuditBodyBytes = 16 * 1024;
+boost::json::value BoundAuditBody(boost::json::value body);
+// Appends `e` (bodies bounded), dropping the oldest entries past the limit.
+void AppendAudit(Migration& m, AuditEntry e);
 
 // The API form. `verbose` adds interlays, scopes, progress, history (X-Verbose: true).
 boost::json::object MigrationToJson(const Migration& m, bool verbose);

@@ -470,8 +470,7 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
     next.updated_at = NowRfc3339();
     if (audit) {
       next.policy_revision = next.revision;
-      next.history.push_back({next.updated_at, actor, action, before, nullptr});
-      next.history.back().after = Summary(next);
+      AppendAudit(next, {next.updated_at, actor, action, before, Summary(next)});
     }
     auto st = store_->Put(next, expected);
     if (st.ok()) {
@@ -589,7 +588,7 @@ absl::StatusOr<json::value> MigrationService::Create(const json::value& body, co
   m.uuid = NewUuid();
   m.created_at = m.updated_at = NowRfc3339();
   m.revision = 1;
-  m.history.push_back({m.created_at, actor, "create", nullptr, Summary(m)});
+  AppendAudit(m, {m.created_at, actor, "create", nullptr, Summary(m)});
   if (auto st = store_->Put(m, 0); !st.ok()) {
     if (st.code() == absl::StatusCode::kAborted)
       return absl::AlreadyExistsError(absl::StrCat("migration ", m.id, " already exists"));

@@ -101,6 +101,62 @@ TEST_F(AdminNamesTest, EveryNameFromAPathOrBodyFollowsTheIdRule) {
   EXPECT_EQ(Handle("POST", "/api/v1/migrations/m1/interlay/spare", R"({"endpoint":"pg-new"})").status, 200);
 }
 
+TEST_F(AdminNamesTest, ABodyThatNamesAKeyTwiceIsA400NamingIt) {
+  // boost::json::parse would keep the last value: refused instead, nothing changed.
+  ExpectRefused("PATCH", "/api/v1/migrations/m1", R"({"description":"a","description":"b"})", "description");
+  ExpectRefused("PATCH", "/api/v1/migrations/m1", R"({"strategy":{"type":"big_bang","type":"canary"}})",
+                "strategy.type");
+  ExpectRefused("POST", "/api/v1/migrations", R"({"id":"m2","id":"m3","strategy":{"type":"big_bang"}})", "id");
+  ExpectRefused("POST", "/api/v1/migrations/m1/api/s", R"({"tables":["t"],"tables":["u"]})", "tables");
+  EXPECT_EQ(Handle("GET", "/api/v1/migrations/m2").status, 404);
+  EXPECT_EQ(Handle("GET", "/api/v1/migrations/m3").status, 404);
+  EXPECT_EQ(Handle("PATCH", "/api/v1/migrations/m1", R"({"description":"b"})").status, 200);
+}
+
+TEST_F(AdminNamesTest, AuditHistoryStaysBoundedWhateverIsPatched) {
+  // Issue 14: five PATCHes of a 900 kB description grew the file to 11.9 MB.
+  for (int i = 0; i < 5; ++i) {
+    const std::string description(900 * 1024, static_cast<char>('a' + i));
+    ASSERT_EQ(Handle("PATCH", "/api/v1/migrations/m1", json::serialize(json::object{{"description", description}})).status,
+              200);
+  }
+  // The current description is kept whole; the history adds little to it.
+  EXPECT_LT(std::filesystem::file_size(harness_->state_path()), 900u * 1024 + 256 * 1024);
+  control::HttpRequest get = Request("GET", "/api/v1/migrations/m1");
+  get.headers["x-verbose"] = "true";
+  auto r = harness_->Handle(get);
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+  const json::value m = json::parse(r.body).at("data");
+  EXPECT_EQ(m.at("description").as_string().size(), 900u * 1024);
+  const auto& history = m.at("history").as_array();
+  ASSERT_EQ(history.size(), 6u);  // create and five patches
+  const auto& last = history.back().as_object();
+  EXPECT_LE(json::serialize(last.at("after")).size(), control::kMaxAuditBodyBytes);
+  const auto& summary = last.at("after").at("description").as_object();
+  EXPECT_EQ(summary.at("truncated"), true);
+  EXPECT_EQ(summary.at("bytes").to_number<std::uint64_t>(), 900u * 1024 + 2);  // as JSON, with its quotes
+  EXPECT_EQ(summary.at("sha256").as_string().size(), 64u);
+  EXPECT_EQ(last.at("after").at("state"), m.at("state"));  // the small fields stay readable
+
+  // And in count: the newest kMaxAuditEntries are kept, the rest counted.
+  for (int i = 0; i < 120; ++i)
+    ASSERT_EQ(Handle("PATCH", "/api/v1/migrations/m1", R"({"description":"d)" + std::to_string(i) + R"("})").status,
+              200);
+  r = harness_->Handle(get);
+  const json::value after = json::parse(r.body).at("data");
+  EXPECT_EQ(after.at("history").as_array().size(), control::kMaxAuditEntries);
+  EXPECT_EQ(after.at("history_dropped").to_number<std::uint64_t>(), 126u - control::kMaxAuditEntries);
+  EXPECT_EQ(after.at("history").as_array().back().at("after").at("description"), "d119");
+  EXPECT_LT(std::filesystem::file_size(harness_->state_path()), 256u * 1024);
+  // The bounded record reads back as it is.
+  auto reopened = control::FileStateStore::Open(harness_->state_path());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto loaded = (*reopened)->Load("m1");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ((*loaded)->history.size(), control::kMaxAuditEntries);
+  EXPECT_EQ((*loaded)->history_dropped, 126u - control::kMaxAuditEntries);
+}
+
 TEST(FileStoreRoundTrip, RefusesToWriteWhatItCouldNotReadBack) {
   const std::string dir = HarnessFolder("turnout-store-roundtrip");
   const std::string path = dir + "/state.json";
