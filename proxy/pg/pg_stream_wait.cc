@@ -26,6 +26,12 @@ using routing::RequestClass;
 using routing::StreamPosition;
 using Kind = RouteRuntime::StreamWaitKind;
 
+namespace {
+// The session is ending (its loops were cancelled): stop waiting, and
+// start no further operation (it would be cancelled, or throw).
+bool Cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
+}  // namespace
+
 routing::StreamPosition& PgSession::stream_position() {
   if (stream_pos_ == nullptr) {
     stream_pos_ = &ctx_.services->stream_positions->For(route().name);
@@ -68,6 +74,7 @@ awaitable<void> PgSession::HoldForCutover() {
   while (reader_->policy().inputs().hold_writes && Clock::now() < limit && !closing_) {
     timer.expires_after(std::chrono::milliseconds(1));
     co_await timer.async_wait();
+    if (Cancelled(co_await asio::this_coro::cancellation_state)) break;  // the session ends
     reader_->Refresh();
   }
 }
@@ -157,7 +164,7 @@ awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_
     else if (vouched < absl::Hours(1)) until = std::min(deadline, Clock::now() + absl::ToChronoNanoseconds(vouched));
     stream_timer_->expires_at(until);
     co_await stream_timer_->async_wait();
-    if (closing_) break;
+    if (closing_ || Cancelled(co_await asio::this_coro::cancellation_state)) break;  // the session ends
   }
   pos.Cancel(stream_wake_.get());
   co_return result;

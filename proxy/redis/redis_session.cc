@@ -783,7 +783,12 @@ class RedisSession final : public Session {
         if (cls != RequestClass::kWrite || info.full_name == "PUBLISH" || info.full_name == "SPUBLISH") continue;
         c.kind = info.deterministic ? SecondaryChoice::kDualWrite : SecondaryChoice::kCopy;
         c.side = sec.side;
-        c.sync = sec.apply == routing::Apply::kSync;
+        // A blocking pop's copy is read from old only when the channel gets
+        // to it (it holds no stripe while it blocks): under async the client
+        // could meanwhile, from another connection, write the same keys,
+        // have that applied on new first, and the sides would differ (seen
+        // as BLPOP then LMOVE). Its reply waits for the copy instead.
+        c.sync = sec.apply == routing::Apply::kSync || resp::IsBlockingInvocation(info, args);
         return c;
       }
       // Shadow: reads whose reply is the same on two equal servers, never a
