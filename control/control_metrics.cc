@@ -56,12 +56,10 @@ void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
   cutover_holds_.clear();
   for (const auto& m : migrations) {
     states_.emplace_back(m.id, m.state);
-    if (m.cutover.is_object()) {
-      const auto& c = m.cutover.as_object();
-      const auto* phase = c.if_contains("phase");
-      const auto* ms = c.if_contains("hold_ms");
-      if (phase != nullptr && phase->is_string() && ms != nullptr && ms->is_int64())
-        cutover_holds_.push_back({m.id, std::string(phase->as_string()), static_cast<double>(ms->as_int64()) / 1000});
+    if (const std::string phase = CutoverPhase(m); phase == "done" || phase == "abandoned") {
+      const auto* ms = m.cutover.as_object().if_contains("hold_ms");
+      if (ms != nullptr && ms->is_int64())
+        cutover_holds_.push_back({m.id, phase, static_cast<double>(ms->as_int64()) / 1000});
     }
     for (const auto& r : m.progress.routes)
       data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate, r.stream});

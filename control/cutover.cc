@@ -24,13 +24,9 @@ constexpr auto kQuietTick = std::chrono::milliseconds(100);
 constexpr auto kHoldSettles = std::chrono::milliseconds(20);
 
 bool Holding(const Migration& m, std::int64_t* epoch) {
-  if (m.state != MigrationState::kRunning || !m.cutover.is_object()) return false;
-  const auto& c = m.cutover.as_object();
-  const auto* phase = c.if_contains("phase");
-  const auto* e = c.if_contains("epoch");
-  if (phase == nullptr || *phase != "holding" || e == nullptr || !e->is_int64()) return false;
-  *epoch = e->as_int64();
-  return true;
+  if (m.state != MigrationState::kRunning || CutoverPhase(m) != "holding") return false;
+  *epoch = CutoverEpoch(m);
+  return *epoch != 0;
 }
 
 std::string WritesLock(const std::string& id) { return "writes:" + id; }

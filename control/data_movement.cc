@@ -621,8 +621,7 @@ void DataMovement::RunJob(Job* job) {
   // After a cutover flipped, new takes the writes and old no longer gets
   // them: comparing the two now would only show those writes. The window
   // made new equal to old at the flip (control/cutover.h).
-  const bool flipped = m.cutover.is_object() && m.cutover.as_object().if_contains("phase") != nullptr &&
-                       m.cutover.as_object().at("phase") == "done";
+  const bool flipped = CutoverPhase(m) == "done";
   absl::StatusOr<json::value> report =
       flipped ? absl::StatusOr<json::value>(json::object{
                     {"skipped", "writes moved to new at the cutover; new held everything old committed then (the "

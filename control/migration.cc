@@ -189,6 +189,18 @@ absl::StatusOr<MigrationState> ParseMigrationState(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat("unknown migration state \"", text, "\""));
 }
 
+std::string CutoverPhase(const Migration& m) {
+  if (!m.cutover.is_object()) return "";
+  const auto* phase = m.cutover.as_object().if_contains("phase");
+  return phase != nullptr && phase->is_string() ? std::string(phase->as_string()) : "";
+}
+
+std::int64_t CutoverEpoch(const Migration& m) {
+  if (!m.cutover.is_object()) return 0;
+  const auto* epoch = m.cutover.as_object().if_contains("epoch");
+  return epoch != nullptr && epoch->is_int64() ? epoch->as_int64() : 0;
+}
+
 json::object MigrationToJson(const Migration& m, bool verbose) {
   json::object o;
   o["id"] = m.id;

@@ -152,6 +152,11 @@ boost::json::value BoundAuditBody(boost::json::value body);
 // Appends `e` (bodies bounded), dropping the oldest entries past the limit.
 void AppendAudit(Migration& m, AuditEntry e);
 
+// The cutover record's phase ("holding", "done", "abandoned"; "" when
+// none) and epoch (0 when none): the one reader of Migration::cutover.
+std::string CutoverPhase(const Migration& m);
+std::int64_t CutoverEpoch(const Migration& m);
+
 // The API form. `verbose` adds interlays, scopes, progress, history (X-Verbose: true).
 boost::json::object MigrationToJson(const Migration& m, bool verbose);
 // The stored form (always complete) and its inverse.

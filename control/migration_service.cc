@@ -194,18 +194,12 @@ bool WritesByStream(const Migration& m, const std::string& route) {
 }
 
 // A cutover's write window is open (control/cutover.h).
-bool CutoverHolding(const Migration& m) {
-  if (!m.cutover.is_object()) return false;
-  const auto* phase = m.cutover.as_object().if_contains("phase");
-  return phase != nullptr && *phase == "holding";
-}
+bool CutoverHolding(const Migration& m) { return CutoverPhase(m) == "holding"; }
 
 // A cutover flipped write authority to new (control/cutover.h) and the
 // strategy still writes there.
 bool WritesMovedToNew(const Migration& m) {
-  if (!m.cutover.is_object()) return false;
-  const auto* phase = m.cutover.as_object().if_contains("phase");
-  if (phase == nullptr || *phase != "done") return false;
+  if (CutoverPhase(m) != "done") return false;
   auto spec = StrategyFromJson(m.strategy);
   return spec.ok() && WritesToNew(*spec);
 }
@@ -649,10 +643,8 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         // Write authority moves to new while the stream carries old's
         // writes there: open the write window; the cutover runner flips
         // to this strategy once new has every write (control/cutover.h).
-        std::int64_t epoch = 1;
-        if (mig.cutover.is_object())
-          if (const auto* e = mig.cutover.as_object().if_contains("epoch"); e && e->is_int64()) epoch = e->as_int64() + 1;
-        mig.cutover = json::object{{"phase", "holding"}, {"strategy", *s}, {"epoch", epoch}, {"started_at", NowRfc3339()}};
+        mig.cutover = json::object{
+            {"phase", "holding"}, {"strategy", *s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
       } else {
         mig.strategy = *s;
       }
@@ -676,9 +668,7 @@ absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t ep
                                          std::int64_t hold_ms, const std::string& reason) {
   auto m = Mutate(id, "system", flipped ? "cutover" : "cutover_abandoned", [&](Migration& mig) -> absl::Status {
     if (!CutoverHolding(mig)) return absl::FailedPreconditionError("no cutover in progress");
-    const auto* e = mig.cutover.as_object().if_contains("epoch");
-    if (e == nullptr || !e->is_int64() || e->as_int64() != epoch)
-      return absl::FailedPreconditionError("another cutover is in progress");
+    if (CutoverEpoch(mig) != epoch) return absl::FailedPreconditionError("another cutover is in progress");
     json::object c = mig.cutover.as_object();
     c["phase"] = flipped ? "done" : "abandoned";
     c["hold_ms"] = hold_ms;
