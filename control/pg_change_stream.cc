@@ -112,20 +112,34 @@ absl::Status EmitCaughtUpMark(const PgSide& old, const std::string& slot) {
 
 }  // namespace
 
+// A non-transactional message is not flushed by itself (PostgreSQL 15),
+// and the walsender decodes only flushed WAL: a transaction with an xid and
+// synchronous_commit on flushes it at commit.
+std::string StreamFenceSql(const std::string& slot) {
+  return absl::StrCat("begin; set local synchronous_commit = on; select txid_current(); "
+                      "select pg_logical_emit_message(false, '",
+                      std::string(kFencePrefix), "', '", slot, "')::text; commit;");
+}
+
+bool FenceResultLsn(const PGresult* r, std::uint64_t* lsn) {
+  return PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+         std::string_view(PQfname(r, 0)) == "pg_logical_emit_message" && pgo::ParseLsn(PQgetvalue(r, 0, 0), lsn);
+}
+
 absl::StatusOr<std::uint64_t> EmitStreamFence(const routing::Backend& source, const std::string& slot) {
   auto side = PgConnectSide(source, "old", "turnout-cutover");
   if (!side.ok()) return side.status();
-  // A non-transactional message is not flushed by itself (PostgreSQL 15),
-  // and the walsender decodes only flushed WAL: a transaction with an xid
-  // and synchronous_commit on flushes it at commit.
-  for (const char* sql : {"begin", "set local synchronous_commit = on", "select txid_current()"})
-    if (auto r = PgExec(*side, sql, {}, "fence the stream"); !r.ok()) return r.status();
-  auto r = PgExec(*side, "select pg_logical_emit_message(false, $1, $2)::text", {std::string(kFencePrefix), slot},
-                  "fence the stream");
-  if (!r.ok()) return r.status();
+  if (PQsendQuery(side->get(), StreamFenceSql(slot).c_str()) != 1)
+    return PgFailed(*side, nullptr, "fence the stream");
   std::uint64_t lsn = 0;
-  if (!pgo::ParseLsn(PgValue(*r, 0, 0), &lsn)) return absl::InternalError("old: fence: unreadable position");
-  if (auto c = PgExec(*side, "commit", {}, "fence the stream"); !c.ok()) return c.status();
+  absl::Status failed;
+  while (PGresult* raw = PQgetResult(side->get())) {
+    PgResult r(raw);
+    if (PQresultStatus(raw) == PGRES_FATAL_ERROR && failed.ok()) failed = PgFailed(*side, raw, "fence the stream");
+    (void)FenceResultLsn(raw, &lsn);
+  }
+  if (!failed.ok()) return failed;
+  if (lsn == 0) return absl::InternalError("old: fence: unreadable position");
   return lsn;
 }
 

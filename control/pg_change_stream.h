@@ -75,10 +75,15 @@ absl::Status StreamPostgres(const routing::Backend& old_backend, const routing::
                             const std::vector<std::string>& scope_tables, const DataSpec& spec,
                             const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx);
 
-// A cutover's fence: a mark in `source`'s WAL for the stream of `slot`,
-// flushed at once. Returns its position; once the stream's applied position
+// A fence: a mark in old's WAL for the stream of `slot` (kFencePrefix),
+// flushed at once. Once the stream's applied position
 // (StreamPosition::applied) reaches it, new holds every transaction that
-// committed on `source` before this call.
+// committed on old before it was written. One simple Query (slot names are
+// [a-z0-9_]), sent by the cutover (EmitStreamFence) and, asynchronously, by
+// every StreamFeeder; FenceResultLsn picks its position out of the results.
+std::string StreamFenceSql(const std::string& slot);
+bool FenceResultLsn(const struct pg_result* r, std::uint64_t* lsn);
+// Writes a fence on `source` and returns its position.
 absl::StatusOr<std::uint64_t> EmitStreamFence(const routing::Backend& source, const std::string& slot);
 
 // Drops the slots and publications named turnout_… on `source` that are not

@@ -25,19 +25,6 @@ constexpr absl::Duration kReportVouches = absl::Seconds(3);
 constexpr int kPollMillis = 200;
 constexpr auto kReconnectAfter = std::chrono::seconds(1);
 
-// A sample is a fence (kFencePrefix) in old's WAL: its position is past
-// every commit acknowledged before the query started, and the stream
-// brings the fence itself to the applier, which then reports new at that
-// position at once. (A bare position of old would often lie past the last
-// commit, in WAL no transaction ends; new would reach it only at the next
-// commit or keepalive.) The fence is flushed by a transaction with an xid
-// and synchronous_commit on: the walsender decodes flushed WAL only.
-std::string SampleSql(const std::string& slot) {
-  return "begin; set local synchronous_commit = on; select txid_current(); "
-         "select pg_logical_emit_message(false, '" +
-         std::string(kFencePrefix) + "', '" + slot + "')::text; commit;";
-}
-
 bool ParseNotification(std::string_view payload, std::string_view slot, std::uint64_t* lsn) {
   const auto space = payload.find(' ');
   return space != std::string_view::npos && payload.substr(0, space) == slot &&
@@ -83,7 +70,12 @@ void StreamFeeder::Run() {
   std::uint64_t sampling = 0;  // the ticket of the query in flight on old
   std::uint64_t sampled = 0;   // its fence's position, once read
   bool failed = false;         // ... or a statement of it failed
-  const std::string sample_sql = SampleSql(slot_);  // slot names are [a-z0-9_]
+  // A sample is a fence (StreamFenceSql): its position is past every commit
+  // acknowledged before the query started, and the stream brings the fence
+  // itself to the applier, which then reports new at that position at once.
+  // (A bare position of old would often lie past the last commit, in WAL no
+  // transaction ends; new would reach it only at the next commit or keepalive.)
+  const std::string sample_sql = StreamFenceSql(slot_);
   auto next_connect = std::chrono::steady_clock::now();
   auto fail_sample = [&] {
     if (sampling != 0) position_->SampleTaken(sampling, 0);
@@ -144,9 +136,7 @@ void StreamFeeder::Run() {
           }
           PgResult r(raw);
           std::uint64_t lsn = 0;
-          if (PQresultStatus(raw) == PGRES_TUPLES_OK && PQntuples(raw) == 1 && PQgetvalue(raw, 0, 0)[0] != '\0' &&
-              std::string_view(PQfname(raw, 0)) == "pg_logical_emit_message" && pgo::ParseLsn(PQgetvalue(raw, 0, 0), &lsn))
-            sampled = lsn;
+          if (FenceResultLsn(raw, &lsn)) sampled = lsn;
           if (PQresultStatus(raw) == PGRES_FATAL_ERROR) failed = true;
         }
         if (done) {
