@@ -114,7 +114,7 @@ class RedisClientsModeTest : public RedisMigrationTest, public ::testing::WithPa
     auto addr = [&](int port) {
       return b.redis_user + ":" + b.redis_password + "@" + std::to_string(port) + "/" + std::to_string(db);
     };
-    auto r = RunProgram({"/usr/bin/python3", std::string(TURNOUT_SOURCE_DIR) + "/tests/redis/scripts/compare_db_keys.py",
+    auto r = RunProgram({"/usr/bin/python3", std::string(TURNOUT_SOURCE_DIR) + "/tests/redis/scripts/compare_keys.py",
                          addr(b.redis_old_port), addr(b.redis_new_port), pattern},
                         "", {}, 120000);
     return {r.exit_code == 0, r.out + r.err};

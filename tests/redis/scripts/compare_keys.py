@@ -3,7 +3,7 @@ independent of DUMP encodings: every key matching PATTERN on either side is
 read by type (strings, lists, sets, sorted sets with scores, hashes,
 streams) and compared, with "has a TTL" compared too.
 
-  compare_keys.py OLD_ADDR NEW_ADDR PATTERN   (ADDR: port, or user:password@port)
+  compare_keys.py OLD_ADDR NEW_ADDR PATTERN   (ADDR: [user:password@]port[/db])
 
 Prints one JSON object {"old": n, "new": m, "differences": [...]} and exits
 0 when both sides hold the same data, 1 otherwise."""
@@ -15,10 +15,13 @@ import redis
 
 def connect(addr):
     user = password = None
+    db = 0
     if "@" in addr:
         cred, addr = addr.rsplit("@", 1)
         user, password = cred.split(":", 1)
-    return redis.Redis(host="127.0.0.1", port=int(addr), username=user, password=password)
+    if "/" in addr:
+        addr, db = addr.split("/", 1)
+    return redis.Redis(host="127.0.0.1", port=int(addr), db=int(db), username=user, password=password)
 
 
 def keys(r, pattern):
