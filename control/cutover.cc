@@ -64,8 +64,9 @@ void Cutovers::Log(const std::string& line) const {
 }
 
 void Cutovers::OnMigrations(const std::vector<Migration>& all) {
+  auto copy = std::make_shared<const std::vector<Migration>>(all);
   std::lock_guard l(mu_);
-  migrations_ = all;
+  migrations_ = std::move(copy);
 }
 
 void Cutovers::Start() {
@@ -105,11 +106,12 @@ std::vector<Cutovers::StreamRoute> Cutovers::StreamRoutes(const Migration& m) co
 }
 
 bool Cutovers::Step() {
-  std::vector<Migration> all;
+  std::shared_ptr<const std::vector<Migration>> published;
   {
     std::lock_guard l(mu_);
-    all = migrations_;
+    published = migrations_;
   }
+  const std::vector<Migration>& all = *published;
   bool any_holding = false;
   std::map<std::string, bool> seen;
   for (const Migration& m : all) {

@@ -80,7 +80,9 @@ class Cutovers {
   std::function<void(const std::string&)> log_;
 
   std::mutex mu_;
-  std::vector<Migration> migrations_;  // the latest published
+  // The latest published, shared (Step runs every millisecond while a
+  // window is open: it takes this pointer, not a copy of every record).
+  std::shared_ptr<const std::vector<Migration>> migrations_ = std::make_shared<const std::vector<Migration>>();
   std::map<std::string, std::unique_ptr<Gate>> gates_;
   std::map<std::string, std::unique_ptr<Runner>> runners_;
   std::atomic<bool> stop_{false};
