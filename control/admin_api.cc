@@ -212,7 +212,10 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
         // when they ran one after the other on the admin thread.
         HttpReply deferred;
         deferred.deferred = [fn, svc_ptr = deps.migrations, id, slot = std::move(slot),
-                             order = long_requests->OrderFor(id)]() -> HttpReply {
+                             order = long_requests->OrderFor(id)]() mutable -> HttpReply {
+          // The slot is released when the work returns, before the reply is
+          // written: a client that has its answer sees the gauge back down.
+          const auto held = std::move(slot);
           std::lock_guard<std::mutex> l(*order);
           auto m = svc_ptr->Snapshot(id);
           if (!m.ok()) return Error(m.status());
