@@ -93,7 +93,7 @@ q "$NEW" postgres "create database $DUMPDB"
 pgbench -i -q -s "$SCALE" "$(conn "$OLD" "$DB")" >"$WORK/pgbench-init.log" 2>&1 \
   || { cat "$WORK/pgbench-init.log" >&2; exit 1; }
 # The change stream copies tables with a primary key only (as the copier does;
-# README "Data movement"); history gets one, as in pg_change_stream_itest.
+# docs/data-movement.md); history gets one, as in pg_change_stream_itest.
 q "$OLD" "$DB" "alter table pgbench_history add column hid bigserial primary key"
 pg_dump --schema-only "$(conn "$OLD" "$DB")" >"$WORK/schema.sql"
 for d in "$DB" "$DUMPDB"; do

@@ -115,7 +115,7 @@ void CompareServers(PGconn* old_c, PGconn* new_c, json::array& warnings) {
     warnings.emplace_back(absl::StrCat("database ", *old_locale.begin(), " on old; ", *new_locale.begin(), " on new"));
 }
 
-// How the route's data and writes will reach new (README: Change stream).
+// How the route's data and writes will reach new (docs/change-stream.md).
 json::object DataPath(const routing::Backend& old_b, const Migration& m, json::array& blocking, json::array& warnings) {
   std::string method = "auto";
   if (m.data.is_object())

@@ -1014,7 +1014,7 @@ class RedisSession final : public Session {
       co_return;
     }
     if (info == sp.sync || info == sp.psync || info == sp.replconf || info == sp.replicaof || info == sp.slaveof) {
-      // Replication is refused (README "Redis through a migration"): a
+      // Replication is refused (docs/redis-data-integrity.md): a
       // replica of the proxy would see one side only, and its stream is not
       // RESP replies turnout can pair; REPLICAOF would turn the authoritative
       // side into a replica (flushing it) behind the migration's back.

@@ -153,7 +153,7 @@ class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterfa
 };
 
 // Suites that meet known limits of dual-write run only in the modes they
-// pass in today (README "Tests"; issue 13's closing note):
+// pass in today (docs/tests.md; issue 13's closing note):
 //  - statement dual-write journals COPY FROM STDIN (also into temporary
 //    tables, which repair cannot clear) and any statement larger than
 //    limits.buffer_size, even a read: psql's COPY, psycopg's COPY into a temp
