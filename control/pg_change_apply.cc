@@ -20,6 +20,19 @@ constexpr std::size_t kSendAt = 4u << 20;
 
 // CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY:
 // refused inside a transaction block.
+// Built-in types (pg_type.dat OIDs) whose text form, read back, compares
+// equal by "=" under their default btree class: bool, int2/4/8, oid, text,
+// varchar, bpchar, numeric, date, timestamp, timestamptz, uuid.
+bool HasIndexedEquality(std::uint32_t type_oid) {
+  switch (type_oid) {
+    case 16: case 20: case 21: case 23: case 25: case 26: case 1042: case 1043:
+    case 1082: case 1114: case 1184: case 1700: case 2950:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool NeedsOwnTransaction(std::string_view statement) {
   return absl::StrContains(absl::AsciiStrToLower(std::string(statement)), "concurrently");
 }
@@ -45,6 +58,8 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   // returns: that must mean on disk, whatever the server's default (a
   // crash of new would otherwise lose transactions old no longer has).
   if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
+  // The rows arrive printed with these settings (ReplicationConnection).
+  if (auto st = PgFixOutputSettings(target_); !st.ok()) return st;
   if (auto st = Exec("create schema if not exists _turnout; "
                      "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
                      "updated_at timestamptz not null default now())",
@@ -151,7 +166,8 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
     t.name = absl::StrCat(PgIdentifier(target_.get(), r->nspname), ".", PgIdentifier(target_.get(), r->relname));
     t.internal = r->nspname == kInternalSchema;
     t.identity = r->replica_identity;
-    for (const auto& c : r->columns) t.columns.push_back({PgIdentifier(target_.get(), c.name), c.key});
+    for (const auto& c : r->columns)
+      t.columns.push_back({PgIdentifier(target_.get(), c.name), c.key, HasIndexedEquality(c.type_oid)});
     relations_[r->oid] = std::move(t);
     return absl::OkStatus();
   }
@@ -235,8 +251,16 @@ absl::Status ChangeApplier::AppendWhere(const Table& t, const pgo::Tuple& tuple,
     if (tuple[i].kind == 'n') {
       absl::StrAppend(&sql_, t.columns[i].name, " is null");
     } else if (full_row) {
-      // Every type has a text form; not every type has "=" (json, point).
-      absl::StrAppend(&sql_, t.columns[i].name, "::text = ", Literal(tuple[i].value));
+      // Every type has an output function; not every type has "=" (json,
+      // point). format('%s') prints a value by its output function, as
+      // pgoutput did (a cast to text may not: bool, bpchar, inet). Where the
+      // type has "=", it comes first so that an index on the column (a key
+      // added after the table was made FULL) finds the row instead of a
+      // scan of the table; the text keeps the match exact (numeric 1.0 =
+      // 1.00, but their text differs).
+      const std::string literal = Literal(tuple[i].value);
+      if (t.columns[i].indexed_equality) absl::StrAppend(&sql_, t.columns[i].name, " = ", literal, " and ");
+      absl::StrAppend(&sql_, "format('%s', ", t.columns[i].name, ") = ", literal);
     } else {
       absl::StrAppend(&sql_, t.columns[i].name, " = ", Literal(tuple[i].value));
     }

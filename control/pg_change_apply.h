@@ -91,6 +91,8 @@ class ChangeApplier {
   struct Column {
     std::string name;  // quoted
     bool key = false;
+    // A built-in type whose "=" an index can serve (see AppendWhere).
+    bool indexed_equality = false;
   };
   struct Table {
     std::string name;  // schema.table, quoted

@@ -38,8 +38,19 @@ constexpr std::int64_t kFarBehind = 1 << 20;
 // replication's own commands (publications, subscriptions) stay out; a query
 // string is sent once per transaction, however many DDL statements it holds
 // (the applier runs all of them).
+//
+// A table created after the slot joins every publication that moves every
+// table (kEveryTableComment), in the creating transaction, so its rows
+// follow the CREATE in the stream; one without a primary key gets REPLICA
+// IDENTITY FULL first, or its UPDATEs and DELETEs on old would be refused
+// once published. A failure there (an unlogged table, a missing privilege)
+// is a warning, never the client's error: the table is then not streamed.
+constexpr const char* kEveryTableComment = "turnout: every table";
 constexpr const char* kDdlTriggerSql = R"sql(
 create or replace function public.turnout_emit_ddl() returns event_trigger language plpgsql as $turnout$
+declare
+  created record;
+  pub record;
 begin
   if tg_tag like '% PUBLICATION' or tg_tag like '% SUBSCRIPTION' or tg_tag like '% EVENT TRIGGER' then
     return;
@@ -56,6 +67,26 @@ begin
     perform pg_logical_emit_message(true, 'turnout.ddl', current_query());
     perform set_config('turnout.ddl_emitted', md5(current_query()), true);
   end if;
+  if tg_event <> 'ddl_command_end' then
+    return;
+  end if;
+  for created in
+    select c.objid, c.object_identity from pg_event_trigger_ddl_commands() c join pg_class r on r.oid = c.objid
+    where c.command_tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO') and c.object_type = 'table'
+      and r.relkind in ('r', 'p') and r.relpersistence = 'p' and c.schema_name <> '_turnout'
+  loop
+    begin
+      if not exists (select 1 from pg_index i where i.indrelid = created.objid and i.indisprimary) then
+        execute format('alter table %s replica identity full', created.object_identity);
+      end if;
+      for pub in select p.pubname from pg_publication p
+                 where obj_description(p.oid, 'pg_publication') = 'turnout: every table' loop
+        execute format('alter publication %I add table %s', pub.pubname, created.object_identity);
+      end loop;
+    exception when others then
+      raise warning 'turnout: table % is not streamed: %', created.object_identity, sqlerrm;
+    end;
+  end loop;
 end $turnout$;
 do $turnout$ begin
   if not exists (select 1 from pg_event_trigger where evtname = 'turnout_ddl') then
@@ -207,6 +238,12 @@ class StreamRun {
         tables->empty() ? "create publication " + pub
                         : absl::StrCat("create publication ", pub, " for table ", absl::StrJoin(*tables, ", "));
     if (auto r = PgExec(old_, create, {}, "create publication " + names_.publication); !r.ok()) return r.status();
+    // Moving every table includes those created later (the DDL trigger).
+    if (scope_.empty()) {
+      auto r = PgExec(old_, absl::StrCat("comment on publication ", pub, " is '", kEveryTableComment, "'"), {},
+                      "mark publication " + names_.publication);
+      if (!r.ok()) return r.status();
+    }
     if (auto r = PgExecScript(old_, kDdlTriggerSql, "install the DDL event triggers"); !r.ok()) {
       if (PQstatus(old_.get()) != CONNECTION_OK) return r.status();
       AddNote(progress_, absl::StrCat("DDL is not streamed (", r.status().message(), ")"));

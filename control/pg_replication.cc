@@ -28,7 +28,12 @@ std::int64_t PgEpochMicrosNow() {
 absl::StatusOr<ReplicationConnection> ReplicationConnection::Open(const routing::Backend& source) {
   auto c = PgConnectReplication(source, "turnout-change-stream");
   if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("old (replication): ", c.status().message()));
-  return ReplicationConnection(*std::move(c));
+  ReplicationConnection repl(*std::move(c));
+  // pgoutput prints values with the walsender's settings; the applier reads
+  // them back (and matches REPLICA IDENTITY FULL rows by their text) with
+  // the same ones.
+  if (auto st = PgFixOutputSettings(PgSide{repl.get(), "old (replication)"}); !st.ok()) return st;
+  return repl;
 }
 
 absl::StatusOr<ReplicationConnection::Slot> ReplicationConnection::CreateSlot(const std::string& slot) {

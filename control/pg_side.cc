@@ -79,6 +79,16 @@ std::string PgLiteral(PGconn* c, std::string_view value) {
   return out;
 }
 
+absl::Status PgFixOutputSettings(const PgSide& s) {
+  // A simple Query: a replication connection refuses the extended protocol.
+  return PgExecScript(s,
+                      "select set_config('datestyle', 'ISO, MDY', false), set_config('timezone', 'UTC', false), "
+                      "set_config('intervalstyle', 'postgres', false), set_config('extra_float_digits', '1', false), "
+                      "set_config('bytea_output', 'hex', false)",
+                      "session settings")
+      .status();
+}
+
 std::string PgValue(const PgResult& r, int row, int col) { return PQgetvalue(r.get(), row, col); }
 
 absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string& copy_out, const PgSide& to,

@@ -43,6 +43,10 @@ absl::StatusOr<PgResult> PgExec(const PgSide& s, const std::string& sql, const s
 // parameters); the result of the last one.
 absl::StatusOr<PgResult> PgExecScript(const PgSide& s, const std::string& sql, const std::string& what);
 std::string PgValue(const PgResult& r, int row, int col);
+// Sets every setting that changes how a value prints (runtime-config-client
+// "Locale and Formatting"; bytea_output) to one fixed choice, so that two
+// connections, on one server or two, print equal values alike.
+absl::Status PgFixOutputSettings(const PgSide& s);
 // `name` quoted as an identifier, `value` as a literal, by the connection's
 // encoding rules (PQescapeIdentifier / PQescapeLiteral).
 std::string PgIdentifier(PGconn* c, std::string_view name);

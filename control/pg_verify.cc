@@ -676,16 +676,7 @@ std::string QuoteQualified(const std::string& table) {
   return QuoteIdent(table.substr(0, dot)) + "." + QuoteIdent(table.substr(dot + 1));
 }
 
-absl::Status PrepareVerifySession(const PgSide& s) {
-  // Every setting that changes how a value prints (runtime-config-client:
-  // "Locale and Formatting"; bytea_output), so equal data prints alike.
-  return PgExec(s,
-                "select set_config('datestyle', 'ISO, MDY', false), set_config('timezone', 'UTC', false), "
-                "set_config('intervalstyle', 'postgres', false), set_config('extra_float_digits', '1', false), "
-                "set_config('bytea_output', 'hex', false)",
-                {}, "session settings")
-      .status();
-}
+absl::Status PrepareVerifySession(const PgSide& s) { return PgFixOutputSettings(s); }
 
 std::function<absl::Status(const std::string&)> StreamPositionWait(const PgSide& old_side, const PgSide& new_side,
                                                                    std::string slot, absl::Duration bound) {

@@ -122,8 +122,10 @@ class ChangeStreamTest : public OwnDatabaseTest {
     ASSERT_EQ(c.status, 201) << c.body;
     auto r = admin_->Post("/api/v1/migrations/" + id + "/interlay/pg", R"({"endpoint":"pg-new"})");
     ASSERT_EQ(r.status, 200) << r.body;
-    auto s = admin_->Post("/api/v1/migrations/" + id + "/api/tables", R"({"tables":[)" + list + "]}");
-    ASSERT_EQ(s.status, 200) << s.body;
+    if (!tables.empty()) {  // none: the migration moves every table
+      auto s = admin_->Post("/api/v1/migrations/" + id + "/api/tables", R"({"tables":[)" + list + "]}");
+      ASSERT_EQ(s.status, 200) << s.body;
+    }
     auto m = admin_->Post("/api/v1/migrations/" + id + "/migrate");
     ASSERT_EQ(m.status, 200) << m.body;
   }
