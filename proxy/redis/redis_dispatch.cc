@@ -1,0 +1,411 @@
+// Per command: the checks Redis makes before running one, the routing
+// plan, forwarding to the chosen backend and the in-flight FIFO entry.
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "protocol/resp/reply_writer.h"
+#include "proxy/logging.h"
+#include "proxy/redis/backend_health.h"
+#include "proxy/redis/redis_commands.h"
+#include "proxy/redis/redis_session_impl.h"
+
+namespace turnout::proxy::redis {
+
+awaitable<void> RedisSession::Dispatch(const resp::Command& cmd, const std::uint8_t* input) {
+  const auto args = cmd.args;
+  const Specials& sp = Special();
+  const resp::CommandInfo* info = resp::LookupCommand(args);
+  if (info == nullptr) {
+    // routes[].unknown_commands: passthrough (modules, newer servers): to
+    // the authoritative side as a write touching no known key, never
+    // mirrored (its effect cannot be known, so not copied either).
+    if (route_.redis_unknown_passthrough && authenticated_ && (resp3_ || !SubscribedView())) {
+      co_await ForwardCommand(cmd, input, UnknownCommandInfo(), RequestClass::kWrite);
+      if (in_multi_) AddToBlock(UnknownCommandInfo(), cmd, input);
+      co_return;
+    }
+    // Unknown command, or unknown subcommand of a known container.
+    const std::size_t before = local_out_.size();
+    const resp::CommandInfo* parent = resp::FindCommand(args[0]);
+    if (parent != nullptr && args.size() >= 2) {
+      AppendUnknownSubcommand(local_out_, args);
+    } else {
+      AppendUnknownCommand(local_out_, args);
+    }
+    PushLocal(before);
+    if (in_multi_) multi_dirty_ = true;
+    co_return;
+  }
+  if (!resp::ArityOk(*info, args.size())) {
+    PushLocalError(absl::StrCat("ERR wrong number of arguments for '", LowerFullName(*info), "' command"));
+    co_return;
+  }
+  if (!authenticated_ && !info->has(resp::cmd_flag::kNoAuth)) {
+    PushLocalError(kNoAuth);
+    co_return;
+  }
+  const PubSubKind pubsub = sp.PubSubOf(info);
+  // server.c processCommand: RESP2 subscribers may only (un)subscribe, PING, QUIT, RESET.
+  if (!resp3_ && SubscribedView() && pubsub == PubSubKind::kNotPubSub && info != sp.ping &&
+      info != sp.quit && info != sp.reset) {
+    PushLocalError(absl::StrCat("ERR Can't execute '", LowerFullName(*info),
+                                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                                "allowed in this context"));
+    co_return;
+  }
+  if (info == sp.quit) {
+    co_await HandleQuit(cmd, input, *info);
+    co_return;
+  }
+  if (monitoring_) {
+    // The upstream connection is a monitor now: its output is the command
+    // feed, so nothing else can be paired with a reply there.
+    PushLocalError("ERR turnout: a MONITOR connection accepts only QUIT");
+    co_return;
+  }
+  if (info == sp.reset) {
+    co_await HandleReset(cmd, input, *info);
+    co_return;
+  }
+  if (info == sp.monitor && !in_multi_) {
+    co_await HandleMonitor(cmd, input, *info);
+    co_return;
+  }
+  if (info == sp.sync || info == sp.psync || info == sp.replconf || info == sp.replicaof || info == sp.slaveof) {
+    // Replication is refused (docs/redis-data-integrity.md): a
+    // replica of the proxy would see one side only, and its stream is not
+    // RESP replies turnout can pair; REPLICAOF would turn the authoritative
+    // side into a replica (flushing it) behind the migration's back.
+    PushLocalError("ERR turnout: replication is not supported through the proxy; connect to the server directly");
+    co_return;
+  }
+  const bool queued = in_multi_ && info != sp.exec && info != sp.discard && info != sp.multi && info != sp.watch;
+  if (queued) {
+    // Inside MULTI the server queues commands; state-changing ones that
+    // turnout terminates cannot be queued upstream, so they are refused
+    // and the transaction aborts at EXEC, as for any rejected command.
+    if (info == sp.auth || info == sp.hello || info == sp.client_reply || info == sp.client_tracking ||
+        pubsub != PubSubKind::kNotPubSub) {
+      PushLocalError(absl::StrCat("ERR turnout: ", LowerFullName(*info),
+                                  " inside MULTI is not supported"));
+      co_return;
+    }
+    co_await ForwardCommand(cmd, input, *info, ClassOf(*info));
+    AddToBlock(*info, cmd, input);
+    co_return;
+  }
+  if (const LocalHandler handler = FindLocalHandler(info)) {
+    co_await (this->*handler)(cmd, input, *info);
+    co_return;
+  }
+  co_await ForwardCommand(cmd, input, *info, ClassOf(*info));
+}
+
+void RedisSession::MaybeUnpin() {
+  if (!in_multi_ && !watching_ && !SubscribedView()) pinned_.reset();
+}
+
+// Forwards the client's command (raw bytes, or re-encoded when it came
+// inline) to the chosen backend; with `mirror`, other open backends get it
+// too with their replies swallowed. Returns the side used.
+awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std::uint8_t* input,
+                                             const resp::CommandInfo& info, RequestClass cls, std::uint16_t flags,
+                                             std::int32_t aux, bool mirror) {
+  last_entry_ = nullptr;
+  const routing::Plan plan = RoutePlan(info, cmd.args, cls);
+  last_plan_ = plan;
+  if (plan.refused()) {
+    PushLocalError(absl::StrCat("ERR turnout: '", LowerFullName(info),
+                                "' refused by the migration policy of route ", route_.name));
+    co_return plan.primary();
+  }
+  const Side side = plan.primary();
+  SecondaryChoice sc;
+  if (!in_multi_ && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
+  const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
+  KeyOrder::Stripes stripes;
+  // A blocking pop holds no stripe while it waits (the push that wakes it
+  // must not wait for it): its copy is deferred to the channel, which
+  // takes the stripes and reads the keys once it returned.
+  const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
+  if (dual && !blocking)
+    for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
+  if (cls != RequestClass::kRead && channels_[static_cast<int>(side)] &&
+      channels_[static_cast<int>(side)]->unresolved_writes() > 0)
+    co_await WaitForChannelWrites(side);
+  BackendConnection* conn = co_await EnsureBackend(side);
+  if (conn == nullptr) {
+    if (!stop_reading_) {
+      const std::size_t before = local_out_.size();
+      resp::AppendError(local_out_, "ERR turnout: backend connection lost");
+      PushLocal(before, kFlagCloseAfter);
+      stop_reading_ = true;
+    }
+    co_return side;
+  }
+  if (dual && !ChannelFor(sc.side)->HasRoom(false, cmd.frame_length))
+    co_await WaitForRoom(sc.side, sc.sync, cmd.frame_length);
+  if (closed_) co_return side;
+  if (dual && !co_await AcquireStripes(stripes)) stripes.clear();
+  if (closed_) {
+    if (!stripes.empty()) ReleaseStripes(stripes);
+    co_return side;
+  }
+  if (cmd.inline_form) {
+    ForwardArgs(side, cmd.args);
+  } else {
+    ForwardRaw(side, input, cmd.frame_length);
+  }
+  std::vector<std::string> copy_keys;
+  if (sc.kind == SecondaryChoice::kCopy) {
+    // Non-deterministic: applied here only; its keys are read right
+    // behind it on the same connection and copied over (DESIGN.md §4).
+    copy_keys = KeysOf(info, cmd.args);
+    if (copy_keys.empty()) {
+      if (&info == &UnknownCommandInfo())
+        JournalNotQueued(sc.side, FrameOf(cmd, input), {},
+                         "unknown command passed through to the authoritative side only");
+      sc.kind = SecondaryChoice::kNone;
+    } else if (copy_keys.size() > kMaxCopyKeys) {
+      JournalNotQueued(sc.side, FrameOf(cmd, input), std::move(copy_keys),
+                       "too many keys to copy inline; repair copies them");
+      sc.kind = SecondaryChoice::kNone;
+      copy_keys.clear();
+    } else if (!blocking) {
+      for (const auto& k : copy_keys) {
+        ForwardPair(side, "DUMP", k);
+        ForwardPair(side, "PTTL", k);
+      }
+    }
+  }
+  if (resp::IsBlockingInvocation(info, cmd.args)) {
+    flags |= kFlagBlocking;
+    ++blocking_inflight_;
+  }
+  Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
+  if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
+  e.captures_left = blocking ? 0 : static_cast<std::uint16_t>(copy_keys.size() * 2);
+  if (sc.kind != SecondaryChoice::kNone)
+    AttachSecondary(sc, e, info, cmd, input, cls, std::move(copy_keys), stripes);
+  if (!stripes.empty()) ReleaseStripes(stripes);  // nothing queued to hold them
+  last_entry_ = &e;
+  if (mirror) MirrorToOthers(side, cmd.args, flags & ~(kFlagBlocking | kFlagPubSub), aux);
+  co_return side;
+}
+
+// Local reply bytes were appended to local_out_ from `before`.
+void RedisSession::PushLocal(std::size_t before, std::uint16_t flags) {
+  BarrierIfIdleReading();
+  Entry e;
+  e.kind = EntryKind::kLocal;
+  e.flags = flags | SuppressFlag();
+  e.local_len = static_cast<std::uint32_t>(local_out_.size() - before);
+  e.start = batch_start_;
+  fifo_.push_back(e);
+}
+
+void RedisSession::PushLocalError(std::string_view message) {
+  const std::size_t before = local_out_.size();
+  resp::AppendError(local_out_, message);
+  PushLocal(before);
+  if (in_multi_) multi_dirty_ = true;  // multi.c flagTransaction
+}
+
+std::uint16_t RedisSession::SuppressFlag() {
+  if (reply_off_) return kFlagSuppress;
+  if (reply_skip_) {
+    reply_skip_ = false;
+    return kFlagSuppress;
+  }
+  return 0;
+}
+
+// While the writer waits for pub/sub messages on a backend (FIFO empty), a
+// reply that will not come from that backend could not wake it: a PING
+// goes first, and its swallowed reply does.
+void RedisSession::BarrierIfIdleReading() {
+  if (!writer_idle_reading_ || !fifo_.empty() || barrier_pending_) return;
+  const Side side = *idle_read_side_;
+  const int s = static_cast<int>(side);
+  const std::size_t off = synth_[s].size();
+  resp::AppendCommand(synth_[s], {"PING"});
+  upstream_segs_[s].push_back({nullptr, off, synth_[s].size() - off});
+  Entry e;
+  e.kind = EntryKind::kSwallow;
+  e.side = side;
+  e.cls = RequestClass::kSession;
+  e.start = batch_start_;
+  ++main_dispatched_[s];
+  fifo_.push_back(e);
+  barrier_pending_ = true;
+}
+
+void RedisSession::ForwardPair(Side side, std::string_view a, std::string_view b) {
+  const std::string_view args[] = {a, b};
+  ForwardArgs(side, args);
+}
+
+// Forwards a command re-encoded as a RESP array.
+void RedisSession::ForwardArgs(Side side, std::span<const std::string_view> args) {
+  const int s = static_cast<int>(side);
+  const std::size_t off = synth_[s].size();
+  resp::AppendCommand(synth_[s], args);
+  upstream_segs_[s].push_back({nullptr, off, synth_[s].size() - off});
+}
+
+Entry& RedisSession::PushBackendEntry(EntryKind kind, Side side, RequestClass cls, std::uint16_t flags,
+                                      std::int32_t aux) {
+  if (kind == EntryKind::kForward && fifo_.empty() && writer_idle_reading_ && idle_read_side_ != side)
+    BarrierIfIdleReading();
+  Entry e;
+  e.kind = kind;
+  e.side = side;
+  e.cls = cls;
+  e.flags = flags | (kind == EntryKind::kForward ? SuppressFlag() : 0);
+  // (Un)subscribe confirmations are pushes: the server sends them even
+  // with CLIENT REPLY OFF/SKIP (networking.c prepareClientToWrite lets
+  // CLIENT_PUSHING through), so they are never suppressed (issue 13
+  // item 10); the SKIP is still used up by the command.
+  if (flags & kFlagPubSub) e.flags &= ~kFlagSuppress;
+  e.aux = aux;
+  e.start = batch_start_;
+  ++main_dispatched_[static_cast<int>(side)];
+  return fifo_.push_back(e);
+}
+
+// The one place a command's plan is made. While a MULTI/WATCH block or
+// subscriptions live on one upstream connection the primary is pinned;
+// otherwise the route's policy decides, refreshed between pipelines only
+// (nothing in flight), so in-flight commands and MULTI blocks finish under
+// the policy they started with (DESIGN.md §2).
+routing::Plan RedisSession::RoutePlan(const resp::CommandInfo& info, std::span<const std::string_view> args,
+                                      RequestClass cls) {
+  if (pinned_ && in_multi_) return routing::Plan(*pinned_);
+  if (!pinned_ && fifo_.empty() && reader_.Refresh()) OnPolicyChanged();
+  if (!has_policy_) return routing::Plan(pinned_.value_or(Side::kOld));
+  targets_.clear();
+  if (info.first_key != 0 || !info.key_specs.empty()) {
+    resp::ExtractKeys(info, args, key_indices_);
+    for (auto i : key_indices_) targets_.push_back(args[i]);
+  }
+  routing::Request request;
+  request.request_class = cls;
+  request.targets = targets_;
+  request.client = routing::ClientIdentity{user_, client_name_, address_};
+  request.connection_id = ctx_.connection_id;
+  routing::Plan plan =
+      routing::ApplyReadYourWritesFence(reader_.policy().Decide(request, absl::Now()), fence_.pending());
+  if (new_backend_name_.empty() && plan.primary() == Side::kNew) {
+    // No new backend on this route: everything stays on old.
+    plan = routing::Plan(Side::kOld);
+  }
+  if (pinned_) {
+    plan.set_primary(*pinned_);
+    plan.RemoveSecondariesOn(*pinned_);
+    return plan;
+  }
+  if (cls == RequestClass::kRead) {
+    const Side x = plan.primary();
+    const auto& ch = channels_[static_cast<int>(x)];
+    const bool x_busy = ch && ch->unresolved_writes() > 0;
+    // A read never overtakes this session's writes still on their way to
+    // its side (sync or async), and a read for a side found down goes to
+    // the other side rather than failing.
+    if ((x_busy || SideDown(x)) && BackendFor(routing::Other(x)) != nullptr && !SideDown(routing::Other(x))) {
+      plan.set_primary(routing::Other(x));
+      plan.RemoveSecondariesOn(routing::Other(x));
+      plan.set(routing::kPlanFenced);
+    }
+  }
+  return plan;
+}
+
+// The backend name Side::kNew stands for: the policy's (its migration's
+// interlay endpoint), else the route's configured `new`.
+std::string RedisSession::NewBackendName() const {
+  const std::string& from_policy = reader_.policy().inputs().new_backend;
+  return from_policy.empty() ? route_.new_backend : from_policy;
+}
+
+// A newer policy was picked up (at a boundary: nothing in flight).
+void RedisSession::OnPolicyChanged() {
+  has_policy_ = reader_.table()->Find(route_.name) != nullptr;
+  std::string name = NewBackendName();
+  if (name != new_backend_name_) {
+    new_backend_name_ = std::move(name);
+    // The old "new" connection is idle (nothing in flight): drop it so the
+    // next request opens the new endpoint.
+    auto& conn = backends_[static_cast<int>(Side::kNew)];
+    if (conn && idle_read_side_ != Side::kNew) {
+      conn->Close();
+      conn.reset();
+    }
+    if (auto& ch = channels_[static_cast<int>(Side::kNew)])
+      ch->Retarget(BackendFor(Side::kNew), DispatchState());
+    if (auto& ch = channels_[static_cast<int>(Side::kOld)]) ch->set_source_backend(BackendFor(Side::kNew));
+  }
+  for (auto& ch : channels_)
+    if (ch) ch->set_migration(reader_.policy().migration_id());
+}
+
+Side RedisSession::PickSide(const resp::CommandInfo& info, std::span<const std::string_view> args, RequestClass cls) {
+  return RoutePlan(info, args, cls).primary();
+}
+
+const routing::Backend* RedisSession::BackendFor(Side side) const {
+  const std::string& name = side == Side::kOld ? route_.old_backend : new_backend_name_;
+  if (name.empty()) return nullptr;
+  return ctx_.config->FindBackend(name);
+}
+
+// True when `side` has no open connection here and its backend is in its
+// back-off window after a failure (BackendHealth).
+bool RedisSession::SideDown(Side side) const {
+  const auto& conn = backends_[static_cast<int>(side)];
+  if (conn && conn->is_open()) return false;
+  const routing::Backend* b = BackendFor(side);
+  return b == nullptr || BackendHealth::Global().IsDown(b->name, Clock::now());
+}
+
+// Opens the backend's connection on first use. On failure the client gets
+// the reason and the session ends after it.
+awaitable<BackendConnection*> RedisSession::EnsureBackend(Side side) {
+  const int s = static_cast<int>(side);
+  if (backends_[s] && backends_[s]->is_open()) co_return backends_[s].get();
+  if (backends_[s]) {
+    // It was open and died: the writer reports that; nothing more goes out.
+    co_return nullptr;
+  }
+  const routing::Backend* backend = BackendFor(side);
+  if (backend == nullptr) co_return nullptr;
+  auto conn = std::make_unique<BackendConnection>(side, *backend, ctx_.config->limits.buffer_bytes,
+                                                  ServerReplyLimits());
+  std::string error;
+  asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
+  const UpstreamState state{db_, resp3_, client_name_};
+  const bool ok = co_await conn->Open(tls, ctx_.config->limits.connect_timeout, state, error);
+  if (closed_) co_return nullptr;
+  if (!ok) {
+    LogWarn("redis backend unavailable", {{"route", route_.name}, {"backend", backend->name}, {"error", error}});
+    ctx_.route.RecordUpstreamError(side);
+    const std::size_t before = local_out_.size();
+    resp::AppendError(local_out_, absl::StrCat("ERR ", error));
+    PushLocal(before, kFlagCloseAfter);
+    stop_reading_ = true;
+    co_return nullptr;
+  }
+  backends_[s] = std::move(conn);
+  co_return backends_[s].get();
+}
+
+// Sends a session-state command to every other open backend too (its reply
+// is swallowed), so each upstream connection sees the same session.
+void RedisSession::MirrorToOthers(Side primary, std::span<const std::string_view> args, std::uint16_t flags,
+                                  std::int32_t aux) {
+  for (int s = 0; s < 2; ++s) {
+    if (s == static_cast<int>(primary) || !backends_[s] || !backends_[s]->is_open()) continue;
+    ForwardArgs(static_cast<Side>(s), args);
+    PushBackendEntry(EntryKind::kSwallow, static_cast<Side>(s), RequestClass::kSession, flags, aux);
+  }
+}
+
+}  // namespace turnout::proxy::redis
