@@ -1,11 +1,17 @@
 #include "control/cutover.h"
 
+#include <poll.h>
+
 #include <chrono>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "control/pg_backfill.h"
+#include "control/pg_change_apply.h"
 #include "control/pg_change_stream.h"
+#include "control/pg_side.h"
+#include "control/strategy_json.h"
 #include "protocol/pg/pgoutput.h"
 
 namespace turnout::control {
@@ -31,12 +37,66 @@ bool Holding(const Migration& m, std::int64_t* epoch) {
 
 std::string WritesLock(const std::string& id) { return "writes:" + id; }
 
+// The stream back keeps its position on old, not in the record.
+class BackContext : public BackfillContext {
+ public:
+  BackContext(const std::atomic<bool>& stop, std::function<void(const std::string&)> log)
+      : stop_(stop), log_(std::move(log)) {}
+  absl::Status Checkpoint(RouteProgress&) override { return absl::OkStatus(); }
+  bool ShouldContinue() override { return !stop_; }
+  void Sleep(std::chrono::milliseconds d) override {
+    for (auto until = Clock::now() + d; !stop_ && Clock::now() < until;)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  void Log(const std::string& line) override { log_(line); }
+
+ private:
+  const std::atomic<bool>& stop_;
+  std::function<void(const std::string&)> log_;
+};
+
+// Waits until the applier of `slot` on `target` says (kAppliedChannel) it
+// applied past `lsn`; false at `deadline` or `stop`. Its heartbeat (once a
+// second while streaming) bounds how late a missed notification is.
+absl::StatusOr<bool> WaitAppliedOn(const routing::Backend& target, const std::string& slot, std::uint64_t lsn,
+                                   Clock::time_point deadline, const std::atomic<bool>& stop) {
+  auto side = PgConnectSide(target, "old", "turnout-cutover");
+  if (!side.ok()) return side.status();
+  if (auto r = PgExecScript(*side, "listen " + std::string(kAppliedChannel), "listen"); !r.ok()) return r.status();
+  auto stored = PgExec(*side,
+                       "select coalesce((select lsn >= $1::pg_lsn from _turnout.stream_position where slot = $2), false)",
+                       {pgo::FormatLsn(lsn), slot}, "read the stream's position");
+  if (!stored.ok()) return stored.status();
+  if (PgValue(*stored, 0, 0) == "t") return true;
+  const std::string prefix = slot + " ";
+  while (!stop && Clock::now() < deadline) {
+    pollfd p{PQsocket(side->get()), POLLIN, 0};
+    (void)::poll(&p, 1, 5);
+    if (PQconsumeInput(side->get()) != 1) return PgFailed(*side, nullptr, "wait for the stream's position");
+    while (PGnotify* n = PQnotifies(side->get())) {
+      const std::string_view extra(n->extra);
+      std::uint64_t at = 0;
+      const bool past = extra.substr(0, prefix.size()) == prefix &&
+                        pgo::ParseLsn(std::string(extra.substr(prefix.size())), &at) && at >= lsn;
+      PQfreemem(n);
+      if (past) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 // This sidecar may write to old for the migration while it holds the lock.
 struct Cutovers::Gate {
   std::unique_ptr<ExclusiveLock> lock;
   Clock::time_point hold_seen{};  // when the hold was first seen published here; {} when not
+};
+
+struct Cutovers::Back {
+  std::unique_ptr<ExclusiveLock> lock;  // "back:<id>": one stream back per fleet
+  std::atomic<bool> stop{false};
+  std::thread thread;
 };
 
 struct Cutovers::Runner {
@@ -81,6 +141,10 @@ void Cutovers::Stop() {
     if (r->thread.joinable()) r->thread.join();
   }
   runners_.clear();
+  for (auto& [id, b] : backs_) b->stop = true;
+  for (auto& [id, b] : backs_)
+    if (b->thread.joinable()) b->thread.join();
+  backs_.clear();
   gates_.clear();
 }
 
@@ -115,6 +179,7 @@ bool Cutovers::Step() {
   bool any_holding = false;
   std::map<std::string, bool> seen;
   for (const Migration& m : all) {
+    StepBack(m, all);
     const auto routes = StreamRoutes(m);
     if (routes.empty()) continue;
     seen[m.id] = true;
@@ -169,7 +234,96 @@ bool Cutovers::Step() {
     }
   }
   for (auto it = gates_.begin(); it != gates_.end();) it = seen.contains(it->first) ? std::next(it) : gates_.erase(it);
+  for (auto it = backs_.begin(); it != backs_.end();) {
+    bool present = false;
+    for (const Migration& m : all) present |= m.id == it->first;
+    if (present) {
+      ++it;
+      continue;
+    }
+    it->second->stop = true;
+    if (it->second->thread.joinable()) it->second->thread.join();
+    it = backs_.erase(it);
+  }
   return any_holding;
+}
+
+Cutovers::Backends Cutovers::BackendsOf(const std::string& route_name) const {
+  const routing::Route* route = config_->FindRoute(route_name);
+  if (route == nullptr) return {};
+  const auto policy = route_table_->Load()->FindShared(route_name);
+  const std::string& new_name =
+      policy && !policy->inputs().new_backend.empty() ? policy->inputs().new_backend : route->new_backend;
+  return {config_->FindBackend(route->old_backend), config_->FindBackend(new_name)};
+}
+
+void Cutovers::StepBack(const Migration& m, const std::vector<Migration>& all) {
+  auto it = backs_.find(m.id);
+  if (StreamBackWanted(m)) {
+    if (it != backs_.end() || StreamRoutes(m).empty()) return;
+    auto lock = store_->TryLockExclusive("back:" + m.id);
+    if (!lock.ok() || !*lock) return;
+    auto back = std::make_unique<Back>();
+    back->lock = *std::move(lock);
+    Back* raw = back.get();
+    back->thread = std::thread([this, m, raw] { RunBack(m, *raw); });
+    backs_[m.id] = std::move(back);
+    return;
+  }
+  if (it != backs_.end()) {
+    it->second->stop = true;
+    if (it->second->thread.joinable()) it->second->thread.join();
+    backs_.erase(it);
+  }
+  // Its slots on new, once no migration wants them (every sidecar tries
+  // until one call found nothing in use).
+  if (!m.cutover.is_object()) return;  // a window prepares a stream back, even one abandoned
+  const auto key = std::make_pair(m.id, CutoverEpoch(m));
+  if (cleaned_.contains(key)) return;
+  std::set<std::string> keep;
+  for (const Migration& other : all) {
+    if (other.state != MigrationState::kRunning && other.state != MigrationState::kPaused) continue;
+    for (const auto& i : other.interlays) {
+      keep.insert(StreamNamesFor(other.id, i.route).slot);
+      if (StreamBackWanted(other)) keep.insert(StreamBackNamesFor(other.id, i.route).slot);
+    }
+  }
+  bool done = true;
+  for (const auto& i : m.interlays) {
+    const Backends b = BackendsOf(i.route);
+    if (b.new_b == nullptr || b.new_b->protocol != routing::Protocol::kPostgres) continue;
+    auto stale = DropStaleStreams(*b.new_b, keep);
+    if (!stale.ok() || stale->in_use > 0) done = false;
+    if (stale.ok() && !stale->dropped.empty())
+      Log(absl::StrCat("migration ", m.id, ": stream back ended; dropped on new: ", absl::StrJoin(stale->dropped, ", ")));
+  }
+  if (done) cleaned_.insert(key);
+}
+
+void Cutovers::RunBack(const Migration& m, Back& back) {
+  Log(absl::StrCat("migration ", m.id, ": streaming new's writes back to old"));
+  std::vector<std::thread> streams;
+  for (const auto& r : StreamRoutes(m)) {
+    const Backends b = BackendsOf(r.name);
+    if (b.old_b == nullptr || b.new_b == nullptr) continue;
+    streams.emplace_back([this, &back, id = m.id, route = r.name, b] {
+      BackContext ctx(back.stop, [this, id](const std::string& line) {
+        Log(absl::StrCat("migration ", id, ": stream back: ", line));
+      });
+      StreamOptions options;
+      options.migration_id = id;
+      RouteProgress progress;
+      progress.route = route;
+      while (!back.stop) {
+        // It is the only way new's writes reach old: never given up while wanted.
+        absl::Status st = StreamPostgresBack(*b.old_b, *b.new_b, options, progress, ctx);
+        if (back.stop || IsStoppedAtBatchBoundary(st)) break;
+        Log(absl::StrCat("migration ", id, ": stream back of route ", route, ": ", st.message(), "; retrying in 5 s"));
+        ctx.Sleep(std::chrono::seconds(5));
+      }
+    });
+  }
+  for (auto& t : streams) t.join();
 }
 
 void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<bool>& stop) {
@@ -188,7 +342,39 @@ void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<boo
     if (auto st = service_->EndCutover(m.id, epoch, /*flipped=*/false, held_ms(), reason); !st.ok())
       Log(absl::StrCat("migration ", m.id, ": could not record the abandoned cutover: ", st.message()));
   };
-  Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, ": holding writes"));
+  const bool back = CutoverBack(m);
+  Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, back ? " back to old" : "", ": holding writes"));
+
+  // A flip to new that leaves the migration running prepares the stream
+  // back meanwhile (its slot on new must exist before the first write
+  // there); a full cutover completes the migration instead.
+  std::string back_error;
+  std::thread prepare_back;
+  bool stream_back = false;
+  if (!back) {
+    auto target = StrategyFromJson(m.cutover.as_object().contains("strategy") ? m.cutover.at("strategy") : boost::json::value());
+    stream_back = target.ok() && !IsFullCutover(*target);
+  }
+  if (stream_back) {
+    prepare_back = std::thread([this, &m, &back_error] {
+      for (const auto& r : StreamRoutes(m)) {
+        const Backends b = BackendsOf(r.name);
+        if (b.old_b == nullptr || b.new_b == nullptr) continue;
+        auto at = PrepareStreamBack(*b.old_b, *b.new_b, m.id, r.name);
+        if (!at.ok()) {
+          back_error = absl::StrCat("route ", r.name, ": ", at.status().message());
+          return;
+        }
+        Log(absl::StrCat("migration ", m.id, ": stream back of route ", r.name, " prepared at ", pgo::FormatLsn(*at)));
+      }
+    });
+  }
+  struct JoinOnExit {
+    std::thread& t;
+    ~JoinOnExit() {
+      if (t.joinable()) t.join();
+    }
+  } join_prepare{prepare_back};
 
   // 1. Every sidecar drained its open write transactions.
   std::unique_ptr<ExclusiveLock> writes;
@@ -222,12 +408,23 @@ void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<boo
     const std::string& new_name = policy->inputs().new_backend.empty() ? route->new_backend : policy->inputs().new_backend;
     Fenced f{r.name, config_->FindBackend(route->old_backend), config_->FindBackend(new_name), 0};
     if (f.old_b == nullptr || f.new_b == nullptr) return abandon("the backends of route " + r.name + " are not configured");
-    auto lsn = EmitStreamFence(*f.old_b, StreamNamesFor(m.id, r.name).slot);
+    // Back to old: the fence goes into new's WAL, for the stream back.
+    auto lsn = back ? EmitStreamFence(*f.new_b, StreamBackNamesFor(m.id, r.name).slot)
+                    : EmitStreamFence(*f.old_b, StreamNamesFor(m.id, r.name).slot);
     if (!lsn.ok()) return abandon(std::string(lsn.status().message()));
     f.fence = *lsn;
     fenced.push_back(f);
   }
   for (const auto& f : fenced) {
+    if (back) {
+      auto past = WaitAppliedOn(*f.old_b, StreamBackNamesFor(m.id, f.route).slot, f.fence, deadline, stop);
+      if (stop) return;
+      if (!past.ok()) return abandon(std::string(past.status().message()));
+      if (!*past)
+        return abandon(absl::StrCat("the stream back of route ", f.route, " did not reach the fence ",
+                                    pgo::FormatLsn(f.fence), " at limits.cutover_timeout"));
+      continue;
+    }
     routing::StreamPosition& pos = positions_->For(f.route);
     while (pos.applied() < f.fence) {
       if (stop) return;
@@ -239,20 +436,30 @@ void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<boo
     }
   }
 
-  Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, ": new caught up after ", held_ms(), " ms"));
+  Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, ": ", back ? "old" : "new", " caught up after ",
+                   held_ms(), " ms"));
 
-  // 3. New's sequences past old's: the stream's rows carry old's ids.
+  // 3. The receiving side's sequences past the other's: the streamed rows
+  // carry the other side's ids.
   std::vector<std::string> scope;
   for (const auto& a : m.apis) scope.insert(scope.end(), a.tables.begin(), a.tables.end());
   for (const auto& f : fenced) {
     RouteProgress notes;
-    if (auto st = AdvancePostgresSequences(*f.old_b, *f.new_b, scope, notes); !st.ok())
-      return abandon(absl::StrCat("route ", f.route, ": sequences: ", st.message()));
+    auto st = back ? AdvancePostgresSequences(*f.new_b, *f.old_b, scope, notes)
+                   : AdvancePostgresSequences(*f.old_b, *f.new_b, scope, notes);
+    if (!st.ok()) return abandon(absl::StrCat("route ", f.route, ": sequences: ", st.message()));
   }
 
-  // 4. The flip.
+  // 4. The flip (with the stream back, when it is ready).
+  if (prepare_back.joinable()) prepare_back.join();
+  if (stream_back && !back_error.empty()) {
+    stream_back = false;
+    Log(absl::StrCat("migration ", m.id, ": no stream back to old (", back_error,
+                     "): a rollback after this cutover is refused"));
+  }
   const std::int64_t ms = held_ms();
-  if (auto st = service_->EndCutover(m.id, epoch, /*flipped=*/true, ms, ""); !st.ok()) {
+  const std::string note = back_error.empty() ? "" : "no stream back to old: " + back_error;
+  if (auto st = service_->EndCutover(m.id, epoch, /*flipped=*/true, ms, note, stream_back); !st.ok()) {
     Log(absl::StrCat("migration ", m.id, ": cutover could not flip: ", st.message()));
     return abandon(std::string(st.message()));
   }

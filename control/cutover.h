@@ -23,11 +23,24 @@
 //
 // The window's length is recorded in the record (cutover.hold_ms), the audit
 // history and turnout_cutover_write_hold_seconds.
+//
+// The stream back (new -> old). A flip to new that leaves the migration
+// running (anything but a full cutover) prepares, during the window, a
+// stream from new to old (PrepareStreamBack: its slot exists before the
+// first write reaches new) and records cutover.stream_back; one sidecar
+// (lock "back:<id>") then applies new's writes on old while the migration
+// runs. Moving authority back (a PATCH whose strategy no longer writes to
+// new, or `rollback`) opens the same window the other way
+// (cutover.direction "back"): writes held, a fence in new's WAL, old
+// applied past it (heard on kAppliedChannel on old), old's sequences past
+// new's, then the flip (or RolledBack). The stream back stops after it;
+// its slot is dropped once no migration wants it.
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,11 +71,21 @@ class Cutovers {
  private:
   struct Gate;    // this sidecar's shared hold of "writes:<id>"
   struct Runner;  // this sidecar runs the window of one migration
+  struct Back;    // this sidecar runs the stream back of one migration
   void Loop();
   // One look at every migration: gates, runners. True while a window is open.
   bool Step();
   // The runner's work: flips, or abandons the window.
   void Run(const Migration& m, std::int64_t epoch, const std::atomic<bool>& stop);
+  // Starts or stops this sidecar's stream back for `m`; drops stale slots.
+  void StepBack(const Migration& m, const std::vector<Migration>& all);
+  void RunBack(const Migration& m, Back& back);
+  // The route's backends as this sidecar's policy names them.
+  struct Backends {
+    const routing::Backend* old_b = nullptr;
+    const routing::Backend* new_b = nullptr;
+  };
+  Backends BackendsOf(const std::string& route) const;
   // Postgres routes of `m` whose writes the stream carries, as the policies
   // published here say (and whether they hold writes already).
   struct StreamRoute {
@@ -85,6 +108,9 @@ class Cutovers {
   std::shared_ptr<const std::vector<Migration>> migrations_ = std::make_shared<const std::vector<Migration>>();
   std::map<std::string, std::unique_ptr<Gate>> gates_;
   std::map<std::string, std::unique_ptr<Runner>> runners_;
+  std::map<std::string, std::unique_ptr<Back>> backs_;
+  // (migration, epoch) whose stale back slots were dropped here.
+  std::set<std::pair<std::string, std::int64_t>> cleaned_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -201,6 +201,24 @@ std::int64_t CutoverEpoch(const Migration& m) {
   return epoch != nullptr && epoch->is_int64() ? epoch->as_int64() : 0;
 }
 
+namespace {
+bool CutoverFlag(const Migration& m, const char* field, const char* value) {
+  if (!m.cutover.is_object()) return false;
+  const auto* v = m.cutover.as_object().if_contains(field);
+  if (v == nullptr) return false;
+  if (value == nullptr) return v->is_bool() && v->as_bool();
+  return v->is_string() && v->as_string() == value;
+}
+}  // namespace
+
+bool CutoverBack(const Migration& m) { return CutoverFlag(m, "direction", "back"); }
+
+bool StreamBackWanted(const Migration& m) {
+  if (m.state != MigrationState::kRunning && m.state != MigrationState::kPaused) return false;
+  if (!CutoverFlag(m, "stream_back", nullptr)) return false;
+  return !(CutoverBack(m) && CutoverPhase(m) == "done");
+}
+
 json::object MigrationToJson(const Migration& m, bool verbose) {
   json::object o;
   o["id"] = m.id;

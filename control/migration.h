@@ -156,6 +156,11 @@ void AppendAudit(Migration& m, AuditEntry e);
 // none) and epoch (0 when none): the one reader of Migration::cutover.
 std::string CutoverPhase(const Migration& m);
 std::int64_t CutoverEpoch(const Migration& m);
+// The window moves authority back from new to old ("direction": "back").
+bool CutoverBack(const Migration& m);
+// A stream from new back to old was prepared at a flip to new and still
+// runs ("stream_back"): until a window back to old flips.
+bool StreamBackWanted(const Migration& m);
 
 // The API form. `verbose` adds interlays, scopes, progress, history (X-Verbose: true).
 boost::json::object MigrationToJson(const Migration& m, bool verbose);

@@ -204,6 +204,16 @@ bool WritesMovedToNew(const Migration& m) {
   return spec.ok() && WritesToNew(*spec);
 }
 
+// The record of a window that moves authority back to old (cutover.h):
+// to `strategy`, or, `then_rollback`, to RolledBack once old has every
+// write new took. The stream back keeps running through it.
+json::object BackWindow(const Migration& m, const json::value& strategy, bool then_rollback) {
+  json::object c{{"phase", "holding"},    {"strategy", strategy},       {"epoch", CutoverEpoch(m) + 1},
+                 {"direction", "back"},   {"stream_back", true},        {"started_at", NowRfc3339()}};
+  if (then_rollback) c["then"] = "rollback";
+  return c;
+}
+
 // Some Postgres route of `m` has its writes carried by the change stream.
 bool AnyRouteByStream(const Migration& m, const routing::Config& config) {
   for (const auto& i : m.interlays) {
@@ -645,6 +655,9 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         // to this strategy once new has every write (control/cutover.h).
         mig.cutover = json::object{
             {"phase", "holding"}, {"strategy", *s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
+      } else if (before.ok() && after.ok() && WritesToNew(*before) && !WritesToNew(*after) && StreamBackWanted(mig)) {
+        // Authority moves back to old: the same window, the other way.
+        mig.cutover = BackWindow(mig, *s, /*then_rollback=*/false);
       } else {
         mig.strategy = *s;
       }
@@ -665,7 +678,7 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
 }
 
 absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t epoch, bool flipped,
-                                         std::int64_t hold_ms, const std::string& reason) {
+                                         std::int64_t hold_ms, const std::string& reason, bool stream_back) {
   auto m = Mutate(id, "system", flipped ? "cutover" : "cutover_abandoned", [&](Migration& mig) -> absl::Status {
     if (!CutoverHolding(mig)) return absl::FailedPreconditionError("no cutover in progress");
     if (CutoverEpoch(mig) != epoch) return absl::FailedPreconditionError("another cutover is in progress");
@@ -674,8 +687,15 @@ absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t ep
     c["hold_ms"] = hold_ms;
     c["ended_at"] = NowRfc3339();
     if (!reason.empty()) c["reason"] = reason;
+    if (stream_back) c["stream_back"] = true;
     if (flipped) mig.strategy = c["strategy"];
+    const bool then_rollback = flipped && c.contains("then") && c["then"] == "rollback";
     mig.cutover = std::move(c);
+    if (then_rollback) {
+      // Old holds every write new took: routing back to old loses none.
+      mig.state = MigrationState::kRolledBack;
+      return absl::OkStatus();
+    }
     if (flipped && mig.state == MigrationState::kRunning && !DataPending(mig)) {
       auto spec = StrategyFromJson(mig.strategy);
       if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
@@ -807,15 +827,26 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
       }
     } else if (action == "rollback") {
       if (s != S::kRunning && s != S::kPaused && s != S::kFailed) return Illegal(mig, "roll back");
-      // No reverse stream yet: new's writes since the flip exist on new
-      // only, and routing back to old would leave them behind unseen.
+      // New took writes since the flip: with the stream back running, a
+      // window back to old brings them there first and then rolls back;
+      // without it they exist on new only, and routing back to old would
+      // leave them behind unseen.
+      if (WritesMovedToNew(mig) && StreamBackWanted(mig)) {
+        if (CutoverHolding(mig))
+          return WithDetails(
+              absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
+              "wait for it to flip or be abandoned (GET the migration: \"cutover\"), then roll back");
+        mig.cutover = BackWindow(mig, mig.strategy, /*then_rollback=*/true);
+        return absl::OkStatus();
+      }
       if (WritesMovedToNew(mig)) {
         const auto* at = mig.cutover.as_object().if_contains("ended_at");
         return WithDetails(
             absl::FailedPreconditionError(absl::StrCat(
                 "migration ", mig.id, ": writes have gone to new since the cutover",
                 at != nullptr && at->is_string() ? absl::StrCat(" at ", at->as_string().c_str()) : std::string(),
-                "; old does not have them (no reverse stream in this release), so a rollback would lose them")),
+                "; old does not have them (no stream back to old: the cutover did not prepare one), so a "
+                "rollback would lose them")),
             "bring new's changes to old first (e.g. copy the moved tables from new), then PATCH a strategy that "
             "writes to old only and roll back");
       }

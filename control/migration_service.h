@@ -107,8 +107,11 @@ class MigrationService {
   // data is moved and whose strategy sends everything to new completes);
   // otherwise the window is abandoned for `reason` and routing stays. Only
   // for the window numbered `epoch`; audited with the hold's length.
+  // `stream_back`: a flip to new prepared the stream back to old
+  // (StreamBackWanted). A window back to old opened by `rollback` ends,
+  // flipped, in RolledBack.
   absl::Status EndCutover(const std::string& id, std::int64_t epoch, bool flipped, std::int64_t hold_ms,
-                          const std::string& reason);
+                          const std::string& reason, bool stream_back = false);
 
   // A copy, for the dry run and the validator.
   absl::StatusOr<Migration> Snapshot(const std::string& id) const;

@@ -68,14 +68,16 @@ bool InScope(const std::string& qualified, const std::string& bare, const std::v
 bool IsStateStoreTable(const std::string& bare) { return bare == "turnout_migrations" || bare == "turnout_audit"; }
 
 // Tables to copy, with their columns and keys; tables without a primary key
-// are noted and left out.
+// are noted and left out. `skip_missing`: a table not on new is left out
+// too (for the sequences at a stream's catch-up: a table created on old
+// since reaches new by its place in the stream, later), else an error.
 absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, const std::vector<std::string>& scope,
-                                            RouteProgress& progress) {
+                                            RouteProgress& progress, bool skip_missing = false) {
   auto rel = PgExec(from,
                   "select c.oid, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
                   "c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
                   "where c.relkind in ('r', 'p') and not c.relispartition "
-                  "and n.nspname not in ('information_schema') and n.nspname not like 'pg\\_%' order by 2",
+                  "and n.nspname not in ('information_schema', '_turnout') and n.nspname not like 'pg\\_%' order by 2",
                   {}, "list tables");
   if (!rel.ok()) return rel.status();
   std::vector<Table> tables;
@@ -105,7 +107,10 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
     }
     auto target = PgExec(to, "select to_regclass($1)::oid", {t.quoted}, "find " + t.name);
     if (!target.ok()) return target.status();
-    if (PQgetisnull(target->get(), 0, 0)) return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " does not exist on new"));
+    if (PQgetisnull(target->get(), 0, 0)) {
+      if (skip_missing) continue;
+      return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " does not exist on new"));
+    }
     // Name, type, and whether the type is built in (an OID below
     // FirstNormalObjectId, 16384: the same on every server).
     const std::string columns_sql =
@@ -630,12 +635,13 @@ struct Discovered {
 };
 
 absl::StatusOr<Discovered> ConnectAndDiscover(const routing::Backend& old_backend, const routing::Backend& new_backend,
-                                              const std::vector<std::string>& scope_tables, RouteProgress& progress) {
+                                              const std::vector<std::string>& scope_tables, RouteProgress& progress,
+                                              bool skip_missing = false) {
   auto from = Connect(old_backend, "old");
   if (!from.ok()) return from.status();
   auto to = Connect(new_backend, "new");
   if (!to.ok()) return to.status();
-  auto tables = Discover(*from, *to, scope_tables, progress);
+  auto tables = Discover(*from, *to, scope_tables, progress, skip_missing);
   if (!tables.ok()) return tables.status();
   return Discovered{*std::move(from), *std::move(to), *std::move(tables)};
 }
@@ -644,7 +650,7 @@ absl::StatusOr<Discovered> ConnectAndDiscover(const routing::Backend& old_backen
 
 absl::Status AdvancePostgresSequences(const routing::Backend& old_backend, const routing::Backend& new_backend,
                                       const std::vector<std::string>& scope_tables, RouteProgress& progress) {
-  auto d = ConnectAndDiscover(old_backend, new_backend, scope_tables, progress);
+  auto d = ConnectAndDiscover(old_backend, new_backend, scope_tables, progress, /*skip_missing=*/true);
   if (!d.ok()) return d.status();
   return AdvanceSequences(d->from, d->to, d->tables, progress);
 }

@@ -60,6 +60,23 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
   // The rows arrive printed with these settings (ReplicationConnection).
   if (auto st = PgFixOutputSettings(target_); !st.ok()) return st;
+  // The origin marks this session's commits (see the header). Held by one
+  // session at a time: a previous applier's connection the server has not
+  // yet seen closed holds it for a moment (Unavailable: retried).
+  auto origin = PgExec(target_,
+                       "select pg_replication_origin_create($1) where not exists "
+                       "(select 1 from pg_replication_origin where roname = $1)",
+                       {slot_}, "create replication origin " + slot_);
+  if (origin.ok())
+    origin = PgExec(target_, "select pg_replication_origin_session_setup($1)", {slot_}, "replication origin " + slot_);
+  if (!origin.ok()) {
+    if (absl::StrContains(origin.status().message(), "is already active"))
+      return absl::UnavailableError(origin.status().message());
+    return absl::FailedPreconditionError(absl::StrCat(
+        origin.status().message(), " (the change stream marks what it applies with a replication origin: the ",
+        target_.name, " backend's user must be a superuser or be granted EXECUTE on pg_replication_origin_create "
+        "and pg_replication_origin_session_setup)"));
+  }
   if (auto st = Exec("create schema if not exists _turnout; "
                      "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
                      "updated_at timestamptz not null default now())",
@@ -148,8 +165,18 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
   if (const auto* b = std::get_if<pgo::Begin>(&m)) {
     in_transaction_ = true;
     skipping_ = b->final_lsn < std::max(applied_, group_end_);
-    if (!skipping_ && oldest_pending_commit_time_ == 0) oldest_pending_commit_time_ = b->commit_time;
+    begin_commit_time_ = -1;
+    if (!skipping_ && oldest_pending_commit_time_ == 0) oldest_pending_commit_time_ = begin_commit_time_ = b->commit_time;
     if (!skipping_ && !open_on_target_ && sql_.empty()) sql_ = "begin;";
+    return absl::OkStatus();
+  }
+  if (const auto* o = std::get_if<pgo::Origin>(&m); o != nullptr && in_transaction_) {
+    // Applied here by a turnout stream in the other direction: it came from
+    // the side this stream applies to.
+    if (o->name.substr(0, kTurnoutOriginPrefix.size()) == kTurnoutOriginPrefix && !skipping_) {
+      skipping_ = true;
+      if (oldest_pending_commit_time_ == begin_commit_time_) oldest_pending_commit_time_ = 0;
+    }
     return absl::OkStatus();
   }
   if (const auto* c = std::get_if<pgo::Commit>(&m)) {

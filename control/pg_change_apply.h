@@ -18,6 +18,12 @@
 // Inserts follow the migration's conflict rule for rows the target held
 // before the copy: none (keep the target's), replace, merge (fill NULLs).
 //
+// Each applier session carries a replication origin named after its slot
+// (pg_replication_origin_session_setup): what it commits is marked in the
+// WAL, and a stream in the other direction (new -> old after a cutover)
+// skips transactions whose origin is one of turnout's, so no change ever
+// travels back to where it came from.
+//
 // DDL arrives as a transactional logical message (prefix kDdlMessagePrefix,
 // from the event trigger control/pg_change_stream.cc installs): its DDL
 // statements run at their place among the rows. CREATE INDEX CONCURRENTLY
@@ -54,12 +60,16 @@ inline constexpr std::string_view kAppliedChannel = "turnout_applied";
 // holds all of them (pg_change_stream.cc; control/stream_feeder.h and
 // cutover.h write them).
 inline constexpr std::string_view kFencePrefix = "turnout.fence";
+// Replication origins of turnout's appliers are named after their slots
+// (StreamNamesFor): this prefix.
+inline constexpr std::string_view kTurnoutOriginPrefix = "turnout_";
 
 class ChangeApplier {
  public:
   ChangeApplier(PgSide target, std::string slot, ConflictRule rule);
 
-  // Session settings and the position table; the stored position, or 0.
+  // Session settings, the replication origin and the position table; the
+  // stored position, or 0.
   absl::StatusOr<std::uint64_t> Open();
   // Records `lsn` as applied (the initial copy's consistent point).
   absl::Status StorePosition(std::uint64_t lsn);
@@ -120,7 +130,8 @@ class ChangeApplier {
   std::unordered_map<std::uint32_t, Table> relations_;
 
   bool in_transaction_ = false;
-  bool skipping_ = false;       // a transaction applied before the stored position
+  bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
+  std::int64_t begin_commit_time_ = -1;  // the current transaction's, when it set oldest_pending_commit_time_
   bool open_on_target_ = false; // BEGIN sent, COMMIT not yet
   std::string sql_;             // statements not yet sent
   std::size_t group_transactions_ = 0;

@@ -179,16 +179,21 @@ namespace {
 // One attempt: (copy, then) stream until finished, stopped or an error.
 class StreamRun {
  public:
-  StreamRun(const routing::Backend& old_b, const routing::Backend& new_b, const std::vector<std::string>& scope,
-            const DataSpec& spec, const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx)
-      : old_b_(old_b), new_b_(new_b), scope_(scope), spec_(spec), options_(options), progress_(progress), ctx_(ctx),
-        names_(StreamNamesFor(options.migration_id, progress.route)) {}
+  // `back`: the stream from new to old after a cutover (no copy: it starts
+  // where PrepareStreamBack left it); `source_b` is then new.
+  StreamRun(const routing::Backend& source_b, const routing::Backend& target_b, const std::vector<std::string>& scope,
+            const DataSpec& spec, const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx,
+            bool back = false)
+      : source_b_(source_b), target_b_(target_b), scope_(scope), spec_(spec), options_(options), progress_(progress),
+        ctx_(ctx), back_(back), source_name_(back ? "new" : "old"), target_name_(back ? "old" : "new"),
+        names_(back ? StreamBackNamesFor(options.migration_id, progress.route)
+                    : StreamNamesFor(options.migration_id, progress.route)) {}
 
   absl::Status Run() {
-    auto old = Connect(old_b_, "old");
-    if (!old.ok()) return old.status();
-    old_ = *std::move(old);
-    auto target = Connect(new_b_, "new");
+    auto source = Connect(source_b_, source_name_);
+    if (!source.ok()) return source.status();
+    source_ = *std::move(source);
+    auto target = Connect(target_b_, target_name_);
     if (!target.ok()) return target.status();
     target_ = *std::move(target);
     applier_.emplace(target_, names_.slot, spec_.rule);
@@ -202,11 +207,11 @@ class StreamRun {
     const bool copied = progress_.stream.phase == "streaming" || progress_.stream.phase == "caught_up";
     if (copied && from == 0) ctx_.Log(absl::StrCat("slot ", names_.slot, ": no stored position on new; copying again"));
     if (copied && from != 0) {
-      auto repl = ReplicationConnection::Open(old_b_);
+      auto repl = ReplicationConnection::Open(source_b_);
       if (!repl.ok()) return repl.status();
       repl_.emplace(*std::move(repl));
       if (auto st = repl_->Start(names_.slot, names_.publication, from); !st.ok()) {
-        auto exists = PgExec(old_, "select 1 from pg_replication_slots where slot_name = $1", {names_.slot});
+        auto exists = PgExec(source_, "select 1 from pg_replication_slots where slot_name = $1", {names_.slot});
         if (exists.ok() && PQntuples(exists->get()) == 0) {
           ctx_.Log(absl::StrCat("slot ", names_.slot, " is gone from old; copying again"));
           repl_.reset();
@@ -219,6 +224,10 @@ class StreamRun {
         }
       }
     }
+    if (!repl_ && back_) {
+      return absl::FailedPreconditionError(absl::StrCat("slot ", names_.slot, " on new has no stored position on old",
+                                                        " (the cutover that flipped writes to new prepares it)"));
+    }
     if (!repl_) {
       auto st = CopyUnderSlot(&from);
       if (!st.ok()) return st;
@@ -229,26 +238,26 @@ class StreamRun {
  private:
   // Publication, DDL trigger, a new slot, the copy under its snapshot.
   absl::Status CopyUnderSlot(std::uint64_t* from) {
-    auto tables = PostgresTablesToMove(old_b_, new_b_, scope_, progress_);
+    auto tables = PostgresTablesToMove(source_b_, target_b_, scope_, progress_);
     if (!tables.ok()) return tables.status();
-    if (auto st = DropSlot(old_, names_.slot); !st.ok()) return st;
-    const std::string pub = PgIdentifier(old_.get(), names_.publication);
-    if (auto r = PgExec(old_, "drop publication if exists " + pub); !r.ok()) return r.status();
+    if (auto st = DropSlot(source_, names_.slot); !st.ok()) return st;
+    const std::string pub = PgIdentifier(source_.get(), names_.publication);
+    if (auto r = PgExec(source_, "drop publication if exists " + pub); !r.ok()) return r.status();
     const std::string create =
         tables->empty() ? "create publication " + pub
                         : absl::StrCat("create publication ", pub, " for table ", absl::StrJoin(*tables, ", "));
-    if (auto r = PgExec(old_, create, {}, "create publication " + names_.publication); !r.ok()) return r.status();
+    if (auto r = PgExec(source_, create, {}, "create publication " + names_.publication); !r.ok()) return r.status();
     // Moving every table includes those created later (the DDL trigger).
     if (scope_.empty()) {
-      auto r = PgExec(old_, absl::StrCat("comment on publication ", pub, " is '", kEveryTableComment, "'"), {},
+      auto r = PgExec(source_, absl::StrCat("comment on publication ", pub, " is '", kEveryTableComment, "'"), {},
                       "mark publication " + names_.publication);
       if (!r.ok()) return r.status();
     }
-    if (auto r = PgExecScript(old_, kDdlTriggerSql, "install the DDL event triggers"); !r.ok()) {
-      if (PQstatus(old_.get()) != CONNECTION_OK) return r.status();
+    if (auto r = PgExecScript(source_, kDdlTriggerSql, "install the DDL event triggers"); !r.ok()) {
+      if (PQstatus(source_.get()) != CONNECTION_OK) return r.status();
       AddNote(progress_, absl::StrCat("DDL is not streamed (", r.status().message(), ")"));
     }
-    auto repl = ReplicationConnection::Open(old_b_);
+    auto repl = ReplicationConnection::Open(source_b_);
     if (!repl.ok()) return repl.status();
     repl_.emplace(*std::move(repl));
     auto slot = repl_->CreateSlot(names_.slot);
@@ -262,7 +271,7 @@ class StreamRun {
 
     DataSpec copy = spec_;
     copy.mode = DataSpec::Mode::kSnapshot;
-    if (auto st = CopyPostgres(old_b_, new_b_, scope_, copy, progress_, ctx_, slot->snapshot); !st.ok()) return st;
+    if (auto st = CopyPostgres(source_b_, target_b_, scope_, copy, progress_, ctx_, slot->snapshot); !st.ok()) return st;
     if (auto st = applier_->StorePosition(slot->consistent_point); !st.ok()) return st;
     *from = slot->consistent_point;
     progress_.stream.phase = "streaming";
@@ -348,7 +357,7 @@ class StreamRun {
         return StoppedAtBatchBoundary();
       }
       if (!mark_sent && options_.finish_requested && options_.finish_requested()) {
-        if (auto st = EmitCaughtUpMark(old_, names_.slot); !st.ok()) return st;
+        if (auto st = EmitCaughtUpMark(source_, names_.slot); !st.ok()) return st;
         mark_sent = true;
         ctx_.Log(absl::StrCat("slot ", names_.slot, ": catching up with old to finish"));
       }
@@ -365,7 +374,7 @@ class StreamRun {
       if (auto st = applier_->Announce(confirmed_); !st.ok()) return st;
       if (caught_up) {
         // The stream's rows carry old's ids; new's sequences never moved.
-        if (auto st = AdvancePostgresSequences(old_b_, new_b_, scope_, progress_); !st.ok()) return st;
+        if (auto st = AdvancePostgresSequences(source_b_, target_b_, scope_, progress_); !st.ok()) return st;
       }
       if (auto st = ctx_.Checkpoint(progress_); !st.ok()) return st;
       if (caught_up) return absl::OkStatus();
@@ -380,7 +389,7 @@ class StreamRun {
     s.applied_lsn = pgo::FormatLsn(confirmed_);
     s.transactions = txns_before + applier_->transactions();
     s.rows = rows_before + applier_->rows();
-    auto r = PgExec(old_,
+    auto r = PgExec(source_,
                     "select pg_current_wal_lsn()::text, coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint "
                     "from pg_replication_slots where slot_name = $1",
                     {names_.slot});
@@ -398,15 +407,18 @@ class StreamRun {
     progress_.error.clear();
   }
 
-  const routing::Backend& old_b_;
-  const routing::Backend& new_b_;
+  const routing::Backend& source_b_;
+  const routing::Backend& target_b_;
   const std::vector<std::string>& scope_;
   const DataSpec& spec_;
   const StreamOptions& options_;
   RouteProgress& progress_;
   BackfillContext& ctx_;
+  const bool back_;
+  const char* source_name_;
+  const char* target_name_;
   const StreamNames names_;
-  Owned old_;
+  Owned source_;
   Owned target_;
   std::optional<ChangeApplier> applier_;
   std::optional<ReplicationConnection> repl_;
@@ -427,6 +439,77 @@ StreamNames StreamNamesFor(const std::string& migration_id, const std::string& r
                 static_cast<unsigned long long>(Fnv1a(route, Fnv1a(std::string(1, '\0'), Fnv1a(migration_id)))));
   std::string name = absl::StrCat(kStreamNamePrefix, folded, "_", std::string(hash, 12));
   return {name, name};
+}
+
+StreamNames StreamBackNamesFor(const std::string& migration_id, const std::string& route) {
+  StreamNames forward = StreamNamesFor(migration_id, route);
+  const std::string name = forward.slot + "_back";
+  return {name, name};
+}
+
+absl::StatusOr<std::uint64_t> PrepareStreamBack(const routing::Backend& old_backend,
+                                                const routing::Backend& new_backend, const std::string& migration_id,
+                                                const std::string& route) {
+  const StreamNames forward = StreamNamesFor(migration_id, route);
+  const StreamNames back = StreamBackNamesFor(migration_id, route);
+  auto old = Connect(old_backend, "old");
+  if (!old.ok()) return old.status();
+  // The tables the forward stream carries, and whether it carries every table.
+  auto tables = PgExec(*old,
+                       "select format('%I.%I', schemaname, tablename) from pg_publication_tables where pubname = $1 "
+                       "order by 1",
+                       {forward.publication}, "list the published tables");
+  if (!tables.ok()) return tables.status();
+  auto every = PgExec(*old, "select obj_description(oid, 'pg_publication') from pg_publication where pubname = $1",
+                      {forward.publication}, "read publication " + forward.publication);
+  if (!every.ok()) return every.status();
+  const bool every_table = PQntuples(every->get()) == 1 && PgValue(*every, 0, 0) == kEveryTableComment;
+  std::vector<std::string> list;
+  for (int i = 0; i < PQntuples(tables->get()); ++i) list.push_back(PgValue(*tables, i, 0));
+
+  auto target = Connect(new_backend, "new");
+  if (!target.ok()) return target.status();
+  const std::string pub = PgIdentifier(target->get(), back.publication);
+  if (auto r = PgExec(*target, "drop publication if exists " + pub); !r.ok()) return r.status();
+  const std::string create = list.empty() ? "create publication " + pub
+                                          : absl::StrCat("create publication ", pub, " for table ", absl::StrJoin(list, ", "));
+  if (auto r = PgExec(*target, create, {}, "create publication " + back.publication); !r.ok()) return r.status();
+  if (every_table) {
+    auto r = PgExec(*target, absl::StrCat("comment on publication ", pub, " is '", kEveryTableComment, "'"), {},
+                    "mark publication " + back.publication);
+    if (!r.ok()) return r.status();
+  }
+  // Without the triggers new's DDL does not travel back; the rows still do.
+  (void)PgExecScript(*target, kDdlTriggerSql, "install the DDL event triggers on new");
+
+  if (auto st = DropSlot(*target, back.slot); !st.ok()) return st;
+  auto repl = ReplicationConnection::Open(new_backend);
+  if (!repl.ok()) return repl.status();
+  auto slot = repl->CreateSlot(back.slot);
+  if (!slot.ok()) return slot.status();
+
+  // Old starts there: its applier resumes from this position.
+  ChangeApplier applier(*old, back.slot, ConflictRule::kNone);
+  if (auto opened = applier.Open(); !opened.ok()) return opened.status();
+  if (auto st = applier.StorePosition(slot->consistent_point); !st.ok()) return st;
+  return slot->consistent_point;
+}
+
+absl::Status StreamPostgresBack(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                                const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx) {
+  const std::vector<std::string> every_table;
+  const DataSpec spec;
+  progress.stream.phase = "streaming";  // it starts where PrepareStreamBack left it
+  for (int failures = 0;;) {
+    StreamRun run(new_backend, old_backend, every_table, spec, options, progress, ctx, /*back=*/true);
+    absl::Status st = run.Run();
+    if (st.ok() || IsStoppedAtBatchBoundary(st) || st.code() != absl::StatusCode::kUnavailable) return st;
+    ++failures;
+    progress.error = std::string(st.message());
+    ctx.Log(absl::StrCat("change stream back to old: ", st.message(), "; retrying from the stored position"));
+    ctx.Sleep(std::chrono::seconds(std::min(failures, 10)));
+    if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
+  }
 }
 
 absl::StatusOr<std::vector<std::string>> StreamPrerequisitesMissing(const routing::Backend& source) {

@@ -53,6 +53,10 @@ struct StreamNames {
 StreamNames StreamNamesFor(const std::string& migration_id, const std::string& route);
 inline constexpr const char* kStreamNamePrefix = "turnout_";
 
+// The stream back from new to old after a cutover (issue 11): its slot and
+// publication live on new, its position on old.
+StreamNames StreamBackNamesFor(const std::string& migration_id, const std::string& route);
+
 // What the source lacks to stream (wal_level, slots, senders, the
 // replication privilege); empty when it can.
 absl::StatusOr<std::vector<std::string>> StreamPrerequisitesMissing(const routing::Backend& source);
@@ -74,6 +78,22 @@ struct StreamOptions {
 absl::Status StreamPostgres(const routing::Backend& old_backend, const routing::Backend& new_backend,
                             const std::vector<std::string>& scope_tables, const DataSpec& spec,
                             const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx);
+
+// The stream back, prepared while a cutover holds writes (before the first
+// write reaches new as the authority): on new a publication of the tables
+// the forward stream carries (every table, created ones included, when it
+// does), the DDL triggers and the slot; on old the slot's consistent point
+// as the stored position. Returns that position. What the forward stream
+// applied on new carries its replication origin and is never sent back.
+absl::StatusOr<std::uint64_t> PrepareStreamBack(const routing::Backend& old_backend,
+                                                const routing::Backend& new_backend, const std::string& migration_id,
+                                                const std::string& route);
+// Applies new's changes on old from the stored position until told to stop
+// (ctx), or, once options.finish_requested says so, until old has caught up
+// with new (then old's sequences are set past new's). Connection losses are
+// retried; options.on_applied hears old's applied position.
+absl::Status StreamPostgresBack(const routing::Backend& old_backend, const routing::Backend& new_backend,
+                                const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx);
 
 // A fence: a mark in old's WAL for the stream of `slot` (kFencePrefix),
 // flushed at once. Once the stream's applied position

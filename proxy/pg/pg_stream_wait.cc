@@ -42,14 +42,16 @@ routing::StreamPosition& PgSession::stream_position() {
 }
 
 void PgSession::NoteStreamWrite(const routing::Plan& plan, RequestClass cls, Side side) {
-  if (side != Side::kOld) return;
-  const bool by_stream = plan.has(routing::kPlanStreamSync) || plan.has(routing::kPlanStreamAsync);
-  // A transaction opened (BEGIN) under the stream counts as open from its
-  // start: one that has only read so far may write next, and a cutover's
-  // window must not close while it can.
-  if (cls == RequestClass::kTxnControl && by_stream && tracker_.txn_status() == ppg::TransactionStatus::kIdle)
+  // While a stream carries the route, a transaction that may write counts
+  // as open, whichever side it writes to: a cutover's window (to new, or
+  // back to old) must not close while it can. One opened by BEGIN counts
+  // from its start: having only read so far, it may write next.
+  const bool counted = reader_->policy().inputs().writes_by_stream;
+  if (cls == RequestClass::kTxnControl && counted && tracker_.txn_status() == ppg::TransactionStatus::kIdle)
     CountOpenWriter(true);
   if (cls != RequestClass::kWrite && cls != RequestClass::kDdl) return;
+  if (counted) CountOpenWriter(true);
+  if (side != Side::kOld) return;
   if (plan.has(routing::kPlanStreamSync)) {
     stream_wrote_ = true;
     stream_wrote_sync_ = true;

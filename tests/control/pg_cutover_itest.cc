@@ -255,33 +255,80 @@ TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) 
 }
 
 
-// After a flip the strategy writes to new; new's writes are not streamed
-// back to old (no reverse stream in this release), so a rollback, which
-// routes everything to old, is refused with the reason instead of losing
-// them; with a strategy that writes to old again it is allowed.
-TEST_F(CutoverTest, RollbackAfterTheFlipIsRefusedWhileWritesGoToNew) {
-  Both("create table t (id bigserial primary key, v text)");
-  Psql(old_, "insert into t (v) select 'row ' || g from generate_series(1, 100) g");
+// After a flip that leaves the migration running, new's writes stream back
+// to old. pgbench TPC-B writes to new for 10 s, then `rollback` (under the
+// same load) holds writes, lets old catch up with new and rolls back: no
+// transaction fails, and old holds every one new acknowledged.
+TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
+  const auto& b = TestBackends::Get();
+  auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(old_), "-U",
+                          b.pg_user, db_},
+                         "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  auto schema = RunProgram({"pgbench", "-i", "-q", "-I", "dtp", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(new_),
+                            "-U", b.pg_user, db_},
+                           "", {{"PGSSLMODE", "disable"}, {"PGPASSWORD", b.pg_password}}, 120000);
+  ASSERT_EQ(schema.exit_code, 0) << schema.err;
+  for (int port : {old_, new_}) Psql(port, "alter table pgbench_history add column hid bigserial primary key");
+  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
   Sidecar& s = Start();
   admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
-  Migrate("flip", R"({"type":"scan"})", kSyncDualWrite, {"t"});
-  ASSERT_EQ(StreamPhase(WaitStreaming("flip")), "streaming") << s.process->Log();
+  Migrate("back", R"({"type":"scan"})", kSyncDualWrite, kPgbenchTables);
+  ASSERT_EQ(StreamPhase(WaitStreaming("back")), "streaming") << s.process->Log();
+
+  // Writes move to new; reads stay half on old: the migration runs on.
   constexpr char kWritesToNew[] = R"({"type":"canary","read_percentage":0.5,"write_mode":{"mode":"new_only"}})";
-  auto p = s.admin->Patch("/api/v1/migrations/flip", std::string(R"({"strategy":)") + kWritesToNew + "}");
+  auto p = s.admin->Patch("/api/v1/migrations/back", std::string(R"({"strategy":)") + kWritesToNew + "}");
   ASSERT_EQ(p.status, 200) << p.body;
-  auto m = WaitFor("flip", [](const json::value& v) { return CutoverPhase(v) != "holding"; });
-  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m);
+  auto m = WaitFor("back", [](const json::value& v) { return CutoverPhase(v) != "holding"; });
+  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m) << s.process->Log();
+  ASSERT_TRUE(m.at("cutover").as_object().contains("stream_back")) << json::serialize(m.at("cutover"));
   ASSERT_EQ(State(m), "Running");
+  const std::string old_before = Psql(old_, "select count(*) from pgbench_history");
 
-  auto r = s.admin->Post("/api/v1/migrations/flip/rollback");
-  EXPECT_EQ(r.status, 409) << r.body;
-  EXPECT_THAT(r.body, ::testing::HasSubstr("old does not have them")) << r.body;
-  EXPECT_EQ(State(Get("flip")), "Running") << "a refused rollback changes nothing";
+  RunResult load;
+  std::thread t = PgbenchVia(s, 4, 16, &load);
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  // Ten seconds of writes went to new only.
+  EXPECT_GT(std::atol(Psql(new_, "select count(*) from pgbench_history").c_str()), std::atol(old_before.c_str()));
+  auto r = s.admin->Post("/api/v1/migrations/back/rollback");
+  ASSERT_EQ(r.status, 200) << r.body;
+  m = WaitFor("back", [](const json::value& v) { return State(v) != "Running"; });
+  t.join();
+  ASSERT_EQ(State(m), "RolledBack") << json::serialize(m) << s.process->Log();
+  EXPECT_EQ(std::string(m.at("cutover").at("direction").as_string()), "back");
+  EXPECT_EQ(CutoverPhase(m), "done");
+  std::printf("write hold of the rollback window under pgbench -c 4: %lld ms\n",
+              static_cast<long long>(m.at("cutover").at("hold_ms").as_int64()));
+  {
+    std::istringstream log(s.process->Log());
+    for (std::string line; std::getline(log, line);)
+      if (line.find("cutover") != std::string::npos || line.find("stream back") != std::string::npos)
+        std::printf("  %s\n", line.c_str());
+  }
+  EXPECT_EQ(load.exit_code, 0) << load.err << load.out;
+  EXPECT_THAT(load.out, ::testing::HasSubstr("number of failed transactions: 0")) << load.out;
 
-  p = s.admin->Patch("/api/v1/migrations/flip", std::string(R"({"strategy":)") + kCanary + "}");
-  ASSERT_EQ(p.status, 200) << p.body;
-  r = s.admin->Post("/api/v1/migrations/flip/rollback");
-  EXPECT_EQ(r.status, 200) << r.body;
+  // Every acknowledged transaction, on new before the rollback and on old
+  // after it, is on old (one history row each) ...
+  EXPECT_EQ(std::atol(Psql(old_, "select count(*) from pgbench_history").c_str()),
+            std::atol(old_before.c_str()) + Processed(load));
+  ExpectBalancesMatchHistory(old_);
+  // ... and every history row new holds is on old as it is on new (old
+  // has moved on since the rollback: new's rows are a subset of old's).
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto old_rows = lines(Rows(old_, "pgbench_history")), new_rows = lines(Rows(new_, "pgbench_history"));
+  EXPECT_TRUE(std::includes(old_rows.begin(), old_rows.end(), new_rows.begin(), new_rows.end()))
+      << "a history row new acknowledged is missing on old or differs there";
+  // The stream back is gone from new once the migration rolled back.
+  for (int i = 0; i < 100 && Slots(new_) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Slots(new_), 0);
 }
 
 }  // namespace
