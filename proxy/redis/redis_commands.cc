@@ -1,7 +1,5 @@
 #include "proxy/redis/redis_commands.h"
 
-#include "protocol/resp/reply_writer.h"
-
 namespace turnout::proxy::redis {
 
 namespace resp = protocol::resp;
@@ -65,7 +63,7 @@ RequestClass ClassOf(const resp::CommandInfo& info) {
 }
 
 // server.c processCommand: "unknown command '%.128s', with args beginning with: %s".
-void AppendUnknownCommand(std::string& out, std::span<const std::string_view> args) {
+std::string UnknownCommandMessage(std::span<const std::string_view> args) {
   std::string msg = "ERR unknown command '";
   msg.append(args[0].substr(0, 128));
   msg.append("', with args beginning with: ");
@@ -77,17 +75,17 @@ void AppendUnknownCommand(std::string& out, std::span<const std::string_view> ar
     msg.append("' ");
     len += a.size() + 3;
   }
-  resp::AppendError(out, msg);
+  return msg;
 }
 
 // server.c processCommand: "unknown subcommand '%.128s'. Try %s HELP."
-void AppendUnknownSubcommand(std::string& out, std::span<const std::string_view> args) {
+std::string UnknownSubcommandMessage(std::span<const std::string_view> args) {
   std::string msg = "ERR unknown subcommand '";
   msg.append(args[1].substr(0, 128));
   msg.append("'. Try ");
   for (char c : args[0]) msg.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c);
   msg.append(" HELP.");
-  resp::AppendError(out, msg);
+  return msg;
 }
 
 std::string LowerFullName(const resp::CommandInfo& info) {

@@ -65,10 +65,9 @@ std::string LowerFullName(const protocol::resp::CommandInfo& info);
 // networking.c clientSetName: names are printable ASCII without spaces.
 bool ValidClientName(std::string_view name);
 
-// server.c processCommand's texts for an unknown command / subcommand,
-// appended as error replies.
-void AppendUnknownCommand(std::string& out, std::span<const std::string_view> args);
-void AppendUnknownSubcommand(std::string& out, std::span<const std::string_view> args);
+// server.c processCommand's texts for an unknown command / subcommand.
+std::string UnknownCommandMessage(std::span<const std::string_view> args);
+std::string UnknownSubcommandMessage(std::span<const std::string_view> args);
 
 inline constexpr std::string_view kNoAuth = "NOAUTH Authentication required.";
 inline constexpr std::string_view kWrongPass = "WRONGPASS invalid username-password pair or user is disabled.";

@@ -10,98 +10,28 @@
 
 namespace turnout::proxy::redis {
 
+// Acts on the tracker's verdict: the one decision per command.
 awaitable<void> RedisSession::Dispatch(const resp::Command& cmd, const std::uint8_t* input) {
-  const auto args = cmd.args;
-  const Specials& sp = Special();
-  const resp::CommandInfo* info = resp::LookupCommand(args);
-  if (info == nullptr) {
-    // routes[].unknown_commands: passthrough (modules, newer servers): to
-    // the authoritative side as a write touching no known key, never
-    // mirrored (its effect cannot be known, so not copied either).
-    if (route_.redis_unknown_passthrough && authenticated_ && (resp3_ || !SubscribedView())) {
-      co_await ForwardCommand(cmd, input, UnknownCommandInfo(), RequestClass::kWrite);
-      if (in_multi_) AddToBlock(UnknownCommandInfo(), cmd, input);
+  const Verdict v = tracker_.Classify(cmd.args);
+  switch (v.action) {
+    case Verdict::Action::kReject:
+      PushLocalError(v.error);
       co_return;
-    }
-    // Unknown command, or unknown subcommand of a known container.
-    const std::size_t before = local_out_.size();
-    const resp::CommandInfo* parent = resp::FindCommand(args[0]);
-    if (parent != nullptr && args.size() >= 2) {
-      AppendUnknownSubcommand(local_out_, args);
-    } else {
-      AppendUnknownCommand(local_out_, args);
-    }
-    PushLocal(before);
-    if (in_multi_) multi_dirty_ = true;
-    co_return;
-  }
-  if (!resp::ArityOk(*info, args.size())) {
-    PushLocalError(absl::StrCat("ERR wrong number of arguments for '", LowerFullName(*info), "' command"));
-    co_return;
-  }
-  if (!authenticated_ && !info->has(resp::cmd_flag::kNoAuth)) {
-    PushLocalError(kNoAuth);
-    co_return;
-  }
-  const PubSubKind pubsub = sp.PubSubOf(info);
-  // server.c processCommand: RESP2 subscribers may only (un)subscribe, PING, QUIT, RESET.
-  if (!resp3_ && SubscribedView() && pubsub == PubSubKind::kNotPubSub && info != sp.ping &&
-      info != sp.quit && info != sp.reset) {
-    PushLocalError(absl::StrCat("ERR Can't execute '", LowerFullName(*info),
-                                "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
-                                "allowed in this context"));
-    co_return;
-  }
-  if (info == sp.quit) {
-    co_await HandleQuit(cmd, input, *info);
-    co_return;
-  }
-  if (monitoring_) {
-    // The upstream connection is a monitor now: its output is the command
-    // feed, so nothing else can be paired with a reply there.
-    PushLocalError("ERR turnout: a MONITOR connection accepts only QUIT");
-    co_return;
-  }
-  if (info == sp.reset) {
-    co_await HandleReset(cmd, input, *info);
-    co_return;
-  }
-  if (info == sp.monitor && !in_multi_) {
-    co_await HandleMonitor(cmd, input, *info);
-    co_return;
-  }
-  if (info == sp.sync || info == sp.psync || info == sp.replconf || info == sp.replicaof || info == sp.slaveof) {
-    // Replication is refused (docs/redis-data-integrity.md): a
-    // replica of the proxy would see one side only, and its stream is not
-    // RESP replies turnout can pair; REPLICAOF would turn the authoritative
-    // side into a replica (flushing it) behind the migration's back.
-    PushLocalError("ERR turnout: replication is not supported through the proxy; connect to the server directly");
-    co_return;
-  }
-  const bool queued = in_multi_ && info != sp.exec && info != sp.discard && info != sp.multi && info != sp.watch;
-  if (queued) {
-    // Inside MULTI the server queues commands; state-changing ones that
-    // turnout terminates cannot be queued upstream, so they are refused
-    // and the transaction aborts at EXEC, as for any rejected command.
-    if (info == sp.auth || info == sp.hello || info == sp.client_reply || info == sp.client_tracking ||
-        pubsub != PubSubKind::kNotPubSub) {
-      PushLocalError(absl::StrCat("ERR turnout: ", LowerFullName(*info),
-                                  " inside MULTI is not supported"));
+    case Verdict::Action::kPassthrough:
+      co_await ForwardCommand(cmd, input, *v.info, v.cls);
+      if (tracker_.in_multi()) AddToBlock(*v.info, cmd, input);
       co_return;
-    }
-    co_await ForwardCommand(cmd, input, *info, ClassOf(*info));
-    AddToBlock(*info, cmd, input);
-    co_return;
+    case Verdict::Action::kLocal:
+      co_await (this->*HandlerFor(v.local))(cmd, input, *v.info);
+      co_return;
+    case Verdict::Action::kQueue:
+      co_await ForwardCommand(cmd, input, *v.info, v.cls);
+      AddToBlock(*v.info, cmd, input);
+      co_return;
+    case Verdict::Action::kForward:
+      co_await ForwardCommand(cmd, input, *v.info, v.cls);
+      co_return;
   }
-  if (const LocalHandler handler = FindLocalHandler(info)) {
-    co_await (this->*handler)(cmd, input, *info);
-    co_return;
-  }
-  co_await ForwardCommand(cmd, input, *info, ClassOf(*info));
-}
-
-void RedisSession::MaybeUnpin() {
-  if (!in_multi_ && !watching_ && !SubscribedView()) pinned_.reset();
 }
 
 // Forwards the client's command (raw bytes, or re-encoded when it came
@@ -120,7 +50,7 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   }
   const Side side = plan.primary();
   SecondaryChoice sc;
-  if (!in_multi_ && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
+  if (!tracker_.in_multi() && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
   const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
   KeyOrder::Stripes stripes;
   // A blocking pop holds no stripe while it waits (the push that wakes it
@@ -178,8 +108,7 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
     }
   }
   if (resp::IsBlockingInvocation(info, cmd.args)) {
-    flags |= kFlagBlocking;
-    ++blocking_inflight_;
+    flags |= kFlagBlocking;  // counted by the tracker
   }
   Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
   if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
@@ -197,34 +126,25 @@ void RedisSession::PushLocal(std::size_t before, std::uint16_t flags) {
   BarrierIfIdleReading();
   Entry e;
   e.kind = EntryKind::kLocal;
-  e.flags = flags | SuppressFlag();
+  e.flags = flags | tracker_.SuppressFlag();
   e.local_len = static_cast<std::uint32_t>(local_out_.size() - before);
   e.start = batch_start_;
-  fifo_.push_back(e);
+  tracker_.Push(e);
 }
 
 void RedisSession::PushLocalError(std::string_view message) {
   const std::size_t before = local_out_.size();
   resp::AppendError(local_out_, message);
   PushLocal(before);
-  if (in_multi_) multi_dirty_ = true;  // multi.c flagTransaction
-}
-
-std::uint16_t RedisSession::SuppressFlag() {
-  if (reply_off_) return kFlagSuppress;
-  if (reply_skip_) {
-    reply_skip_ = false;
-    return kFlagSuppress;
-  }
-  return 0;
+  tracker_.NoteRejected();  // multi.c flagTransaction
 }
 
 // While the writer waits for pub/sub messages on a backend (FIFO empty), a
 // reply that will not come from that backend could not wake it: a PING
 // goes first, and its swallowed reply does.
 void RedisSession::BarrierIfIdleReading() {
-  if (!writer_idle_reading_ || !fifo_.empty() || barrier_pending_) return;
-  const Side side = *idle_read_side_;
+  if (!writer_idle_reading_ || !tracker_.fifo().empty() || barrier_pending_) return;
+  const Side side = *tracker_.idle_read_side();
   const int s = static_cast<int>(side);
   const std::size_t off = synth_[s].size();
   resp::AppendCommand(synth_[s], {"PING"});
@@ -235,7 +155,7 @@ void RedisSession::BarrierIfIdleReading() {
   e.cls = RequestClass::kSession;
   e.start = batch_start_;
   ++main_dispatched_[s];
-  fifo_.push_back(e);
+  tracker_.Push(e);
   barrier_pending_ = true;
 }
 
@@ -254,13 +174,14 @@ void RedisSession::ForwardArgs(Side side, std::span<const std::string_view> args
 
 Entry& RedisSession::PushBackendEntry(EntryKind kind, Side side, RequestClass cls, std::uint16_t flags,
                                       std::int32_t aux) {
-  if (kind == EntryKind::kForward && fifo_.empty() && writer_idle_reading_ && idle_read_side_ != side)
+  if (kind == EntryKind::kForward && tracker_.fifo().empty() && writer_idle_reading_ &&
+      tracker_.idle_read_side() != side)
     BarrierIfIdleReading();
   Entry e;
   e.kind = kind;
   e.side = side;
   e.cls = cls;
-  e.flags = flags | (kind == EntryKind::kForward ? SuppressFlag() : 0);
+  e.flags = flags | (kind == EntryKind::kForward ? tracker_.SuppressFlag() : 0);
   // (Un)subscribe confirmations are pushes: the server sends them even
   // with CLIENT REPLY OFF/SKIP (networking.c prepareClientToWrite lets
   // CLIENT_PUSHING through), so they are never suppressed (issue 13
@@ -269,7 +190,7 @@ Entry& RedisSession::PushBackendEntry(EntryKind kind, Side side, RequestClass cl
   e.aux = aux;
   e.start = batch_start_;
   ++main_dispatched_[static_cast<int>(side)];
-  return fifo_.push_back(e);
+  return tracker_.Push(e);
 }
 
 // The one place a command's plan is made. While a MULTI/WATCH block or
@@ -279,9 +200,9 @@ Entry& RedisSession::PushBackendEntry(EntryKind kind, Side side, RequestClass cl
 // the policy they started with (DESIGN.md §2).
 routing::Plan RedisSession::RoutePlan(const resp::CommandInfo& info, std::span<const std::string_view> args,
                                       RequestClass cls) {
-  if (pinned_ && in_multi_) return routing::Plan(*pinned_);
-  if (!pinned_ && fifo_.empty() && reader_.Refresh()) OnPolicyChanged();
-  if (!has_policy_) return routing::Plan(pinned_.value_or(Side::kOld));
+  if (tracker_.pinned() && tracker_.in_multi()) return routing::Plan(*tracker_.pinned());
+  if (!tracker_.pinned() && tracker_.fifo().empty() && reader_.Refresh()) OnPolicyChanged();
+  if (!has_policy_) return routing::Plan(tracker_.pinned().value_or(Side::kOld));
   targets_.clear();
   if (info.first_key != 0 || !info.key_specs.empty()) {
     resp::ExtractKeys(info, args, key_indices_);
@@ -290,7 +211,7 @@ routing::Plan RedisSession::RoutePlan(const resp::CommandInfo& info, std::span<c
   routing::Request request;
   request.request_class = cls;
   request.targets = targets_;
-  request.client = routing::ClientIdentity{user_, client_name_, address_};
+  request.client = routing::ClientIdentity{tracker_.user(), tracker_.client_name(), address_};
   request.connection_id = ctx_.connection_id;
   routing::Plan plan =
       routing::ApplyReadYourWritesFence(reader_.policy().Decide(request, absl::Now()), fence_.pending());
@@ -298,9 +219,9 @@ routing::Plan RedisSession::RoutePlan(const resp::CommandInfo& info, std::span<c
     // No new backend on this route: everything stays on old.
     plan = routing::Plan(Side::kOld);
   }
-  if (pinned_) {
-    plan.set_primary(*pinned_);
-    plan.RemoveSecondariesOn(*pinned_);
+  if (tracker_.pinned()) {
+    plan.set_primary(*tracker_.pinned());
+    plan.RemoveSecondariesOn(*tracker_.pinned());
     return plan;
   }
   if (cls == RequestClass::kRead) {
@@ -335,7 +256,7 @@ void RedisSession::OnPolicyChanged() {
     // The old "new" connection is idle (nothing in flight): drop it so the
     // next request opens the new endpoint.
     auto& conn = backends_[static_cast<int>(Side::kNew)];
-    if (conn && idle_read_side_ != Side::kNew) {
+    if (conn && tracker_.idle_read_side() != Side::kNew) {
       conn->Close();
       conn.reset();
     }
@@ -381,7 +302,7 @@ awaitable<BackendConnection*> RedisSession::EnsureBackend(Side side) {
                                                   ServerReplyLimits());
   std::string error;
   asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
-  const UpstreamState state{db_, resp3_, client_name_};
+  const UpstreamState state{tracker_.db(), tracker_.resp3(), tracker_.client_name()};
   const bool ok = co_await conn->Open(tls, ctx_.config->limits.connect_timeout, state, error);
   if (closed_) co_return nullptr;
   if (!ok) {

@@ -5,9 +5,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "absl/strings/str_cat.h"
 #include "protocol/resp/reply_writer.h"
-#include "proxy/redis/redis_commands.h"
 #include "proxy/redis/redis_session_impl.h"
 
 namespace turnout::proxy::redis {
@@ -26,40 +24,23 @@ awaitable<void> RedisSession::StreamLargeRequest() {
       client_in_.Unparsed().size() - used > client_in_.capacity() / 2)
     status = walker_.HeaderTooLong();
   const auto head = walker_.head_args();
-  const Specials& sp = Special();
-  const resp::CommandInfo* info = head.empty() ? nullptr : resp::LookupCommand(head);
   std::optional<Side> side;
+  Verdict v;
+  if (status != LargeRequestWalker::Status::kError) v = tracker_.ClassifyLarge(head);
   if (status == LargeRequestWalker::Status::kError) {
     // fall through to the protocol error below
-  } else if (info == nullptr) {
-    if (head.empty()) {
-      PushLocalError("ERR unknown command");
-    } else {
-      const std::size_t before = local_out_.size();
-      if (head.size() >= 2 && resp::FindCommand(head[0]) != nullptr) {
-        AppendUnknownSubcommand(local_out_, head);
-      } else {
-        AppendUnknownCommand(local_out_, head);
-      }
-      PushLocal(before);
-      if (in_multi_) multi_dirty_ = true;
-    }
-  } else if (!authenticated_ && !info->has(resp::cmd_flag::kNoAuth)) {
-    PushLocalError(kNoAuth);
-  } else if (info == sp.auth || info == sp.hello || info == sp.quit || info == sp.reset || info == sp.monitor ||
-             info == sp.client_setname || info == sp.client_reply || sp.PubSubOf(info) != PubSubKind::kNotPubSub ||
-             info == sp.select || info == sp.multi || info == sp.exec || info == sp.discard || info == sp.watch ||
-             (!resp3_ && SubscribedView())) {
-    PushLocalError(absl::StrCat("ERR turnout: '", LowerFullName(*info), "' command too large"));
+  } else if (v.action == Verdict::Action::kReject) {
+    PushLocalError(v.error);
   } else {
-    const RequestClass cls = ClassOf(*info);
+    const resp::CommandInfo* info = v.info;
+    const RequestClass cls = v.cls;
     const routing::Plan plan = RoutePlan(*info, head, cls);
     const Side s = plan.primary();
-    const SecondaryChoice sc = in_multi_ ? SecondaryChoice{} : ChooseSecondary(plan, *info, head, cls);
+    const SecondaryChoice sc = tracker_.in_multi() ? SecondaryChoice{} : ChooseSecondary(plan, *info, head, cls);
     const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
     std::string journal_frame;
     std::vector<std::string> journal_keys;
-    if (dual || (in_multi_ && block_.active && cls == RequestClass::kWrite)) {
+    if (dual || (tracker_.in_multi() && block_.active && cls == RequestClass::kWrite)) {
       // A write the other side must see too (issue 13 item 7: an UNLINK of
       // 5,000 keys): read whole into one copy, then dispatched like any
       // command from that copy (key order, dual-write, MULTI block). Only
@@ -98,8 +79,7 @@ awaitable<void> RedisSession::StreamLargeRequest() {
       }
       std::uint16_t flags = 0;
       if (info->command_class == resp::CommandClass::kBlocking) {
-        flags |= kFlagBlocking;
-        ++blocking_inflight_;
+        flags |= kFlagBlocking;  // counted by the tracker
       }
       PushBackendEntry(EntryKind::kForward, s, cls, flags);
       if (!large_frame_.empty()) {

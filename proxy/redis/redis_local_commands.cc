@@ -1,8 +1,6 @@
 // The commands turnout answers or tracks itself, as a table keyed by the
 // command (FindLocalHandler), one handler each.
-#include <algorithm>
-#include <functional>
-#include <vector>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "protocol/resp/reply_writer.h"
@@ -64,9 +62,8 @@ bool RedisSession::CheckPassword(std::string_view user, std::string_view passwor
 }
 
 void RedisSession::SetAuthenticated(std::string_view user) {
-  authenticated_ = true;
+  tracker_.Authenticate(user);
   parser_.set_authenticated(true);
-  user_.assign(user.data(), user.size());
 }
 
 // networking.c helloCommand, with AUTH checked against turnout's users;
@@ -113,7 +110,7 @@ awaitable<void> RedisSession::HandleHello(const resp::Command& cmd, const std::u
     }
     SetAuthenticated(auth_user);
   }
-  if (!authenticated_) {
+  if (!tracker_.authenticated()) {
     PushLocalError(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
         "<user> <pass> option can be used to authenticate the client and select the RESP protocol "
@@ -127,8 +124,8 @@ awaitable<void> RedisSession::HandleHello(const resp::Command& cmd, const std::u
   const Side side = PickSide(*Special().hello, args, RequestClass::kSession);
   BackendConnection* conn = co_await EnsureBackend(side);
   if (conn == nullptr) co_return;
-  if (has_name) client_name_.assign(name.data(), name.size());
-  if (ver != 0) resp3_ = ver == 3;
+  if (has_name) tracker_.SetClientName(name);
+  tracker_.SetProtocol(static_cast<int>(ver));
   std::array<std::string_view, 4> up{};
   std::size_t n = 0;
   up[n++] = "HELLO";
@@ -145,28 +142,21 @@ awaitable<void> RedisSession::HandleHello(const resp::Command& cmd, const std::u
     SecondaryOp op;
     resp::AppendCommand(op.command, up_args);
     if (ver != 0) op.state_protocol = static_cast<int>(ver);
-    if (has_name) op.state_name = client_name_;
+    if (has_name) op.state_name = tracker_.client_name();
     MirrorStateToChannels(std::move(op));
   }
 }
 
 awaitable<void> RedisSession::HandleClientReply(const resp::Command& cmd, const std::uint8_t*,
                                                 const resp::CommandInfo&) {
-  const auto args = cmd.args;
   // networking.c clientCommand "reply": OFF and SKIP are not answered.
-  const std::string_view mode = args[2];
-  if (EqualsIgnoreCase(mode, "ON")) {
-    reply_off_ = false;
-    reply_skip_ = false;
+  const std::optional<bool> answer = tracker_.SetClientReply(cmd.args[2]);
+  if (!answer) {
+    PushLocalError("ERR syntax error");
+  } else if (*answer) {
     const std::size_t before = local_out_.size();
     resp::AppendSimpleString(local_out_, "OK");
     PushLocal(before);
-  } else if (EqualsIgnoreCase(mode, "OFF")) {
-    reply_off_ = true;
-  } else if (EqualsIgnoreCase(mode, "SKIP")) {
-    if (!reply_off_) reply_skip_ = true;
-  } else {
-    PushLocalError("ERR syntax error");
   }
   co_return;
 }
@@ -182,8 +172,7 @@ awaitable<void> RedisSession::HandleReset(const resp::Command&, const std::uint8
     if (conn == nullptr || !conn->is_open()) continue;
     const Side side = static_cast<Side>(s);
     ForwardArgs(side, reset);
-    reply_off_ = false;
-    reply_skip_ = false;
+    tracker_.CloseReplyModes();  // RESET's own reply is never suppressed
     PushBackendEntry(any ? EntryKind::kSwallow : EntryKind::kForward, side, RequestClass::kSession,
                      kFlagReset);
     std::string& synth = synth_[s];
@@ -194,23 +183,15 @@ awaitable<void> RedisSession::HandleReset(const resp::Command&, const std::uint8
       PushBackendEntry(EntryKind::kSwallow, side, RequestClass::kSession, kFlagLoginCheck);
     any = true;
   }
-  reply_off_ = false;
-  reply_skip_ = false;
+  tracker_.CloseReplyModes();
   if (!any) {
     const std::size_t before = local_out_.size();
     resp::AppendSimpleString(local_out_, "RESET");
     PushLocal(before);
   }
-  authenticated_ = route_.auth == routing::ClientAuth::kTrust;
-  parser_.set_authenticated(authenticated_);
-  user_.clear();
-  client_name_.clear();
-  resp3_ = false;
-  in_multi_ = multi_dirty_ = watching_ = false;
+  tracker_.Reset(any);
+  parser_.set_authenticated(tracker_.authenticated());
   block_ = Block{};
-  tracking_ = false;
-  if (const auto* b = BackendFor(Side::kOld)) db_ = b->redis_db;
-  dispatch_db_ = db_;
   {
     // The channels' connections are reset too (and log in again).
     SecondaryOp op;
@@ -218,56 +199,33 @@ awaitable<void> RedisSession::HandleReset(const resp::Command&, const std::uint8
     op.state_reset = true;
     MirrorStateToChannels(std::move(op));
   }
-  if (pubsub_pending_ == 0 && !any) {
-    sub_channels_ = sub_patterns_ = sub_shard_ = 0;
-    idle_read_side_.reset();
-  }
-  MaybeUnpin();
   co_return;
 }
 
-// The table: one row per command turnout answers or tracks itself. Sorted
-// by CommandInfo address once, so a command that is none of them (most
-// traffic) costs a binary search, not a chain of comparisons. Immutable.
-RedisSession::LocalHandler RedisSession::FindLocalHandler(const resp::CommandInfo* info) {
-  struct Row {
-    const resp::CommandInfo* info;
-    LocalHandler handler;
+// The table: one handler per command turnout answers or tracks itself,
+// indexed by the tracker's verdict (RedisTracker::Classify decides which).
+RedisSession::LocalHandler RedisSession::HandlerFor(LocalCommand command) {
+  static constexpr LocalHandler kHandlers[] = {
+      &RedisSession::HandleQuit,           // kQuit
+      &RedisSession::HandleReset,          // kReset
+      &RedisSession::HandleMonitor,        // kMonitor
+      &RedisSession::HandleAuth,           // kAuth
+      &RedisSession::HandleHello,          // kHello
+      &RedisSession::HandleClientGetname,  // kClientGetname
+      &RedisSession::HandleClientSetname,  // kClientSetname
+      &RedisSession::HandleClientReply,    // kClientReply
+      &RedisSession::HandleClientKill,     // kClientKill
+      &RedisSession::HandleClientTracking, // kClientTracking
+      &RedisSession::HandleSelect,         // kSelect
+      &RedisSession::HandleMulti,          // kMulti
+      &RedisSession::HandleExecOrDiscard,  // kExec
+      &RedisSession::HandleExecOrDiscard,  // kDiscard
+      &RedisSession::HandleWatch,          // kWatch
+      &RedisSession::HandleUnwatch,        // kUnwatch
+      &RedisSession::HandleSubscribe,      // kSubscribe
   };
-  static const std::vector<Row> table = [] {
-    const Specials& sp = Special();
-    std::vector<Row> rows = {
-        {sp.quit, &RedisSession::HandleQuit},
-        {sp.reset, &RedisSession::HandleReset},
-        {sp.monitor, &RedisSession::HandleMonitor},
-        {sp.auth, &RedisSession::HandleAuth},
-        {sp.hello, &RedisSession::HandleHello},
-        {sp.client_getname, &RedisSession::HandleClientGetname},
-        {sp.client_setname, &RedisSession::HandleClientSetname},
-        {sp.client_reply, &RedisSession::HandleClientReply},
-        {sp.client_kill, &RedisSession::HandleClientKill},
-        {sp.client_tracking, &RedisSession::HandleClientTracking},
-        {sp.select, &RedisSession::HandleSelect},
-        {sp.multi, &RedisSession::HandleMulti},
-        {sp.exec, &RedisSession::HandleExecOrDiscard},
-        {sp.discard, &RedisSession::HandleExecOrDiscard},
-        {sp.watch, &RedisSession::HandleWatch},
-        {sp.unwatch, &RedisSession::HandleUnwatch},
-        {sp.subscribe, &RedisSession::HandleSubscribe},
-        {sp.unsubscribe, &RedisSession::HandleSubscribe},
-        {sp.psubscribe, &RedisSession::HandleSubscribe},
-        {sp.punsubscribe, &RedisSession::HandleSubscribe},
-        {sp.ssubscribe, &RedisSession::HandleSubscribe},
-        {sp.sunsubscribe, &RedisSession::HandleSubscribe},
-    };
-    std::erase_if(rows, [](const Row& r) { return r.info == nullptr; });
-    std::sort(rows.begin(), rows.end(),
-              [](const Row& a, const Row& b) { return std::less<>()(a.info, b.info); });
-    return rows;
-  }();
-  const auto it = std::lower_bound(table.begin(), table.end(), info,
-                                   [](const Row& r, const resp::CommandInfo* i) { return std::less<>()(r.info, i); });
-  return it != table.end() && it->info == info ? it->handler : nullptr;
+  static_assert(std::size(kHandlers) == kLocalCommandCount);
+  return kHandlers[static_cast<int>(command)];
 }
 
 // Redis answers +OK and closes after the reply, even inside MULTI.
@@ -286,18 +244,16 @@ awaitable<void> RedisSession::HandleMonitor(const resp::Command& cmd, const std:
                                             const resp::CommandInfo& info) {
   const Side side = co_await ForwardCommand(cmd, input, info, RequestClass::kSession);
   if (closed_ || stop_reading_ || last_entry_ == nullptr) co_return;
-  monitoring_ = true;
-  pinned_ = side;
-  idle_read_side_ = side;
+  tracker_.MonitorStarted(side);
 }
 
 awaitable<void> RedisSession::HandleClientGetname(const resp::Command&, const std::uint8_t*,
                                                   const resp::CommandInfo&) {
   const std::size_t before = local_out_.size();
-  if (client_name_.empty()) {
-    resp::AppendNull(local_out_, resp3_);
+  if (tracker_.client_name().empty()) {
+    resp::AppendNull(local_out_, tracker_.resp3());
   } else {
-    resp::AppendBulkString(local_out_, client_name_);
+    resp::AppendBulkString(local_out_, tracker_.client_name());
   }
   PushLocal(before);
   co_return;
@@ -310,12 +266,12 @@ awaitable<void> RedisSession::HandleClientSetname(const resp::Command& cmd, cons
     PushLocalError(kBadName);
     co_return;
   }
-  client_name_.assign(args[2].data(), args[2].size());
+  tracker_.SetClientName(args[2]);
   // Forwarded too, so the server's CLIENT LIST shows the application.
   co_await ForwardCommand(cmd, input, info, RequestClass::kSession, 0, 0, true);
   SecondaryOp op;
   resp::AppendCommand(op.command, args);
-  op.state_name = client_name_;
+  op.state_name = tracker_.client_name();
   MirrorStateToChannels(std::move(op));
 }
 
@@ -338,9 +294,7 @@ awaitable<void> RedisSession::HandleClientTracking(const resp::Command& cmd, con
                                                    const resp::CommandInfo& info) {
   const bool on = EqualsIgnoreCase(cmd.args[2], "ON");
   const Side side = co_await ForwardCommand(cmd, input, info, RequestClass::kSession);
-  tracking_ = on;
-  // RESP3 invalidations arrive as pushes on this very connection.
-  if (on && resp3_) idle_read_side_ = side;
+  tracker_.TrackingSent(on, side);
 }
 
 // The database is recorded when the server accepts it (kFlagSelect, at
@@ -353,10 +307,10 @@ awaitable<void> RedisSession::HandleSelect(const resp::Command& cmd, const std::
   co_await ForwardCommand(cmd, input, info, RequestClass::kSession, numeric ? kFlagSelect : 0,
                           static_cast<std::int32_t>(db), numeric);
   if (numeric && last_entry_ != nullptr) {
-    dispatch_db_ = static_cast<int>(db);
+    tracker_.SelectSent(static_cast<int>(db));
     SecondaryOp op;
     resp::AppendCommand(op.command, args);
-    op.state_db = dispatch_db_;
+    op.state_db = tracker_.dispatch_db();
     MirrorStateToChannels(std::move(op));
   }
 }
@@ -366,17 +320,13 @@ awaitable<void> RedisSession::HandleSelect(const resp::Command& cmd, const std::
 awaitable<void> RedisSession::HandleWatch(const resp::Command& cmd, const std::uint8_t* input,
                                           const resp::CommandInfo& info) {
   const Side side = co_await ForwardCommand(cmd, input, info, RequestClass::kTxnControl);
-  if (!in_multi_) {
-    watching_ = true;
-    pinned_ = side;
-  }
+  tracker_.WatchSent(side);
 }
 
 awaitable<void> RedisSession::HandleUnwatch(const resp::Command& cmd, const std::uint8_t* input,
                                             const resp::CommandInfo& info) {
   co_await ForwardCommand(cmd, input, info, RequestClass::kTxnControl);
-  watching_ = false;
-  MaybeUnpin();
+  tracker_.UnwatchSent();
 }
 
 // (P|S)(UN)SUBSCRIBE: one confirmation per channel named (aux), or, with
@@ -387,9 +337,7 @@ awaitable<void> RedisSession::HandleSubscribe(const resp::Command& cmd, const st
   const Side side = co_await ForwardCommand(cmd, input, info, RequestClass::kSession, kFlagPubSub,
                                             all ? -1 : static_cast<std::int32_t>(cmd.args.size() - 1));
   if (closed_ || stop_reading_) co_return;
-  ++pubsub_pending_;
-  pinned_ = side;
-  idle_read_side_ = side;
+  tracker_.SubscribeSent(side);
 }
 
 }  // namespace turnout::proxy::redis

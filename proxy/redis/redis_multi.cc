@@ -12,31 +12,29 @@ namespace turnout::proxy::redis {
 
 awaitable<void> RedisSession::HandleMulti(const resp::Command& cmd, const std::uint8_t* input,
                                           const resp::CommandInfo& info) {
-  if (in_multi_) {  // "MULTI calls can not be nested": the server says so
+  if (tracker_.in_multi()) {  // "MULTI calls can not be nested": the server says so
     co_await ForwardCommand(cmd, input, info, RequestClass::kTxnControl);
     co_return;
   }
   const Side side = co_await ForwardCommand(cmd, input, info, RequestClass::kTxnControl);
-  in_multi_ = true;
-  multi_dirty_ = false;
-  pinned_ = side;
+  tracker_.MultiStarted(side);
   block_ = Block{};
   if (last_entry_ != nullptr) BeginBlock(last_plan_);
-  block_.db = dispatch_db_;
+  block_.db = tracker_.dispatch_db();
 }
 
 awaitable<void> RedisSession::HandleExecOrDiscard(const resp::Command& cmd, const std::uint8_t* input,
                                                   const resp::CommandInfo& info) {
-  if (!in_multi_) {  // "EXEC without MULTI"
+  if (!tracker_.in_multi()) {  // "EXEC without MULTI"
     co_await ForwardCommand(cmd, input, info, RequestClass::kTxnControl);
     co_return;
   }
   const bool exec = &info == Special().exec;
   std::optional<Side> select_side;  // EXEC ran SELECTs on this side
-  if (exec && multi_dirty_) {
+  if (exec && tracker_.multi_dirty()) {
     // A command turnout refused was never queued upstream: abort the
     // transaction there and answer as Redis does (multi.c execCommand).
-    const Side side = pinned_.value_or(Side::kOld);
+    const Side side = tracker_.pinned().value_or(Side::kOld);
     if (backends_[static_cast<int>(side)] && backends_[static_cast<int>(side)]->is_open()) {
       const std::string_view discard[] = {"DISCARD"};
       ForwardArgs(side, discard);
@@ -65,10 +63,7 @@ awaitable<void> RedisSession::HandleExecOrDiscard(const resp::Command& cmd, cons
     if (!stripes.empty()) ReleaseStripes(stripes);
     block_ = Block{};
   }
-  in_multi_ = false;
-  multi_dirty_ = false;
-  watching_ = false;
-  MaybeUnpin();
+  tracker_.TransactionEnded();
   if (select_side) co_await FollowExecSelect(*select_side);
 }
 
@@ -187,7 +182,7 @@ void RedisSession::FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripe
 awaitable<void> RedisSession::FollowExecSelect(Side primary) {
   co_await FlushUpstream();
   WakeWriter();
-  while (exec_pending_ && !closed_ && !fatal_ && !fifo_.empty()) {
+  while (exec_pending_ && !closed_ && !fatal_ && !tracker_.fifo().empty()) {
     exec_wake_.expires_after(std::chrono::milliseconds(5));
     co_await exec_wake_.async_wait();
   }
@@ -195,22 +190,21 @@ awaitable<void> RedisSession::FollowExecSelect(Side primary) {
     exec_pending_ = false;
     co_return;
   }
-  if (closed_ || exec_db_ == dispatch_db_) co_return;
-  dispatch_db_ = exec_db_;
-  const std::string db = std::to_string(dispatch_db_);
+  if (closed_ || exec_db_ == tracker_.dispatch_db()) co_return;
+  tracker_.set_dispatch_db(exec_db_);
+  const std::string db = std::to_string(exec_db_);
   const std::string_view select[] = {"SELECT", db};
-  MirrorToOthers(primary, select, kFlagSelect, dispatch_db_);
+  MirrorToOthers(primary, select, kFlagSelect, exec_db_);
   SecondaryOp op;
   resp::AppendCommand(op.command, select);
-  op.state_db = dispatch_db_;
+  op.state_db = exec_db_;
   MirrorStateToChannels(std::move(op));
 }
 
 // The primary's reply to an EXEC flagged kFlagExecSelect.
 void RedisSession::NoteExecReply(Entry& head, std::string_view frame, bool streamed) {
   head.flags &= ~kFlagExecSelect;
-  db_ = DbAfterExec(frame, exec_selects_, db_, streamed);
-  exec_db_ = db_;
+  exec_db_ = tracker_.OnExecReply(frame, exec_selects_, streamed);
   exec_pending_ = false;
   exec_wake_.cancel();
 }

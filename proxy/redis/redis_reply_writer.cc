@@ -45,11 +45,12 @@ awaitable<void> RedisSession::WriterLoop() {
       if (!co_await ProbeKilled()) co_return;
       continue;
     }
-    if (fifo_.empty()) {
+    if (tracker_.fifo().empty()) {
       if (input_done_) co_return;
-      if (idle_read_side_ && Backend(*idle_read_side_) && Backend(*idle_read_side_)->is_open()) {
+      const std::optional<Side> idle = tracker_.idle_read_side();
+      if (idle && Backend(*idle) && Backend(*idle)->is_open()) {
         writer_idle_reading_ = true;
-        const bool ok = co_await ReadBackend(*Backend(*idle_read_side_));
+        const bool ok = co_await ReadBackend(*Backend(*idle));
         writer_idle_reading_ = false;
         barrier_pending_ = false;
         if (!ok) co_return;
@@ -58,7 +59,7 @@ awaitable<void> RedisSession::WriterLoop() {
       }
       continue;
     }
-    const Entry& head = fifo_.front();
+    const Entry& head = tracker_.fifo().front();
     if (head.stage == OpStage::kHeld) {
       // A sync dual-write: the reply is sent once the secondary applied
       // it; the channel wakes us (on_progress).
@@ -79,7 +80,7 @@ awaitable<bool> RedisSession::ProbeKilled() {
   const Side side = *kill_probe_side_;
   kill_probe_side_.reset();
   BackendConnection* conn = Backend(side);
-  if (conn != nullptr && conn->is_open() && fifo_.empty()) {
+  if (conn != nullptr && conn->is_open() && tracker_.fifo().empty()) {
     auto tail = conn->in().WritableTail();
     Timer t(executor_, kKillProbe);
     auto r = co_await (conn->stream().ReadSome(asio::buffer(tail.data(), tail.size())) || t.async_wait());
@@ -136,7 +137,7 @@ void RedisSession::UpstreamLost(BackendConnection* conn) {
   if (conn != nullptr) ctx_.route.RecordUpstreamError(conn->side());
   client_segs_.clear();
   write_scratch_.clear();
-  if (!fifo_.empty()) {
+  if (!tracker_.fifo().empty()) {
     resp::AppendError(write_scratch_, absl::StrCat("ERR turnout: connection to backend ",
                                                    conn ? conn->backend().name : std::string("?"), " lost"));
     client_segs_.push_back({nullptr, 0, write_scratch_.size()});
@@ -153,10 +154,10 @@ bool RedisSession::Collect() {
   const auto now = Clock::now();
   while (client_segs_.size() < kMaxWriteSegments && !fatal_ && !close_after_write_) {
     BackendConnection* conn = nullptr;
-    Entry* head = fifo_.empty() ? nullptr : &fifo_.front();
+    Entry* head = tracker_.fifo().empty() ? nullptr : &tracker_.fifo().front();
     if (head == nullptr) {
-      if (!idle_read_side_) break;
-      conn = Backend(*idle_read_side_);
+      if (!tracker_.idle_read_side()) break;
+      conn = Backend(*tracker_.idle_read_side());
       if (conn == nullptr || !conn->is_open()) break;
     } else if (head->kind == EntryKind::kLocal) {
       if (!(head->flags & kFlagSuppress)) {
@@ -173,7 +174,7 @@ bool RedisSession::Collect() {
         close_after_write_ = true;
         linger_ = (head->flags & kFlagLinger) != 0;
       }
-      fifo_.pop_front();
+      tracker_.Pop();
       progress = true;
       continue;
     } else {
@@ -207,7 +208,7 @@ bool RedisSession::Collect() {
       const bool first_chunk = !partial_active_[s];
       if (!partial_active_[s]) {
         partial_active_[s] = true;
-        partial_oob_[s] = IsOutOfBand(text, head);
+        partial_oob_[s] = tracker_.IsOutOfBand(text, head);
       }
       bool drop = !partial_oob_[s] && head != nullptr &&
                   (head->kind == EntryKind::kSwallow || (head->flags & kFlagSuppress));
@@ -232,7 +233,7 @@ bool RedisSession::Collect() {
       partial_active_[s] = false;
       oob = partial_oob_[s];
     } else {
-      oob = IsOutOfBand(frame, head);
+      oob = tracker_.IsOutOfBand(frame, head);
     }
     if (oob || head == nullptr) {
       if (!oob) {
@@ -254,101 +255,31 @@ bool RedisSession::Collect() {
   return progress;
 }
 
-// Pub/sub messages and RESP3 pushes that answer no command.
-bool RedisSession::IsOutOfBand(std::string_view frame, const Entry* head) {
-  if (frame.empty()) return false;
-  if (monitoring_ && head == nullptr) return true;  // a MONITOR feed line
-  const bool push = frame[0] == '>';
-  if (!push && !(frame[0] == '*' && !writer_resp3_ && (SubscribedView() || (head && (head->flags & kFlagPubSub)))))
-    return false;
-  PubSubPeek peek;
-  if (!PeekPubSub(frame, peek)) return push;  // an unreadable push is still out of band
-  if (peek.kind == PubSubKind::kMessage || peek.kind == PubSubKind::kInvalidate) return true;
-  if (IsConfirmation(peek.kind)) {
-    if (head != nullptr && (head->flags & kFlagPubSub)) return false;
-    // An unsolicited confirmation (e.g. sunsubscribe after a slot moved).
-    UpdateSubscriptionCounts(peek);
-    return true;
-  }
-  return push;
-}
-
-void RedisSession::UpdateSubscriptionCounts(const PubSubPeek& peek) {
-  const std::int64_t c = std::max<std::int64_t>(peek.count, 0);
-  switch (peek.kind) {
-    case PubSubKind::kSubscribe:
-    case PubSubKind::kUnsubscribe: sub_channels_ = std::max<std::int64_t>(c - sub_patterns_, 0); break;
-    case PubSubKind::kPSubscribe:
-    case PubSubKind::kPUnsubscribe: sub_patterns_ = std::max<std::int64_t>(c - sub_channels_, 0); break;
-    case PubSubKind::kSSubscribe:
-    case PubSubKind::kSUnsubscribe: sub_shard_ = c; break;
-    default: break;
-  }
-}
-
-std::int64_t RedisSession::CountOfKind(PubSubKind k) const {
-  switch (k) {
-    case PubSubKind::kUnsubscribe: return sub_channels_;
-    case PubSubKind::kPUnsubscribe: return sub_patterns_;
-    case PubSubKind::kSUnsubscribe: return sub_shard_;
-    default: return 0;
-  }
-}
-
 // One reply for the FIFO head: forward or swallow it, apply its effect on
 // the session state, pop the head when it has all its replies.
 void RedisSession::HandleReply(Entry& head, BackendConnection& conn, std::string_view frame, const std::uint8_t* data,
                                Clock::time_point now) {
-  const bool is_error = !frame.empty() && (frame[0] == '-' || frame[0] == '!');
-  if (head.kind == EntryKind::kForward && !(head.flags & kFlagSuppress))
-    client_segs_.push_back({data, 0, frame.size()});
-  if (head.flags & kFlagClientKill) {
-    // ":0": nobody was killed; otherwise this upstream may be among them.
-    if (!is_error && frame != ":0\r\n") {
-      kill_probe_side_ = head.side;
-    } else {
-      ReleaseKillBarrier();
-    }
+  const ReplyEffect r = tracker_.OnReply(head, frame);
+  if (r.forward) client_segs_.push_back({data, 0, frame.size()});
+  if (r.kill == ReplyEffect::Kill::kProbe) {
+    kill_probe_side_ = head.side;
+  } else if (r.kill == ReplyEffect::Kill::kRelease) {
+    ReleaseKillBarrier();
   }
-  bool done = true;
-  if (head.flags & kFlagPubSub) {
-    PubSubPeek peek;
-    if (!is_error && PeekPubSub(frame, peek) && IsConfirmation(peek.kind)) {
-      if (head.aux == -1) head.aux = static_cast<std::int32_t>(std::max<std::int64_t>(CountOfKind(head.pubsub), 1));
-      UpdateSubscriptionCounts(peek);
-      done = --head.aux <= 0;
-    }
-  }
-  if (is_error && (head.flags & kFlagLoginCheck)) {
+  if (r.login_failed) {
     LogWarn("redis backend refused the re-login after RESET",
             {{"route", route_.name}, {"backend", conn.backend().name}});
     UpstreamLost(&conn);
     return;
   }
-  if (!is_error) {
-    if (head.flags & kFlagSelect) db_ = head.aux;
-    if ((head.flags & kFlagHello) && head.aux != 0 && head.kind == EntryKind::kForward)
-      writer_resp3_ = head.aux == 3;
-    if ((head.flags & kFlagReset) && head.kind == EntryKind::kForward) {
-      writer_resp3_ = false;
-      sub_channels_ = sub_patterns_ = sub_shard_ = 0;
-    }
-  }
-  if (!done) return;
+  if (!r.done) return;
   if (head.kind == EntryKind::kForward) {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - head.start).count();
     ctx_.route.RecordRequest(head.side, head.cls, static_cast<std::uint64_t>(std::max<std::int64_t>(us, 0)));
   }
-  if (head.flags & kFlagBlocking) --blocking_inflight_;
-  if (head.flags & kFlagPubSub) --pubsub_pending_;
-  const bool was_pubsub_or_reset = (head.flags & (kFlagPubSub | kFlagReset)) != 0;
   const Side answered = head.side;
-  fifo_.pop_front();
+  tracker_.Pop();
   NoteAnswered(answered);
-  if (was_pubsub_or_reset && !SubscribedView()) {
-    if (!(tracking_ && resp3_)) idle_read_side_.reset();
-    MaybeUnpin();
-  }
 }
 
 awaitable<bool> RedisSession::FlushClient() {

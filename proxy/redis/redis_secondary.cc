@@ -260,10 +260,7 @@ void RedisSession::HandleOpReply(Entry& head, std::string_view frame, const std:
     const auto us = static_cast<std::uint64_t>(
         std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - head.start).count(), 0));
     ctx_.route.RecordRequest(head.side, head.cls, us);
-    if (head.flags & kFlagBlocking) {
-      --blocking_inflight_;
-      head.flags &= ~kFlagBlocking;
-    }
+    tracker_.Unblocked(head);
     if (op != nullptr) {
       op->primary_us = us;
       ch->PrimaryReply(*op);
@@ -298,9 +295,8 @@ void RedisSession::EmitHeld(Entry& head) {
 
 void RedisSession::FinishOpEntry(Entry& head) {
   if (SecondaryOp* op = OpOf(head)) channels_[static_cast<int>(head.op_side)]->Release(*op);
-  if (head.flags & kFlagBlocking) --blocking_inflight_;
   const Side side = head.side;
-  fifo_.pop_front();
+  tracker_.Pop();
   NoteAnswered(side);
 }
 

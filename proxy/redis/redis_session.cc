@@ -22,7 +22,7 @@ RedisSession::RedisSession(Socket client, SessionContext ctx)
       parser_(MakeRequestLimits(*ctx_.config)),
       walker_(MakeRequestLimits(*ctx_.config).max_bulk_length,
               MakeRequestLimits(*ctx_.config).max_multibulk_length),
-      fifo_(kMaxInflight),
+      tracker_(MakeTrackerOptions(ctx_)),
       wake_(executor_),
       space_(executor_),
       room_(executor_),
@@ -33,18 +33,15 @@ RedisSession::RedisSession(Socket client, SessionContext ctx)
   wake_.expires_at(Clock::time_point::max());
   space_.expires_at(Clock::time_point::max());
   channel_created_.expires_at(Clock::time_point::max());
-  authenticated_ = route_.auth == routing::ClientAuth::kTrust;
-  parser_.set_authenticated(authenticated_);
+  parser_.set_authenticated(tracker_.authenticated());
   if (auto it = ctx_.services->users.find(route_.name); it != ctx_.services->users.end())
     users_ = it->second.get();
-  if (const auto* b = ctx_.config->FindBackend(route_.old_backend)) db_ = b->redis_db;
   boost::system::error_code ep_ec;
   const auto ep = raw_->remote_endpoint(ep_ec);
   if (!ep_ec) address_ = ep.address().to_string();
   reader_.Refresh();
   has_policy_ = reader_.table()->Find(route_.name) != nullptr;
   new_backend_name_ = NewBackendName();
-  dispatch_db_ = db_;
   upstream_bufs_.reserve(64);
   client_bufs_.reserve(kMaxWriteSegments + 1);
   client_segs_.reserve(kMaxWriteSegments + 1);
@@ -135,6 +132,15 @@ awaitable<void> RedisSession::ChannelLoop(int s) {
   drain_timer_.cancel();
 }
 
+TrackerOptions RedisSession::MakeTrackerOptions(const SessionContext& ctx) {
+  TrackerOptions o;
+  o.trust = ctx.route.route.auth == routing::ClientAuth::kTrust;
+  if (const auto* b = ctx.config->FindBackend(ctx.route.route.old_backend)) o.default_db = b->redis_db;
+  o.unknown_passthrough = ctx.route.route.redis_unknown_passthrough;
+  o.max_inflight = kMaxInflight;
+  return o;
+}
+
 resp::RequestLimits RedisSession::MakeRequestLimits(const routing::Config& cfg) {
   resp::RequestLimits l;
   const auto max_message = static_cast<std::int64_t>(std::min<std::uint64_t>(cfg.limits.max_message_bytes, INT64_MAX));
@@ -172,8 +178,8 @@ awaitable<bool> RedisSession::StartClientTls() {
 
 awaitable<void> RedisSession::RequestLoop() {
   while (!closed_ && !stop_reading_) {
-    if (draining_ && !in_multi_) break;
-    if (fifo_.full() || local_out_.size() > kMaxLocalBytes) {
+    if (draining_ && !tracker_.in_multi()) break;
+    if (tracker_.fifo().full() || local_out_.size() > kMaxLocalBytes) {
       co_await WaitForSpace();
       continue;
     }
@@ -194,7 +200,7 @@ awaitable<void> RedisSession::RequestLoop() {
       // blocked upstream, or the writer waiting for pub/sub messages, the
       // session ends at once; with nothing in flight the writer ends as
       // soon as it sees input_done_ (queued secondary work still drains).
-      if (ec != std::error_code(boost::system::error_code(asio::error::eof)) || blocking_inflight_ > 0 ||
+      if (ec != std::error_code(boost::system::error_code(asio::error::eof)) || tracker_.blocking_inflight() > 0 ||
           writer_idle_reading_)
         Close();
       break;
@@ -226,7 +232,7 @@ awaitable<void> RedisSession::WaitForSpace() {
 awaitable<void> RedisSession::ProcessInput() {
   batch_start_ = Clock::now();
   while (!closed_ && !stop_reading_) {
-    if (fifo_.full() || local_out_.size() > kMaxLocalBytes || kill_barrier_) {
+    if (tracker_.fifo().full() || local_out_.size() > kMaxLocalBytes || kill_barrier_) {
       co_await FlushUpstream();
       WakeWriter();
       co_await WaitForSpace();
@@ -287,7 +293,8 @@ awaitable<void> RedisSession::FlushUpstream() {
 }
 
 bool RedisSession::AtBoundary() const {
-  return fifo_.empty() && !in_multi_ && !SubscribedView() && client_in_.Unconsumed().empty();
+  return tracker_.fifo().empty() && !tracker_.in_multi() && !tracker_.SubscribedView() &&
+         client_in_.Unconsumed().empty();
 }
 
 awaitable<void> RedisSession::IdleWatch(absl::Duration idle) {
@@ -307,7 +314,8 @@ awaitable<void> RedisSession::IdleWatch(absl::Duration idle) {
       LogInfo("redis client left a command incomplete for too long; closing", {{"route", route_.name}});
       co_return;
     }
-    if (has_idle && now - last_activity_ >= limit && fifo_.empty() && !SubscribedView() && !monitoring_) {
+    if (has_idle && now - last_activity_ >= limit && tracker_.fifo().empty() && !tracker_.SubscribedView() &&
+        !tracker_.monitoring()) {
       LogInfo("idle timeout", {{"route", route_.name}});
       co_return;
     }

@@ -3,14 +3,17 @@
 // nothing outside proxy/redis includes this.
 //
 //   client ──► RequestLoop ──► Dispatch ──segments──► BackendConnection(s)
-//                                 │ push an Entry per command
-//                                 ▼
-//                         in-flight FIFO (fifo_)
+//                                 │ RedisTracker::Classify: the verdict,
+//                                 ▼ then one Entry per command
+//                         in-flight FIFO (RedisTracker::fifo)
 //                                 │
 //   client ◄── WriterLoop ◄── Collect: the head's reply, from that
 //                             backend's buffer or local_out_
 //
+// The tracker decides (pure, unit-tested); the session does the I/O.
+//
 // Where the code lives:
+//   redis_tracker.cc         command -> verdict, the FIFO, session state
 //   redis_session.cc         lifecycle: Run, TLS sniffing, the request loop,
 //                            upstream flushes, drain, idle timeout
 //   redis_dispatch.cc        per command: checks, routing plan, forwarding,
@@ -41,10 +44,10 @@
 #include "protocol/resp/request_parser.h"
 #include "proxy/asio.h"
 #include "proxy/redis/backend_connection.h"
-#include "proxy/redis/inflight_queue.h"
 #include "proxy/redis/key_order.h"
 #include "proxy/redis/large_request.h"
 #include "proxy/redis/pubsub_frame.h"
+#include "proxy/redis/redis_tracker.h"
 #include "proxy/redis/secondary_channel.h"
 #include "proxy/redis/secondary_work.h"
 #include "proxy/session.h"
@@ -68,50 +71,6 @@ constexpr std::size_t kMaxInflight = 1024;
 constexpr std::size_t kMaxLocalBytes = 256 * 1024;
 // Segments gathered into one client write.
 constexpr std::size_t kMaxWriteSegments = 256;
-
-enum class EntryKind : std::uint8_t {
-  kForward,  // the backend's reply goes to the client
-  kSwallow,  // the backend's reply is turnout's business (state replay)
-  kLocal,    // turnout answers: bytes in local_out_
-};
-
-enum EntryFlag : std::uint16_t {
-  kFlagCloseAfter = 1u << 0,  // close the client once this reply is written
-  kFlagSelect = 1u << 1,      // SELECT aux: record the db when it succeeds
-  kFlagHello = 1u << 2,       // HELLO aux (2/3, 0 = unchanged): replies switch version
-  kFlagReset = 1u << 3,       // RESET: subscriptions and protocol back to default
-  kFlagPubSub = 1u << 4,      // (un)subscribe: aux confirmations expected, -1 = "all"
-  kFlagLoginCheck = 1u << 5,  // swallowed re-login: an error ends the session
-  kFlagSuppress = 1u << 6,    // CLIENT REPLY OFF/SKIP: nothing goes to the client
-  kFlagBlocking = 1u << 7,    // may block upstream (BLPOP, XREAD BLOCK, WAIT ...)
-  kFlagLinger = 1u << 8,      // protocol error: drain the client briefly before closing
-  kFlagHeld = 1u << 9,        // sync dual-write: the reply waits in the op until the secondary applied
-  kFlagExecSelect = 1u << 10, // EXEC of a block with SELECTs: its reply says the db (exec_selects_)
-  kFlagClientKill = 1u << 11, // CLIENT KILL that may kill this very upstream connection (ProbeKilled)
-};
-
-// Stages of a FIFO entry linked to secondary work (Entry::op != 0).
-enum class OpStage : std::uint8_t {
-  kFirst,     // waiting for the primary's reply to the command
-  kCaptures,  // then for DUMP/PTTL replies of the keys to copy
-  kHeld,      // then (sync) for the secondary to apply it
-};
-
-struct Entry {
-  EntryKind kind = EntryKind::kForward;
-  Side side = Side::kOld;
-  RequestClass cls = RequestClass::kWrite;
-  PubSubKind pubsub = PubSubKind::kNotPubSub;
-  std::uint16_t flags = 0;
-  std::int32_t aux = 0;
-  std::uint32_t local_len = 0;
-  Clock::time_point start;
-  // Secondary work linked to this reply (dual-write, copy, block, shadow).
-  std::uint64_t op = 0;
-  Side op_side = Side::kNew;
-  OpStage stage = OpStage::kFirst;
-  std::uint16_t captures_left = 0;
-};
 
 // The secondary work one request gets (from its plan's secondaries and the
 // command table).
@@ -147,7 +106,8 @@ class RedisSession final : public Session {
   awaitable<void> Run();
 
  private:
-  // A local command's handler (redis_local_commands.cc, redis_multi.cc).
+  // A local command's handler (redis_local_commands.cc, redis_multi.cc),
+  // looked up by the tracker's verdict.
   using LocalHandler = awaitable<void> (RedisSession::*)(const resp::Command& cmd, const std::uint8_t* input,
                                                          const resp::CommandInfo& info);
 
@@ -177,6 +137,7 @@ class RedisSession final : public Session {
   std::uint64_t ChannelProgress() const;
   awaitable<void> ChannelLoop(int s);
   static resp::RequestLimits MakeRequestLimits(const routing::Config& cfg);
+  static TrackerOptions MakeTrackerOptions(const SessionContext& ctx);
   awaitable<bool> StartClientTls();
   awaitable<void> RequestLoop();
   awaitable<void> WaitForSpace();
@@ -193,7 +154,6 @@ class RedisSession final : public Session {
                                  bool mirror = false);
   void PushLocal(std::size_t before, std::uint16_t flags = 0);
   void PushLocalError(std::string_view message);
-  std::uint16_t SuppressFlag();
   void BarrierIfIdleReading();
   void ForwardRaw(Side side, const std::uint8_t* data, std::size_t size) {
     auto& segs = upstream_segs_[static_cast<int>(side)];
@@ -217,13 +177,9 @@ class RedisSession final : public Session {
   awaitable<BackendConnection*> EnsureBackend(Side side);
   void MirrorToOthers(Side primary, std::span<const std::string_view> args, std::uint16_t flags,
                       std::int32_t aux = 0);
-  bool SubscribedView() const {
-    return pubsub_pending_ > 0 || sub_channels_ + sub_patterns_ + sub_shard_ > 0;
-  }
-  void MaybeUnpin();
 
   // ---- redis_local_commands.cc: the handler table and its handlers
-  static LocalHandler FindLocalHandler(const resp::CommandInfo* info);
+  static LocalHandler HandlerFor(LocalCommand command);
   awaitable<void> HandleQuit(const resp::Command& cmd, const std::uint8_t* input, const resp::CommandInfo& info);
   awaitable<void> HandleReset(const resp::Command& cmd, const std::uint8_t* input, const resp::CommandInfo& info);
   awaitable<void> HandleMonitor(const resp::Command& cmd, const std::uint8_t* input, const resp::CommandInfo& info);
@@ -271,9 +227,6 @@ class RedisSession final : public Session {
   awaitable<bool> ReadBackend(BackendConnection& conn);
   void UpstreamLost(BackendConnection* conn);
   bool Collect();
-  bool IsOutOfBand(std::string_view frame, const Entry* head);
-  void UpdateSubscriptionCounts(const PubSubPeek& peek);
-  std::int64_t CountOfKind(PubSubKind k) const;
   void HandleReply(Entry& head, BackendConnection& conn, std::string_view frame, const std::uint8_t* data,
                    Clock::time_point now);
   awaitable<bool> FlushClient();
@@ -281,7 +234,9 @@ class RedisSession final : public Session {
   awaitable<void> Linger();
 
   // ---- redis_secondary.cc: commands and replies linked to secondary work
-  OwnedUpstreamState DispatchState() const { return OwnedUpstreamState{dispatch_db_, resp3_, client_name_}; }
+  OwnedUpstreamState DispatchState() const {
+    return OwnedUpstreamState{tracker_.dispatch_db(), tracker_.resp3(), tracker_.client_name()};
+  }
   SecondaryChannel* ChannelFor(Side side);
   void MirrorStateToChannels(SecondaryOp op);
   SecondaryChoice ChooseSecondary(const routing::Plan& plan, const resp::CommandInfo& info,
@@ -322,7 +277,7 @@ class RedisSession final : public Session {
   LargeRequestWalker walker_;
   std::string large_frame_;  // a large dual-written command, copied whole
   std::shared_ptr<KeyWaiter> key_waiter_;  // made on the first wait for a key (KeyOrder)
-  InflightQueue<Entry> fifo_;
+  RedisTracker tracker_;  // verdicts, the in-flight FIFO, session state
   std::string local_out_;        // local replies not yet written, in FIFO order
   std::size_t local_consumed_ = 0;
   std::array<std::unique_ptr<BackendConnection>, 2> backends_;
@@ -359,7 +314,6 @@ class RedisSession final : public Session {
   bool main_done_ = false;
   routing::Plan last_plan_;      // of the last ForwardCommand
   Entry* last_entry_ = nullptr;  // its FIFO entry (valid until the next await)
-  int dispatch_db_ = 0;          // the database as of the last dispatched SELECT
   struct Block {
     bool active = false;
     Side side = Side::kNew;
@@ -379,28 +333,10 @@ class RedisSession final : public Session {
   int exec_db_ = 0;
   Timer exec_wake_;
 
-  // Client session state (dispatch time).
-  bool authenticated_ = false;
-  std::string user_;
-  std::string client_name_;
-  int db_ = 0;
-  bool resp3_ = false;
-  bool in_multi_ = false;
-  bool multi_dirty_ = false;
-  bool watching_ = false;
-  bool tracking_ = false;
-  bool monitoring_ = false;  // MONITOR went to idle_read_side_
-  bool kill_barrier_ = false;  // a CLIENT KILL that may kill this upstream is in flight
+  // Session state that is I/O: a CLIENT KILL that may kill this upstream
+  // is in flight, and the side to probe once its reply is written.
+  bool kill_barrier_ = false;
   std::optional<Side> kill_probe_side_;
-  bool reply_off_ = false;
-  bool reply_skip_ = false;
-  std::optional<Side> pinned_;
-  std::optional<Side> idle_read_side_;
-  int pubsub_pending_ = 0;
-  int blocking_inflight_ = 0;
-  // Subscriptions as the server reports them (reply time).
-  std::int64_t sub_channels_ = 0, sub_patterns_ = 0, sub_shard_ = 0;
-  bool writer_resp3_ = false;
 
   Clock::time_point batch_start_ = Clock::now();
   Clock::time_point last_activity_ = Clock::now();
