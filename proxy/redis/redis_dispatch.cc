@@ -1,5 +1,6 @@
-// Per command: the checks Redis makes before running one, the routing
-// plan, forwarding to the chosen backend and the in-flight FIFO entry.
+// Per command: acting on the tracker's verdict, the routing plan,
+// forwarding to the chosen backend, the in-flight FIFO entry and the
+// backend connections.
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "protocol/resp/reply_writer.h"

@@ -1,5 +1,6 @@
-// The commands turnout answers or tracks itself, as a table keyed by the
-// command (FindLocalHandler), one handler each.
+// The commands turnout answers or tracks itself: one handler each, in a
+// table indexed by the tracker's verdict (HandlerFor). Their effect on the
+// session state goes through the tracker.
 #include <iterator>
 
 #include "absl/strings/str_cat.h"

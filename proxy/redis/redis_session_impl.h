@@ -16,8 +16,8 @@
 //   redis_tracker.cc         command -> verdict, the FIFO, session state
 //   redis_session.cc         lifecycle: Run, TLS sniffing, the request loop,
 //                            upstream flushes, drain, idle timeout
-//   redis_dispatch.cc        per command: checks, routing plan, forwarding,
-//                            FIFO entries, backend connections
+//   redis_dispatch.cc        per command: the verdict acted on, routing
+//                            plan, forwarding, FIFO entries, backends
 //   redis_local_commands.cc  the handler table: AUTH, HELLO, RESET, QUIT,
 //                            CLIENT *, SELECT, WATCH, MONITOR, (un)subscribe
 //   redis_multi.cc           MULTI/EXEC/DISCARD, the dual-written block,
