@@ -63,12 +63,20 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   // The origin marks this session's commits (see the header). Held by one
   // session at a time: a previous applier's connection the server has not
   // yet seen closed holds it for a moment (Unavailable: retried).
-  auto origin = PgExec(target_,
-                       "select pg_replication_origin_create($1) where not exists "
-                       "(select 1 from pg_replication_origin where roname = $1)",
-                       {slot_}, "create replication origin " + slot_);
+  // Origins are the cluster's, slots' names repeat across its databases
+  // (StreamNamesFor): the database's oid makes the origin this stream's.
+  auto origin = PgExec(target_, "select $1 || '_' || oid from pg_database where datname = current_database()", {slot_},
+                       "name the replication origin");
+  std::string name;
+  if (origin.ok()) {
+    name = PgValue(*origin, 0, 0);
+    origin = PgExec(target_,
+                    "select pg_replication_origin_create($1) where not exists "
+                    "(select 1 from pg_replication_origin where roname = $1)",
+                    {name}, "create replication origin " + name);
+  }
   if (origin.ok())
-    origin = PgExec(target_, "select pg_replication_origin_session_setup($1)", {slot_}, "replication origin " + slot_);
+    origin = PgExec(target_, "select pg_replication_origin_session_setup($1)", {name}, "replication origin " + name);
   if (!origin.ok()) {
     if (absl::StrContains(origin.status().message(), "is already active"))
       return absl::UnavailableError(origin.status().message());

@@ -19,6 +19,7 @@
 // before the copy: none (keep the target's), replace, merge (fill NULLs).
 //
 // Each applier session carries a replication origin named after its slot
+// and the target database, since origins are the cluster's
 // (pg_replication_origin_session_setup): what it commits is marked in the
 // WAL, and a stream in the other direction (new -> old after a cutover)
 // skips transactions whose origin is one of turnout's, so no change ever
@@ -61,7 +62,7 @@ inline constexpr std::string_view kAppliedChannel = "turnout_applied";
 // cutover.h write them).
 inline constexpr std::string_view kFencePrefix = "turnout.fence";
 // Replication origins of turnout's appliers are named after their slots
-// (StreamNamesFor): this prefix.
+// and databases (StreamNamesFor): this prefix.
 inline constexpr std::string_view kTurnoutOriginPrefix = "turnout_";
 
 class ChangeApplier {

@@ -98,10 +98,10 @@ TEST_F(ChangeStreamTest, PgbenchTpcbThroughTurnoutForTheWholeMigrationLeavesNoDi
     EXPECT_THAT(r.out, ::testing::HasSubstr("number of failed transactions: 0"));
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  Migrate("tpcb", R"({"type":"scan"})", kCanary,
+  Migrate("cs_tpcb", R"({"type":"scan"})", kCanary,
           {"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"});
   load.join();
-  auto m = Complete("tpcb");
+  auto m = Complete("cs_tpcb");
   ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
   for (const char* t : {"pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"}) ExpectSame(t);
   EXPECT_EQ(Slots(old_), 0);

@@ -1,7 +1,8 @@
 // A cutover's held write window (control/cutover.h) on the harness' real
 // servers: two turnout sidecars sharing the Postgres state store, pgbench
-// TPC-B through both while write authority moves from old to new; and a
-// cutover that cannot catch up, abandoned with writes going on on old.
+// TPC-B through both while write authority moves from old to new; a
+// cutover that cannot catch up, abandoned with writes going on on old; and
+// a rollback after writes went to new, brought to old by the stream back.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include <deque>
 #include <fstream>
 #include <tuple>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -117,6 +119,32 @@ class CutoverTest : public ChangeStreamTest {
     }
   }
 
+  // pgbench's tables, filled on old, empty on new; history gets a key so
+  // the stream carries it (a keyless table is not moved); old commits
+  // synchronously (the harness' default is off).
+  void InitPgbenchOnOldSchemaOnNew() {
+    const auto& b = TestBackends::Get();
+    const std::map<std::string, std::string> env = {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}};
+    auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(old_), "-U",
+                            b.pg_user, db_},
+                           "", env, 120000);
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    auto schema = RunProgram({"pgbench", "-i", "-q", "-I", "dtp", "-s", "1", "-h", "127.0.0.1", "-p",
+                              std::to_string(new_), "-U", b.pg_user, db_},
+                             "", env, 120000);
+    ASSERT_EQ(schema.exit_code, 0) << schema.err;
+    for (int port : {old_, new_}) Psql(port, "alter table pgbench_history add column hid bigserial primary key");
+    Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  }
+  // Every row of `table` on `port` as text, sorted (a multiset to compare).
+  std::vector<std::string> SortedRows(int port, const std::string& table) {
+    std::vector<std::string> out;
+    std::istringstream in(Rows(port, table));
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
   std::string store_db_;
   std::deque<Sidecar> sidecars_;  // stable references
 };
@@ -126,19 +154,8 @@ class CutoverTest : public ChangeStreamTest {
 // the open ones finish, waits for the stream, flips. No transaction fails;
 // every one acknowledged is on new; old's rows are on new unchanged.
 TEST_F(CutoverTest, TwoSidecarsUnderPgbenchMoveWriteAuthorityWithoutLosingAWrite) {
-  const auto& b = TestBackends::Get();
-  auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(old_), "-U",
-                          b.pg_user, db_},
-                         "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
-  ASSERT_EQ(init.exit_code, 0) << init.err;
-  // New starts with the schema only (tables and keys, no rows).
-  auto schema = RunProgram({"pgbench", "-i", "-q", "-I", "dtp", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(new_),
-                            "-U", b.pg_user, db_},
-                           "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
-  ASSERT_EQ(schema.exit_code, 0) << schema.err;
-  // History gets a key, so the stream carries it (a keyless table is not moved).
-  for (int port : {old_, new_}) Psql(port, "alter table pgbench_history add column hid bigserial primary key");
-  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  InitPgbenchOnOldSchemaOnNew();
+  ASSERT_FALSE(HasFatalFailure());
   Sidecar& a = Start();
   Sidecar& second = Start();
   admin_ = std::make_unique<AdminClient>(a.admin_port, kToken);
@@ -182,14 +199,7 @@ TEST_F(CutoverTest, TwoSidecarsUnderPgbenchMoveWriteAuthorityWithoutLosingAWrite
   ExpectBalancesMatchHistory(new_);
   // Old took writes until the flip: each of its history rows is on new as
   // it is on old (as multisets: the table has no key).
-  auto lines = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    std::sort(out.begin(), out.end());
-    return out;
-  };
-  const auto old_rows = lines(Rows(old_, "pgbench_history")), new_rows = lines(Rows(new_, "pgbench_history"));
+  const auto old_rows = SortedRows(old_, "pgbench_history"), new_rows = SortedRows(new_, "pgbench_history");
   EXPECT_FALSE(old_rows.empty());
   EXPECT_TRUE(std::includes(new_rows.begin(), new_rows.end(), old_rows.begin(), old_rows.end()))
       << "a history row of old is missing on new or differs there";
@@ -260,17 +270,8 @@ TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) 
 // same load) holds writes, lets old catch up with new and rolls back: no
 // transaction fails, and old holds every one new acknowledged.
 TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
-  const auto& b = TestBackends::Get();
-  auto init = RunProgram({"pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(old_), "-U",
-                          b.pg_user, db_},
-                         "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
-  ASSERT_EQ(init.exit_code, 0) << init.err;
-  auto schema = RunProgram({"pgbench", "-i", "-q", "-I", "dtp", "-s", "1", "-h", "127.0.0.1", "-p", std::to_string(new_),
-                            "-U", b.pg_user, db_},
-                           "", {{"PGSSLMODE", "disable"}, {"PGPASSWORD", b.pg_password}}, 120000);
-  ASSERT_EQ(schema.exit_code, 0) << schema.err;
-  for (int port : {old_, new_}) Psql(port, "alter table pgbench_history add column hid bigserial primary key");
-  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  InitPgbenchOnOldSchemaOnNew();
+  ASSERT_FALSE(HasFatalFailure());
   Sidecar& s = Start();
   admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
   Migrate("back", R"({"type":"scan"})", kSyncDualWrite, kPgbenchTables);
@@ -316,14 +317,7 @@ TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
   ExpectBalancesMatchHistory(old_);
   // ... and every history row new holds is on old as it is on new (old
   // has moved on since the rollback: new's rows are a subset of old's).
-  auto lines = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) out.push_back(line);
-    std::sort(out.begin(), out.end());
-    return out;
-  };
-  const auto old_rows = lines(Rows(old_, "pgbench_history")), new_rows = lines(Rows(new_, "pgbench_history"));
+  const auto old_rows = SortedRows(old_, "pgbench_history"), new_rows = SortedRows(new_, "pgbench_history");
   EXPECT_TRUE(std::includes(old_rows.begin(), old_rows.end(), new_rows.begin(), new_rows.end()))
       << "a history row new acknowledged is missing on old or differs there";
   // The stream back is gone from new once the migration rolled back.

@@ -37,11 +37,14 @@ using ::testing::Not;
 // sides, row for row.
 class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterface<ClientMode> {
  protected:
-  static constexpr char kId[] = "clients";
+  // The test's database name: stream slots are named after the migration
+  // and are the cluster's, so tests running at once need ids of their own.
+  std::string id_;
 
   void SetUp() override {
     PgMigrationTest::SetUp();
     ASSERT_FALSE(HasFatalFailure());
+    id_ = db_;
     Start();
     ASSERT_FALSE(HasFatalFailure());
     const ClientMode mode = GetParam();
@@ -50,14 +53,14 @@ class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterfa
     // test): an application's own DDL, allowed as an operator would for it.
     const std::string strategy = ModeStrategy(mode, R"("ddl":{"high_risk":"allow"})");
     if (mode == ClientMode::kDualWriteStream) {
-      auto c = admin_.Post("/api/v1/migrations", std::string(R"({"id":")") + kId + R"(","strategy":)" + strategy +
+      auto c = admin_.Post("/api/v1/migrations", std::string(R"({"id":")") + id_ + R"(","strategy":)" + strategy +
                                                      R"(,"data":{"type":"scan","method":"stream"}})");
       ASSERT_EQ(c.status, 201) << c.body;
-      auto m = admin_.Post(std::string("/api/v1/migrations/") + kId + "/migrate");
+      auto m = admin_.Post(std::string("/api/v1/migrations/") + id_ + "/migrate");
       ASSERT_EQ(m.status, 200) << m.body;
       ASSERT_EQ(WaitStreaming(), "streaming") << turnout_->Log();
     } else {
-      CreateMigration(kId, strategy);
+      CreateMigration(id_, strategy);
     }
     migrating_ = true;
   }
@@ -88,7 +91,7 @@ class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterfa
   std::string WaitStreaming() {
     std::string phase;
     for (int i = 0; i < 600; ++i) {
-      auto r = admin_.Get(std::string("/api/v1/migrations/") + kId, {"X-Verbose: true"});
+      auto r = admin_.Get(std::string("/api/v1/migrations/") + id_, {"X-Verbose: true"});
       phase.clear();
       if (r.status == 200 && r.json.is_object()) {
         const auto& m = r.json.at("data").as_object();
@@ -103,7 +106,7 @@ class PgClientsTest : public PgMigrationTest, public ::testing::WithParamInterfa
   }
 
   void ExpectJournalEmpty() {
-    auto r = admin_.Get(std::string("/api/v1/migrations/") + kId + "/journal");
+    auto r = admin_.Get(std::string("/api/v1/migrations/") + id_ + "/journal");
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.json.at("data").at("pending").as_int64(), 0) << "journal under " << ModeName(GetParam()) << ":\n"
                                                                 << r.body;
