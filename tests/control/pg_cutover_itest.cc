@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <libpq-fe.h>
+
+#include <atomic>
 
 #include <algorithm>
 #include <cstdio>
@@ -42,6 +45,7 @@ struct Sidecar {
   int admin_port = FreePort();
   int pg_port = FreePort();
   std::unique_ptr<AdminClient> admin;
+  std::string yaml;  // its configuration, for a restart
 };
 
 class CutoverTest : public ChangeStreamTest {
@@ -74,9 +78,16 @@ class CutoverTest : public ChangeStreamTest {
       << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
       << "routes:\n  - {name: pg, protocol: postgres, mode: protocol, listen: \"127.0.0.1:" << s.pg_port
       << "\", old: pg-old}\n";
-    EXPECT_TRUE(s.process->Start(y.str(), {s.admin_port, s.pg_port})) << s.process->Log();
+    s.yaml = y.str();
+    EXPECT_TRUE(s.process->Start(s.yaml, {s.admin_port, s.pg_port})) << s.process->Log();
     s.admin = std::make_unique<AdminClient>(s.admin_port, kToken);
     return s;
+  }
+  // A new process for `s` on its ports and configuration (after a kill).
+  void Restart(Sidecar& s) {
+    s.process = std::make_unique<TurnoutProcess>();
+    std::ofstream(s.process->dir() + "/tokens") << kToken << " admin ops\n";
+    EXPECT_TRUE(s.process->Start(s.yaml, {s.admin_port, s.pg_port})) << s.process->Log();
   }
 
   // pgbench TPC-B through `s` in the background.
@@ -264,6 +275,87 @@ TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) 
   for (const auto& table : kPgbenchTables) ExpectSame(table);
 }
 
+
+// The only sidecar is killed (-9) while a cutover's window is open (held
+// open by a transaction that wrote and did not commit). Restarted, it finds
+// the window in the store, drains (the killed sessions are gone), lets new
+// catch up and flips. A writer that retries through the whole of it loses
+// no acknowledged row: each is on new, and old and new are equal.
+TEST_F(CutoverTest, KillingTheSidecarMidWindowThenRestartingItFinishesTheCutover) {
+  Both("create table acks (id bigint primary key, at timestamptz default clock_timestamp())");
+  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  Sidecar& s = Start();
+  admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+  Migrate("kill", R"({"type":"scan"})", kSyncDualWrite, {"acks"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("kill")), "streaming") << s.process->Log();
+
+  // The writer: one autocommit insert at a time through turnout, a new
+  // connection after any failure; it keeps the ids it was told committed.
+  std::atomic<bool> stop{false};
+  std::vector<long> acknowledged;
+  const std::string conn = TestBackends::Get().PgConnString(s.pg_port, db_);
+  std::thread writer([&] {
+    PGconn* c = nullptr;
+    for (long id = 1; !stop; ++id) {
+      if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
+        if (c != nullptr) PQfinish(c);
+        c = PQconnectdb(conn.c_str());
+        if (PQstatus(c) != CONNECTION_OK) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+      }
+      PGresult* r = PQexec(c, ("insert into acks (id) values (" + std::to_string(id) + ")").c_str());
+      if (PQresultStatus(r) == PGRES_COMMAND_OK) acknowledged.push_back(id);
+      PQclear(r);
+    }
+    if (c != nullptr) PQfinish(c);
+  });
+  struct Joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{writer, stop};
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+
+  // A transaction that wrote stays open: the window cannot close.
+  DirectPg open_txn(s.pg_port, db_);
+  open_txn.Rows("begin");
+  open_txn.Rows("insert into acks (id) values (-1)");
+  auto p = s.admin->Patch("/api/v1/migrations/kill", std::string(R"({"strategy":)") + kBigBang + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  ASSERT_EQ(CutoverPhase(p.json.at("data")), "holding") << p.body;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(CutoverPhase(Get("kill")), "holding") << "the open transaction keeps the window open";
+  s.process->Signal(SIGKILL);
+  s.process->Wait(10000);
+  Restart(s);
+
+  auto m = WaitFor("kill", [](const json::value& v) { return State(v) == "Completed" || State(v) == "Failed"; });
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process->Log();
+  EXPECT_EQ(CutoverPhase(m), "done") << json::serialize(m.at("cutover"));
+  EXPECT_EQ(m.at("cutover").at("epoch").as_int64(), 1) << "the window the killed sidecar opened";
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // writes on new, after the flip
+  stop = true;
+  writer.join();
+
+  ASSERT_FALSE(acknowledged.empty());
+  const std::string missing = Psql(new_, "select count(*) from unnest(array[" + [&] {
+    std::string list;
+    for (long id : acknowledged) list += (list.empty() ? "" : ",") + std::to_string(id);
+    return list;
+  }() + "]::bigint[]) a(id) where not exists (select 1 from acks where acks.id = a.id)");
+  EXPECT_EQ(missing, "0") << "acknowledged rows missing on new, of " << acknowledged.size();
+  EXPECT_EQ(Psql(new_, "select count(*) from acks where id = -1"), "0") << "the killed transaction never committed";
+  // Old took writes until the flip, new after it: every row of old is on
+  // new as it is on old.
+  const auto old_rows = SortedRows(old_, "acks"), new_rows = SortedRows(new_, "acks");
+  EXPECT_TRUE(std::includes(new_rows.begin(), new_rows.end(), old_rows.begin(), old_rows.end()))
+      << "a row of old is missing on new or differs there";
+}
 
 // After a flip that leaves the migration running, new's writes stream back
 // to old. pgbench TPC-B writes to new for 10 s, then `rollback` (under the
