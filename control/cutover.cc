@@ -28,9 +28,20 @@ constexpr auto kQuietTick = std::chrono::milliseconds(100);
 // a session that refreshed its policy just before it finishes its routing
 // decision (and is counted as an open writer) in microseconds.
 constexpr auto kHoldSettles = std::chrono::milliseconds(20);
+// A catch-up round (a fence written and applied on the other side) this
+// short means the stream is close behind: the hold may start.
+constexpr auto kCaughtUpRound = std::chrono::milliseconds(50);
 
+// The window holds writes.
 bool Holding(const Migration& m, std::int64_t* epoch) {
   if (m.state != MigrationState::kRunning || CutoverPhase(m) != "holding") return false;
+  *epoch = CutoverEpoch(m);
+  return *epoch != 0;
+}
+// The window is open: catching up before the hold, or holding.
+bool Open(const Migration& m, std::int64_t* epoch) {
+  if (m.state != MigrationState::kRunning) return false;
+  if (CutoverPhase(m) != "holding" && CutoverPhase(m) != "catching_up") return false;
   *epoch = CutoverEpoch(m);
   return *epoch != 0;
 }
@@ -185,7 +196,9 @@ bool Cutovers::Step() {
     seen[m.id] = true;
     std::int64_t epoch = 0;
     const bool holding = Holding(m, &epoch);
-    any_holding |= holding;
+    std::int64_t open_epoch = 0;
+    const bool window_open = Open(m, &open_epoch);
+    any_holding |= window_open;  // the hold may start any moment: look often
 
     // The gate: held while this sidecar may write to old.
     auto& gate = gates_[m.id];
@@ -219,7 +232,8 @@ bool Cutovers::Step() {
       runners_.erase(it);
       it = runners_.end();
     }
-    if (holding && it == runners_.end()) {
+    if (window_open && it == runners_.end()) {
+      epoch = open_epoch;
       auto lock = store_->TryLockExclusive("cutover:" + m.id);
       if (lock.ok() && *lock) {
         auto runner = std::make_unique<Runner>();
@@ -327,22 +341,93 @@ void Cutovers::RunBack(const Migration& m, Back& back) {
 }
 
 void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<bool>& stop) {
-  const auto start = Clock::now();
-  const auto deadline = start + absl::ToChronoNanoseconds(config_->limits.cutover_timeout);
+  const auto timeout = absl::ToChronoNanoseconds(config_->limits.cutover_timeout);
+  auto start = Clock::now();  // of the hold, once it starts
+  bool holding = false;
   auto held_ms = [&] {
+    if (!holding) return std::int64_t{0};
     return static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
   };
   // This sidecar may have seen the window late: the store says whether it
   // is still open (another runner may have flipped it already).
   auto stored = store_->Load(m.id);
   std::int64_t stored_epoch = 0;
-  if (!stored.ok() || !stored->has_value() || !Holding(**stored, &stored_epoch) || stored_epoch != epoch) return;
+  if (!stored.ok() || !stored->has_value() || !Open(**stored, &stored_epoch) || stored_epoch != epoch) return;
+  holding = CutoverPhase(**stored) == "holding";  // a runner before this one started the hold
   auto abandon = [&](const std::string& reason) {
-    Log(absl::StrCat("migration ", m.id, ": cutover abandoned after ", held_ms(), " ms: ", reason));
+    Log(absl::StrCat("migration ", m.id, ": cutover abandoned after ", held_ms(), " ms of hold: ", reason));
     if (auto st = service_->EndCutover(m.id, epoch, /*flipped=*/false, held_ms(), reason); !st.ok())
       Log(absl::StrCat("migration ", m.id, ": could not record the abandoned cutover: ", st.message()));
   };
   const bool back = CutoverBack(m);
+
+  // The routes and their backends.
+  struct Fenced {
+    std::string route;
+    const routing::Backend* old_b = nullptr;
+    const routing::Backend* new_b = nullptr;
+    std::uint64_t fence = 0;
+  };
+  std::vector<Fenced> fenced;
+  for (const auto& r : StreamRoutes(m)) {
+    const Backends b = BackendsOf(r.name);
+    if (b.old_b == nullptr || b.new_b == nullptr) return abandon("the backends of route " + r.name + " are not configured");
+    fenced.push_back({r.name, b.old_b, b.new_b, 0});
+  }
+  // A fence per route's stream (back to old: in new's WAL, for the stream
+  // back), then the receiving side applied past each; an error, or "" once
+  // it has.
+  auto catch_up = [&](Clock::time_point deadline) -> std::string {
+    for (auto& f : fenced) {
+      auto lsn = back ? EmitStreamFence(*f.new_b, StreamBackNamesFor(m.id, f.route).slot)
+                      : EmitStreamFence(*f.old_b, StreamNamesFor(m.id, f.route).slot);
+      if (!lsn.ok()) return std::string(lsn.status().message());
+      f.fence = *lsn;
+    }
+    for (const auto& f : fenced) {
+      if (back) {
+        auto past = WaitAppliedOn(*f.old_b, StreamBackNamesFor(m.id, f.route).slot, f.fence, deadline, stop);
+        if (!past.ok()) return std::string(past.status().message());
+        if (!*past && !stop)
+          return absl::StrCat("the stream back of route ", f.route, " did not catch up (fence ",
+                              pgo::FormatLsn(f.fence), ") at limits.cutover_timeout");
+        continue;
+      }
+      routing::StreamPosition& pos = positions_->For(f.route);
+      while (pos.applied() < f.fence && !stop) {
+        if (Clock::now() >= deadline)
+          return absl::StrCat("the change stream of route ", f.route, " did not catch up (applied ",
+                              pgo::FormatLsn(pos.applied()), ", fence ", pgo::FormatLsn(f.fence),
+                              ") at limits.cutover_timeout");
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+      }
+    }
+    return "";
+  };
+
+  // 0. Catch up before holding: the hold then lasts only as long as the last
+  // stretch, not as long as the stream's whole lag. Repeated until a round
+  // (a fence and its arrival) is short, or no shorter than the one before
+  // (the stream is as close as it gets under this load).
+  if (!holding) {
+    const auto deadline = Clock::now() + timeout;
+    for (auto previous = Clock::duration::max();;) {
+      const auto round = Clock::now();
+      const std::string error = catch_up(deadline);
+      if (stop) return;
+      if (!error.empty()) return abandon(error);
+      const auto took = Clock::now() - round;
+      if (took <= kCaughtUpRound || (previous != Clock::duration::max() && took * 10 >= previous * 9)) break;
+      previous = took;
+    }
+    if (auto st = service_->HoldCutover(m.id, epoch); !st.ok()) {
+      Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, ": ", st.message()));
+      return;
+    }
+    holding = true;
+    start = Clock::now();
+  }
+  const auto deadline = start + timeout;
   Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, back ? " back to old" : "", ": holding writes"));
 
   // A flip to new that leaves the migration running prepares the stream
@@ -392,49 +477,9 @@ void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<boo
 
   Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, ": every sidecar drained after ", held_ms(), " ms"));
 
-  // 2. New applied everything old committed: a fence per route's stream.
-  struct Fenced {
-    std::string route;
-    const routing::Backend* old_b = nullptr;
-    const routing::Backend* new_b = nullptr;
-    std::uint64_t fence = 0;
-  };
-  std::vector<Fenced> fenced;
-  const auto table = route_table_->Load();
-  for (const auto& r : StreamRoutes(m)) {
-    const routing::Route* route = config_->FindRoute(r.name);
-    const auto policy = table->FindShared(r.name);
-    if (route == nullptr || !policy) return abandon("route " + r.name + " is not configured here");
-    const std::string& new_name = policy->inputs().new_backend.empty() ? route->new_backend : policy->inputs().new_backend;
-    Fenced f{r.name, config_->FindBackend(route->old_backend), config_->FindBackend(new_name), 0};
-    if (f.old_b == nullptr || f.new_b == nullptr) return abandon("the backends of route " + r.name + " are not configured");
-    // Back to old: the fence goes into new's WAL, for the stream back.
-    auto lsn = back ? EmitStreamFence(*f.new_b, StreamBackNamesFor(m.id, r.name).slot)
-                    : EmitStreamFence(*f.old_b, StreamNamesFor(m.id, r.name).slot);
-    if (!lsn.ok()) return abandon(std::string(lsn.status().message()));
-    f.fence = *lsn;
-    fenced.push_back(f);
-  }
-  for (const auto& f : fenced) {
-    if (back) {
-      auto past = WaitAppliedOn(*f.old_b, StreamBackNamesFor(m.id, f.route).slot, f.fence, deadline, stop);
-      if (stop) return;
-      if (!past.ok()) return abandon(std::string(past.status().message()));
-      if (!*past)
-        return abandon(absl::StrCat("the stream back of route ", f.route, " did not reach the fence ",
-                                    pgo::FormatLsn(f.fence), " at limits.cutover_timeout"));
-      continue;
-    }
-    routing::StreamPosition& pos = positions_->For(f.route);
-    while (pos.applied() < f.fence) {
-      if (stop) return;
-      if (Clock::now() >= deadline)
-        return abandon(absl::StrCat("the change stream of route ", f.route, " did not catch up (applied ",
-                                    pgo::FormatLsn(pos.applied()), ", fence ", pgo::FormatLsn(f.fence),
-                                    ") at limits.cutover_timeout"));
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
-  }
+  // 2. The receiving side applied everything the other committed.
+  if (const std::string error = catch_up(deadline); !error.empty()) return abandon(error);
+  if (stop) return;
 
   Log(absl::StrCat("migration ", m.id, ": cutover ", epoch, ": ", back ? "old" : "new", " caught up after ",
                    held_ms(), " ms"));

@@ -4,10 +4,15 @@
 // change stream carries old's writes, no write may reach new before the
 // stream has brought every write of old there, and none may reach old after.
 //
-//   PATCH (authority moves)   the record gets cutover {phase: holding,
-//                             strategy: the target}; every sidecar publishes
-//                             policies that hold new write transactions at
-//                             their start (routing kPlanHoldWrites)
+//   PATCH (authority moves)   the record gets cutover {phase: catching_up,
+//                             strategy: the target}; nothing is held yet
+//   one sidecar (runner)      fences the stream until a round (fence written,
+//                             fence applied) is short or stops shrinking,
+//                             then sets phase holding (HoldCutover): the hold
+//                             lasts the last stretch, not the stream's lag
+//   holding                   every sidecar publishes policies that hold new
+//                             write transactions at their start (routing
+//                             kPlanHoldWrites)
 //   every sidecar (gate)      holds a shared store lock "writes:<id>" while
 //                             it may write to old; releases it once the hold
 //                             is published here and no transaction that

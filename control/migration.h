@@ -131,8 +131,9 @@ struct Migration {
   std::uint64_t policy_revision = 0;
   std::string last_error;
   // The write window of a cutover (control/cutover.h): null, or
-  // {"phase": "holding", "strategy": <the strategy once flipped>, "epoch",
-  //  "started_at"}, then {"phase": "done" | "abandoned", "hold_ms", "reason"}.
+  // {"phase": "catching_up", "strategy": <the strategy once flipped>,
+  //  "epoch", "started_at"}, then "phase": "holding" ("hold_started_at"),
+  //  then {"phase": "done" | "abandoned", "hold_ms", "reason"}.
   boost::json::value cutover;
   DataProgress progress;
   // The last kMaxAuditEntries audited changes, oldest first (AppendAudit).
@@ -152,8 +153,9 @@ boost::json::value BoundAuditBody(boost::json::value body);
 // Appends `e` (bodies bounded), dropping the oldest entries past the limit.
 void AppendAudit(Migration& m, AuditEntry e);
 
-// The cutover record's phase ("holding", "done", "abandoned"; "" when
-// none) and epoch (0 when none): the one reader of Migration::cutover.
+// The cutover record's phase ("catching_up", "holding", "done",
+// "abandoned"; "" when none) and epoch (0 when none): the one reader of
+// Migration::cutover.
 std::string CutoverPhase(const Migration& m);
 std::int64_t CutoverEpoch(const Migration& m);
 // The window moves authority back from new to old ("direction": "back").

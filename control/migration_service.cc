@@ -195,6 +195,8 @@ bool WritesByStream(const Migration& m, const std::string& route) {
 
 // A cutover's write window is open (control/cutover.h).
 bool CutoverHolding(const Migration& m) { return CutoverPhase(m) == "holding"; }
+// A cutover is under way: catching up before the hold, or holding.
+bool CutoverOpen(const Migration& m) { return CutoverHolding(m) || CutoverPhase(m) == "catching_up"; }
 
 // A cutover flipped write authority to new (control/cutover.h) and the
 // strategy still writes there.
@@ -208,7 +210,7 @@ bool WritesMovedToNew(const Migration& m) {
 // to `strategy`, or, `then_rollback`, to RolledBack once old has every
 // write new took. The stream back keeps running through it.
 json::object BackWindow(const Migration& m, const json::value& strategy, bool then_rollback) {
-  json::object c{{"phase", "holding"},    {"strategy", strategy},       {"epoch", CutoverEpoch(m) + 1},
+  json::object c{{"phase", "catching_up"}, {"strategy", strategy},       {"epoch", CutoverEpoch(m) + 1},
                  {"direction", "back"},   {"stream_back", true},        {"started_at", NowRfc3339()}};
   if (then_rollback) c["then"] = "rollback";
   return c;
@@ -643,7 +645,7 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         mig.state == MigrationState::kRollingBack)
       return Illegal(mig, "patch");
     if (auto* s = o.if_contains("strategy")) {
-      if (CutoverHolding(mig))
+      if (CutoverOpen(mig))
         return WithDetails(absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
                            "wait for it to flip or be abandoned (GET the migration: \"cutover\")");
       auto before = StrategyFromJson(mig.strategy);
@@ -654,7 +656,7 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         // writes there: open the write window; the cutover runner flips
         // to this strategy once new has every write (control/cutover.h).
         mig.cutover = json::object{
-            {"phase", "holding"}, {"strategy", *s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
+            {"phase", "catching_up"}, {"strategy", *s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
       } else if (before.ok() && after.ok() && WritesToNew(*before) && !WritesToNew(*after) && StreamBackWanted(mig)) {
         // Authority moves back to old: the same window, the other way.
         mig.cutover = BackWindow(mig, *s, /*then_rollback=*/false);
@@ -680,7 +682,7 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
 absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t epoch, bool flipped,
                                          std::int64_t hold_ms, const std::string& reason, bool stream_back) {
   auto m = Mutate(id, "system", flipped ? "cutover" : "cutover_abandoned", [&](Migration& mig) -> absl::Status {
-    if (!CutoverHolding(mig)) return absl::FailedPreconditionError("no cutover in progress");
+    if (!CutoverOpen(mig)) return absl::FailedPreconditionError("no cutover in progress");
     if (CutoverEpoch(mig) != epoch) return absl::FailedPreconditionError("another cutover is in progress");
     json::object c = mig.cutover.as_object();
     c["phase"] = flipped ? "done" : "abandoned";
@@ -700,6 +702,19 @@ absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t ep
       auto spec = StrategyFromJson(mig.strategy);
       if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
     }
+    return absl::OkStatus();
+  });
+  return m.ok() ? absl::OkStatus() : m.status();
+}
+
+absl::Status MigrationService::HoldCutover(const std::string& id, std::int64_t epoch) {
+  auto m = Mutate(id, "system", "cutover_hold", [&](Migration& mig) -> absl::Status {
+    if (CutoverPhase(mig) != "catching_up" || CutoverEpoch(mig) != epoch)
+      return absl::FailedPreconditionError("the cutover is no longer catching up");
+    json::object c = mig.cutover.as_object();
+    c["phase"] = "holding";
+    c["hold_started_at"] = NowRfc3339();
+    mig.cutover = std::move(c);
     return absl::OkStatus();
   });
   return m.ok() ? absl::OkStatus() : m.status();
@@ -832,7 +847,7 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
       // without it they exist on new only, and routing back to old would
       // leave them behind unseen.
       if (WritesMovedToNew(mig) && StreamBackWanted(mig)) {
-        if (CutoverHolding(mig))
+        if (CutoverOpen(mig))
           return WithDetails(
               absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
               "wait for it to flip or be abandoned (GET the migration: \"cutover\"), then roll back");

@@ -107,6 +107,9 @@ class MigrationService {
   // data is moved and whose strategy sends everything to new completes);
   // otherwise the window is abandoned for `reason` and routing stays. Only
   // for the window numbered `epoch`; audited with the hold's length.
+  // A cutover caught up (the stream's lag is small): its window starts
+  // holding writes. Only for the window numbered `epoch`, still catching up.
+  absl::Status HoldCutover(const std::string& id, std::int64_t epoch);
   // `stream_back`: a flip to new prepared the stream back to old
   // (StreamBackWanted). A window back to old opened by `rollback` ends,
   // flipped, in RolledBack.

@@ -287,7 +287,7 @@ PY
 say "Cutover under load: PATCH to big_bang; writes are held while new catches up, then flow to new"
 printf '{"strategy": {"type": "big_bang"}}\n' >"$DIR/cutover.json"
 run "${CTL[@]}" patch "$ID" -f "$DIR/cutover.json" | sed -n '1,2p'
-printf '  cutover phase right after the PATCH: %s  (holding: new transactions wait at their start, open ones finish, new catches up)\n' \
+printf '  cutover phase right after the PATCH: %s  (catching_up: new closes in on old; then holding: new transactions wait at their start, open ones finish, new catches up)\n' \
   "$(field 'd.get("cutover", {}).get("phase", "")')"
 until=$((SECONDS + 120))
 while :; do
@@ -304,7 +304,8 @@ printf '  cutover: %s\n' "$(field 'json.dumps(d["cutover"])')"
 printf '\033[1m  writes were held for %s ms\033[0m\n' "$HOLD_MS"
 run "${CTL[@]}" status "$ID"
 # The validator at the end of the data movement runs after the flip: new
-# then takes writes that old no longer gets (no reverse stream yet).
+# then takes writes that old no longer gets (big_bang completes the
+# migration: no stream back to old).
 END_DIFF=$(field 'sum(t.get("differences_total", 0) for r in d["progress"]["verification"]["routes"] for t in r.get("tables", []))')
 if [ -n "$END_DIFF" ] && [ "$END_DIFF" != 0 ]; then
   echo "  (the end-of-copy validator ran after the flip: its $END_DIFF differing rows are writes made on new since,"
