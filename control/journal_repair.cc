@@ -12,6 +12,7 @@
 #include "control/backend_clients.h"
 #include "control/backend_inspector.h"
 #include "control/pg_table_repair.h"
+#include "control/strategy_json.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -179,6 +180,68 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       pg_results.emplace(std::make_tuple(route_name, missing, database, t.table), std::move(t));
     }
   }
+  // Tables that differ with no entry naming them (a write the journal never
+  // heard of: a sidecar killed between the two sides, a write made on one
+  // side directly): the verifier finds them, and each is repaired by rows
+  // from the side that holds the migration's writes.
+  std::set<std::pair<std::string, std::string>> repaired_here;  // (route, schema.table)
+  for (const auto& [where, result] : pg_results)
+    if (result.ok) repaired_here.emplace(std::get<0>(where), result.resolved);
+  std::vector<std::string> pg_interlays;
+  for (const auto& i : m.interlays) {
+    const routing::Route* r = config.FindRoute(i.route);
+    if (r != nullptr && r->protocol == routing::Protocol::kPostgres) pg_interlays.push_back(i.route);
+  }
+  if (!pg_interlays.empty()) {
+    auto found = Verify(config, m);
+    if (!found.ok()) {
+      failed.emplace_back(absl::StrCat("verify before the repair: ", found.status().message()));
+    } else {
+      auto strategy = StrategyFromJson(m.strategy);
+      const bool new_holds_writes = strategy.ok() && WritesToNew(*strategy);
+      for (const auto& route : found->at("routes").as_array()) {
+        const std::string name(route.at("route").as_string());
+        const routing::Route* r = config.FindRoute(name);
+        const auto* tables = route.as_object().if_contains("tables");
+        if (r == nullptr || r->protocol != routing::Protocol::kPostgres || tables == nullptr) continue;
+        const std::string old_name = r->old_backend, new_name = new_side(name);
+        const std::string source = new_holds_writes ? new_name : old_name;
+        const std::string target = new_holds_writes ? old_name : new_name;
+        const routing::Backend* from_b = config.FindBackend(source);
+        const routing::Backend* to_b = config.FindBackend(target);
+        if (from_b == nullptr || to_b == nullptr) continue;
+        for (const auto& t : tables->as_array()) {
+          const auto* eq = t.as_object().if_contains("equal");
+          const std::string table(t.at("table").as_string());
+          if ((eq != nullptr && eq->is_bool() && eq->as_bool()) || repaired_here.contains({name, table})) continue;
+          pg_routes.insert(name);  // the verifier's verdict below covers it
+          auto results = RepairPostgresTables(*from_b, *to_b, {table});
+          if (!results.ok()) {
+            failed.emplace_back(absl::StrCat("route ", name, ": ", results.status().message()));
+            continue;
+          }
+          for (const auto& rt : *results) {
+            if (rt.ok)
+              tables_repaired.push_back(json::object{{"route", name},
+                                                     {"table", rt.resolved},
+                                                     {"from", source},
+                                                     {"to", target},
+                                                     {"found_by", "verify"},
+                                                     {"primary_key", rt.has_primary_key},
+                                                     {"method", rt.method},
+                                                     {"rows_differing", rt.rows_differing},
+                                                     {"source_rows", rt.source_rows},
+                                                     {"upserted", rt.upserted},
+                                                     {"deleted", rt.deleted},
+                                                     {"seconds", rt.seconds},
+                                                     {"equal", rt.equal}});
+            if (!rt.error.empty()) failed.emplace_back(absl::StrCat("table ", rt.table, " on ", target, ": ", rt.error));
+          }
+        }
+      }
+    }
+  }
+
   // Then the verifier, as before the repair existed: its verdict on a table
   // it covers (the migration's scope) must agree too.
   bool pg_equal = true;

@@ -60,31 +60,14 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
   // The rows arrive printed with these settings (ReplicationConnection).
   if (auto st = PgFixOutputSettings(target_); !st.ok()) return st;
-  // The origin marks this session's commits (see the header). Held by one
-  // session at a time: a previous applier's connection the server has not
-  // yet seen closed holds it for a moment (Unavailable: retried).
-  // Origins are the cluster's, slots' names repeat across its databases
-  // (StreamNamesFor): the database's oid makes the origin this stream's.
-  auto origin = PgExec(target_, "select $1 || '_' || oid from pg_database where datname = current_database()", {slot_},
-                       "name the replication origin");
-  std::string name;
-  if (origin.ok()) {
-    name = PgValue(*origin, 0, 0);
-    origin = PgExec(target_,
-                    "select pg_replication_origin_create($1) where not exists "
-                    "(select 1 from pg_replication_origin where roname = $1)",
-                    {name}, "create replication origin " + name);
-  }
-  if (origin.ok())
-    origin = PgExec(target_, "select pg_replication_origin_session_setup($1)", {name}, "replication origin " + name);
-  if (!origin.ok()) {
-    if (absl::StrContains(origin.status().message(), "is already active"))
-      return absl::UnavailableError(origin.status().message());
-    return absl::FailedPreconditionError(absl::StrCat(
-        origin.status().message(), " (the change stream marks what it applies with a replication origin: the ",
-        target_.name, " backend's user must be a superuser or be granted EXECUTE on pg_replication_origin_create "
-        "and pg_replication_origin_session_setup)"));
-  }
+  // Marks this applier's transactions where the target keeps logical WAL
+  // (see the header): a stream from there skips them.
+  auto level = PgExec(target_, "select current_setting('wal_level')", {}, "read wal_level");
+  if (!level.ok()) return level.status();
+  begin_sql_ = "begin;";
+  if (PgValue(*level, 0, 0) == "logical")
+    absl::StrAppend(&begin_sql_, "select pg_logical_emit_message(true, ", Literal(kAppliedMarkPrefix), ", ",
+                    Literal(slot_), ");");
   if (auto st = Exec("create schema if not exists _turnout; "
                      "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
                      "updated_at timestamptz not null default now())",
@@ -142,7 +125,7 @@ absl::Status ChangeApplier::Send(bool final) {
 
 absl::Status ChangeApplier::Commit() {
   if (group_transactions_ == 0 && !open_on_target_ && sql_.empty()) return absl::OkStatus();
-  if (!open_on_target_ && sql_.empty()) sql_ = "begin;";
+  if (!open_on_target_ && sql_.empty()) sql_ = begin_sql_;
   if (group_end_ > applied_) {
     absl::StrAppend(&sql_, "insert into _turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
                     Literal(pgo::FormatLsn(group_end_)),
@@ -175,13 +158,14 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
     skipping_ = b->final_lsn < std::max(applied_, group_end_);
     begin_commit_time_ = -1;
     if (!skipping_ && oldest_pending_commit_time_ == 0) oldest_pending_commit_time_ = begin_commit_time_ = b->commit_time;
-    if (!skipping_ && !open_on_target_ && sql_.empty()) sql_ = "begin;";
+    if (!skipping_ && !open_on_target_ && sql_.empty()) sql_ = begin_sql_;
     return absl::OkStatus();
   }
-  if (const auto* o = std::get_if<pgo::Origin>(&m); o != nullptr && in_transaction_) {
-    // Applied here by a turnout stream in the other direction: it came from
-    // the side this stream applies to.
-    if (o->name.substr(0, kTurnoutOriginPrefix.size()) == kTurnoutOriginPrefix && !skipping_) {
+  if (const auto* msg = std::get_if<pgo::Message>(&m);
+      msg != nullptr && msg->transactional && in_transaction_ && msg->prefix == kAppliedMarkPrefix) {
+    // Applied there by a turnout stream in the other direction: it came
+    // from the side this stream applies to.
+    if (!skipping_) {
       skipping_ = true;
       if (oldest_pending_commit_time_ == begin_commit_time_) oldest_pending_commit_time_ = 0;
     }
@@ -388,7 +372,7 @@ absl::Status ChangeApplier::Ddl(std::string_view text) {
     sql_.clear();
     auto r = PgExec(target_, std::string(s.text), {}, "apply DDL");
     if (!r.ok() && !absl::StrContains(r.status().message(), "already exists")) return r.status();
-    sql_ = "begin;";
+    sql_ = begin_sql_;
   }
   return absl::OkStatus();
 }

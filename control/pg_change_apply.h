@@ -18,12 +18,13 @@
 // Inserts follow the migration's conflict rule for rows the target held
 // before the copy: none (keep the target's), replace, merge (fill NULLs).
 //
-// Each applier session carries a replication origin named after its slot
-// and the target database, since origins are the cluster's
-// (pg_replication_origin_session_setup): what it commits is marked in the
-// WAL, and a stream in the other direction (new -> old after a cutover)
-// skips transactions whose origin is one of turnout's, so no change ever
-// travels back to where it came from.
+// Where the target keeps logical WAL, each transaction the applier commits
+// there starts with a transactional logical message (kAppliedMarkPrefix,
+// the slot), and a stream in the other direction (new -> old after a
+// cutover) skips every transaction that starts with one, so no change ever
+// travels back to where it came from. (A replication origin would do the
+// same, but holds one of the server's max_replication_slots state entries
+// until it is dropped, and needs privileges the stream does not otherwise.)
 //
 // DDL arrives as a transactional logical message (prefix kDdlMessagePrefix,
 // from the event trigger control/pg_change_stream.cc installs): its DDL
@@ -61,16 +62,15 @@ inline constexpr std::string_view kAppliedChannel = "turnout_applied";
 // holds all of them (pg_change_stream.cc; control/stream_feeder.h and
 // cutover.h write them).
 inline constexpr std::string_view kFencePrefix = "turnout.fence";
-// Replication origins of turnout's appliers are named after their slots
-// and databases (StreamNamesFor): this prefix.
-inline constexpr std::string_view kTurnoutOriginPrefix = "turnout_";
+// The mark at the start of each transaction an applier commits (above).
+inline constexpr std::string_view kAppliedMarkPrefix = "turnout.applied";
 
 class ChangeApplier {
  public:
   ChangeApplier(PgSide target, std::string slot, ConflictRule rule);
 
-  // Session settings, the replication origin and the position table; the
-  // stored position, or 0.
+  // Session settings, the applied mark and the position table; the stored
+  // position, or 0.
   absl::StatusOr<std::uint64_t> Open();
   // Records `lsn` as applied (the initial copy's consistent point).
   absl::Status StorePosition(std::uint64_t lsn);
@@ -133,6 +133,7 @@ class ChangeApplier {
   bool in_transaction_ = false;
   bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
   std::int64_t begin_commit_time_ = -1;  // the current transaction's, when it set oldest_pending_commit_time_
+  std::string begin_sql_ = "begin;";      // with the applied mark where the target keeps logical WAL
   bool open_on_target_ = false; // BEGIN sent, COMMIT not yet
   std::string sql_;             // statements not yet sent
   std::size_t group_transactions_ = 0;

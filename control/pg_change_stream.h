@@ -84,7 +84,7 @@ absl::Status StreamPostgres(const routing::Backend& old_backend, const routing::
 // the forward stream carries (every table, created ones included, when it
 // does), the DDL triggers and the slot; on old the slot's consistent point
 // as the stored position. Returns that position. What the forward stream
-// applied on new carries its replication origin and is never sent back.
+// applied on new carries its applied mark and is never sent back.
 absl::StatusOr<std::uint64_t> PrepareStreamBack(const routing::Backend& old_backend,
                                                 const routing::Backend& new_backend, const std::string& migration_id,
                                                 const std::string& route);

@@ -419,6 +419,10 @@ TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
   const auto old_rows = SortedRows(old_, "pgbench_history"), new_rows = SortedRows(new_, "pgbench_history");
   EXPECT_TRUE(std::includes(old_rows.begin(), old_rows.end(), new_rows.begin(), new_rows.end()))
       << "a history row new acknowledged is missing on old or differs there";
+  // Nothing travelled back where it came from: a transaction of new applied
+  // on old and then again on new (by the stream from old) would have set
+  // balances there to stale values.
+  ExpectBalancesMatchHistory(new_);
   // The stream back is gone from new once the migration rolled back.
   for (int i = 0; i < 100 && Slots(new_) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(Slots(new_), 0);
