@@ -15,6 +15,9 @@
 //                  in order, or the head's local reply; pub/sub messages and
 //                  RESP3 pushes pass through out of band.
 //
+// Each decision is RedisTracker's (redis_tracker.h, sans-I/O); the session
+// does the I/O. Where the code lives: redis_session_impl.h.
+//
 // Backpressure: the FIFO has a fixed capacity. A client that never reads its
 // replies stalls the writer, the FIFO fills, and the request loop stops
 // reading that client: memory per session stays bounded by the buffers.
@@ -34,10 +37,11 @@
 //  * AUTH, HELLO, CLIENT REPLY/TRACKING and (P|S)SUBSCRIBE inside MULTI are
 //    refused (the transaction then aborts at EXEC, as for any rejected
 //    command): their state cannot be queued upstream.
-//  * MONITOR, SYNC, PSYNC and REPLCONF are refused: their replies are not
-//    request/response traffic a proxy can frame.
-//  * Unknown commands and subcommands are refused with Redis' own text; a
-//    configurable passthrough needs a configuration field (not there yet).
+//  * SYNC, PSYNC, REPLCONF, REPLICAOF and SLAVEOF are refused: their
+//    replies are not request/response traffic a proxy can frame. MONITOR
+//    relays the authoritative side's feed until the client leaves.
+//  * Unknown commands and subcommands are refused with Redis' own text,
+//    unless the route says `unknown_commands: passthrough`.
 //  * Inline commands are re-encoded as RESP arrays upstream; commands larger
 //    than the receive buffer are streamed through (LargeRequestWalker).
 

@@ -15,6 +15,12 @@
 #include "proxy/redis/redis_tracker.h"
 #include "proxy/redis/secondary_work.h"
 
+// The tracker is sans-I/O: neither it nor what this test includes pulls in
+// Asio (asio/version.hpp comes with every Asio header).
+#ifdef BOOST_ASIO_VERSION
+#error "redis_tracker.h must not depend on Asio"
+#endif
+
 namespace turnout::proxy::redis {
 namespace {
 
