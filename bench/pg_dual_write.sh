@@ -24,7 +24,6 @@ if [ -z "${TURNOUT_TEST_PG_OLD_PORT:-}" ]; then
 fi
 SCALE=${BENCH_SCALE:-10}
 SECS=${BENCH_SECONDS:-10}
-PY=/usr/bin/python3
 OLD=$TURNOUT_TEST_PG_OLD_PORT
 NEW=$TURNOUT_TEST_PG_NEW_PORT
 USER=$TURNOUT_TEST_PG_USER
@@ -35,40 +34,16 @@ TOKEN=dual-write-bench-admin-token-0123456789
 
 WORK=$(mktemp -d /tmp/turnout-dw-bench.XXXXXX)
 chmod 0755 "$WORK"
-TURNOUT_PID="" LOAD_PID=""
+BENCH_NAME=pg_dual_write
+# shellcheck source=bench/lib/pg_admin.sh
+source "$ROOT/bench/lib/pg_admin.sh"
+LOAD_PID=""
 cleanup() {
   if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
   if [ -n "$TURNOUT_PID" ]; then kill "$TURNOUT_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-conn() { echo "host=127.0.0.1 port=$1 user=$USER dbname=$2"; }
-q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$(conn "$1" "$2")" -c "$3"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
-
-read -r ADMIN PG < <("$PY" - <<'PY'
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
-
-api() {
-  local out code
-  out=$(curl -sS -X "$1" -H "Authorization: Bearer $TOKEN" -H 'X-Verbose: true' \
-    ${3:+-H 'Content-Type: application/json' -d "$3"} -w '\n%{http_code}' "http://127.0.0.1:$ADMIN$2") || return 1
-  code=${out##*$'\n'}
-  out=${out%$'\n'*}
-  if [[ $code != 2* ]]; then echo "pg_dual_write: $1 $2 → $code $out" >&2; return 1; fi
-  echo "$out"
-}
-die() {
-  echo "pg_dual_write: $1" >&2
-  tail -40 "$WORK/turnout.log" >&2 || true
-  exit 1
-}
 
 # reset: old with pgbench tables (history keyed), new with the schema only.
 reset() {
@@ -82,31 +57,6 @@ reset() {
   pg_dump --schema-only "$(conn "$OLD" "$DB")" >"$WORK/schema.sql"
   psql -X -q -v ON_ERROR_STOP=1 "$(conn "$NEW" "$DB")" -f "$WORK/schema.sql" >/dev/null
 }
-
-start_turnout() {
-  echo "$TOKEN admin bench" >"$WORK/tokens"
-  rm -f "$WORK/state.json"
-  cat >"$WORK/turnout.yaml" <<YAML
-instance_id: dw-bench
-admin:
-  listen: 127.0.0.1:$ADMIN
-  tokens_file: $WORK/tokens
-state_store:
-  path: $WORK/state.json
-journal:
-  path: $WORK/journal.log
-backends:
-  - {name: pg-old, protocol: postgres, address: "127.0.0.1:$OLD", user: $USER, password: $PGPASSWORD, database: $DB}
-  - {name: pg-new, protocol: postgres, address: "127.0.0.1:$NEW", user: $USER, password: $PGPASSWORD, database: $DB}
-routes:
-  - {name: pg, protocol: postgres, mode: protocol, listen: "127.0.0.1:$PG", old: pg-old}
-YAML
-  "$BUILD/proxy/turnout" --config "$WORK/turnout.yaml" >"$WORK/turnout.log" 2>&1 &
-  TURNOUT_PID=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  die "turnout did not start"
-}
-stop_turnout() { kill "$TURNOUT_PID"; wait "$TURNOUT_PID" 2>/dev/null || true; TURNOUT_PID=""; }
 
 TABLE_LIST=$(printf '"%s",' "${TABLES[@]}"); TABLE_LIST="[${TABLE_LIST%,}]"
 # migrate ID STRATEGY DATA: created, routed, scoped, started; waits until the
@@ -137,7 +87,7 @@ tps() {
 declare -A TPS
 run_mode() {  # NAME STRATEGY DATA (empty: no migration)
   reset
-  start_turnout
+  start_turnout dw-bench
   [ -n "$2" ] && migrate "m_$1" "$2" "$3"
   TPS[$1,8]=$(tps 8)
   TPS[$1,1]=$(tps 1)
@@ -155,7 +105,7 @@ run_mode statement_sync "$SYNC" '{"type":"scan","method":"copy"}'
 # The write hold of a cutover: at idle, then under pgbench -c 8.
 hold() {  # LOADED(0|1)
   reset
-  start_turnout
+  start_turnout dw-bench
   migrate "cut$1" "$SYNC" '{"type":"scan"}'
   if [ "$1" = 1 ]; then
     pgbench -n -c 8 -j 2 -T $((SECS + 5)) -h 127.0.0.1 -p "$PG" "$DB" >"$WORK/hold-load.log" 2>&1 &

@@ -24,3 +24,4 @@ for s in "$ROOT"/bench/*_e2e.sh; do
 done
 echo "== pg_stream.sh" && "$ROOT/bench/pg_stream.sh" "$BUILD" | tee "$OUT/pg_stream.txt"
 echo "== pg_dual_write.sh" && "$ROOT/bench/pg_dual_write.sh" "$BUILD" | tee "$OUT/pg_dual_write.txt"
+echo "== pg_verify.sh" && "$ROOT/bench/pg_verify.sh" "$BUILD" | tee "$OUT/pg_verify.txt"
