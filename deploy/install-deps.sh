@@ -12,7 +12,7 @@ packages=(
   # servers the harness starts, and the real clients the tests use
   postgresql-15 postgresql-client-15 redis-server redis-tools
   python3 python3-psycopg2 python3-psycopg python3-redis
-  nodejs
+  nodejs openjdk-17-jdk-headless libpostgresql-jdbc-java
   # benchmarks: the proxies we compare against; promtool for /metrics
   pgbouncer nutcracker prometheus
   # test CA and process tools

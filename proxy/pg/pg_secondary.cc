@@ -106,6 +106,15 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
     w.any = true;
     w.sync = dual->apply == routing::Apply::kSync;
     w.atomic_commit = plan.has(routing::kPlanAtomic) && w.sync;  // remembered for the COMMIT (StartOp)
+  } else if (const auto carried = BatchOpensTransactionForWrites(cls)) {
+    // An extended batch that opens a transaction (pgjdbc with autocommit
+    // off sends BEGIN with the transaction's first statement): its writes
+    // come later in the same batch, where no op can start, so the batch is
+    // carried whole and the secondary follows the transaction from there.
+    w.any = true;
+    w.sync = carried->apply == routing::Apply::kSync;
+    w.atomic_commit = carried->atomic && w.sync;
+    w.opens_txn = true;
   } else if (shadow != nullptr && (cls == RequestClass::kRead || IsWrite(cls))) {
     w.any = true;
     w.role = SecondaryRole::kShadow;
@@ -148,7 +157,33 @@ void PgSession::NoteLaterExecute(const routing::Plan& plan, RequestClass cls,
   if (dual && (capturing_ == nullptr || capturing_->role != SecondaryRole::kDualWrite)) {
     uncaptured_write_ = true;
     uncaptured_tables_.assign(targets.begin(), targets.end());
+    return;
   }
+  if (capturing_ != nullptr && capturing_->role == SecondaryRole::kDualWrite) {
+    capturing_->opens_txn_only = false;
+    // A later write of the captured batch: its tables are the op's too (a
+    // journal entry names them), and the transaction's (its COMMIT's
+    // intent names them: proxy/intent_ring.h).
+    for (std::string_view t : targets) {
+      if (std::find(capturing_->tables.begin(), capturing_->tables.end(), t) == capturing_->tables.end())
+        capturing_->tables.emplace_back(t);
+      if (std::find(txn_tables_.begin(), txn_tables_.end(), t) == txn_tables_.end()) txn_tables_.emplace_back(t);
+    }
+  }
+}
+
+std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(RequestClass cls) {
+  if (cls != RequestClass::kTxnControl || routing_frame_type_ != 'P') return std::nullopt;
+  const auto& statements = tracker_.classification().statements;
+  if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kBegin) return std::nullopt;
+  routing::Request req;
+  req.request_class = RequestClass::kWrite;
+  req.client = routing::ClientIdentity{user_, application_name_, address_};
+  req.connection_id = ctx_.connection_id;
+  const routing::Plan plan = reader_->policy().Decide(req, absl::Now());
+  for (const auto& s : plan.secondaries())
+    if (s.role == SecondaryRole::kDualWrite) return CarriedWrites{s.apply, plan.has(routing::kPlanAtomic)};
+  return std::nullopt;
 }
 
 bool PgSession::WritesAreDualWritten() {
@@ -226,6 +261,7 @@ bool PgSession::StartOp(const ppg::Frame& f) {
       op.failure = "turnout: backend unavailable (retrying shortly); journaled for repair";
     }
     op.in_txn = sec_txn_;
+    op.opens_txn_only = w.opens_txn;
     if (op.failure.empty() && client_in_txn && !sec_txn_) {
       // The client's transaction reaches the secondary with its first write.
       op.begins_txn = true;
@@ -561,6 +597,12 @@ void PgSession::FinishOp(SecondaryOp& op) {
       s.secondary_latency_us = op.secondary_us;
       ctx_.services->shadow_samples->Add(std::move(s));
     }
+    return;
+  }
+  if (!op.failure.empty() && op.opens_txn_only) {
+    // A batch that only opened the transaction wrote nothing: nothing to
+    // repair. The transaction's writes are ops of their own (lazy BEGIN).
+    SettleIntent(op, 0);
     return;
   }
   if (!op.failure.empty()) {

@@ -105,6 +105,7 @@ struct SecondaryOp {
   bool sync = false;
   bool shadow_write = false;
   bool begins_txn = false;        // prefix holds the lazy BEGIN of the client's transaction
+  bool opens_txn_only = false;    // a batch opening a transaction, no write in it (yet)
   bool in_txn = false;            // runs inside the secondary's copy of the client's transaction
   bool complete = false;          // `main` holds the whole request
   bool primary_done = false;
@@ -219,6 +220,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
     bool shadow_write = false;
     bool atomic_commit = false;  // the COMMIT of an atomic carried transaction
     bool async_txn_end = false;  // the end of a transaction carried asynchronously
+    bool opens_txn = false;      // an extended batch that opens a transaction (BatchOpensTransactionForWrites)
   };
   PlannedWork PlanSecondary(const routing::Plan& plan, routing::RequestClass cls,
                             std::span<const std::string_view> targets);
@@ -228,6 +230,13 @@ class PgSession final : public Session, private RequestTracker::Hooks {
                         std::span<const std::string_view> targets);
   // Would a write starting now be dual-written?
   bool WritesAreDualWritten();
+  // How writes are dual-written, when this request is an extended batch
+  // that opens a transaction with BEGIN (PlanSecondary carries it whole).
+  struct CarriedWrites {
+    routing::Apply apply;
+    bool atomic = false;
+  };
+  std::optional<CarriedWrites> BatchOpensTransactionForWrites(routing::RequestClass cls);
   // At the barrier before a request with secondary work: the secondary
   // connection is opened (state replayed) when it is not.
   awaitable<void> PrepareSecondary();

@@ -1,6 +1,7 @@
 // Real clients through the protocol-aware session: psql (queries, \copy,
 // Ctrl-C), pgbench in all three -M modes, psycopg2, psycopg 3 (server-side
-// prepared statements, COPY, pipeline mode), node-pg, NOTIFY delivery.
+// prepared statements, COPY, pipeline mode), node-pg, pgjdbc (statements,
+// batches, transactions, CopyManager), NOTIFY delivery.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -361,6 +362,35 @@ TEST_P(PgClientsTest, NodePgSimpleAndParameterized) {
                        {"PGUSER", b.pg_user},
                        {"PGPASSWORD", b.pg_password},
                        {"PGDATABASE", db_}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+// pgjdbc (Debian's libpostgresql-jdbc-java), compiled once into the build
+// tree: tests/java/PgjdbcSuite.java in the mode given ("all" or "copy").
+RunResult Pgjdbc(int port, const std::string& db, const std::string& mode) {
+  const std::string dir = PG_JAVA_DIR;
+  const std::string jar = "/usr/share/java/postgresql.jar";
+  std::filesystem::create_directories(dir);
+  const std::string source = std::string(TURNOUT_SOURCE_DIR) + "/tests/java/PgjdbcSuite.java";
+  auto compile = RunProgram({"sh", "-c", "cd '" + dir + "' && flock .lock sh -c '[ PgjdbcSuite.class -nt \"" + source +
+                                             "\" ] || javac -cp " + jar + " -d . \"" + source + "\"'"},
+                            "", {}, 120000);
+  if (compile.exit_code != 0) return compile;
+  const auto& b = TestBackends::Get();
+  return RunProgram({"java", "-cp", jar + ":" + dir, "PgjdbcSuite",
+                     "jdbc:postgresql://127.0.0.1:" + std::to_string(port) + "/" + db + "?sslmode=disable", mode},
+                    "", {{"PGUSER", b.pg_user}, {"PGPASSWORD", b.pg_password}}, 120000);
+}
+
+TEST_P(PgClientsTest, PgjdbcStatementsBatchesTransactionsAndErrors) {
+  auto r = Pgjdbc(port_, db_, "all");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "OK\n");
+}
+
+TEST_P(PgClientsWithoutStatementDualWriteTest, PgjdbcCopyManagerBothWays) {
+  auto r = Pgjdbc(port_, db_, "copy");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "OK\n");
 }

@@ -354,7 +354,7 @@ TEST_F(PgDualWriteTest, NewBackendStoppedMidDualWriteIsJournaledAndRepaired) {
   }
   EXPECT_GT(Metric(R"(turnout_dualwrite_total{result="journaled",route="pg"})"), 0);
   auto repair = admin_.Post("/api/v1/migrations/pgdw_down/repair");
-  ASSERT_EQ(repair.status, 200) << repair.body;
+  ASSERT_EQ(repair.status, 200) << repair.body << turnout_->Log();
   EXPECT_EQ(Journal("pgdw_down").at("pending").as_int64(), 0) << repair.body;
   ExpectPgbenchTablesEqual();
 }

@@ -27,9 +27,12 @@ HttpResult AdminClient::Call(const std::string& method, const std::string& path,
   RunResult r = RunProgram(argv, body, {}, 125000);
   HttpResult out;
   const auto nl = r.out.rfind('\n');
-  if (nl == std::string::npos) return out;
+  if (nl == std::string::npos) {
+    out.body = "curl: " + r.err;  // no answer: why, for the test's message
+    return out;
+  }
   out.status = std::atoi(r.out.c_str() + nl + 1);
-  out.body = r.out.substr(0, nl);
+  out.body = out.status == 0 ? "curl: " + r.err : r.out.substr(0, nl);
   boost::system::error_code ec;
   out.json = boost::json::parse(out.body, ec);
   if (ec) out.json = nullptr;
