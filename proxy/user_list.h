@@ -3,8 +3,9 @@
 // style file of `"user" "secret"` lines (quotes optional when a value has no
 // space; `""` inside quotes is a literal quote; `#` starts a comment). A
 // secret is a plain password, an md5 hash ("md5" + md5(password + user)) or a
-// SCRAM secret ("SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>"); which
-// auth methods a secret supports is the session's business.
+// SCRAM secret ("SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>"). How a
+// password is checked against each form, for both protocols, is
+// proxy/credential_check.h's business.
 
 #include <map>
 #include <memory>
