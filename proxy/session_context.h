@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "proxy/asio.h"
+#include "proxy/credential_check.h"
 #include "proxy/session.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/user_list.h"
@@ -33,6 +34,9 @@ struct ProxyServices {
   routing::StreamPositions* stream_positions = nullptr;  // owned by main; never null
   std::shared_ptr<pg::CancelRegistry> cancel_keys;       // Postgres cancel keys turnout hands out
   IntentRing* intents = nullptr;                         // owned by main; null: no intent record
+  // Hi() results for client and upstream SCRAM; a reload copies the pointer,
+  // so the cache outlives user lists (its keys cannot go stale, see there).
+  std::shared_ptr<ScramKeyCache> scram_keys = std::make_shared<ScramKeyCache>();
 };
 
 struct SessionContext {

@@ -198,7 +198,7 @@ awaitable<bool> BackendConnection::Login(const LoginParams& login, OpenFailure* 
             for (auto m : auth.mechanisms) offered |= m == kScramMechanism;
             if (!offered) co_return fail("offers no SASL mechanism turnout supports", "28000");
             if (login.password.empty()) co_return fail("asks for a password and none is configured", "28P01");
-            scram.emplace(login.password);
+            scram.emplace(login.password, std::string(), login.scram_keys);
             ppg::AppendSaslInitialResponse(&out, kScramMechanism, scram->ClientFirst());
             break;
           }

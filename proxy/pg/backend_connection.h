@@ -20,6 +20,7 @@
 #include "protocol/pg/frame_decoder.h"
 #include "protocol/pg/messages.h"
 #include "proxy/asio.h"
+#include "proxy/credential_check.h"
 #include "proxy/pg/session_state.h"
 #include "proxy/stream.h"
 #include "routing/config.h"
@@ -34,6 +35,7 @@ struct LoginParams {
   // Client startup parameters to pass on (application_name, client_encoding,
   // DateStyle, TimeZone, options, ...), in the client's order.
   std::vector<std::pair<std::string, std::string>> options;
+  ScramKeyCache* scram_keys = nullptr;  // the process' (ProxyServices); null: derive at each login
 };
 
 // Why Open() failed, in a form the session can show the client.

@@ -3,8 +3,6 @@
 // SCRAM-SHA-256), and opening backend connections with the client's
 // startup parameters.
 
-#include <openssl/crypto.h>
-
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -223,7 +221,7 @@ awaitable<bool> PgSession::Authenticate() {
     std::string challenge, password;
     ppg::AppendAuthenticationCleartextPassword(&challenge);
     if (!co_await ExchangePassword(challenge, &password)) co_return false;
-    accepted = secret && secret->CheckCleartext(password, user_);
+    accepted = secret && secret->CheckCleartext(password, user_, ctx_.services->scram_keys.get());
     if (accepted) client_cleartext_ = std::move(password);
   } else {  // md5
     std::array<std::uint8_t, 4> salt{};
@@ -231,13 +229,7 @@ awaitable<bool> PgSession::Authenticate() {
     std::string challenge, response;
     ppg::AppendAuthenticationMd5Password(&challenge, salt);
     if (!co_await ExchangePassword(challenge, &response)) co_return false;
-    if (secret) {
-      const std::string md5 =
-          secret->kind == StoredSecret::Kind::kMd5 ? secret->text : Md5Secret(secret->text, user_);
-      const std::string expected = Md5Response(md5, salt);
-      accepted = expected.size() == response.size() &&
-                 CRYPTO_memcmp(expected.data(), response.data(), expected.size()) == 0;
-    }
+    accepted = secret && secret->CheckMd5Response(response, user_, salt);
   }
   if (!accepted) {
     LogInfo("pg client authentication failed", {{"route", route().name}, {"user", user_}});
@@ -254,14 +246,10 @@ awaitable<bool> PgSession::Authenticate() {
 awaitable<bool> PgSession::AuthenticateScram(const std::optional<StoredSecret>& secret, bool* accepted) {
   std::optional<ScramSecret> scram;
   if (secret) {
-    if (secret->kind == StoredSecret::Kind::kScram) {
-      scram = secret->scram;
-    } else if (secret->kind == StoredSecret::Kind::kPlain) {
-      scram = ScramSecret::ForPlainPassword(secret->text);
-    } else {
+    scram = secret->ScramVerifier(*ctx_.services->scram_keys);
+    if (!scram)
       LogWarn("pg user has an md5 secret; SCRAM needs a plain or SCRAM secret",
               {{"route", route().name}, {"user", user_}});
-    }
   }
   ScramServer server(scram);
   std::string out;
@@ -344,6 +332,7 @@ LoginParams PgSession::MakeLogin(const routing::Backend& backend) const {
   if (login.password.empty() && backend.user.empty() && client_cleartext_) login.password = *client_cleartext_;
   login.database = backend.database.empty() ? database_ : backend.database;
   login.options = startup_options_;
+  login.scram_keys = ctx_.services->scram_keys.get();
   return login;
 }
 
