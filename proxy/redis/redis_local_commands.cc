@@ -57,9 +57,7 @@ awaitable<void> RedisSession::HandleAuth(const resp::Command& cmd, const std::ui
 }
 
 bool RedisSession::CheckPassword(std::string_view user, std::string_view password) const {
-  if (users_ == nullptr) return false;
-  const std::string* secret = users_->Secret(std::string(user));
-  return secret != nullptr && PasswordMatches(*secret, user, password);
+  return users_ != nullptr && CheckClientPassword(*users_, user, password, *ctx_.services->scram_keys);
 }
 
 void RedisSession::SetAuthenticated(std::string_view user) {
