@@ -392,6 +392,18 @@ class TableVerifier {
     if (auto st = PgExec(new_, kBegin); !st.ok()) return st.status();
     return true;
   }
+  // Before a recheck: the delay, and where a stream carries the writes
+  // (the LSN mode fell back because it lagged), a second chance for it to
+  // apply what old holds now: a row still in flight in a stream that lags
+  // more than the delay would otherwise stay different through the recheck
+  // and be reported. Past the wait bound the recheck reads as it is.
+  void RecheckDelay() {
+    absl::SleepFor(o_.recheck_delay);
+    if (!o_.wait_new_applied_past) return;
+    auto l = PgExec(old_, "select pg_current_wal_insert_lsn()::text", {}, "current position");
+    if (l.ok()) (void)o_.wait_new_applied_past(PgValue(*l, 0, 0));
+  }
+
   absl::Status CloseSnapshots(bool open) {
     if (!open) return absl::OkStatus();
     for (const PgSide* side : {&old_, &new_})
@@ -437,12 +449,12 @@ class TableVerifier {
     const int rounds = std::max(1, o_.settle_rounds);
     for (int round = 0; round < rounds && (!pending.empty() || (round == 0 && !f.unexplained.empty())); ++round) {
       const bool was_lsn = lsn_;
-      if (!lsn_) absl::SleepFor(o_.recheck_delay);
+      if (!lsn_) RecheckDelay();
       if (round == 0 && o_.before_recheck) o_.before_recheck();
       auto open = OpenSnapshots();
       if (!open.ok()) return open.status();
       // Fell back just now: a recheck reads only after its delay.
-      if (was_lsn && !lsn_) absl::SleepFor(o_.recheck_delay);
+      if (was_lsn && !lsn_) RecheckDelay();
       std::map<Key, Seen> now;
       if (auto st = ReadKeys(pending, now); !st.ok()) return st;
       if (round == 0) {
@@ -628,7 +640,7 @@ class TableVerifier {
     if (o_.after_chunk)
       if (auto st = o_.after_chunk(std::max(out_.old_rows, out_.new_rows)); !st.ok()) return st;
     if (!found.empty() && (lsn_ || o_.recheck_delay > absl::ZeroDuration())) {
-      if (!lsn_) absl::SleepFor(o_.recheck_delay);
+      if (!lsn_) RecheckDelay();
       if (o_.before_recheck) o_.before_recheck();
       Multiset second;
       if (auto st = KeylessPass(false, second); !st.ok()) return st;

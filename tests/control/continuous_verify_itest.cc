@@ -325,11 +325,15 @@ TEST_F(ContinuousVerifyTest, PgbenchThroughTheStreamGivesNoFalsePositiveAndAPlan
     ASSERT_TRUE(cv.is_object() && cv.as_object().contains("routes")) << json::serialize(cv);
     const auto& route = cv.at("routes").as_array().at(0);
     SCOPED_TRACE(json::serialize(route));
-    EXPECT_EQ(route.at("consistency"), "lsn");
+    // By LSN; where the stream lagged past the wait (a loaded machine), a
+    // range is rechecked instead, and the report says so. Either way no
+    // write in flight may be reported (the totals below).
+    EXPECT_THAT(std::string(route.at("consistency").as_string()),
+                ::testing::AnyOf("lsn", "lsn, recheck where the stream lagged"));
     std::int64_t total = 0;
     bool plant_named = false;
     for (const auto& t : route.at("tables").as_array()) {
-      EXPECT_EQ(t.at("consistency"), "lsn");
+      EXPECT_THAT(std::string(t.at("consistency").as_string()), ::testing::AnyOf("lsn", "recheck"));
       total += t.at("differences_total").to_number<std::int64_t>();
       for (const auto& row : t.at("rows").as_array())
         if (t.at("table") == "public.pgbench_accounts" && row.at("kind") == "only_new" &&
@@ -355,7 +359,9 @@ TEST_F(ContinuousVerifyTest, PgbenchThroughTheStreamGivesNoFalsePositiveAndAPlan
   // A one-off verification while the load runs: the same mode, no difference.
   auto once = admin_->Post("/api/v1/migrations/tpcb/verify");
   ASSERT_EQ(once.status, 200) << once.body;
-  EXPECT_EQ(once.json.at("data").at("routes").at(0).at("consistency"), "lsn") << once.body;
+  EXPECT_THAT(std::string(once.json.at("data").at("routes").at(0).at("consistency").as_string()),
+              ::testing::AnyOf("lsn", "lsn, recheck where the stream lagged"))
+      << once.body;
   EXPECT_TRUE(once.json.at("data").at("equal").as_bool()) << once.body;
 
   // A row only on new, written behind turnout's and the stream's back.
