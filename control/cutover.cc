@@ -38,10 +38,24 @@ bool Holding(const Migration& m, std::int64_t* epoch) {
   *epoch = CutoverEpoch(m);
   return *epoch != 0;
 }
-// The window is open: catching up before the hold, or holding.
+// The data movement has copied every route and streams (or copied it
+// without a stream): big_bang's /migrate window may start.
+bool DataReady(const Migration& m) {
+  for (const auto& r : m.progress.routes) {
+    const std::string& s = r.stream.phase;
+    if (s == "streaming" || s == "caught_up" || s == "unavailable" || r.phase == "done") continue;
+    return false;
+  }
+  return !m.progress.routes.empty();
+}
+
+// The window is open: catching up before the hold, or holding (or, for
+// big_bang's /migrate, waiting for the data, once it is there).
 bool Open(const Migration& m, std::int64_t* epoch) {
   if (m.state != MigrationState::kRunning) return false;
-  if (CutoverPhase(m) != "holding" && CutoverPhase(m) != "catching_up") return false;
+  const std::string phase = CutoverPhase(m);
+  const bool ready = phase == "holding" || phase == "catching_up" || (phase == "waiting_for_data" && DataReady(m));
+  if (!ready) return false;
   *epoch = CutoverEpoch(m);
   return *epoch != 0;
 }

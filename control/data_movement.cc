@@ -100,6 +100,8 @@ bool Streams(const Migration& m) {
 bool StreamEnds(const DataSpec& spec, MigrationService* service, const std::string& id) {
   auto m = service->Snapshot(id);
   if (!m.ok()) return false;
+  // A cutover window not flipped yet: old still takes writes.
+  if (CutoverPending(*m)) return false;
   auto strategy = StrategyFromJson(m->strategy);
   if (!strategy.ok()) return false;
   return IsFullCutover(*strategy) || (spec.mode == DataSpec::Mode::kSnapshot && !DualWrites(*strategy));

@@ -213,6 +213,11 @@ bool CutoverFlag(const Migration& m, const char* field, const char* value) {
 
 bool CutoverBack(const Migration& m) { return CutoverFlag(m, "direction", "back"); }
 
+bool CutoverPending(const Migration& m) {
+  const std::string phase = CutoverPhase(m);
+  return phase == "waiting_for_data" || phase == "catching_up" || phase == "holding";
+}
+
 bool StreamBackWanted(const Migration& m) {
   if (m.state != MigrationState::kRunning && m.state != MigrationState::kPaused) return false;
   if (!CutoverFlag(m, "stream_back", nullptr)) return false;

@@ -132,7 +132,8 @@ struct Migration {
   std::string last_error;
   // The write window of a cutover (control/cutover.h): null, or
   // {"phase": "catching_up", "strategy": <the strategy once flipped>,
-  //  "epoch", "started_at"}, then "phase": "holding" ("hold_started_at"),
+  //  "epoch", "started_at"} ("waiting_for_data" first for big_bang's
+  //  /migrate), then "phase": "holding" ("hold_started_at"),
   //  then {"phase": "done" | "abandoned", "hold_ms", "reason"}.
   boost::json::value cutover;
   DataProgress progress;
@@ -158,6 +159,9 @@ void AppendAudit(Migration& m, AuditEntry e);
 // Migration::cutover.
 std::string CutoverPhase(const Migration& m);
 std::int64_t CutoverEpoch(const Migration& m);
+// A window that has not flipped or ended: waiting for the data (big_bang's
+// /migrate), catching up, or holding.
+bool CutoverPending(const Migration& m);
 // The window moves authority back from new to old ("direction": "back").
 bool CutoverBack(const Migration& m);
 // A stream from new back to old was prepared at a flip to new and still

@@ -230,7 +230,7 @@ bool AnyRouteByStream(const Migration& m, const routing::Config& config) {
 // description, data and failure handling are not among them.
 bool SameRouting(const Migration& a, const Migration& b) {
   if (a.state != b.state || a.synced != b.synced || PolicyVersion(a) != PolicyVersion(b) || a.strategy != b.strategy ||
-      CutoverHolding(a) != CutoverHolding(b))
+      CutoverHolding(a) != CutoverHolding(b) || CutoverPending(a) != CutoverPending(b))
     return false;
   if (a.interlays.size() != b.interlays.size() || a.apis.size() != b.apis.size()) return false;
   for (std::size_t i = 0; i < a.interlays.size(); ++i)
@@ -252,7 +252,10 @@ routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type) 
     case MigrationState::kReady:
       if (type == routing::StrategyType::kBigBang) return m.synced ? P::kPrepared : P::kNotStarted;
       return P::kExecuting;
-    case MigrationState::kRunning: return P::kExecuting;
+    case MigrationState::kRunning:
+      // big_bang's /migrate window (cutover.h) has not flipped yet: old.
+      if (type == routing::StrategyType::kBigBang && CutoverPending(m)) return m.synced ? P::kPrepared : P::kNotStarted;
+      return P::kExecuting;
     case MigrationState::kPaused: return P::kPaused;
     case MigrationState::kCompleted: return P::kCompleted;
     case MigrationState::kFailed:
@@ -645,6 +648,9 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         mig.state == MigrationState::kRollingBack)
       return Illegal(mig, "patch");
     if (auto* s = o.if_contains("strategy")) {
+      // Nothing is held while the window waits for the data: another
+      // strategy replaces the one it waited to flip to.
+      if (CutoverPhase(mig) == "waiting_for_data") mig.cutover = nullptr;
       if (CutoverOpen(mig))
         return WithDetails(absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
                            "wait for it to flip or be abandoned (GET the migration: \"cutover\")");
@@ -709,7 +715,7 @@ absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t ep
 
 absl::Status MigrationService::HoldCutover(const std::string& id, std::int64_t epoch) {
   auto m = Mutate(id, "system", "cutover_hold", [&](Migration& mig) -> absl::Status {
-    if (CutoverPhase(mig) != "catching_up" || CutoverEpoch(mig) != epoch)
+    if ((CutoverPhase(mig) != "catching_up" && CutoverPhase(mig) != "waiting_for_data") || CutoverEpoch(mig) != epoch)
       return absl::FailedPreconditionError("the cutover is no longer catching up");
     json::object c = mig.cutover.as_object();
     c["phase"] = "holding";
@@ -823,6 +829,14 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
           r.route = i.route;
           mig.progress.routes.push_back(std::move(r));
         }
+        // big_bang moves write authority at /migrate: while the stream
+        // carries the data there, writes stay on old until it has copied
+        // and caught up, then the window flips them (control/cutover.h).
+        if (spec.ok() && std::holds_alternative<routing::BigBangSpec>(*spec) && AnyRouteByStream(mig, *config_))
+          mig.cutover = json::object{{"phase", "waiting_for_data"},
+                                     {"strategy", mig.strategy},
+                                     {"epoch", CutoverEpoch(mig) + 1},
+                                     {"started_at", NowRfc3339()}};
       } else if (spec.ok() && IsFullCutover(*spec)) {
         mig.state = S::kCompleted;
       }

@@ -281,6 +281,39 @@ TEST_F(CutoverTest, ACutoverThatCannotCatchUpIsAbandonedAndWritesContinueOnOld) 
 }
 
 
+// big_bang moves write authority at /migrate. Under pgbench through turnout
+// the whole time, writes stay on old while the stream copies and catches
+// up, then the window holds them, new catches up, and they flip to new: no
+// transaction fails, every acknowledged one is on new, and old's rows are
+// on new as they are on old.
+TEST_F(CutoverTest, BigBangMigrateUnderPgbenchFlipsOnlyOnceTheStreamHasTheData) {
+  InitPgbenchOnOldSchemaOnNew();
+  ASSERT_FALSE(HasFatalFailure());
+  Sidecar& s = Start();
+  admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+  RunResult load;
+  std::thread t = PgbenchVia(s, 4, 12, &load);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Migrate("bb", R"({"type":"scan"})", kBigBang, kPgbenchTables);
+  const auto at_migrate = Get("bb");
+  EXPECT_EQ(CutoverPhase(at_migrate), "waiting_for_data") << json::serialize(at_migrate);
+  t.join();
+  EXPECT_EQ(load.exit_code, 0) << load.err << load.out;
+  EXPECT_THAT(load.out, ::testing::HasSubstr("number of failed transactions: 0")) << load.out;
+  auto m = WaitFor("bb", [](const json::value& v) { return State(v) == "Completed" || State(v) == "Failed"; });
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process->Log();
+  EXPECT_EQ(CutoverPhase(m), "done") << json::serialize(m.at("cutover"));
+  std::printf("big_bang /migrate under pgbench -c 4: writes held %lld ms\n",
+              static_cast<long long>(m.at("cutover").at("hold_ms").as_int64()));
+  // Every acknowledged transaction is on new (one history row each) and
+  // every balance there is the sum of its history; old's rows are on new.
+  EXPECT_EQ(std::atol(Psql(new_, "select count(*) from pgbench_history").c_str()), Processed(load));
+  ExpectBalancesMatchHistory(new_);
+  const auto old_rows = SortedRows(old_, "pgbench_history"), new_rows = SortedRows(new_, "pgbench_history");
+  EXPECT_TRUE(std::includes(new_rows.begin(), new_rows.end(), old_rows.begin(), old_rows.end()))
+      << "a history row of old is missing on new or differs there";
+}
+
 // The only sidecar is killed (-9) while a cutover's window is open (held
 // open by a transaction that wrote and did not commit). Restarted, it finds
 // the window in the store, drains (the killed sessions are gone), lets new
