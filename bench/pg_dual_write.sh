@@ -37,6 +37,7 @@ chmod 0755 "$WORK"
 BENCH_NAME=pg_dual_write
 # shellcheck source=bench/lib/pg_admin.sh
 source "$ROOT/bench/lib/pg_admin.sh"
+read -r ADMIN PG < <(free_ports 2)
 LOAD_PID=""
 cleanup() {
   if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi

@@ -27,7 +27,6 @@ SCALE=${BENCH_SCALE:-20}
 SECS=${BENCH_SECONDS:-20}
 WORKERS=${BENCH_WORKERS:-2}
 COPY_ONLY=${BENCH_COPY_ONLY:-0}
-PY=/usr/bin/python3
 OLD=$TURNOUT_TEST_PG_OLD_PORT
 NEW=$TURNOUT_TEST_PG_NEW_PORT
 USER=$TURNOUT_TEST_PG_USER
@@ -40,7 +39,7 @@ TOKEN=stream-bench-admin-token-0123456789
 
 WORK=$(mktemp -d /tmp/turnout-stream-bench.XXXXXX)
 chmod 0755 "$WORK"
-TURNOUT_PID="" BENCH_PID=""
+BENCH_PID=""
 cleanup() {
   if [ -n "$BENCH_PID" ]; then kill "$BENCH_PID" 2>/dev/null || true; wait "$BENCH_PID" 2>/dev/null || true; fi
   if [ -n "$TURNOUT_PID" ]; then kill "$TURNOUT_PID" 2>/dev/null || true; fi
@@ -50,27 +49,11 @@ trap cleanup EXIT
 
 now() { echo "$EPOCHREALTIME"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a-b}'; }
-conn() { echo "host=127.0.0.1 port=$1 user=$USER dbname=$2"; }
-q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$(conn "$1" "$2")" -c "$3"; }
+BENCH_NAME=pg_stream
+# shellcheck source=bench/lib/pg_admin.sh
+source "$ROOT/bench/lib/pg_admin.sh"
+read -r ADMIN PG1 PG2 < <(free_ports 3)
 
-read -r ADMIN PG1 PG2 < <("$PY" - <<'PY'
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
-
-# api METHOD PATH [BODY]: the reply body on 2xx; otherwise the reply on stderr, status 1.
-api() {
-  local out code
-  out=$(curl -sS -X "$1" -H "Authorization: Bearer $TOKEN" -H 'X-Verbose: true' \
-    ${3:+-H 'Content-Type: application/json' -d "$3"} -w '\n%{http_code}' "http://127.0.0.1:$ADMIN$2") || return 1
-  code=${out##*$'\n'}
-  out=${out%$'\n'*}
-  if [[ $code != 2* ]]; then echo "pg_stream: $1 $2 → $code $out" >&2; return 1; fi
-  echo "$out"
-}
 # die MIGRATION MESSAGE: what the admin API and turnout's log show, then exit 1.
 die() {
   echo "pg_stream: $2" >&2

@@ -39,6 +39,7 @@ chmod 0755 "$WORK"
 BENCH_NAME=pg_verify
 # shellcheck source=bench/lib/pg_admin.sh
 source "$ROOT/bench/lib/pg_admin.sh"
+read -r ADMIN PG < <(free_ports 2)
 BG_PID=""
 cleanup() {
   if [ -n "$BG_PID" ]; then kill "$BG_PID" 2>/dev/null || true; wait "$BG_PID" 2>/dev/null || true; fi

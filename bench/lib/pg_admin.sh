@@ -2,20 +2,23 @@
 # Shared by the Postgres benches that drive turnout's admin API (sourced, not
 # run): bench/pg_dual_write.sh, bench/pg_verify.sh. The sourcing script sets
 # BENCH_NAME, BUILD, WORK, DB, TOKEN, USER, PGPASSWORD, OLD and NEW (the
-# harness' clusters) before it calls these; TURNOUT_PID is this file's.
+# harness' clusters) before it calls these, and ADMIN and PG (free_ports)
+# before start_turnout; TURNOUT_PID is this file's. A script may define its
+# own die after sourcing this file.
 
 conn() { echo "host=127.0.0.1 port=$1 user=$USER dbname=$2"; }
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$(conn "$1" "$2")" -c "$3"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 
-# Two free loopback ports: the admin API's and the Postgres route's.
-read -r ADMIN PG < <(/usr/bin/python3 - <<'PY'
-import socket
-s = [socket.socket() for _ in range(2)]
+# free_ports N: N free loopback ports on one line.
+free_ports() {
+  /usr/bin/python3 - "$1" <<'PY'
+import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]))]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])
 PY
-)
+}
 TURNOUT_PID=""
 
 die() {
@@ -24,7 +27,8 @@ die() {
   exit 1
 }
 
-# api METHOD PATH [BODY]: the response body; a non-2xx status is an error.
+# api METHOD PATH [BODY]: the response body; a non-2xx status is an error
+# (the reply on stderr).
 api() {
   local out code
   out=$(curl -sS --max-time 3600 -X "$1" -H "Authorization: Bearer $TOKEN" -H 'X-Verbose: true' \

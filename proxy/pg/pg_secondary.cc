@@ -172,15 +172,19 @@ void PgSession::NoteLaterExecute(const routing::Plan& plan, RequestClass cls,
   }
 }
 
-std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(RequestClass cls) {
-  if (cls != RequestClass::kTxnControl || routing_frame_type_ != 'P') return std::nullopt;
-  const auto& statements = tracker_.classification().statements;
-  if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kBegin) return std::nullopt;
+routing::Plan PgSession::PlanOfAWrite() {
   routing::Request req;
   req.request_class = RequestClass::kWrite;
   req.client = routing::ClientIdentity{user_, application_name_, address_};
   req.connection_id = ctx_.connection_id;
-  const routing::Plan plan = reader_->policy().Decide(req, absl::Now());
+  return reader_->policy().Decide(req, absl::Now());
+}
+
+std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(RequestClass cls) {
+  if (cls != RequestClass::kTxnControl || routing_frame_type_ != 'P') return std::nullopt;
+  const auto& statements = tracker_.classification().statements;
+  if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kBegin) return std::nullopt;
+  const routing::Plan plan = PlanOfAWrite();
   for (const auto& s : plan.secondaries())
     if (s.role == SecondaryRole::kDualWrite) return CarriedWrites{s.apply, plan.has(routing::kPlanAtomic)};
   return std::nullopt;
@@ -188,11 +192,7 @@ std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrite
 
 bool PgSession::WritesAreDualWritten() {
   if (sec_txn_ || sec_txn_lost_) return true;
-  routing::Request req;
-  req.request_class = RequestClass::kWrite;
-  req.client = routing::ClientIdentity{user_, application_name_, address_};
-  req.connection_id = ctx_.connection_id;
-  const routing::Plan plan = reader_->policy().Decide(req, absl::Now());
+  const routing::Plan plan = PlanOfAWrite();
   for (const auto& s : plan.secondaries())
     if (s.role == SecondaryRole::kDualWrite) return true;
   return false;

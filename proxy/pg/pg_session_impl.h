@@ -230,6 +230,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
                         std::span<const std::string_view> targets);
   // Would a write starting now be dual-written?
   bool WritesAreDualWritten();
+  // The plan the policy gives a write starting now in this session.
+  routing::Plan PlanOfAWrite();
   // How writes are dual-written, when this request is an extended batch
   // that opens a transaction with BEGIN (PlanSecondary carries it whole).
   struct CarriedWrites {

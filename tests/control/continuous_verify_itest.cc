@@ -24,6 +24,7 @@
 #include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
+#include "tests/support/stop_and_join.h"
 #include "tests/support/turnout_process.h"
 
 namespace turnout::testing {
@@ -298,14 +299,7 @@ TEST_F(ContinuousVerifyTest, PgbenchThroughTheStreamGivesNoFalsePositiveAndAPlan
     load_done = true;
   });
   // Joined on every way out, a failed assertion too.
-  struct Joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{load, stop_load};
+  StopAndJoin joiner{load, stop_load};
   // Wait for history rows through turnout: the load is flowing.
   ASSERT_TRUE(WaitUntil([&] { return load_done || std::stoll(Psql(old_, "select count(*) from pgbench_history")) > 100; }));
   ASSERT_FALSE(load_done) << load_out << Psql(old_, "select count(*) from pgbench_history") << Log();

@@ -29,6 +29,7 @@
 #include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
+#include "tests/support/stop_and_join.h"
 #include "tests/support/turnout_process.h"
 
 namespace turnout::testing {
@@ -349,14 +350,7 @@ TEST_F(CutoverTest, KillingTheSidecarMidWindowThenRestartingItFinishesTheCutover
     }
     if (c != nullptr) PQfinish(c);
   });
-  struct Joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{writer, stop};
+  StopAndJoin joiner{writer, stop};
   std::this_thread::sleep_for(std::chrono::seconds(1));
 
   // A transaction that wrote stays open: the window cannot close.
