@@ -35,6 +35,25 @@ absl::Status CopyKey(redisContext* from, redisContext* to, const std::string& ke
   return absl::OkStatus();
 }
 
+// One table of a repair's result: `found_by` is "journal" (an entry named
+// it) or "verify" (the verifier found it different).
+json::value RepairedTableJson(const std::string& route, const PgTableRepair& t, const std::string& from,
+                              const std::string& to, const char* found_by) {
+  return json::object{{"route", route},
+                      {"table", t.resolved},
+                      {"from", from},
+                      {"to", to},
+                      {"found_by", found_by},
+                      {"primary_key", t.has_primary_key},
+                      {"method", t.method},
+                      {"rows_differing", t.rows_differing},
+                      {"source_rows", t.source_rows},
+                      {"upserted", t.upserted},
+                      {"deleted", t.deleted},
+                      {"seconds", t.seconds},
+                      {"equal", t.equal}};
+}
+
 }  // namespace
 
 json::value JournalToJson(const routing::Journal& journal, const Migration& m, std::size_t limit) {
@@ -162,18 +181,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     std::set<std::string> listed;
     for (auto& t : *results) {
       if (t.ok && listed.insert(t.resolved).second)
-        tables_repaired.push_back(json::object{{"route", route_name},
-                                               {"table", t.resolved},
-                                               {"from", source},
-                                               {"to", missing},
-                                               {"primary_key", t.has_primary_key},
-                                               {"method", t.method},
-                                               {"rows_differing", t.rows_differing},
-                                               {"source_rows", t.source_rows},
-                                               {"upserted", t.upserted},
-                                               {"deleted", t.deleted},
-                                               {"seconds", t.seconds},
-                                               {"equal", t.equal}});
+        tables_repaired.push_back(RepairedTableJson(route_name, t, source, missing, "journal"));
       if (!t.error.empty()) failed.emplace_back(absl::StrCat("table ", t.table, " on ", missing, ": ", t.error));
       else if (t.ok && !t.equal)
         failed.emplace_back(absl::StrCat("table ", t.table, " on ", missing, ": still differs after the repair"));
@@ -222,19 +230,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
           }
           for (const auto& rt : *results) {
             if (rt.ok)
-              tables_repaired.push_back(json::object{{"route", name},
-                                                     {"table", rt.resolved},
-                                                     {"from", source},
-                                                     {"to", target},
-                                                     {"found_by", "verify"},
-                                                     {"primary_key", rt.has_primary_key},
-                                                     {"method", rt.method},
-                                                     {"rows_differing", rt.rows_differing},
-                                                     {"source_rows", rt.source_rows},
-                                                     {"upserted", rt.upserted},
-                                                     {"deleted", rt.deleted},
-                                                     {"seconds", rt.seconds},
-                                                     {"equal", rt.equal}});
+              tables_repaired.push_back(RepairedTableJson(name, rt, source, target, "verify"));
             if (!rt.error.empty()) failed.emplace_back(absl::StrCat("table ", rt.table, " on ", target, ": ", rt.error));
           }
         }
