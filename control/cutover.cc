@@ -308,6 +308,7 @@ void Cutovers::StepBack(const Migration& m, const std::vector<Migration>& all) {
   if (!m.cutover.is_object()) return;  // a window prepares a stream back, even one abandoned
   const auto key = std::make_pair(m.id, CutoverEpoch(m));
   if (cleaned_.contains(key)) return;
+  if (auto retry = clean_retry_.find(key); retry != clean_retry_.end() && Clock::now() < retry->second) return;
   std::set<std::string> keep;
   for (const Migration& other : all) {
     if (other.state != MigrationState::kRunning && other.state != MigrationState::kPaused) continue;
@@ -325,7 +326,12 @@ void Cutovers::StepBack(const Migration& m, const std::vector<Migration>& all) {
     if (stale.ok() && !stale->dropped.empty())
       Log(absl::StrCat("migration ", m.id, ": stream back ended; dropped on new: ", absl::StrJoin(stale->dropped, ", ")));
   }
-  if (done) cleaned_.insert(key);
+  if (done) {
+    cleaned_.insert(key);
+    clean_retry_.erase(key);
+  } else {
+    clean_retry_[key] = Clock::now() + std::chrono::seconds(5);
+  }
 }
 
 void Cutovers::RunBack(const Migration& m, Back& back) {

@@ -42,6 +42,7 @@
 // its slot is dropped once no migration wants it.
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -114,8 +115,11 @@ class Cutovers {
   std::map<std::string, std::unique_ptr<Gate>> gates_;
   std::map<std::string, std::unique_ptr<Runner>> runners_;
   std::map<std::string, std::unique_ptr<Back>> backs_;
-  // (migration, epoch) whose stale back slots were dropped here.
+  // (migration, epoch) whose stale back slots were dropped here, and when
+  // to try again those whose drop did not finish (a slot still in use, new
+  // unreachable).
   std::set<std::pair<std::string, std::int64_t>> cleaned_;
+  std::map<std::pair<std::string, std::int64_t>, std::chrono::steady_clock::time_point> clean_retry_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -360,7 +360,10 @@ TEST_F(CutoverTest, KillingTheSidecarMidWindowThenRestartingItFinishesTheCutover
   auto p = s.admin->Patch("/api/v1/migrations/kill", std::string(R"({"strategy":)") + kBigBang + "}");
   ASSERT_EQ(p.status, 200) << p.body;
   ASSERT_EQ(CutoverPhase(p.json.at("data")), "catching_up") << p.body;
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // It catches up, then holds; the open transaction keeps it holding.
+  const auto holding = WaitFor("kill", [](const json::value& v) { return CutoverPhase(v) != "catching_up"; }, 30000);
+  ASSERT_EQ(CutoverPhase(holding), "holding") << json::serialize(holding);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_EQ(CutoverPhase(Get("kill")), "holding") << "the open transaction keeps the window open";
   s.process->Signal(SIGKILL);
   s.process->Wait(10000);
