@@ -448,19 +448,23 @@ TEST_F(RedisRoutingTest, PolicyChangesUnderLoadFailNoRequest) {
                        "8", "-q", "SET", prefix + "b:__rand_int__", "__rand_int__"},
                       "", {}, 120000);
   });
-  int patches = 0;
+  // At least 20 changes, 100 ms apart, for at least 5 s: on a loaded
+  // machine a PATCH takes longer, and the count, not the pace, is the point.
+  int patches = 0, during_load = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < until) {
+  while (patches < 20 || std::chrono::steady_clock::now() < until) {
     const double p = 0.1 + 0.1 * (patches % 9);
     // Read share, sync/async, and every third change the authoritative side.
     PatchStrategy("rr_patch", canary(p, patches % 2 ? "async" : "sync",
                                      (patches / 3) % 2 ? "new_authoritative" : "old_authoritative"));
     ++patches;
+    if (load.wait_for(std::chrono::seconds(0)) != std::future_status::ready) ++during_load;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   auto l = load.get();
   auto br = bench.get();
   EXPECT_GE(patches, 20);
+  EXPECT_GE(during_load, 5) << "the policy changed while the checked workload ran";
   ASSERT_EQ(l.exit_code, 0) << l.err;
   auto report = json::parse(l.out);
   EXPECT_EQ(report.at("errors").as_int64(), 0) << l.out;
