@@ -29,6 +29,20 @@ std::string RedisCli(int port, const std::vector<std::string>& args) {
   return RunProgram(argv).out;
 }
 
+// A Redis relay route "cache" from the harness' old server to its new one,
+// the admin API on `admin`, a file state store.
+std::string RedisRelayConfig(int admin, int listen) {
+  const auto& b = TestBackends::Get();
+  std::ostringstream y;
+  y << "admin: {listen: \"127.0.0.1:" << admin << "\", tokens_file: tokens}\nstate_store: {path: state.json}\n"
+    << "backends:\n"
+    << "  - {name: redis-old, protocol: redis, address: \"127.0.0.1:" << b.redis_old_port << "\"}\n"
+    << "  - {name: redis-new, protocol: redis, address: \"127.0.0.1:" << b.redis_new_port << "\"}\n"
+    << "routes:\n  - {name: cache, protocol: redis, mode: relay, listen: \"127.0.0.1:" << listen
+    << "\", old: redis-old, new: redis-new}\n";
+  return y.str();
+}
+
 TEST(JournalApiTest, JournaledRedisWritesAreListedAndRepaired) {
   const auto& b = TestBackends::Get();
   const std::string key = "journal:test:" + std::to_string(::getpid());
@@ -57,14 +71,7 @@ TEST(JournalApiTest, JournaledRedisWritesAreListedAndRepaired) {
     ASSERT_TRUE((*j)->Flush().ok());
   }
   const int admin = FreePort(), listen = FreePort();
-  std::ostringstream y;
-  y << "admin: {listen: \"127.0.0.1:" << admin << "\", tokens_file: tokens}\nstate_store: {path: state.json}\n"
-    << "backends:\n"
-    << "  - {name: redis-old, protocol: redis, address: \"127.0.0.1:" << b.redis_old_port << "\"}\n"
-    << "  - {name: redis-new, protocol: redis, address: \"127.0.0.1:" << b.redis_new_port << "\"}\n"
-    << "routes:\n  - {name: cache, protocol: redis, mode: relay, listen: \"127.0.0.1:" << listen
-    << "\", old: redis-old, new: redis-new}\n";
-  ASSERT_TRUE(t.Start(y.str(), {admin, listen})) << t.Log();
+  ASSERT_TRUE(t.Start(RedisRelayConfig(admin, listen), {admin, listen})) << t.Log();
   AdminClient c(admin, kToken);
   ASSERT_EQ(c.Post("/api/v1/migrations", R"({"id":"cache_move","strategy":{"type":"canary","read_percentage":0}})").status, 201);
 
@@ -128,14 +135,7 @@ TEST(JournalApiTest, ARepairThatClearsMostEntriesCompactsTheFile) {
     size_before = std::filesystem::file_size(path);
   }
   const int admin = FreePort(), listen = FreePort();
-  std::ostringstream y;
-  y << "admin: {listen: \"127.0.0.1:" << admin << "\", tokens_file: tokens}\nstate_store: {path: state.json}\n"
-    << "backends:\n"
-    << "  - {name: redis-old, protocol: redis, address: \"127.0.0.1:" << b.redis_old_port << "\"}\n"
-    << "  - {name: redis-new, protocol: redis, address: \"127.0.0.1:" << b.redis_new_port << "\"}\n"
-    << "routes:\n  - {name: cache, protocol: redis, mode: relay, listen: \"127.0.0.1:" << listen
-    << "\", old: redis-old, new: redis-new}\n";
-  ASSERT_TRUE(t.Start(y.str(), {admin, listen})) << t.Log();
+  ASSERT_TRUE(t.Start(RedisRelayConfig(admin, listen), {admin, listen})) << t.Log();
   AdminClient c(admin, kToken);
   ASSERT_EQ(c.Post("/api/v1/migrations", R"({"id":"cache_move","strategy":{"type":"canary","read_percentage":0}})").status, 201);
   auto repaired = c.Post("/api/v1/migrations/cache_move/repair");
