@@ -123,17 +123,19 @@ absl::Status ChangeApplier::Send(bool final) {
   return absl::OkStatus();
 }
 
-absl::Status ChangeApplier::Commit() {
+absl::Status ChangeApplier::Commit(std::uint64_t reached) {
   if (group_transactions_ == 0 && !open_on_target_ && sql_.empty()) return absl::OkStatus();
   if (!open_on_target_ && sql_.empty()) sql_ = begin_sql_;
-  if (group_end_ > applied_) {
+  if (group_end_ > applied_)
     absl::StrAppend(&sql_, "insert into _turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
                     Literal(pgo::FormatLsn(group_end_)),
                     "::pg_lsn) on conflict (slot) do update set lsn = excluded.lsn, updated_at = now();");
-    // Delivered when the group commits, not before.
+  // Delivered when the group commits, not before; a fence received after
+  // the group's last transaction is announced with it (no second round
+  // trip for it).
+  if (const std::uint64_t announced = std::max(group_end_, reached); announced > applied_)
     absl::StrAppend(&sql_, "select pg_notify(", Literal(kAppliedChannel), ", ",
-                    Literal(absl::StrCat(slot_, " ", pgo::FormatLsn(group_end_))), ");");
-  }
+                    Literal(absl::StrCat(slot_, " ", pgo::FormatLsn(announced))), ");");
   sql_ += "commit;";
   if (auto st = Send(true); !st.ok()) return st;
   if (group_end_ > applied_) applied_ = group_end_;

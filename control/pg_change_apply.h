@@ -84,8 +84,9 @@ class ChangeApplier {
   std::size_t pending_transactions() const { return group_transactions_; }
   std::size_t pending_bytes() const { return sql_.size(); }
   // Commits the group, with its position (and a notification of it on
-  // kAppliedChannel); a no-op when empty.
-  absl::Status Commit();
+  // kAppliedChannel, or of `reached` when that is further: a position
+  // before which everything received is in the group); a no-op when empty.
+  absl::Status Commit(std::uint64_t reached = 0);
   // Notifies kAppliedChannel that everything before `lsn` is applied (a
   // position past the last commit, or a heartbeat).
   absl::Status Announce(std::uint64_t lsn);

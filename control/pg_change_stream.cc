@@ -152,6 +152,13 @@ std::string StreamFenceSql(const std::string& slot) {
                       std::string(kFencePrefix), "', '", slot, "')::text; commit;");
 }
 
+std::string StreamSampleSql() { return "select pg_current_wal_insert_lsn()::text as turnout_sample"; }
+
+bool SampleResultLsn(const PGresult* r, std::uint64_t* lsn) {
+  return PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+         std::string_view(PQfname(r, 0)) == "turnout_sample" && pgo::ParseLsn(PQgetvalue(r, 0, 0), lsn);
+}
+
 bool FenceResultLsn(const PGresult* r, std::uint64_t* lsn) {
   return PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
          std::string_view(PQfname(r, 0)) == "pg_logical_emit_message" && pgo::ParseLsn(PQgetvalue(r, 0, 0), lsn);
@@ -281,10 +288,12 @@ class StreamRun {
     return repl_->Start(names_.slot, names_.publication, *from);
   }
 
-  absl::Status CommitGroup() {
+  // `reached`: a fence or keepalive position received at a transaction
+  // boundary (everything before it is in the group), or 0.
+  absl::Status CommitGroup(std::uint64_t reached = 0) {
     if (applier_->pending_transactions() == 0) return absl::OkStatus();
-    if (auto st = applier_->Commit(); !st.ok()) return st;
-    confirmed_ = std::max(confirmed_, applier_->applied());
+    if (auto st = applier_->Commit(reached); !st.ok()) return st;
+    confirmed_ = std::max({confirmed_, applier_->applied(), reached});
     Applied();
     return repl_->Confirm(confirmed_);
   }
@@ -309,7 +318,7 @@ class StreamRun {
       if (data->size == 0) {
         // The stream paused: what arrived is committed now.
         if (applier_->AtTransactionBoundary()) {
-          if (auto st = CommitGroup(); !st.ok()) return st;
+          if (auto st = CommitGroup(idle_end); !st.ok()) return st;
           if (applier_->pending_transactions() == 0 && idle_end > confirmed_) {
             confirmed_ = idle_end;
             Applied();

@@ -103,6 +103,10 @@ absl::Status StreamPostgresBack(const routing::Backend& old_backend, const routi
 // every StreamFeeder; FenceResultLsn picks its position out of the results.
 std::string StreamFenceSql(const std::string& slot);
 bool FenceResultLsn(const struct pg_result* r, std::uint64_t* lsn);
+// A sample: old's WAL insert position, a read (routing/stream_positions.h
+// says why a sample needs no fence unless a waiting session nudges).
+std::string StreamSampleSql();
+bool SampleResultLsn(const struct pg_result* r, std::uint64_t* lsn);
 // Writes a fence on `source` and returns its position.
 absl::StatusOr<std::uint64_t> EmitStreamFence(const routing::Backend& source, const std::string& slot);
 

@@ -67,19 +67,21 @@ void StreamFeeder::Wake() { wake_->Signal(); }
 
 void StreamFeeder::Run() {
   PgConn old_conn, new_conn;
-  std::uint64_t sampling = 0;  // the ticket of the query in flight on old
-  std::uint64_t sampled = 0;   // its fence's position, once read
+  bool querying = false;       // a sample or a fence is in flight on old
+  std::uint64_t sampling = 0;  // the ticket it answers, 0 for none
+  std::uint64_t sampled = 0;   // its position, once read
   bool failed = false;         // ... or a statement of it failed
-  // A sample is a fence (StreamFenceSql): its position is past every commit
-  // acknowledged before the query started, and the stream brings the fence
-  // itself to the applier, which then reports new at that position at once.
-  // (A bare position of old would often lie past the last commit, in WAL no
-  // transaction ends; new would reach it only at the next commit or keepalive.)
-  const std::string sample_sql = StreamFenceSql(slot_);
+  // A sample is a read of old's insert position; a fence (StreamFenceSql),
+  // written only when a waiting session nudges (routing/stream_positions.h),
+  // is a position the stream brings to the applier, which then reports new
+  // at that position at once. A fence answers sample requests too.
+  const std::string sample_sql = StreamSampleSql();
+  const std::string fence_sql = StreamFenceSql(slot_);
   auto next_connect = std::chrono::steady_clock::now();
   auto fail_sample = [&] {
     if (sampling != 0) position_->SampleTaken(sampling, 0);
     sampling = 0;
+    querying = false;
   };
   while (!stop_) {
     const auto now = std::chrono::steady_clock::now();
@@ -97,22 +99,26 @@ void StreamFeeder::Run() {
         }
       }
     }
-    if (old_conn && sampling == 0) {
-      if (const std::uint64_t ticket = position_->TakeSampleRequest(); ticket != 0) {
-        if (PQsendQuery(old_conn.get(), sample_sql.c_str()) == 1) {
+    if (old_conn && !querying) {
+      const bool fence = position_->TakeNudge();
+      const std::uint64_t ticket = position_->TakeSampleRequest();
+      if (fence || ticket != 0) {
+        if (PQsendQuery(old_conn.get(), (fence ? fence_sql : sample_sql).c_str()) == 1) {
+          querying = true;
           sampling = ticket;
         } else {
-          position_->SampleTaken(ticket, 0);
+          if (ticket != 0) position_->SampleTaken(ticket, 0);
           old_conn.reset();
         }
       }
     } else if (!old_conn) {
       // Nobody can learn old's position: sessions are not held for it.
+      (void)position_->TakeNudge();
       if (const std::uint64_t ticket = position_->TakeSampleRequest(); ticket != 0) position_->SampleTaken(ticket, 0);
     }
 
     pollfd fds[3] = {{wake_->fd, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
-    if (old_conn && sampling != 0) fds[1].fd = PQsocket(old_conn.get());
+    if (old_conn && querying) fds[1].fd = PQsocket(old_conn.get());
     if (new_conn) fds[2].fd = PQsocket(new_conn.get());
     const int n = poll(fds, 3, kPollMillis);
     if (n < 0) continue;
@@ -125,8 +131,8 @@ void StreamFeeder::Run() {
         fail_sample();
         old_conn.reset();
       } else {
-        // Results as they come (txid, fence, commit); the sample is taken
-        // once the last is in (the fence is flushed then).
+        // Results as they come (a fence's txid, message, commit); the
+        // sample is taken once the last is in (the fence is flushed then).
         bool done = false;
         while (!done && PQisBusy(old_conn.get()) == 0) {
           PGresult* raw = PQgetResult(old_conn.get());
@@ -136,15 +142,15 @@ void StreamFeeder::Run() {
           }
           PgResult r(raw);
           std::uint64_t lsn = 0;
-          if (FenceResultLsn(raw, &lsn)) sampled = lsn;
+          if (FenceResultLsn(raw, &lsn) || SampleResultLsn(raw, &lsn)) sampled = lsn;
           if (PQresultStatus(raw) == PGRES_FATAL_ERROR) failed = true;
         }
         if (done) {
-          position_->SampleTaken(sampling, failed ? 0 : sampled);
+          if (sampling != 0) position_->SampleTaken(sampling, failed ? 0 : sampled);
           // A failed statement leaves the explicit transaction aborted.
           if (failed) old_conn.reset();
           sampling = sampled = 0;
-          failed = false;
+          failed = querying = false;
         }
       }
     }

@@ -85,6 +85,22 @@ std::uint64_t StreamPosition::TakeSampleRequest() {
   return sampling_;
 }
 
+void StreamPosition::Nudge() {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mu_);
+    if (nudged_) return;
+    nudged_ = true;
+    notify = listener_;
+  }
+  if (notify) notify();
+}
+
+bool StreamPosition::TakeNudge() {
+  std::lock_guard lock(mu_);
+  return std::exchange(nudged_, false);
+}
+
 void StreamPosition::SampleTaken(std::uint64_t ticket, std::uint64_t lsn) {
   std::lock_guard lock(mu_);
   if (ticket == sampling_) sampling_ = 0;

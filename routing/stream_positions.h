@@ -12,6 +12,9 @@
 //   feeder           TakeSampleRequest() / SampleTaken(): one query of old's
 //                    WAL position answers every request made before it
 //                    started (group sampling: no query per commit)
+//   session, waiting Nudge() when nothing else will move the stream past
+//                    its sample soon; the feeder then writes a fence into
+//                    old's WAL (TakeNudge())
 //   applier/feeder   Applied(lsn): new has every transaction of old that
 //                    committed before `lsn`; each report keeps the stream
 //                    live a little longer (a stream that stops reporting,
@@ -20,6 +23,16 @@
 // Why a sample taken after the commit is enough: the client's COMMIT is
 // answered only after its commit record is inserted into old's WAL, so
 // old's insert position, read afterwards, is at or past that record.
+//
+// Why a nudge: a sample is a bare position (a read, no write on old), and
+// it often lies past the last commit, in WAL that other transactions still
+// in progress wrote. New reaches it when the next transaction commits after
+// it and is applied, which under load is soon. When none will (no other
+// writer is open, or old commits asynchronously and has not flushed), a
+// fence (a logical message in a transaction that flushes) is written after
+// the sample, and the stream reaches it at once. Fences cost a commit on
+// old and one more transaction to decode, so they are written only when
+// asked for, and one answers every nudge made before it was sent.
 //
 // Sessions, the feeder and the applier run on different threads. A mutex
 // guards the waiters and samples; waits and samples happen once per commit
@@ -82,6 +95,12 @@ class StreamPosition {
   // The sample for `ticket`: old's position `lsn`. `lsn` 0: the sample
   // failed (old unreachable): waiters of those tickets are released.
   void SampleTaken(std::uint64_t ticket, std::uint64_t lsn);
+  // A waiting session asks for a fence after its sample (see above); the
+  // listener is called as for a sample request.
+  void Nudge();
+  // Whether a fence is wanted now (clears the wish: one fence answers
+  // every nudge made before it is sent).
+  bool TakeNudge();
 
   // ---- a cutover's write window (control/cutover.h)
   // Sessions of this process inside a transaction that wrote to old under
@@ -105,6 +124,7 @@ class StreamPosition {
   mutable std::mutex mu_;
   std::uint64_t requested_ = 0;     // the last ticket handed out
   std::uint64_t sampling_ = 0;      // the ticket being sampled, 0 when none
+  bool nudged_ = false;             // a fence is wanted
   std::uint64_t failed_upto_ = 0;   // tickets whose sample failed
   // Recent samples by ticket; older tickets use the oldest kept (a later
   // position: waiting for it is safe, only longer).

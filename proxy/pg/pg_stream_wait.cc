@@ -30,6 +30,9 @@ namespace {
 // The session is ending (its loops were cancelled): stop waiting, and
 // start no further operation (it would be cancelled, or throw).
 bool Cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
+// How long a waiting commit lets other sessions' commits move the stream
+// past its sample before it asks for a fence (WaitStreamApplied).
+constexpr auto kNudgeWhenOthersWrite = std::chrono::milliseconds(1);
 }  // namespace
 
 routing::StreamPosition& PgSession::stream_position() {
@@ -144,7 +147,14 @@ awaitable<void> PgSession::ReleaseStreamHold() {
 
 awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_t ticket) {
   StreamPosition& pos = stream_position();
-  const auto deadline = Clock::now() + absl::ToChronoNanoseconds(ctx_.config->limits.stream_wait_timeout);
+  const auto start = Clock::now();
+  const auto deadline = start + absl::ToChronoNanoseconds(ctx_.config->limits.stream_wait_timeout);
+  // The sample is a bare position of old (routing/stream_positions.h): the
+  // next commit after it brings the stream past it. While other sessions
+  // of this process have a write transaction open, one of them commits
+  // soon; otherwise nothing might, and a fence is asked for at once.
+  const auto nudge_at = pos.open_writers() > 0 ? start + kNudgeWhenOthersWrite : start;
+  bool nudged = false;
   StreamWaitResult result = StreamWaitResult::kTimeout;
   for (;;) {
     const absl::Time now = absl::Now();
@@ -158,12 +168,17 @@ awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_
       break;
     }
     if (Clock::now() >= deadline) break;
-    // Woken by the position, at the deadline, or when the stream's last
-    // report stops vouching for it (then it is re-checked as not live).
-    auto until = deadline;
+    if (!nudged && Clock::now() >= nudge_at) {
+      pos.Nudge();
+      nudged = true;
+    }
+    // Woken by the position, at the deadline, at the nudge, or when the
+    // stream's last report stops vouching for it (then it is re-checked as
+    // not live).
+    auto until = nudged ? deadline : std::min(deadline, nudge_at);
     const absl::Duration vouched = pos.live_until() - now;
     if (vouched < absl::ZeroDuration()) until = Clock::now();
-    else if (vouched < absl::Hours(1)) until = std::min(deadline, Clock::now() + absl::ToChronoNanoseconds(vouched));
+    else if (vouched < absl::Hours(1)) until = std::min(until, Clock::now() + absl::ToChronoNanoseconds(vouched));
     stream_timer_->expires_at(until);
     co_await stream_timer_->async_wait();
     if (closing_ || Cancelled(co_await asio::this_coro::cancellation_state)) break;  // the session ends

@@ -66,6 +66,23 @@ TEST(StreamPositionTest, OneSampleAnswersEveryEarlierRequest) {
   EXPECT_EQ(p.Wait(t3, &w3, kNow), StreamPosition::WaitState::kReached);
 }
 
+TEST(StreamPositionTest, NudgesBeforeAFenceAreAnsweredByIt) {
+  StreamPosition p;
+  int wakeups = 0;
+  p.SetSampleListener([&] { ++wakeups; });
+  EXPECT_FALSE(p.TakeNudge());  // nobody asked: no fence is written
+  p.Nudge();
+  p.Nudge();  // a second session before the feeder looked: the same fence
+  EXPECT_EQ(wakeups, 1);
+  EXPECT_TRUE(p.TakeNudge());
+  EXPECT_FALSE(p.TakeNudge());
+  p.Nudge();  // after the fence was sent: it needs the next one
+  EXPECT_EQ(wakeups, 2);
+  EXPECT_TRUE(p.TakeNudge());
+  // A nudge is not a sample: tickets still wait for theirs.
+  EXPECT_EQ(p.TakeSampleRequest(), 0u);
+}
+
 TEST(StreamPositionTest, AFailedSampleReleasesItsWaiters) {
   StreamPosition p;
   p.Applied(100, kLive);
