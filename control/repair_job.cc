@@ -3,7 +3,9 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,8 +17,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// At most one record write a second while a job moves: the record is
-// stored (and, with the Postgres store, sent to every sidecar) each time.
+// One record write a second while a job runs: the record is stored (and,
+// with the Postgres store, sent to every sidecar) each time.
 constexpr auto kSaveEvery = std::chrono::seconds(1);
 // A failure line in the summary: longer ones are cut (they quote server errors).
 constexpr std::size_t kFailureChars = 300;
@@ -157,27 +159,50 @@ absl::StatusOr<json::value> RepairJobs::Run(std::unique_ptr<Job> job, const std:
     ++running_;
   }
   absl::StatusOr<json::value> result = absl::UnknownError("not run");
+  // The repair tells its progress on this thread; a ticker of the job's own
+  // saves the latest once a second. So the repair never waits for the
+  // store, and a repair waiting on a lock still shows where it waits.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ended = false;
   RepairProgress last;
   last.phase = "starting";
+  std::thread ticker([&] {
+    std::unique_lock<std::mutex> l(mu);
+    while (!cv.wait_for(l, kSaveEvery, [&] { return ended; })) {
+      const RepairProgress p = last;
+      l.unlock();
+      job->record["progress"] = ProgressJson(p, Seconds(Clock::now() - job->start));
+      Save(*job);
+      l.lock();
+    }
+  });
   {
     std::lock_guard<std::mutex> l(*order);
-    auto next_save = Clock::now() + kSaveEvery;
     const RepairProgressFn progress = [&](const RepairProgress& p) {
-      last = p;
       if (p.committed > 0 && !p.route.empty()) {
         std::lock_guard<std::mutex> ml(mu_);
         route_rows_[p.route] += p.committed;
       }
-      const auto now = Clock::now();
-      if (now < next_save) return;
-      next_save = now + kSaveEvery;
-      job->record["progress"] = ProgressJson(p, Seconds(now - job->start));
-      Save(*job);
+      std::lock_guard<std::mutex> pl(mu);
+      last = p;
     };
     // The migration as it is once the previous long request is done.
     auto m = migrations_->Snapshot(job->id);
-    result = m.ok() ? repair_(*m, progress) : absl::StatusOr<json::value>(m.status());
+    // A bug in the repair (a throw) fails this job, not the process: the
+    // job may run on a thread of its own.
+    try {
+      result = m.ok() ? repair_(*m, progress) : absl::StatusOr<json::value>(m.status());
+    } catch (const std::exception& e) {
+      result = absl::InternalError(absl::StrCat("the repair failed: ", e.what()));
+    }
   }
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ended = true;
+  }
+  cv.notify_all();
+  ticker.join();
   const double elapsed = Seconds(Clock::now() - job->start);
   const bool ok = result.ok();
   job->record["state"] = ok ? "finished" : "failed";

@@ -19,9 +19,9 @@
 //    "progress": {"phase", "route", "table", "rows", "table_rows",
 //                 "tables_done", "tables_total", "elapsed_s", "rate"
 //                 [, "compared" while a verification pass runs]}}
-// saved when the job starts and then at most once a second while it moves
-// (a 1,000,000-row repair writes the record a few hundred times, not once
-// per batch). When it ends: "state" "finished" (RepairFromJournal
+// saved when the job starts and then once a second while it runs, by a
+// ticker thread of the job (a 1,000,000-row repair writes the record a few
+// hundred times, not once per batch, and never waits for the store). When it ends: "state" "finished" (RepairFromJournal
 // answered; whether everything is equal is in the summary) or "failed" (it
 // could not run: a backend unreachable, the migration deleted), with
 // "finished_at", "elapsed_s", the last "progress", and a bounded "summary"
