@@ -336,11 +336,16 @@ TEST_F(RepairJobTest, ABadBodyIsRefusedAndStartsNothing) {
   // An unknown migration is a 404, before the body matters.
   EXPECT_EQ(c.Post("/api/v1/migrations/nope/repair", R"({"wait":false})").status, 404);
 
-  // And the good one repairs.
+  // A good one, through ctl without waiting, repairs.
+  auto ctl = Ctl(ports_[0], {"repair", "rj", "--no-wait"});
+  ASSERT_EQ(ctl.exit_code, 0) << ctl.out << ctl.err;
+  EXPECT_THAT(ctl.out, HasSubstr("repair    running  runner rj-a"));
+  EXPECT_THAT(ctl.out, HasSubstr("follow it with: turnout ctl status rj --watch"));
+  ASSERT_TRUE(WaitUntil([&] { return Str(Repair(c), "state") == "finished"; })) << json::serialize(Repair(c)) << Logs();
+  EXPECT_EQ(Int(Repair(c).at("summary"), "rows_upserted"), 1);
   auto ok = c.Post("/api/v1/migrations/rj/repair", R"({"wait":true})");
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(ok.json.at("data").at("postgres_equal"), true);
-  EXPECT_EQ(Str(Repair(c), "state"), "finished");
   EXPECT_EQ(AllRows(old_, "t1"), AllRows(new_, "t1"));
 }
 
