@@ -217,7 +217,9 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (r.method != "POST") return method_not_allowed("POST");
       if (action == "test" || action == "verify" || action == "repair") {
         if (auto m = svc.Snapshot(id); !m.ok()) return Error(m.status());
-        const bool available = action == "test" ? bool(deps.dry_run) : action == "verify" ? bool(deps.verify) : bool(repairs);
+        const bool available = action == "test"     ? bool(deps.dry_run)
+                               : action == "verify" ? bool(deps.verify)
+                                                    : bool(repairs);
         if (!available) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
         // A bad body is refused before anything is admitted or started.
         bool wait = true;
@@ -242,15 +244,16 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
           // talk to the state store.
           deferred.deferred = [repairs, id, actor, wait, slot = std::move(slot),
                                order = long_requests->OrderFor(id)]() mutable -> HttpReply {
+            // Released when this returns (a refusal too), unless a detached job takes it.
+            auto held = std::move(slot);
             auto job = repairs->Begin(id, actor);
             if (!job.ok()) return Error(job.status());
             if (wait) {
-              const auto held = std::move(slot);
               auto v = repairs->Run(*std::move(job), order);
               return v.ok() ? Success(200, *std::move(v)) : Error(v.status());
             }
             json::value started = (*job)->record;
-            repairs->Detach(*std::move(job), std::move(order), std::move(slot));
+            repairs->Detach(*std::move(job), std::move(order), std::move(held));
             HttpReply accepted = Success(202, json::object{{"migration", id}, {"repair", std::move(started)}});
             accepted.headers.emplace_back("Location", "/api/v1/migrations/" + id);
             return accepted;

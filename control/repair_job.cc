@@ -212,14 +212,16 @@ absl::StatusOr<json::value> RepairJobs::Run(std::unique_ptr<Job> job, const std:
   if (ok) job->record["summary"] = RepairSummary(*result);
   else job->record["error"] = std::string(result.status().message());
   if (!ok) Log(absl::StrCat("migration ", job->id, ": ", result.status().message()));
-  // Saved while the lock is held: the next repair's record replaces this one.
-  Save(*job);
-  job.reset();  // the lock
+  // Counted before the record says it ended: whoever sees the end sees the
+  // metrics of it.
   {
     std::lock_guard<std::mutex> l(mu_);
     --running_;
     ++results_[ok ? "finished" : "failed"];
   }
+  // Saved while the lock is held: the next repair's record replaces this one.
+  Save(*job);
+  job.reset();  // the lock
   return result;
 }
 
