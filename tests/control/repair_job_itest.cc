@@ -37,7 +37,7 @@ using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kToken[] = "repair-job-admin-token-0123456789";
-constexpr char kTables[] = "t1, t2, t3";
+constexpr char kTables[] = "t1, t2, t3, t4";
 
 class RepairJobTest : public OwnDatabaseTest {
  protected:
@@ -151,18 +151,21 @@ class RepairJobTest : public OwnDatabaseTest {
   std::string store_db_;
 };
 
-// Three tables of 20,000 rows; on new, t1 has 3,000 rows changed, t2 lacks
-// 3,000 rows, t3 has 3,000 rows of its own and 500 changed: each repaired
-// by rows, 9,500 rows in all.
+// Four tables; on new, of 20,000 rows each, t1 has 3,000 rows changed, t2
+// lacks 3,000 rows, t3 has 3,000 rows of its own and 500 changed: each
+// repaired by rows, 9,500 rows. t4's 25,000 rows all differ, more than a
+// repair by rows names: resynchronised whole, its 25,000 source rows count.
 TEST_F(RepairJobTest, TheRecordShowsTheRunningRepairsProgressThenItsSummary) {
   for (int port : {old_, new_})
     for (const auto& t : Split(kTables))
       Psql(port, "create table " + t + " (id int primary key, v text, n int); insert into " + t +
-                     " select g, 'row ' || g, g % 97 from generate_series(1, 20000) g");
+                     " select g, 'row ' || g, g % 97 from generate_series(1, " + (t == "t4" ? "25000" : "20000") +
+                     ") g");
   Psql(new_, "update t1 set v = 'stale' where id % 5 = 0 and id <= 15000");
   Psql(new_, "delete from t2 where id > 17000");
   Psql(new_, "insert into t3 select g, 'only on new', null from generate_series(30001, 33000) g; "
              "update t3 set n = -1 where id <= 500");
+  Psql(new_, "update t4 set v = v || '!'");
 
   AdminClient& c = StartSidecar("rj-a", /*pg_store=*/false);
   CreateMigration(c, kTables);
@@ -196,7 +199,7 @@ TEST_F(RepairJobTest, TheRecordShowsTheRunningRepairsProgressThenItsSummary) {
   const json::value at_gate = running.back();
   SCOPED_TRACE(json::serialize(at_gate));
   EXPECT_EQ(Int(at_gate, "rows"), 6000);
-  EXPECT_EQ(Int(at_gate, "tables_total"), 3);
+  EXPECT_EQ(Int(at_gate, "tables_total"), 4);
   EXPECT_EQ(Str(at_gate, "route"), "pg");
   EXPECT_GT(at_gate.at("elapsed_s").to_number<double>(), 0);
   for (std::size_t i = 1; i < running.size(); ++i)
@@ -215,7 +218,7 @@ TEST_F(RepairJobTest, TheRecordShowsTheRunningRepairsProgressThenItsSummary) {
   auto status = Ctl(ports_[0], {"status", "rj"});
   EXPECT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("repair    running  runner rj-a"));
-  EXPECT_THAT(status.out, HasSubstr("found  pg public.t3  6000 rows repaired  tables 2 of 3"));
+  EXPECT_THAT(status.out, HasSubstr("found  pg public.t3  6000 rows repaired  tables 2 of 4"));
 
   gate->Value("rollback");
   gate.reset();
@@ -227,18 +230,18 @@ TEST_F(RepairJobTest, TheRecordShowsTheRunningRepairsProgressThenItsSummary) {
   EXPECT_FALSE(Str(done, "finished_at").empty());
   EXPECT_GT(done.at("elapsed_s").to_number<double>(), 0);
   const json::value last = Progress(done);
-  EXPECT_EQ(Int(last, "rows"), 9500);  // more than at the gate: it moved on
-  EXPECT_EQ(Int(last, "tables_done"), 3);
-  EXPECT_EQ(Int(last, "tables_total"), 3);
+  EXPECT_EQ(Int(last, "rows"), 9500 + 25000);  // more than at the gate: it moved on
+  EXPECT_EQ(Int(last, "tables_done"), 4);
+  EXPECT_EQ(Int(last, "tables_total"), 4);
   const json::value& summary = done.at("summary");
-  EXPECT_EQ(Int(summary, "tables_repaired"), 3);
-  EXPECT_EQ(Int(summary, "rows_upserted"), 3000 + 3000 + 500);
+  EXPECT_EQ(Int(summary, "tables_repaired"), 4);
+  EXPECT_EQ(Int(summary, "rows_upserted"), 3000 + 3000 + 500 + 25000);
   EXPECT_EQ(Int(summary, "rows_deleted"), 3000);
   EXPECT_EQ(Int(summary, "failures"), 0);
   EXPECT_EQ(summary.at("postgres_equal"), true);
   EXPECT_EQ(c.Metric("turnout_repairs_running"), 0);
   EXPECT_EQ(c.Metric(R"(turnout_repairs_total{result="finished"})"), 1);
-  EXPECT_EQ(c.Metric(R"(turnout_repair_rows_total{route="pg"})"), 9500);
+  EXPECT_EQ(c.Metric(R"(turnout_repair_rows_total{route="pg"})"), 9500 + 25000);
   for (const auto& t : Split(kTables)) EXPECT_EQ(AllRows(old_, t), AllRows(new_, t)) << t;
 
   // The default form waits and answers with the full result; its record
