@@ -107,11 +107,32 @@ class LongRequests : public std::enable_shared_from_this<LongRequests> {
   std::map<std::string, std::shared_ptr<std::mutex>> order_;
 };
 
+// POST …/repair's body (admin_api.h): whether the reply waits for the result.
+absl::StatusOr<bool> RepairWaits(const HttpRequest& r) {
+  auto body = ParseBody(r, false);
+  if (!body.ok()) return body.status();
+  if (!body->is_object()) return absl::InvalidArgumentError("body: expected a JSON object such as {\"wait\": false}");
+  bool wait = true;
+  for (const auto& [key, value] : body->as_object()) {
+    if (key != "wait")
+      return WithDetails(absl::InvalidArgumentError(absl::StrCat(std::string(key), ": unknown field")),
+                         "the only field is \"wait\" (true: reply with the result; false: start the job and reply "
+                         "202); nothing was started");
+    if (!value.is_bool()) return absl::InvalidArgumentError("wait: expected true or false");
+    wait = value.as_bool();
+  }
+  return wait;
+}
+
 }  // namespace
 
 AdminHandler MakeAdminHandler(AdminApiDeps deps) {
   auto long_requests = std::make_shared<LongRequests>(deps.max_long_requests);
-  return [deps = std::move(deps), long_requests](const HttpRequest& r) -> HttpReply {
+  // Repair jobs outlive the request that started one; the handler (and the
+  // admin server with it) waits for them when it goes.
+  std::shared_ptr<RepairJobs> repairs;
+  if (deps.repair && deps.migrations) repairs = std::make_shared<RepairJobs>(deps.migrations, deps.repair);
+  return [deps = std::move(deps), long_requests, repairs](const HttpRequest& r) -> HttpReply {
     const std::string path(absl::string_view(r.target).substr(0, r.target.find('?')));
     if (path == "/healthz") return {200, "text/plain", "ok\n"};
     if (path == "/readyz") {
@@ -122,6 +143,7 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
     if (path == "/metrics") {
       std::string text = deps.metrics_text ? deps.metrics_text() : std::string();
       if (!text.empty() && text.back() != '\n') text += '\n';
+      if (repairs) text += repairs->MetricsText();
       return {200, "text/plain; version=0.0.4; charset=utf-8", text + long_requests->MetricsText()};
     }
 
@@ -195,8 +217,17 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (r.method != "POST") return method_not_allowed("POST");
       if (action == "test" || action == "verify" || action == "repair") {
         if (auto m = svc.Snapshot(id); !m.ok()) return Error(m.status());
-        const auto& fn = action == "test" ? deps.dry_run : action == "verify" ? deps.verify : deps.repair;
-        if (!fn) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
+        const bool available = action == "test"     ? bool(deps.dry_run)
+                               : action == "verify" ? bool(deps.verify)
+                                                    : bool(repairs);
+        if (!available) return Error(absl::UnavailableError(absl::StrCat(action, " is not available in this process")));
+        // A bad body is refused before anything is admitted or started.
+        bool wait = true;
+        if (action == "repair") {
+          auto w = RepairWaits(r);
+          if (!w.ok()) return Error(w.status());
+          wait = *w;
+        }
         auto slot = long_requests->TryAdmit();
         if (!slot) {
           HttpReply busy = Error(WithDetails(
@@ -207,10 +238,32 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
           busy.headers.emplace_back("Retry-After", "1");
           return busy;
         }
+        HttpReply deferred;
+        if (action == "repair") {
+          // On a worker too: taking the store's lock and saving the record
+          // talk to the state store.
+          deferred.deferred = [repairs, id, actor, wait, slot = std::move(slot),
+                               order = long_requests->OrderFor(id)]() mutable -> HttpReply {
+            // Released when this returns (a refusal too), unless a detached job takes it.
+            auto held = std::move(slot);
+            auto job = repairs->Begin(id, actor);
+            if (!job.ok()) return Error(job.status());
+            if (wait) {
+              auto v = repairs->Run(*std::move(job), order);
+              return v.ok() ? Success(200, *std::move(v)) : Error(v.status());
+            }
+            json::value started = (*job)->record;
+            repairs->Detach(*std::move(job), std::move(order), std::move(held));
+            HttpReply accepted = Success(202, json::object{{"migration", id}, {"repair", std::move(started)}});
+            accepted.headers.emplace_back("Location", "/api/v1/migrations/" + id);
+            return accepted;
+          };
+          return deferred;
+        }
+        const auto& fn = action == "test" ? deps.dry_run : deps.verify;
         // Runs on a worker thread (admin_server.h). The snapshot is taken
         // once the migration's previous long request is done, as it was
         // when they ran one after the other on the admin thread.
-        HttpReply deferred;
         deferred.deferred = [fn, svc_ptr = deps.migrations, id, slot = std::move(slot),
                              order = long_requests->OrderFor(id)]() mutable -> HttpReply {
           // The slot is released when the work returns, before the reply is

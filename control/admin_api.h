@@ -6,6 +6,17 @@
 //
 // Every name taken from a path (migration id, route, scope) is checked with
 // ValidName before anything else: a bad one is a 400 and nothing changes.
+//
+// POST …/repair takes an optional body {"wait": true | false}:
+//   wait true (the default, and an empty body)  the reply is the repair's
+//       full result (200), as before repair became a job;
+//   wait false  the job starts and the reply is 202 with
+//       {"migration", "repair": <the record's repair object>} and a Location
+//       header naming the migration, whose record shows the job's progress
+//       and, once it ended, its summary (control/repair_job.h).
+// Either way a second repair of the same migration while one runs (on this
+// sidecar or another sharing the store) is a 409; any other field, or a
+// body that is not such an object, is a 400 and starts nothing.
 
 #include <boost/json/value.hpp>
 
@@ -17,6 +28,7 @@
 #include "control/admin_server.h"
 #include "control/auth.h"
 #include "control/migration_service.h"
+#include "control/repair_job.h"
 
 namespace turnout::control {
 
@@ -34,8 +46,9 @@ struct AdminApiDeps {
   std::function<absl::StatusOr<boost::json::value>(const Migration&)> journal;
   // GET …/shadow: sampled shadow mismatches of the migration's routes.
   std::function<absl::StatusOr<boost::json::value>(const Migration&)> shadow;
-  // POST …/repair: re-copy what the journal names.
-  std::function<absl::StatusOr<boost::json::value>(const Migration&)> repair;
+  // POST …/repair: re-copy what the journal names (and what the verifier
+  // finds), telling its progress; run as a job (control/repair_job.h).
+  RepairFn repair;
   // test, verify and repair talk to backends: they run as deferred replies
   // (admin_server.h) so probes and metrics never wait for them. At most this
   // many run at once (beyond it: 429 with Retry-After); two for the same

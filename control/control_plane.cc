@@ -86,7 +86,9 @@ absl::Status ControlPlane::StartAdmin(const prometheus::Collectable* data_plane_
   deps.dry_run = [this](const Migration& m) { return DryRun(*config_, m); };
   deps.verify = [this](const Migration& m) { return Verify(*config_, m); };
   deps.journal = [this](const Migration& m) -> absl::StatusOr<boost::json::value> { return JournalToJson(*journal_, m); };
-  deps.repair = [this](const Migration& m) { return RepairFromJournal(*config_, m, *journal_); };
+  deps.repair = [this](const Migration& m, const RepairProgressFn& progress) {
+    return RepairFromJournal(*config_, m, *journal_, progress);
+  };
   deps.shadow = [this](const Migration& m) -> absl::StatusOr<boost::json::value> {
     return ShadowSamplesToJson(*shadow_samples_, m);
   };

@@ -39,6 +39,7 @@ constexpr char kUsage[] =
     "  create -f FILE               create from a JSON or YAML file\n"
     "  patch ID -f FILE             change the strategy (or description, data, failure_handling)\n"
     "  test|sync|migrate|pause|resume|rollback|verify|repair ID\n"
+    "  repair ID --no-wait          start the repair as a job and return; follow it with status ID --watch\n"
     "  journal ID                   failed or pending secondary writes\n"
     "  delete ID\n"
     "The server defaults to http://127.0.0.1:9090; the token to $TURNOUT_TOKEN.\n";
@@ -250,6 +251,41 @@ void PrintDataProgress(const json::value& p) {
   }
 }
 
+// The last repair (POST …/repair, control/repair_job.h): where a running
+// one is, or how the last one ended.
+void PrintRepair(const json::value& r) {
+  const std::string state = Str(r, "state");
+  std::printf("  repair    %s  runner %s, started %s", state.c_str(), Str(r, "runner").c_str(),
+              Str(r, "started_at").c_str());
+  if (const std::string finished = Str(r, "finished_at"); !finished.empty())
+    std::printf(", finished %s (%.1f s)", finished.c_str(), Num(r, "elapsed_s"));
+  std::printf("\n");
+  const json::value* p = r.is_object() ? r.as_object().if_contains("progress") : nullptr;
+  if (state == "running" && p != nullptr && p->is_object()) {
+    std::string line = absl::StrFormat("              %s", Str(*p, "phase"));
+    if (const std::string table = Str(*p, "table"); !table.empty())
+      absl::StrAppend(&line, "  ", Str(*p, "route"), " ", table);
+    absl::StrAppend(&line, absl::StrFormat("  %.0f rows repaired  tables %.0f of %.0f  %.1f s  %.0f/s", Num(*p, "rows"),
+                                           Num(*p, "tables_done"), Num(*p, "tables_total"), Num(*p, "elapsed_s"),
+                                           Num(*p, "rate")));
+    if (auto* c = p->as_object().if_contains("compared"); c && c->is_number())
+      absl::StrAppend(&line, absl::StrFormat("  (verify compared %.0f)", Num(*p, "compared")));
+    std::printf("%s\n", line.c_str());
+  }
+  if (auto* s = r.is_object() ? r.as_object().if_contains("summary") : nullptr; s && s->is_object()) {
+    auto* eq = s->as_object().if_contains("postgres_equal");
+    std::printf("              %.0f tables (%.0f rows upserted, %.0f deleted), %.0f keys, %.0f entries cleared, "
+                "%.0f pending; postgres %s; %.0f failures\n",
+                Num(*s, "tables_repaired"), Num(*s, "rows_upserted"), Num(*s, "rows_deleted"), Num(*s, "keys_copied"),
+                Num(*s, "repaired_entries"), Num(*s, "pending"),
+                eq && eq->is_bool() && eq->as_bool() ? "equal" : "differs", Num(*s, "failures"));
+    if (auto* f = s->as_object().if_contains("first_failures"); f && f->is_array())
+      for (const auto& line : f->as_array())
+        if (line.is_string()) std::printf("              failure: %s\n", std::string(line.as_string()).c_str());
+  }
+  if (const std::string error = Str(r, "error"); !error.empty()) std::printf("              error: %s\n", error.c_str());
+}
+
 void PrintStatus(const json::value& d) {
   std::printf("%s  %s  (revision %s)\n", Str(d, "id").c_str(), Str(d, "state").c_str(), Str(d, "revision").c_str());
   const auto& strategy = d.at("strategy");
@@ -260,6 +296,7 @@ void PrintStatus(const json::value& d) {
       std::printf("  route     %s -> %s\n", Str(r, "route").c_str(), Str(r, "endpoint").c_str());
   if (auto* progress = d.as_object().if_contains("progress"); progress && progress->is_object())
     PrintDataProgress(*progress);
+  if (auto* repair = d.as_object().if_contains("repair"); repair && repair->is_object()) PrintRepair(*repair);
   std::printf("  updated   %s\n", Str(d, "updated_at").c_str());
 }
 
@@ -282,6 +319,7 @@ int RunCtl(int argc, char** argv) {
   std::vector<std::string> args;
   std::string file;
   bool watch = false;
+  bool no_wait = false;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -296,6 +334,8 @@ int RunCtl(int argc, char** argv) {
       file = value();
     } else if (a == "--watch" || a == "-w") {
       watch = true;
+    } else if (a == "--no-wait") {
+      no_wait = true;
     } else if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -372,7 +412,9 @@ int RunCtl(int argc, char** argv) {
       PrintStatus(r->body.at("data"));
       std::fflush(stdout);
       const std::string state = Str(r->body.at("data"), "state");
-      if (!watch || (state != "Running" && state != "Paused" && state != "RollingBack")) return 0;
+      const json::value* repair = r->body.at("data").as_object().if_contains("repair");
+      const bool repairing = repair != nullptr && Str(*repair, "state") == "running";
+      if (!watch || (state != "Running" && state != "Paused" && state != "RollingBack" && !repairing)) return 0;
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
   }
@@ -381,6 +423,14 @@ int RunCtl(int argc, char** argv) {
     if (!r.ok()) return fail(r.status());
     if (r->status != 200) return PrintError(*r);
     std::printf("deleted %s\n", args[1].c_str());
+    return 0;
+  }
+  if (cmd == "repair" && no_wait) {
+    auto r = run(http::verb::post, path + "/repair", R"({"wait":false})");
+    if (!r.ok()) return fail(r.status());
+    if (r->status != 202) return PrintError(*r);
+    if (auto* job = r->body.at("data").as_object().if_contains("repair"); job && job->is_object()) PrintRepair(*job);
+    std::printf("follow it with: turnout ctl status %s --watch\n", args[1].c_str());
     return 0;
   }
   static const char* kActions[] = {"test", "sync", "migrate", "pause", "resume", "rollback", "verify", "repair"};

@@ -54,6 +54,76 @@ json::value RepairedTableJson(const std::string& route, const PgTableRepair& t, 
                       {"equal", t.equal}};
 }
 
+// RepairProgress as the repair moves: one place keeps the figures, the
+// steps below only say what happened.
+class Tracker {
+ public:
+  explicit Tracker(const RepairProgressFn& fn) : fn_(fn) {}
+  void Phase(const char* phase) {
+    p_.phase = phase;
+    p_.compared = 0;
+    Tell();
+  }
+  void AddTotal(std::size_t n) { p_.tables_total += static_cast<int>(n); }
+  void KeysStart(const std::string& route) {
+    p_.route = route;
+    p_.table = "keys";
+    p_.table_rows = 0;
+    Tell();
+  }
+  void KeyCopied() {
+    ++p_.table_rows;
+    p_.rows = ++committed_;
+    p_.committed = 1;
+    Tell();
+    p_.committed = 0;
+  }
+  void KeysDone() {
+    ++p_.tables_done;
+    Tell();
+  }
+  // RepairPostgresTables' progress on `route`: a table's rows count for
+  // good once it committed.
+  PgTableRepairProgress Tables(const std::string& route) {
+    if (!fn_) return {};
+    return [this, route](const PgTableRepairStep& s) {
+      p_.route = route;
+      p_.table = s.table;
+      p_.table_rows = s.rows;
+      if (s.done) {
+        committed_ += s.rows;
+        ++p_.tables_done;
+        p_.committed = s.rows;
+      }
+      p_.rows = committed_ + (s.done ? 0 : s.rows);
+      Tell();
+      p_.committed = 0;
+    };
+  }
+  // A verification pass that says where it is.
+  VerifyOptions Verifying() {
+    VerifyOptions o;
+    if (fn_)
+      o.progress = [this](const VerifyProgress& v) {
+        p_.route = v.route;
+        p_.table = v.table;
+        p_.table_rows = 0;
+        p_.compared = v.rows;
+        Tell();
+        return absl::OkStatus();
+      };
+    return o;
+  }
+
+ private:
+  void Tell() {
+    if (fn_) fn_(p_);
+  }
+  const RepairProgressFn& fn_;
+  RepairProgress p_;
+  std::int64_t committed_ = 0;
+};
+
 }  // namespace
 
 json::value JournalToJson(const routing::Journal& journal, const Migration& m, std::size_t limit) {
@@ -97,7 +167,8 @@ json::value ShadowSamplesToJson(const routing::ShadowSamples& samples, const Mig
 }
 
 absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, const Migration& m,
-                                              routing::Journal& journal) {
+                                              routing::Journal& journal, const RepairProgressFn& progress) {
+  Tracker track(progress);
   const auto entries = journal.Pending(m.id);
   std::vector<std::uint64_t> repaired;
   json::array copied, failed, tables_to_verify, tables_repaired;
@@ -137,8 +208,12 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     const routing::Route* r = config.FindRoute(route_name);
     return missing == r->old_backend ? new_side(route_name) : r->old_backend;
   };
+  track.AddTotal(redis_keys.size());
+  for (const auto& [where, tables] : pg_tables) track.AddTotal(tables.size());
+  track.Phase("journal");
   for (const auto& [where, keys] : redis_keys) {
     const auto& [route_name, missing] = where;
+    track.KeysStart(route_name);
     const std::string source = source_of(route_name, missing);
     const routing::Backend* from_b = config.FindBackend(source);
     const routing::Backend* to_b = config.FindBackend(missing);
@@ -151,10 +226,12 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       if (auto st = CopyKey(from->get(), to->get(), key); st.ok()) {
         copied.emplace_back(key);
         repaired.insert(repaired.end(), seqs.begin(), seqs.end());
+        track.KeyCopied();
       } else {
         failed.emplace_back(absl::StrCat("key ", key, ": ", st.message()));
       }
     }
+    track.KeysDone();
   }
   // Postgres: each named table resynchronised on the side that missed the
   // writes, in the database the sessions wrote in. Keyed by (route, missing
@@ -173,7 +250,8 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     }
     routing::Backend from = *from_b, to = *to_b;
     if (!database.empty()) from.database = to.database = database;
-    auto results = RepairPostgresTables(from, to, std::vector<std::string>(tables.begin(), tables.end()));
+    auto results = RepairPostgresTables(from, to, std::vector<std::string>(tables.begin(), tables.end()),
+                                        track.Tables(route_name));
     if (!results.ok()) {
       failed.emplace_back(absl::StrCat("route ", route_name, ": ", results.status().message()));
       continue;
@@ -201,12 +279,18 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     if (r != nullptr && r->protocol == routing::Protocol::kPostgres) pg_interlays.push_back(i.route);
   }
   if (!pg_interlays.empty()) {
-    auto found = Verify(config, m);
+    track.Phase("verifying");
+    auto found = Verify(config, m, track.Verifying());
     if (!found.ok()) {
       failed.emplace_back(absl::StrCat("verify before the repair: ", found.status().message()));
     } else {
       auto strategy = StrategyFromJson(m.strategy);
       const bool new_holds_writes = strategy.ok() && WritesToNew(*strategy);
+      // What to repair, listed first so tables_total counts it.
+      struct Found {
+        std::string route, table, source, target;
+      };
+      std::vector<Found> work;
       for (const auto& route : found->at("routes").as_array()) {
         const std::string name(route.at("route").as_string());
         const routing::Route* r = config.FindRoute(name);
@@ -215,24 +299,27 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
         const std::string old_name = r->old_backend, new_name = new_side(name);
         const std::string source = new_holds_writes ? new_name : old_name;
         const std::string target = new_holds_writes ? old_name : new_name;
-        const routing::Backend* from_b = config.FindBackend(source);
-        const routing::Backend* to_b = config.FindBackend(target);
-        if (from_b == nullptr || to_b == nullptr) continue;
+        if (config.FindBackend(source) == nullptr || config.FindBackend(target) == nullptr) continue;
         for (const auto& t : tables->as_array()) {
           const auto* eq = t.as_object().if_contains("equal");
           const std::string table(t.at("table").as_string());
           if ((eq != nullptr && eq->is_bool() && eq->as_bool()) || repaired_here.contains({name, table})) continue;
-          pg_routes.insert(name);  // the verifier's verdict below covers it
-          auto results = RepairPostgresTables(*from_b, *to_b, {table});
-          if (!results.ok()) {
-            failed.emplace_back(absl::StrCat("route ", name, ": ", results.status().message()));
-            continue;
-          }
-          for (const auto& rt : *results) {
-            if (rt.ok)
-              tables_repaired.push_back(RepairedTableJson(name, rt, source, target, "verify"));
-            if (!rt.error.empty()) failed.emplace_back(absl::StrCat("table ", rt.table, " on ", target, ": ", rt.error));
-          }
+          work.push_back({name, table, source, target});
+        }
+      }
+      track.AddTotal(work.size());
+      track.Phase("found");
+      for (const auto& w : work) {
+        pg_routes.insert(w.route);  // the verifier's verdict below covers it
+        auto results = RepairPostgresTables(*config.FindBackend(w.source), *config.FindBackend(w.target), {w.table},
+                                            track.Tables(w.route));
+        if (!results.ok()) {
+          failed.emplace_back(absl::StrCat("route ", w.route, ": ", results.status().message()));
+          continue;
+        }
+        for (const auto& rt : *results) {
+          if (rt.ok) tables_repaired.push_back(RepairedTableJson(w.route, rt, w.source, w.target, "verify"));
+          if (!rt.error.empty()) failed.emplace_back(absl::StrCat("table ", rt.table, " on ", w.target, ": ", rt.error));
         }
       }
     }
@@ -243,7 +330,8 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
   bool pg_equal = true;
   std::set<std::pair<std::string, std::string>> verified_unequal;  // (route, schema.table)
   if (!pg_routes.empty()) {
-    auto report = Verify(config, m);
+    track.Phase("checking");
+    auto report = Verify(config, m, track.Verifying());
     if (!report.ok()) {
       pg_equal = false;
       failed.emplace_back(absl::StrCat("verify: ", report.status().message()));

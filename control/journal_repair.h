@@ -9,6 +9,10 @@
 
 #include <boost/json/value.hpp>
 
+#include <cstdint>
+#include <functional>
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "control/migration.h"
 #include "routing/config.h"
@@ -22,7 +26,32 @@ boost::json::value JournalToJson(const routing::Journal& journal, const Migratio
 // GET …/shadow: the sampled mismatches of the migration's routes, newest last.
 boost::json::value ShadowSamplesToJson(const routing::ShadowSamples& samples, const Migration& m);
 
+// Where a repair is (control/repair_job.h saves it in the record), told
+// as each key is copied, each table starts, moves and ends, and each
+// verification pass moves on. Phases, in order:
+//   journal    keys and tables that journal entries name
+//   verifying  the verifier looks for tables that differ with no entry
+//   found      the tables it found, repaired from the side holding the writes
+//   checking   the verifier's closing pass over the routes repaired
+struct RepairProgress {
+  std::string phase;
+  std::string route;
+  std::string table;         // schema.table; "keys" for a Redis route
+  std::int64_t rows = 0;     // rows and keys repaired so far, over every table (see PgTableRepairStep)
+  std::int64_t table_rows = 0;  // of `rows`, in `table`
+  std::int64_t compared = 0;    // verifying, checking: rows the pass compared so far
+  int tables_done = 0;
+  // Known so far: the journal's tables and Redis routes (a route's keys
+  // count as one), then the tables the verifier finds.
+  int tables_total = 0;
+  // Rows of a table that just committed, or keys just copied (0 otherwise):
+  // what a counter of repaired rows adds.
+  std::int64_t committed = 0;
+};
+using RepairProgressFn = std::function<void(const RepairProgress&)>;
+
+// POST …/repair's work. `progress`, when given, is called on this thread.
 absl::StatusOr<boost::json::value> RepairFromJournal(const routing::Config& config, const Migration& m,
-                                                     routing::Journal& journal);
+                                                     routing::Journal& journal, const RepairProgressFn& progress = {});
 
 }  // namespace turnout::control

@@ -242,6 +242,8 @@ json::object MigrationToJson(const Migration& m, bool verbose) {
   o["revision"] = m.revision;
   if (!m.last_error.empty()) o["error"] = m.last_error;
   if (!m.cutover.is_null()) o["cutover"] = m.cutover;
+  // Bounded (a summary, never the full result): shown without X-Verbose.
+  if (!m.repair.is_null()) o["repair"] = m.repair;
   o["created_at"] = m.created_at;
   o["updated_at"] = m.updated_at;
   if (verbose) {
@@ -296,6 +298,7 @@ absl::StatusOr<Migration> MigrationFromStored(const json::value& v) {
     m.policy_revision = r->to_number<std::uint64_t>();
   m.last_error = StringOr(o, "error");
   if (auto* c = o.if_contains("cutover"); c && c->is_object()) m.cutover = *c;
+  if (auto* r = o.if_contains("repair"); r && r->is_object()) m.repair = *r;
   if (auto* p = o.if_contains("progress")) m.progress = DataProgressFromJson(*p);
   m.created_at = StringOr(o, "created_at");
   m.updated_at = StringOr(o, "updated_at");

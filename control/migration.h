@@ -136,6 +136,12 @@ struct Migration {
   //  /migrate), then "phase": "holding" ("hold_started_at"),
   //  then {"phase": "done" | "abandoned", "hold_ms", "reason"}.
   boost::json::value cutover;
+  // The last POST …/repair (control/repair_job.h): null, or {"state":
+  // "running" | "finished" | "failed", "runner", "actor", "started_at",
+  // "progress": {phase, route, table, rows, tables_done, tables_total,
+  // elapsed_s, rate, …}} and, once ended, "finished_at", "elapsed_s" and a
+  // bounded "summary" (or "error"). Written only by MigrationService::SaveRepair.
+  boost::json::value repair;
   DataProgress progress;
   // The last kMaxAuditEntries audited changes, oldest first (AppendAudit).
   std::vector<AuditEntry> history;

@@ -524,6 +524,18 @@ absl::Status MigrationService::SaveContinuousVerification(const std::string& id,
   return m.status();
 }
 
+absl::StatusOr<std::unique_ptr<ExclusiveLock>> MigrationService::LockRepair(const std::string& id) {
+  return store_->TryLockExclusive("repair:" + id);
+}
+
+absl::Status MigrationService::SaveRepair(const std::string& id, const json::value& repair) {
+  auto m = Mutate(id, "system", "", [&](Migration& mig) -> absl::Status {
+    mig.repair = repair;
+    return absl::OkStatus();
+  }, /*audit=*/false);
+  return m.status();
+}
+
 absl::Status MigrationService::SaveProgress(const std::string& id, const DataProgress& progress,
                                             const std::string& audit_action) {
   auto m = Mutate(id, "system", audit_action, [&](Migration& mig) -> absl::Status {

@@ -93,6 +93,13 @@ class MigrationService {
   // `rows`. Quiet like a checkpoint; the job's own saves keep these fields.
   absl::Status SaveContinuousVerification(const std::string& id, const boost::json::value& result, bool counted,
                                           std::int64_t rows);
+  // POST …/repair (control/repair_job.h): one repair of a migration at a
+  // time across the fleet, by the store's exclusive lock "repair:" + id
+  // (nullptr while another holder, here or on another sidecar, has it).
+  absl::StatusOr<std::unique_ptr<ExclusiveLock>> LockRepair(const std::string& id);
+  // Records the repair job's state (Migration::repair) and nothing else;
+  // quiet like a checkpoint (no audit entry, no new policy version).
+  absl::Status SaveRepair(const std::string& id, const boost::json::value& repair);
   // Every route is copied (and verified). With `complete`, a Running
   // migration whose strategy sends everything to new becomes Completed; else
   // it stays Running with its progress at 100 %. Returns the new state.

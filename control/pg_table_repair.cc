@@ -17,6 +17,24 @@ namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
+// A table's moving figure (PgTableRepairStep), told to the caller's progress.
+class Step {
+ public:
+  Step(const PgTableRepairProgress& progress, std::string table) : progress_(progress), table_(std::move(table)) {}
+  void Add(std::int64_t n) { At(rows_ + n); }
+  // Never backwards: a COPY counted in steps of 20,000 ends at its exact count.
+  void At(std::int64_t rows) {
+    rows_ = std::max(rows_, rows);
+    if (progress_) progress_({table_, rows_, false});
+  }
+  std::int64_t rows() const { return rows_; }
+
+ private:
+  const PgTableRepairProgress& progress_;
+  const std::string table_;
+  std::int64_t rows_ = 0;
+};
+
 struct Table {
   std::string oid;     // on the source
   std::string quoted;  // "schema"."table"
@@ -107,9 +125,14 @@ std::string UpsertSql(const Table& t, const std::string& stage) {
 }
 
 // The table's transaction on the target. Every statement of it fails the table.
-absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, PgTableRepair& r) {
+absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, PgTableRepair& r, Step& step) {
   const std::string cols = absl::StrJoin(t.columns, ", ");
   const std::string copy_out = absl::StrCat("copy (select ", cols, " from ", t.quoted, ") to stdout");
+  // PgCopyAcross asks every 20,000 chunks; a text COPY sends one row a chunk.
+  const auto copied = [&step] {
+    step.Add(20000);
+    return absl::OkStatus();
+  };
   // Writes wait for the repair (reads do not); a lock held elsewhere for long
   // fails this table rather than the whole repair.
   for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
@@ -120,10 +143,12 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
     auto deleted = PgExec(target, "delete from " + t.quoted, {}, "delete");
     if (!deleted.ok()) return deleted.status();
     r.deleted = std::atoll(PQcmdTuples(deleted->get()));
+    step.Add(r.deleted);
     auto rows = PgCopyAcross(source, copy_out, target, absl::StrCat("copy ", t.quoted, " (", cols, ") from stdin"),
-                             "copy out", "copy in");
+                             "copy out", "copy in", copied);
     if (!rows.ok()) return rows.status();
     r.source_rows = r.upserted = *rows;
+    step.At(r.deleted + *rows);
   } else {
     const std::string stage = "turnout_repair_stage";
     if (auto st = PgExec(target, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
@@ -132,9 +157,10 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
         !st.ok())
       return st.status();
     auto rows = PgCopyAcross(source, copy_out, target, absl::StrCat("copy ", stage, " (", cols, ") from stdin"),
-                             "copy out", "copy in");
+                             "copy out", "copy in", copied);
     if (!rows.ok()) return rows.status();
     r.source_rows = *rows;
+    step.At(*rows);
     // Statistics, so the anti-join below is planned as a hash join.
     if (auto st = PgExec(target, "analyze " + stage, {}, "analyze staging table"); !st.ok()) return st.status();
     std::vector<std::string> match;
@@ -145,6 +171,7 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
                         {}, "delete rows absent from the source");
     if (!deleted.ok()) return deleted.status();
     r.deleted = std::atoll(PQcmdTuples(deleted->get()));
+    step.Add(r.deleted);
     auto upserted = PgExec(target, UpsertSql(t, stage), {}, "upsert");
     if (!upserted.ok()) return upserted.status();
     r.upserted = std::atoll(PQcmdTuples(upserted->get()));
@@ -220,7 +247,7 @@ std::string Casts(const std::vector<std::string>& types) {
 // source no longer has are deleted, staged rows upserted. Rows not listed
 // are not read, locked beyond the table lock, or written.
 absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table& t, const PgTableVerify& v,
-                        PgTableRepair& r) {
+                        PgTableRepair& r, Step& step) {
   const std::string cols = absl::StrJoin(t.columns, ", ");
   const std::string pk = "(" + absl::StrJoin(t.pk, ", ") + ")";
   const std::string listed = absl::StrCat("(select ", Casts(v.key_types), " from jsonb_array_elements($1::jsonb) e)");
@@ -239,6 +266,7 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
   std::vector<std::string> match;
   for (const auto& k : t.pk) match.push_back(absl::StrCat("s.", k, " = t.", k));
   for (std::size_t next = 0; next < v.differences.size();) {
+    const std::size_t first = next;
     const std::string keys = KeyBatch(v.differences, next);
     auto rows = PgExec(source,
                        absl::StrCat("select ", absl::StrJoin(text_cols, ", "), " from ", t.quoted, " where ", pk, " in ",
@@ -266,6 +294,7 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
                           {keys}, "delete rows absent from the source");
     if (!deleted.ok()) return deleted.status();
     r.deleted += std::atoll(PQcmdTuples(deleted->get()));
+    step.Add(static_cast<std::int64_t>(next - first));
   }
   auto upserted = PgExec(target, UpsertSql(t, stage), {}, "upsert");
   if (!upserted.ok()) return upserted.status();
@@ -280,7 +309,7 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
 // copies of, `count` copies are read there and inserted. Other rows are not
 // read or written.
 absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Table& t, const PgTableVerify& v,
-                            PgTableRepair& r) {
+                            PgTableRepair& r, Step& step) {
   const std::string cols = absl::StrJoin(t.columns, ", ");
   // The verifier's digest text of a row, on either side (same session settings).
   const std::string row_md5 = absl::StrCat("md5(row(", absl::StrJoin(v.row_columns, ", "), ")::text)");
@@ -299,6 +328,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
                             {d.row_md5, count}, "delete extra copies");
       if (!deleted.ok()) return deleted.status();
       r.deleted += std::atoll(PQcmdTuples(deleted->get()));
+      step.Add(d.count);
       continue;
     }
     auto rows = PgExec(source,
@@ -320,6 +350,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
                            {json::serialize(staged)}, "insert missing copies");
     if (!inserted.ok()) return inserted.status();
     r.upserted += std::atoll(PQcmdTuples(inserted->get()));
+    step.Add(d.count);
   }
   if (auto st = PgExec(target, "commit"); !st.ok()) return st.status();
   return absl::OkStatus();
@@ -347,7 +378,7 @@ absl::StatusOr<std::optional<PgTableVerify>> DifferingRows(const PgSide& source,
   return std::optional<PgTableVerify>(*std::move(v));
 }
 
-absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgTableRepair& r) {
+absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgTableRepair& r, Step& step) {
   if (auto st = Describe(source, target, t); !st.ok()) return st;
   r.has_primary_key = !t.pk.empty();
   auto rows = DifferingRows(source, target, t, r);
@@ -358,10 +389,11 @@ absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgT
     r.source_rows = (*rows)->old_rows;
     r.rows_differing = (*rows)->differences_total;
     if ((*rows)->differences_total > 0)
-      st = t.pk.empty() ? ResyncMultiset(source, target, t, **rows, r) : ResyncRows(source, target, t, **rows, r);
+      st = t.pk.empty() ? ResyncMultiset(source, target, t, **rows, r, step)
+                        : ResyncRows(source, target, t, **rows, r, step);
   } else {
     r.method = "table";
-    st = Resync(source, target, t, r);
+    st = Resync(source, target, t, r, step);
   }
   if (!st.ok()) {
     if (PQtransactionStatus(target.conn) != PQTRANS_IDLE) (void)PgExec(target, "rollback");
@@ -378,7 +410,8 @@ absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgT
 
 absl::StatusOr<std::vector<PgTableRepair>> RepairPostgresTables(const routing::Backend& source,
                                                                 const routing::Backend& target,
-                                                                const std::vector<std::string>& tables) {
+                                                                const std::vector<std::string>& tables,
+                                                                const PgTableRepairProgress& progress) {
   auto src = PgConnect(source, "turnout-repair");
   if (!src.ok()) return src.status();
   auto dst = PgConnect(target, "turnout-repair");
@@ -398,25 +431,37 @@ absl::StatusOr<std::vector<PgTableRepair>> RepairPostgresTables(const routing::B
   for (const auto& name : tables) {
     PgTableRepair& r = out.emplace_back();
     r.table = name;
+    // Every name ends once; its rows count only when its transaction committed.
+    std::int64_t committed = 0;
+    auto end = [&](const PgTableRepair& res) {
+      if (progress) progress({res.resolved.empty() ? res.table : res.resolved, committed, true});
+    };
     if (PQstatus(from.conn) != CONNECTION_OK || PQstatus(to.conn) != CONNECTION_OK) {
       r.error = "connection lost";
+      end(r);
       continue;
     }
     const absl::Time start = absl::Now();
     Table t;
     if (auto st = Resolve(from, r, t); !st.ok()) {
       r.error = std::string(st.message());
+      end(r);
       continue;
     }
     // "accounts" and "public.accounts" are one table: repaired once.
     if (auto it = done.find(r.resolved); it != done.end()) {
       r = out[it->second];
       r.table = name;
+      end(r);
       continue;
     }
     done.emplace(r.resolved, out.size() - 1);
-    if (auto st = RepairOne(from, to, t, r); !st.ok()) r.error = std::string(st.message());
+    Step step(progress, r.resolved);
+    step.At(0);
+    if (auto st = RepairOne(from, to, t, r, step); !st.ok()) r.error = std::string(st.message());
+    if (r.ok) committed = step.rows();
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    end(r);
   }
   return out;
 }

@@ -38,6 +38,7 @@
 // collide with a repaired row.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -62,12 +63,27 @@ struct PgTableRepair {
   bool equal = false;
 };
 
+// Where a table's repair is, for a job's progress (control/repair_job.h).
+// `rows` grows within the table: by rows, each differing row once its batch
+// (at most 1,000 keys) is applied; whole, each source row as it is copied
+// (every 20,000), then the rows deleted. With `done` the table's result is
+// in (repaired, skipped or failed) and `rows` is its final figure.
+struct PgTableRepairStep {
+  std::string table;  // resolved (schema.table) once known, else the journal's name
+  std::int64_t rows = 0;
+  bool done = false;
+};
+using PgTableRepairProgress = std::function<void(const PgTableRepairStep&)>;
+
 // Resynchronises each table of `tables` (the journal's normalised names) on
 // `target` from `source`: one result per name, in order; names of the same
 // table share one repair. A table that cannot be repaired is reported in its
 // result; the status is an error only when a backend cannot be reached.
+// `progress`, when given, is called on this thread as each table starts,
+// moves and ends (every name ends once, a duplicate with 0 rows).
 absl::StatusOr<std::vector<PgTableRepair>> RepairPostgresTables(const routing::Backend& source,
                                                                 const routing::Backend& target,
-                                                                const std::vector<std::string>& tables);
+                                                                const std::vector<std::string>& tables,
+                                                                const PgTableRepairProgress& progress = {});
 
 }  // namespace turnout::control

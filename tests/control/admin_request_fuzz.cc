@@ -38,7 +38,7 @@ control::AdminApiDeps FakeBackends() {
   };
   deps.dry_run = report;
   deps.verify = report;
-  deps.repair = report;
+  deps.repair = [report](const control::Migration& m, const control::RepairProgressFn&) { return report(m); };
   deps.journal = report;
   deps.shadow = report;
   deps.readiness = [] { return absl::OkStatus(); };
