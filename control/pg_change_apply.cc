@@ -99,9 +99,43 @@ void ChangeApplier::AppendValue(const pgo::TupleColumn& c) {
   else sql_ += Literal(c.value);
 }
 
-const ChangeApplier::Table* ChangeApplier::Find(std::uint32_t relation) const {
+ChangeApplier::Table* ChangeApplier::Find(std::uint32_t relation) {
   auto it = relations_.find(relation);
   return it == relations_.end() ? nullptr : &it->second;
+}
+
+// Row changes by key run as prepared statements: a group of small
+// transactions (sync dual-write commits a group per client commit) would
+// otherwise spend most of new's time parsing and planning the same few
+// statements. PREPARE and EXECUTE travel in the group's one simple Query;
+// values stay literals, typed by the parameters' inferred column types as
+// they were by the columns before.
+template <typename Body>
+void ChangeApplier::AppendExecute(Table& t, const std::string& shape, Body body) {
+  auto it = t.statements.find(shape);
+  if (it == t.statements.end()) {
+    std::string name = absl::StrCat("turnout_apply_", ++statements_prepared_);
+    absl::StrAppend(&sql_, "prepare ", name, " as ");
+    body();
+    sql_ += ";";
+    it = t.statements.emplace(shape, std::move(name)).first;
+  }
+  absl::StrAppend(&sql_, "execute ", it->second, "(");
+}
+
+template <typename Use>
+void ChangeApplier::AppendArguments(const pgo::Tuple& tuple, Use use) {
+  bool first = true;
+  for (std::size_t i = 0; i < tuple.size(); ++i) {
+    if (!use(i)) continue;
+    if (!first) sql_ += ", ";
+    AppendValue(tuple[i]);
+    first = false;
+  }
+}
+
+void ChangeApplier::ForgetPrepared() {
+  for (auto& [oid, t] : relations_) t.statements.clear();
 }
 
 absl::Status ChangeApplier::Send(bool final) {
@@ -110,6 +144,7 @@ absl::Status ChangeApplier::Send(bool final) {
   const auto st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     absl::Status err = PgFailed(target_, r.get(), "apply changes");
+    ForgetPrepared();
     if (PQstatus(target_.get()) == CONNECTION_OK) (void)Exec("rollback", "rollback");
     sql_.clear();
     open_on_target_ = false;
@@ -216,48 +251,48 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
 }
 
 absl::Status ChangeApplier::Insert(const pgo::Insert& m) {
-  const Table* t = Find(m.relation);
+  Table* t = Find(m.relation);
   if (t == nullptr) return absl::InternalError(absl::StrCat("old: insert into unknown relation ", m.relation));
   if (t->internal) return absl::OkStatus();
   if (m.row.size() != t->columns.size())
     return absl::InternalError(absl::StrCat("old: insert into ", t->name, ": column count differs from its relation"));
-  absl::StrAppend(&sql_, "insert into ", t->name, " as turnout_target (");
-  bool first = true;
-  for (std::size_t i = 0; i < m.row.size(); ++i) {
-    if (m.row[i].kind == 'u') continue;
-    absl::StrAppend(&sql_, first ? "" : ", ", t->columns[i].name);
-    first = false;
-  }
-  sql_ += ") overriding system value values (";
-  first = true;
-  for (const auto& c : m.row) {
-    if (c.kind == 'u') continue;
-    if (!first) sql_ += ", ";
-    AppendValue(c);
-    first = false;
-  }
-  sql_ += ")";
-  // The conflict rule, for rows new held before the copy (by primary key).
-  std::vector<const Column*> keys, rest;
-  for (const auto& c : t->columns) (c.key ? keys : rest).push_back(&c);
-  if (t->identity == 'd' && !keys.empty()) {
-    sql_ += " on conflict (";
-    for (std::size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&sql_, i ? ", " : "", keys[i]->name);
-    sql_ += ") do ";
-    if (rule_ == ConflictRule::kNone || rest.empty()) {
-      sql_ += "nothing";
-    } else {
-      sql_ += "update set ";
-      for (std::size_t i = 0; i < rest.size(); ++i) {
-        const std::string& c = rest[i]->name;
-        if (rule_ == ConflictRule::kReplace) absl::StrAppend(&sql_, i ? ", " : "", c, " = excluded.", c);
-        else absl::StrAppend(&sql_, i ? ", " : "", c, " = coalesce(turnout_target.", c, ", excluded.", c, ")");
-      }
-    }
-  }
-  sql_ += ";";
+  const auto present = [&](std::size_t i) { return m.row[i].kind != 'u'; };
+  std::string shape = "i";
+  for (std::size_t i = 0; i < m.row.size(); ++i) shape += present(i) ? '1' : '0';
+  AppendExecute(*t, shape, [&] {
+    absl::StrAppend(&sql_, "insert into ", t->name, " as turnout_target (");
+    int n = 0;
+    for (std::size_t i = 0; i < m.row.size(); ++i)
+      if (present(i)) absl::StrAppend(&sql_, n++ ? ", " : "", t->columns[i].name);
+    sql_ += ") overriding system value values (";
+    for (int i = 1; i <= n; ++i) absl::StrAppend(&sql_, i > 1 ? ", $" : "$", i);
+    sql_ += ")";
+    AppendConflictRule(*t);
+  });
+  AppendArguments(m.row, present);
+  sql_ += ");";
   ++group_rows_;
   return absl::OkStatus();
+}
+
+// The conflict rule, for rows new held before the copy (by primary key).
+void ChangeApplier::AppendConflictRule(const Table& t) {
+  std::vector<const Column*> keys, rest;
+  for (const auto& c : t.columns) (c.key ? keys : rest).push_back(&c);
+  if (t.identity != 'd' || keys.empty()) return;
+  sql_ += " on conflict (";
+  for (std::size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&sql_, i ? ", " : "", keys[i]->name);
+  sql_ += ") do ";
+  if (rule_ == ConflictRule::kNone || rest.empty()) {
+    sql_ += "nothing";
+    return;
+  }
+  sql_ += "update set ";
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    const std::string& c = rest[i]->name;
+    if (rule_ == ConflictRule::kReplace) absl::StrAppend(&sql_, i ? ", " : "", c, " = excluded.", c);
+    else absl::StrAppend(&sql_, i ? ", " : "", c, " = coalesce(turnout_target.", c, ", excluded.", c, ")");
+  }
 }
 
 absl::Status ChangeApplier::AppendWhere(const Table& t, const pgo::Tuple& tuple, bool full_row) {
@@ -290,27 +325,71 @@ absl::Status ChangeApplier::AppendWhere(const Table& t, const pgo::Tuple& tuple,
   return absl::OkStatus();
 }
 
+// Whether the row `tuple` names can be found by its key columns alone,
+// with a prepared statement (a NULL key value needs "is null").
+bool ChangeApplier::ByPreparedKey(const Table& t, const pgo::Tuple& tuple) const {
+  if (tuple.size() != t.columns.size()) return false;
+  bool any = false;
+  for (std::size_t i = 0; i < tuple.size(); ++i) {
+    if (!t.columns[i].key) continue;
+    if (tuple[i].kind != 't') return false;
+    any = true;
+  }
+  return any;
+}
+
+void ChangeApplier::AppendKeyParameters(const Table& t, int first) {
+  int n = first;
+  for (const auto& c : t.columns) {
+    if (!c.key) continue;
+    absl::StrAppend(&sql_, n == first ? "" : " and ", c.name, " = $", n);
+    ++n;
+  }
+}
+
 absl::Status ChangeApplier::Update(const pgo::Update& m) {
-  const Table* t = Find(m.relation);
+  Table* t = Find(m.relation);
   if (t == nullptr) return absl::InternalError(absl::StrCat("old: update of unknown relation ", m.relation));
   if (t->internal) return absl::OkStatus();
   if (m.row.size() != t->columns.size())
     return absl::InternalError(absl::StrCat("old: update of ", t->name, ": column count differs from its relation"));
+  // An unchanged TOASTed value ('u') is not sent: new keeps its own.
+  const auto set = [&](std::size_t i) { return m.row[i].kind != 'u'; };
+  int n = 0;
+  for (std::size_t i = 0; i < m.row.size(); ++i) n += set(i) ? 1 : 0;
+  if (n == 0) return absl::OkStatus();
+  const bool full = m.old_kind == 'O';
+  const pgo::Tuple& who = m.old_kind != 0 ? m.old_tuple : m.row;
+  if (!full && ByPreparedKey(*t, who)) {
+    std::string shape = "u";
+    for (std::size_t i = 0; i < m.row.size(); ++i) shape += set(i) ? '1' : '0';
+    AppendExecute(*t, shape, [&] {
+      absl::StrAppend(&sql_, "update ", t->name, " set ");
+      int p = 0;
+      for (std::size_t i = 0; i < m.row.size(); ++i) {
+        if (!set(i)) continue;
+        ++p;
+        absl::StrAppend(&sql_, p > 1 ? ", " : "", t->columns[i].name, " = $", p);
+      }
+      sql_ += " where ";
+      AppendKeyParameters(*t, n + 1);
+    });
+    AppendArguments(m.row, set);
+    sql_ += ", ";
+    AppendArguments(who, [&](std::size_t i) { return t->columns[i].key; });
+    sql_ += ");";
+    ++group_rows_;
+    return absl::OkStatus();
+  }
   const std::size_t mark = sql_.size();
   absl::StrAppend(&sql_, "update ", t->name, " set ");
   bool any = false;
   for (std::size_t i = 0; i < m.row.size(); ++i) {
-    if (m.row[i].kind == 'u') continue;  // unchanged TOASTed value: keep new's
+    if (!set(i)) continue;
     absl::StrAppend(&sql_, any ? ", " : "", t->columns[i].name, " = ");
     AppendValue(m.row[i]);
     any = true;
   }
-  if (!any) {
-    sql_.resize(mark);
-    return absl::OkStatus();
-  }
-  const bool full = m.old_kind == 'O';
-  const pgo::Tuple& who = m.old_kind != 0 ? m.old_tuple : m.row;
   if (full) absl::StrAppend(&sql_, " where ctid = (select ctid from ", t->name, " where ");
   else sql_ += " where ";
   if (auto st = AppendWhere(*t, who, full); !st.ok()) {
@@ -323,11 +402,21 @@ absl::Status ChangeApplier::Update(const pgo::Update& m) {
 }
 
 absl::Status ChangeApplier::Delete(const pgo::Delete& m) {
-  const Table* t = Find(m.relation);
+  Table* t = Find(m.relation);
   if (t == nullptr) return absl::InternalError(absl::StrCat("old: delete from unknown relation ", m.relation));
   if (t->internal) return absl::OkStatus();
-  const std::size_t mark = sql_.size();
   const bool full = m.old_kind == 'O';
+  if (!full && ByPreparedKey(*t, m.old_tuple)) {
+    AppendExecute(*t, "d", [&] {
+      absl::StrAppend(&sql_, "delete from ", t->name, " where ");
+      AppendKeyParameters(*t, 1);
+    });
+    AppendArguments(m.old_tuple, [&](std::size_t i) { return t->columns[i].key; });
+    sql_ += ");";
+    ++group_rows_;
+    return absl::OkStatus();
+  }
+  const std::size_t mark = sql_.size();
   absl::StrAppend(&sql_, "delete from ", t->name, " where ");
   if (full) absl::StrAppend(&sql_, "ctid = (select ctid from ", t->name, " where ");
   if (auto st = AppendWhere(*t, m.old_tuple, full); !st.ok()) {

@@ -111,15 +111,32 @@ class ChangeApplier {
     bool internal = false;  // turnout's own tables: never applied
     char identity = 'd';
     std::vector<Column> columns;
+    // Statements prepared on the target for this relation, by shape (the
+    // change's kind and which columns it carries): name. A new Relation
+    // message (DDL) replaces the table, and with it these.
+    std::unordered_map<std::string, std::string> statements;
   };
 
   absl::Status Exec(const std::string& sql, const std::string& what);
   absl::Status Send(bool final);
-  const Table* Find(std::uint32_t relation) const;
+  Table* Find(std::uint32_t relation);
+  // "execute <name>(" for the statement of `shape` on `t`, prepared first
+  // (in the same batch) by `body` when it is new.
+  template <typename Body>
+  void AppendExecute(Table& t, const std::string& shape, Body body);
+  // Appends the values of `tuple` where `use(i)`, as arguments, and ");".
+  template <typename Use>
+  void AppendArguments(const protocol::pg::pgoutput::Tuple& tuple, Use use);
+  // After a failed batch nothing it prepared can be trusted to exist.
+  void ForgetPrepared();
   std::string Literal(std::string_view v);
   void AppendValue(const protocol::pg::pgoutput::TupleColumn& c);
   // "a = 'x' AND b IS NULL": the row `tuple` names by identity.
   absl::Status AppendWhere(const Table& t, const protocol::pg::pgoutput::Tuple& tuple, bool full_row);
+  void AppendConflictRule(const Table& t);
+  bool ByPreparedKey(const Table& t, const protocol::pg::pgoutput::Tuple& tuple) const;
+  // "k1 = $first and k2 = $first+1 ...": the key columns, in order.
+  void AppendKeyParameters(const Table& t, int first);
   absl::Status Insert(const protocol::pg::pgoutput::Insert& m);
   absl::Status Update(const protocol::pg::pgoutput::Update& m);
   absl::Status Delete(const protocol::pg::pgoutput::Delete& m);
@@ -130,6 +147,7 @@ class ChangeApplier {
   const std::string slot_;
   const ConflictRule rule_;
   std::unordered_map<std::uint32_t, Table> relations_;
+  std::uint64_t statements_prepared_ = 0;  // names are never reused
 
   bool in_transaction_ = false;
   bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
