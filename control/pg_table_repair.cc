@@ -236,6 +236,20 @@ std::string KeyBatch(const std::vector<PgRowDifference>& rows, std::size_t& from
 
 // `(e->>0)::type0, (e->>1)::type1, …`: JSON array elements of text cast
 // to `types`, so every type reads back from its own text form.
+// The rows of `r` as a JSON array of arrays of text (null for NULL), the
+// form Casts() reads back on the other side.
+json::array RowsAsJson(const PgResult& r, int columns) {
+  json::array rows;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    json::array row;
+    for (int c = 0; c < columns; ++c)
+      if (PQgetisnull(r.get(), i, c)) row.emplace_back(nullptr);
+      else row.emplace_back(PgValue(r, i, c));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 std::string Casts(const std::vector<std::string>& types) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < types.size(); ++i) out.push_back(absl::StrCat("(e->>", i, ")::", types[i]));
@@ -273,14 +287,7 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
                                     listed),
                        {keys}, "read differing rows");
     if (!rows.ok()) return rows.status();
-    json::array staged;
-    for (int i = 0; i < PQntuples(rows->get()); ++i) {
-      json::array row;
-      for (int c = 0; c < static_cast<int>(t.columns.size()); ++c)
-        if (PQgetisnull(rows->get(), i, c)) row.emplace_back(nullptr);
-        else row.emplace_back(PgValue(*rows, i, c));
-      staged.push_back(std::move(row));
-    }
+    const json::array staged = RowsAsJson(*rows, static_cast<int>(t.columns.size()));
     if (auto st = PgExec(target,
                        absl::StrCat("insert into ", stage, " (", cols, ") select ", Casts(t.types),
                                     " from jsonb_array_elements($1::jsonb) e"),
@@ -336,14 +343,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
                                     " = $1 limit $2::bigint"),
                        {d.row_md5, count}, "read missing copies");
     if (!rows.ok()) return rows.status();
-    json::array staged;
-    for (int i = 0; i < PQntuples(rows->get()); ++i) {
-      json::array row;
-      for (int c = 0; c < static_cast<int>(t.columns.size()); ++c)
-        if (PQgetisnull(rows->get(), i, c)) row.emplace_back(nullptr);
-        else row.emplace_back(PgValue(*rows, i, c));
-      staged.push_back(std::move(row));
-    }
+    const json::array staged = RowsAsJson(*rows, static_cast<int>(t.columns.size()));
     auto inserted = PgExec(target,
                            absl::StrCat("insert into ", t.quoted, " (", cols, ") overriding system value select ",
                                         Casts(t.types), " from jsonb_array_elements($1::jsonb) e"),
