@@ -63,6 +63,11 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   if (cls != RequestClass::kRead && channels_[static_cast<int>(side)] &&
       channels_[static_cast<int>(side)]->unresolved_writes() > 0)
     co_await WaitForChannelWrites(side);
+  // A write of keys an earlier non-deterministic write of this session
+  // touched waits until the channel read them (secondary_copy.cc). EXEC
+  // runs what it queued, and a write without keys may touch any: all.
+  if (!pending_copies_.empty() && ((cls == RequestClass::kWrite && !tracker_.in_multi()) || &info == Special().exec))
+    co_await WaitForCopies(cls == RequestClass::kWrite && !targets_.empty());
   BackendConnection* conn = co_await EnsureBackend(side);
   if (conn == nullptr) {
     if (!stop_reading_) {
@@ -88,8 +93,9 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   }
   std::vector<std::string> copy_keys;
   if (sc.kind == SecondaryChoice::kCopy) {
-    // Non-deterministic: applied here only; its keys are read right
-    // behind it on the same connection and copied over (DESIGN.md §4).
+    // Non-deterministic: applied here only; once it answered, the channel
+    // reads its keys on turnout's own connection and copies them over
+    // (DESIGN.md §4, secondary_copy.cc).
     copy_keys = KeysOf(info, cmd.args);
     if (copy_keys.empty()) {
       if (&info == &UnknownCommandInfo())
@@ -101,11 +107,6 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
                        "too many keys to copy inline; repair copies them");
       sc.kind = SecondaryChoice::kNone;
       copy_keys.clear();
-    } else if (!blocking) {
-      for (const auto& k : copy_keys) {
-        ForwardPair(side, "DUMP", k);
-        ForwardPair(side, "PTTL", k);
-      }
     }
   }
   if (resp::IsBlockingInvocation(info, cmd.args)) {
@@ -113,7 +114,6 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   }
   Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
   if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
-  e.captures_left = blocking ? 0 : static_cast<std::uint16_t>(copy_keys.size() * 2);
   if (sc.kind != SecondaryChoice::kNone)
     AttachSecondary(sc, e, info, cmd, input, cls, std::move(copy_keys), stripes);
   if (!stripes.empty()) ReleaseStripes(stripes);  // nothing queued to hold them

@@ -60,7 +60,6 @@ enum EntryFlag : std::uint16_t {
 // Stages of a FIFO entry linked to secondary work (Entry::op != 0).
 enum class OpStage : std::uint8_t {
   kFirst,     // waiting for the primary's reply to the command
-  kCaptures,  // then for DUMP/PTTL replies of the keys to copy
   kHeld,      // then (sync) for the secondary to apply it
 };
 
@@ -77,7 +76,6 @@ struct Entry {
   std::uint64_t op = 0;
   routing::Side op_side = routing::Side::kNew;
   OpStage stage = OpStage::kFirst;
-  std::uint16_t captures_left = 0;
 };
 
 // The commands a local handler answers or tracks (the session's table is
