@@ -44,6 +44,15 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   last_entry_ = nullptr;
   const routing::Plan plan = RoutePlan(info, cmd.args, cls);
   last_plan_ = plan;
+  if (tracking_moved_) {
+    // OnPolicyChanged: closed without a reply; this command was not sent.
+    if (!stop_reading_) {
+      LogInfo("redis client with CLIENT TRACKING closed: the authoritative side moved", {{"route", route_.name}});
+      PushLocal(local_out_.size(), kFlagCloseAfter);
+      stop_reading_ = true;
+    }
+    co_return plan.primary();
+  }
   if (plan.refused()) {
     PushLocalError(absl::StrCat("ERR turnout: '", LowerFullName(info),
                                 "' refused by the migration policy of route ", route_.name));
@@ -225,6 +234,20 @@ routing::Plan RedisSession::RoutePlan(const resp::CommandInfo& info, std::span<c
     plan.RemoveSecondariesOn(*tracker_.pinned());
     return plan;
   }
+  if (cls == RequestClass::kRead && tracker_.tracking_side() && plan.primary() != *tracker_.tracking_side()) {
+    // Issue 13 item 11: a tracking client caches what it reads, and only
+    // the server it enabled tracking on invalidates it. Its read goes
+    // there when that side is where these keys are written (a canary read
+    // share does not apply to it); otherwise it stays where the policy
+    // sends it (docs/redis-data-integrity.md: keys split by scope).
+    const Side t = *tracker_.tracking_side();
+    routing::Request as_write = request;
+    as_write.request_class = RequestClass::kWrite;
+    if (reader_.policy().Decide(as_write, absl::Now()).primary() == t) {
+      plan = routing::Plan(t);
+      return plan;
+    }
+  }
   if (cls == RequestClass::kRead) {
     const Side x = plan.primary();
     const auto& ch = channels_[static_cast<int>(x)];
@@ -267,6 +290,20 @@ void RedisSession::OnPolicyChanged() {
   }
   for (auto& ch : channels_)
     if (ch) ch->set_migration(reader_.policy().migration_id());
+  // Issue 13 item 11: the server that tracks this client's keys is no
+  // longer the one its session commands (and so its writes' authority)
+  // go to. Tracking state cannot move to the other server, so the client
+  // is closed here, between requests, as a failover closes it: it drops
+  // its cache and enables tracking again on reconnect, on the new side.
+  if (has_policy_ && tracker_.tracking_side()) {
+    routing::Request home;
+    home.request_class = RequestClass::kSession;
+    home.client = routing::ClientIdentity{tracker_.user(), tracker_.client_name(), address_};
+    home.connection_id = ctx_.connection_id;
+    Side side = reader_.policy().Decide(home, absl::Now()).primary();
+    if (new_backend_name_.empty()) side = Side::kOld;
+    if (side != *tracker_.tracking_side()) tracking_moved_ = true;
+  }
 }
 
 Side RedisSession::PickSide(const resp::CommandInfo& info, std::span<const std::string_view> args, RequestClass cls) {

@@ -341,6 +341,9 @@ class RedisSession final : public Session {
   // Session state that is I/O: a CLIENT KILL that may kill this upstream
   // is in flight, and the side to probe once its reply is written.
   bool kill_barrier_ = false;
+  // The policy moved the authoritative side away from the tracking side
+  // (OnPolicyChanged): the client is closed before its next command.
+  bool tracking_moved_ = false;
   std::optional<Side> kill_probe_side_;
 
   Clock::time_point batch_start_ = Clock::now();

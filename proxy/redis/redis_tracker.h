@@ -226,6 +226,9 @@ class RedisTracker {
   bool multi_dirty() const { return multi_dirty_; }
   bool monitoring() const { return monitoring_; }
   const std::optional<routing::Side>& pinned() const { return pinned_; }
+  // The upstream connection CLIENT TRACKING was turned on at (its server
+  // keeps the tracking state and sends the invalidations).
+  const std::optional<routing::Side>& tracking_side() const { return tracking_side_; }
   // The upstream connection the writer reads while nothing is in flight
   // (subscriptions, MONITOR, RESP3 tracking).
   const std::optional<routing::Side>& idle_read_side() const { return idle_read_side_; }
@@ -255,7 +258,7 @@ class RedisTracker {
   bool in_multi_ = false;
   bool multi_dirty_ = false;
   bool watching_ = false;
-  bool tracking_ = false;
+  std::optional<routing::Side> tracking_side_;  // CLIENT TRACKING on went there
   bool monitoring_ = false;  // MONITOR went to idle_read_side_
   bool reply_off_ = false;
   bool reply_skip_ = false;

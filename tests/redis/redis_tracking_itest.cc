@@ -21,6 +21,11 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 constexpr char kShadow[] = R"({"type":"shadow_traffic"})";
+// Every read to new, were the client not tracking.
+constexpr char kCanaryReads[] = R"({"type":"canary","read_percentage":1.0,
+    "write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})";
+constexpr char kSyncNewAuthoritative[] = R"({"type":"canary","read_percentage":0.0,
+    "write_mode":{"mode":"dual_write","policy":"new_authoritative","apply":"sync"}})";
 
 // `text` with every ":<id>\r\n" (a RESP integer equal to the redirect
 // target's id) written as ":ID\r\n", so runs against different servers
@@ -51,6 +56,7 @@ class RedisTrackingTest : public RedisMigrationTest, public ::testing::WithParam
     if (mode == "sync") Migrate(kSync);
     if (mode == "async") Migrate(kAsync);
     if (mode == "shadow") Migrate(kShadow);
+    if (mode == "canary") Migrate(kCanaryReads);
   }
 
   // The whole exchange against `port`; every reply and every batch of
@@ -159,7 +165,63 @@ TEST_P(RedisTrackingTest, RedirectedInvalidationsArriveOnceInOrderAsDirectly) {
   Cleanup(prefix + "*");
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, RedisTrackingTest, ::testing::Values("passthrough", "sync", "async", "shadow"),
+// The authoritative side moves (old_authoritative → new_authoritative):
+// tracking state stays on the server it was enabled on, so a tracking
+// client is closed at its next command, and after reconnecting it tracks
+// on the new authoritative side, each invalidation once.
+class RedisTrackingFlipTest : public RedisMigrationTest {};
+
+TEST_F(RedisTrackingFlipTest, TrackingClientIsClosedWhenAuthorityMovesAndTracksOnTheNewSideAfter) {
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  Migrate(kSync);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string prefix = Prefix("track-flip");
+  const std::string k = prefix + "k";
+  const std::string push = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + std::to_string(k.size()) + "\r\n" + k + "\r\n";
+  RespConn w(port_);
+  {
+    RespConn a(port_);
+    a.Send(Cmd({"HELLO", "3"}));
+    a.Drain(300);
+    EXPECT_EQ(a.Call({"CLIENT", "TRACKING", "on"}), "+OK\r\n");
+    EXPECT_EQ(a.Call({"GET", k}), "_\r\n");
+    EXPECT_EQ(w.Call({"SET", k, "v1"}), "+OK\r\n");
+    EXPECT_EQ(Invalidations(a), push);
+    EXPECT_EQ(a.Call({"GET", k}), "$2\r\nv1\r\n");
+    auto r = admin_.Patch("/api/v1/migrations/ri", std::string(R"({"strategy":)") + kSyncNewAuthoritative + "}");
+    ASSERT_EQ(r.status, 200) << r.body;
+    // Closed at its next command, which is not answered.
+    a.Send(Cmd({"GET", k}));
+    auto [bytes, closed] = a.ReadToClose(5000);
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(bytes, "");
+  }
+  // Reconnected: tracking on new, invalidated once per write.
+  RespConn a(port_);
+  a.Send(Cmd({"HELLO", "3"}));
+  a.Drain(300);
+  EXPECT_EQ(a.Call({"CLIENT", "TRACKING", "on"}), "+OK\r\n");
+  EXPECT_EQ(a.Call({"GET", k}), "$2\r\nv1\r\n");
+  EXPECT_EQ(w.Call({"SET", k, "v2"}), "+OK\r\n");
+  EXPECT_EQ(Invalidations(a), push);
+  // The redirect form: CLIENT ID and REDIRECT name connections on new now.
+  RespConn b(port_), a2(port_);
+  const std::string id_reply = b.Call({"CLIENT", "ID"});
+  const std::string id = id_reply.substr(1, id_reply.size() - 3);
+  b.Call({"SUBSCRIBE", "__redis__:invalidate"});
+  EXPECT_EQ(a2.Call({"CLIENT", "TRACKING", "on", "REDIRECT", id}), "+OK\r\n");
+  EXPECT_EQ(a2.Call({"CLIENT", "GETREDIR"}), id_reply);
+  EXPECT_EQ(a2.Call({"GET", k}), "$2\r\nv2\r\n");
+  EXPECT_EQ(a.Call({"GET", k}), "$2\r\nv2\r\n");
+  EXPECT_EQ(w.Call({"SET", k, "v3"}), "+OK\r\n");
+  EXPECT_EQ(Invalidations(b), "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$" +
+                                  std::to_string(k.size()) + "\r\n" + k + "\r\n");
+  EXPECT_EQ(Invalidations(a), push);
+  Cleanup(prefix + "*");
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, RedisTrackingTest, ::testing::Values("passthrough", "sync", "async", "shadow", "canary"),
                          [](const auto& p) { return std::string(p.param); });
 
 }  // namespace
