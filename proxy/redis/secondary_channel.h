@@ -278,6 +278,7 @@ class SecondaryChannel {
   std::unique_ptr<BackendConnection> conn_;
   const routing::Backend* source_backend_ = nullptr;
   std::unique_ptr<BackendConnection> source_;  // copies read here (named `turnout`)
+  const routing::Backend* source_open_ = nullptr;  // the backend source_ is connected to
   int source_db_ = -1;
   OwnedUpstreamState conn_state_;  // the state at the next op to send
 

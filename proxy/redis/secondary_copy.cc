@@ -52,6 +52,11 @@ awaitable<void> SecondaryChannel::PrepareCopy(SecondaryOp& op) {
   }
   // 2. DUMP/PTTL on the authoritative side, now.
   std::string error;
+  if (source_ && source_open_ != source_backend_) {
+    // The policy named another endpoint since (set_source_backend).
+    source_->Close();
+    source_.reset();
+  }
   if (source_backend_ == nullptr) error = "no authoritative backend to copy from";
   if (error.empty() && (!source_ || !source_->is_open())) {
     auto conn = std::make_unique<BackendConnection>(routing::Other(side_), *source_backend_,
@@ -63,6 +68,7 @@ awaitable<void> SecondaryChannel::PrepareCopy(SecondaryOp& op) {
     if (aborted_ || opened.index() == 1) co_return;
     if (std::get<0>(opened)) {
       source_ = std::move(conn);
+      source_open_ = source_backend_;
       source_db_ = db;
     }
   }
