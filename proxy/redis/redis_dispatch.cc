@@ -44,6 +44,15 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   last_entry_ = nullptr;
   const routing::Plan plan = RoutePlan(info, cmd.args, cls);
   last_plan_ = plan;
+  if (tracking_moved_) {
+    // OnPolicyChanged: closed without a reply; this command was not sent.
+    if (!stop_reading_) {
+      LogInfo("redis client with CLIENT TRACKING closed: the authoritative side moved", {{"route", route_.name}});
+      PushLocal(local_out_.size(), kFlagCloseAfter);
+      stop_reading_ = true;
+    }
+    co_return plan.primary();
+  }
   if (plan.refused()) {
     PushLocalError(absl::StrCat("ERR turnout: '", LowerFullName(info),
                                 "' refused by the migration policy of route ", route_.name));
@@ -63,6 +72,11 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   if (cls != RequestClass::kRead && channels_[static_cast<int>(side)] &&
       channels_[static_cast<int>(side)]->unresolved_writes() > 0)
     co_await WaitForChannelWrites(side);
+  // A write of keys an earlier non-deterministic write of this session
+  // touched waits until the channel read them (secondary_copy.cc). EXEC
+  // runs what it queued, and a write without keys may touch any: all.
+  if (!pending_copies_.empty() && ((cls == RequestClass::kWrite && !tracker_.in_multi()) || &info == Special().exec))
+    co_await WaitForCopies(cls == RequestClass::kWrite && !targets_.empty());
   BackendConnection* conn = co_await EnsureBackend(side);
   if (conn == nullptr) {
     if (!stop_reading_) {
@@ -88,8 +102,9 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   }
   std::vector<std::string> copy_keys;
   if (sc.kind == SecondaryChoice::kCopy) {
-    // Non-deterministic: applied here only; its keys are read right
-    // behind it on the same connection and copied over (DESIGN.md §4).
+    // Non-deterministic: applied here only; once it answered, the channel
+    // reads its keys on turnout's own connection and copies them over
+    // (DESIGN.md §4, secondary_copy.cc).
     copy_keys = KeysOf(info, cmd.args);
     if (copy_keys.empty()) {
       if (&info == &UnknownCommandInfo())
@@ -101,11 +116,6 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
                        "too many keys to copy inline; repair copies them");
       sc.kind = SecondaryChoice::kNone;
       copy_keys.clear();
-    } else if (!blocking) {
-      for (const auto& k : copy_keys) {
-        ForwardPair(side, "DUMP", k);
-        ForwardPair(side, "PTTL", k);
-      }
     }
   }
   if (resp::IsBlockingInvocation(info, cmd.args)) {
@@ -113,7 +123,6 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   }
   Entry& e = PushBackendEntry(EntryKind::kForward, side, cls, flags, aux);
   if (flags & kFlagPubSub) e.pubsub = Special().PubSubOf(&info);
-  e.captures_left = blocking ? 0 : static_cast<std::uint16_t>(copy_keys.size() * 2);
   if (sc.kind != SecondaryChoice::kNone)
     AttachSecondary(sc, e, info, cmd, input, cls, std::move(copy_keys), stripes);
   if (!stripes.empty()) ReleaseStripes(stripes);  // nothing queued to hold them
@@ -225,6 +234,20 @@ routing::Plan RedisSession::RoutePlan(const resp::CommandInfo& info, std::span<c
     plan.RemoveSecondariesOn(*tracker_.pinned());
     return plan;
   }
+  if (cls == RequestClass::kRead && tracker_.tracking_side() && plan.primary() != *tracker_.tracking_side()) {
+    // Issue 13 item 11: a tracking client caches what it reads, and only
+    // the server it enabled tracking on invalidates it. Its read goes
+    // there when that side is where these keys are written (a canary read
+    // share does not apply to it); otherwise it stays where the policy
+    // sends it (docs/redis-data-integrity.md: keys split by scope).
+    const Side t = *tracker_.tracking_side();
+    routing::Request as_write = request;
+    as_write.request_class = RequestClass::kWrite;
+    if (reader_.policy().Decide(as_write, absl::Now()).primary() == t) {
+      plan = routing::Plan(t);
+      return plan;
+    }
+  }
   if (cls == RequestClass::kRead) {
     const Side x = plan.primary();
     const auto& ch = channels_[static_cast<int>(x)];
@@ -267,6 +290,20 @@ void RedisSession::OnPolicyChanged() {
   }
   for (auto& ch : channels_)
     if (ch) ch->set_migration(reader_.policy().migration_id());
+  // Issue 13 item 11: the server that tracks this client's keys is no
+  // longer the one its session commands (and so its writes' authority)
+  // go to. Tracking state cannot move to the other server, so the client
+  // is closed here, between requests, as a failover closes it: it drops
+  // its cache and enables tracking again on reconnect, on the new side.
+  if (has_policy_ && tracker_.tracking_side()) {
+    routing::Request home;
+    home.request_class = RequestClass::kSession;
+    home.client = routing::ClientIdentity{tracker_.user(), tracker_.client_name(), address_};
+    home.connection_id = ctx_.connection_id;
+    Side side = reader_.policy().Decide(home, absl::Now()).primary();
+    if (new_backend_name_.empty()) side = Side::kOld;
+    if (side != *tracker_.tracking_side()) tracking_moved_ = true;
+  }
 }
 
 Side RedisSession::PickSide(const resp::CommandInfo& info, std::span<const std::string_view> args, RequestClass cls) {

@@ -58,7 +58,7 @@ awaitable<void> RedisSession::HandleExecOrDiscard(const resp::Command& cmd, cons
       select_side = side;
     }
     if (exec && block_.active && last_entry_ != nullptr) {
-      FinishBlock(*last_entry_, side, stripes);
+      FinishBlock(*last_entry_, stripes);
     }
     if (!stripes.empty()) ReleaseStripes(stripes);
     block_ = Block{};
@@ -119,14 +119,14 @@ void RedisSession::AddToBlock(const resp::CommandInfo& info, const resp::Command
     if (std::find(block_.keys.begin(), block_.keys.end(), k) == block_.keys.end()) block_.keys.push_back(std::move(k));
 }
 
-// EXEC went to the primary (entry `e`): read the copied keys right
-// behind it and queue the block for the secondary.
-void RedisSession::FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripes) {
+// EXEC went to the primary (entry `e`): queue the block for the
+// secondary; the channel reads its copied keys once EXEC answered.
+void RedisSession::FinishBlock(Entry& e, KeyOrder::Stripes& stripes) {
   Block b = std::move(block_);
   block_ = Block{};
-  // Copies are read right behind EXEC, in the database the block ends in:
-  // a non-deterministic write to a database the block SELECTed away from
-  // cannot be read there, so its keys are journaled for repair instead.
+  // Copies are read in one database, the one the block ends in: a
+  // non-deterministic write to a database the block SELECTed away from is
+  // not copied, its keys are journaled for repair instead.
   std::vector<std::string> copy_keys, elsewhere;
   for (auto& [k, db] : b.copy_keys) (db == b.db ? copy_keys : elsewhere).push_back(std::move(k));
   if (!elsewhere.empty())
@@ -143,11 +143,6 @@ void RedisSession::FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripe
     ch->JournalNotQueued(b.wire, std::move(b.keys), "secondary queue full");
     return;
   }
-  for (const auto& k : copy_keys) {
-    ForwardPair(primary, "DUMP", k);
-    ForwardPair(primary, "PTTL", k);
-  }
-  e.captures_left = static_cast<std::uint16_t>(copy_keys.size() * 2);
   SecondaryOp op;
   op.kind = OpKind::kBlock;
   op.cls = RequestClass::kWrite;
@@ -157,7 +152,10 @@ void RedisSession::FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripe
   op.wire = std::move(b.wire);
   op.replies_expected = 1 + static_cast<int>(b.positions.size());  // MULTI, QUEUED...; EXEC and copies later
   op.positions = std::move(b.positions);
-  // Copied keys first (CapturesDone pairs them with the captures), then the rest.
+  // Copied keys first (the channel reads those, PrepareCopy), then the rest.
+  op.copy_keys = copy_keys.size();
+  op.copy_db = b.db;
+  op.deferred = !copy_keys.empty();
   op.keys = std::move(copy_keys);
   for (auto& k : b.keys)
     if (std::find(op.keys.begin(), op.keys.end(), k) == op.keys.end()) op.keys.push_back(std::move(k));
@@ -167,6 +165,7 @@ void RedisSession::FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripe
   stripes.clear();
   op.stripe_owner = StripeOwner();
   SecondaryOp& queued = ch->Enqueue(std::move(op));
+  if (queued.deferred) NoteCopy(b.side, queued.seq);
   e.op = queued.seq;
   e.op_side = b.side;
   e.stage = OpStage::kFirst;

@@ -214,8 +214,7 @@ bool RedisSession::Collect() {
                   (head->kind == EntryKind::kSwallow || (head->flags & kFlagSuppress));
       if (!partial_oob_[s] && head != nullptr && HasOpWork(*head)) {
         // Streamed through: never held (sync waits only for replies that
-        // fit the buffer); captures are kept, not forwarded.
-        if (head->stage == OpStage::kCaptures) drop = true;
+        // fit the buffer).
         FeedOp(*head, text.substr(0, v), first_chunk, false);
       }
       if (!drop) client_segs_.push_back({unparsed.data(), 0, v});

@@ -106,8 +106,9 @@ void RedisSession::JournalNotQueued(Side side, std::string_view command_frame, s
 }
 
 // After the primary got the command: queue its secondary work and link it
-// to the reply FIFO entry `e`. For a non-deterministic write the DUMP/PTTL
-// of its keys were already appended behind it (captures).
+// to the reply FIFO entry `e`. A non-deterministic write's keys are read by
+// the channel once the primary answered it (a copy), and this session's
+// later writes of them wait until they were (WaitForCopies).
 void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const resp::CommandInfo& info,
                                    const resp::Command& cmd, const std::uint8_t* input, RequestClass cls,
                                    std::vector<std::string> copy_keys, KeyOrder::Stripes& stripes) {
@@ -126,7 +127,8 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
     case SecondaryChoice::kCopy:
       op.kind = OpKind::kCopy;
       op.keys = std::move(copy_keys);
-      op.deferred = resp::IsBlockingInvocation(info, cmd.args);
+      op.deferred = true;
+      op.nil_is_noop = resp::IsBlockingInvocation(info, cmd.args);
       op.stripe_owner = StripeOwner();
       break;
     case SecondaryChoice::kShadow:
@@ -151,7 +153,6 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
       ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
     } else {
       ch->JournalNotQueued(op.command, std::move(op.keys), "secondary queue full");
-      // A copy's captures are still read (and ignored) by the entry.
     }
     return;
   }
@@ -165,6 +166,7 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
   // A dual-write's keys name it in the intent record: this command's
   // keys, as RoutePlan extracted them (copies carry theirs in op.keys).
   SecondaryOp& queued = ch->Enqueue(std::move(op), targets_);
+  if (queued.deferred) NoteCopy(c.side, queued.seq);
   e.op = queued.seq;
   e.op_side = c.side;
   e.stage = OpStage::kFirst;
@@ -221,6 +223,44 @@ awaitable<void> RedisSession::WaitForChannelWrites(Side side) {
   }
 }
 
+// Whether `copy` still has keys to read: any (only_targets false) or one of
+// the current command's (targets_).
+bool RedisSession::CopyPending(const std::pair<Side, std::uint64_t>& copy, bool only_targets) {
+  auto& ch = channels_[static_cast<int>(copy.first)];
+  const SecondaryOp* op = ch ? ch->Find(copy.second) : nullptr;
+  if (op == nullptr || op->captured || op->skipped || op->secondary_done) return false;
+  if (!only_targets) return true;
+  const std::size_t n = op->kind == OpKind::kBlock ? op->copy_keys : op->keys.size();
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::string_view t : targets_)
+      if (t == op->keys[i]) return true;
+  return false;
+}
+
+// Before a write of keys that a copy still has to read: its DUMP must see
+// the state the non-deterministic write left, not this write's too. Woken
+// by the channel (on_progress); bounded like the key order wait.
+awaitable<void> RedisSession::WaitForCopies(bool only_targets) {
+  std::erase_if(pending_copies_, [&](const auto& c) { return !CopyPending(c, false); });
+  auto pending = [&] {
+    for (const auto& c : pending_copies_)
+      if (CopyPending(c, only_targets)) return true;
+    return false;
+  };
+  if (!pending()) co_return;
+  co_await FlushUpstream();
+  WakeWriter();
+  const auto deadline = Clock::now() + kKeyOrderWait;
+  while (!closed_ && pending() && Clock::now() < deadline) {
+    room_.expires_at(deadline);
+    waiting_room_ = true;
+    co_await room_.async_wait(kUseTuple);
+    waiting_room_ = false;
+  }
+  if (!closed_ && pending())
+    LogWarn("redis copy of a non-deterministic write not read in time; writing unordered", {{"route", route_.name}});
+}
+
 SecondaryOp* RedisSession::OpOf(const Entry& e) {
   if (e.op == 0) return nullptr;
   auto& ch = channels_[static_cast<int>(e.op_side)];
@@ -234,47 +274,34 @@ void RedisSession::FeedOp(Entry& head, std::string_view bytes, bool first, bool 
   if (head.stage == OpStage::kFirst) {
     if (first) op->primary.Clear();
     op->primary.Append(bytes, held ? SecondaryChannel::kCopyCap : SecondaryChannel::kCompareCap);
-  } else if (head.stage == OpStage::kCaptures) {
-    if (first) op->captures.emplace_back();
-    op->captures.back().Append(bytes, SecondaryChannel::kCopyCap);
   }
 }
 
 // A complete reply for an entry with secondary work: the command's own
-// reply (forwarded, or held for a sync dual-write), then the DUMP/PTTL
-// captures of a copy. `streamed`: earlier parts were already fed.
+// reply, forwarded, or held for a sync dual-write. `streamed`: earlier
+// parts were already fed.
 void RedisSession::HandleOpReply(Entry& head, std::string_view frame, const std::uint8_t* data, Clock::time_point now,
                                  bool streamed) {
   SecondaryOp* op = OpOf(head);
   SecondaryChannel* ch = op ? channels_[static_cast<int>(head.op_side)].get() : nullptr;
-  if (head.stage == OpStage::kFirst) {
-    // Sync: the reply waits for the secondary, unless it already applied
-    // (and nothing is left to copy) or the reply streamed through.
-    const bool hold = op != nullptr && op->sync && !streamed && !(head.captures_left == 0 && op->secondary_done);
-    if (hold) {
-      head.flags |= kFlagHeld;
-    } else if (head.kind == EntryKind::kForward && !(head.flags & kFlagSuppress)) {
-      client_segs_.push_back({data, 0, frame.size()});
-    }
-    FeedOp(head, frame, !streamed, hold);
-    const auto us = static_cast<std::uint64_t>(
-        std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - head.start).count(), 0));
-    ctx_.route.RecordRequest(head.side, head.cls, us);
-    tracker_.Unblocked(head);
-    if (op != nullptr) {
-      op->primary_us = us;
-      ch->PrimaryReply(*op);
-    }
-    if (head.captures_left > 0) {
-      head.stage = OpStage::kCaptures;
-      return;
-    }
-  } else if (head.stage == OpStage::kCaptures) {
-    FeedOp(head, frame, !streamed, false);
-    if (--head.captures_left > 0) return;
+  // Sync: the reply waits for the secondary, unless it already applied or
+  // the reply streamed through.
+  const bool hold = op != nullptr && op->sync && !streamed && !op->secondary_done;
+  if (hold) {
+    head.flags |= kFlagHeld;
+  } else if (head.kind == EntryKind::kForward && !(head.flags & kFlagSuppress)) {
+    client_segs_.push_back({data, 0, frame.size()});
   }
-  // The command's reply and every capture are in.
-  if (op != nullptr && (op->kind == OpKind::kCopy || op->kind == OpKind::kBlock)) ch->CapturesDone(*op);
+  FeedOp(head, frame, !streamed, hold);
+  const auto us = static_cast<std::uint64_t>(
+      std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - head.start).count(), 0));
+  ctx_.route.RecordRequest(head.side, head.cls, us);
+  tracker_.Unblocked(head);
+  if (op != nullptr) {
+    op->primary_us = us;
+    ch->PrimaryReply(*op);
+    if (op->kind == OpKind::kCopy || op->kind == OpKind::kBlock) ch->CopyReady(*op);
+  }
   if (head.flags & kFlagHeld) {
     head.stage = OpStage::kHeld;
     return;

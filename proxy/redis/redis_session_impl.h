@@ -209,7 +209,7 @@ class RedisSession final : public Session {
                                       const resp::CommandInfo& info);
   void BeginBlock(const routing::Plan& plan);
   void AddToBlock(const resp::CommandInfo& info, const resp::Command& cmd, const std::uint8_t* input);
-  void FinishBlock(Entry& e, Side primary, KeyOrder::Stripes& stripes);
+  void FinishBlock(Entry& e, KeyOrder::Stripes& stripes);
   awaitable<void> FollowExecSelect(Side primary);
   void NoteExecReply(Entry& head, std::string_view frame, bool streamed);
 
@@ -252,7 +252,11 @@ class RedisSession final : public Session {
   void ReleaseStripes(KeyOrder::Stripes& stripes);
   std::uint64_t StripeOwner() const { return ctx_.connection_id + 1; }
   awaitable<void> WaitForChannelWrites(Side side);
-  static bool HasOpWork(const Entry& e) { return e.op != 0 || e.captures_left != 0; }
+  // Copies whose keys the channel has not read yet (secondary_copy.cc).
+  void NoteCopy(Side side, std::uint64_t seq) { pending_copies_.push_back({side, seq}); }
+  bool CopyPending(const std::pair<Side, std::uint64_t>& copy, bool only_targets);
+  awaitable<void> WaitForCopies(bool only_targets);
+  static bool HasOpWork(const Entry& e) { return e.op != 0; }
   SecondaryOp* OpOf(const Entry& e);
   void FeedOp(Entry& head, std::string_view bytes, bool first, bool held);
   void HandleOpReply(Entry& head, std::string_view frame, const std::uint8_t* data, Clock::time_point now,
@@ -306,6 +310,7 @@ class RedisSession final : public Session {
   // Secondary work (issue 5): one channel per side, created on first use.
   std::array<std::unique_ptr<SecondaryChannel>, 2> channels_;
   routing::ReadYourWritesFence fence_;
+  std::vector<std::pair<Side, std::uint64_t>> pending_copies_;  // NoteCopy
   std::array<std::uint64_t, 2> main_dispatched_{};  // backend entries pushed, per side
   std::array<std::uint64_t, 2> main_answered_{};    // ... and answered
   Timer channel_created_;  // ChannelLoop waits here for its channel
@@ -336,6 +341,9 @@ class RedisSession final : public Session {
   // Session state that is I/O: a CLIENT KILL that may kill this upstream
   // is in flight, and the side to probe once its reply is written.
   bool kill_barrier_ = false;
+  // The policy moved the authoritative side away from the tracking side
+  // (OnPolicyChanged): the client is closed before its next command.
+  bool tracking_moved_ = false;
   std::optional<Side> kill_probe_side_;
 
   Clock::time_point batch_start_ = Clock::now();

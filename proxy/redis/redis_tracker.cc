@@ -201,7 +201,11 @@ void RedisTracker::MonitorStarted(Side side) {
 }
 
 void RedisTracker::TrackingSent(bool on, Side side) {
-  tracking_ = on;
+  if (on) {
+    tracking_side_ = side;
+  } else {
+    tracking_side_.reset();
+  }
   // RESP3 invalidations arrive as pushes on this very connection.
   if (on && resp3_) idle_read_side_ = side;
 }
@@ -245,7 +249,7 @@ void RedisTracker::Reset(bool answered_by_backend) {
   client_name_.clear();
   resp3_ = false;
   in_multi_ = multi_dirty_ = watching_ = false;
-  tracking_ = false;
+  tracking_side_.reset();
   if (options_.default_db) db_ = *options_.default_db;
   dispatch_db_ = db_;
   // With a RESET upstream, its reply ends the subscriptions (OnReply).
@@ -263,7 +267,7 @@ void RedisTracker::Pop() {
   const bool was_pubsub_or_reset = (head.flags & (kFlagPubSub | kFlagReset)) != 0;
   fifo_.pop_front();
   if (was_pubsub_or_reset && !SubscribedView()) {
-    if (!(tracking_ && resp3_)) idle_read_side_.reset();
+    if (!(tracking_side_ && resp3_)) idle_read_side_.reset();
     MaybeUnpin();
   }
 }

@@ -60,7 +60,6 @@ enum EntryFlag : std::uint16_t {
 // Stages of a FIFO entry linked to secondary work (Entry::op != 0).
 enum class OpStage : std::uint8_t {
   kFirst,     // waiting for the primary's reply to the command
-  kCaptures,  // then for DUMP/PTTL replies of the keys to copy
   kHeld,      // then (sync) for the secondary to apply it
 };
 
@@ -77,7 +76,6 @@ struct Entry {
   std::uint64_t op = 0;
   routing::Side op_side = routing::Side::kNew;
   OpStage stage = OpStage::kFirst;
-  std::uint16_t captures_left = 0;
 };
 
 // The commands a local handler answers or tracks (the session's table is
@@ -228,6 +226,9 @@ class RedisTracker {
   bool multi_dirty() const { return multi_dirty_; }
   bool monitoring() const { return monitoring_; }
   const std::optional<routing::Side>& pinned() const { return pinned_; }
+  // The upstream connection CLIENT TRACKING was turned on at (its server
+  // keeps the tracking state and sends the invalidations).
+  const std::optional<routing::Side>& tracking_side() const { return tracking_side_; }
   // The upstream connection the writer reads while nothing is in flight
   // (subscriptions, MONITOR, RESP3 tracking).
   const std::optional<routing::Side>& idle_read_side() const { return idle_read_side_; }
@@ -257,7 +258,7 @@ class RedisTracker {
   bool in_multi_ = false;
   bool multi_dirty_ = false;
   bool watching_ = false;
-  bool tracking_ = false;
+  std::optional<routing::Side> tracking_side_;  // CLIENT TRACKING on went there
   bool monitoring_ = false;  // MONITOR went to idle_read_side_
   bool reply_off_ = false;
   bool reply_skip_ = false;

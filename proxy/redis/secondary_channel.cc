@@ -177,7 +177,7 @@ void SecondaryChannel::PrimaryReply(SecondaryOp& op) {
   MaybeFinish(op);
 }
 
-void SecondaryChannel::CapturesDone(SecondaryOp& op) {
+void SecondaryChannel::CopyReady(SecondaryOp& op) {
   if (op.secondary_done) {  // abandoned meanwhile
     op.primary_done = true;
     MaybeFinish(op);
@@ -185,57 +185,28 @@ void SecondaryChannel::CapturesDone(SecondaryOp& op) {
   }
   const bool null_reply = op.primary.bytes() == "*-1\r\n" || op.primary.bytes() == "$-1\r\n" ||
                           op.primary.bytes() == "_\r\n";
-  const bool committed = op.kind == OpKind::kCopy ? !op.primary.is_error() && !(op.deferred && null_reply)
+  const bool committed = op.kind == OpKind::kCopy ? !op.primary.is_error() && !(op.nil_is_noop && null_reply)
                                                   : op.primary.first_byte() == '*' && op.primary.bytes().size() > 1 &&
                                                         op.primary.bytes()[1] != '-';
-  std::string error;
-  const std::size_t wire_before = op.wire.size();
   if (!committed) {
     // The primary refused the command, or the transaction did not commit
     // (WATCH abort, EXECABORT): nothing changed, nothing to apply.
     op.wire.clear();
     op.replies_expected = 0;
     op.skipped = true;
-  } else if (op.deferred) {
-    // The channel reads the keys itself when the op's turn comes.
-  } else {
-    std::string copies;
-    std::size_t n = 0;
-    for (std::size_t i = 0; i + 1 < op.captures.size() && i / 2 < op.keys.size() && error.empty(); i += 2) {
-      const auto& dump = op.captures[i];
-      const auto& pttl = op.captures[i + 1];
-      if (dump.truncated()) {
-        error = absl::StrCat("value of ", op.keys[i / 2], " too large to copy inline (", dump.length(),
-                             " bytes); repair copies it");
-        break;
-      }
-      if (AppendCopyCommand(op.keys[i / 2], dump.bytes(), pttl.bytes(), copies, error)) ++n;
-    }
-    if (op.kind == OpKind::kCopy) {
-      op.wire = std::move(copies);
-      op.replies_expected = static_cast<int>(n);
-    } else {
-      // kBlock: `wire` holds MULTI and the writes; copies then EXEC follow.
-      op.wire.append(copies);
-      resp::AppendCommand(op.wire, {"EXEC"});
-      op.copies = n;
-      op.replies_expected += static_cast<int>(n) + 1;
-    }
-    if (op.wire.size() > wire_before) {
-      queued_bytes_ += op.wire.size() - wire_before;
-      op.accounted_bytes += op.wire.size() - wire_before;
-    }
+    op.captured = true;
+  } else if (op.kind == OpKind::kBlock && !op.deferred) {
+    // A block without copies: `wire` holds MULTI and the writes.
+    const std::size_t before = op.wire.size();
+    resp::AppendCommand(op.wire, {"EXEC"});
+    op.replies_expected += 1;
+    queued_bytes_ += op.wire.size() - before;
+    op.accounted_bytes += op.wire.size() - before;
   }
-  op.captures.clear();
-  op.captures.shrink_to_fit();
   op.ready = true;
   if (op.kind == OpKind::kCopy) op.primary_done = true;
-  if (!error.empty()) {
-    op.sent = true;
-    SecondaryFailed(op, JournalKind::kDropped, std::move(error));
-    return;
-  }
   if (sender_waiting_) send_wake_.cancel();
+  if (op.skipped && op.deferred && env_.on_progress) env_.on_progress();
 }
 
 void SecondaryChannel::Release(SecondaryOp& op) {
@@ -388,11 +359,11 @@ awaitable<void> SecondaryChannel::SenderLoop() {
         waiting_on_main_ = true;
         break;
       }
-      if (op.deferred && op.wire.empty() && !op.skipped) {
+      if (op.deferred && !op.captured && !op.skipped) {
         if (!out_bufs_.empty()) break;  // send what is gathered first
-        co_await PrepareDeferredCopy(op);
+        co_await PrepareCopy(op);
         if (aborted_ || lost_ || retarget_) co_return;
-        continue;  // op is now a plain copy (or failed and skipped over)
+        continue;  // its wire is complete now (or it failed and is skipped over)
       }
       op.sent = true;
       ++next_send_;
@@ -429,135 +400,6 @@ awaitable<void> SecondaryChannel::SenderLoop() {
     co_await send_wake_.async_wait();
     sender_waiting_ = false;
   }
-}
-
-awaitable<void> SecondaryChannel::PrepareDeferredCopy(SecondaryOp& op) {
-  // 1. The keys' stripes: from here until RESTORE is applied no other
-  //    writer of these keys goes through this process.
-  KeyOrder::Stripes stripes;
-  for (const auto& k : op.keys) KeyOrder::AddStripe(k, stripes);
-  // Re-entrant even when others wait: this session's later writes of these
-  // keys may hold them, queued behind this copy.
-  if (!KeyOrder::Global().TryAcquire(stripes, op.stripe_owner, true)) {
-    if (!key_waiter_) key_waiter_ = std::make_shared<KeyWaiter>(executor_);
-    const bool ok = co_await KeyOrder::Global().Acquire(stripes, op.stripe_owner, true, *key_waiter_,
-                                                       Clock::now() + std::chrono::seconds(5), &aborted_);
-    if (aborted_) co_return;
-    if (!ok) {
-      SecondaryFailed(op, JournalKind::kDropped, "key order wait timed out; repair copies the keys");
-      co_return;
-    }
-  }
-  op.stripes = std::move(stripes);
-  // 2. DUMP/PTTL on the authoritative side, now.
-  std::string error;
-  if (source_backend_ == nullptr) error = "no authoritative backend to copy from";
-  if (error.empty() && (!source_ || !source_->is_open())) {
-    auto conn = std::make_unique<BackendConnection>(routing::Other(side_), *source_backend_,
-                                                    env_.config->limits.buffer_bytes, ServerReplyLimits());
-    asio::ssl::context* tls =
-        env_.services->tls ? env_.services->tls->ForBackend(source_backend_->name) : nullptr;
-    // turnout's own reads: named so CLIENT LIST and the SLOWLOG tell them
-    // from the application's (issue 13 item 17).
-    const UpstreamState state{conn_state_.db, false, "turnout"};
-    auto opened = co_await (conn->Open(tls, env_.config->limits.connect_timeout, state, error) || AbortWait());
-    if (aborted_ || opened.index() == 1) co_return;
-    if (std::get<0>(opened)) {
-      source_ = std::move(conn);
-      source_db_ = conn_state_.db;
-    }
-  }
-  std::vector<CapturedReply> replies;
-  if (error.empty()) {
-    std::string out;
-    int n = 0;
-    if (source_db_ != conn_state_.db) {
-      resp::AppendCommand(out, {"SELECT", std::to_string(conn_state_.db)});
-      ++n;
-      source_db_ = conn_state_.db;
-    }
-    const int skip = n;
-    for (const auto& k : op.keys) {
-      resp::AppendCommand(out, {"DUMP", k});
-      resp::AppendCommand(out, {"PTTL", k});
-      n += 2;
-    }
-    auto [ec, written] = co_await source_->stream().Write(asio::buffer(out));
-    if (aborted_) co_return;
-    if (ec) error = absl::StrCat("write to the authoritative side failed: ", ec.message());
-    if (error.empty() && co_await ReadReplies(*source_, n, replies, error)) {
-      replies.erase(replies.begin(), replies.begin() + skip);
-    }
-    if (aborted_) co_return;
-    if (!error.empty()) source_->Close();
-  }
-  // 3. The copy commands.
-  std::string wire;
-  int count = 0;
-  for (std::size_t i = 0; error.empty() && i < op.keys.size(); ++i) {
-    if (replies[2 * i].truncated()) {
-      error = absl::StrCat("value of ", op.keys[i], " too large to copy inline (", replies[2 * i].length(),
-                           " bytes); repair copies it");
-      break;
-    }
-    if (AppendCopyCommand(op.keys[i], replies[2 * i].bytes(), replies[2 * i + 1].bytes(), wire, error)) ++count;
-  }
-  if (!error.empty()) {
-    SecondaryFailed(op, JournalKind::kFailed, std::move(error));
-    co_return;
-  }
-  queued_bytes_ += wire.size();
-  op.accounted_bytes += wire.size();
-  op.wire = std::move(wire);
-  op.replies_expected = count;
-  if (count == 0) op.skipped = true;
-}
-
-awaitable<bool> SecondaryChannel::ReadReplies(BackendConnection& conn, int n, std::vector<CapturedReply>& out,
-                                              std::string& error) {
-  auto& in = conn.in();
-  auto& parser = conn.parser();
-  bool partial = false;
-  while (static_cast<int>(out.size()) < n) {
-    const auto unparsed = in.Unparsed();
-    const auto status = unparsed.empty() ? resp::ParseStatus::kNeedMore : parser.Parse(unparsed);
-    if (status == resp::ParseStatus::kError) {
-      error = "the authoritative side sent an invalid reply";
-      co_return false;
-    }
-    const std::string_view text(reinterpret_cast<const char*>(unparsed.data()), unparsed.size());
-    if (status == resp::ParseStatus::kComplete) {
-      const std::size_t len = parser.frame().length;
-      if (!partial) out.emplace_back();
-      out.back().Append(text.substr(0, len), kCopyCap);
-      partial = false;
-      in.CommitParsed(len);
-      in.Consume(len);
-      continue;
-    }
-    if (!unparsed.empty() && parser.validated() >= in.capacity() / 2) {
-      const std::size_t v = parser.validated();
-      if (!partial) out.emplace_back();
-      partial = true;
-      out.back().Append(text.substr(0, v), kCopyCap);
-      in.Consume(v);
-      parser.DropPrefix(v);
-      continue;
-    }
-    auto tail = in.WritableTail();
-    if (tail.empty()) {
-      error = "reply line longer than the buffer";
-      co_return false;
-    }
-    auto [ec, got] = co_await conn.stream().ReadSome(asio::buffer(tail.data(), tail.size()));
-    if (aborted_) co_return false;
-    if (ec) {
-      error = absl::StrCat("the authoritative side closed the connection: ", ec.message());
-      co_return false;
-    }
-    in.CommitReceived(got);
-  }
-  co_return true;
 }
 
 awaitable<void> SecondaryChannel::ReaderLoop() {
@@ -668,7 +510,8 @@ void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
   if (op.fence_seq != 0 && env_.fence) env_.fence->OnResolved(op.fence_seq);
   if (op.kind != OpKind::kState && op.failure.empty())
     env_.route->RecordRequest(side_, op.cls, op.secondary_us);
-  const bool wake = op.sync;
+  // A sync reply, or a session waiting for a copy to be read, may go on.
+  const bool wake = op.sync || (op.deferred && !op.captured);
   MaybeFinish(op);  // may drop `op`
   if (wake && env_.on_progress) env_.on_progress();
 }

@@ -4,7 +4,7 @@
 // primary, applied on a connection of its own, off the client's reply path.
 //
 //   request loop ── Enqueue(op) ──► ops_ (seq order) ──► sender ──► backend
-//   reply writer ── PrimaryReply / CapturesDone ─┘        reader ◄──┘
+//   reply writer ── PrimaryReply / CopyReady ────┘        reader ◄──┘
 //                                                          │
 //        Finish: compare, journal, metrics, shadow samples ◄┘
 //
@@ -14,22 +14,21 @@
 //               authoritative side refused or never answered is not applied
 //               here: issue 13 item 8)
 //   kCopy       RESTORE … REPLACE / DEL of the keys a non-deterministic write
-//               touched, built from the DUMP/PTTL the session sent right
-//               after it on the authoritative side. A blocking pop's copy is
-//               `deferred` instead: once it returned, the channel takes the
-//               keys' stripes (KeyOrder), reads DUMP/PTTL on a connection of
-//               its own to the authoritative side and restores that, so the
-//               copy is ordered with every other writer of those keys
+//               touched: once the primary answered the write, the channel
+//               reads DUMP/PTTL on a connection of its own to the
+//               authoritative side, named `turnout` (secondary_copy.cc says
+//               why that read is exact), and restores that here
 //   kBlock      a MULTI/EXEC block: MULTI, its deterministic writes, copies of
-//               its non-deterministic ones, EXEC; sent only once the primary's
-//               EXEC committed (a WATCH abort sends nothing)
+//               its non-deterministic ones (read the same way), EXEC; sent
+//               only once the primary's EXEC committed (a WATCH abort sends
+//               nothing)
 //   kShadow     a mirrored read (or a write rewritten under the scratch key
 //               prefix): the reply is compared with the primary's, then dropped
 //   kState      SELECT / HELLO / CLIENT SETNAME / RESET, so this connection
 //               sees the same session; reply ignored
 //
 // Order: ops are sent strictly in sequence; an op that is not ready (a copy
-// waiting for its DUMP) holds back the ones after it, so the secondary sees
+// waiting for the primary's reply) holds back the ones after it, so the secondary sees
 // the session's writes in the order the authoritative side applied them.
 // An op also waits until every primary request this session sent to the
 // same backend before it was answered (`barrier`), so a canary read on that
@@ -97,7 +96,9 @@ struct SecondaryOp {
   bool finished = false;        // compared, journaled, counted
   bool released = false;        // no reply-FIFO entry refers to it any more
   bool skipped = false;         // the primary did not apply it: nothing to do
-  bool deferred = false;        // kCopy of a blocking pop: DUMP read by the channel
+  bool deferred = false;        // kCopy, kBlock with copies: DUMP/PTTL still to read (PrepareCopy)
+  bool captured = false;        // ... read, or given up: the session's later writes of the keys may go
+  bool nil_is_noop = false;     // a blocking pop: a nil reply (timed out) changed nothing
 
   // What the client sent (RESP): the journal's statement, the shadow
   // sample's request; and what goes to the secondary when it differs
@@ -109,10 +110,11 @@ struct SecondaryOp {
   std::vector<std::string> keys;          // copies; journal targets (else from `command`)
   std::vector<std::uint32_t> positions;   // kBlock: block indices of the writes sent
   std::size_t copies = 0;                 // kBlock: trailing copy commands in the block
+  std::size_t copy_keys = 0;              // kBlock: keys[0, copy_keys) are copied
+  int copy_db = -1;                       // kBlock: ... read in this database (-1: the channel's)
 
   CapturedReply primary;
   CapturedReply secondary;
-  std::vector<CapturedReply> captures;    // DUMP, PTTL per key (from the primary)
   std::string failure;                    // why the secondary did not apply it
   routing::JournalKind failure_kind = routing::JournalKind::kFailed;
 
@@ -183,7 +185,7 @@ class SecondaryChannel {
   // only while the channel is idle (Retarget).
   const routing::Backend* backend() const noexcept { return backend_; }
   void set_backend(const routing::Backend* b, const OwnedUpstreamState& state);
-  // The authoritative side's backend, for deferred copies.
+  // The authoritative side's backend, for copies.
   void set_source_backend(const routing::Backend* b) { source_backend_ = b; }
   // Drops the connection when nothing is queued, so the next op opens one to
   // `b` (the policy's new backend changed). False when busy.
@@ -215,8 +217,9 @@ class SecondaryChannel {
   SecondaryOp* Find(std::uint64_t seq) noexcept;
   // The primary's reply (op.primary filled) is complete.
   void PrimaryReply(SecondaryOp& op);
-  // Every capture of a kCopy/kBlock op arrived: build the wire and send.
-  void CapturesDone(SecondaryOp& op);
+  // The primary's reply to a kCopy/kBlock op is in: nothing to do when it
+  // did not apply, else the op is sent (its copies read first, PrepareCopy).
+  void CopyReady(SecondaryOp& op);
   // The reply FIFO entry let go of the op.
   void Release(SecondaryOp& op);
   // A primary request on this channel's side was answered (barrier).
@@ -262,8 +265,8 @@ class SecondaryChannel {
   void Trim();
   void ConnectionLost(const std::string& reason);
   awaitable<void> AbortWait();
-  // Deferred copy: stripes, DUMP/PTTL on the source connection, wire.
-  awaitable<void> PrepareDeferredCopy(SecondaryOp& op);
+  // secondary_copy.cc: stripes, DUMP/PTTL on the source connection, wire.
+  awaitable<void> PrepareCopy(SecondaryOp& op);
   // Reads `n` replies on `conn` into `out` (large ones streamed, capped).
   awaitable<bool> ReadReplies(BackendConnection& conn, int n, std::vector<CapturedReply>& out, std::string& error);
 
@@ -274,7 +277,8 @@ class SecondaryChannel {
   std::string migration_id_;
   std::unique_ptr<BackendConnection> conn_;
   const routing::Backend* source_backend_ = nullptr;
-  std::unique_ptr<BackendConnection> source_;  // deferred copies read here
+  std::unique_ptr<BackendConnection> source_;  // copies read here (named `turnout`)
+  const routing::Backend* source_open_ = nullptr;  // the backend source_ is connected to
   int source_db_ = -1;
   OwnedUpstreamState conn_state_;  // the state at the next op to send
 
@@ -304,7 +308,7 @@ class SecondaryChannel {
   bool partial_active_ = false;
   std::string lost_reason_;
   std::optional<std::size_t> room_wanted_;  // WantRoom
-  std::shared_ptr<KeyWaiter> key_waiter_;  // deferred copies waiting for their keys
+  std::shared_ptr<KeyWaiter> key_waiter_;  // blocking pops' copies waiting for their keys
 };
 
 }  // namespace turnout::proxy::redis
