@@ -28,6 +28,12 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kGroupTransactions = 1000;
 constexpr std::size_t kGroupBytes = 4u << 20;
 constexpr auto kReportEvery = std::chrono::seconds(1);
+// How often the slot hears what new committed. Each confirmation makes the
+// walsender update (and may make it save) the slot; under sync dual-write a
+// group commits per client commit. The applier's stored position, not the
+// slot, says where a restarted stream resumes, so a later confirmation only
+// keeps WAL a little longer.
+constexpr auto kConfirmEvery = std::chrono::milliseconds(100);
 // WAL behind the stream beyond which it counts as lagging in time even with
 // nothing received yet (other databases' WAL stays below it between reports).
 constexpr std::int64_t kFarBehind = 1 << 20;
@@ -295,6 +301,13 @@ class StreamRun {
     if (auto st = applier_->Commit(reached); !st.ok()) return st;
     confirmed_ = std::max({confirmed_, applier_->applied(), reached});
     Applied();
+    return ConfirmNowAndThen();
+  }
+
+  absl::Status ConfirmNowAndThen() {
+    const auto now = Clock::now();
+    if (now < next_confirm_) return absl::OkStatus();
+    next_confirm_ = now + kConfirmEvery;
     return repl_->Confirm(confirmed_);
   }
 
@@ -323,7 +336,7 @@ class StreamRun {
             confirmed_ = idle_end;
             Applied();
             if (auto st = applier_->Announce(confirmed_); !st.ok()) return st;
-            if (auto st = repl_->Confirm(confirmed_); !st.ok()) return st;
+            if (auto st = ConfirmNowAndThen(); !st.ok()) return st;
           }
         }
       } else {
@@ -432,6 +445,7 @@ class StreamRun {
   std::optional<ChangeApplier> applier_;
   std::optional<ReplicationConnection> repl_;
   std::uint64_t confirmed_ = 0;
+  Clock::time_point next_confirm_{};  // ConfirmNowAndThen
 };
 
 }  // namespace
