@@ -185,11 +185,15 @@ void SecondaryChannel::CopyReady(SecondaryOp& op) {
   }
   const bool null_reply = op.primary.bytes() == "*-1\r\n" || op.primary.bytes() == "$-1\r\n" ||
                           op.primary.bytes() == "_\r\n";
-  const bool committed = op.kind == OpKind::kCopy ? !op.primary.is_error() && !(op.nil_is_noop && null_reply)
+  // A copy is taken after an error reply too: a script (EVAL, FCALL) that
+  // fails keeps the writes it made before the error (Redis does not roll a
+  // script back), and a copy of a key the command did not change is the
+  // value new should hold anyway.
+  const bool committed = op.kind == OpKind::kCopy ? !(op.nil_is_noop && null_reply)
                                                   : op.primary.first_byte() == '*' && op.primary.bytes().size() > 1 &&
                                                         op.primary.bytes()[1] != '-';
   if (!committed) {
-    // The primary refused the command, or the transaction did not commit
+    // A blocking pop that timed out, or the transaction did not commit
     // (WATCH abort, EXECABORT): nothing changed, nothing to apply.
     op.wire.clear();
     op.replies_expected = 0;

@@ -177,6 +177,35 @@ TEST_P(RedisCopyTest, CopiesRunOnTurnoutsOwnConnectionAndStayExact) {
   Cleanup(prefix + "*");
 }
 
+// A script that writes and then fails keeps its writes on old (Redis does
+// not roll a script back): its keys are copied all the same, so new holds
+// what old holds. The client sees old's error.
+TEST_P(RedisCopyTest, AScriptThatWritesAndThenFailsIsCopied) {
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  Migrate(std::string(GetParam()) == "sync" ? kSync : kAsync);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string prefix = Prefix(std::string("failing-script-") + GetParam());
+  const std::string script =
+      "redis.call('RPUSH', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[1]); "
+      "return redis.call('INCR', KEYS[3])";
+  RespConn conn(port_);
+  const std::string not_a_number = prefix + "text";
+  EXPECT_EQ(conn.Call({"SET", not_a_number, "abc"}), "+OK\r\n");
+  for (int i = 0; i < 20; ++i) {
+    const std::string reply =
+        conn.Call({"EVAL", script, "3", prefix + "list", prefix + "last", not_a_number, std::to_string(i)});
+    EXPECT_THAT(reply, ::testing::StartsWith("-")) << reply;
+  }
+  const auto [equal, report] = EventuallyEqual(prefix + "*");
+  EXPECT_TRUE(equal) << report;
+  RespConn old_side(TestBackends::Get().redis_old_port);
+  LoggedIn(old_side);
+  EXPECT_EQ(old_side.Call({"LLEN", prefix + "list"}), ":20\r\n");  // the writes did happen on old
+  EXPECT_EQ(Pending(), 0) << JournalText();
+  Cleanup(prefix + "*");
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, RedisCopyTest, ::testing::Values("sync", "async"),
                          [](const auto& p) { return std::string(p.param); });
 
