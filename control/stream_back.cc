@@ -77,7 +77,7 @@ StreamBacks::~StreamBacks() { Stop(); }
 
 void StreamBacks::Log(const std::string& line) const {
   if (log_) log_(line);
-  else std::fprintf(stderr, "turnout: stream back: %s\n", line.c_str());
+  else std::fprintf(stderr, "turnout: cutover: %s\n", line.c_str());  // as before it left cutover.cc
 }
 
 void StreamBacks::Stop() {

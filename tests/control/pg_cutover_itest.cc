@@ -470,9 +470,15 @@ TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
   // on old and then again on new (by the stream from old) would have set
   // balances there to stale values.
   ExpectBalancesMatchHistory(new_);
-  // The stream back is gone from new once the migration rolled back.
+  // The stream back is gone from new once the migration rolled back, and
+  // the record says it stopped, with what it applied.
   for (int i = 0; i < 100 && Slots(new_) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(Slots(new_), 0);
+  m = WaitFor("back", [](const json::value& v) { return Field(StreamBack(v), "phase") == "stopped"; });
+  const json::value back = StreamBack(m);
+  ASSERT_EQ(Field(back, "phase"), "stopped") << json::serialize(m);
+  EXPECT_GT(back.at("transactions").to_number<double>(), 0) << json::serialize(back);
+  EXPECT_EQ(back.at("lag_bytes").to_number<double>(), 0) << json::serialize(back);
 }
 
 // The sidecar that runs the stream back is killed (-9) while writes flow on
