@@ -62,7 +62,7 @@ void ControlMetricsCollector::Update(const std::vector<Migration>& migrations) {
         cutover_holds_.push_back({m.id, phase, static_cast<double>(ms->as_int64()) / 1000});
     }
     for (const auto& r : m.progress.routes)
-      data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate, r.stream});
+      data_.push_back({m.id, r.route, static_cast<double>(r.copied), r.ratio, r.rate, r.stream, r.stream_back});
     if (m.progress.continuous_verification.is_null()) continue;
     verify_runs_.push_back({m.id, static_cast<double>(m.progress.verify_runs),
                             static_cast<double>(m.progress.verify_rows)});
@@ -104,36 +104,42 @@ std::vector<prometheus::MetricFamily> ControlMetricsCollector::Collect() const {
     }
   }
   // The change stream of each streamed route (control/pg_change_stream.h),
-  // as its runner last recorded it (about once a second).
+  // as its runner last recorded it (about once a second); the stream back
+  // from new to old after a cutover (control/stream_back.h) while it runs,
+  // as the same series with direction="back" (the forward stream's keep
+  // their labels: {direction=""} selects them).
   prometheus::MetricFamily lag_bytes{"turnout_stream_lag_bytes",
-                                     "WAL the source has sent past what the change stream applied on new.",
+                                     "WAL the source has sent past what the change stream applied on the target.",
                                      prometheus::MetricType::Gauge, {}};
   prometheus::MetricFamily lag_seconds{"turnout_stream_lag_seconds",
-                                       "Age of the oldest committed change not yet applied on new.",
+                                       "Age of the oldest committed change not yet applied on the target.",
                                        prometheus::MetricType::Gauge, {}};
   prometheus::MetricFamily retained{"turnout_stream_retained_wal_bytes",
                                     "WAL the migration's replication slot keeps on the source.",
                                     prometheus::MetricType::Gauge, {}};
   prometheus::MetricFamily applied_txns{"turnout_stream_applied_transactions_total",
-                                        "Source transactions the change stream applied on new.",
+                                        "Source transactions the change stream applied on the target.",
                                         prometheus::MetricType::Counter, {}};
   prometheus::MetricFamily applied_rows{"turnout_stream_applied_rows_total",
-                                        "Row changes the change stream applied on new.",
+                                        "Row changes the change stream applied on the target.",
                                         prometheus::MetricType::Counter, {}};
+  auto add_stream = [&](std::vector<prometheus::ClientMetric::Label> labels, const StreamProgress& s) {
+    lag_bytes.metric.push_back(GaugeMetric(labels, static_cast<double>(s.lag_bytes)));
+    lag_seconds.metric.push_back(GaugeMetric(labels, s.lag_seconds));
+    retained.metric.push_back(GaugeMetric(labels, static_cast<double>(s.retained_wal_bytes)));
+    prometheus::ClientMetric t, r;
+    t.label = r.label = std::move(labels);
+    t.counter.value = static_cast<double>(s.transactions);
+    r.counter.value = static_cast<double>(s.rows);
+    applied_txns.metric.push_back(std::move(t));
+    applied_rows.metric.push_back(std::move(r));
+  };
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& d : data_) {
-      if (d.stream.slot.empty()) continue;
-      std::vector<prometheus::ClientMetric::Label> labels = {{"migration", d.migration}, {"route", d.route}};
-      lag_bytes.metric.push_back(GaugeMetric(labels, static_cast<double>(d.stream.lag_bytes)));
-      lag_seconds.metric.push_back(GaugeMetric(labels, d.stream.lag_seconds));
-      retained.metric.push_back(GaugeMetric(labels, static_cast<double>(d.stream.retained_wal_bytes)));
-      prometheus::ClientMetric t, r;
-      t.label = r.label = labels;
-      t.counter.value = static_cast<double>(d.stream.transactions);
-      r.counter.value = static_cast<double>(d.stream.rows);
-      applied_txns.metric.push_back(std::move(t));
-      applied_rows.metric.push_back(std::move(r));
+      if (!d.stream.slot.empty()) add_stream({{"migration", d.migration}, {"route", d.route}}, d.stream);
+      if (!d.stream_back.phase.empty() && d.stream_back.phase != "stopped")
+        add_stream({{"direction", "back"}, {"migration", d.migration}, {"route", d.route}}, d.stream_back);
     }
   }
   // Continuous verification: runs and rows compared are cumulative over the

@@ -39,7 +39,8 @@ class ControlMetricsCollector final : public prometheus::Collectable {
   struct DataRoute {
     std::string migration, route;
     double copied = 0, ratio = 0, rate = 0;
-    StreamProgress stream;  // slot empty: not streamed
+    StreamProgress stream;       // slot empty: not streamed
+    StreamProgress stream_back;  // new -> old after a cutover; phase empty or "stopped": none
   };
   std::vector<DataRoute> data_;
   // Continuous verification (control/continuous_verify.h), per migration.

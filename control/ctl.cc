@@ -215,14 +215,19 @@ void PrintDataProgress(const json::value& p) {
       // A finished route's checkpoint is no longer a resume point.
       if (cp && !cp->is_null() && Str(r, "phase") != "done")
         std::printf("              checkpoint: %s\n", CheckpointText(*cp).c_str());
-      // The change stream (control/pg_change_stream.h): where it is and how far behind.
-      if (const json::value* st = r.is_object() ? r.as_object().if_contains("stream") : nullptr;
-          st != nullptr && st->is_object() && !Str(*st, "slot").empty()) {
-        std::printf("              stream %s  %s  applied %s  lag %.0f bytes %.1f s  %.0f transactions %.0f rows  "
+      // The change stream (control/pg_change_stream.h): where it is and how
+      // far behind; the stream back from new to old (control/stream_back.h)
+      // the same way, with its error while it retries.
+      for (const char* key : {"stream", "stream_back"}) {
+        const json::value* st = r.is_object() ? r.as_object().if_contains(key) : nullptr;
+        if (st == nullptr || !st->is_object() || Str(*st, "slot").empty()) continue;
+        std::printf("              %s %s  %s  applied %s  lag %.0f bytes %.1f s  %.0f transactions %.0f rows  "
                     "slot keeps %.0f bytes of WAL\n",
-                    Str(*st, "slot").c_str(), Str(*st, "phase").c_str(), Str(*st, "applied_lsn").c_str(),
-                    Num(*st, "lag_bytes"), Num(*st, "lag_seconds"), Num(*st, "transactions"), Num(*st, "rows"),
-                    Num(*st, "retained_wal_bytes"));
+                    std::string_view(key) == "stream" ? "stream" : "stream back", Str(*st, "slot").c_str(),
+                    Str(*st, "phase").c_str(), Str(*st, "applied_lsn").c_str(), Num(*st, "lag_bytes"),
+                    Num(*st, "lag_seconds"), Num(*st, "transactions"), Num(*st, "rows"), Num(*st, "retained_wal_bytes"));
+        if (const std::string error = Str(*st, "error"); !error.empty())
+          std::printf("              stream back error: %s\n", error.c_str());
       }
       if (const std::string error = Str(r, "error"); !error.empty())
         std::printf("              error: %s\n", error.c_str());

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "control/cutover_routes.h"
 #include "control/pg_backfill.h"
 #include "control/pg_change_apply.h"
 #include "control/pg_change_stream.h"
@@ -62,24 +62,6 @@ bool Open(const Migration& m, std::int64_t* epoch) {
 
 std::string WritesLock(const std::string& id) { return "writes:" + id; }
 
-// The stream back keeps its position on old, not in the record.
-class BackContext : public BackfillContext {
- public:
-  BackContext(const std::atomic<bool>& stop, std::function<void(const std::string&)> log)
-      : stop_(stop), log_(std::move(log)) {}
-  absl::Status Checkpoint(RouteProgress&) override { return absl::OkStatus(); }
-  bool ShouldContinue() override { return !stop_; }
-  void Sleep(std::chrono::milliseconds d) override {
-    for (auto until = Clock::now() + d; !stop_ && Clock::now() < until;)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  void Log(const std::string& line) override { log_(line); }
-
- private:
-  const std::atomic<bool>& stop_;
-  std::function<void(const std::string&)> log_;
-};
-
 // Waits until the applier of `slot` on `target` says (kAppliedChannel) it
 // applied past `lsn`; false at `deadline` or `stop`. Its heartbeat (once a
 // second while streaming) bounds how late a missed notification is.
@@ -118,12 +100,6 @@ struct Cutovers::Gate {
   Clock::time_point hold_seen{};  // when the hold was first seen published here; {} when not
 };
 
-struct Cutovers::Back {
-  std::unique_ptr<ExclusiveLock> lock;  // "back:<id>": one stream back per fleet
-  std::atomic<bool> stop{false};
-  std::thread thread;
-};
-
 struct Cutovers::Runner {
   std::unique_ptr<ExclusiveLock> lock;  // "cutover:<id>": one runner per fleet
   std::atomic<bool> stop{false};
@@ -139,7 +115,8 @@ Cutovers::Cutovers(std::shared_ptr<const routing::Config> config, const routing:
       service_(service),
       store_(store),
       positions_(positions),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      backs_(config_, route_table_, service_, store_, log_) {}
 
 Cutovers::~Cutovers() { Stop(); }
 
@@ -166,10 +143,7 @@ void Cutovers::Stop() {
     if (r->thread.joinable()) r->thread.join();
   }
   runners_.clear();
-  for (auto& [id, b] : backs_) b->stop = true;
-  for (auto& [id, b] : backs_)
-    if (b->thread.joinable()) b->thread.join();
-  backs_.clear();
+  backs_.Stop();
   gates_.clear();
 }
 
@@ -178,20 +152,6 @@ void Cutovers::Loop() {
     const bool holding = Step();
     std::this_thread::sleep_for(holding ? kHoldingTick : kQuietTick);
   }
-}
-
-std::vector<Cutovers::StreamRoute> Cutovers::StreamRoutes(const Migration& m) const {
-  std::vector<StreamRoute> out;
-  const auto table = route_table_->Load();
-  for (const auto& i : m.interlays) {
-    const auto policy = table->FindShared(i.route);
-    if (!policy || policy->migration_id() != m.id || !policy->inputs().writes_by_stream) continue;
-    StreamRoute r;
-    r.name = i.route;
-    r.held = policy->inputs().hold_writes;
-    out.push_back(std::move(r));
-  }
-  return out;
 }
 
 bool Cutovers::Step() {
@@ -204,8 +164,8 @@ bool Cutovers::Step() {
   bool any_holding = false;
   std::map<std::string, bool> seen;
   for (const Migration& m : all) {
-    StepBack(m, all);
-    const auto routes = StreamRoutes(m);
+    backs_.Step(m, all);
+    const auto routes = StreamRoutesOf(*route_table_, m);
     if (routes.empty()) continue;
     seen[m.id] = true;
     std::int64_t epoch = 0;
@@ -262,102 +222,8 @@ bool Cutovers::Step() {
     }
   }
   for (auto it = gates_.begin(); it != gates_.end();) it = seen.contains(it->first) ? std::next(it) : gates_.erase(it);
-  for (auto it = backs_.begin(); it != backs_.end();) {
-    bool present = false;
-    for (const Migration& m : all) present |= m.id == it->first;
-    if (present) {
-      ++it;
-      continue;
-    }
-    it->second->stop = true;
-    if (it->second->thread.joinable()) it->second->thread.join();
-    it = backs_.erase(it);
-  }
+  backs_.Forget(all);
   return any_holding;
-}
-
-Cutovers::Backends Cutovers::BackendsOf(const std::string& route_name) const {
-  const routing::Route* route = config_->FindRoute(route_name);
-  if (route == nullptr) return {};
-  const auto policy = route_table_->Load()->FindShared(route_name);
-  const std::string& new_name =
-      policy && !policy->inputs().new_backend.empty() ? policy->inputs().new_backend : route->new_backend;
-  return {config_->FindBackend(route->old_backend), config_->FindBackend(new_name)};
-}
-
-void Cutovers::StepBack(const Migration& m, const std::vector<Migration>& all) {
-  auto it = backs_.find(m.id);
-  if (StreamBackWanted(m)) {
-    if (it != backs_.end() || StreamRoutes(m).empty()) return;
-    auto lock = store_->TryLockExclusive("back:" + m.id);
-    if (!lock.ok() || !*lock) return;
-    auto back = std::make_unique<Back>();
-    back->lock = *std::move(lock);
-    Back* raw = back.get();
-    back->thread = std::thread([this, m, raw] { RunBack(m, *raw); });
-    backs_[m.id] = std::move(back);
-    return;
-  }
-  if (it != backs_.end()) {
-    it->second->stop = true;
-    if (it->second->thread.joinable()) it->second->thread.join();
-    backs_.erase(it);
-  }
-  // Its slots on new, once no migration wants them (every sidecar tries
-  // until one call found nothing in use).
-  if (!m.cutover.is_object()) return;  // a window prepares a stream back, even one abandoned
-  const auto key = std::make_pair(m.id, CutoverEpoch(m));
-  if (cleaned_.contains(key)) return;
-  if (auto retry = clean_retry_.find(key); retry != clean_retry_.end() && Clock::now() < retry->second) return;
-  std::set<std::string> keep;
-  for (const Migration& other : all) {
-    if (other.state != MigrationState::kRunning && other.state != MigrationState::kPaused) continue;
-    for (const auto& i : other.interlays) {
-      keep.insert(StreamNamesFor(other.id, i.route).slot);
-      if (StreamBackWanted(other)) keep.insert(StreamBackNamesFor(other.id, i.route).slot);
-    }
-  }
-  bool done = true;
-  for (const auto& i : m.interlays) {
-    const Backends b = BackendsOf(i.route);
-    if (b.new_b == nullptr || b.new_b->protocol != routing::Protocol::kPostgres) continue;
-    auto stale = DropStaleStreams(*b.new_b, keep);
-    if (!stale.ok() || stale->in_use > 0) done = false;
-    if (stale.ok() && !stale->dropped.empty())
-      Log(absl::StrCat("migration ", m.id, ": stream back ended; dropped on new: ", absl::StrJoin(stale->dropped, ", ")));
-  }
-  if (done) {
-    cleaned_.insert(key);
-    clean_retry_.erase(key);
-  } else {
-    clean_retry_[key] = Clock::now() + std::chrono::seconds(5);
-  }
-}
-
-void Cutovers::RunBack(const Migration& m, Back& back) {
-  Log(absl::StrCat("migration ", m.id, ": streaming new's writes back to old"));
-  std::vector<std::thread> streams;
-  for (const auto& r : StreamRoutes(m)) {
-    const Backends b = BackendsOf(r.name);
-    if (b.old_b == nullptr || b.new_b == nullptr) continue;
-    streams.emplace_back([this, &back, id = m.id, route = r.name, b] {
-      BackContext ctx(back.stop, [this, id](const std::string& line) {
-        Log(absl::StrCat("migration ", id, ": stream back: ", line));
-      });
-      StreamOptions options;
-      options.migration_id = id;
-      RouteProgress progress;
-      progress.route = route;
-      while (!back.stop) {
-        // It is the only way new's writes reach old: never given up while wanted.
-        absl::Status st = StreamPostgresBack(*b.old_b, *b.new_b, options, progress, ctx);
-        if (back.stop || IsStoppedAtBatchBoundary(st)) break;
-        Log(absl::StrCat("migration ", id, ": stream back of route ", route, ": ", st.message(), "; retrying in 5 s"));
-        ctx.Sleep(std::chrono::seconds(5));
-      }
-    });
-  }
-  for (auto& t : streams) t.join();
 }
 
 void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<bool>& stop) {
@@ -389,8 +255,8 @@ void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<boo
     std::uint64_t fence = 0;
   };
   std::vector<Fenced> fenced;
-  for (const auto& r : StreamRoutes(m)) {
-    const Backends b = BackendsOf(r.name);
+  for (const auto& r : StreamRoutesOf(*route_table_, m)) {
+    const RouteBackends b = RouteBackendsOf(*config_, *route_table_, r.name);
     if (b.old_b == nullptr || b.new_b == nullptr) return abandon("the backends of route " + r.name + " are not configured");
     fenced.push_back({r.name, b.old_b, b.new_b, 0});
   }
@@ -462,8 +328,8 @@ void Cutovers::Run(const Migration& m, std::int64_t epoch, const std::atomic<boo
   }
   if (stream_back) {
     prepare_back = std::thread([this, &m, &back_error] {
-      for (const auto& r : StreamRoutes(m)) {
-        const Backends b = BackendsOf(r.name);
+      for (const auto& r : StreamRoutesOf(*route_table_, m)) {
+        const RouteBackends b = RouteBackendsOf(*config_, *route_table_, r.name);
         if (b.old_b == nullptr || b.new_b == nullptr) continue;
         auto at = PrepareStreamBack(*b.old_b, *b.new_b, m.id, r.name);
         if (!at.ok()) {

@@ -32,21 +32,18 @@
 // The stream back (new -> old). A flip to new that leaves the migration
 // running (anything but a full cutover) prepares, during the window, a
 // stream from new to old (PrepareStreamBack: its slot exists before the
-// first write reaches new) and records cutover.stream_back; one sidecar
-// (lock "back:<id>") then applies new's writes on old while the migration
-// runs. Moving authority back (a PATCH whose strategy no longer writes to
-// new, or `rollback`) opens the same window the other way
-// (cutover.direction "back"): writes held, a fence in new's WAL, old
-// applied past it (heard on kAppliedChannel on old), old's sequences past
-// new's, then the flip (or RolledBack). The stream back stops after it;
-// its slot is dropped once no migration wants it.
+// first write reaches new) and records cutover.stream_back; StreamBacks
+// (control/stream_back.h) then runs it. Moving authority back (a PATCH
+// whose strategy no longer writes to new, or `rollback`) opens the same
+// window the other way (cutover.direction "back"): writes held, a fence in
+// new's WAL, old applied past it (heard on kAppliedChannel on old), old's
+// sequences past new's, then the flip (or RolledBack).
 
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +51,7 @@
 #include "control/migration.h"
 #include "control/migration_service.h"
 #include "control/state_store.h"
+#include "control/stream_back.h"
 #include "routing/config.h"
 #include "routing/policy_table.h"
 #include "routing/stream_positions.h"
@@ -77,28 +75,12 @@ class Cutovers {
  private:
   struct Gate;    // this sidecar's shared hold of "writes:<id>"
   struct Runner;  // this sidecar runs the window of one migration
-  struct Back;    // this sidecar runs the stream back of one migration
   void Loop();
-  // One look at every migration: gates, runners. True while a window is open.
+  // One look at every migration: gates, runners, stream backs. True while
+  // a window is open.
   bool Step();
   // The runner's work: flips, or abandons the window.
   void Run(const Migration& m, std::int64_t epoch, const std::atomic<bool>& stop);
-  // Starts or stops this sidecar's stream back for `m`; drops stale slots.
-  void StepBack(const Migration& m, const std::vector<Migration>& all);
-  void RunBack(const Migration& m, Back& back);
-  // The route's backends as this sidecar's policy names them.
-  struct Backends {
-    const routing::Backend* old_b = nullptr;
-    const routing::Backend* new_b = nullptr;
-  };
-  Backends BackendsOf(const std::string& route) const;
-  // Postgres routes of `m` whose writes the stream carries, as the policies
-  // published here say (and whether they hold writes already).
-  struct StreamRoute {
-    std::string name;
-    bool held = false;
-  };
-  std::vector<StreamRoute> StreamRoutes(const Migration& m) const;
   void Log(const std::string& line) const;
 
   std::shared_ptr<const routing::Config> config_;
@@ -114,12 +96,7 @@ class Cutovers {
   std::shared_ptr<const std::vector<Migration>> migrations_ = std::make_shared<const std::vector<Migration>>();
   std::map<std::string, std::unique_ptr<Gate>> gates_;
   std::map<std::string, std::unique_ptr<Runner>> runners_;
-  std::map<std::string, std::unique_ptr<Back>> backs_;
-  // (migration, epoch) whose stale back slots were dropped here, and when
-  // to try again those whose drop did not finish (a slot still in use, new
-  // unreachable).
-  std::set<std::pair<std::string, std::int64_t>> cleaned_;
-  std::map<std::pair<std::string, std::int64_t>, std::chrono::steady_clock::time_point> clean_retry_;
+  StreamBacks backs_;  // stepped on the loop's thread, like gates_ and runners_
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

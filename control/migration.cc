@@ -56,6 +56,41 @@ std::string StringOr(const json::object& o, const char* key, std::string fallbac
   if (it == o.end() || !it->value().is_string()) return fallback;
   return std::string(it->value().as_string());
 }
+
+double NumberOr0(const json::object& o, const char* key) {
+  auto* f = o.if_contains(key);
+  return f && f->is_number() ? f->to_number<double>() : 0.0;
+}
+
+// One shape for both directions of a route's stream (`stream`, `stream_back`).
+json::object StreamToJson(const StreamProgress& s) {
+  json::object o{{"slot", s.slot},
+                 {"phase", s.phase},
+                 {"applied_lsn", s.applied_lsn},
+                 {"lag_bytes", s.lag_bytes},
+                 {"lag_seconds", s.lag_seconds},
+                 {"retained_wal_bytes", s.retained_wal_bytes},
+                 {"transactions", s.transactions},
+                 {"rows", s.rows}};
+  if (!s.error.empty()) o["error"] = s.error;
+  if (!s.updated_at.empty()) o["updated_at"] = s.updated_at;
+  return o;
+}
+
+StreamProgress StreamFromJson(const json::object& o) {
+  StreamProgress s;
+  s.slot = StringOr(o, "slot");
+  s.phase = StringOr(o, "phase");
+  s.applied_lsn = StringOr(o, "applied_lsn");
+  s.lag_bytes = static_cast<std::int64_t>(NumberOr0(o, "lag_bytes"));
+  s.lag_seconds = NumberOr0(o, "lag_seconds");
+  s.retained_wal_bytes = static_cast<std::int64_t>(NumberOr0(o, "retained_wal_bytes"));
+  s.transactions = static_cast<std::int64_t>(NumberOr0(o, "transactions"));
+  s.rows = static_cast<std::int64_t>(NumberOr0(o, "rows"));
+  s.error = StringOr(o, "error");
+  s.updated_at = StringOr(o, "updated_at");
+  return s;
+}
 }  // namespace
 
 void AddNote(RouteProgress& p, const std::string& note) {
@@ -79,15 +114,8 @@ json::object DataProgressToJson(const DataProgress& p) {
     if (!r.notes.empty()) o["notes"] = StringsToJson(r.notes);
     if (!r.error.empty()) o["error"] = r.error;
     if (!r.updated_at.empty()) o["updated_at"] = r.updated_at;
-    if (!r.stream.slot.empty() || !r.stream.phase.empty())
-      o["stream"] = json::object{{"slot", r.stream.slot},
-                                 {"phase", r.stream.phase},
-                                 {"applied_lsn", r.stream.applied_lsn},
-                                 {"lag_bytes", r.stream.lag_bytes},
-                                 {"lag_seconds", r.stream.lag_seconds},
-                                 {"retained_wal_bytes", r.stream.retained_wal_bytes},
-                                 {"transactions", r.stream.transactions},
-                                 {"rows", r.stream.rows}};
+    if (!r.stream.slot.empty() || !r.stream.phase.empty()) o["stream"] = StreamToJson(r.stream);
+    if (!r.stream_back.slot.empty() || !r.stream_back.phase.empty()) o["stream_back"] = StreamToJson(r.stream_back);
     routes.push_back(std::move(o));
   }
   json::object o{{"status", p.status}, {"runner", p.runner}, {"ratio", p.Ratio()}, {"routes", std::move(routes)}};
@@ -135,17 +163,8 @@ DataProgress DataProgressFromJson(const json::value& v) {
       if (auto notes = StringsFromJson(ro.if_contains("notes"), "notes"); notes.ok()) r.notes = *std::move(notes);
       r.error = StringOr(ro, "error");
       r.updated_at = StringOr(ro, "updated_at");
-      if (auto* st = ro.if_contains("stream"); st && st->is_object()) {
-        const auto& so = st->as_object();
-        r.stream.slot = StringOr(so, "slot");
-        r.stream.phase = StringOr(so, "phase");
-        r.stream.applied_lsn = StringOr(so, "applied_lsn");
-        r.stream.lag_bytes = static_cast<std::int64_t>(num(so, "lag_bytes"));
-        r.stream.lag_seconds = num(so, "lag_seconds");
-        r.stream.retained_wal_bytes = static_cast<std::int64_t>(num(so, "retained_wal_bytes"));
-        r.stream.transactions = static_cast<std::int64_t>(num(so, "transactions"));
-        r.stream.rows = static_cast<std::int64_t>(num(so, "rows"));
-      }
+      if (auto* st = ro.if_contains("stream"); st && st->is_object()) r.stream = StreamFromJson(st->as_object());
+      if (auto* st = ro.if_contains("stream_back"); st && st->is_object()) r.stream_back = StreamFromJson(st->as_object());
       p.routes.push_back(std::move(r));
     }
   }

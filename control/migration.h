@@ -47,15 +47,21 @@ struct AuditEntry {
 // the job after every batch so that a restart, or another sidecar, resumes
 // where it stopped.
 // A Postgres route moved by change stream (control/pg_change_stream.h).
+// The stream back from new to old after a cutover (control/stream_back.h)
+// has the same figures with new as the source and old as the target.
 struct StreamProgress {
   std::string slot;               // empty: the route is not streamed
-  std::string phase;              // copy | streaming | caught_up
+  std::string phase;              // copy | streaming | caught_up; back: streaming | stopped
   std::string applied_lsn;        // on new, with the rows (exactly-once resume point)
   std::int64_t lag_bytes = 0;     // old's WAL sent position minus applied
   double lag_seconds = 0;         // age of the oldest change not yet applied
   std::int64_t retained_wal_bytes = 0;  // WAL the slot keeps on old
   std::int64_t transactions = 0;  // source transactions applied
   std::int64_t rows = 0;          // row changes applied
+  // The stream back only (the forward stream's are the route's): its last
+  // connection error while it retries, and when it last reported.
+  std::string error;
+  std::string updated_at;
 };
 
 struct RouteProgress {
@@ -72,6 +78,11 @@ struct RouteProgress {
   std::string error;
   std::string updated_at;
   StreamProgress stream;
+  // The stream back of this route (new -> old) once a cutover flipped
+  // writes to new and the migration runs on; "stopped" once it ended.
+  // Written only by MigrationService::SaveStreamBack, about once a second
+  // like `stream`; the data movement's own saves keep it.
+  StreamProgress stream_back;
 };
 
 // Adds `note` to the route's notes unless it is there already.

@@ -501,15 +501,41 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
 
 namespace {
 // The data movement job saves the whole DataProgress it holds; the
-// continuous verification fields are not its own and stay as recorded.
+// continuous verification fields and the stream back's figures are not its
+// own and stay as recorded.
 void SetJobProgress(Migration& mig, const DataProgress& progress) {
   DataProgress next = progress;
   next.continuous_verification = std::move(mig.progress.continuous_verification);
   next.verify_runs = mig.progress.verify_runs;
   next.verify_rows = mig.progress.verify_rows;
+  for (auto& r : next.routes) {
+    r.stream_back = {};
+    for (auto& recorded : mig.progress.routes)
+      if (recorded.route == r.route) r.stream_back = std::move(recorded.stream_back);
+  }
   mig.progress = std::move(next);
 }
 }  // namespace
+
+absl::Status MigrationService::SaveStreamBack(const std::string& id, const std::string& route,
+                                              const StreamProgress& stream_back) {
+  auto m = Mutate(id, "system", "", [&](Migration& mig) -> absl::Status {
+    for (auto& r : mig.progress.routes) {
+      if (r.route != route) continue;
+      r.stream_back = stream_back;
+      // A runner's last report can land after the stream back ended (a
+      // rollback flipped, the migration completed): it ended all the same.
+      if (!StreamBackWanted(mig)) r.stream_back.phase = "stopped";
+      if (r.stream_back.phase == "stopped") {
+        r.stream_back.lag_bytes = r.stream_back.retained_wal_bytes = 0;
+        r.stream_back.lag_seconds = 0;
+      }
+      return absl::OkStatus();
+    }
+    return absl::NotFoundError(absl::StrCat("migration ", id, " has no progress of route ", route));
+  }, /*audit=*/false);
+  return m.status();
+}
 
 absl::Status MigrationService::SaveContinuousVerification(const std::string& id, const json::value& result,
                                                           bool counted, std::int64_t rows) {

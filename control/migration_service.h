@@ -93,6 +93,11 @@ class MigrationService {
   // `rows`. Quiet like a checkpoint; the job's own saves keep these fields.
   absl::Status SaveContinuousVerification(const std::string& id, const boost::json::value& result, bool counted,
                                           std::int64_t rows);
+  // The stream back (control/stream_back.h) records the figures of one
+  // route (RouteProgress::stream_back) and nothing else; quiet like a
+  // checkpoint. Recorded as "stopped" once the migration no longer wants a
+  // stream back, whatever the runner says.
+  absl::Status SaveStreamBack(const std::string& id, const std::string& route, const StreamProgress& stream_back);
   // POST …/repair (control/repair_job.h): one repair of a migration at a
   // time across the fleet, by the store's exclusive lock "repair:" + id
   // (nullptr while another holder, here or on another sidecar, has it).

@@ -530,6 +530,7 @@ absl::Status StreamPostgresBack(const routing::Backend& old_backend, const routi
     ++failures;
     progress.error = std::string(st.message());
     ctx.Log(absl::StrCat("change stream back to old: ", st.message(), "; retrying from the stored position"));
+    (void)ctx.Checkpoint(progress);  // the record shows why it is not applying
     ctx.Sleep(std::chrono::seconds(std::min(failures, 10)));
     if (!ctx.ShouldContinue()) return StoppedAtBatchBoundary();
   }

@@ -91,7 +91,10 @@ absl::StatusOr<std::uint64_t> PrepareStreamBack(const routing::Backend& old_back
 // Applies new's changes on old from the stored position until told to stop
 // (ctx), or, once options.finish_requested says so, until old has caught up
 // with new (then old's sequences are set past new's). Connection losses are
-// retried; options.on_applied hears old's applied position.
+// retried; options.on_applied hears old's applied position. Its figures
+// (progress.stream, and progress.error while it retries) go to
+// ctx.Checkpoint about once a second, like the forward stream's: the
+// record's stream_back (control/stream_back.h).
 absl::Status StreamPostgresBack(const routing::Backend& old_backend, const routing::Backend& new_backend,
                                 const StreamOptions& options, RouteProgress& progress, BackfillContext& ctx);
 

@@ -162,6 +162,23 @@ class CutoverTest : public ChangeStreamTest {
     return out;
   }
 
+  // A route's stream back in the record (progress.routes[].stream_back), or null.
+  static json::value StreamBack(const json::value& m) {
+    if (!m.is_object() || !m.as_object().contains("progress")) return nullptr;
+    for (const auto& r : m.at("progress").at("routes").as_array())
+      if (auto* s = r.as_object().if_contains("stream_back")) return *s;
+    return nullptr;
+  }
+  static std::string Field(const json::value& o, const char* key) {
+    const auto* f = o.is_object() ? o.as_object().if_contains(key) : nullptr;
+    return f != nullptr && f->is_string() ? std::string(f->as_string()) : "";
+  }
+  // `a` >= `b`, both WAL positions as text (compared by the server).
+  bool LsnAtLeast(const std::string& a, const std::string& b) {
+    if (a.empty() || b.empty()) return false;
+    return Psql(old_, "select '" + a + "'::pg_lsn >= '" + b + "'::pg_lsn") == "t";
+  }
+
   std::string store_db_;
   std::deque<Sidecar> sidecars_;  // stable references
 };
@@ -453,9 +470,157 @@ TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
   // on old and then again on new (by the stream from old) would have set
   // balances there to stale values.
   ExpectBalancesMatchHistory(new_);
-  // The stream back is gone from new once the migration rolled back.
+  // The stream back is gone from new once the migration rolled back, and
+  // the record says it stopped, with what it applied.
   for (int i = 0; i < 100 && Slots(new_) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(Slots(new_), 0);
+  m = WaitFor("back", [](const json::value& v) { return Field(StreamBack(v), "phase") == "stopped"; });
+  const json::value back = StreamBack(m);
+  ASSERT_EQ(Field(back, "phase"), "stopped") << json::serialize(m);
+  EXPECT_GT(back.at("transactions").to_number<double>(), 0) << json::serialize(back);
+  EXPECT_EQ(back.at("lag_bytes").to_number<double>(), 0) << json::serialize(back);
+}
+
+// The sidecar that runs the stream back is killed (-9) while writes flow on
+// new, through turnout and straight to new while it is down. Restarted, it
+// resumes the stream back from the position stored on old with the rows it
+// applied: old ends with every row and column new has, no transaction of
+// new applied on old twice (an ALWAYS trigger on old logs every insert the
+// applier makes, in its transaction), and the stream back's slot and
+// publication are gone from new once the migration completes.
+TEST_F(CutoverTest, KillingTheStreamBackRunnerResumesFromItsStoredPositionWithNothingLostOrTwice) {
+  Both("create table acks (id bigint primary key, at timestamptz default clock_timestamp())");
+  Both("create table tally (k int primary key, n bigint not null, last bigint not null)");
+  Both("insert into tally select k, 0, 0 from generate_series(0, 3) k");
+  Psql(old_, "create table acks_applied (id bigint not null)");
+  Psql(old_, "create function log_ack() returns trigger language plpgsql as "
+             "$$ begin insert into acks_applied values (new.id); return new; end $$");
+  Psql(old_, "create trigger log_ack before insert on acks for each row execute function log_ack()");
+  // The applier runs with session_replication_role = replica: only an
+  // ALWAYS trigger fires there.
+  Psql(old_, "alter table acks enable always trigger log_ack");
+  Psql(old_, "alter database " + db_ + " set synchronous_commit = on");
+  Sidecar& s = Start();
+  admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+  Migrate("sb", R"({"type":"scan"})", kSyncDualWrite, {"acks", "tally"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("sb")), "streaming") << s.process->Log();
+
+  // Writes move to new; reads stay half on old: the stream back runs.
+  constexpr char kWritesToNew[] = R"({"type":"canary","read_percentage":0.5,"write_mode":{"mode":"new_only"}})";
+  auto p = s.admin->Patch("/api/v1/migrations/sb", std::string(R"({"strategy":)") + kWritesToNew + "}");
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto m = WaitFor("sb", [](const json::value& v) { return !WindowOpen(v); });
+  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m) << s.process->Log();
+  ASSERT_TRUE(m.at("cutover").as_object().contains("stream_back")) << json::serialize(m.at("cutover"));
+
+  // The writer: an insert and an update at a time through turnout (to new),
+  // a new connection after any failure; it keeps the ids it was told committed.
+  std::atomic<bool> stop{false};
+  std::vector<long> acknowledged;
+  const std::string conn = TestBackends::Get().PgConnString(s.pg_port, db_);
+  std::thread writer([&] {
+    PGconn* c = nullptr;
+    for (long id = 1; !stop; ++id) {
+      if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
+        if (c != nullptr) PQfinish(c);
+        c = PQconnectdb(conn.c_str());
+        if (PQstatus(c) != CONNECTION_OK) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+      }
+      PGresult* r = PQexec(c, ("insert into acks (id) values (" + std::to_string(id) + ")").c_str());
+      const bool inserted = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (!inserted) continue;
+      acknowledged.push_back(id);
+      r = PQexec(c, ("update tally set n = n + 1, last = " + std::to_string(id) + " where k = " + std::to_string(id % 4))
+                        .c_str());
+      PQclear(r);
+    }
+    if (c != nullptr) PQfinish(c);
+  });
+  StopAndJoin joiner{writer, stop};
+
+  // The stream back reports like the forward stream: in the record, the
+  // metrics and ctl status.
+  m = WaitFor("sb", [](const json::value& v) {
+    const json::value back = StreamBack(v);
+    return Field(back, "phase") == "streaming" && back.at("rows").to_number<double>() > 0;
+  });
+  const json::value running = StreamBack(m);
+  ASSERT_EQ(Field(running, "phase"), "streaming") << json::serialize(m) << s.process->Log();
+  const std::string slot = Field(running, "slot");
+  EXPECT_THAT(slot, ::testing::EndsWith("_back"));
+  EXPECT_FALSE(Field(running, "applied_lsn").empty());
+  EXPECT_GT(s.admin->Metric(R"(turnout_stream_applied_rows_total{direction="back",migration="sb",route="pg"})"), 0);
+  auto status = RunProgram({TURNOUT_BINARY, "ctl", "--server", "http://127.0.0.1:" + std::to_string(s.admin_port),
+                            "--token", kToken, "status", "sb"});
+  EXPECT_THAT(status.out, ::testing::HasSubstr("stream back " + slot + "  streaming")) << status.out << status.err;
+
+  // Killed while writing; new takes writes straight while it is down.
+  s.process->Signal(SIGKILL);
+  s.process->Wait(10000);
+  {
+    DirectPg on_new(new_, db_);
+    for (long id = 1'000'000; id < 1'000'200; ++id) {
+      on_new.Rows("insert into acks (id) values (" + std::to_string(id) + ")");
+      on_new.Rows("update tally set n = n + 1, last = " + std::to_string(id) + " where k = " + std::to_string(id % 4));
+    }
+  }
+  // Where old says the stream back got to: the restarted runner starts there.
+  const std::string stored = Psql(old_, "select lsn::text from _turnout.stream_position where slot = '" + slot + "'");
+  ASSERT_FALSE(stored.empty());
+  Restart(s);
+  m = WaitFor("sb", [&](const json::value& v) {
+    const json::value back = StreamBack(v);
+    return Field(back, "phase") == "streaming" && LsnAtLeast(Field(back, "applied_lsn"), stored) &&
+           Field(back, "applied_lsn") != stored;
+  });
+  ASSERT_TRUE(LsnAtLeast(Field(StreamBack(m), "applied_lsn"), stored)) << json::serialize(m) << s.process->Log();
+  EXPECT_THAT(s.process->Log(), ::testing::HasSubstr("slot " + slot + ": streaming from " + stored + "\n"))
+      << "the restarted stream back resumes from the position stored on old";
+
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // writes through the restarted sidecar
+  stop = true;
+  writer.join();
+  ASSERT_FALSE(acknowledged.empty());
+  std::printf("stream back killed and restarted: %zu rows acknowledged through turnout, 200 written to new while "
+              "it was down; resumed from %s\n",
+              acknowledged.size(), stored.c_str());
+  // Old has applied everything new wrote once the record says so.
+  const std::string end_of_new = Psql(new_, "select pg_current_wal_lsn()::text");
+  m = WaitFor("sb", [&](const json::value& v) { return LsnAtLeast(Field(StreamBack(v), "applied_lsn"), end_of_new); },
+              120000);
+  ASSERT_TRUE(LsnAtLeast(Field(StreamBack(m), "applied_lsn"), end_of_new)) << json::serialize(m) << s.process->Log();
+
+  // Every row and column of every table: old is new.
+  ExpectSame("acks");
+  ExpectSame("tally");
+  std::set<long> on_old;
+  {
+    std::istringstream ids(Psql(old_, "select id from acks"));
+    for (std::string id; std::getline(ids, id);) on_old.insert(std::atol(id.c_str()));
+  }
+  long missing = 0;
+  for (long id : acknowledged) missing += on_old.contains(id) ? 0 : 1;
+  EXPECT_EQ(missing, 0) << "acknowledged rows missing on old, of " << acknowledged.size();
+  // Nothing applied twice: each row of old was inserted there once.
+  EXPECT_EQ(Psql(old_, "select count(*) from (select id from acks_applied group by id having count(*) > 1) twice"), "0");
+  EXPECT_EQ(Psql(old_, "select count(*) from acks_applied"), Psql(old_, "select count(*) from acks"));
+
+  // The migration completes: the stream back is recorded stopped and its
+  // slot and publication leave new.
+  m = Complete("sb");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m) << s.process->Log();
+  m = WaitFor("sb", [](const json::value& v) { return Field(StreamBack(v), "phase") == "stopped"; });
+  EXPECT_EQ(Field(StreamBack(m), "phase"), "stopped") << json::serialize(m);
+  const std::string left = "select (select count(*) from pg_replication_slots where slot_name = '" + slot +
+                           "') + (select count(*) from pg_publication where pubname = '" + slot + "')";
+  for (int i = 0; i < 300 && Psql(new_, left) != "0"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Psql(new_, left), "0") << "the stream back's slot or publication is still on new";
+  EXPECT_EQ(s.admin->Metric(R"(turnout_stream_applied_rows_total{direction="back",migration="sb",route="pg"})"), -1)
+      << "a stopped stream back has no series";
 }
 
 }  // namespace
