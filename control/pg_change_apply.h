@@ -129,6 +129,11 @@ class ChangeApplier {
   void AppendArguments(const protocol::pg::pgoutput::Tuple& tuple, Use use);
   // After a failed batch nothing it prepared can be trusted to exist.
   void ForgetPrepared();
+  // Whether the next row change may run as a prepared statement.
+  bool PreparedLeft() const;
+  // "insert into … values (…)" of `row`, with parameters or literals, and
+  // the conflict rule.
+  void AppendInsert(const Table& t, const protocol::pg::pgoutput::Tuple& row, bool parameters);
   std::string Literal(std::string_view v);
   void AppendValue(const protocol::pg::pgoutput::TupleColumn& c);
   // "a = 'x' AND b IS NULL": the row `tuple` names by identity.
@@ -148,6 +153,7 @@ class ChangeApplier {
   const ConflictRule rule_;
   std::unordered_map<std::uint32_t, Table> relations_;
   std::uint64_t statements_prepared_ = 0;  // names are never reused
+  std::size_t executes_in_transaction_ = 0;  // in the target transaction now open
 
   bool in_transaction_ = false;
   bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
