@@ -65,12 +65,6 @@ std::vector<std::string> ScopeTables(const Migration& m) {
   return t;
 }
 
-std::vector<std::string> ScopeKeys(const Migration& m) {
-  std::vector<std::string> k;
-  for (const auto& a : m.apis) k.insert(k.end(), a.keys.begin(), a.keys.end());
-  return k;
-}
-
 std::string RedisVersion(redisContext* c) {
   RedisReply r = RedisCommand(c, {"INFO", "server"});
   if (!r || r->type != REDIS_REPLY_STRING) return "";
@@ -139,6 +133,12 @@ json::object DataPath(const routing::Backend& old_b, const Migration& m, json::a
 }
 
 }  // namespace
+
+std::vector<std::string> ScopeKeys(const Migration& m) {
+  std::vector<std::string> k;
+  for (const auto& a : m.apis) k.insert(k.end(), a.keys.begin(), a.keys.end());
+  return k;
+}
 
 absl::StatusOr<json::value> DryRun(const routing::Config& config, const Migration& m) {
   json::array routes;

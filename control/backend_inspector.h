@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -32,6 +33,9 @@ absl::StatusOr<boost::json::value> DryRun(const routing::Config& config, const M
 // "streaming") is compared in "lsn" mode, else in "recheck" mode
 // (control/pg_verify.h); each route and table says which in "consistency".
 absl::StatusOr<boost::json::value> Verify(const routing::Config& config, const Migration& m);
+
+// The key globs of the migration's API scopes (empty: every key).
+std::vector<std::string> ScopeKeys(const Migration& m);
 
 // Where a run is, after each chunk of rows or keys (continuous verification
 // saves it in the record).

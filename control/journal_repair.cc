@@ -12,6 +12,7 @@
 #include "control/backend_clients.h"
 #include "control/backend_inspector.h"
 #include "control/pg_table_repair.h"
+#include "control/redis_verify.h"
 #include "control/strategy_json.h"
 
 namespace turnout::control {
@@ -53,6 +54,10 @@ json::value RepairedTableJson(const std::string& route, const PgTableRepair& t, 
                       {"seconds", t.seconds},
                       {"equal", t.equal}};
 }
+
+// Keys a repair copies per Redis route from what the verifier found; the
+// rest (a whole keyspace lost) is a data-movement pass's work.
+constexpr std::size_t kMaxKeysFoundByVerify = 100000;
 
 // RepairProgress as the repair moves: one place keeps the figures, the
 // steps below only say what happened.
@@ -266,6 +271,10 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       pg_results.emplace(std::make_tuple(route_name, missing, database, t.table), std::move(t));
     }
   }
+  // The side that holds the migration's writes now: what the verifier finds
+  // is copied from there.
+  const auto strategy = StrategyFromJson(m.strategy);
+  const bool new_holds_writes = strategy.ok() && WritesToNew(*strategy);
   // Tables that differ with no entry naming them (a write the journal never
   // heard of: a sidecar killed between the two sides, a write made on one
   // side directly): the verifier finds them, and each is repaired by rows
@@ -284,8 +293,6 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
     if (!found.ok()) {
       failed.emplace_back(absl::StrCat("verify before the repair: ", found.status().message()));
     } else {
-      auto strategy = StrategyFromJson(m.strategy);
-      const bool new_holds_writes = strategy.ok() && WritesToNew(*strategy);
       // What to repair, listed first so tables_total counts it.
       struct Found {
         std::string route, table, source, target;
@@ -322,6 +329,72 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
           if (!rt.error.empty()) failed.emplace_back(absl::StrCat("table ", rt.table, " on ", w.target, ": ", rt.error));
         }
       }
+    }
+  }
+
+  // Redis keys that differ with no entry naming them: the verifier compares
+  // the migration's keys on both sides (again after a moment, so a write in
+  // flight is not taken for a difference), and each key that still differs
+  // is copied from the side that holds the migration's writes. Then the
+  // route is compared once more for the verdict.
+  bool redis_equal = true;
+  json::array keys_found;
+  for (const auto& i : m.interlays) {
+    const routing::Route* r = config.FindRoute(i.route);
+    if (r == nullptr || r->protocol != routing::Protocol::kRedis) continue;
+    const routing::Backend* old_b = config.FindBackend(r->old_backend);
+    const routing::Backend* new_b = config.FindBackend(i.endpoint);
+    if (old_b == nullptr || new_b == nullptr) continue;
+    auto oc = RedisConnect(*old_b);
+    if (!oc.ok()) {
+      redis_equal = false;
+      failed.emplace_back(absl::StrCat("route ", r->name, ": old: ", oc.status().message()));
+      continue;
+    }
+    auto nc = RedisConnect(*new_b);
+    if (!nc.ok()) {
+      redis_equal = false;
+      failed.emplace_back(absl::StrCat("route ", r->name, ": new: ", nc.status().message()));
+      continue;
+    }
+    std::vector<std::string> globs = ScopeKeys(m);
+    if (globs.empty()) globs.push_back("*");
+    RedisVerifyOptions options;
+    options.max_reported = kMaxKeysFoundByVerify;
+    track.Phase("verifying");
+    auto found = VerifyRedisKeys(oc->get(), nc->get(), globs, options);
+    if (!found.ok()) {
+      redis_equal = false;
+      failed.emplace_back(absl::StrCat("route ", r->name, ": verify before the repair: ", found.status().message()));
+      continue;
+    }
+    redisContext* from = new_holds_writes ? nc->get() : oc->get();
+    redisContext* to = new_holds_writes ? oc->get() : nc->get();
+    track.AddTotal(1);
+    track.Phase("found");
+    track.KeysStart(r->name);
+    for (const auto& d : found->differences) {
+      if (auto st = CopyKey(from, to, d.key); st.ok()) {
+        const std::string& source = new_holds_writes ? i.endpoint : r->old_backend;
+        const std::string& target = new_holds_writes ? r->old_backend : i.endpoint;
+        keys_found.push_back(json::object{{"route", r->name},
+                                          {"key", d.key},
+                                          {"reason", RedisDifferenceReasonName(d.reason)},
+                                          {"from", source},
+                                          {"to", target}});
+        track.KeyCopied();
+      } else {
+        failed.emplace_back(absl::StrCat("key ", d.key, ": ", st.message()));
+      }
+    }
+    track.KeysDone();
+    track.Phase("checking");
+    auto after = VerifyRedisKeys(oc->get(), nc->get(), globs);
+    if (!after.ok() || after->keys_differing != 0) {
+      redis_equal = false;
+      failed.emplace_back(absl::StrCat("route ", r->name, ": ",
+                                       after.ok() ? absl::StrCat(after->keys_differing, " keys still differ")
+                                                  : std::string(after.status().message())));
     }
   }
 
@@ -368,6 +441,8 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
   return json::value(json::object{{"migration", m.id},
                                   {"repaired_entries", repaired.size()},
                                   {"keys_copied", std::move(copied)},
+                                  {"keys_found_by_verify", std::move(keys_found)},
+                                  {"redis_equal", redis_equal},
                                   {"tables_repaired", std::move(tables_repaired)},
                                   {"failures", std::move(failed)},
                                   {"postgres_equal", pg_equal},

@@ -6,6 +6,9 @@
 // same way round (control/pg_table_repair.h), then verified, and an entry
 // clears once every table it names is equal on both sides. Entries naming no
 // table, and tables that still differ, are reported for a data-movement pass.
+// What no entry names (a write made on one side directly, or lost to a
+// crash) the verifier finds: Postgres tables are repaired by rows and Redis
+// keys copied, from the side that holds the migration's writes.
 
 #include <boost/json/value.hpp>
 
