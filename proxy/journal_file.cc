@@ -44,14 +44,16 @@ void JournalFile::Load(absl::FunctionRef<void(std::string_view line)> line) cons
 }
 
 absl::Status JournalFile::Append(std::string_view lines) {
-  if (!WriteAll(fd_, lines)) return absl::InternalError(absl::StrCat("journal ", path_, ": write: ", std::strerror(errno)));
+  if (!WriteAll(fd_, lines))
+    return absl::InternalError(absl::StrCat("journal ", path_, ": write: ", std::strerror(errno)));
   return absl::OkStatus();
 }
 
 absl::Status JournalFile::Sync() {
   // fdatasync: the data and the size that reads it back; the journal needs
   // no other metadata (mtime) to be durable.
-  if (::fdatasync(fd_) != 0) return absl::InternalError(absl::StrCat("journal ", path_, ": fsync: ", std::strerror(errno)));
+  if (::fdatasync(fd_) != 0)
+    return absl::InternalError(absl::StrCat("journal ", path_, ": fsync: ", std::strerror(errno)));
   return absl::OkStatus();
 }
 

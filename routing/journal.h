@@ -5,9 +5,10 @@
 //
 // Durability: Append() only queues the entry in memory (cheap, callable from
 // any worker thread); Flush() appends every queued entry to the sink and
-// makes it durable (a file: write, then fdatasync), in one batch. The owner calls Flush() every few milliseconds
-// from one thread, so the window an acknowledged write can lose its journal
-// entry to a crash is one flush interval; FlushedSeq() tells what is durable.
+// makes it durable (a file: write, then fdatasync), in one batch. The owner
+// calls Flush() every few milliseconds from one thread, so the window an
+// acknowledged write can lose its journal entry to a crash is one flush
+// interval; FlushedSeq() tells what is durable.
 //
 // Bounded, and never losing a record: past `max_entries` unrepaired entries
 // full() turns true (a clear alarm: readiness, metric) and Append() stops
@@ -33,9 +34,10 @@
 // Compaction: once repaired entries are over half of the file's entries (and
 // at least `compact_after_repaired`), Flush() rewrites the file with only the
 // unrepaired ones, atomically (JournalSink::Rewrite; the file sink writes a
-// temporary file, fsyncs it, renames it over, fsyncs the folder). Sequence numbers are kept (the intent record names entries by
-// them): each entry keeps its own, and a first line "next <seq>" keeps the
-// numbering going past the repaired entries the rewrite left out. Loading
+// temporary file, fsyncs it, renames it over, fsyncs the folder). Sequence
+// numbers are kept (the intent record names entries by them): each entry
+// keeps its own, and a first line "next <seq>" keeps the numbering going
+// past the repaired entries the rewrite left out. Loading
 // reads the file twice (repaired numbers first) so that repaired entries are
 // never held in memory.
 
