@@ -19,6 +19,7 @@
 #include "control/control_plane.h"
 #include "control/ctl.h"
 #include "proxy/intent_ring.h"
+#include "proxy/journal_file.h"
 #include "proxy/metrics_collector.h"
 #include "proxy/journal_flusher.h"
 #include "proxy/logging.h"
@@ -60,7 +61,7 @@ int Run(const std::string& path) {
   boost::asio::signal_set reload_signal(main_context, SIGHUP);
 
   turnout::routing::RouteTablePublisher route_table;
-  auto journal = turnout::routing::Journal::Open(config->journal.path, {.max_entries = config->journal.max_entries});
+  auto journal = turnout::proxy::OpenJournalFile(config->journal.path, {.max_entries = config->journal.max_entries});
   if (!journal.ok()) {
     LogError("startup failed", {{"error", std::string(journal.status().message())}});
     return 1;
@@ -68,7 +69,7 @@ int Run(const std::string& path) {
   // The intent record (proxy/intent_ring.h): dual-writes a previous process
   // had in flight when it died become journal entries now, before any
   // listener accepts, so `repair` makes both sides equal again.
-  auto intents = turnout::proxy::IntentRing::Open((*journal)->path() + ".intents");
+  auto intents = turnout::proxy::IntentRing::Open(config->journal.path + ".intents");
   if (!intents.ok()) {
     LogError("startup failed", {{"error", std::string(intents.status().message())}});
     return 1;

@@ -1,12 +1,7 @@
 #include "routing/journal.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
+#include <string_view>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -77,58 +72,48 @@ bool DecodeEntry(const std::vector<absl::string_view>& f, JournalEntry& e) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options options) {
-  std::unique_ptr<Journal> j(new Journal(path, options));
+std::unique_ptr<Journal> Journal::Open(std::unique_ptr<JournalSink> sink, Options options) {
+  std::unique_ptr<Journal> j(new Journal(std::move(sink), options));
   // First pass: the repaired numbers and the numbering, so the second keeps
   // only unrepaired entries in memory.
   std::vector<std::uint64_t> repaired;
-  std::string line;
-  {
-    std::ifstream in(path);
-    while (in && std::getline(in, line)) {
-      std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
-      std::uint64_t seq = 0;
-      if (f.size() < 2 || !absl::SimpleAtoi(f[1], &seq)) continue;
-      if (f.size() == 2 && f[0] == "repaired") {
-        repaired.push_back(seq);
-        ++j->file_repaired_;
-      } else if (f.size() == 2 && f[0] == "next") {
-        j->next_seq_ = std::max(j->next_seq_, seq);
-      } else if (f[0] == "entry" && (f.size() == 15 || f.size() == 13)) {
-        j->next_seq_ = std::max(j->next_seq_, seq + 1);
-        ++j->file_entries_;
-      }
+  j->sink_->Load([&](std::string_view line) {
+    std::vector<absl::string_view> f = absl::StrSplit(absl::string_view(line.data(), line.size()), '\t');
+    std::uint64_t seq = 0;
+    if (f.size() < 2 || !absl::SimpleAtoi(f[1], &seq)) return;
+    if (f.size() == 2 && f[0] == "repaired") {
+      repaired.push_back(seq);
+      ++j->file_repaired_;
+    } else if (f.size() == 2 && f[0] == "next") {
+      j->next_seq_ = std::max(j->next_seq_, seq);
+    } else if (f[0] == "entry" && (f.size() == 15 || f.size() == 13)) {
+      j->next_seq_ = std::max(j->next_seq_, seq + 1);
+      ++j->file_entries_;
     }
-  }
+  });
   std::sort(repaired.begin(), repaired.end());
-  std::ifstream in(path);
-  while (in && std::getline(in, line)) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
+  j->sink_->Load([&](std::string_view line) {
+    std::vector<absl::string_view> f = absl::StrSplit(absl::string_view(line.data(), line.size()), '\t');
     std::uint64_t seq = 0;
     if (f.size() == 4 && f[0] == "targets" && f[3] == "." && absl::SimpleAtoi(f[1], &seq)) {
       if (JournalEntry* e = j->FindLocked(seq))
         for (auto& t : SplitEscaped(f[2])) e->targets.push_back(std::move(t));
-      continue;
+      return;
     }
     if (f.empty() || f[0] != "entry" || f.size() < 2 || !absl::SimpleAtoi(f[1], &seq) ||
         std::binary_search(repaired.begin(), repaired.end(), seq))
-      continue;
+      return;
     JournalEntry e;
     if (DecodeEntry(f, e)) j->entries_.push_back(std::move(e));
-  }
+  });
   j->flushed_seq_ = j->queued_seq_ = j->next_seq_ - 1;
-  j->fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (j->fd_ < 0)
-    return absl::InternalError(absl::StrCat("journal ", path, ": cannot open: ", std::strerror(errno)));
   return j;
 }
 
-Journal::~Journal() {
-  if (fd_ >= 0) ::close(fd_);
-}
+Journal::~Journal() = default;
 
 std::unique_ptr<Journal> Journal::InMemory(Options options) {
-  return std::unique_ptr<Journal>(new Journal("", options));
+  return std::unique_ptr<Journal>(new Journal(nullptr, options));
 }
 
 JournalEntry* Journal::FindLocked(std::uint64_t seq) {
@@ -154,7 +139,7 @@ std::uint64_t Journal::CoalesceLocked(JournalEntry entry) {
     first.targets = std::move(unique);
     first.seq = next_seq_++;
     first.repaired = false;
-    if (fd_ >= 0) {
+    if (sink_) {
       unflushed_.push_back(Encode(first));
       ++file_entries_;
     }
@@ -166,7 +151,7 @@ std::uint64_t Journal::CoalesceLocked(JournalEntry entry) {
   for (auto& t : entry.targets)
     if (o.targets.insert(t).second) added.push_back(std::move(t));
   if (added.empty()) return queued_seq_;  // named already: durable with what is queued
-  if (fd_ >= 0) unflushed_.push_back(absl::StrCat("targets\t", o.seq, "\t", JoinEscaped(added), "\t.\n"));
+  if (sink_) unflushed_.push_back(absl::StrCat("targets\t", o.seq, "\t", JoinEscaped(added), "\t.\n"));
   open->targets.insert(open->targets.end(), added.begin(), added.end());
   // A number of its own, so FlushedSeq() passes it only once this line is
   // on disk; it names no entry (the entry is o.seq).
@@ -179,7 +164,7 @@ std::uint64_t Journal::Append(JournalEntry entry) {
   if (entries_.size() >= options_.max_entries) return CoalesceLocked(std::move(entry));
   entry.seq = next_seq_++;
   entry.repaired = false;
-  if (fd_ >= 0) {
+  if (sink_) {
     unflushed_.push_back(Encode(entry));
     ++file_entries_;
   }
@@ -189,39 +174,8 @@ std::uint64_t Journal::Append(JournalEntry entry) {
 }
 
 bool Journal::ShouldCompactLocked() const {
-  return fd_ >= 0 && file_repaired_ >= std::max(options_.compact_after_repaired, compact_floor_) &&
+  return sink_ && file_repaired_ >= std::max(options_.compact_after_repaired, compact_floor_) &&
          file_repaired_ * 2 > file_entries_;
-}
-
-absl::StatusOr<int> Journal::Rewrite(const std::string& text) const {
-  const std::string tmp = path_ + ".compact";
-  // Opened for appending: after the rename this descriptor is the journal's.
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::InternalError(absl::StrCat("journal ", tmp, ": cannot open: ", std::strerror(errno)));
-  auto fail = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return absl::InternalError(absl::StrCat("journal ", tmp, ": ", what, ": ", std::strerror(err)));
-  };
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("write");
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("fsync");
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail("rename");
-  // Make the rename durable. Past the rename the new file is the journal
-  // whatever this returns, so a failure here is not one of the rewrite.
-  const auto slash = path_.rfind('/');
-  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
-  if (const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-  return fd;
 }
 
 absl::Status Journal::Flush() {
@@ -245,19 +199,13 @@ absl::Status Journal::Flush() {
     }
   }
   if (!rewrite.empty()) {
-    if (auto fd = Rewrite(rewrite); fd.ok()) {
-      int old;
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        old = fd_;
-        fd_ = *fd;
-        file_entries_ = rewrite_entries + (file_entries_ - entries_at);
-        file_repaired_ -= repaired_at;
-        compact_floor_ = 0;
-        ++compactions_;
-        flushed_seq_ = std::max(flushed_seq_, upto);
-      }
-      ::close(old);
+    if (sink_->Rewrite(rewrite).ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      file_entries_ = rewrite_entries + (file_entries_ - entries_at);
+      file_repaired_ -= repaired_at;
+      compact_floor_ = 0;
+      ++compactions_;
+      flushed_seq_ = std::max(flushed_seq_, upto);
       return absl::OkStatus();
     }
     // Not rewritten: the old file is intact; append to it as usual, and
@@ -265,21 +213,14 @@ absl::Status Journal::Flush() {
     std::lock_guard<std::mutex> l(mu_);
     compact_floor_ = 2 * std::max<std::size_t>(repaired_at, 1);
   }
-  if (fd_ >= 0 && !lines.empty()) {
-    // One write of the whole batch, then one fsync.
-    std::string batch = absl::StrJoin(lines, "");
-    std::size_t done = 0;
-    while (done < batch.size()) {
-      const ssize_t n = ::write(fd_, batch.data() + done, batch.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        std::lock_guard<std::mutex> l(mu_);
-        unflushed_.insert(unflushed_.begin(), lines.begin(), lines.end());
-        return absl::InternalError(absl::StrCat("journal ", path_, ": write: ", std::strerror(errno)));
-      }
-      done += static_cast<std::size_t>(n);
+  if (sink_ && !lines.empty()) {
+    // One write of the whole batch, then one sync.
+    if (absl::Status written = sink_->Append(absl::StrJoin(lines, "")); !written.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      unflushed_.insert(unflushed_.begin(), lines.begin(), lines.end());
+      return written;
     }
-    if (::fdatasync(fd_) != 0) return absl::InternalError(absl::StrCat("journal ", path_, ": fsync: ", std::strerror(errno)));
+    if (absl::Status synced = sink_->Sync(); !synced.ok()) return synced;
   }
   std::lock_guard<std::mutex> l(mu_);
   flushed_seq_ = std::max(flushed_seq_, upto);
@@ -288,7 +229,7 @@ absl::Status Journal::Flush() {
 
 std::uint64_t Journal::FlushedSeq() const {
   std::lock_guard<std::mutex> l(mu_);
-  return fd_ >= 0 ? flushed_seq_ : queued_seq_;
+  return sink_ ? flushed_seq_ : queued_seq_;
 }
 
 std::vector<JournalEntry> Journal::Pending(const std::string& migration_id, std::size_t limit) const {
@@ -314,7 +255,7 @@ void Journal::MarkRepaired(const std::vector<std::uint64_t>& seqs) {
     auto it = std::find_if(entries_.begin(), entries_.end(), [s](const JournalEntry& e) { return e.seq == s; });
     if (it == entries_.end()) continue;
     entries_.erase(it);
-    if (fd_ >= 0) {
+    if (sink_) {
       unflushed_.push_back(absl::StrCat("repaired\t", s, "\n"));
       ++file_repaired_;
     }

@@ -4,10 +4,11 @@
 // not be queued, kept until repaired.
 //
 // Durability: Append() only queues the entry in memory (cheap, callable from
-// any worker thread); Flush() appends every queued entry to the file and
-// fsyncs it, in one batch. The owner calls Flush() every few milliseconds
-// from one thread, so the window an acknowledged write can lose its journal
-// entry to a crash is one flush interval; FlushedSeq() tells what is durable.
+// any worker thread); Flush() appends every queued entry to the sink and
+// makes it durable (a file: write, then fdatasync), in one batch. The owner
+// calls Flush() every few milliseconds from one thread, so the window an
+// acknowledged write can lose its journal entry to a crash is one flush
+// interval; FlushedSeq() tells what is durable.
 //
 // Bounded, and never losing a record: past `max_entries` unrepaired entries
 // full() turns true (a clear alarm: readiness, metric) and Append() stops
@@ -19,6 +20,11 @@
 // the distinct targets written while full, not with the writes. Repaired
 // entries stop counting.
 //
+// Storage: the journal owns the format below and the decisions (what to
+// write, when to compact); a JournalSink (journal_sink.h) stores the lines.
+// routing/ is pure, so the file sink lives with the process that owns it
+// (proxy/journal_file.h: OpenJournalFile). InMemory() has no sink.
+//
 // File format: one entry per line, tab-separated C-escaped fields, so it is
 // greppable and survives a torn last line (ignored on load). Repairs append a
 // "repaired <seq>" line. A target added to an overflow entry appends
@@ -27,10 +33,11 @@
 //
 // Compaction: once repaired entries are over half of the file's entries (and
 // at least `compact_after_repaired`), Flush() rewrites the file with only the
-// unrepaired ones, atomically (temporary file, fsync, rename, fsync of the
-// folder). Sequence numbers are kept (the intent record names entries by
-// them): each entry keeps its own, and a first line "next <seq>" keeps the
-// numbering going past the repaired entries the rewrite left out. Loading
+// unrepaired ones, atomically (JournalSink::Rewrite; the file sink writes a
+// temporary file, fsyncs it, renames it over, fsyncs the folder). Sequence
+// numbers are kept (the intent record names entries by them): each entry
+// keeps its own, and a first line "next <seq>" keeps the numbering going
+// past the repaired entries the rewrite left out. Loading
 // reads the file twice (repaired numbers first) so that repaired entries are
 // never held in memory.
 
@@ -44,8 +51,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "routing/journal_sink.h"
 
 namespace turnout::routing {
 
@@ -81,8 +89,9 @@ class Journal {
     std::size_t compact_after_repaired = 10000;  // repaired entries in the file before it is rewritten
   };
   ~Journal();
-  // Opens (creating) the file and loads its unrepaired entries.
-  static absl::StatusOr<std::unique_ptr<Journal>> Open(const std::string& path, Options options);
+  // Loads the sink's unrepaired entries; later flushes append to it. A
+  // journal on a file: proxy/journal_file.h OpenJournalFile.
+  static std::unique_ptr<Journal> Open(std::unique_ptr<JournalSink> sink, Options options);
   // An in-memory journal (tests, or when no path is configured).
   static std::unique_ptr<Journal> InMemory(Options options);
 
@@ -90,7 +99,8 @@ class Journal {
   // entry is folded into an overflow entry and the number returned is the
   // one FlushedSeq() passes once that record is on disk.
   std::uint64_t Append(JournalEntry entry);
-  // Writes and fsyncs everything queued; safe to call from one thread at a time.
+  // Writes everything queued to the sink and makes it durable; safe to call
+  // from one thread at a time.
   absl::Status Flush();
   std::uint64_t FlushedSeq() const;
 
@@ -109,15 +119,15 @@ class Journal {
 
   static constexpr std::size_t kOverflowTargets = 1024;
   static constexpr const char* kOverflowStatement = "(journal full: recorded by tables/keys only; repair re-copies them)";
-  const std::string& path() const { return path_; }
   // Rewrites done so far (compaction).
   std::uint64_t compactions() const;
 
  private:
-  explicit Journal(std::string path, Options options) : path_(std::move(path)), options_(options) {}
+  Journal(std::unique_ptr<JournalSink> sink, Options options) : sink_(std::move(sink)), options_(options) {}
   static std::string Encode(const JournalEntry& e);
 
-  const std::string path_;
+  // Null for InMemory(). Set once; only Open and Flush (under flush_mu_) call it.
+  const std::unique_ptr<JournalSink> sink_;
   const Options options_;
   mutable std::mutex mu_;
   std::deque<JournalEntry> entries_;      // unrepaired, oldest first
@@ -140,12 +150,9 @@ class Journal {
   std::uint64_t compactions_ = 0;
   std::size_t compact_floor_ = 0;  // after a failed rewrite: wait for twice as many repaired
   bool ShouldCompactLocked() const;
-  // Writes `text` as the whole file, atomically; returns the new append fd.
-  absl::StatusOr<int> Rewrite(const std::string& text) const;
   JournalEntry* FindLocked(std::uint64_t seq);
   std::uint64_t CoalesceLocked(JournalEntry entry);
   std::mutex flush_mu_;
-  int fd_ = -1;
 };
 
 }  // namespace turnout::routing

@@ -22,6 +22,7 @@
 
 #include "control/admin_server.h"
 #include "control/file_store.h"
+#include "proxy/journal_file.h"
 #include "routing/journal.h"
 #include "tests/control/admin_harness.h"
 
@@ -334,7 +335,7 @@ TEST(JournalWhenFull, RecordsTargetsInsteadOfDroppingAndSurvivesARestart) {
     return e;
   };
   {
-    auto j = routing::Journal::Open(path, {.max_entries = 2});
+    auto j = proxy::OpenJournalFile(path, {.max_entries = 2});
     ASSERT_TRUE(j.ok());
     EXPECT_NE((*j)->Append(entry({"a"})), 0u);
     EXPECT_NE((*j)->Append(entry({"b"})), 0u);
@@ -356,7 +357,7 @@ TEST(JournalWhenFull, RecordsTargetsInsteadOfDroppingAndSurvivesARestart) {
   }
   {
     // After a restart the overflow entries still name every key.
-    auto j = routing::Journal::Open(path, {.max_entries = 2});
+    auto j = proxy::OpenJournalFile(path, {.max_entries = 2});
     ASSERT_TRUE(j.ok());
     auto pending = (*j)->Pending("m1");
     ASSERT_EQ(pending.size(), 4u);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "proxy/journal_file.h"
 #include "routing/journal.h"
 #include "tests/support/admin_client.h"
 #include "tests/support/backends.h"
@@ -54,7 +55,7 @@ TEST(JournalApiTest, JournaledRedisWritesAreListedAndRepaired) {
   TurnoutProcess t;
   std::ofstream(t.dir() + "/tokens") << kToken << " admin ops\n";
   {
-    auto j = routing::Journal::Open(t.dir() + "/turnout-journal.log", {});
+    auto j = proxy::OpenJournalFile(t.dir() + "/turnout-journal.log", {});
     ASSERT_TRUE(j.ok());
     routing::JournalEntry e;
     e.at = absl::Now();
@@ -116,7 +117,7 @@ TEST(JournalApiTest, ARepairThatClearsMostEntriesCompactsTheFile) {
   std::vector<std::uint64_t> others;
   std::uintmax_t size_before = 0;
   {
-    auto j = routing::Journal::Open(path, {});
+    auto j = proxy::OpenJournalFile(path, {});
     ASSERT_TRUE(j.ok());
     for (int i = 0; i < 13000; ++i) {
       routing::JournalEntry e;
@@ -146,7 +147,7 @@ TEST(JournalApiTest, ARepairThatClearsMostEntriesCompactsTheFile) {
   // The repair's flush rewrote the file with the other migration's entries only.
   EXPECT_LT(std::filesystem::file_size(path), size_before / 5);
   // And they read back with their numbers (what the intent record names).
-  auto j = routing::Journal::Open(path, {});
+  auto j = proxy::OpenJournalFile(path, {});
   ASSERT_TRUE(j.ok());
   std::vector<std::uint64_t> kept;
   for (const auto& e : (*j)->Pending()) kept.push_back(e.seq);

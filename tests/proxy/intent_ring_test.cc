@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "proxy/journal_file.h"
 #include "routing/journal.h"
 
 namespace turnout::proxy {
@@ -170,13 +171,13 @@ TEST_F(IntentRingTest, SurvivesKillDashNine) {
   EXPECT_EQ(keys, want);
 
   // The reconcile journals each of them, durably, then empties the ring.
-  auto journal = routing::Journal::Open((dir_ / "journal.log").string(), {});
+  auto journal = OpenJournalFile((dir_ / "journal.log").string(), {});
   ASSERT_TRUE(journal.ok());
   auto n = ReconcileIntents(**ring, **journal);
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 50u);
   EXPECT_TRUE((*ring)->Live().empty());
-  auto reread = routing::Journal::Open((dir_ / "journal.log").string(), {});
+  auto reread = OpenJournalFile((dir_ / "journal.log").string(), {});
   ASSERT_TRUE(reread.ok());
   const auto pending = (*reread)->Pending("m1");
   ASSERT_EQ(pending.size(), 50u);
