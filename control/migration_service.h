@@ -37,8 +37,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "control/migration.h"
+// CheckName and ValidName, which the admin layer checks path names with.
+#include "control/migration_request.h"
 #include "control/state_store.h"
 #include "routing/config.h"
 #include "routing/policy.h"
@@ -165,16 +166,5 @@ class MigrationService {
   std::atomic<std::uint64_t> publishes_{0};
   std::vector<std::function<void(const std::vector<Migration>&)>> on_publish_;
 };
-
-// The rule for every name an admin request gives (migration ids, route,
-// scope and backend names): 1 to 128 letters, digits, '_', '-' or '.', and
-// not "." or "..". Names end up in the state file and in URL paths; the rule
-// keeps both readable (a raw byte in a name once made the file unloadable).
-bool ValidName(absl::string_view name);
-// INVALID_ARGUMENT (HTTP 400) naming `field` when `name` breaks the rule.
-absl::Status CheckName(absl::string_view field, absl::string_view name);
-
-// The policy phase a migration in state `m` routes by (see above).
-routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type);
 
 }  // namespace turnout::control
