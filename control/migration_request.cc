@@ -1,8 +1,9 @@
-// An admin request's body and names, checked before the service reads them:
-// the rule for names, the fields a body may carry, and the shapes of
-// `data`, `failure_handling` and a scope's table and key lists. Every
-// refusal is INVALID_ARGUMENT (HTTP 400) naming the field; its text is part
-// of the API (tests and operators read it).
+// An admin request's body and names, checked and parsed into typed commands
+// before the service sees them: the rule for names, the fields a body may
+// carry, and the shapes of `data`, `failure_handling` and a scope's table
+// and key lists. Every refusal is INVALID_ARGUMENT (HTTP 400) naming the
+// field; its text is part of the API (tests and operators read it), and the
+// order of the checks decides which one a body with several faults gets.
 #include "control/migration_request.h"
 
 #include <boost/json.hpp>
@@ -10,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "control/api_status.h"
+#include "control/strategy_json.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -149,6 +151,82 @@ absl::StatusOr<std::vector<std::string>> StringList(const json::value& v, const 
     out.push_back(ToStd(e.as_string()));
   }
   return out;
+}
+
+absl::StatusOr<CreateMigrationCommand> ParseCreateMigration(const json::value& body) {
+  if (auto st = CheckBody(body, {"id", "description", "strategy", "data", "failure_handling"}); !st.ok()) return st;
+  const auto& o = body.as_object();
+  CreateMigrationCommand c;
+  if (!o.contains("id") || !o.at("id").is_string())
+    return absl::InvalidArgumentError("id: required, a string");
+  c.id = ToStd(o.at("id").as_string());
+  if (auto st = CheckName("id", c.id); !st.ok()) return st;
+  if (auto* d = o.if_contains("description")) {
+    if (!d->is_string()) return absl::InvalidArgumentError("description: expected a string");
+    c.description = ToStd(d->as_string());
+  }
+  if (auto* s = o.if_contains("strategy")) c.strategy = *s;
+  if (auto spec = StrategyFromJson(c.strategy); !spec.ok()) return spec.status();
+  if (auto* d = o.if_contains("data")) c.data = *d;
+  if (auto st = ValidateData(c.data); !st.ok()) return st;
+  if (auto* f = o.if_contains("failure_handling")) c.failure_handling = *f;
+  if (auto st = ValidateFailureHandling(c.failure_handling); !st.ok()) return st;
+  return c;
+}
+
+absl::StatusOr<PatchMigrationCommand> ParsePatchMigration(const json::value& body) {
+  if (auto st = CheckBody(body, {"strategy", "description", "data", "failure_handling"}); !st.ok()) return st;
+  const auto& o = body.as_object();
+  if (o.empty()) return absl::InvalidArgumentError("body: nothing to change (strategy, description, data, failure_handling)");
+  PatchMigrationCommand c;
+  if (auto* s = o.if_contains("strategy")) {
+    if (auto spec = StrategyFromJson(*s); !spec.ok()) return spec.status();
+    c.strategy = *s;
+  }
+  if (auto* d = o.if_contains("data")) {
+    if (auto st = ValidateData(*d); !st.ok()) return st;
+    c.data = *d;
+  }
+  if (auto* f = o.if_contains("failure_handling")) {
+    if (auto st = ValidateFailureHandling(*f); !st.ok()) return st;
+    c.failure_handling = *f;
+  }
+  if (auto* d = o.if_contains("description")) {
+    if (!d->is_string()) return absl::InvalidArgumentError("description: expected a string");
+    c.description = ToStd(d->as_string());
+  }
+  return c;
+}
+
+absl::StatusOr<AddInterlayCommand> ParseAddInterlay(const json::value& body) {
+  if (auto st = CheckBody(body, {"endpoint"}); !st.ok()) return st;
+  const auto* endpoint = body.as_object().if_contains("endpoint");
+  if (endpoint == nullptr || !endpoint->is_string())
+    return absl::InvalidArgumentError("endpoint: required, the name of the backend the route moves to");
+  AddInterlayCommand c{ToStd(endpoint->as_string())};
+  if (auto st = CheckName("endpoint", c.endpoint); !st.ok()) return st;
+  return c;
+}
+
+absl::StatusOr<ApiScope> ParseScope(const std::string& scope, const json::value& body) {
+  if (auto st = CheckBody(body, {"id", "tables", "keys"}); !st.ok()) return st;
+  const auto& o = body.as_object();
+  if (auto* bid = o.if_contains("id"); bid && (!bid->is_string() || bid->as_string() != scope))
+    return absl::InvalidArgumentError(absl::StrCat("id: must equal the scope in the path (\"", scope, "\")"));
+  ApiScope s{scope, {}, {}};
+  if (auto* t = o.if_contains("tables")) {
+    auto v = StringList(*t, "tables");
+    if (!v.ok()) return v.status();
+    s.tables = *std::move(v);
+  }
+  if (auto* k = o.if_contains("keys")) {
+    auto v = StringList(*k, "keys");
+    if (!v.ok()) return v.status();
+    s.keys = *std::move(v);
+  }
+  if (s.tables.empty() == s.keys.empty())
+    return absl::InvalidArgumentError("body: give either tables (Postgres) or keys (Redis globs)");
+  return s;
 }
 
 bool ValidName(absl::string_view name) {

@@ -20,8 +20,6 @@ namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-std::string ToStd(json::string_view s) { return std::string(s.data(), s.size()); }
-
 std::string NewUuid() {
   // RFC 4122 version 4 from a CSPRNG-seeded engine: ids need uniqueness, not secrecy.
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -274,24 +272,14 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
   }
   return absl::AbortedError(absl::StrCat("migration ", id, " keeps changing concurrently; try again"));
 }
-absl::StatusOr<json::value> MigrationService::Create(const json::value& body, const std::string& actor) {
-  if (auto st = CheckBody(body, {"id", "description", "strategy", "data", "failure_handling"}); !st.ok()) return st;
-  const auto& o = body.as_object();
+
+absl::StatusOr<json::value> MigrationService::Create(const CreateMigrationCommand& cmd, const std::string& actor) {
   Migration m;
-  if (!o.contains("id") || !o.at("id").is_string())
-    return absl::InvalidArgumentError("id: required, a string");
-  m.id = ToStd(o.at("id").as_string());
-  if (auto st = CheckName("id", m.id); !st.ok()) return st;
-  if (auto* d = o.if_contains("description")) {
-    if (!d->is_string()) return absl::InvalidArgumentError("description: expected a string");
-    m.description = ToStd(d->as_string());
-  }
-  m.strategy = o.contains("strategy") ? o.at("strategy") : json::value(json::object{{"type", "big_bang"}});
-  if (auto spec = StrategyFromJson(m.strategy); !spec.ok()) return spec.status();
-  if (auto* d = o.if_contains("data")) m.data = *d;
-  if (auto st = ValidateData(m.data); !st.ok()) return st;
-  if (auto* f = o.if_contains("failure_handling")) m.failure_handling = *f;
-  if (auto st = ValidateFailureHandling(m.failure_handling); !st.ok()) return st;
+  m.id = cmd.id;
+  m.description = cmd.description;
+  m.strategy = cmd.strategy;
+  m.data = cmd.data;
+  m.failure_handling = cmd.failure_handling;
 
   std::lock_guard<std::mutex> l(mu_);
   if (migrations_.count(m.id))
@@ -340,24 +328,14 @@ absl::StatusOr<Migration> MigrationService::Snapshot(const std::string& id) cons
   return it->second;
 }
 
-absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const json::value& body,
+absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const PatchMigrationCommand& cmd,
                                                     const std::string& actor) {
-  if (auto st = CheckBody(body, {"strategy", "description", "data", "failure_handling"}); !st.ok()) return st;
-  const auto& o = body.as_object();
-  if (o.empty()) return absl::InvalidArgumentError("body: nothing to change (strategy, description, data, failure_handling)");
-  if (auto* s = o.if_contains("strategy"))
-    if (auto spec = StrategyFromJson(*s); !spec.ok()) return spec.status();
-  if (auto* d = o.if_contains("data"))
-    if (auto st = ValidateData(*d); !st.ok()) return st;
-  if (auto* f = o.if_contains("failure_handling"))
-    if (auto st = ValidateFailureHandling(*f); !st.ok()) return st;
-  if (auto* d = o.if_contains("description"); d && !d->is_string())
-    return absl::InvalidArgumentError("description: expected a string");
   auto m = Mutate(id, actor, "patch", [&](Migration& mig) -> absl::Status {
     if (mig.state == MigrationState::kCompleted || mig.state == MigrationState::kRolledBack ||
         mig.state == MigrationState::kRollingBack)
       return Illegal(mig, "patch");
-    if (auto* s = o.if_contains("strategy")) {
+    if (cmd.strategy) {
+      const json::value& s = *cmd.strategy;
       // Nothing is held while the window waits for the data: another
       // strategy replaces the one it waited to flip to.
       if (CutoverPhase(mig) == "waiting_for_data") mig.cutover = nullptr;
@@ -365,24 +343,24 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         return WithDetails(absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
                            "wait for it to flip or be abandoned (GET the migration: \"cutover\")");
       auto before = StrategyFromJson(mig.strategy);
-      auto after = StrategyFromJson(*s);
+      auto after = StrategyFromJson(s);
       if (mig.state == MigrationState::kRunning && before.ok() && after.ok() && !WritesToNew(*before) &&
           WritesToNew(*after) && AnyRouteByStream(mig, *config_)) {
         // Write authority moves to new while the stream carries old's
         // writes there: open the write window; the cutover runner flips
         // to this strategy once new has every write (control/cutover.h).
         mig.cutover = json::object{
-            {"phase", "catching_up"}, {"strategy", *s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
+            {"phase", "catching_up"}, {"strategy", s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
       } else if (before.ok() && after.ok() && WritesToNew(*before) && !WritesToNew(*after) && StreamBackWanted(mig)) {
         // Authority moves back to old: the same window, the other way.
-        mig.cutover = BackWindow(mig, *s, /*then_rollback=*/false);
+        mig.cutover = BackWindow(mig, s, /*then_rollback=*/false);
       } else {
-        mig.strategy = *s;
+        mig.strategy = s;
       }
     }
-    if (auto* d = o.if_contains("description")) mig.description = ToStd(d->as_string());
-    if (auto* d = o.if_contains("data")) mig.data = *d;
-    if (auto* f = o.if_contains("failure_handling")) mig.failure_handling = *f;
+    if (cmd.description) mig.description = *cmd.description;
+    if (cmd.data) mig.data = *cmd.data;
+    if (cmd.failure_handling) mig.failure_handling = *cmd.failure_handling;
     // A running migration whose strategy now sends everything to new is done
     // (once its data movement, if any, has finished: the job completes it).
     if (mig.state == MigrationState::kRunning && !DataPending(mig)) {
@@ -394,13 +372,12 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
   if (!m.ok()) return m.status();
   return json::value(MigrationToJson(*m, false));
 }
+
 absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id, const std::string& route,
-                                                          const json::value& body, const std::string& actor) {
-  if (auto st = CheckBody(body, {"endpoint"}); !st.ok()) return st;
-  const auto* endpoint = body.as_object().if_contains("endpoint");
-  if (endpoint == nullptr || !endpoint->is_string())
-    return absl::InvalidArgumentError("endpoint: required, the name of the backend the route moves to");
-  const std::string backend = ToStd(endpoint->as_string());
+                                                          const AddInterlayCommand& cmd, const std::string& actor) {
+  const std::string& backend = cmd.endpoint;
+  // The admin layer checked both names already; a name is stored, so the
+  // service holds to the rule whoever calls it.
   if (auto st = CheckName("route", route); !st.ok()) return st;
   if (auto st = CheckName("endpoint", backend); !st.ok()) return st;
   const routing::Route* r = config_->FindRoute(route);
@@ -431,26 +408,10 @@ absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id,
   return json::value(MigrationToJson(*m, true));
 }
 
-absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const std::string& scope,
-                                                       const json::value& body, const std::string& actor) {
+absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const ApiScope& s,
+                                                       const std::string& actor) {
+  const std::string& scope = s.name;
   if (auto st = CheckName("scope", scope); !st.ok()) return st;
-  if (auto st = CheckBody(body, {"id", "tables", "keys"}); !st.ok()) return st;
-  const auto& o = body.as_object();
-  if (auto* bid = o.if_contains("id"); bid && (!bid->is_string() || bid->as_string() != scope))
-    return absl::InvalidArgumentError(absl::StrCat("id: must equal the scope in the path (\"", scope, "\")"));
-  ApiScope s{scope, {}, {}};
-  if (auto* t = o.if_contains("tables")) {
-    auto v = StringList(*t, "tables");
-    if (!v.ok()) return v.status();
-    s.tables = *std::move(v);
-  }
-  if (auto* k = o.if_contains("keys")) {
-    auto v = StringList(*k, "keys");
-    if (!v.ok()) return v.status();
-    s.keys = *std::move(v);
-  }
-  if (s.tables.empty() == s.keys.empty())
-    return absl::InvalidArgumentError("body: give either tables (Postgres) or keys (Redis globs)");
   auto m = Mutate(id, actor, "add_api", [&](Migration& mig) -> absl::Status {
     if (mig.state != MigrationState::kPending && mig.state != MigrationState::kReady &&
         mig.state != MigrationState::kRunning && mig.state != MigrationState::kPaused)

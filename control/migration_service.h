@@ -38,7 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "control/migration.h"
-// CheckName and ValidName, which the admin layer checks path names with.
+// The typed commands the service takes; CheckName for the admin layer.
 #include "control/migration_request.h"
 #include "control/state_store.h"
 #include "routing/config.h"
@@ -68,15 +68,15 @@ class MigrationService {
   // Route table publications so far (the turnout_control_policy_publishes_total metric).
   std::uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
 
-  absl::StatusOr<boost::json::value> Create(const boost::json::value& body, const std::string& actor);
+  // The bodies come parsed by the admin layer (migration_request.h).
+  absl::StatusOr<boost::json::value> Create(const CreateMigrationCommand& cmd, const std::string& actor);
   absl::StatusOr<boost::json::value> List() const;
   absl::StatusOr<boost::json::value> Get(const std::string& id, bool verbose) const;
-  absl::StatusOr<boost::json::value> Patch(const std::string& id, const boost::json::value& body,
+  absl::StatusOr<boost::json::value> Patch(const std::string& id, const PatchMigrationCommand& cmd,
                                            const std::string& actor);
   absl::StatusOr<boost::json::value> AddInterlay(const std::string& id, const std::string& route,
-                                                 const boost::json::value& body, const std::string& actor);
-  absl::StatusOr<boost::json::value> AddScope(const std::string& id, const std::string& scope,
-                                              const boost::json::value& body, const std::string& actor);
+                                                 const AddInterlayCommand& cmd, const std::string& actor);
+  absl::StatusOr<boost::json::value> AddScope(const std::string& id, const ApiScope& scope, const std::string& actor);
   // sync, migrate, pause, resume, rollback.
   absl::StatusOr<boost::json::value> Transition(const std::string& id, const std::string& action,
                                                 const std::string& actor);
