@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "control/api_status.h"
 #include "control/json_text.h"
+#include "control/migration_request.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -179,7 +180,9 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (r.method == "POST") {
         auto body = ParseBody(r, true);
         if (!body.ok()) return Error(body.status());
-        return reply(svc.Create(*body, actor), 201);
+        auto cmd = ParseCreateMigration(*body);
+        if (!cmd.ok()) return Error(cmd.status());
+        return reply(svc.Create(*cmd, actor), 201);
       }
       return method_not_allowed("GET, POST");
     }
@@ -192,7 +195,9 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (r.method == "PATCH") {
         auto body = ParseBody(r, true);
         if (!body.ok()) return Error(body.status());
-        return reply(svc.Patch(id, *body, actor));
+        auto cmd = ParsePatchMigration(*body);
+        if (!cmd.ok()) return Error(cmd.status());
+        return reply(svc.Patch(id, *cmd, actor));
       }
       if (r.method == "DELETE") return reply(svc.Delete(id, actor));
       return method_not_allowed("GET, PATCH, DELETE");
@@ -201,8 +206,14 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (r.method != "POST") return method_not_allowed("POST");
       auto body = ParseBody(r, seg[4] == "interlay");
       if (!body.ok()) return Error(body.status());
-      return reply(seg[4] == "interlay" ? svc.AddInterlay(id, seg[5], *body, actor)
-                                        : svc.AddScope(id, seg[5], *body, actor));
+      if (seg[4] == "interlay") {
+        auto cmd = ParseAddInterlay(*body);
+        if (!cmd.ok()) return Error(cmd.status());
+        return reply(svc.AddInterlay(id, seg[5], *cmd, actor));
+      }
+      auto scope = ParseScope(seg[5], *body);
+      if (!scope.ok()) return Error(scope.status());
+      return reply(svc.AddScope(id, *scope, actor));
     }
     if (seg.size() == 5) {
       const std::string& action = seg[4];

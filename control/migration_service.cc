@@ -1,22 +1,24 @@
+// MigrationService: the lifecycle an admin request drives (create, patch,
+// routes and scopes, transitions, delete), loading from and storing to the
+// state store, and publishing the route table. The request checks live in
+// migration_request.cc, the readers of a record's routing state in
+// migration_routing.cc, the saves of the background jobs in
+// migration_job_saves.cc.
 #include "control/migration_service.h"
 
 #include <boost/json.hpp>
 
 #include <random>
-#include <set>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "control/api_status.h"
+#include "control/migration_routing.h"
 #include "control/strategy_json.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
-
-std::string ToStd(json::string_view s) { return std::string(s.data(), s.size()); }
 
 std::string NewUuid() {
   // RFC 4122 version 4 from a CSPRNG-seeded engine: ids need uniqueness, not secrecy.
@@ -26,16 +28,6 @@ std::string NewUuid() {
                          ((b >> 48) & 0x3fff) | 0x8000, b & 0xffffffffffffULL);
 }
 
-// Table names and key globs of a scope: free text, but bounded and printable
-// (they are shown in replies and stored in the state file).
-absl::Status CheckPattern(const std::string& field, const std::string& text) {
-  if (text.size() > 512) return absl::InvalidArgumentError(absl::StrCat(field, ": at most 512 bytes"));
-  for (char c : text)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      return absl::InvalidArgumentError(absl::StrCat(field, ": control characters are not allowed"));
-  return absl::OkStatus();
-}
-
 absl::Status Illegal(const Migration& m, absl::string_view action) {
   return WithDetails(absl::FailedPreconditionError(absl::StrCat("cannot ", action, " migration ", m.id,
                                                                 " in state ", MigrationStateName(m.state))),
@@ -43,227 +35,9 @@ absl::Status Illegal(const Migration& m, absl::string_view action) {
                      "Failed, Running or Paused → RollingBack → RolledBack");
 }
 
-// `data`: "none" | {"type": "none"|"snapshot"|"scan", "replace": "none"|"replace"|"merge",
-//                   "batch_size": n, "sleep_ms": n, "passes": n, "workers": n, "format": "binary"|"text"}
-// The last five tune the copy (control/data_movement.h, DataSpec).
-absl::Status ValidateData(const json::value& v) {
-  auto type_ok = [](json::string_view t) { return t == "none" || t == "snapshot" || t == "scan"; };
-  if (v.is_string()) {
-    if (!type_ok(v.as_string()))
-      return absl::InvalidArgumentError(absl::StrCat("data: expected none, snapshot or scan, got \"", ToStd(v.as_string()), "\""));
-    return absl::OkStatus();
-  }
-  if (!v.is_object()) return absl::InvalidArgumentError("data: expected \"none\" or {\"type\": ..., \"replace\": ...}");
-  auto whole = [](const json::value& n, const char* field, std::int64_t lo, std::int64_t hi) -> absl::Status {
-    if (!n.is_int64() || n.as_int64() < lo || n.as_int64() > hi)
-      return absl::InvalidArgumentError(absl::StrCat("data.", field, ": expected a whole number from ", lo, " to ", hi));
-    return absl::OkStatus();
-  };
-  for (const auto& kv : v.as_object()) {
-    if (kv.key() == "type") {
-      if (!kv.value().is_string() || !type_ok(kv.value().as_string()))
-        return absl::InvalidArgumentError("data.type: expected none, snapshot or scan");
-    } else if (kv.key() == "replace") {
-      const auto& r = kv.value();
-      if (!r.is_string() || !(r.as_string() == "none" || r.as_string() == "replace" || r.as_string() == "merge"))
-        return absl::InvalidArgumentError("data.replace: expected none, replace or merge");
-    } else if (kv.key() == "batch_size") {
-      if (auto st = whole(kv.value(), "batch_size", 1, 1000000); !st.ok()) return st;
-    } else if (kv.key() == "sleep_ms") {
-      if (auto st = whole(kv.value(), "sleep_ms", 0, 60000); !st.ok()) return st;
-    } else if (kv.key() == "passes") {
-      if (auto st = whole(kv.value(), "passes", 1, 100); !st.ok()) return st;
-    } else if (kv.key() == "workers") {
-      if (auto st = whole(kv.value(), "workers", 1, 16); !st.ok()) return st;
-    } else if (kv.key() == "format") {
-      const auto& f = kv.value();
-      if (!f.is_string() || !(f.as_string() == "binary" || f.as_string() == "text"))
-        return absl::InvalidArgumentError("data.format: expected binary or text");
-    } else if (kv.key() == "method") {
-      const auto& f = kv.value();
-      if (!f.is_string() || !(f.as_string() == "auto" || f.as_string() == "stream" || f.as_string() == "copy"))
-        return absl::InvalidArgumentError("data.method: expected auto, stream or copy");
-    } else if (kv.key() == "verify") {
-      // Continuous verification (control/continuous_verify.h).
-      const auto& f = kv.value();
-      if (!f.is_object())
-        return absl::InvalidArgumentError(
-            "data.verify: expected {\"continuous\": true, \"interval_s\": n, \"rows_per_second\": n}");
-      for (const auto& sub : f.as_object()) {
-        if (sub.key() == "continuous") {
-          if (!sub.value().is_bool()) return absl::InvalidArgumentError("data.verify.continuous: expected true or false");
-        } else if (sub.key() == "interval_s") {
-          if (auto st = whole(sub.value(), "verify.interval_s", 5, 86400); !st.ok()) return st;
-        } else if (sub.key() == "rows_per_second") {
-          // The throttle of continuous verification; absent: unthrottled.
-          if (auto st = whole(sub.value(), "verify.rows_per_second", 1, 1000000000); !st.ok()) return st;
-        } else {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "data.verify.", ToStd(sub.key()), ": unknown field (allowed: continuous, interval_s, rows_per_second)"));
-        }
-      }
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("data.", ToStd(kv.key()),
-                                                     ": unknown field (allowed: type, replace, batch_size, sleep_ms, "
-                                                     "passes, workers, format, method, verify)"));
-    }
-  }
-  if (!v.as_object().contains("type")) return absl::InvalidArgumentError("data.type: required");
-  return absl::OkStatus();
-}
-
-// `failure_handling`: "rollback_all" | "allow_partial" | {"type": "retry_then_all", "retry_count": n}
-absl::Status ValidateFailureHandling(const json::value& v) {
-  auto name_ok = [](json::string_view t) { return t == "rollback_all" || t == "allow_partial" || t == "retry_then_all"; };
-  if (v.is_string()) {
-    if (!name_ok(v.as_string()))
-      return absl::InvalidArgumentError("failure_handling: expected rollback_all, retry_then_all or allow_partial");
-    return absl::OkStatus();
-  }
-  if (!v.is_object()) return absl::InvalidArgumentError("failure_handling: expected a string or an object");
-  for (const auto& kv : v.as_object()) {
-    if (kv.key() == "type") {
-      if (!kv.value().is_string() || !name_ok(kv.value().as_string()))
-        return absl::InvalidArgumentError("failure_handling.type: expected rollback_all, retry_then_all or allow_partial");
-    } else if (kv.key() == "retry_count") {
-      if (!kv.value().is_int64() || kv.value().as_int64() < 0 || kv.value().as_int64() > 100)
-        return absl::InvalidArgumentError("failure_handling.retry_count: expected a whole number from 0 to 100");
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("failure_handling.", ToStd(kv.key()),
-                                                     ": unknown field (allowed: type, retry_count)"));
-    }
-  }
-  if (!v.as_object().contains("type")) return absl::InvalidArgumentError("failure_handling.type: required");
-  return absl::OkStatus();
-}
-
-// Only the listed keys may appear in a request body.
-absl::Status CheckBody(const json::value& body, std::initializer_list<const char*> allowed) {
-  if (!body.is_object()) return absl::InvalidArgumentError("body: expected a JSON object");
-  for (const auto& kv : body.as_object()) {
-    bool ok = false;
-    for (const char* a : allowed) ok |= (kv.key() == a);
-    if (!ok) {
-      std::string list;
-      for (const char* a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
-      return absl::InvalidArgumentError(absl::StrCat(ToStd(kv.key()), ": unknown field (allowed: ", list, ")"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<std::string>> StringList(const json::value& v, const std::string& field) {
-  if (!v.is_array()) return absl::InvalidArgumentError(field + ": expected an array of strings");
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < v.as_array().size(); ++i) {
-    const auto& e = v.as_array()[i];
-    if (!e.is_string() || e.as_string().empty())
-      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: expected a non-empty string"));
-    if (auto st = CheckPattern(absl::StrCat(field, "[", i, "]"), ToStd(e.as_string())); !st.ok()) return st;
-    out.push_back(ToStd(e.as_string()));
-  }
-  return out;
-}
-
 json::value Summary(const Migration& m) { return MigrationToJson(m, false); }
 
-bool HasData(const Migration& m) {
-  if (m.data.is_string()) return m.data.as_string() != "none";
-  const auto* t = m.data.is_object() ? m.data.as_object().if_contains("type") : nullptr;
-  return t != nullptr && t->is_string() && t->as_string() != "none";
-}
-
-// A data movement has work left: its routes must be copied before the
-// migration may complete.
-bool DataPending(const Migration& m) { return HasData(m) && !m.progress.finished(); }
-
-// The policy version CompileFor gives a migration's routes.
-std::uint64_t PolicyVersion(const Migration& m) { return m.policy_revision != 0 ? m.policy_revision : m.revision; }
-
-// The change stream carries the route's writes to the other side (see
-// routing::PolicyInputs::writes_by_stream): the migration moves data, not
-// with `data.method: copy`, the runner did not find the source unable to
-// stream, and the data movement has not ended. Postgres routes only.
-bool WritesByStream(const Migration& m, const std::string& route) {
-  if (!HasData(m) || m.progress.finished()) return false;
-  if (m.data.is_object())
-    if (const auto* method = m.data.as_object().if_contains("method"); method && *method == "copy") return false;
-  for (const auto& r : m.progress.routes)
-    if (r.route == route && r.stream.phase == "unavailable") return false;
-  return true;
-}
-
-// A cutover's write window is open (control/cutover.h).
-bool CutoverHolding(const Migration& m) { return CutoverPhase(m) == "holding"; }
-// A cutover is under way: catching up before the hold, or holding.
-bool CutoverOpen(const Migration& m) { return CutoverHolding(m) || CutoverPhase(m) == "catching_up"; }
-
-// A cutover flipped write authority to new (control/cutover.h) and the
-// strategy still writes there.
-bool WritesMovedToNew(const Migration& m) {
-  if (CutoverPhase(m) != "done") return false;
-  auto spec = StrategyFromJson(m.strategy);
-  return spec.ok() && WritesToNew(*spec);
-}
-
-// The record of a window that moves authority back to old (cutover.h):
-// to `strategy`, or, `then_rollback`, to RolledBack once old has every
-// write new took. The stream back keeps running through it.
-json::object BackWindow(const Migration& m, const json::value& strategy, bool then_rollback) {
-  json::object c{{"phase", "catching_up"}, {"strategy", strategy},       {"epoch", CutoverEpoch(m) + 1},
-                 {"direction", "back"},   {"stream_back", true},        {"started_at", NowRfc3339()}};
-  if (then_rollback) c["then"] = "rollback";
-  return c;
-}
-
-// Some Postgres route of `m` has its writes carried by the change stream.
-bool AnyRouteByStream(const Migration& m, const routing::Config& config) {
-  for (const auto& i : m.interlays) {
-    const routing::Route* r = config.FindRoute(i.route);
-    if (r != nullptr && r->protocol == routing::Protocol::kPostgres && WritesByStream(m, i.route)) return true;
-  }
-  return false;
-}
-
-// Equal in everything PublishLocked reads (CompileFor, PhaseOf): publishing
-// `b` in place of `a` would build the same policies. Progress, history,
-// description, data and failure handling are not among them.
-bool SameRouting(const Migration& a, const Migration& b) {
-  if (a.state != b.state || a.synced != b.synced || PolicyVersion(a) != PolicyVersion(b) || a.strategy != b.strategy ||
-      CutoverHolding(a) != CutoverHolding(b) || CutoverPending(a) != CutoverPending(b))
-    return false;
-  if (a.interlays.size() != b.interlays.size() || a.apis.size() != b.apis.size()) return false;
-  for (std::size_t i = 0; i < a.interlays.size(); ++i)
-    if (a.interlays[i].route != b.interlays[i].route || a.interlays[i].endpoint != b.interlays[i].endpoint ||
-        WritesByStream(a, a.interlays[i].route) != WritesByStream(b, b.interlays[i].route))
-      return false;
-  for (std::size_t i = 0; i < a.apis.size(); ++i)
-    if (a.apis[i].name != b.apis[i].name || a.apis[i].tables != b.apis[i].tables || a.apis[i].keys != b.apis[i].keys)
-      return false;
-  return true;
-}
-
 }  // namespace
-
-routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type) {
-  using P = routing::MigrationPhase;
-  switch (m.state) {
-    case MigrationState::kPending: return P::kNotStarted;
-    case MigrationState::kReady:
-      if (type == routing::StrategyType::kBigBang) return m.synced ? P::kPrepared : P::kNotStarted;
-      return P::kExecuting;
-    case MigrationState::kRunning:
-      // big_bang's /migrate window (cutover.h) has not flipped yet: old.
-      if (type == routing::StrategyType::kBigBang && CutoverPending(m)) return m.synced ? P::kPrepared : P::kNotStarted;
-      return P::kExecuting;
-    case MigrationState::kPaused: return P::kPaused;
-    case MigrationState::kCompleted: return P::kCompleted;
-    case MigrationState::kFailed:
-    case MigrationState::kRollingBack:
-    case MigrationState::kRolledBack: return P::kRolledBack;
-  }
-  return P::kNotStarted;
-}
 
 MigrationService::MigrationService(std::shared_ptr<const routing::Config> config, StateStore* store,
                                    routing::RouteTablePublisher* route_table)
@@ -499,127 +273,13 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
   return absl::AbortedError(absl::StrCat("migration ", id, " keeps changing concurrently; try again"));
 }
 
-namespace {
-// The data movement job saves the whole DataProgress it holds; the
-// continuous verification fields and the stream back's figures are not its
-// own and stay as recorded.
-void SetJobProgress(Migration& mig, const DataProgress& progress) {
-  DataProgress next = progress;
-  next.continuous_verification = std::move(mig.progress.continuous_verification);
-  next.verify_runs = mig.progress.verify_runs;
-  next.verify_rows = mig.progress.verify_rows;
-  for (auto& r : next.routes) {
-    r.stream_back = {};
-    for (auto& recorded : mig.progress.routes)
-      if (recorded.route == r.route) r.stream_back = std::move(recorded.stream_back);
-  }
-  mig.progress = std::move(next);
-}
-}  // namespace
-
-absl::Status MigrationService::SaveStreamBack(const std::string& id, const std::string& route,
-                                              const StreamProgress& stream_back) {
-  auto m = Mutate(id, "system", "", [&](Migration& mig) -> absl::Status {
-    for (auto& r : mig.progress.routes) {
-      if (r.route != route) continue;
-      r.stream_back = stream_back;
-      // A runner's last report can land after the stream back ended (a
-      // rollback flipped, the migration completed): it ended all the same.
-      if (!StreamBackWanted(mig)) r.stream_back.phase = "stopped";
-      if (r.stream_back.phase == "stopped") {
-        r.stream_back.lag_bytes = r.stream_back.retained_wal_bytes = 0;
-        r.stream_back.lag_seconds = 0;
-      }
-      return absl::OkStatus();
-    }
-    return absl::NotFoundError(absl::StrCat("migration ", id, " has no progress of route ", route));
-  }, /*audit=*/false);
-  return m.status();
-}
-
-absl::Status MigrationService::SaveContinuousVerification(const std::string& id, const json::value& result,
-                                                          bool counted, std::int64_t rows) {
-  auto m = Mutate(id, "system", "", [&](Migration& mig) -> absl::Status {
-    mig.progress.continuous_verification = result;
-    if (counted) {
-      ++mig.progress.verify_runs;
-      mig.progress.verify_rows += rows;
-    }
-    return absl::OkStatus();
-  }, /*audit=*/false);
-  return m.status();
-}
-
-absl::StatusOr<std::unique_ptr<ExclusiveLock>> MigrationService::LockRepair(const std::string& id) {
-  return store_->TryLockExclusive("repair:" + id);
-}
-
-absl::Status MigrationService::SaveRepair(const std::string& id, const json::value& repair) {
-  auto m = Mutate(id, "system", "", [&](Migration& mig) -> absl::Status {
-    mig.repair = repair;
-    return absl::OkStatus();
-  }, /*audit=*/false);
-  return m.status();
-}
-
-absl::Status MigrationService::SaveProgress(const std::string& id, const DataProgress& progress,
-                                            const std::string& audit_action) {
-  auto m = Mutate(id, "system", audit_action, [&](Migration& mig) -> absl::Status {
-    SetJobProgress(mig, progress);
-    return absl::OkStatus();
-  }, /*audit=*/!audit_action.empty());
-  return m.status();
-}
-
-absl::StatusOr<MigrationState> MigrationService::FinishDataMovement(const std::string& id, const DataProgress& progress,
-                                                                    bool complete) {
-  auto m = Mutate(id, "system", "data_movement_done", [&](Migration& mig) -> absl::Status {
-    SetJobProgress(mig, progress);
-    // The rule of /migrate with data "none": a strategy that already sends
-    // everything to new is done once the data is there.
-    if (complete && mig.state == MigrationState::kRunning) {
-      auto spec = StrategyFromJson(mig.strategy);
-      if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
-    }
-    return absl::OkStatus();
-  });
-  if (!m.ok()) return m.status();
-  return m->state;
-}
-
-absl::Status MigrationService::FailDataMovement(const std::string& id, const DataProgress& progress,
-                                                const std::string& error) {
-  auto m = Mutate(id, "system", "data_movement_failed", [&](Migration& mig) -> absl::Status {
-    SetJobProgress(mig, progress);
-    // Failed routes everything to old (PhaseOf); an operator rolls back or
-    // investigates. Paused or rolled back meanwhile: only the record changes.
-    if (mig.state == MigrationState::kRunning) {
-      mig.state = MigrationState::kFailed;
-      mig.last_error = error;
-    }
-    return absl::OkStatus();
-  });
-  return m.status();
-}
-
-absl::StatusOr<json::value> MigrationService::Create(const json::value& body, const std::string& actor) {
-  if (auto st = CheckBody(body, {"id", "description", "strategy", "data", "failure_handling"}); !st.ok()) return st;
-  const auto& o = body.as_object();
+absl::StatusOr<json::value> MigrationService::Create(const CreateMigrationCommand& cmd, const std::string& actor) {
   Migration m;
-  if (!o.contains("id") || !o.at("id").is_string())
-    return absl::InvalidArgumentError("id: required, a string");
-  m.id = ToStd(o.at("id").as_string());
-  if (auto st = CheckName("id", m.id); !st.ok()) return st;
-  if (auto* d = o.if_contains("description")) {
-    if (!d->is_string()) return absl::InvalidArgumentError("description: expected a string");
-    m.description = ToStd(d->as_string());
-  }
-  m.strategy = o.contains("strategy") ? o.at("strategy") : json::value(json::object{{"type", "big_bang"}});
-  if (auto spec = StrategyFromJson(m.strategy); !spec.ok()) return spec.status();
-  if (auto* d = o.if_contains("data")) m.data = *d;
-  if (auto st = ValidateData(m.data); !st.ok()) return st;
-  if (auto* f = o.if_contains("failure_handling")) m.failure_handling = *f;
-  if (auto st = ValidateFailureHandling(m.failure_handling); !st.ok()) return st;
+  m.id = cmd.id;
+  m.description = cmd.description;
+  m.strategy = cmd.strategy;
+  m.data = cmd.data;
+  m.failure_handling = cmd.failure_handling;
 
   std::lock_guard<std::mutex> l(mu_);
   if (migrations_.count(m.id))
@@ -668,24 +328,14 @@ absl::StatusOr<Migration> MigrationService::Snapshot(const std::string& id) cons
   return it->second;
 }
 
-absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const json::value& body,
+absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const PatchMigrationCommand& cmd,
                                                     const std::string& actor) {
-  if (auto st = CheckBody(body, {"strategy", "description", "data", "failure_handling"}); !st.ok()) return st;
-  const auto& o = body.as_object();
-  if (o.empty()) return absl::InvalidArgumentError("body: nothing to change (strategy, description, data, failure_handling)");
-  if (auto* s = o.if_contains("strategy"))
-    if (auto spec = StrategyFromJson(*s); !spec.ok()) return spec.status();
-  if (auto* d = o.if_contains("data"))
-    if (auto st = ValidateData(*d); !st.ok()) return st;
-  if (auto* f = o.if_contains("failure_handling"))
-    if (auto st = ValidateFailureHandling(*f); !st.ok()) return st;
-  if (auto* d = o.if_contains("description"); d && !d->is_string())
-    return absl::InvalidArgumentError("description: expected a string");
   auto m = Mutate(id, actor, "patch", [&](Migration& mig) -> absl::Status {
     if (mig.state == MigrationState::kCompleted || mig.state == MigrationState::kRolledBack ||
         mig.state == MigrationState::kRollingBack)
       return Illegal(mig, "patch");
-    if (auto* s = o.if_contains("strategy")) {
+    if (cmd.strategy) {
+      const json::value& s = *cmd.strategy;
       // Nothing is held while the window waits for the data: another
       // strategy replaces the one it waited to flip to.
       if (CutoverPhase(mig) == "waiting_for_data") mig.cutover = nullptr;
@@ -693,24 +343,24 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
         return WithDetails(absl::FailedPreconditionError(absl::StrCat("migration ", mig.id, ": a cutover is in progress")),
                            "wait for it to flip or be abandoned (GET the migration: \"cutover\")");
       auto before = StrategyFromJson(mig.strategy);
-      auto after = StrategyFromJson(*s);
+      auto after = StrategyFromJson(s);
       if (mig.state == MigrationState::kRunning && before.ok() && after.ok() && !WritesToNew(*before) &&
           WritesToNew(*after) && AnyRouteByStream(mig, *config_)) {
         // Write authority moves to new while the stream carries old's
         // writes there: open the write window; the cutover runner flips
         // to this strategy once new has every write (control/cutover.h).
         mig.cutover = json::object{
-            {"phase", "catching_up"}, {"strategy", *s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
+            {"phase", "catching_up"}, {"strategy", s}, {"epoch", CutoverEpoch(mig) + 1}, {"started_at", NowRfc3339()}};
       } else if (before.ok() && after.ok() && WritesToNew(*before) && !WritesToNew(*after) && StreamBackWanted(mig)) {
         // Authority moves back to old: the same window, the other way.
-        mig.cutover = BackWindow(mig, *s, /*then_rollback=*/false);
+        mig.cutover = BackWindow(mig, s, /*then_rollback=*/false);
       } else {
-        mig.strategy = *s;
+        mig.strategy = s;
       }
     }
-    if (auto* d = o.if_contains("description")) mig.description = ToStd(d->as_string());
-    if (auto* d = o.if_contains("data")) mig.data = *d;
-    if (auto* f = o.if_contains("failure_handling")) mig.failure_handling = *f;
+    if (cmd.description) mig.description = *cmd.description;
+    if (cmd.data) mig.data = *cmd.data;
+    if (cmd.failure_handling) mig.failure_handling = *cmd.failure_handling;
     // A running migration whose strategy now sends everything to new is done
     // (once its data movement, if any, has finished: the job completes it).
     if (mig.state == MigrationState::kRunning && !DataPending(mig)) {
@@ -723,54 +373,11 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
   return json::value(MigrationToJson(*m, false));
 }
 
-absl::Status MigrationService::EndCutover(const std::string& id, std::int64_t epoch, bool flipped,
-                                         std::int64_t hold_ms, const std::string& reason, bool stream_back) {
-  auto m = Mutate(id, "system", flipped ? "cutover" : "cutover_abandoned", [&](Migration& mig) -> absl::Status {
-    if (!CutoverOpen(mig)) return absl::FailedPreconditionError("no cutover in progress");
-    if (CutoverEpoch(mig) != epoch) return absl::FailedPreconditionError("another cutover is in progress");
-    json::object c = mig.cutover.as_object();
-    c["phase"] = flipped ? "done" : "abandoned";
-    c["hold_ms"] = hold_ms;
-    c["ended_at"] = NowRfc3339();
-    if (!reason.empty()) c["reason"] = reason;
-    if (stream_back) c["stream_back"] = true;
-    if (flipped) mig.strategy = c["strategy"];
-    const bool then_rollback = flipped && c.contains("then") && c["then"] == "rollback";
-    mig.cutover = std::move(c);
-    if (then_rollback) {
-      // Old holds every write new took: routing back to old loses none.
-      mig.state = MigrationState::kRolledBack;
-      return absl::OkStatus();
-    }
-    if (flipped && mig.state == MigrationState::kRunning && !DataPending(mig)) {
-      auto spec = StrategyFromJson(mig.strategy);
-      if (spec.ok() && IsFullCutover(*spec)) mig.state = MigrationState::kCompleted;
-    }
-    return absl::OkStatus();
-  });
-  return m.ok() ? absl::OkStatus() : m.status();
-}
-
-absl::Status MigrationService::HoldCutover(const std::string& id, std::int64_t epoch) {
-  auto m = Mutate(id, "system", "cutover_hold", [&](Migration& mig) -> absl::Status {
-    if ((CutoverPhase(mig) != "catching_up" && CutoverPhase(mig) != "waiting_for_data") || CutoverEpoch(mig) != epoch)
-      return absl::FailedPreconditionError("the cutover is no longer catching up");
-    json::object c = mig.cutover.as_object();
-    c["phase"] = "holding";
-    c["hold_started_at"] = NowRfc3339();
-    mig.cutover = std::move(c);
-    return absl::OkStatus();
-  });
-  return m.ok() ? absl::OkStatus() : m.status();
-}
-
 absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id, const std::string& route,
-                                                          const json::value& body, const std::string& actor) {
-  if (auto st = CheckBody(body, {"endpoint"}); !st.ok()) return st;
-  const auto* endpoint = body.as_object().if_contains("endpoint");
-  if (endpoint == nullptr || !endpoint->is_string())
-    return absl::InvalidArgumentError("endpoint: required, the name of the backend the route moves to");
-  const std::string backend = ToStd(endpoint->as_string());
+                                                          const AddInterlayCommand& cmd, const std::string& actor) {
+  const std::string& backend = cmd.endpoint;
+  // The admin layer checked both names already; a name is stored, so the
+  // service holds to the rule whoever calls it.
   if (auto st = CheckName("route", route); !st.ok()) return st;
   if (auto st = CheckName("endpoint", backend); !st.ok()) return st;
   const routing::Route* r = config_->FindRoute(route);
@@ -801,26 +408,10 @@ absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id,
   return json::value(MigrationToJson(*m, true));
 }
 
-absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const std::string& scope,
-                                                       const json::value& body, const std::string& actor) {
+absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const ApiScope& s,
+                                                       const std::string& actor) {
+  const std::string& scope = s.name;
   if (auto st = CheckName("scope", scope); !st.ok()) return st;
-  if (auto st = CheckBody(body, {"id", "tables", "keys"}); !st.ok()) return st;
-  const auto& o = body.as_object();
-  if (auto* bid = o.if_contains("id"); bid && (!bid->is_string() || bid->as_string() != scope))
-    return absl::InvalidArgumentError(absl::StrCat("id: must equal the scope in the path (\"", scope, "\")"));
-  ApiScope s{scope, {}, {}};
-  if (auto* t = o.if_contains("tables")) {
-    auto v = StringList(*t, "tables");
-    if (!v.ok()) return v.status();
-    s.tables = *std::move(v);
-  }
-  if (auto* k = o.if_contains("keys")) {
-    auto v = StringList(*k, "keys");
-    if (!v.ok()) return v.status();
-    s.keys = *std::move(v);
-  }
-  if (s.tables.empty() == s.keys.empty())
-    return absl::InvalidArgumentError("body: give either tables (Postgres) or keys (Redis globs)");
   auto m = Mutate(id, actor, "add_api", [&](Migration& mig) -> absl::Status {
     if (mig.state != MigrationState::kPending && mig.state != MigrationState::kReady &&
         mig.state != MigrationState::kRunning && mig.state != MigrationState::kPaused)
@@ -945,20 +536,6 @@ absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, cons
   ++local_writes_;
   PublishLocked();
   return gone;
-}
-
-bool ValidName(absl::string_view name) {
-  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
-  for (char c : name)
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
-  return true;
-}
-
-absl::Status CheckName(absl::string_view field, absl::string_view name) {
-  if (ValidName(name)) return absl::OkStatus();
-  return WithDetails(absl::InvalidArgumentError(absl::StrCat(
-                         field, ": 1 to 128 characters of letters, digits, '_', '-' or '.' (not \".\" or \"..\")")),
-                     "names are checked before anything is stored; nothing was changed");
 }
 
 }  // namespace turnout::control

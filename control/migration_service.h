@@ -37,8 +37,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "control/migration.h"
+// The typed commands the service takes; CheckName for the admin layer.
+#include "control/migration_request.h"
 #include "control/state_store.h"
 #include "routing/config.h"
 #include "routing/policy.h"
@@ -67,15 +68,15 @@ class MigrationService {
   // Route table publications so far (the turnout_control_policy_publishes_total metric).
   std::uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
 
-  absl::StatusOr<boost::json::value> Create(const boost::json::value& body, const std::string& actor);
+  // The bodies come parsed by the admin layer (migration_request.h).
+  absl::StatusOr<boost::json::value> Create(const CreateMigrationCommand& cmd, const std::string& actor);
   absl::StatusOr<boost::json::value> List() const;
   absl::StatusOr<boost::json::value> Get(const std::string& id, bool verbose) const;
-  absl::StatusOr<boost::json::value> Patch(const std::string& id, const boost::json::value& body,
+  absl::StatusOr<boost::json::value> Patch(const std::string& id, const PatchMigrationCommand& cmd,
                                            const std::string& actor);
   absl::StatusOr<boost::json::value> AddInterlay(const std::string& id, const std::string& route,
-                                                 const boost::json::value& body, const std::string& actor);
-  absl::StatusOr<boost::json::value> AddScope(const std::string& id, const std::string& scope,
-                                              const boost::json::value& body, const std::string& actor);
+                                                 const AddInterlayCommand& cmd, const std::string& actor);
+  absl::StatusOr<boost::json::value> AddScope(const std::string& id, const ApiScope& scope, const std::string& actor);
   // sync, migrate, pause, resume, rollback.
   absl::StatusOr<boost::json::value> Transition(const std::string& id, const std::string& action,
                                                 const std::string& actor);
@@ -165,16 +166,5 @@ class MigrationService {
   std::atomic<std::uint64_t> publishes_{0};
   std::vector<std::function<void(const std::vector<Migration>&)>> on_publish_;
 };
-
-// The rule for every name an admin request gives (migration ids, route,
-// scope and backend names): 1 to 128 letters, digits, '_', '-' or '.', and
-// not "." or "..". Names end up in the state file and in URL paths; the rule
-// keeps both readable (a raw byte in a name once made the file unloadable).
-bool ValidName(absl::string_view name);
-// INVALID_ARGUMENT (HTTP 400) naming `field` when `name` breaks the rule.
-absl::Status CheckName(absl::string_view field, absl::string_view name);
-
-// The policy phase a migration in state `m` routes by (see above).
-routing::MigrationPhase PhaseOf(const Migration& m, routing::StrategyType type);
 
 }  // namespace turnout::control

@@ -1,3 +1,7 @@
+// A table verification's range logic (control/pg_verify.h): key ranges cut
+// and bisected, keyless buckets, the "lsn" and "recheck" consistency modes,
+// and settling. The SQL helpers are in pg_verify_sql.cc, the report in
+// pg_verify_report.cc.
 #include "control/pg_verify.h"
 
 #include <boost/json.hpp>
@@ -10,17 +14,25 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "control/pg_verify_sql.h"
 
 namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-using Key = std::vector<std::string>;
-using Kind = PgRowDifference::Kind;
+using pg_verify::Collect;
+using pg_verify::Column;
+using pg_verify::Digest;
+using pg_verify::ExecBoth;
+using pg_verify::kDigestSums;
+using pg_verify::Key;
+using pg_verify::QuoteIdent;
+using pg_verify::Range;
+using pg_verify::ReadColumns;
+using pg_verify::Shape;
 
-std::string QuoteIdent(const std::string& s) { return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\""; }
+using Kind = PgRowDifference::Kind;
 
 // Cut at a UTF-8 character boundary, so the report stays valid JSON text.
 std::string Truncated(const std::string& s, std::size_t limit) {
@@ -28,97 +40,6 @@ std::string Truncated(const std::string& s, std::size_t limit) {
   std::size_t n = limit;
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
   return s.substr(0, n) + "…";
-}
-
-struct Column {
-  std::string name;    // as the catalog spells it
-  std::string quoted;  // quote_ident
-  std::string type;    // format_type on old
-  // The column's collation as the server resolves it ("C", "en_US.utf8",
-  // the database's for "default"); empty for types without one.
-  std::string collation;
-};
-
-// What both servers are asked about one table, the same SQL on each.
-struct Shape {
-  std::string table;                 // "schema"."table"
-  std::vector<Column> columns;       // common to both sides, in old's order
-  std::vector<Column> key;           // old's primary key
-  std::string row_text;              // row(c1, c2, …)::text
-  std::string key_expr;              // (k1 collate "C", k2): ranges compare in C order
-  std::string key_order;             // k1 collate "C", k2
-  std::string key_text;              // k1::text, k2::text
-};
-
-// A key range (lower, upper]; an absent bound is open.
-struct Range {
-  std::optional<Key> lower, upper;
-};
-
-// Row count and the two summed md5 halves, as text (numeric: exact).
-struct Digest {
-  std::int64_t rows = 0;
-  std::string h1, h2;
-  bool operator==(const Digest&) const = default;
-};
-
-// The digest aggregate over a subquery yielding md5s as `h`.
-constexpr const char* kDigestSums =
-    "count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text, "
-    "coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text";
-
-absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::string& table) {
-  auto r = PgExec(s,
-                  "select a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), "
-                  "case when c.collname = 'default' then (select datcollate from pg_database "
-                  "where datname = current_database()) else coalesce(c.collname, '') end "
-                  "from pg_attribute a join pg_type t on t.oid = a.atttypid "
-                  "left join pg_collation c on c.oid = a.attcollation "
-                  "where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped order by a.attnum",
-                  {table}, "read columns of " + table);
-  if (!r.ok()) return r.status();
-  std::vector<Column> out;
-  for (int i = 0; i < PQntuples(r->get()); ++i)
-    out.push_back({PgValue(*r, i, 0), PgValue(*r, i, 1), PgValue(*r, i, 2), PgValue(*r, i, 3)});
-  return out;
-}
-
-// The rest of a query's results on `s`: the first, or its error.
-absl::StatusOr<PgResult> Collect(const PgSide& s, const std::string& what) {
-  PgResult first;
-  absl::Status st = absl::OkStatus();
-  for (PgResult r(PQgetResult(s.conn)); r; r.reset(PQgetResult(s.conn))) {
-    const auto status = PQresultStatus(r.get());
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      if (st.ok()) st = PgFailed(s, r.get(), what);
-    } else if (!first) {
-      first = std::move(r);
-    }
-  }
-  if (!st.ok()) return st;
-  if (!first) return PgFailed(s, nullptr, what);
-  return first;
-}
-
-// `sql` on both servers at once (libpq's asynchronous calls): each works
-// while the other does, so a comparison takes the slower side's time, not
-// the sum of both.
-absl::StatusOr<std::pair<PgResult, PgResult>> ExecBoth(const PgSide& a, const PgSide& b, const std::string& sql,
-                                                       const std::vector<std::string>& params, const std::string& what) {
-  std::vector<const char*> p;
-  for (const auto& v : params) p.push_back(v.c_str());
-  const int n = static_cast<int>(p.size());
-  if (!PQsendQueryParams(a.conn, sql.c_str(), n, nullptr, p.data(), nullptr, nullptr, 0)) return PgFailed(a, nullptr, what);
-  if (!PQsendQueryParams(b.conn, sql.c_str(), n, nullptr, p.data(), nullptr, nullptr, 0)) {
-    absl::Status st = PgFailed(b, nullptr, what);
-    (void)Collect(a, what);
-    return st;
-  }
-  auto ra = Collect(a, what);
-  auto rb = Collect(b, what);
-  if (!ra.ok()) return ra.status();
-  if (!rb.ok()) return rb.status();
-  return std::make_pair(*std::move(ra), *std::move(rb));
 }
 
 class TableVerifier {
@@ -667,19 +588,6 @@ class TableVerifier {
   Shape s_;
   bool lsn_ = false;  // "lsn" mode, until a wait for the stream runs out
 };
-
-const char* KindName(Kind k) {
-  switch (k) {
-    case Kind::kChanged:
-      return "changed";
-    case Kind::kOnlyOld:
-      return "only_old";
-    case Kind::kOnlyNew:
-      return "only_new";
-  }
-  return "changed";
-}
-
 }  // namespace
 
 std::string QuoteQualified(const std::string& table) {
@@ -733,80 +641,6 @@ absl::StatusOr<PgTableVerify> VerifyPgTable(const PgSide& old_side, const PgSide
   out.equal = out.error_new.empty() && out.differences_total == 0 && out.unexplained.empty() &&
               out.columns_only_old.empty() && out.columns_only_new.empty();
   return out;
-}
-
-json::object PgTableVerifyToJson(const PgTableVerify& v, std::size_t max_reported) {
-  json::object t{{"table", v.table}, {"old_rows", v.old_rows}};
-  if (!v.error_new.empty()) {
-    t["error_new"] = v.error_new;
-    t["equal"] = false;
-    return t;
-  }
-  t["new_rows"] = v.new_rows;
-  t["equal"] = v.equal;
-  json::array pk;
-  for (const auto& k : v.primary_key) pk.emplace_back(k);
-  t["primary_key"] = std::move(pk);
-  t["chunks"] = v.chunks;
-  t["chunks_differing"] = v.chunks_differing;
-  t["mode"] = v.mode;
-  t["consistency"] = v.mode;
-  if (!v.consistency_note.empty()) t["consistency_note"] = v.consistency_note;
-  if (v.rows_unsettled > 0) t["rows_unsettled"] = v.rows_unsettled;
-  t["differences_total"] = v.differences_total;
-  json::array rows;
-  for (const auto& d : v.differences) {
-    if (rows.size() >= max_reported) break;
-    json::object r{{"kind", KindName(d.kind)}};
-    if (v.primary_key.empty()) {
-      r["row"] = d.row;
-      r["count"] = d.count;
-    } else {
-      json::object key;
-      for (std::size_t i = 0; i < d.key.size() && i < v.primary_key.size(); ++i) key[v.primary_key[i]] = d.key[i];
-      r["key"] = std::move(key);
-      if (d.kind == Kind::kChanged) {
-        json::array cols;
-        for (const auto& c : d.columns)
-          cols.push_back(json::object{{"column", c.name}, {"old", c.old_value}, {"new", c.new_value}});
-        r["columns"] = std::move(cols);
-        if (d.columns_differing > d.columns.size()) r["columns_differing"] = d.columns_differing;
-      }
-    }
-    rows.push_back(std::move(r));
-  }
-  t["rows_listed"] = rows.size();
-  t["rows"] = std::move(rows);
-  auto names = [](const std::vector<std::string>& list) {
-    json::array a;
-    for (const auto& s : list) a.emplace_back(s);
-    return a;
-  };
-  if (!v.unexplained.empty()) t["unexplained"] = names(v.unexplained);
-  if (!v.columns_only_old.empty()) t["columns_only_old"] = names(v.columns_only_old);
-  if (!v.columns_only_new.empty()) t["columns_only_new"] = names(v.columns_only_new);
-  return t;
-}
-
-std::string PgTableVerifySummary(const PgTableVerify& v) {
-  if (!v.error_new.empty()) return absl::StrCat("table ", v.table, ": cannot read on new (", v.error_new, ")");
-  std::vector<std::string> parts;
-  if (v.differences_total > 0) {
-    std::int64_t changed = 0, only_old = 0, only_new = 0;
-    for (const auto& d : v.differences)
-      (d.kind == Kind::kChanged ? changed : d.kind == Kind::kOnlyOld ? only_old : only_new) += d.count;
-    std::string what = absl::StrCat(v.differences_total, v.differences_total == 1 ? " row differs" : " rows differ");
-    if (v.complete())
-      absl::StrAppend(&what, " (", changed, " changed, ", only_old, " only on old, ", only_new, " only on new)");
-    parts.push_back(std::move(what));
-  }
-  if (!v.unexplained.empty()) parts.push_back(absl::StrCat(v.unexplained.size(), " key ranges differ"));
-  if (!v.columns_only_old.empty())
-    parts.push_back("columns only on old: " + absl::StrJoin(v.columns_only_old, ", "));
-  if (!v.columns_only_new.empty())
-    parts.push_back("columns only on new: " + absl::StrJoin(v.columns_only_new, ", "));
-  return absl::StrCat("table ", v.table, ": ", absl::StrJoin(parts, "; "), "; ", v.old_rows, " rows on old, ", v.new_rows,
-                      " on new");
 }
 
 }  // namespace turnout::control
