@@ -20,7 +20,9 @@
 //   pg_startup.cc    startup, authentication at turnout, cancel, opening backends
 //   pg_relay.cc      ClientLoop, BackendLoop and the frames each side sends
 //   pg_routing.cc    the routing decision per request, switching the primary
-//   pg_secondary.cc  secondary work: dual-write, shadow, the journal
+//   pg_secondary.cc  secondary work: dual-write, shadow; planning an op, capturing its request
+//   pg_secondary_queue.cc    the op queue: sending to the secondary, matching replies
+//   pg_secondary_outcome.cc  an op's outcome: comparison, the journal, the intent record
 //   pg_transactions.cc  two-phase commit; dual-writers of opposite authority
 //   pg_stream_wait.cc   dual-write carried by the change stream: commits held
 //                    until new applied them, reads on new after them
@@ -211,7 +213,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   const std::string& BackendName(Side side) const;
   bool SideDown(Side side) const { return Clock::now() < down_until_[static_cast<int>(side)]; }
 
-  // ---------------------------------------------------------------- pg_secondary.cc, pg_transactions.cc
+  // ---------------------------------------------------------------- pg_secondary*.cc, pg_transactions.cc
   // What Route() decided for the request being started.
   struct PlannedWork {
     bool any = false;
@@ -264,7 +266,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void TrimOps();
   std::uint64_t JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
                           std::string secondary_outcome);
-  // The intent record (pg_secondary.cc): a dual-write's tables, kept until it is applied or journaled.
+  // The intent record (pg_secondary_outcome.cc): a dual-write's tables, kept until it is applied or journaled.
   std::uint32_t RecordIntent(std::span<const std::string> tables, Side side);
   void SettleIntent(SecondaryOp& op, std::uint64_t entry);
   void JournalUncaptured(std::string_view why, std::span<const std::string_view> tables = {});
@@ -346,7 +348,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::vector<std::unique_ptr<BackendConnection>> dead_backends_;  // lost secondaries, closed
   bool debug_pinned_ = false;            // a debug hook chose the primary
 
-  // Secondary work, in request order (pg_secondary.cc).
+  // Secondary work, in request order (pg_secondary*.cc).
   PlannedWork planned_;                  // for the request Route() just started
   bool prepared_ = false;                // PrepareSecondary ran for it
   std::uint64_t planned_seq_ = 0;

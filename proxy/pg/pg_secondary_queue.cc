@@ -1,0 +1,312 @@
+// The secondary's op queue of a PostgreSQL session: ops reach the secondary
+// in order, each once its primary answered (SecondarySender); the replies
+// of both sides are matched to their op (PrimaryOpDone, OnSecondaryFrame)
+// until the op is done on both and finishes (pg_secondary_outcome.cc);
+// a lost secondary, or the end of the session, abandons what is left. The
+// whole design is in pg_secondary.cc.
+//
+// OnSecondaryFrame runs per reply frame: the op it belongs to is found once
+// (OpAwaitingReply) and kept until it is done.
+
+#include <algorithm>
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "protocol/pg/wire.h"
+#include "proxy/intent_ring.h"
+#include "proxy/logging.h"
+#include "proxy/pg/pg_session_impl.h"
+#include "proxy/pg/request_text.h"
+
+namespace turnout::proxy::pg::detail {
+
+namespace ppg = protocol::pg;
+using namespace asio::experimental::awaitable_operators;
+using routing::JournalKind;
+using routing::SecondaryRole;
+
+namespace {
+
+// A secondary silent this long (and at least twice the primary's time) with
+// work outstanding is given up, so a hung server cannot hold clients.
+constexpr auto kReplyTimeout = std::chrono::seconds(30);
+// After the client left, how long queued work may take to reach the secondary.
+constexpr auto kFinishTimeout = std::chrono::seconds(10);
+
+std::uint64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
+}
+
+}  // namespace
+
+// ================================================================== the primary's side
+
+// Looked up once per request, not per reply frame (a result may have
+// millions of rows while async work queues up).
+SecondaryOp* PgSession::OpAnswering(std::uint64_t seq) {
+  if (seq != answering_for_) {
+    answering_for_ = seq;
+    answering_op_ = nullptr;
+    for (auto& op : sec_ops_) {
+      if (op.request_seq == seq && !op.primary_done) {
+        answering_op_ = &op;
+        break;
+      }
+    }
+  }
+  return answering_op_ != nullptr && !answering_op_->primary_done ? answering_op_ : nullptr;
+}
+
+void PgSession::PrimaryOpDone(SecondaryOp& op) {
+  op.primary_done = true;
+  op.primary_us = MicrosBetween(op.start, Clock::now());
+  BackendConnection* b = backend(op.side);
+  if (op.atomic) {
+    if (!op.skipped && (op.primary.has_error() || op.primary.tags() != "COMMIT"))
+      op.main = QueryFrame(absl::StrCat("ROLLBACK PREPARED '", op.gid, "'"));
+    sec_txn_ = false;
+  } else if (op.role == SecondaryRole::kDualWrite && op.failure.empty()) {
+    const bool primary_failed = op.primary.has_error();
+    const bool txn_over = op.primary_status == ppg::TransactionStatus::kIdle;
+    if (!primary_failed) {
+      // The secondary follows the client's transaction while it lasts. A
+      // COMMIT of a failed transaction is a ROLLBACK on the primary: so it
+      // is on the secondary, never a commit of what came before the failure.
+      sec_txn_ = !txn_over;
+      if (op.in_txn && txn_over && op.primary.tags() == "ROLLBACK") op.main = QueryFrame("ROLLBACK");
+    } else if (op.in_txn && txn_over) {
+      // The transaction ended with the error (a COMMIT that failed): it
+      // ends on the secondary too, rolled back.
+      op.main = QueryFrame("ROLLBACK");
+      op.skipped = true;
+      sec_txn_ = false;
+    } else if (op.in_txn) {
+      // A statement failed inside the transaction: not applied on the
+      // secondary either, whose transaction stays usable for a ROLLBACK TO
+      // SAVEPOINT (the primary refuses everything else until the end).
+      op.send_main = false;
+      op.skipped = true;
+    } else {
+      // Nothing was applied on the primary: nothing to apply on the secondary.
+      op.send_main = false;
+      op.skipped = true;
+      op.begin.clear();
+      if (op.begins_txn) {
+        op.prefix_replies -= 1 + static_cast<int>(tracker_.state().local_settings().size());
+        sec_txn_ = false;
+      }
+    }
+    if (tracker_.txn_status() == ppg::TransactionStatus::kIdle) sec_txn_ = false;
+  }
+  // The secondary's state after this op is the primary's now.
+  if (b != nullptr && op.send_main && !op.skipped && op.failure.empty() &&
+      !(b->synced() == tracker_.state().snapshot()))
+    b->MarkSynced(tracker_.state().snapshot());
+  sec_progress_.Notify();
+  MaybeFinish(op);
+  UpdateWriterHold();
+}
+
+// ================================================================== the secondary's side
+
+// Replies come in the order ops were sent: the op found stays the one until
+// it is done.
+SecondaryOp* PgSession::OpAwaitingReply() {
+  if (replying_op_ != nullptr && replying_op_->sent && !replying_op_->secondary_done) return replying_op_;
+  replying_op_ = nullptr;
+  for (auto& op : sec_ops_) {
+    if (op.sent && !op.secondary_done) {
+      replying_op_ = &op;
+      break;
+    }
+  }
+  return replying_op_;
+}
+
+bool PgSession::OnSecondaryFrame(Side side, const ppg::Frame& f) {
+  BackendConnection& b = *backend(side);
+  if (b.swallow_replies > 0 && f.type != 'A') {
+    // Replies to a catch-up replay (EnsureSynced).
+    if (f.type == 'E') {
+      ppg::ErrorResponse e;
+      if (!ppg::Decode(f.payload, &e)) {
+        if (!b.swallow_errors.empty()) b.swallow_errors += "; ";
+        b.swallow_errors.append(e.message());
+      }
+    } else if (f.type == 'Z' && --b.swallow_replies == 0) {
+      idle_.Notify();
+    }
+    return false;
+  }
+  // A backend that is not serving the client only has asynchronous news
+  // for it: notifications on the channels the session listens to.
+  if (f.type == 'A') return true;
+  if (f.type == 'S') {
+    ppg::ParameterStatus ps;
+    if (!ppg::Decode(f.payload, &ps)) b.SetParameter(ps.name, ps.value);
+    return false;
+  }
+  SecondaryOp* op = OpAwaitingReply();
+  if (op == nullptr || op->side != side) return false;
+  sec_last_reply_ = Clock::now();
+  const int main_reply = op->prefix_replies;
+  const int expected = op->prefix_replies + (op->send_main ? 1 : 0) + op->suffix_replies;
+  if (op->replies_seen < main_reply || !op->send_main || op->replies_seen > main_reply) {
+    // Replies to the replayed state, the BEGIN or the ROLLBACK.
+    if (f.type == 'E' && op->prefix_errors.size() < 512) {
+      ppg::ErrorResponse e;
+      if (!ppg::Decode(f.payload, &e)) {
+        if (!op->prefix_errors.empty()) op->prefix_errors += "; ";
+        op->prefix_errors.append(e.sqlstate()).append(" ").append(e.message());
+      }
+    }
+  } else {
+    op->secondary.OnFrame(f);
+    if (f.type == 'Z') op->secondary_us = MicrosBetween(op->sent_at, Clock::now());
+  }
+  if (f.type != 'Z') return false;
+  if (++op->replies_seen < expected) return false;
+  op->secondary_done = true;
+  sec_progress_.Notify();
+  MaybeFinish(*op);
+  return false;
+}
+
+void PgSession::NoteLargeReply(Side side) {
+  SecondaryOp* op = side == primary_side_ ? OpAnswering(tracker_.answering_seq()) : OpAwaitingReply();
+  if (op != nullptr) op->large_reply = true;
+}
+
+awaitable<void> PgSession::SecondarySender() {
+  Timer timer(ex_);
+  for (;;) {
+    TrimOps();
+    SecondaryOp* next = nullptr;
+    for (auto& op : sec_ops_) {
+      if (!op.sent && !op.secondary_done) {
+        next = &op;
+        break;
+      }
+    }
+    if (next == nullptr || !next->complete || !next->primary_done) {
+      // Nothing to send yet; watch a secondary that stopped answering.
+      if (SecondaryOp* waiting = OpAwaitingReply()) {
+        const auto quiet = Clock::now() - std::max(waiting->sent_at, sec_last_reply_);
+        const auto limit = std::max<Clock::duration>(kReplyTimeout, std::chrono::microseconds(2 * waiting->primary_us));
+        if (quiet >= limit) {
+          LogWarn("pg secondary backend stopped answering; its work is journaled",
+                  {{"route", route().name}, {"backend", BackendName(waiting->side)}});
+          if (BackendConnection* b = backend(waiting->side)) b->Close();  // BackendLoop journals the rest
+        }
+        timer.expires_after(std::chrono::seconds(1));
+        co_await (sec_progress_.Wait() || timer.async_wait());
+      } else {
+        co_await sec_progress_.Wait();
+      }
+      continue;
+    }
+    SecondaryOp& op = *next;
+    BackendConnection* b = backend(op.side);
+    if (op.failure.empty() && (b == nullptr || !b->ready())) {
+      op.failure = "turnout: connection to the backend lost; journaled for repair";
+      op.failure_kind = JournalKind::kDropped;
+    }
+    if (!op.failure.empty() || (!op.send_main && op.prefix.empty())) {
+      op.secondary_done = true;
+      MaybeFinish(op);
+      if (!co_await WriteRelease()) co_return;
+      continue;
+    }
+    op.sent = true;
+    op.sent_at = Clock::now();
+    std::array<asio::const_buffer, 4> parts = {asio::buffer(op.prefix), asio::buffer(op.begin),
+                                               asio::const_buffer(), asio::buffer(op.suffix)};
+    if (op.send_main) parts[2] = asio::buffer(op.main);
+    auto [ec, n] = co_await b->stream().Write(std::span<const asio::const_buffer>(parts.data(), parts.size()));
+    if (ec) b->Close();  // BackendLoop sees it and journals what was outstanding
+  }
+}
+
+// ================================================================== finished ops
+
+// An op finishes (pg_secondary_outcome.cc) once both sides are done with it.
+void PgSession::MaybeFinish(SecondaryOp& op) {
+  if (!op.finished && op.primary_done && op.secondary_done) FinishOp(op);
+}
+
+void PgSession::TrimOps() {
+  while (!sec_ops_.empty() && sec_ops_.front().finished && &sec_ops_.front() != capturing_) {
+    const SecondaryOp& op = sec_ops_.front();
+    sec_bytes_ -= std::min(sec_bytes_, op.main.size() + op.prefix.size());
+    if (op.role == SecondaryRole::kShadow) --shadow_queued_;
+    if (&op == answering_op_) answering_op_ = nullptr;
+    if (&op == replying_op_) replying_op_ = nullptr;
+    sec_ops_.pop_front();
+  }
+}
+
+// ================================================================== losing the secondary
+
+void PgSession::SecondaryLost(Side side) {
+  const int i = static_cast<int>(side);
+  if (!backends_[i]) return;
+  LogWarn("pg secondary backend lost", {{"route", route().name}, {"backend", backends_[i]->backend().name}});
+  ctx_.route.RecordUpstreamError(side);
+  cancel_slots_->Clear(i);
+  backends_[i]->Close();
+  dead_backends_.push_back(std::move(backends_[i]));
+  down_until_[i] = Clock::now() + std::chrono::seconds(1);
+  if (sec_txn_) {
+    sec_txn_ = false;
+    sec_txn_lost_ = true;
+  }
+  AbandonSecondaryWork("turnout: connection to the backend lost; journaled for repair", false);
+}
+
+void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) {
+  for (auto& op : sec_ops_) {
+    if (op.finished) continue;
+    if (!op.secondary_done) {
+      if (op.failure.empty()) {
+        op.failure = std::string(why);
+        op.failure_kind = op.sent ? JournalKind::kFailed : JournalKind::kDropped;
+      }
+      op.secondary_done = true;
+    }
+    if (session_ending) op.primary_done = true;  // its outcome will never be known
+    MaybeFinish(op);
+  }
+  capturing_ = nullptr;
+  if (session_ending) {
+    sec_txn_ = false;
+    // A transaction still open ends with the session, rolled back on both
+    // sides: its statements' intents go (what was journaled above stays).
+    if (IntentRing* ring = ctx_.services->intents)
+      for (std::uint32_t slot : txn_intents_) ring->Clear(slot);
+    txn_intents_.clear();
+  }
+  UpdateWriterHold();
+  sec_progress_.Notify();
+}
+
+awaitable<void> PgSession::WaitSecondaryIdle() {
+  for (;;) {
+    bool busy = false;
+    for (const auto& op : sec_ops_) {
+      if (!op.primary_done) break;  // nothing after it can move before the primary answers
+      if (!op.finished) busy = true;
+    }
+    if (!busy) co_return;
+    co_await sec_progress_.Wait();
+  }
+}
+
+awaitable<void> PgSession::FinishSecondaryWork() {
+  const Side side = Other(primary_side_);
+  BackendConnection* b = backend(side);
+  if (sec_ops_.empty() || b == nullptr || !b->ready()) co_return;
+  Timer timer(ex_, kFinishTimeout);
+  co_await ((SecondarySender() || BackendLoop(side) || WaitSecondaryIdle()) || timer.async_wait());
+}
+
+}  // namespace turnout::proxy::pg::detail
