@@ -30,9 +30,6 @@ namespace {
 // The session is ending (its loops were cancelled): stop waiting, and
 // start no further operation (it would be cancelled, or throw).
 bool Cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
-// How long a waiting commit lets other sessions' commits move the stream
-// past its sample before it asks for a fence (WaitStreamApplied).
-constexpr auto kNudgeWhenOthersWrite = std::chrono::milliseconds(1);
 }  // namespace
 
 routing::StreamPosition& PgSession::stream_position() {
@@ -147,13 +144,10 @@ awaitable<void> PgSession::ReleaseStreamHold() {
 
 awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_t ticket) {
   StreamPosition& pos = stream_position();
-  const auto start = Clock::now();
-  const auto deadline = start + absl::ToChronoNanoseconds(ctx_.config->limits.stream_wait_timeout);
+  const auto deadline = Clock::now() + absl::ToChronoNanoseconds(ctx_.config->limits.stream_wait_timeout);
   // The sample is a bare position of old (routing/stream_positions.h): the
-  // next commit after it brings the stream past it. While other sessions
-  // of this process have a write transaction open, one of them commits
-  // soon; otherwise nothing might, and a fence is asked for at once.
-  const auto nudge_at = pos.open_writers() > 0 ? start + kNudgeWhenOthersWrite : start;
+  // next commit after it brings the stream past it, or the fence asked for
+  // here, whichever the applier reaches first.
   bool nudged = false;
   StreamWaitResult result = StreamWaitResult::kTimeout;
   for (;;) {
@@ -168,14 +162,13 @@ awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_
       break;
     }
     if (Clock::now() >= deadline) break;
-    if (!nudged && Clock::now() >= nudge_at) {
+    if (!nudged) {
       pos.Nudge();
       nudged = true;
     }
-    // Woken by the position, at the deadline, at the nudge, or when the
-    // stream's last report stops vouching for it (then it is re-checked as
-    // not live).
-    auto until = nudged ? deadline : std::min(deadline, nudge_at);
+    // Woken by the position, at the deadline, or when the stream's last
+    // report stops vouching for it (then it is re-checked as not live).
+    auto until = deadline;
     const absl::Duration vouched = pos.live_until() - now;
     if (vouched < absl::ZeroDuration()) until = Clock::now();
     else if (vouched < absl::Hours(1)) until = std::min(until, Clock::now() + absl::ToChronoNanoseconds(vouched));
