@@ -9,19 +9,19 @@
 #include <boost/json.hpp>
 #include <libpq-fe.h>
 
-#include <atomic>
-
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <deque>
 #include <fstream>
-#include <tuple>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "tests/control/change_stream_fixture.h"
@@ -34,6 +34,33 @@
 
 namespace turnout::testing {
 namespace {
+
+// A writer through turnout: one autocommit insert into acks at a time, a
+// new connection after any failure; it keeps the ids it was told committed,
+// and runs `after` on the same connection after each of them.
+std::thread AckedWriter(std::string conn, std::atomic<bool>& stop, std::vector<long>& acknowledged,
+                        std::function<void(PGconn*, long)> after = {}) {
+  return std::thread([conn = std::move(conn), &stop, &acknowledged, after = std::move(after)] {
+    PGconn* c = nullptr;
+    for (long id = 1; !stop; ++id) {
+      if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
+        if (c != nullptr) PQfinish(c);
+        c = PQconnectdb(conn.c_str());
+        if (PQstatus(c) != CONNECTION_OK) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+      }
+      PGresult* r = PQexec(c, ("insert into acks (id) values (" + std::to_string(id) + ")").c_str());
+      const bool inserted = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+      if (!inserted) continue;
+      acknowledged.push_back(id);
+      if (after) after(c, id);
+    }
+    if (c != nullptr) PQfinish(c);
+  });
+}
 
 namespace json = boost::json;
 
@@ -350,23 +377,7 @@ TEST_F(CutoverTest, KillingTheSidecarMidWindowThenRestartingItFinishesTheCutover
   std::atomic<bool> stop{false};
   std::vector<long> acknowledged;
   const std::string conn = TestBackends::Get().PgConnString(s.pg_port, db_);
-  std::thread writer([&] {
-    PGconn* c = nullptr;
-    for (long id = 1; !stop; ++id) {
-      if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
-        if (c != nullptr) PQfinish(c);
-        c = PQconnectdb(conn.c_str());
-        if (PQstatus(c) != CONNECTION_OK) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          continue;
-        }
-      }
-      PGresult* r = PQexec(c, ("insert into acks (id) values (" + std::to_string(id) + ")").c_str());
-      if (PQresultStatus(r) == PGRES_COMMAND_OK) acknowledged.push_back(id);
-      PQclear(r);
-    }
-    if (c != nullptr) PQfinish(c);
-  });
+  std::thread writer = AckedWriter(conn, stop, acknowledged);
   StopAndJoin joiner{writer, stop};
   std::this_thread::sleep_for(std::chrono::seconds(1));
 
@@ -518,27 +529,9 @@ TEST_F(CutoverTest, KillingTheStreamBackRunnerResumesFromItsStoredPositionWithNo
   std::atomic<bool> stop{false};
   std::vector<long> acknowledged;
   const std::string conn = TestBackends::Get().PgConnString(s.pg_port, db_);
-  std::thread writer([&] {
-    PGconn* c = nullptr;
-    for (long id = 1; !stop; ++id) {
-      if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
-        if (c != nullptr) PQfinish(c);
-        c = PQconnectdb(conn.c_str());
-        if (PQstatus(c) != CONNECTION_OK) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          continue;
-        }
-      }
-      PGresult* r = PQexec(c, ("insert into acks (id) values (" + std::to_string(id) + ")").c_str());
-      const bool inserted = PQresultStatus(r) == PGRES_COMMAND_OK;
-      PQclear(r);
-      if (!inserted) continue;
-      acknowledged.push_back(id);
-      r = PQexec(c, ("update tally set n = n + 1, last = " + std::to_string(id) + " where k = " + std::to_string(id % 4))
-                        .c_str());
-      PQclear(r);
-    }
-    if (c != nullptr) PQfinish(c);
+  std::thread writer = AckedWriter(conn, stop, acknowledged, [](PGconn* c, long id) {
+    PQclear(PQexec(c, ("update tally set n = n + 1, last = " + std::to_string(id) + " where k = " + std::to_string(id % 4))
+                          .c_str()));
   });
   StopAndJoin joiner{writer, stop};
 
