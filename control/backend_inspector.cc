@@ -134,9 +134,10 @@ json::object DataPath(const routing::Backend& old_b, const Migration& m, json::a
 
 }  // namespace
 
-std::vector<std::string> ScopeKeys(const Migration& m) {
+std::vector<std::string> RedisKeyGlobs(const Migration& m) {
   std::vector<std::string> k;
   for (const auto& a : m.apis) k.insert(k.end(), a.keys.begin(), a.keys.end());
+  if (k.empty()) k.push_back("*");
   return k;
 }
 
@@ -241,6 +242,7 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
     const routing::Backend* old_b = r ? config.FindBackend(r->old_backend) : nullptr;
     const routing::Backend* new_b = config.FindBackend(i.endpoint);
     if (!r || !old_b || !new_b) return absl::FailedPreconditionError(absl::StrCat("route ", i.route, " is not configured"));
+    if (run.only && r->protocol != *run.only) continue;
     json::object out{{"route", r->name}};
     json::array differences;
     if (r->protocol == routing::Protocol::kPostgres) {
@@ -282,8 +284,7 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       if (!oc.ok()) return absl::UnavailableError(absl::StrCat("old: ", oc.status().message()));
       auto nc = RedisConnect(*new_b);
       if (!nc.ok()) return absl::UnavailableError(absl::StrCat("new: ", nc.status().message()));
-      std::vector<std::string> globs = ScopeKeys(m);
-      if (globs.empty()) globs.push_back("*");
+      const std::vector<std::string> globs = RedisKeyGlobs(m);
       RedisVerifyOptions options;
       if (run.rows_per_second > 0)
         options.batch = static_cast<std::size_t>(std::min<std::int64_t>(options.batch, run.rows_per_second));

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,8 +35,9 @@ absl::StatusOr<boost::json::value> DryRun(const routing::Config& config, const M
 // (control/pg_verify.h); each route and table says which in "consistency".
 absl::StatusOr<boost::json::value> Verify(const routing::Config& config, const Migration& m);
 
-// The key globs of the migration's API scopes (empty: every key).
-std::vector<std::string> ScopeKeys(const Migration& m);
+// The key globs a Redis route of the migration compares: its API scopes'
+// keys, or every key ("*") when no scope names keys.
+std::vector<std::string> RedisKeyGlobs(const Migration& m);
 
 // Where a run is, after each chunk of rows or keys (continuous verification
 // saves it in the record).
@@ -56,6 +58,8 @@ struct VerifyOptions {
   std::function<bool()> stopping;
   // "lsn" mode: how long a chunk waits for the stream to apply past old's snapshot.
   absl::Duration lsn_wait = absl::Seconds(10);
+  // Only the routes of this protocol (repair compares Redis keys itself).
+  std::optional<routing::Protocol> only;
 };
 absl::StatusOr<boost::json::value> Verify(const routing::Config& config, const Migration& m,
                                           const VerifyOptions& options);

@@ -105,9 +105,11 @@ class Tracker {
       p_.committed = 0;
     };
   }
-  // A verification pass that says where it is.
-  VerifyOptions Verifying() {
+  // A verification pass over the Postgres routes that says where it is
+  // (the Redis routes' keys are compared by the repair's own Redis step).
+  VerifyOptions PostgresPass() {
     VerifyOptions o;
+    o.only = routing::Protocol::kPostgres;
     if (fn_)
       o.progress = [this](const VerifyProgress& v) {
         p_.route = v.route;
@@ -289,7 +291,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
   }
   if (!pg_interlays.empty()) {
     track.Phase("verifying");
-    auto found = Verify(config, m, track.Verifying());
+    auto found = Verify(config, m, track.PostgresPass());
     if (!found.ok()) {
       failed.emplace_back(absl::StrCat("verify before the repair: ", found.status().message()));
     } else {
@@ -357,8 +359,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
       failed.emplace_back(absl::StrCat("route ", r->name, ": new: ", nc.status().message()));
       continue;
     }
-    std::vector<std::string> globs = ScopeKeys(m);
-    if (globs.empty()) globs.push_back("*");
+    const std::vector<std::string> globs = RedisKeyGlobs(m);
     RedisVerifyOptions options;
     options.max_reported = kMaxKeysFoundByVerify;
     track.Phase("verifying");
@@ -404,7 +405,7 @@ absl::StatusOr<json::value> RepairFromJournal(const routing::Config& config, con
   std::set<std::pair<std::string, std::string>> verified_unequal;  // (route, schema.table)
   if (!pg_routes.empty()) {
     track.Phase("checking");
-    auto report = Verify(config, m, track.Verifying());
+    auto report = Verify(config, m, track.PostgresPass());
     if (!report.ok()) {
       pg_equal = false;
       failed.emplace_back(absl::StrCat("verify: ", report.status().message()));
