@@ -10,13 +10,14 @@ namespace {
 constexpr std::size_t kKeptSamples = 64;
 }  // namespace
 
-std::uint64_t StreamPosition::RequestSample() {
+std::uint64_t StreamPosition::RequestSample(bool with_fence) {
   std::function<void()> notify;
   std::uint64_t ticket;
   {
     std::lock_guard lock(mu_);
     ticket = ++requested_;
-    if (sampling_ == 0) notify = listener_;
+    const bool new_fence = with_fence && !std::exchange(nudged_, true);
+    if (sampling_ == 0 || new_fence) notify = listener_;
   }
   if (notify) notify();
   return ticket;

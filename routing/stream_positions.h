@@ -4,16 +4,17 @@
 // dual-write carried by the stream, a session never writes to new itself;
 // it only learns when new has what it committed on old:
 //
-//   session, sync    after a commit on old: t = RequestSample(), then
-//                    Wait(t) holds the client's ReadyForQuery until new
+//   session, sync    after a commit on old: t = RequestSample(with_fence),
+//                    then Wait(t) holds the client's ReadyForQuery until new
 //                    applied past a position of old taken after that commit
 //   session, async   keeps t = RequestSample() of its last commit; a read
 //                    sent to new first waits for Wait(t) (read-your-writes)
 //   feeder           TakeSampleRequest() / SampleTaken(): one query of old's
 //                    WAL position answers every request made before it
 //                    started (group sampling: no query per commit)
-//   session, waiting Nudge(): the feeder writes a fence into old's WAL
-//                    (TakeNudge()); one fence answers every nudge before it
+//   session, waiting Nudge() (an async read that must wait): the feeder
+//                    writes a fence into old's WAL (TakeNudge()); one fence
+//                    answers every nudge before it
 //   applier/feeder   Applied(lsn): new has every transaction of old that
 //                    committed before `lsn`; each report keeps the stream
 //                    live a little longer (a stream that stops reporting,
@@ -78,7 +79,9 @@ class StreamPosition {
   };
 
   // A ticket for a sample of old's position taken after this call.
-  std::uint64_t RequestSample();
+  // `with_fence`: the caller waits for it at once, so the feeder writes a
+  // fence (which answers the sample too) instead of a read and then a fence.
+  std::uint64_t RequestSample(bool with_fence = false);
   // Where the ticket's wait stands; registers `w` when it must wait.
   WaitState Wait(std::uint64_t ticket, Waiter* w, absl::Time now);
   // Unregisters `w` (no Wake() after this returns). Idempotent.

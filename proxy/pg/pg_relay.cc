@@ -97,7 +97,7 @@ awaitable<bool> PgSession::OnBarrier() {
     stream_read_wait_ = false;
     stream_read_waited_ = true;
     const auto start = Clock::now();
-    const auto result = co_await WaitStreamApplied(stream_ticket_);
+    const auto result = co_await WaitStreamApplied(stream_ticket_, /*nudge=*/true);
     ctx_.route.RecordStreamWait(RouteRuntime::StreamWaitKind::kRead, result,
                                 static_cast<std::uint64_t>(
                                     std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()));

@@ -304,7 +304,9 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // (sync): ReleaseStreamHold() sends it.
   bool HoldForStream(const protocol::pg::Frame& f, bool forward);
   awaitable<void> ReleaseStreamHold();
-  awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket);
+  // `nudge`: ask for a fence if the position is not there yet (an async
+  // commit's sample, which came without one).
+  awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket, bool nudge);
   routing::StreamPosition& stream_position();
   // A cutover's write window (plan kPlanHoldWrites): a transaction about to
   // start waits at the barrier until the policy without the hold arrives.

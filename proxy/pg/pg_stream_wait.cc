@@ -117,7 +117,8 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
   }
   const bool sync = stream_wrote_sync_;
   stream_wrote_ = stream_wrote_sync_ = false;
-  const std::uint64_t ticket = stream_position().RequestSample();
+  // A sync commit waits at once: its sample is a fence (see WaitStreamApplied).
+  const std::uint64_t ticket = stream_position().RequestSample(/*with_fence=*/sync);
   if (!sync) {
     stream_ticket_ = ticket;
     return false;
@@ -130,7 +131,7 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
 
 awaitable<void> PgSession::ReleaseStreamHold() {
   const auto start = Clock::now();
-  const StreamWaitResult result = co_await WaitStreamApplied(stream_ticket_);
+  const StreamWaitResult result = co_await WaitStreamApplied(stream_ticket_, /*nudge=*/false);
   ctx_.route.RecordStreamWait(Kind::kCommit, result,
                               static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                              Clock::now() - start)
@@ -142,13 +143,15 @@ awaitable<void> PgSession::ReleaseStreamHold() {
   idle_.Notify();  // a barrier may have waited for the release
 }
 
-awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_t ticket) {
+awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_t ticket, bool nudge) {
   StreamPosition& pos = stream_position();
   const auto deadline = Clock::now() + absl::ToChronoNanoseconds(ctx_.config->limits.stream_wait_timeout);
-  // The sample is a bare position of old (routing/stream_positions.h): the
-  // next commit after it brings the stream past it, or the fence asked for
-  // here, whichever the applier reaches first.
-  bool nudged = false;
+  // An async commit's sample is a bare position of old
+  // (routing/stream_positions.h): the next commit after it brings the
+  // stream past it, or a fence asked for here once a read waits for it,
+  // whichever the applier reaches first. A sync commit asked for its fence
+  // with the sample.
+  bool nudged = !nudge;
   StreamWaitResult result = StreamWaitResult::kTimeout;
   for (;;) {
     const absl::Time now = absl::Now();

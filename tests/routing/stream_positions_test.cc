@@ -83,6 +83,18 @@ TEST(StreamPositionTest, NudgesBeforeAFenceAreAnsweredByIt) {
   EXPECT_EQ(p.TakeSampleRequest(), 0u);
 }
 
+TEST(StreamPositionTest, ASampleWithAFenceAsksForOneQuery) {
+  StreamPosition p;
+  int wakeups = 0;
+  p.SetSampleListener([&] { ++wakeups; });
+  const auto t = p.RequestSample(/*with_fence=*/true);
+  EXPECT_EQ(wakeups, 1);
+  // The feeder finds both wishes at once: one fence answers the ticket.
+  EXPECT_TRUE(p.TakeNudge());
+  EXPECT_EQ(p.TakeSampleRequest(), t);
+  EXPECT_FALSE(p.TakeNudge());
+}
+
 TEST(StreamPositionTest, AFailedSampleReleasesItsWaiters) {
   StreamPosition p;
   p.Applied(100, kLive);
