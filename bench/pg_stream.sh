@@ -96,8 +96,8 @@ admin:
 state_store:
   path: $WORK/state.json
 backends:
-  - {name: pg-old, protocol: postgres, address: "127.0.0.1:$OLD", user: $USER, password: $PGPASSWORD, database: $DB}
-  - {name: pg-new, protocol: postgres, address: "127.0.0.1:$NEW", user: $USER, password: $PGPASSWORD, database: $DB}
+  - {name: pg-old, protocol: postgres, address: "127.0.0.1:$OLD", user: $USER, password: $PGPASSWORD, database: $DB, tls: {mode: disable}}
+  - {name: pg-new, protocol: postgres, address: "127.0.0.1:$NEW", user: $USER, password: $PGPASSWORD, database: $DB, tls: {mode: disable}}
 routes:
   - {name: pg1, protocol: postgres, mode: relay, listen: "127.0.0.1:$PG1", old: pg-old}
   - {name: pg2, protocol: postgres, mode: relay, listen: "127.0.0.1:$PG2", old: pg-old}

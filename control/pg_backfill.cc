@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "control/backend_clients.h"
 #include "control/pg_copy_ranges.h"
+#include "control/pg_set_aside_indexes.h"
 #include "control/pg_side.h"
 
 namespace turnout::control {
@@ -462,12 +463,20 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
   const bool quiet_target = !exported_snapshot.empty();
   auto tables = Discover(*coordinator, *target, scope, progress);
   if (!tables.ok()) return tables.status();
+  std::vector<std::string> quoted;
+  for (const auto& t : *tables) quoted.push_back(t.quoted);
+  // Indexes an earlier copy set aside and could not build again (it was cut
+  // short): built first, before anything reads or writes these tables.
+  if (auto again = RebuildSetAsideIndexes(*target, quoted); !again.ok()) return again.status();
+  else if (!again->empty())
+    ctx.Log(absl::StrCat("snapshot copy: built the indexes an earlier copy set aside on ", absl::StrJoin(*again, ", ")));
   int pass = 1;
   RestoreCheckpoint(progress.checkpoint, *tables, pass);
   const int workers = std::max(1, spec.workers);
   // Per table not done: its ranges and whether they go straight into it.
   std::vector<std::vector<CtidRange>> ranges(tables->size());
   std::vector<bool> direct(tables->size(), false);
+  std::vector<bool> set_aside(tables->size(), false);  // its indexes, until its last range is in
   std::vector<int> ranges_left(tables->size(), 0);
   for (std::size_t i = 0; i < tables->size(); ++i) {
     Table& t = (*tables)[i];
@@ -495,6 +504,15 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
                           "look into " + t.name);
       if (!empty.ok()) return empty.status();
       direct[i] = PgValue(*empty, 0, 0) == "t";
+    }
+    // Rows going straight into an empty table: its indexes are built once
+    // they are all in (control/pg_set_aside_indexes.h).
+    if (direct[i]) {
+      auto aside = SetIndexesAside(*target, t.quoted);
+      if (!aside.ok()) return aside.status();
+      set_aside[i] = *aside > 0;
+      if (*aside > 0)
+        ctx.Log(absl::StrCat("snapshot copy: ", *aside, " indexes of ", t.name, " set aside until it is copied"));
     }
   }
   Summarize(*tables, progress);
@@ -577,11 +595,28 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
       const Table& t = (*tables)[piece->table];
       auto done = SnapshotPiece(*from, *to, t, piece->range, direct[piece->table], spec, ctx);
       if (!done.ok()) return fail(done.status());
-      std::lock_guard<std::mutex> l(mu);
+      std::unique_lock<std::mutex> l(mu);
       Table& counted = (*tables)[piece->table];
       counted.copied += done->copied;
       counted.written += done->written;
-      if (--ranges_left[piece->table] == 0) counted.done = true;
+      if (--ranges_left[piece->table] == 0) {
+        if (set_aside[piece->table]) {
+          // Its last range is in: this worker builds its indexes (the
+          // server sorts with parallel workers of its own) while the other
+          // workers go on with other tables.
+          l.unlock();
+          const auto began = std::chrono::steady_clock::now();
+          auto built = RebuildSetAsideIndexes(*to, {t.quoted});
+          if (!built.ok()) return fail(built.status());
+          ctx.Log(absl::StrCat("snapshot copy: indexes of ", t.name, " built in ",
+                               std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - began)
+                                   .count(),
+                               " ms"));
+          l.lock();
+        }
+        counted.done = true;
+      }
       Summarize(*tables, progress);
       progress.checkpoint = CheckpointOf(*tables, 1);
       if (auto st = ctx.Checkpoint(progress); !st.ok()) {
@@ -596,7 +631,11 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& th : threads) th.join();
   (void)PgExec(*coordinator, "commit");
+  // A copy that stopped or failed builds the indexes it set aside before it
+  // returns; what it cannot build (new is gone) stays recorded for the next.
+  auto leftover = RebuildSetAsideIndexes(*target, quoted);
   if (!first_error.ok()) return first_error;
+  if (!leftover.ok()) return leftover.status();
   ctx.Log(absl::StrCat("snapshot copy: ", progress.copied, " rows in ",
                        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
                            .count(),

@@ -15,6 +15,7 @@
 #include "control/migration.h"
 #include "control/pg_backfill.h"
 #include "control/pg_copy_ranges.h"
+#include "control/pg_set_aside_indexes.h"
 #include "control/pg_side.h"
 #include "tests/control/direct_pg.h"
 #include "tests/control/own_database_fixture.h"
@@ -36,7 +37,6 @@ class Job : public control::BackfillContext {
     ++checkpoints;
     return absl::OkStatus();
   }
-  bool ShouldContinue() override { return true; }
   void Sleep(std::chrono::milliseconds) override {}
   void Log(const std::string& line) override {
     std::lock_guard<std::mutex> l(mu_);
@@ -45,6 +45,9 @@ class Job : public control::BackfillContext {
   bool Logged(const std::string& part) const {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
   }
+  // Stops the copy once it has checkpointed this often (0: never).
+  int stop_after_checkpoints = 0;
+  bool ShouldContinue() override { return stop_after_checkpoints == 0 || checkpoints < stop_after_checkpoints; }
   int checkpoints = 0;
   std::vector<std::string> lines;
 
@@ -77,6 +80,11 @@ class CopySplitTest : public OwnDatabaseTest {
   }
   static int Count(const std::string& rows) {
     return rows.empty() ? 0 : static_cast<int>(std::count(rows.begin(), rows.end(), '\n')) + 1;
+  }
+  static void ExpectSameSmall(const std::string& on_old, const std::string& on_new, const std::string& table) {
+    EXPECT_GT(Count(on_old), 100) << table;
+    EXPECT_TRUE(on_old == on_new) << table << ": new differs from old\nold rows: " << Count(on_old)
+                                  << "\nnew rows: " << Count(on_new);
   }
   void ExpectSame(const std::string& at_snapshot, DirectPg& on_new, const std::string& table, const std::string& order) {
     const std::string n = Rows(on_new, table, order);
@@ -249,6 +257,153 @@ TEST_F(CopySplitTest, RangesOfATableWithoutKeyUnionToTheSnapshot) {
   const std::string at_snapshot = Rows(exporter, "nokey", "t::text");
   ExpectSame(at_snapshot, on_new, "nokey", "t::text");
   EXPECT_EQ(copied, std::stoll(exporter.Value("select count(*) from nokey")));
+  exporter.Value("commit");
+}
+
+// ---------------------------------------------------------------- indexes set aside
+// (control/pg_set_aside_indexes.h): the stream's copy fills an empty table
+// without its indexes and builds them once its rows are in.
+class CopyIndexesTest : public CopySplitTest {
+ public:
+  // Every index and constraint of `table` on new as its definition prints,
+  // and whether each index is valid and ready.
+  std::string Definitions(const std::string& table) {
+    return Psql(new_, "select coalesce(string_agg(d, E'\\n' order by d), '') from ("
+                      " select pg_get_indexdef(indexrelid) || ' valid=' || indisvalid || ' ready=' || indisready as d"
+                      " from pg_index where indrelid = '" + table + "'::regclass"
+                      " union all select conname || ' ' || pg_get_constraintdef(oid) from pg_constraint"
+                      " where conrelid = '" + table + "'::regclass) x");
+  }
+  std::string Recorded() {
+    return Psql(new_, "select case when to_regclass('_turnout.set_aside_indexes') is null then 'none' else "
+                      "(select count(*)::text from _turnout.set_aside_indexes) end");
+  }
+  // `acct`: a primary key, a deferrable unique constraint, a partial, an
+  // expression, a hash and a covering index with a storage parameter.
+  void CreateAccounts() {
+    Both("create table acct (id bigint primary key, email text, grp int, score numeric, note text, "
+         "constraint acct_email_key unique (email) deferrable initially deferred)");
+    Both("create index acct_grp on acct (grp) where grp > 10");
+    Both("create index acct_lower on acct (lower(note))");
+    Both("create index acct_hash on acct using hash (grp)");
+    Both("create index acct_cover on acct (grp) include (score) with (fillfactor = 70)");
+    Psql(old_, "insert into acct select g, 'user' || g || '@example.com', g % 50, g * 0.5, "
+               "case when g % 9 = 0 then null else 'Note ' || g end from generate_series(1, 30000) g");
+  }
+  absl::Status Copy(Job& job, const std::vector<std::string>& tables, const std::string& snapshot,
+                    control::RouteProgress& progress) {
+    control::DataSpec spec;
+    spec.mode = control::DataSpec::Mode::kSnapshot;
+    spec.workers = 3;
+    return control::CopyPostgres(BackendOf(old_), BackendOf(new_), tables, spec, progress, job, snapshot, kSmallSplit);
+  }
+};
+
+TEST_F(CopyIndexesTest, AnEmptyTablesIndexesAreSetAsideAndBuiltAgainExactly) {
+  CreateAccounts();
+  const std::string before = Definitions("acct");
+  ASSERT_NE(before.find("acct_email_key UNIQUE (email) DEFERRABLE INITIALLY DEFERRED"), std::string::npos) << before;
+  DirectPg exporter(old_, db_);
+  exporter.Value("begin isolation level repeatable read read only");
+  const std::string snapshot = exporter.Value("select pg_export_snapshot()");
+  Psql(old_, "update acct set note = 'after' where id % 4 = 0");
+
+  Job job;
+  control::RouteProgress progress;
+  auto st = Copy(job, {"acct"}, snapshot, progress);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE(job.Logged("6 indexes of public.acct set aside")) << ::testing::PrintToString(job.lines);
+  EXPECT_TRUE(job.Logged("indexes of public.acct built in")) << ::testing::PrintToString(job.lines);
+  EXPECT_EQ(Definitions("acct"), before);
+  EXPECT_EQ(Recorded(), "0");
+  DirectPg on_new(new_, db_);
+  ExpectSame(Rows(exporter, "acct", "id"), on_new, "acct", "id");
+  // The key holds again: a duplicate is refused (the block fails when not).
+  EXPECT_EQ(Psql(new_, "do $$ begin insert into acct (id) values (1); raise exception 'duplicate key accepted'; "
+                       "exception when unique_violation then raise notice 'refused'; end $$; select 'refused'"),
+            "refused");
+  exporter.Value("commit");
+}
+
+TEST_F(CopyIndexesTest, IndexesThatCannotBeBuiltAgainExactlyStayInPlace) {
+  // parent: a foreign key references its key. commented: a comment on its
+  // index. clustered: CLUSTER's index. ident: the replica identity's index.
+  // child: nothing in the way (its foreign key points elsewhere).
+  Both("create table parent (id int primary key, v text)");
+  Both("create table child (id int primary key, parent_id int references parent (id))");
+  Both("create table commented (id int primary key)");
+  Both("comment on index commented_pkey is 'kept'");
+  Both("create table clustered (id int primary key)");
+  Both("cluster clustered using clustered_pkey");
+  Both("create table ident (id int primary key, u int not null)");
+  Both("create unique index ident_u on ident (u)");
+  Both("alter table ident replica identity using index ident_u");
+  Psql(old_, "insert into parent select g, 'p' || g from generate_series(1, 3000) g");
+  Psql(old_, "insert into child select g, g % 3000 + 1 from generate_series(1, 3000) g");
+  for (const char* t : {"commented", "clustered"}) Psql(old_, std::string("insert into ") + t + " select generate_series(1, 3000)");
+  Psql(old_, "insert into ident select g, -g from generate_series(1, 3000) g");
+  const std::vector<std::string> tables = {"parent", "child", "commented", "clustered", "ident"};
+  std::vector<std::string> before;
+  for (const auto& t : tables) before.push_back(Definitions(t));
+  DirectPg exporter(old_, db_);
+  exporter.Value("begin isolation level repeatable read read only");
+  const std::string snapshot = exporter.Value("select pg_export_snapshot()");
+
+  Job job;
+  control::RouteProgress progress;
+  auto st = Copy(job, tables, snapshot, progress);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE(job.Logged("1 indexes of public.child set aside")) << ::testing::PrintToString(job.lines);
+  for (const char* kept : {"public.parent ", "public.commented ", "public.clustered ", "public.ident "})
+    EXPECT_FALSE(job.Logged(std::string("indexes of ") + kept)) << kept << ::testing::PrintToString(job.lines);
+  DirectPg on_new(new_, db_);
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    EXPECT_EQ(Definitions(tables[i]), before[i]) << tables[i];
+    ExpectSameSmall(Rows(exporter, tables[i], "id"), Rows(on_new, tables[i], "id"), tables[i]);
+  }
+  EXPECT_EQ(Psql(new_, "select relreplident from pg_class where relname = 'ident'"), "i");
+  EXPECT_EQ(Psql(new_, "select indisclustered from pg_index where indexrelid = 'clustered_pkey'::regclass"), "t");
+  EXPECT_EQ(Recorded(), "0");
+  exporter.Value("commit");
+}
+
+// A copy cut short by kill -9 leaves its record on new: the next copy of the
+// table builds the indexes first. Here the record is made as the copy makes
+// it, then a copy that stops at once, then one that runs to the end.
+TEST_F(CopyIndexesTest, IndexesLeftAsideByACopyCutShortAreBuiltByTheNext) {
+  CreateAccounts();
+  const std::string before = Definitions("acct");
+  auto to = control::PgConnectSide(BackendOf(new_), "new", "split-itest");
+  ASSERT_TRUE(to.ok()) << to.status();
+  auto aside = control::SetIndexesAside(*to, "\"public\".\"acct\"");
+  ASSERT_TRUE(aside.ok()) << aside.status();
+  EXPECT_EQ(*aside, 6);
+  EXPECT_EQ(Psql(new_, "select count(*) from pg_index where indrelid = 'acct'::regclass"), "0");
+  EXPECT_EQ(Recorded(), "6");
+
+  // A copy told to stop before its first piece: it builds what it finds
+  // recorded, sets the indexes aside again, stops, and builds them again.
+  DirectPg exporter(old_, db_);
+  exporter.Value("begin isolation level repeatable read read only");
+  const std::string snapshot = exporter.Value("select pg_export_snapshot()");
+  Job stopping;
+  stopping.stop_after_checkpoints = 1;
+  control::RouteProgress progress;
+  auto st = Copy(stopping, {"acct"}, snapshot, progress);
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(stopping.Logged("built the indexes an earlier copy set aside on"))
+      << ::testing::PrintToString(stopping.lines);
+  EXPECT_TRUE(stopping.Logged("6 indexes of public.acct set aside")) << ::testing::PrintToString(stopping.lines);
+  EXPECT_EQ(Definitions("acct"), before);
+  EXPECT_EQ(Recorded(), "0");
+
+  Job job;
+  control::RouteProgress again;
+  st = Copy(job, {"acct"}, snapshot, again);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(Definitions("acct"), before);
+  DirectPg on_new(new_, db_);
+  ExpectSame(Rows(exporter, "acct", "id"), on_new, "acct", "id");
   exporter.Value("commit");
 }
 
