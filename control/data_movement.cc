@@ -11,6 +11,7 @@
 #include "control/backend_inspector.h"
 #include "control/pg_backfill.h"
 #include "control/pg_change_stream.h"
+#include "control/pg_set_aside_indexes.h"
 #include "control/strategy_json.h"
 #include "control/redis_backfill.h"
 
@@ -383,14 +384,21 @@ void DataMovement::Reconcile() {
 
 void DataMovement::CleanUpStreams(const std::vector<Migration>& all) {
   std::set<std::string> keep;
+  std::set<std::string> live_targets;
   for (const auto& m : all) {
     const bool live = (m.state == MigrationState::kRunning || m.state == MigrationState::kPaused) && HasData(m) &&
                       !m.progress.finished();
     for (const auto& i : m.interlays) {
       const routing::Route* route = config_->FindRoute(i.route);
       if (route == nullptr || route->protocol != routing::Protocol::kPostgres) continue;
-      if (Streams(m)) stream_sources_.insert(route->old_backend);
-      if (live) keep.insert(StreamNamesFor(m.id, i.route).slot);
+      if (Streams(m)) {
+        stream_sources_.insert(route->old_backend);
+        stream_targets_.insert(i.endpoint);
+      }
+      if (live) {
+        keep.insert(StreamNamesFor(m.id, i.route).slot);
+        live_targets.insert(i.endpoint);
+      }
     }
   }
   if (keep == stream_keep_ && !stream_cleanup_due_) return;
@@ -407,6 +415,20 @@ void DataMovement::CleanUpStreams(const std::vector<Migration>& all) {
     }
     for (const auto& d : stale->dropped) Log(absl::StrCat("dropped ", d, " on ", name));
     if (stale->in_use > 0) stream_cleanup_due_ = true;  // its runner is stopping: next round
+  }
+  // Indexes a copy set aside and could not build again (kill -9 mid-copy),
+  // on a server no live migration copies into any more: its next copy, which
+  // would have built them, never comes (control/pg_set_aside_indexes.h).
+  for (const auto& name : stream_targets_) {
+    const routing::Backend* b = config_->FindBackend(name);
+    if (b == nullptr || live_targets.count(name)) continue;
+    auto built = RebuildSetAsideIndexes(*b);
+    if (!built.ok()) {
+      stream_cleanup_due_ = true;
+      Log(absl::StrCat("cannot build the indexes set aside on ", name, ": ", built.status().message()));
+      continue;
+    }
+    for (const auto& t : *built) Log(absl::StrCat("built the indexes a cut-short copy set aside on ", name, ": ", t));
   }
 }
 

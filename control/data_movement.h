@@ -161,6 +161,7 @@ class DataMovement {
   // CleanUpStreams (reconciler thread only): the sources streams ran from,
   // the slots last kept, and whether a stale slot was still in use.
   std::set<std::string> stream_sources_;
+  std::set<std::string> stream_targets_;  // their new sides (indexes set aside by a copy)
   std::set<std::string> stream_keep_;
   bool stream_cleanup_due_ = true;
 };

@@ -36,7 +36,7 @@ select c.relkind = 'r' and not c.relispartition,
                  or exists (select 1 from pg_constraint k where k.conrelid = c.oid and k.conindid = i.indexrelid
                              and (k.contype not in ('p', 'u') or k.conname <> ic.relname
                                   or obj_description(k.oid, 'pg_constraint') is not null))))
-  from pg_class c where c.oid = $1::regclass)sql";
+  from pg_class c where c.oid = $1::oid)sql";
 
 // Per index: the statement that builds it again and the one that drops it.
 // A primary key or unique constraint is added back as a constraint (its
@@ -50,7 +50,7 @@ select case when k.oid is null then pg_get_indexdef(i.indexrelid)
             else format('alter table %s drop constraint %I', i.indrelid::regclass, k.conname) end
   from pg_index i
   left join pg_constraint k on k.conrelid = i.indrelid and k.conindid = i.indexrelid and k.contype in ('p', 'u')
- where i.indrelid = $1::regclass
+ where i.indrelid = $1::oid
  order by k.contype nulls last, i.indexrelid)sql";
 
 // Runs `steps` in one transaction on `to`; rolls back on the first failure.
@@ -76,14 +76,18 @@ absl::StatusOr<int> SetIndexesAside(const PgSide& to, const std::string& table) 
     (void)PgExec(to, "rollback");
     return st;
   };
+  // The name as the caller's search path resolves it, before it narrows.
+  auto resolved = PgExec(to, "select $1::regclass::oid", {table}, what);
+  if (!resolved.ok()) return fail(resolved.status());
+  const std::string oid = PgValue(*resolved, 0, 0);
   if (auto r = PgExec(to, kCatalogOnly); !r.ok()) return fail(r.status());
-  auto eligible = PgExec(to, kEligibleSql, {table}, what);
+  auto eligible = PgExec(to, kEligibleSql, {oid}, what);
   if (!eligible.ok()) return fail(eligible.status());
   if (PgValue(*eligible, 0, 0) != "t" || PgValue(*eligible, 0, 1) != "t" || PgValue(*eligible, 0, 2) != "t") {
     (void)PgExec(to, "rollback");
     return 0;
   }
-  auto defs = PgExec(to, kDefinitionsSql, {table}, what);
+  auto defs = PgExec(to, kDefinitionsSql, {oid}, what);
   if (!defs.ok()) return fail(defs.status());
   for (const char* sql :
        {"create schema if not exists _turnout",
@@ -93,8 +97,8 @@ absl::StatusOr<int> SetIndexesAside(const PgSide& to, const std::string& table) 
   }
   const int n = PQntuples(defs->get());
   for (int i = 0; i < n; ++i) {
-    auto recorded = PgExec(to, absl::StrCat("insert into ", kRecordTable, " values ($1::regclass, $2, $1, $3)"),
-                           {table, std::to_string(i), PgValue(*defs, i, 0)}, what);
+    auto recorded = PgExec(to, absl::StrCat("insert into ", kRecordTable, " values ($1, $2, $3, $4)"),
+                           {oid, std::to_string(i), table, PgValue(*defs, i, 0)}, what);
     if (!recorded.ok()) return fail(recorded.status());
     if (auto r = PgExec(to, PgValue(*defs, i, 1), {}, what); !r.ok()) return fail(r.status());
   }
@@ -146,6 +150,12 @@ absl::StatusOr<std::vector<std::string>> RebuildSetAsideIndexes(const PgSide& to
     rebuilt.push_back(table);
   }
   return rebuilt;
+}
+
+absl::StatusOr<std::vector<std::string>> RebuildSetAsideIndexes(const routing::Backend& target) {
+  auto side = PgConnectSide(target, "new", "turnout clean-up");
+  if (!side.ok()) return side.status();
+  return RebuildSetAsideIndexes(*side, {});
 }
 
 }  // namespace turnout::control

@@ -17,7 +17,8 @@
 // transaction that drops them (_turnout.set_aside_indexes), and removed in
 // the transaction that builds them again: a copy cut short (an error, a stop,
 // kill -9 of turnout) leaves the record, and the next copy of the table
-// builds them first (RebuildSetAsideIndexes).
+// builds them first (RebuildSetAsideIndexes), as does data movement's clean-up
+// once the migration has ended (control/data_movement.cc, CleanUpStreams).
 
 #include <string>
 #include <vector>
@@ -42,5 +43,10 @@ absl::StatusOr<int> SetIndexesAside(const PgSide& to, const std::string& table);
 // Returns the tables whose indexes were built.
 absl::StatusOr<std::vector<std::string>> RebuildSetAsideIndexes(const PgSide& to,
                                                                 const std::vector<std::string>& tables);
+
+// The same on `target` (a new side), every table recorded, over a
+// connection of its own: for a migration that ended while a copy it ran was
+// cut short (its next copy, which would have built them, never comes).
+absl::StatusOr<std::vector<std::string>> RebuildSetAsideIndexes(const routing::Backend& target);
 
 }  // namespace turnout::control

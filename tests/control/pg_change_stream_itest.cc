@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "control/pg_set_aside_indexes.h"
 #include "tests/control/change_stream_fixture.h"
 #include "tests/control/own_database_fixture.h"
 #include "tests/support/admin_client.h"
@@ -382,6 +383,42 @@ TEST_F(ChangeStreamTest, TheSlotIsKeptWhilePausedAndDroppedAfterRollback) {
   while (Slots(old_) != 0 && Clock::now() < until2) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(Slots(old_), 0) << Log();
   EXPECT_EQ(Psql(old_, "select count(*) from pg_event_trigger where evtname = 'turnout_ddl'"), "0");
+}
+
+// A copy cut short by kill -9 leaves the indexes it set aside recorded on new
+// (control/pg_set_aside_indexes.h); when the migration then ends, with no
+// copy to come that would build them, data movement's clean-up does.
+TEST_F(ChangeStreamTest, IndexesACutShortCopySetAsideAreBuiltOnceTheMigrationEnds) {
+  Both("create table a (id int primary key, v int)");
+  Both("create index a_v on a (v)");
+  Psql(old_, "insert into a select g, g % 7 from generate_series(1, 100) g");
+  StartTurnout();
+  Migrate("rb", R"({"type":"scan"})", kCanary, {"a"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("rb")), "streaming") << Log();
+  // As the cut-short copy left it: the indexes gone, their record kept.
+  const auto& b = TestBackends::Get();
+  routing::Backend target;
+  target.name = "pg-new";
+  target.address = {"127.0.0.1", static_cast<std::uint16_t>(new_)};
+  target.user = b.pg_user;
+  target.password = b.pg_password;
+  target.database = db_;
+  auto side = control::PgConnectSide(target, "new", "cs-itest");
+  ASSERT_TRUE(side.ok()) << side.status();
+  auto aside = control::SetIndexesAside(*side, "a");
+  ASSERT_TRUE(aside.ok()) << aside.status();
+  ASSERT_EQ(*aside, 2);
+  ASSERT_EQ(Psql(new_, "select count(*) from pg_index where indrelid = 'a'::regclass"), "0");
+
+  ASSERT_EQ(admin_->Post("/api/v1/migrations/rb/rollback").status, 200);
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (Psql(new_, "select count(*) from _turnout.set_aside_indexes") != "0" && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Psql(new_, "select string_agg(pg_get_indexdef(indexrelid), '; ' order by indexrelid::regclass::text) "
+                       "from pg_index where indrelid = 'a'::regclass"),
+            "CREATE UNIQUE INDEX a_pkey ON public.a USING btree (id); CREATE INDEX a_v ON public.a USING btree (v)")
+      << Log();
+  EXPECT_EQ(Psql(new_, "select conname from pg_constraint where conrelid = 'a'::regclass and contype = 'p'"), "a_pkey");
 }
 
 }  // namespace
