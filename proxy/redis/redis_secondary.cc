@@ -7,6 +7,7 @@
 #include "protocol/resp/reply_writer.h"
 #include "proxy/logging.h"
 #include "proxy/redis/redis_session_impl.h"
+#include "proxy/secondary/outcome.h"
 
 namespace turnout::proxy::redis {
 
@@ -150,7 +151,7 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
   }
   if (!ch->HasRoom(shadow, op.command.size() + op.wire.size())) {
     if (shadow) {
-      ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+      secondary::OutcomeStep(ctx_.route, *ctx_.services).ShadowDropped();
     } else {
       ch->JournalNotQueued(op.command, std::move(op.keys), "secondary queue full");
     }
