@@ -35,6 +35,7 @@ SecondaryChannel::SecondaryChannel(asio::any_io_executor executor, routing::Side
     : executor_(executor),
       side_(side),
       env_(std::move(env)),
+      limits_(secondary::QueueLimits::Of(env_.config->limits)),
       send_wake_(executor),
       reply_wake_(executor),
       abort_wake_(executor) {
@@ -66,9 +67,8 @@ bool SecondaryChannel::Retarget(const routing::Backend* b, const OwnedUpstreamSt
 }
 
 bool SecondaryChannel::HasRoom(bool shadow, std::size_t bytes) const noexcept {
-  if (ops_.size() >= kMaxOps || queued_bytes_ + bytes > kMaxBytes) return false;
-  if (shadow && (shadow_ops_ >= kMaxShadowOps || shadow_bytes_ + bytes > kMaxShadowBytes)) return false;
-  return true;
+  return limits_.Admits(shadow, ops_.size(), queued_bytes_, shadow_ops_, bytes) &&
+         (!shadow || shadow_bytes_ + bytes <= kMaxShadowBytes);
 }
 
 bool SecondaryChannel::down() const {

@@ -102,5 +102,35 @@ TEST_F(PgDualWriteOutcomeTest, UnreachableSecondaryIsCountedDroppedAndJournaledD
   EXPECT_TRUE(targets == R"(["t"])" || targets == R"(["public.t"])") << targets;
 }
 
+// ------------------------------------------------------------------ limits
+// (proxy/secondary/queue_limits.h, read from `limits:`)
+
+// A queue of one op: a sync session still applies every write (it waits
+// for room, never sheds to the journal).
+TEST_F(PgDualWriteOutcomeTest, SyncDualWriteWithAOneOpQueueDropsNothing) {
+  Start({}, 0, "  secondary_queue_ops: 1\n");
+  ASSERT_FALSE(HasFatalFailure());
+  CreateMigration("outcome", kDualSync);
+  std::string script;
+  for (int i = 1; i <= 50; ++i) script += "insert into t values (" + std::to_string(i) + ", " + std::to_string(i) + ");\n";
+  auto r = Psql(PgUrl(port_, TestBackends::Get().pg_user, db_), TestBackends::Get().pg_password, "", script);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Result("applied"), 50);
+  EXPECT_EQ(Result("dropped"), 0);
+  EXPECT_EQ(Entries().size(), 0u);
+  EXPECT_EQ(OnSide(TestBackends::Get().pg_new_port, "select count(*) from t").out, "50\n");
+}
+
+TEST_F(PgDualWriteOutcomeTest, ShadowPastTheConfiguredBoundIsCountedDropped) {
+  Start({}, 0, "  shadow_queue_ops: 0\n");
+  ASSERT_FALSE(HasFatalFailure());
+  CreateMigration("outcome", R"({"type":"shadow_traffic"})");
+  auto r = Through("select count(*) from t");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0\n");
+  EXPECT_EQ(admin_.Metric(R"(turnout_shadow_dropped_total{route="pg"})"), 1);
+  EXPECT_EQ(admin_.Metric(R"(turnout_shadow_comparisons_total{result="match",route="pg"})"), 0);
+}
+
 }  // namespace
 }  // namespace turnout::testing

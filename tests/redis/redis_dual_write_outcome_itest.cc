@@ -106,5 +106,39 @@ TEST_F(RedisDualWriteOutcomeTest, UnreachableSecondaryIsCountedDroppedAndJournal
   EXPECT_EQ(entries[0].at("targets").as_array().at(0).as_string(), prefix_ + "k");
 }
 
+// ------------------------------------------------------------------ limits
+// (proxy/secondary/queue_limits.h, read from `limits:`)
+
+// A queue of one op: a sync pipeline still applies every write (it waits
+// for room, never sheds to the journal).
+TEST_F(RedisDualWriteOutcomeTest, SyncDualWriteWithAOneOpQueueDropsNothing) {
+  Start("", "  secondary_queue_ops: 1\n");
+  ASSERT_FALSE(HasFatalFailure());
+  Migrate(kSync);
+  constexpr int kN = 200;
+  std::string batch;
+  for (int i = 0; i < kN; ++i) batch += Cmd({"SET", prefix_ + std::to_string(i), "v"});
+  RespConn c(port_, 30000);
+  c.Send(batch);
+  const auto replies = c.Read(kN, 30000);
+  ASSERT_EQ(replies.size(), static_cast<std::size_t>(kN));
+  for (const auto& r : replies) EXPECT_EQ(r, "+OK\r\n");
+  EXPECT_EQ(Result("applied"), kN);
+  EXPECT_EQ(Result("dropped"), 0);
+  EXPECT_EQ(Entries().size(), 0u);
+  auto [equal, report] = Compare(prefix_ + "*");
+  EXPECT_TRUE(equal) << report;
+}
+
+TEST_F(RedisDualWriteOutcomeTest, ShadowPastTheConfiguredBoundIsCountedDropped) {
+  Start("", "  shadow_queue_ops: 0\n");
+  ASSERT_FALSE(HasFatalFailure());
+  Migrate(R"({"type":"shadow_traffic"})");
+  RespConn c(port_);
+  EXPECT_EQ(c.Call({"GET", prefix_ + "k"}), "$-1\r\n");
+  EXPECT_EQ(admin_.Metric(R"(turnout_shadow_dropped_total{route="redis"})"), 1);
+  EXPECT_EQ(admin_.Metric(R"(turnout_shadow_comparisons_total{result="match",route="redis"})"), 0);
+}
+
 }  // namespace
 }  // namespace turnout::testing
