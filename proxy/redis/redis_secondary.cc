@@ -175,7 +175,7 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
 
 awaitable<bool> RedisSession::AcquireStripes(const KeyOrder::Stripes& stripes) {
   if (stripes.empty()) co_return true;
-  KeyOrder& order = KeyOrder::Global();
+  KeyOrder& order = *ctx_.services->key_order;
   if (order.TryAcquire(stripes, StripeOwner())) co_return true;
   co_await FlushUpstream();
   WakeWriter();
@@ -205,7 +205,7 @@ awaitable<void> RedisSession::WaitForRoom(Side side, bool sync, std::size_t byte
 }
 
 void RedisSession::ReleaseStripes(KeyOrder::Stripes& stripes) {
-  KeyOrder::Global().Release(stripes, StripeOwner());
+  ctx_.services->key_order->Release(stripes, StripeOwner());
   stripes.clear();
 }
 

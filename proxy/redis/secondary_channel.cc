@@ -11,7 +11,6 @@
 #include "proxy/disconnect.h"
 #include "proxy/intent_ring.h"
 #include "proxy/logging.h"
-#include "proxy/redis/backend_health.h"
 #include "proxy/secondary/outcome.h"
 #include "routing/shadow_samples.h"
 
@@ -73,7 +72,7 @@ bool SecondaryChannel::HasRoom(bool shadow, std::size_t bytes) const noexcept {
 
 bool SecondaryChannel::down() const {
   if (conn_ && conn_->is_open()) return false;
-  return backend_ != nullptr && BackendHealth::Global().IsDown(backend_->name, Clock::now());
+  return backend_ != nullptr && env_.services->backend_health->IsDown(backend_->name, Clock::now());
 }
 
 SecondaryOp& SecondaryChannel::Enqueue(SecondaryOp op, std::span<const std::string_view> keys) {
@@ -295,7 +294,7 @@ awaitable<void> SecondaryChannel::Run() {
         continue;
       }
       const auto now = Clock::now();
-      if (!BackendHealth::Global().MayTry(backend_->name, now)) {
+      if (!env_.services->backend_health->MayTry(backend_->name, now)) {
         DropSendable(absl::StrCat("backend ", backend_->name, " is down"));
         continue;
       }
@@ -309,14 +308,14 @@ awaitable<void> SecondaryChannel::Run() {
       if (aborted_ || opened.index() == 1) co_return;
       const bool ok = std::get<0>(opened);
       if (!ok) {
-        BackendHealth::Global().ReportFailure(backend_->name, Clock::now());
+        env_.services->backend_health->ReportFailure(backend_->name, Clock::now());
         env_.route->RecordUpstreamError(side_);
         LogWarn("redis secondary backend unavailable",
                 {{"route", env_.route->route.name}, {"backend", backend_->name}, {"error", error}});
         DropSendable(error);
         continue;
       }
-      BackendHealth::Global().ReportSuccess(backend_->name);
+      env_.services->backend_health->ReportSuccess(backend_->name);
       conn_ = std::move(conn);
       partial_active_ = false;
     }
@@ -325,7 +324,7 @@ awaitable<void> SecondaryChannel::Run() {
     if (aborted_) co_return;
     if (lost_) {
       conn_->Close();
-      BackendHealth::Global().ReportFailure(backend_->name, Clock::now());
+      env_.services->backend_health->ReportFailure(backend_->name, Clock::now());
       env_.route->RecordUpstreamError(side_);
       LogWarn("redis secondary backend connection lost",
               {{"route", env_.route->route.name}, {"backend", backend_->name}, {"error", lost_reason_}});
@@ -564,7 +563,7 @@ void SecondaryChannel::MaybeFinish(SecondaryOp& op) {
   if (!op.finished && op.secondary_done && op.primary_done) {
     op.finished = true;
     if (!op.stripes.empty()) {
-      KeyOrder::Global().Release(op.stripes, op.stripe_owner);
+      env_.services->key_order->Release(op.stripes, op.stripe_owner);
       op.stripes.clear();
     }
     Finish(op);
