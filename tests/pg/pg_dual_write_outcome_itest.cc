@@ -112,7 +112,8 @@ TEST_F(PgDualWriteOutcomeTest, SyncDualWriteWithAOneOpQueueDropsNothing) {
   ASSERT_FALSE(HasFatalFailure());
   CreateMigration("outcome", kDualSync);
   std::string script;
-  for (int i = 1; i <= 50; ++i) script += "insert into t values (" + std::to_string(i) + ", " + std::to_string(i) + ");\n";
+  for (int i = 1; i <= 50; ++i)
+    script += "insert into t values (" + std::to_string(i) + ", " + std::to_string(i) + ");\n";
   auto r = Psql(PgUrl(port_, TestBackends::Get().pg_user, db_), TestBackends::Get().pg_password, "", script);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Result("applied"), 50);
