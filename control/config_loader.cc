@@ -298,7 +298,7 @@ void ReadLimits(Reader& r, const YAML::Node& n, routing::Limits& l) {
   const std::string path = "limits";
   r.CheckKeys(n, path, {"max_connections", "max_message_size", "max_startup_size", "buffer_size",
                         "connect_timeout", "idle_timeout", "drain_timeout", "stream_wait_timeout",
-                        "cutover_timeout"});
+                        "cutover_timeout", "secondary_queue_ops", "secondary_queue_size", "shadow_queue_ops"});
   if (!r.ok()) return;
   if (n["max_connections"])
     l.max_connections = r.Integer<int>(n["max_connections"], "limits.max_connections", 1, 1000000);
@@ -316,6 +316,12 @@ void ReadLimits(Reader& r, const YAML::Node& n, routing::Limits& l) {
   if (n["stream_wait_timeout"])
     l.stream_wait_timeout = r.Duration(n["stream_wait_timeout"], "limits.stream_wait_timeout");
   if (n["cutover_timeout"]) l.cutover_timeout = r.Duration(n["cutover_timeout"], "limits.cutover_timeout");
+  if (n["secondary_queue_ops"])
+    l.secondary_queue_ops = r.Integer<std::size_t>(n["secondary_queue_ops"], "limits.secondary_queue_ops", 1, 1u << 20);
+  if (n["secondary_queue_size"])
+    l.secondary_queue_bytes = r.Size(n["secondary_queue_size"], "limits.secondary_queue_size", 64 * 1024, 1ull << 30);
+  if (n["shadow_queue_ops"])
+    l.shadow_queue_ops = r.Integer<std::size_t>(n["shadow_queue_ops"], "limits.shadow_queue_ops", 0, 1u << 20);
   if (r.ok() && l.connect_timeout <= absl::ZeroDuration())
     r.Fail("limits.connect_timeout", "must be greater than zero");
 }

@@ -74,7 +74,9 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
   auto latency = Family("turnout_request_duration_seconds", "Request latency at the proxy, by route and side.",
                         MetricType::Histogram);
   auto dual = Family("turnout_dualwrite_total",
-                     "Secondary (dual) writes by outcome: applied on both sides, failed, journaled for repair.",
+                     "Dual-writes by outcome, each counted once: applied on both sides; failed (refused by the "
+                     "secondary, or lost after it was sent), diverged (both applied, outcomes differ) or dropped "
+                     "(never reached the secondary), each journaled for repair.",
                      MetricType::Counter);
   auto shadow = Family("turnout_shadow_comparisons_total", "Shadow comparisons, by route and result.",
                        MetricType::Counter);

@@ -5,7 +5,7 @@
 namespace turnout::proxy {
 
 const char* RouteRuntime::DualWriteResultName(DualWriteResult r) {
-  static constexpr const char* kNames[] = {"applied", "failed", "journaled"};
+  static constexpr const char* kNames[] = {"applied", "failed", "diverged", "dropped"};
   return kNames[static_cast<int>(r)];
 }
 

@@ -42,8 +42,10 @@ struct RouteRuntime {
     std::atomic<std::uint64_t> latency_sum_us{0};
   };
 
-  // Outcomes of secondary work (DESIGN.md §7).
-  enum class DualWriteResult { kApplied, kFailed, kJournaled, kCount };
+  // Outcomes of secondary work (DESIGN.md §7). DualWriteResult is the label
+  // set of turnout_dualwrite_total: one per dual-write op, the outcome set
+  // of proxy/secondary/outcome.h, which says what each means.
+  enum class DualWriteResult { kApplied, kFailed, kDiverged, kDropped, kCount };
   enum class ShadowMismatch { kRowDescription, kRows, kCommandTag, kError, kType, kLength, kValue, kCount };
   static const char* DualWriteResultName(DualWriteResult r);
   static const char* ShadowMismatchName(ShadowMismatch k);

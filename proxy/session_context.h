@@ -8,6 +8,8 @@
 
 #include "proxy/asio.h"
 #include "proxy/credential_check.h"
+#include "proxy/secondary/backend_health.h"
+#include "proxy/secondary/key_order.h"
 #include "proxy/session.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/user_list.h"
@@ -37,6 +39,13 @@ struct ProxyServices {
   // Hi() results for client and upstream SCRAM; a reload copies the pointer,
   // so the cache outlives user lists (its keys cannot go stale, see there).
   std::shared_ptr<ScramKeyCache> scram_keys = std::make_shared<ScramKeyCache>();
+  // Secondary work of both protocols (proxy/secondary/): which backends are
+  // in their back-off window, and per-key order of dual-writes across
+  // sessions (over the stripes the Redis backfill takes too). One each per
+  // process; a reload copies the pointers.
+  std::shared_ptr<secondary::BackendHealth> backend_health = std::make_shared<secondary::BackendHealth>();
+  std::shared_ptr<secondary::KeyOrder> key_order =
+      std::make_shared<secondary::KeyOrder>(routing::KeyStripes::Global());
 };
 
 struct SessionContext {

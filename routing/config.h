@@ -90,6 +90,14 @@ struct Limits {
   // stream to catch up; past it the cutover is abandoned, writes resume on
   // the old side.
   absl::Duration cutover_timeout = absl::Seconds(30);
+  // Secondary work of one session towards one backend, both protocols
+  // (docs/secondary-work.md "Limits"): ops and their request bytes queued
+  // and not yet finished, and how many of them may be shadow requests.
+  // Past them a sync dual-write waits, an async one is journaled
+  // (`dropped`), a shadow request is counted and dropped.
+  std::size_t secondary_queue_ops = 4096;
+  std::size_t secondary_queue_bytes = 16u << 20;
+  std::size_t shadow_queue_ops = 512;
 };
 
 struct AdminListener {

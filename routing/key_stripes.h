@@ -1,6 +1,6 @@
 #pragma once
 // Per-key order of the writes one process sends to two sides (DESIGN.md §2,
-// §4): the stripes both a Redis session's dual-writes (proxy/redis/
+// §4): the stripes both a Redis session's dual-writes (proxy/secondary/
 // key_order.h, which explains the protocol) and the Redis backfill's key
 // copies (control/redis_backfill.cc) take, so a copy of a key is ordered
 // with that key's live writes (issue 13 item 18). Here in routing/ because

@@ -67,6 +67,8 @@ TEST(LayeringTest, IncludesPointDownward) {
                         "prometheus/"}, kSystemIo), {}},
       {"control", {"proxy/"}, {}},
       {"proxy", {"control/", "libpq", "hiredis/"}, {"proxy/main.cc"}},
+      // The secondary-work engine both protocols share: no protocol in it.
+      {"proxy/secondary", {"proxy/pg/", "proxy/redis/", "protocol/pg/", "protocol/resp/"}, {}},
   };
   int checked = 0;
   for (const auto& rule : rules) {

@@ -45,6 +45,8 @@
 #include "protocol/pg/wire.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
+#include "proxy/secondary/outcome.h"
+#include "proxy/secondary/queue_limits.h"
 
 namespace turnout::proxy::pg::detail {
 
@@ -55,11 +57,6 @@ using routing::SecondaryRole;
 
 namespace {
 
-// Bounds of the queue of ops not yet finished (async work piles up here).
-constexpr std::size_t kMaxOps = 1024;
-constexpr std::size_t kMaxBytes = 16u << 20;
-// Shadow work is shed earlier: it must never hold memory dual-writes need.
-constexpr std::size_t kMaxShadowOps = 256;
 // One request kept for the secondary; a larger batch is journaled instead.
 constexpr std::size_t kMaxCaptureBytes = 4u << 20;
 
@@ -213,11 +210,16 @@ bool PgSession::StartOp(const ppg::Frame& f) {
   const Side side = Other(primary_side_);
   BackendConnection* b = backend(side);
   const bool connected = b != nullptr && b->ready();
+  // Bounds of the queue of ops not yet finished (async work piles up here),
+  // shared with Redis and configured (proxy/secondary/queue_limits.h); shadow
+  // work is shed earlier: it must never hold memory dual-writes need.
+  const auto limits = secondary::QueueLimits::Of(ctx_.config->limits);
   if (w.role == SecondaryRole::kShadow &&
-      (!connected || shadow_queued_ >= kMaxShadowOps || sec_ops_.size() >= kMaxOps || sec_bytes_ >= kMaxBytes)) {
-    ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+      (!connected || !limits.Admits(true, sec_ops_.size(), sec_bytes_, shadow_queued_, 0))) {
+    secondary::OutcomeStep(ctx_.route, *ctx_.services).ShadowDropped();
     return false;
   }
+  const bool room = limits.Admits(false, sec_ops_.size(), sec_bytes_, 0, 0);
 
   SecondaryOp& op = sec_ops_.emplace_back();
   answering_for_ = kNoRequest;  // this request may be the one being answered
@@ -244,7 +246,7 @@ bool PgSession::StartOp(const ppg::Frame& f) {
     }
     if (sec_txn_lost_) {
       op.failure = "turnout: the secondary lost this transaction; journaled for repair";
-    } else if (sec_ops_.size() > kMaxOps || sec_bytes_ >= kMaxBytes) {
+    } else if (!room) {
       op.failure = "turnout: the secondary's queue is full; journaled for repair";
     } else if (!connected) {
       op.failure = "turnout: backend unavailable (retrying shortly); journaled for repair";

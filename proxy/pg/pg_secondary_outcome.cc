@@ -1,7 +1,8 @@
 // The outcome of a PostgreSQL session's secondary op, once both sides
-// answered (FinishOp): a shadow op's replies are compared and counted, a
-// dual-write is counted as applied, or journaled with its statement,
-// parameters and tables when it failed, diverged or could not be sent; and
+// answered (FinishOp): a shadow op's replies are compared, a dual-write's
+// outcome (applied, failed, diverged, dropped) is decided here and handed
+// to the outcome step both protocols share (proxy/secondary/outcome.h:
+// metrics, journal with its statement, parameters and tables, samples); and
 // the intent record (proxy/intent_ring.h) that covered the op meanwhile is
 // settled. The whole design is in pg_secondary.cc.
 
@@ -10,12 +11,24 @@
 #include "proxy/intent_ring.h"
 #include "proxy/pg/pg_session_impl.h"
 #include "proxy/pg/request_text.h"
+#include "proxy/secondary/outcome.h"
 
 namespace turnout::proxy::pg::detail {
 
 namespace ppg = protocol::pg;
 using routing::JournalKind;
 using routing::SecondaryRole;
+
+namespace {
+
+// An applied dual-write: counted (proxy/secondary/outcome.h); no journal
+// entry, so 0.
+std::uint64_t CountApplied(const SessionContext& ctx) {
+  return secondary::OutcomeStep(ctx.route, *ctx.services)
+      .DualWrite(secondary::SecondaryOutcome::kApplied, [](routing::JournalEntry&) {});
+}
+
+}  // namespace
 
 // ================================================================== outcome
 
@@ -32,13 +45,8 @@ void PgSession::FinishOp(SecondaryOp& op) {
     if (op.skipped || op.large_reply || !op.failure.empty() || !op.sent) return;  // not a comparison
     const auto scope = op.shadow_write ? CompareScope::kOutcome : CompareScope::kFull;
     const auto mismatch = CompareDigests(op.primary, op.secondary, scope);
-    ctx_.route.RecordShadow(mismatch);
     ctx_.route.RecordRequest(op.side, op.cls, op.secondary_us);
-    if (mismatch && ctx_.services->shadow_samples != nullptr) {
-      routing::ShadowSample s;
-      s.at = absl::Now();
-      s.route = route().name;
-      s.kind = RouteRuntime::ShadowMismatchName(*mismatch);
+    secondary::OutcomeStep(ctx_.route, *ctx_.services).Shadow(mismatch, [&](routing::ShadowSample& s) {
       std::vector<std::string> params;
       DescribeRequest(op.main, tracker_.state(), &s.request, &params);
       if (!params.empty()) absl::StrAppend(&s.request, " -- parameters: ", absl::StrJoin(params, ", "));
@@ -46,8 +54,7 @@ void PgSession::FinishOp(SecondaryOp& op) {
       s.secondary = op.secondary.Render();
       s.primary_latency_us = op.primary_us;
       s.secondary_latency_us = op.secondary_us;
-      ctx_.services->shadow_samples->Add(std::move(s));
-    }
+    });
     return;
   }
   if (!op.failure.empty() && op.opens_txn_only) {
@@ -57,7 +64,6 @@ void PgSession::FinishOp(SecondaryOp& op) {
     return;
   }
   if (!op.failure.empty()) {
-    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
     SettleIntent(op, JournalOp(op, op.failure_kind, op.primary_done ? op.primary.Outcome() : "unknown", op.failure));
     return;
   }
@@ -68,28 +74,23 @@ void PgSession::FinishOp(SecondaryOp& op) {
   if (op.atomic) {
     // Phase two: COMMIT PREPARED (or ROLLBACK PREPARED) must succeed.
     if (!op.secondary.has_error()) {
-      ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
-      SettleIntent(op, 0);
+      SettleIntent(op, CountApplied(ctx_));
       return;
     }
-    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
     SettleIntent(op, JournalOp(op, JournalKind::kFailed, op.primary.Outcome(), op.secondary.Outcome()));
     return;
   }
   auto mismatch = CompareDigests(op.primary, op.secondary, CompareScope::kOutcome);
   if (!mismatch && !op.prefix_errors.empty() && op.begins_txn) mismatch = RouteRuntime::ShadowMismatch::kError;
-  if (!mismatch) {
-    ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
-    SettleIntent(op, 0);
+  const secondary::SecondaryOutcome outcome = secondary::OutcomeOfComparison(mismatch);
+  if (outcome == secondary::SecondaryOutcome::kApplied) {
+    SettleIntent(op, CountApplied(ctx_));
     return;
   }
-  ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
-  std::string secondary = op.secondary.Outcome();
-  if (!op.prefix_errors.empty()) absl::StrAppend(&secondary, " (before it: ", op.prefix_errors, ")");
-  SettleIntent(op, JournalOp(op,
-                             *mismatch == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed
-                                                                               : JournalKind::kDiverged,
-                             op.primary.Outcome(), std::move(secondary)));
+  std::string secondary_outcome = op.secondary.Outcome();
+  if (!op.prefix_errors.empty()) absl::StrAppend(&secondary_outcome, " (before it: ", op.prefix_errors, ")");
+  SettleIntent(op, JournalOp(op, secondary::JournalKindOf(outcome), op.primary.Outcome(),
+                             std::move(secondary_outcome)));
 }
 
 // ================================================================== the intent record
@@ -151,21 +152,21 @@ void PgSession::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
 
 // ================================================================== the journal
 
+// A dual-write not applied: counted by the outcome of its journal kind and
+// journaled (proxy/secondary/outcome.h).
 std::uint64_t PgSession::JournalOp(const SecondaryOp& op, JournalKind kind, std::string primary_outcome,
                                    std::string secondary_outcome) {
-  routing::JournalEntry e;
-  e.at = absl::Now();
-  e.migration_id = reader_->policy().migration_id();
-  e.route = route().name;
-  e.backend = BackendName(op.side);
-  e.database = SecondaryDatabase(op.side);
-  e.session = ctx_.connection_id;
-  e.kind = kind;
-  DescribeRequest(op.main, tracker_.state(), &e.statement, &e.params);
-  e.targets = op.tables;
-  e.primary_outcome = std::move(primary_outcome);
-  e.secondary_outcome = std::move(secondary_outcome);
-  return ctx_.services->journal->Append(std::move(e));
+  return secondary::OutcomeStep(ctx_.route, *ctx_.services)
+      .DualWrite(secondary::OutcomeOf(kind), [&](routing::JournalEntry& e) {
+        e.migration_id = reader_->policy().migration_id();
+        e.backend = BackendName(op.side);
+        e.database = SecondaryDatabase(op.side);
+        e.session = ctx_.connection_id;
+        DescribeRequest(op.main, tracker_.state(), &e.statement, &e.params);
+        e.targets = op.tables;
+        e.primary_outcome = std::move(primary_outcome);
+        e.secondary_outcome = std::move(secondary_outcome);
+      });
 }
 
 // The database the session uses on `side` (as MakeLogin picks it).
@@ -178,19 +179,17 @@ std::string PgSession::SecondaryDatabase(Side side) const {
 // secondary: journaled with what is known (its tables), never lost.
 void PgSession::JournalUncaptured(std::string_view why, std::span<const std::string_view> tables) {
   uncaptured_write_ = false;
-  routing::JournalEntry e;
-  e.at = absl::Now();
-  e.migration_id = reader_->policy().migration_id();
-  e.route = route().name;
-  e.backend = BackendName(Other(primary_side_));
-  e.database = SecondaryDatabase(Other(primary_side_));
-  e.session = ctx_.connection_id;
-  e.kind = JournalKind::kDropped;
-  e.statement = "(not captured)";
-  e.targets.assign(tables.begin(), tables.end());
-  e.secondary_outcome = std::string(why);
-  ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
-  const std::uint64_t entry = ctx_.services->journal->Append(std::move(e));
+  const Side side = Other(primary_side_);
+  const std::uint64_t entry = secondary::OutcomeStep(ctx_.route, *ctx_.services)
+                                  .DualWrite(secondary::SecondaryOutcome::kDropped, [&](routing::JournalEntry& e) {
+                                    e.migration_id = reader_->policy().migration_id();
+                                    e.backend = BackendName(side);
+                                    e.database = SecondaryDatabase(side);
+                                    e.session = ctx_.connection_id;
+                                    e.statement = "(not captured)";
+                                    e.targets.assign(tables.begin(), tables.end());
+                                    e.secondary_outcome = std::string(why);
+                                  });
   // On disk only at the next flush: the intent record covers that window.
   if (IntentRing* ring = ctx_.services->intents) {
     const std::string database = SecondaryDatabase(Other(primary_side_));

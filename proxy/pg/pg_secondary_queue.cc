@@ -254,8 +254,9 @@ void PgSession::SecondaryLost(Side side) {
   ctx_.route.RecordUpstreamError(side);
   cancel_slots_->Clear(i);
   backends_[i]->Close();
+  // Every session of the process backs off (proxy/secondary/backend_health.h).
+  ctx_.services->backend_health->ReportFailure(backends_[i]->backend().name, Clock::now());
   dead_backends_.push_back(std::move(backends_[i]));
-  down_until_[i] = Clock::now() + std::chrono::seconds(1);
   if (sec_txn_) {
     sec_txn_ = false;
     sec_txn_lost_ = true;

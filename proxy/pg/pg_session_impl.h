@@ -211,7 +211,12 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> SwitchPrimary(Side side, std::string* notice, std::string* error);
   awaitable<bool> EnsureSynced(Side side, std::string* notice, std::string* error);
   const std::string& BackendName(Side side) const;
-  bool SideDown(Side side) const { return Clock::now() < down_until_[static_cast<int>(side)]; }
+  // In this session's retry window, or in the process-wide back-off both
+  // protocols share (proxy/secondary/backend_health.h).
+  bool SideDown(Side side) const {
+    const auto now = Clock::now();
+    return now < down_until_[static_cast<int>(side)] || ctx_.services->backend_health->IsDown(BackendName(side), now);
+  }
 
   // ---------------------------------------------------------------- pg_secondary*.cc, pg_transactions.cc
   // What Route() decided for the request being started.

@@ -322,7 +322,7 @@ bool RedisSession::SideDown(Side side) const {
   const auto& conn = backends_[static_cast<int>(side)];
   if (conn && conn->is_open()) return false;
   const routing::Backend* b = BackendFor(side);
-  return b == nullptr || BackendHealth::Global().IsDown(b->name, Clock::now());
+  return b == nullptr || ctx_.services->backend_health->IsDown(b->name, Clock::now());
 }
 
 // Opens the backend's connection on first use. On failure the client gets

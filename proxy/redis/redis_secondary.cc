@@ -7,6 +7,7 @@
 #include "protocol/resp/reply_writer.h"
 #include "proxy/logging.h"
 #include "proxy/redis/redis_session_impl.h"
+#include "proxy/secondary/outcome.h"
 
 namespace turnout::proxy::redis {
 
@@ -150,7 +151,7 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
   }
   if (!ch->HasRoom(shadow, op.command.size() + op.wire.size())) {
     if (shadow) {
-      ctx_.route.shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+      secondary::OutcomeStep(ctx_.route, *ctx_.services).ShadowDropped();
     } else {
       ch->JournalNotQueued(op.command, std::move(op.keys), "secondary queue full");
     }
@@ -174,7 +175,7 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
 
 awaitable<bool> RedisSession::AcquireStripes(const KeyOrder::Stripes& stripes) {
   if (stripes.empty()) co_return true;
-  KeyOrder& order = KeyOrder::Global();
+  KeyOrder& order = *ctx_.services->key_order;
   if (order.TryAcquire(stripes, StripeOwner())) co_return true;
   co_await FlushUpstream();
   WakeWriter();
@@ -204,7 +205,7 @@ awaitable<void> RedisSession::WaitForRoom(Side side, bool sync, std::size_t byte
 }
 
 void RedisSession::ReleaseStripes(KeyOrder::Stripes& stripes) {
-  KeyOrder::Global().Release(stripes, StripeOwner());
+  ctx_.services->key_order->Release(stripes, StripeOwner());
   stripes.clear();
 }
 

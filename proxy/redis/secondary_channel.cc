@@ -11,7 +11,7 @@
 #include "proxy/disconnect.h"
 #include "proxy/intent_ring.h"
 #include "proxy/logging.h"
-#include "proxy/redis/backend_health.h"
+#include "proxy/secondary/outcome.h"
 #include "routing/shadow_samples.h"
 
 namespace turnout::proxy::redis {
@@ -24,16 +24,6 @@ namespace {
 constexpr std::size_t kMaxBatchBuffers = 128;
 constexpr std::size_t kMaxBatchBytes = 256 * 1024;
 
-// At most one "journal full" line every 10 s for the whole process.
-bool ShouldLogJournalFull() {
-  static std::atomic<std::int64_t> last{0};
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
-  std::int64_t prev = last.load(std::memory_order_relaxed);
-  return now - prev >= 10 && last.compare_exchange_strong(prev, now, std::memory_order_relaxed);
-}
-
 std::uint64_t MicrosSince(std::chrono::steady_clock::time_point t) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t).count();
   return static_cast<std::uint64_t>(std::max<std::int64_t>(us, 0));
@@ -44,6 +34,7 @@ SecondaryChannel::SecondaryChannel(asio::any_io_executor executor, routing::Side
     : executor_(executor),
       side_(side),
       env_(std::move(env)),
+      limits_(secondary::QueueLimits::Of(env_.config->limits)),
       send_wake_(executor),
       reply_wake_(executor),
       abort_wake_(executor) {
@@ -75,14 +66,13 @@ bool SecondaryChannel::Retarget(const routing::Backend* b, const OwnedUpstreamSt
 }
 
 bool SecondaryChannel::HasRoom(bool shadow, std::size_t bytes) const noexcept {
-  if (ops_.size() >= kMaxOps || queued_bytes_ + bytes > kMaxBytes) return false;
-  if (shadow && (shadow_ops_ >= kMaxShadowOps || shadow_bytes_ + bytes > kMaxShadowBytes)) return false;
-  return true;
+  return limits_.Admits(shadow, ops_.size(), queued_bytes_, shadow_ops_, bytes) &&
+         (!shadow || shadow_bytes_ + bytes <= kMaxShadowBytes);
 }
 
 bool SecondaryChannel::down() const {
   if (conn_ && conn_->is_open()) return false;
-  return backend_ != nullptr && BackendHealth::Global().IsDown(backend_->name, Clock::now());
+  return backend_ != nullptr && env_.services->backend_health->IsDown(backend_->name, Clock::now());
 }
 
 SecondaryOp& SecondaryChannel::Enqueue(SecondaryOp op, std::span<const std::string_view> keys) {
@@ -304,7 +294,7 @@ awaitable<void> SecondaryChannel::Run() {
         continue;
       }
       const auto now = Clock::now();
-      if (!BackendHealth::Global().MayTry(backend_->name, now)) {
+      if (!env_.services->backend_health->MayTry(backend_->name, now)) {
         DropSendable(absl::StrCat("backend ", backend_->name, " is down"));
         continue;
       }
@@ -318,14 +308,14 @@ awaitable<void> SecondaryChannel::Run() {
       if (aborted_ || opened.index() == 1) co_return;
       const bool ok = std::get<0>(opened);
       if (!ok) {
-        BackendHealth::Global().ReportFailure(backend_->name, Clock::now());
+        env_.services->backend_health->ReportFailure(backend_->name, Clock::now());
         env_.route->RecordUpstreamError(side_);
         LogWarn("redis secondary backend unavailable",
                 {{"route", env_.route->route.name}, {"backend", backend_->name}, {"error", error}});
         DropSendable(error);
         continue;
       }
-      BackendHealth::Global().ReportSuccess(backend_->name);
+      env_.services->backend_health->ReportSuccess(backend_->name);
       conn_ = std::move(conn);
       partial_active_ = false;
     }
@@ -334,7 +324,7 @@ awaitable<void> SecondaryChannel::Run() {
     if (aborted_) co_return;
     if (lost_) {
       conn_->Close();
-      BackendHealth::Global().ReportFailure(backend_->name, Clock::now());
+      env_.services->backend_health->ReportFailure(backend_->name, Clock::now());
       env_.route->RecordUpstreamError(side_);
       LogWarn("redis secondary backend connection lost",
               {{"route", env_.route->route.name}, {"backend", backend_->name}, {"error", lost_reason_}});
@@ -573,7 +563,7 @@ void SecondaryChannel::MaybeFinish(SecondaryOp& op) {
   if (!op.finished && op.secondary_done && op.primary_done) {
     op.finished = true;
     if (!op.stripes.empty()) {
-      KeyOrder::Global().Release(op.stripes, op.stripe_owner);
+      env_.services->key_order->Release(op.stripes, op.stripe_owner);
       op.stripes.clear();
     }
     Finish(op);
@@ -582,24 +572,18 @@ void SecondaryChannel::MaybeFinish(SecondaryOp& op) {
 }
 
 void SecondaryChannel::Finish(SecondaryOp& op) {
+  const secondary::OutcomeStep step(*env_.route, *env_.services);
   switch (op.kind) {
     case OpKind::kState: return;
     case OpKind::kShadow: {
       if (!op.failure.empty()) return;  // never compared: not a result
-      const auto m = CompareCaptured(op.primary, op.secondary, op.compare);
-      env_.route->RecordShadow(m);
-      if (m && env_.services->shadow_samples) {
-        routing::ShadowSample s;
-        s.at = absl::Now();
-        s.route = env_.route->route.name;
-        s.kind = RouteRuntime::ShadowMismatchName(*m);
+      step.Shadow(CompareCaptured(op.primary, op.secondary, op.compare), [&](routing::ShadowSample& s) {
         s.request = RenderCommandFrame(op.command);
         s.primary = RenderReply(op.primary);
         s.secondary = RenderReply(op.secondary);
         s.primary_latency_us = op.primary_us;
         s.secondary_latency_us = op.secondary_us;
-        env_.services->shadow_samples->Add(std::move(s));
-      }
+      });
       return;
     }
     case OpKind::kDualWrite:
@@ -621,30 +605,24 @@ void SecondaryChannel::Finish(SecondaryOp& op) {
       } else {
         m = CompareExec(op.primary, op.secondary, op.positions, op.copies);
       }
-      if (!m) {
-        env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kApplied);
+      const secondary::SecondaryOutcome outcome = secondary::OutcomeOfComparison(m);
+      if (outcome == secondary::SecondaryOutcome::kApplied) {
+        step.DualWrite(outcome, [](routing::JournalEntry&) {});
         SettleIntent(op, 0);
         return;
       }
-      SettleIntent(op, Journal(op, *m == RouteRuntime::ShadowMismatch::kError ? JournalKind::kFailed
-                                                                               : JournalKind::kDiverged,
-                               RenderReply(op.secondary)));
+      SettleIntent(op, Journal(op, secondary::JournalKindOf(outcome), RenderReply(op.secondary)));
       return;
     }
   }
 }
 
+// A write not applied: counted by the outcome of its journal kind and
+// journaled (proxy/secondary/outcome.h).
 std::uint64_t SecondaryChannel::Journal(const SecondaryOp& op, JournalKind kind, std::string secondary_outcome) {
-  env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
-  routing::JournalEntry e = EntryOf(op, kind, std::move(secondary_outcome));
-  std::uint64_t entry = 0;
-  if (env_.services->journal && (entry = env_.services->journal->Append(std::move(e))) != 0) {
-    env_.route->RecordDualWrite(RouteRuntime::DualWriteResult::kJournaled);
-  } else if (ShouldLogJournalFull()) {
-    LogError("dual-write journal full: missed secondary writes are not recorded (repair, or raise journal.max_entries)",
-             {{"route", env_.route->route.name}, {"backend", backend_ ? backend_->name : std::string()}});
-  }
-  return entry;
+  return secondary::OutcomeStep(*env_.route, *env_.services)
+      .DualWrite(secondary::OutcomeOf(kind),
+                 [&](routing::JournalEntry& e) { e = EntryOf(op, kind, std::move(secondary_outcome)); });
 }
 
 routing::JournalEntry SecondaryChannel::EntryOf(const SecondaryOp& op, JournalKind kind,

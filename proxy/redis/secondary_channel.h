@@ -48,8 +48,10 @@
 // journaled. A write no slot can hold is journaled at once instead. So a
 // process killed between the two sides leaves its keys to the next start.
 //
-// Bounded: at most kMaxOps ops and kMaxBytes of command bytes are queued.
-// A dual-write that finds no room waits in the session (WantRoom, then
+// Bounded by the limits both protocols share (proxy/secondary/
+// queue_limits.h, from the configuration): ops and command bytes queued,
+// shadow ops among them (and at most kMaxShadowBytes of shadow bytes). A
+// dual-write that finds no room waits in the session (WantRoom, then
 // on_progress): sync without a limit but a watchdog, async up to a second,
 // then it is journaled (kDropped). A shadow request is counted in
 // shadow_dropped and dropped at once (a shadow has a tighter bound).
@@ -70,6 +72,7 @@
 #include "proxy/redis/backend_connection.h"
 #include "proxy/redis/key_order.h"
 #include "proxy/redis/secondary_work.h"
+#include "proxy/secondary/queue_limits.h"
 #include "proxy/session.h"
 #include "proxy/session_context.h"
 #include "routing/journal.h"
@@ -129,7 +132,7 @@ struct SecondaryOp {
   std::uint64_t secondary_us = 0;
   std::uint64_t fence_seq = 0;            // async dual-writes: ReadYourWritesFence
   std::uint64_t barrier = 0;              // see the header comment
-  std::size_t accounted_bytes = 0;        // counted against kMaxBytes
+  std::size_t accounted_bytes = 0;        // counted against the queue's byte bound
   // Key stripes held for this write (KeyOrder) until it is finished.
   KeyOrder::Stripes stripes;
   std::uint64_t stripe_owner = 0;
@@ -152,9 +155,9 @@ struct OwnedUpstreamState {
 class SecondaryChannel {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::size_t kMaxOps = 4096;
-  static constexpr std::size_t kMaxBytes = 16u << 20;
-  static constexpr std::size_t kMaxShadowOps = 512;
+  // The default byte bound of the queue: a request or MULTI block over half
+  // of it is journaled, never kept (kMaxCopiedRequest, FinishBlock).
+  static constexpr std::size_t kMaxBytes = secondary::QueueLimits{}.max_bytes;
   static constexpr std::size_t kMaxShadowBytes = 4u << 20;
   // Replies kept for comparison; longer ones are compared by hash and length.
   static constexpr std::size_t kCompareCap = 1u << 20;
@@ -273,6 +276,7 @@ class SecondaryChannel {
   asio::any_io_executor executor_;
   const routing::Side side_;
   Env env_;
+  const secondary::QueueLimits limits_;
   const routing::Backend* backend_ = nullptr;
   std::string migration_id_;
   std::unique_ptr<BackendConnection> conn_;

@@ -37,10 +37,10 @@ awaitable<void> SecondaryChannel::PrepareCopy(SecondaryOp& op) {
     for (std::size_t i = 0; i < copy_count; ++i) KeyOrder::AddStripe(op.keys[i], stripes);
     // Re-entrant even when others wait: this session's later writes of these
     // keys may hold them, queued behind this copy.
-    if (!KeyOrder::Global().TryAcquire(stripes, op.stripe_owner, true)) {
+    if (!env_.services->key_order->TryAcquire(stripes, op.stripe_owner, true)) {
       if (!key_waiter_) key_waiter_ = std::make_shared<KeyWaiter>(executor_);
-      const bool ok = co_await KeyOrder::Global().Acquire(stripes, op.stripe_owner, true, *key_waiter_,
-                                                         Clock::now() + std::chrono::seconds(5), &aborted_);
+      const bool ok = co_await env_.services->key_order->Acquire(stripes, op.stripe_owner, true, *key_waiter_,
+                                                                 Clock::now() + std::chrono::seconds(5), &aborted_);
       if (aborted_) co_return;
       if (!ok) {
         SecondaryFailed(op, JournalKind::kDropped, "key order wait timed out; repair copies the keys");

@@ -31,6 +31,9 @@ limits:
   connect_timeout: 2s
   idle_timeout: 10m
   drain_timeout: 15s
+  secondary_queue_ops: 100
+  secondary_queue_size: 1MiB
+  shadow_queue_ops: 0
 backends:
   - name: pg-old
     protocol: postgres
@@ -80,6 +83,9 @@ TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
   EXPECT_EQ(c->limits.connect_timeout, absl::Seconds(2));
   EXPECT_EQ(c->limits.idle_timeout, absl::Minutes(10));
   EXPECT_EQ(c->limits.drain_timeout, absl::Seconds(15));
+  EXPECT_EQ(c->limits.secondary_queue_ops, 100u);
+  EXPECT_EQ(c->limits.secondary_queue_bytes, 1u << 20);
+  EXPECT_EQ(c->limits.shadow_queue_ops, 0u);
   ASSERT_EQ(c->backends.size(), 4u);
   EXPECT_EQ(c->backends[0].password, "s3cret");
   EXPECT_EQ(c->backends[1].address.host, "::1");
@@ -103,6 +109,9 @@ routes: [{name: r, protocol: redis, listen: "127.0.0.1:2", old: a}]
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->limits.max_connections, 1000);
   EXPECT_EQ(c->limits.max_message_bytes, 1ull << 30);
+  EXPECT_EQ(c->limits.secondary_queue_ops, 4096u);
+  EXPECT_EQ(c->limits.secondary_queue_bytes, 16u << 20);
+  EXPECT_EQ(c->limits.shadow_queue_ops, 512u);
   EXPECT_EQ(c->admin.listen.ToString(), "127.0.0.1:9090");
   EXPECT_EQ(c->state_store.kind, routing::StateStoreKind::kFile);
 }
@@ -158,6 +167,8 @@ const std::string kCases[][3] = {
     {"bad_timeout", With("limits: {connect_timeout: soon}\n"), "limits.connect_timeout: expected a duration"},
     {"zero_connect_timeout", With("limits: {connect_timeout: 0s}\n"), "limits.connect_timeout: must be greater than zero"},
     {"limits_unknown", With("limits: {max_conns: 3}\n"), "limits.max_conns: unknown field"},
+    {"zero_secondary_queue", With("limits: {secondary_queue_ops: 0}\n"),
+     "limits.secondary_queue_ops: must be between 1 and 1048576, got 0"},
     {"no_backends", With("", false), "backends: expected a list with at least one backend"},
     {"no_routes", With("", true, false), "routes: expected a list with at least one route"},
     {"backend_no_name", "backends: [{protocol: redis, address: \"127.0.0.1:1\"}]\n", "backends[0].name: required"},

@@ -99,8 +99,10 @@ class PgMigrationTest : public ::testing::Test {
       Psql(Direct(port, "postgres"), b.pg_password, "drop database if exists " + db_ + " with (force)");
   }
 
-  // `extra_env` is added to turnout's environment.
-  void Start(const std::map<std::string, std::string>& extra_env = {}) {
+  // `extra_env` is added to turnout's environment; `new_port` replaces the
+  // harness' new cluster; `limits` (YAML lines) go under `limits:`.
+  void Start(const std::map<std::string, std::string>& extra_env = {}, int new_port = 0,
+             const std::string& limits = "") {
     const auto& b = TestBackends::Get();
     port_ = FreePort();
     admin_port_ = FreePort();
@@ -108,9 +110,11 @@ class PgMigrationTest : public ::testing::Test {
     std::ostringstream y;
     y << "instance_id: pgmig-test\nworkers: 2\nlog_level: info\n"
       << "admin:\n  listen: 127.0.0.1:" << admin_port_ << "\n  tokens_file: tokens\n"
-      << "state_store:\n  path: state.json\njournal:\n  path: journal.log\n"
-      << "backends:\n";
-    for (const auto& [name, port] : {std::pair<std::string, int>{"pg-old", b.pg_old_port}, {"pg-new", b.pg_new_port}})
+      << "state_store:\n  path: state.json\njournal:\n  path: journal.log\n";
+    if (!limits.empty()) y << "limits:\n" << limits;
+    y << "backends:\n";
+    const int new_side = new_port != 0 ? new_port : b.pg_new_port;
+    for (const auto& [name, port] : {std::pair<std::string, int>{"pg-old", b.pg_old_port}, {"pg-new", new_side}})
       y << "  - name: " << name << "\n    protocol: postgres\n    address: 127.0.0.1:" << port << "\n    user: "
         << b.pg_user << "\n    password: " << b.pg_password << "\n    database: " << db_ << "\n";
     y << "routes:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:" << port_

@@ -6,12 +6,18 @@
 #include <chrono>
 #include <thread>
 
-#include "proxy/redis/key_order.h"
+#include "proxy/secondary/key_order.h"
 
-namespace turnout::proxy::redis {
+namespace turnout::proxy::secondary {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The process' KeyOrder, as ProxyServices hands it to sessions.
+KeyOrder& Order() {
+  static KeyOrder order(routing::KeyStripes::Global());
+  return order;
+}
 
 struct Outcome {
   bool done = false;
@@ -22,13 +28,13 @@ struct Outcome {
 awaitable<void> Wait(KeyOrder::Stripes stripes, std::uint64_t owner, std::shared_ptr<KeyWaiter> waiter,
                      Clock::duration limit, const bool* stop, Outcome* out) {
   const auto start = Clock::now();
-  out->acquired = co_await KeyOrder::Global().Acquire(stripes, owner, false, *waiter, start + limit, stop);
+  out->acquired = co_await Order().Acquire(stripes, owner, false, *waiter, start + limit, stop);
   out->waited = Clock::now() - start;
   out->done = true;
 }
 
 TEST(KeyOrderWait, ReleaseOnAnotherThreadWakesTheWaiterAtOnce) {
-  KeyOrder& order = KeyOrder::Global();
+  KeyOrder& order = Order();
   KeyOrder::Stripes s;
   KeyOrder::AddStripe("key-order-wait:hot", s);
   ASSERT_TRUE(order.TryAcquire(s, 7001));
@@ -50,7 +56,7 @@ TEST(KeyOrderWait, ReleaseOnAnotherThreadWakesTheWaiterAtOnce) {
 }
 
 TEST(KeyOrderWait, ManyWaitersOfOneKeyAllGetItInTurn) {
-  KeyOrder& order = KeyOrder::Global();
+  KeyOrder& order = Order();
   KeyOrder::Stripes s;
   KeyOrder::AddStripe("key-order-wait:many", s);
   asio::io_context io;
@@ -66,7 +72,7 @@ TEST(KeyOrderWait, ManyWaitersOfOneKeyAllGetItInTurn) {
           // Hold it briefly, then hand it on.
           Timer t(io.get_executor(), std::chrono::milliseconds(2));
           co_await t.async_wait();
-          KeyOrder::Global().Release(s, 8001 + i);
+          Order().Release(s, 8001 + i);
         },
         asio::detached);
   }
@@ -82,7 +88,7 @@ TEST(KeyOrderWait, ManyWaitersOfOneKeyAllGetItInTurn) {
 }
 
 TEST(KeyOrderWait, GivesUpAtTheDeadlineOrWhenStopped) {
-  KeyOrder& order = KeyOrder::Global();
+  KeyOrder& order = Order();
   KeyOrder::Stripes s;
   KeyOrder::AddStripe("key-order-wait:held", s);
   ASSERT_TRUE(order.TryAcquire(s, 9001));
@@ -108,4 +114,4 @@ TEST(KeyOrderWait, GivesUpAtTheDeadlineOrWhenStopped) {
 }
 
 }  // namespace
-}  // namespace turnout::proxy::redis
+}  // namespace turnout::proxy::secondary

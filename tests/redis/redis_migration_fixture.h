@@ -67,8 +67,9 @@ inline void DeleteOn(int port, const std::string& pattern) {
 class RedisMigrationTest : public ::testing::Test {
  protected:
   // turnout with the route "redis" over old and new; `old_address` replaces
-  // the harness' old server (then without login).
-  void Start(const std::string& old_address = "", const std::string& limits = "") {
+  // the harness' old server (then without login), `new_address` its new one.
+  void Start(const std::string& old_address = "", const std::string& limits = "",
+             const std::string& new_address = "") {
     const auto& b = TestBackends::Get();
     port_ = FreePort();
     admin_port_ = FreePort();
@@ -81,7 +82,8 @@ class RedisMigrationTest : public ::testing::Test {
     y << "backends:\n  - name: redis-old\n    protocol: redis\n    address: "
       << (old_address.empty() ? "127.0.0.1:" + std::to_string(b.redis_old_port) : old_address) << "\n";
     if (old_address.empty()) y << "    user: " << b.redis_user << "\n    password: " << b.redis_password << "\n";
-    y << "  - name: redis-new\n    protocol: redis\n    address: 127.0.0.1:" << b.redis_new_port << "\n"
+    y << "  - name: redis-new\n    protocol: redis\n    address: "
+      << (new_address.empty() ? "127.0.0.1:" + std::to_string(b.redis_new_port) : new_address) << "\n"
       << "    user: " << b.redis_user << "\n    password: " << b.redis_password << "\n"
       << "routes:\n  - name: redis\n    protocol: redis\n    mode: protocol\n    listen: 127.0.0.1:" << port_
       << "\n    old: redis-old\n    new: redis-new\n";

@@ -416,8 +416,8 @@ TEST_F(RedisRoutingTest, DivergentReplyIsJournaledAndRepairMakesBothSidesEqual) 
   const auto& e1 = j.at("entries").as_array()[1];
   EXPECT_EQ(e1.at("kind").as_string(), "failed");
   EXPECT_THAT(std::string(e1.at("secondary").as_string()), HasSubstr("WRONGTYPE"));
-  EXPECT_EQ(Metric(R"(turnout_dualwrite_total{result="failed",route="redis"})"), 2);
-  EXPECT_EQ(Metric(R"(turnout_dualwrite_total{result="journaled",route="redis"})"), 2);
+  EXPECT_EQ(Metric(R"(turnout_dualwrite_total{result="failed",route="redis"})"), 1);
+  EXPECT_EQ(Metric(R"(turnout_dualwrite_total{result="diverged",route="redis"})"), 1);
   auto repair = admin_.Post("/api/v1/migrations/rr_div/repair");
   ASSERT_EQ(repair.status, 200) << repair.body;
   EXPECT_EQ(Journal("rr_div").at("pending").as_int64(), 0);

@@ -223,7 +223,7 @@ TEST(CommandTable, NonDeterministicWritesTheSessionCopies) {
 }
 
 TEST(BackendHealth, BacksOffAndLetsOneCallerRetry) {
-  BackendHealth& h = BackendHealth::Global();
+  BackendHealth h;
   const std::string name = "health-test-backend";
   const auto t0 = BackendHealth::Clock::now();
   EXPECT_TRUE(h.MayTry(name, t0));
@@ -243,7 +243,7 @@ TEST(BackendHealth, BacksOffAndLetsOneCallerRetry) {
 }
 
 TEST(KeyOrder, ReentrantPerOwnerAllOrNothing) {
-  KeyOrder& order = KeyOrder::Global();
+  KeyOrder order(routing::KeyStripes::Global());
   KeyOrder::Stripes a, ab, b;
   KeyOrder::AddStripe("key-order-test:a", a);
   KeyOrder::AddStripe("key-order-test:a", ab);

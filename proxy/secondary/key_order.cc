@@ -1,11 +1,6 @@
-#include "proxy/redis/key_order.h"
+#include "proxy/secondary/key_order.h"
 
-namespace turnout::proxy::redis {
-
-KeyOrder& KeyOrder::Global() {
-  static KeyOrder* order = new KeyOrder(routing::KeyStripes::Global());  // never destroyed
-  return *order;
-}
+namespace turnout::proxy::secondary {
 
 void KeyWaiter::Notify() {
   if (notified_.exchange(true, std::memory_order_acq_rel)) return;
@@ -45,4 +40,4 @@ awaitable<bool> KeyOrder::Acquire(std::span<const std::uint32_t> stripes, std::u
   co_return true;
 }
 
-}  // namespace turnout::proxy::redis
+}  // namespace turnout::proxy::secondary

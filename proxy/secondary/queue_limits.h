@@ -1,0 +1,41 @@
+#pragma once
+// Bounds of one session's secondary queue towards one backend, the same for
+// both protocols and read from the configuration (`limits:`
+// secondary_queue_ops, secondary_queue_size, shadow_queue_ops; defaults and
+// what happens past them in docs/secondary-work.md "Limits").
+//
+// What each protocol does when an op finds no room is the same:
+//   sync dual-write   waits for room (back-pressure, DESIGN.md §2: a sync
+//                     client that outpaces its secondary is slowed down,
+//                     never shed to the journal)
+//   async dual-write  journaled `dropped` (Redis waits up to a second first)
+//   shadow            counted in turnout_shadow_dropped_total and dropped
+// (Postgres holds a sync client's next request until its op finished, so a
+// sync session never has more than its one request queued.)
+
+#include <cstddef>
+
+#include "routing/config.h"
+
+namespace turnout::proxy::secondary {
+
+struct QueueLimits {
+  std::size_t max_ops = 4096;
+  std::size_t max_bytes = 16u << 20;
+  std::size_t max_shadow_ops = 512;
+
+  static QueueLimits Of(const routing::Limits& l) noexcept {
+    return {l.secondary_queue_ops, l.secondary_queue_bytes, l.shadow_queue_ops};
+  }
+  // Room for one more op of `bytes` request bytes, with `ops` ops holding
+  // `queued_bytes` queued, `shadow_ops` of them shadow requests. An empty
+  // queue admits any one op, so a request larger than the bound (kept
+  // whole up to the protocol's own cap) is applied, not waited on forever.
+  bool Admits(bool shadow, std::size_t ops, std::size_t queued_bytes, std::size_t shadow_ops,
+              std::size_t bytes) const noexcept {
+    if (ops >= max_ops || (ops > 0 && queued_bytes + bytes > max_bytes)) return false;
+    return !shadow || shadow_ops < max_shadow_ops;
+  }
+};
+
+}  // namespace turnout::proxy::secondary
