@@ -124,6 +124,24 @@ std::string UpsertSql(const Table& t, const std::string& stage) {
                       ")::text is distinct from row(", absl::StrJoin(theirs, ", "), ")::text");
 }
 
+// Opens the table's transaction on the target with the table locked: writes
+// wait for the repair (reads do not); a lock held elsewhere for long fails
+// this table rather than the whole repair.
+absl::Status BeginLocked(const PgSide& target, const Table& t) {
+  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
+    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
+  return PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock").status();
+}
+
+// An empty copy of the table's copied columns, dropped at commit.
+absl::Status CreateStage(const PgSide& target, const Table& t, const std::string& stage) {
+  return PgExec(target,
+                absl::StrCat("create temp table ", stage, " on commit drop as select ", absl::StrJoin(t.columns, ", "),
+                             " from ", t.quoted, " with no data"),
+                {}, "staging table")
+      .status();
+}
+
 // The table's transaction on the target. Every statement of it fails the table.
 absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, PgTableRepair& r, Step& step) {
   const std::string cols = absl::StrJoin(t.columns, ", ");
@@ -133,12 +151,7 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
     step.Add(20000);
     return absl::OkStatus();
   };
-  // Writes wait for the repair (reads do not); a lock held elsewhere for long
-  // fails this table rather than the whole repair.
-  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
-    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
-  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
-    return st.status();
+  if (auto st = BeginLocked(target, t); !st.ok()) return st;
   if (t.pk.empty()) {
     auto deleted = PgExec(target, "delete from " + t.quoted, {}, "delete");
     if (!deleted.ok()) return deleted.status();
@@ -151,11 +164,7 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
     step.At(r.deleted + *rows);
   } else {
     const std::string stage = "turnout_repair_stage";
-    if (auto st = PgExec(target, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
-                                            t.quoted, " with no data"),
-                       {}, "staging table");
-        !st.ok())
-      return st.status();
+    if (auto st = CreateStage(target, t, stage); !st.ok()) return st;
     auto rows = PgCopyAcross(source, copy_out, target, absl::StrCat("copy ", stage, " (", cols, ") from stdin"),
                              "copy out", "copy in", copied);
     if (!rows.ok()) return rows.status();
@@ -238,16 +247,9 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
   const std::string listed = absl::StrCat("(select ", Casts(v.key_types), " from jsonb_array_elements($1::jsonb) e)");
   std::vector<std::string> text_cols;
   for (const auto& c : t.columns) text_cols.push_back(c + "::text");
-  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
-    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
-  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
-    return st.status();
+  if (auto st = BeginLocked(target, t); !st.ok()) return st;
   const std::string stage = "turnout_repair_rows";
-  if (auto st = PgExec(target, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
-                                          t.quoted, " with no data"),
-                     {}, "staging table");
-      !st.ok())
-    return st.status();
+  if (auto st = CreateStage(target, t, stage); !st.ok()) return st;
   std::vector<std::string> match;
   for (const auto& k : t.pk) match.push_back(absl::StrCat("s.", k, " = t.", k));
   for (std::size_t next = 0; next < v.differences.size();) {
@@ -293,10 +295,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
   const std::string row_md5 = absl::StrCat("md5(row(", absl::StrJoin(v.row_columns, ", "), ")::text)");
   std::vector<std::string> text_cols;
   for (const auto& c : t.columns) text_cols.push_back(c + "::text");
-  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
-    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
-  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
-    return st.status();
+  if (auto st = BeginLocked(target, t); !st.ok()) return st;
   for (const auto& d : v.differences) {
     const std::string count = std::to_string(d.count);
     if (d.kind == PgRowDifference::Kind::kOnlyNew) {
