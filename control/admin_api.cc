@@ -174,15 +174,24 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
     auto reply = [](absl::StatusOr<json::value> v, int ok_status = 200) {
       return v.ok() ? Success(ok_status, *std::move(v)) : Error(v.status());
     };
+    // The one place a migration becomes the API's JSON: its summary, or
+    // with `verbose` the whole record (MigrationToJson).
+    auto migration = [](const absl::StatusOr<Migration>& m, bool verbose, int ok_status = 200) {
+      return m.ok() ? Success(ok_status, MigrationToJson(*m, verbose)) : Error(m.status());
+    };
 
     if (seg.size() == 3) {
-      if (r.method == "GET") return reply(svc.List());
+      if (r.method == "GET") {
+        json::array listed;
+        for (const Migration& m : svc.List()) listed.push_back(MigrationToJson(m, false));
+        return Success(200, std::move(listed));
+      }
       if (r.method == "POST") {
         auto body = ParseBody(r, true);
         if (!body.ok()) return Error(body.status());
         auto cmd = ParseCreateMigration(*body);
         if (!cmd.ok()) return Error(cmd.status());
-        return reply(svc.Create(*cmd, actor), 201);
+        return migration(svc.Create(*cmd, actor), false, 201);
       }
       return method_not_allowed("GET, POST");
     }
@@ -190,16 +199,16 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
     if (seg.size() == 4) {
       if (r.method == "GET") {
         const bool verbose = Truthy(r.Header("x-verbose")) || Truthy(r.Header("x-eden-verbose"));
-        return reply(svc.Get(id, verbose));
+        return migration(svc.Snapshot(id), verbose);
       }
       if (r.method == "PATCH") {
         auto body = ParseBody(r, true);
         if (!body.ok()) return Error(body.status());
         auto cmd = ParsePatchMigration(*body);
         if (!cmd.ok()) return Error(cmd.status());
-        return reply(svc.Patch(id, *cmd, actor));
+        return migration(svc.Patch(id, *cmd, actor), false);
       }
-      if (r.method == "DELETE") return reply(svc.Delete(id, actor));
+      if (r.method == "DELETE") return migration(svc.Delete(id, actor), false);
       return method_not_allowed("GET, PATCH, DELETE");
     }
     if (seg.size() == 6 && (seg[4] == "interlay" || seg[4] == "api")) {
@@ -209,11 +218,11 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
       if (seg[4] == "interlay") {
         auto cmd = ParseAddInterlay(*body);
         if (!cmd.ok()) return Error(cmd.status());
-        return reply(svc.AddInterlay(id, seg[5], *cmd, actor));
+        return migration(svc.AddInterlay(id, seg[5], *cmd, actor), true);
       }
       auto scope = ParseScope(seg[5], *body);
       if (!scope.ok()) return Error(scope.status());
-      return reply(svc.AddScope(id, *scope, actor));
+      return migration(svc.AddScope(id, *scope, actor), true);
     }
     if (seg.size() == 5) {
       const std::string& action = seg[4];
@@ -289,7 +298,7 @@ AdminHandler MakeAdminHandler(AdminApiDeps deps) {
         return deferred;
       }
       if (action == "sync" || action == "migrate" || action == "pause" || action == "resume" || action == "rollback")
-        return reply(svc.Transition(id, action, actor));
+        return migration(svc.Transition(id, action, actor), false);
     }
     return Error(absl::NotFoundError(absl::StrCat("no endpoint ", r.method, " ", path)));
   };

@@ -13,10 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "control/backend_clients.h"
 #include "control/pg_change_stream.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 #include "control/pg_verify.h"
+#include "control/redis_client.h"
 #include "control/redis_verify.h"
 #include "control/verify_pace.h"
 
@@ -27,25 +27,27 @@ namespace {
 // table -> column -> "type [not null]"; plus "primary key" -> columns.
 using Schema = std::map<std::string, std::map<std::string, std::string>>;
 
-absl::StatusOr<Schema> ReadSchema(PGconn* c) {
+absl::StatusOr<Schema> ReadSchema(const PgSide& c) {
   Schema s;
-  auto cols = PgQuery(c,
+  auto cols = PgExec(c,
                       "select table_schema || '.' || table_name, column_name, data_type || "
                       "coalesce('(' || character_maximum_length || ')', '') || "
                       "case when is_nullable = 'NO' then ' not null' else '' end "
                       "from information_schema.columns "
                       "where table_schema not in ('pg_catalog', 'information_schema') and table_schema not like 'pg\\_toast%' "
-                      "order by 1, ordinal_position");
+                      "order by 1, ordinal_position",
+                     {}, "read columns");
   if (!cols.ok()) return cols.status();
   for (int i = 0; i < PQntuples(cols->get()); ++i)
     s[PQgetvalue(cols->get(), i, 0)][PQgetvalue(cols->get(), i, 1)] = PQgetvalue(cols->get(), i, 2);
-  auto pks = PgQuery(c,
+  auto pks = PgExec(c,
                      "select n.nspname || '.' || t.relname, string_agg(a.attname, ',' order by a.attnum) "
                      "from pg_index i join pg_class t on t.oid = i.indrelid "
                      "join pg_namespace n on n.oid = t.relnamespace "
                      "join pg_attribute a on a.attrelid = t.oid and a.attnum = any(i.indkey) "
                      "where i.indisprimary and n.nspname not in ('pg_catalog', 'information_schema') "
-                     "and n.nspname not like 'pg\\_toast%' group by 1");
+                     "and n.nspname not like 'pg\\_toast%' group by 1",
+                    {}, "read primary keys");
   if (!pks.ok()) return pks.status();
   for (int i = 0; i < PQntuples(pks->get()); ++i)
     s[PQgetvalue(pks->get(), i, 0)]["(primary key)"] = PQgetvalue(pks->get(), i, 1);
@@ -75,9 +77,9 @@ std::string RedisVersion(redisContext* c) {
 
 json::object Side(const routing::Backend& b) { return {{"backend", b.name}}; }
 
-std::set<std::string> Names(PGconn* c, const char* sql) {
+std::set<std::string> Names(const PgSide& c, const char* sql) {
   std::set<std::string> out;
-  auto r = PgQuery(c, sql);
+  auto r = PgExec(c, sql);
   if (!r.ok()) return out;
   for (int i = 0; i < PQntuples(r->get()); ++i) out.insert(PQgetvalue(r->get(), i, 0));
   return out;
@@ -86,7 +88,7 @@ std::set<std::string> Names(PGconn* c, const char* sql) {
 // What new lacks that sessions replayed on it would use: roles (SET ROLE,
 // owners, grants), extensions, and the database's own settings
 // (ALTER DATABASE … SET), plus encoding and collation that change results.
-void CompareServers(PGconn* old_c, PGconn* new_c, json::array& warnings) {
+void CompareServers(const PgSide& old_c, const PgSide& new_c, json::array& warnings) {
   const char* kRoles = "select rolname from pg_roles where rolname !~ '^pg_' order by 1";
   const char* kExtensions = "select extname from pg_extension order by 1";
   const char* kSettings =
@@ -162,8 +164,9 @@ absl::StatusOr<json::value> DryRun(const routing::Config& config, const Migratio
       if (oc.ok() && nc.ok()) {
         o["version"] = PQparameterStatus(oc->get(), "server_version");
         n["version"] = PQparameterStatus(nc->get(), "server_version");
-        auto os = ReadSchema(oc->get());
-        auto ns = ReadSchema(nc->get());
+        const PgSide old_side{oc->get(), "old"}, new_side{nc->get(), "new"};
+        auto os = ReadSchema(old_side);
+        auto ns = ReadSchema(new_side);
         if (!os.ok() || !ns.ok()) return absl::InternalError("reading schemas failed");
         const auto scope = ScopeTables(m);
         int compared = 0;
@@ -186,7 +189,7 @@ absl::StatusOr<json::value> DryRun(const routing::Config& config, const Migratio
             if (!cols.count(col)) warnings.emplace_back(absl::StrCat(table, ".", col, " exists only on new"));
         }
         out["tables_compared"] = compared;
-        CompareServers(oc->get(), nc->get(), warnings);
+        CompareServers(old_side, new_side, warnings);
         out["data_path"] = DataPath(*old_b, m, blocking, warnings);
         for (const auto& t : scope) {
           bool found = false;
@@ -250,9 +253,9 @@ absl::StatusOr<json::value> Verify(const routing::Config& config, const Migratio
       if (!oc.ok()) return absl::UnavailableError(absl::StrCat("old: ", oc.status().message()));
       auto nc = PgConnect(*new_b);
       if (!nc.ok()) return absl::UnavailableError(absl::StrCat("new: ", nc.status().message()));
-      auto os = ReadSchema(oc->get());
-      if (!os.ok()) return os.status();
       const PgSide old_side{oc->get(), "old"}, new_side{nc->get(), "new"};
+      auto os = ReadSchema(old_side);
+      if (!os.ok()) return os.status();
       for (const PgSide* side : {&old_side, &new_side})
         if (auto st = PrepareVerifySession(*side); !st.ok()) return st;
       PgVerifyOptions options;

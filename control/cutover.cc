@@ -10,7 +10,7 @@
 #include "control/pg_backfill.h"
 #include "control/pg_change_apply.h"
 #include "control/pg_change_stream.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 #include "control/strategy_json.h"
 #include "protocol/pg/pgoutput.h"
 
@@ -80,13 +80,12 @@ absl::StatusOr<bool> WaitAppliedOn(const routing::Backend& target, const std::st
     pollfd p{PQsocket(side->get()), POLLIN, 0};
     (void)::poll(&p, 1, 5);
     if (PQconsumeInput(side->get()) != 1) return PgFailed(*side, nullptr, "wait for the stream's position");
-    while (PGnotify* n = PQnotifies(side->get())) {
+    while (PgNotify n = PgNextNotify(side->get())) {
       const std::string_view extra(n->extra);
       std::uint64_t at = 0;
-      const bool past = extra.substr(0, prefix.size()) == prefix &&
-                        pgo::ParseLsn(std::string(extra.substr(prefix.size())), &at) && at >= lsn;
-      PQfreemem(n);
-      if (past) return true;
+      if (extra.substr(0, prefix.size()) == prefix && pgo::ParseLsn(std::string(extra.substr(prefix.size())), &at) &&
+          at >= lsn)
+        return true;
     }
   }
   return false;

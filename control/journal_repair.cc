@@ -9,7 +9,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "control/backend_clients.h"
+#include "control/redis_client.h"
 #include "control/backend_inspector.h"
 #include "control/pg_table_repair.h"
 #include "control/redis_verify.h"

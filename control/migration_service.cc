@@ -273,7 +273,7 @@ absl::StatusOr<Migration> MigrationService::Mutate(const std::string& id, const 
   return absl::AbortedError(absl::StrCat("migration ", id, " keeps changing concurrently; try again"));
 }
 
-absl::StatusOr<json::value> MigrationService::Create(const CreateMigrationCommand& cmd, const std::string& actor) {
+absl::StatusOr<Migration> MigrationService::Create(const CreateMigrationCommand& cmd, const std::string& actor) {
   Migration m;
   m.id = cmd.id;
   m.description = cmd.description;
@@ -304,21 +304,15 @@ absl::StatusOr<json::value> MigrationService::Create(const CreateMigrationComman
   migrations_[m.id] = m;
   ++local_writes_;
   PublishLocked();
-  return json::value(MigrationToJson(m, false));
+  return m;
 }
 
-absl::StatusOr<json::value> MigrationService::List() const {
+std::vector<Migration> MigrationService::List() const {
   std::lock_guard<std::mutex> l(mu_);
-  json::array out;
-  for (const auto& [id, m] : migrations_) out.push_back(MigrationToJson(m, false));
-  return json::value(std::move(out));
-}
-
-absl::StatusOr<json::value> MigrationService::Get(const std::string& id, bool verbose) const {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = migrations_.find(id);
-  if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
-  return json::value(MigrationToJson(it->second, verbose));
+  std::vector<Migration> out;
+  out.reserve(migrations_.size());
+  for (const auto& [id, m] : migrations_) out.push_back(m);
+  return out;
 }
 
 absl::StatusOr<Migration> MigrationService::Snapshot(const std::string& id) const {
@@ -328,7 +322,7 @@ absl::StatusOr<Migration> MigrationService::Snapshot(const std::string& id) cons
   return it->second;
 }
 
-absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const PatchMigrationCommand& cmd,
+absl::StatusOr<Migration> MigrationService::Patch(const std::string& id, const PatchMigrationCommand& cmd,
                                                     const std::string& actor) {
   auto m = Mutate(id, actor, "patch", [&](Migration& mig) -> absl::Status {
     if (mig.state == MigrationState::kCompleted || mig.state == MigrationState::kRolledBack ||
@@ -369,11 +363,10 @@ absl::StatusOr<json::value> MigrationService::Patch(const std::string& id, const
     }
     return absl::OkStatus();
   });
-  if (!m.ok()) return m.status();
-  return json::value(MigrationToJson(*m, false));
+  return m;
 }
 
-absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id, const std::string& route,
+absl::StatusOr<Migration> MigrationService::AddInterlay(const std::string& id, const std::string& route,
                                                           const AddInterlayCommand& cmd, const std::string& actor) {
   const std::string& backend = cmd.endpoint;
   // The admin layer checked both names already; a name is stored, so the
@@ -404,11 +397,10 @@ absl::StatusOr<json::value> MigrationService::AddInterlay(const std::string& id,
     mig.state = MigrationState::kReady;
     return absl::OkStatus();
   });
-  if (!m.ok()) return m.status();
-  return json::value(MigrationToJson(*m, true));
+  return m;
 }
 
-absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, const ApiScope& s,
+absl::StatusOr<Migration> MigrationService::AddScope(const std::string& id, const ApiScope& s,
                                                        const std::string& actor) {
   const std::string& scope = s.name;
   if (auto st = CheckName("scope", scope); !st.ok()) return st;
@@ -426,11 +418,10 @@ absl::StatusOr<json::value> MigrationService::AddScope(const std::string& id, co
     if (mig.state == MigrationState::kPending) mig.state = MigrationState::kReady;
     return absl::OkStatus();
   });
-  if (!m.ok()) return m.status();
-  return json::value(MigrationToJson(*m, true));
+  return m;
 }
 
-absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, const std::string& action,
+absl::StatusOr<Migration> MigrationService::Transition(const std::string& id, const std::string& action,
                                                          const std::string& actor) {
   using S = MigrationState;
   auto m = Mutate(id, actor, action, [&](Migration& mig) -> absl::Status {
@@ -516,11 +507,10 @@ absl::StatusOr<json::value> MigrationService::Transition(const std::string& id, 
     }
     return absl::OkStatus();
   });
-  if (!m.ok()) return m.status();
-  return json::value(MigrationToJson(*m, false));
+  return m;
 }
 
-absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, const std::string& actor) {
+absl::StatusOr<Migration> MigrationService::Delete(const std::string& id, const std::string& actor) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = migrations_.find(id);
   if (it == migrations_.end()) return absl::NotFoundError(absl::StrCat("migration ", id, " not found"));
@@ -530,7 +520,7 @@ absl::StatusOr<json::value> MigrationService::Delete(const std::string& id, cons
                                                                   MigrationStateName(m.state))),
                        "roll it back first (POST /api/v1/migrations/{id}/rollback)");
   if (auto st = store_->Remove(id, m.revision); !st.ok()) return st;
-  json::value gone = Summary(m);
+  Migration gone = std::move(it->second);
   (void)actor;
   migrations_.erase(it);
   ++local_writes_;

@@ -35,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "control/migration.h"
@@ -68,19 +69,18 @@ class MigrationService {
   // Route table publications so far (the turnout_control_policy_publishes_total metric).
   std::uint64_t publishes() const { return publishes_.load(std::memory_order_relaxed); }
 
-  // The bodies come parsed by the admin layer (migration_request.h).
-  absl::StatusOr<boost::json::value> Create(const CreateMigrationCommand& cmd, const std::string& actor);
-  absl::StatusOr<boost::json::value> List() const;
-  absl::StatusOr<boost::json::value> Get(const std::string& id, bool verbose) const;
-  absl::StatusOr<boost::json::value> Patch(const std::string& id, const PatchMigrationCommand& cmd,
-                                           const std::string& actor);
-  absl::StatusOr<boost::json::value> AddInterlay(const std::string& id, const std::string& route,
-                                                 const AddInterlayCommand& cmd, const std::string& actor);
-  absl::StatusOr<boost::json::value> AddScope(const std::string& id, const ApiScope& scope, const std::string& actor);
+  // The bodies come parsed by the admin layer (migration_request.h), and the
+  // admin layer renders what comes back (MigrationToJson): each operation
+  // returns the migration as it now is, Delete as it was.
+  absl::StatusOr<Migration> Create(const CreateMigrationCommand& cmd, const std::string& actor);
+  std::vector<Migration> List() const;
+  absl::StatusOr<Migration> Patch(const std::string& id, const PatchMigrationCommand& cmd, const std::string& actor);
+  absl::StatusOr<Migration> AddInterlay(const std::string& id, const std::string& route, const AddInterlayCommand& cmd,
+                                        const std::string& actor);
+  absl::StatusOr<Migration> AddScope(const std::string& id, const ApiScope& scope, const std::string& actor);
   // sync, migrate, pause, resume, rollback.
-  absl::StatusOr<boost::json::value> Transition(const std::string& id, const std::string& action,
-                                                const std::string& actor);
-  absl::StatusOr<boost::json::value> Delete(const std::string& id, const std::string& actor);
+  absl::StatusOr<Migration> Transition(const std::string& id, const std::string& action, const std::string& actor);
+  absl::StatusOr<Migration> Delete(const std::string& id, const std::string& actor);
 
   // Data movement (control/data_movement.h) records its progress here so it
   // is stored and versioned like every change. A checkpoint is quiet: no
@@ -129,7 +129,7 @@ class MigrationService {
   absl::Status EndCutover(const std::string& id, std::int64_t epoch, bool flipped, std::int64_t hold_ms,
                           const std::string& reason, bool stream_back = false);
 
-  // A copy, for the dry run and the validator.
+  // A copy of one migration (GET, the dry run, the validator).
   absl::StatusOr<Migration> Snapshot(const std::string& id) const;
   const routing::Config& config() const { return *config_; }
 

@@ -10,10 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "control/backend_clients.h"
+#include "control/pg_client.h"
 #include "control/pg_copy_ranges.h"
+#include "control/pg_sequences.h"
 #include "control/pg_set_aside_indexes.h"
-#include "control/pg_side.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -32,7 +32,7 @@ std::string Literal(const Side& s, const std::string& v) { return PgLiteral(s.ge
 // tables are copied in must not matter), as logical replication does.
 absl::Status PrepareTarget(const Side& to, RouteProgress& progress, std::mutex* mu) {
   if (auto r = PgExec(to, "SET session_replication_role = replica"); !r.ok()) {
-    if (PQstatus(to.get()) != CONNECTION_OK) return r.status();
+    if (PgConnectionLost(to.get())) return r.status();
     const std::string note = "session_replication_role = replica refused on new: foreign keys and triggers apply";
     std::unique_lock<std::mutex> l;
     if (mu) l = std::unique_lock<std::mutex>(*mu);
@@ -294,7 +294,7 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
   (void)PgExec(from, "commit");
   t.last = std::move(last);
   t.copied += *rows;
-  t.written += std::atoll(PQcmdTuples(applied->get()));
+  t.written += PgAffected(*applied);
   return true;
 }
 
@@ -336,45 +336,21 @@ absl::StatusOr<PieceResult> SnapshotPiece(const Side& from, const Side& to, cons
   if (!direct) {
     auto applied = PgExec(to, ApplySql(t, stage, spec.rule), {}, "apply rows to " + t.name);
     if (!applied.ok()) return rollback(applied.status());
-    out.written = std::atoll(PQcmdTuples(applied->get()));
+    out.written = PgAffected(*applied);
   }
   if (auto r = PgExec(to, "commit", {}, "commit on new"); !r.ok()) return r.status();
   return out;
 }
 
-// Every sequence owned by a copied table (serial, identity) is set on new
-// past old's current value, so new's next id cannot collide.
+// Every sequence owned by a copied table (pg_sequences.h), noted.
 absl::Status AdvanceSequences(const Side& from, const Side& to, const std::vector<Table>& tables, RouteProgress& progress) {
-  if (tables.empty()) return absl::OkStatus();
   std::vector<std::string> oids;
   for (const auto& t : tables) oids.push_back(t.oid);
-  auto seqs = PgExec(from,
-                   "select distinct quote_ident(sn.nspname) || '.' || quote_ident(s.relname), ps.last_value "
-                   "from pg_class s join pg_namespace sn on sn.oid = s.relnamespace "
-                   "join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = s.oid "
-                   " and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i') "
-                   "join pg_sequences ps on ps.schemaname = sn.nspname and ps.sequencename = s.relname "
-                   "where s.relkind = 'S' and d.refobjid = any($1::oid[]) and ps.last_value is not null "
-                   "and ps.increment_by > 0",
-                   {"{" + absl::StrJoin(oids, ",") + "}"}, "read sequences");
+  auto seqs = PgAdvanceSequences(from, to, oids);
   if (!seqs.ok()) return seqs.status();
-  for (int i = 0; i < PQntuples(seqs->get()); ++i) {
-    const std::string name = PgValue(*seqs, i, 0), value = PgValue(*seqs, i, 1);
-    auto exists = PgExec(to, "select to_regclass($1) is not null", {name}, "find sequence " + name);
-    if (!exists.ok()) return exists.status();
-    if (PgValue(*exists, 0, 0) != "t") {
-      AddNote(progress, absl::StrCat("sequence ", name, " does not exist on new: not advanced"));
-      continue;
-    }
-    // The name comes quoted from quote_ident on old.
-    auto cur = PgExec(to, "select last_value, is_called from " + name, {}, "read sequence " + name);
-    if (!cur.ok()) return cur.status();
-    const long long on_new = std::atoll(PgValue(*cur, 0, 0).c_str());
-    const bool called = PgValue(*cur, 0, 1) == "t";
-    if (called && on_new >= std::atoll(value.c_str())) continue;
-    if (auto r = PgExec(to, "select setval($1::regclass, $2::bigint, true)", {name, value}, "advance sequence " + name); !r.ok())
-      return r.status();
-    AddNote(progress, absl::StrCat("sequence ", name, " set to ", value, " on new"));
+  for (const auto& s : *seqs) {
+    if (s.missing) AddNote(progress, absl::StrCat("sequence ", s.name, " does not exist on new: not advanced"));
+    else if (s.advanced) AddNote(progress, absl::StrCat("sequence ", s.name, " set to ", s.value, " on new"));
   }
   return absl::OkStatus();
 }
@@ -573,7 +549,7 @@ absl::Status CopySnapshot(const routing::Backend& old_backend, const routing::Ba
                       {}, "lock the tables to split");
       std::lock_guard<std::mutex> l(mu);
       if (!r.ok()) {
-        if (PQstatus(from->get()) != CONNECTION_OK) {
+        if (PgConnectionLost(from->get())) {
           if (first_error.ok()) first_error = r.status();
         } else {
           lock_error = r.status();

@@ -150,13 +150,11 @@ void ChangeApplier::ForgetPrepared() {
 
 absl::Status ChangeApplier::Send(bool final) {
   if (sql_.empty()) return absl::OkStatus();
-  PgResult r(PQexec(target_.get(), sql_.c_str()));
-  const auto st = PQresultStatus(r.get());
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    absl::Status err = PgFailed(target_, r.get(), "apply changes");
+  if (auto r = PgExecScript(target_, sql_, "apply changes"); !r.ok()) {
+    absl::Status err = std::move(r).status();
     ForgetPrepared();
     executes_in_transaction_ = 0;
-    if (PQstatus(target_.get()) == CONNECTION_OK) (void)Exec("rollback", "rollback");
+    if (!PgConnectionLost(target_.get())) (void)Exec("rollback", "rollback");
     sql_.clear();
     open_on_target_ = false;
     group_transactions_ = 0;

@@ -42,7 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "control/data_movement.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 #include "protocol/pg/pgoutput.h"
 
 namespace turnout::control {

@@ -9,11 +9,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "control/backend_clients.h"
 #include "control/pg_backfill.h"
 #include "control/pg_change_apply.h"
+#include "control/pg_client.h"
 #include "control/pg_replication.h"
-#include "control/pg_side.h"
 #include "protocol/pg/pgoutput.h"
 
 namespace turnout::control {

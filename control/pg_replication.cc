@@ -3,7 +3,7 @@
 #include <poll.h>
 
 #include "absl/strings/str_cat.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 #include "protocol/pg/pgoutput.h"
 
 namespace turnout::control {
@@ -64,7 +64,7 @@ absl::StatusOr<CopyData> ReplicationConnection::Next(std::chrono::milliseconds w
   for (bool consumed = false;;) {
     char* buf = nullptr;
     const int n = PQgetCopyData(get(), &buf, /*async=*/1);
-    if (n > 0) return CopyData{std::unique_ptr<char, CopyDataDeleter>(buf), n};
+    if (n > 0) return CopyData{std::unique_ptr<char, PgFreeDeleter>(buf), n};
     if (n == -1) {
       PgResult r(PQgetResult(get()));
       // Retried like a lost connection (the walsender ended the stream).

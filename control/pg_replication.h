@@ -4,8 +4,6 @@
 // exported snapshot, START_REPLICATION with pgoutput, CopyData in, standby
 // status updates out. The bytes are decoded by protocol/pg/pgoutput.h.
 
-#include <libpq-fe.h>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -13,17 +11,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "control/backend_clients.h"
+#include "control/pg_client.h"
 #include "routing/config.h"
 
 namespace turnout::control {
 
-// A CopyData payload as libpq allocated it (freed with PQfreemem).
-struct CopyDataDeleter {
-  void operator()(char* p) const { PQfreemem(p); }
-};
+// A CopyData payload as libpq allocated it.
 struct CopyData {
-  std::unique_ptr<char, CopyDataDeleter> bytes;
+  std::unique_ptr<char, PgFreeDeleter> bytes;
   int size = 0;
 };
 

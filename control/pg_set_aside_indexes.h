@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 
 namespace turnout::control {
 

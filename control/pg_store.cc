@@ -1,6 +1,5 @@
 #include "control/pg_store.h"
 
-#include <libpq-fe.h>
 #include <poll.h>
 
 #include <boost/json.hpp>
@@ -9,22 +8,16 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <optional>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 
 namespace turnout::control {
 namespace json = boost::json;
-
-void pg_detail::ConnCloser::operator()(pg_conn* c) const noexcept { PQfinish(c); }
 
 // Migration ids hold no space (MigrationService's ValidId), so the last
 // space splits the id from the revision.
@@ -49,67 +42,24 @@ StoreChange pg_detail::ParseChangePayload(const std::string& payload) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // The watcher's poll() timeout: bounds how long Stop() waits.
 constexpr milliseconds kPollInterval{250};
 
-struct ResultCloser {
-  void operator()(PGresult* r) const noexcept { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultCloser>;
-
-// libpq's messages end in a newline, may span lines ("\n\tIs the server
-// running…") and repeat a line when it tried twice (SSL, then plain); a
-// status message is one line, each reason once.
-std::string OneLine(const char* text) {
-  std::vector<std::string> lines;
-  for (absl::string_view line : absl::StrSplit(text == nullptr ? "" : text, '\n')) {
-    line = absl::StripAsciiWhitespace(line);
-    if (!line.empty() && std::find(lines.begin(), lines.end(), line) == lines.end()) lines.emplace_back(line);
-  }
-  return absl::StrJoin(lines, " ");
-}
-
-bool ConnectionLost(PGconn* c) { return c == nullptr || PQstatus(c) != CONNECTION_OK; }
-
-// One parameterised statement, results in text form. A statement error is
-// INTERNAL (ABORTED for serialization failures and deadlocks, which a retry
-// fixes); a lost connection is UNAVAILABLE. Messages are libpq's: the caller
-// redacts them.
-absl::StatusOr<Result> Exec(PGconn* c, const char* sql, std::initializer_list<const char*> params = {}) {
-  const std::vector<const char*> values(params);
-  Result r(PQexecParams(c, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
-  const ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-  if (ConnectionLost(c)) return absl::UnavailableError(absl::StrCat("connection lost: ", OneLine(PQerrorMessage(c))));
+// One parameterised statement (a null parameter is NULL), results in text
+// form. A statement error is INTERNAL (ABORTED when a retry fixes it:
+// PgRetryable); a lost connection is UNAVAILABLE. Messages are libpq's: the
+// caller redacts them.
+absl::StatusOr<PgResult> Exec(PGconn* c, const char* sql, const std::vector<const char*>& params = {}) {
+  PgResult r = PgRun(c, sql, params);
+  if (PgOk(r.get())) return r;
+  if (PgConnectionLost(c))
+    return absl::UnavailableError(absl::StrCat("connection lost: ", PgOneLine(PQerrorMessage(c))));
+  const std::string message = PgOneLine(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c));
+  if (PgRetryable(r.get())) return absl::AbortedError(message);
   const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
-  const std::string message = OneLine(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c));
-  // SQLSTATE 40001 serialization_failure, 40P01 deadlock_detected.
-  if (state != nullptr && (std::strcmp(state, "40001") == 0 || std::strcmp(state, "40P01") == 0))
-    return absl::AbortedError(message);
   return absl::InternalError(state != nullptr ? absl::StrCat(message, " (SQLSTATE ", state, ")") : message);
-}
-
-// Reads whatever the server sent while the connection sat idle, so a
-// connection the server has closed (pg_terminate_backend, restart) is seen
-// as lost before a statement is sent on it.
-bool StillConnected(PGconn* c) {
-  for (int i = 0; i < 8 && !ConnectionLost(c); ++i) {
-    pollfd p{PQsocket(c), POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) break;
-    if (PQconsumeInput(c) == 0) return false;
-  }
-  return !ConnectionLost(c);
-}
-
-std::string Escaped(PGconn* c, const std::string& identifier) {
-  char* e = PQescapeIdentifier(c, identifier.data(), identifier.size());
-  if (e == nullptr) return {};
-  std::string out(e);
-  PQfreemem(e);
-  return out;
 }
 
 // An audit `at`: the entry's RFC 3339 time, or NULL (the server uses now())
@@ -146,17 +96,17 @@ absl::StatusOr<Migration> RowToMigration(const PGresult* r, int i) {
 // unlock just makes the release immediate and visible in the server log.
 class PgLock final : public ExclusiveLock {
  public:
-  PgLock(pg_detail::Conn conn, std::string key, bool shared)
+  PgLock(PgConn conn, std::string key, bool shared)
       : conn_(std::move(conn)), key_(std::move(key)), shared_(shared) {}
   ~PgLock() override {
-    if (!ConnectionLost(conn_.get()))
+    if (!PgConnectionLost(conn_.get()))
       (void)Exec(conn_.get(),
                  shared_ ? "SELECT pg_advisory_unlock_shared(hashtext($1))" : "SELECT pg_advisory_unlock(hashtext($1))",
                  {key_.c_str()});
   }
 
  private:
-  pg_detail::Conn conn_;
+  PgConn conn_;
   std::string key_;
   bool shared_;
 };
@@ -207,14 +157,14 @@ absl::StatusOr<std::unique_ptr<PgStateStore>> PgStateStore::Open(const std::stri
 
   std::lock_guard<std::mutex> l(store->mu_);
   if (auto st = store->EnsureCommandConnLocked(); !st.ok()) return st;
-  const std::string schema = Escaped(store->conn_.get(), store->options_.schema);
+  const std::string schema = PgIdentifier(store->conn_.get(), store->options_.schema);
   if (schema.empty()) return absl::InvalidArgumentError("postgres state store: invalid schema name");
   store->migrations_table_ = schema + ".turnout_migrations";
   store->audit_table_ = schema + ".turnout_audit";
   PGconn* c = store->conn_.get();
   absl::Status st = store->CreateTables(c);
   if (!st.ok()) {
-    if (!ConnectionLost(c)) (void)Exec(c, "ROLLBACK");
+    if (!PgConnectionLost(c)) (void)Exec(c, "ROLLBACK");
     return absl::Status(st.code(), store->Describe("creating tables", std::string(st.message())));
   }
   store->healthy_ = true;
@@ -233,7 +183,7 @@ absl::Status PgStateStore::CreateTables(PGconn* c) {
   // Two sidecars creating the same table at once can fail on the catalog's
   // unique indexes; the transaction-level lock serialises them.
   const std::string lock_key = "turnout:schema:" + options_.schema;
-  const std::string schema = Escaped(c, options_.schema);
+  const std::string schema = PgIdentifier(c, options_.schema);
   if (auto r = Exec(c, "BEGIN"); !r.ok()) return r.status();
   if (auto r = Exec(c, "SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key.c_str()}); !r.ok()) return r.status();
   auto has_schema = Exec(c, "SELECT 1 FROM pg_namespace WHERE nspname = $1", {options_.schema.c_str()});
@@ -255,43 +205,15 @@ absl::Status PgStateStore::CreateTables(PGconn* c) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PgStateStore::Conn> PgStateStore::Connect(const std::atomic<bool>* stopping) const {
-  // The dsn comes last so that what it says wins over these defaults.
-  const std::string timeout_s = std::to_string(std::max<long>(2, (connect_timeout_.count() + 999) / 1000));
-  const char* keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
-                        "keepalives_interval", "keepalives_count", "dbname", nullptr};
-  const char* values[] = {timeout_s.c_str(), options_.application_name.c_str(), "1", "10", "3", "3",
-                          dsn_.c_str(), nullptr};
-  Conn conn(PQconnectStartParams(keys, values, /*expand_dbname=*/1));
-  PGconn* c = conn.get();
-  if (c == nullptr) return absl::ResourceExhaustedError(Describe("cannot connect", "out of memory"));
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);  // "already exists, skipping" and the like
-  if (PQstatus(c) == CONNECTION_BAD)
-    return absl::UnavailableError(Describe("cannot connect", OneLine(PQerrorMessage(c))));
-
-  // libpq's own connect_timeout applies only to blocking connects; this loop
-  // enforces it and lets Stop() interrupt a slow attempt.
-  const auto deadline = Clock::now() + connect_timeout_;
-  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED)
-      return absl::UnavailableError(Describe("cannot connect", OneLine(PQerrorMessage(c))));
-    if (stopping != nullptr && stopping->load()) return absl::CancelledError("postgres state store: stopping");
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0)
-      return absl::UnavailableError(
-          Describe("cannot connect", absl::StrCat("timed out after ", connect_timeout_.count(), " ms")));
-    pollfd p{PQsocket(c), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min(left, kPollInterval).count()));
-    if (n < 0 && errno != EINTR)
-      return absl::UnavailableError(Describe("cannot connect", absl::StrCat("poll: ", std::strerror(errno))));
-    if (n > 0) st = PQconnectPoll(c);
-  }
-  return conn;
+absl::StatusOr<PgConn> PgStateStore::Connect(const std::atomic<bool>* stopping) const {
+  auto c = PgConnectDsn(dsn_, options_.application_name, connect_timeout_, stopping);
+  if (c.ok()) return c;
+  if (c.status().code() == absl::StatusCode::kCancelled) return absl::CancelledError("postgres state store: stopping");
+  return absl::Status(c.status().code(), Describe("cannot connect", std::string(c.status().message())));
 }
 
 absl::Status PgStateStore::EnsureCommandConnLocked() {
-  if (conn_ && StillConnected(conn_.get()) && PQtransactionStatus(conn_.get()) == PQTRANS_IDLE)
+  if (conn_ && PgStillConnected(conn_.get()) && PQtransactionStatus(conn_.get()) == PQTRANS_IDLE)
     return absl::OkStatus();
   conn_.reset();
   command_pid_ = 0;
@@ -313,7 +235,7 @@ absl::Status PgStateStore::RunTransaction(const char* what, const std::function<
     if (auto st = EnsureCommandConnLocked(); !st.ok()) return st;
     auto begin = Exec(conn_.get(), "BEGIN");
     if (begin.ok()) break;
-    if (!ConnectionLost(conn_.get())) {
+    if (!PgConnectionLost(conn_.get())) {
       conn_.reset();  // a connection that refuses BEGIN is in no state to reuse
       return absl::InternalError(Describe(what, std::string(begin.status().message())));
     }
@@ -329,14 +251,14 @@ absl::Status PgStateStore::RunTransaction(const char* what, const std::function<
   if (st.ok()) {
     auto commit = Exec(c, "COMMIT");
     if (!commit.ok())
-      st = ConnectionLost(c)
+      st = PgConnectionLost(c)
                ? absl::UnavailableError(absl::StrCat(commit.status().message(),
                                                      " (during COMMIT: the change may or may not be applied)"))
                : commit.status();
-  } else if (!ConnectionLost(c)) {
+  } else if (!PgConnectionLost(c)) {
     (void)Exec(c, "ROLLBACK");
   }
-  if (ConnectionLost(c)) {
+  if (PgConnectionLost(c)) {
     conn_.reset();
     command_pid_ = 0;
     healthy_ = false;
@@ -513,7 +435,7 @@ absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLock(const std::
                 shared ? "SELECT pg_try_advisory_lock_shared(hashtext($1))" : "SELECT pg_try_advisory_lock(hashtext($1))",
                 {key.c_str()});
   if (!r.ok()) {
-    if (ConnectionLost(conn->get())) healthy_ = false;
+    if (PgConnectionLost(conn->get())) healthy_ = false;
     return absl::Status(r.status().code() == absl::StatusCode::kUnavailable ? absl::StatusCode::kUnavailable
                                                                               : absl::StatusCode::kInternal,
                         Describe(absl::StrCat("lock ", name), std::string(r.status().message())));
@@ -525,7 +447,7 @@ absl::StatusOr<std::unique_ptr<ExclusiveLock>> PgStateStore::TryLock(const std::
 
 absl::Status PgStateStore::Listen(PGconn* c) const {
   // LISTEN takes an identifier, not a parameter: quote it.
-  const std::string channel = Escaped(c, options_.channel);
+  const std::string channel = PgIdentifier(c, options_.channel);
   if (channel.empty()) return absl::InvalidArgumentError("invalid channel name");
   auto r = Exec(c, ("LISTEN " + channel).c_str());
   return r.ok() ? absl::OkStatus() : r.status();
@@ -538,7 +460,7 @@ void PgStateStore::Watch(std::function<void(const StoreChange&)> on_change) {
   // Listening before Watch returns means a change committed after it is
   // never missed; if the server is down the thread keeps trying and calls
   // `on_change` once it is back.
-  Conn conn;
+  PgConn conn;
   auto c = Connect(&stopping_);
   absl::Status st = c.ok() ? Listen(c->get()) : c.status();
   if (st.ok()) {
@@ -550,7 +472,7 @@ void PgStateStore::Watch(std::function<void(const StoreChange&)> on_change) {
   watcher_ = std::thread(&PgStateStore::WatchLoop, this, std::move(conn), std::move(on_change));
 }
 
-void PgStateStore::WatchLoop(Conn conn, std::function<void(const StoreChange&)> on_change) {
+void PgStateStore::WatchLoop(PgConn conn, std::function<void(const StoreChange&)> on_change) {
   milliseconds backoff = options_.reconnect_min;
   while (!stopping_) {
     if (!conn) {
@@ -576,12 +498,12 @@ void PgStateStore::WatchLoop(Conn conn, std::function<void(const StoreChange&)> 
     const int n = ::poll(&p, 1, static_cast<int>(kPollInterval.count()));
     if (stopping_) break;
     if (n == 0 || (n < 0 && errno == EINTR)) continue;
-    const bool lost = n < 0 || PQconsumeInput(conn.get()) == 0 || ConnectionLost(conn.get());
+    const bool lost = n < 0 || PQconsumeInput(conn.get()) == 0 || PgConnectionLost(conn.get());
     // One call per migration named in this batch (its last notice), or a
     // single "everything" call when any notice names none.
     std::vector<StoreChange> changes;
     bool everything = false;
-    while (PGnotify* note = PQnotifies(conn.get())) {
+    while (PgNotify note = PgNextNotify(conn.get())) {
       // Our own changes: the caller already knows.
       if (note->be_pid != command_pid_.load()) {
         StoreChange change = pg_detail::ParseChangePayload(note->extra != nullptr ? note->extra : "");
@@ -589,14 +511,13 @@ void PgStateStore::WatchLoop(Conn conn, std::function<void(const StoreChange&)> 
         std::erase_if(changes, [&](const StoreChange& c) { return c.id == change.id; });
         changes.push_back(std::move(change));
       }
-      PQfreemem(note);
     }
     if (everything) on_change(StoreChange{});
     else
       for (const auto& change : changes) on_change(change);
     if (lost) {
       healthy_ = false;
-      Log(absl::StrCat("watch: ", Describe("listen", OneLine(PQerrorMessage(conn.get()))), "; reconnecting"));
+      Log(absl::StrCat("watch: ", Describe("listen", PgOneLine(PQerrorMessage(conn.get()))), "; reconnecting"));
       conn.reset();
       SleepUnlessStopped(backoff);
     }

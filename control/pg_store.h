@@ -34,18 +34,12 @@
 #include <string>
 #include <thread>
 
+#include "control/pg_client.h"
 #include "control/state_store.h"
-
-// libpq's PGconn, kept out of this header so users need not see libpq.
-struct pg_conn;
 
 namespace turnout::control {
 
 namespace pg_detail {
-struct ConnCloser {
-  void operator()(pg_conn* c) const noexcept;
-};
-using Conn = std::unique_ptr<pg_conn, ConnCloser>;
 // The NOTIFY payload of a change, and back. A payload that does not parse
 // is a change to anything (StoreChange with an empty id).
 std::string ChangePayload(const std::string& id, std::uint64_t revision, bool deleted);
@@ -99,23 +93,21 @@ class PgStateStore final : public StateStore {
   const std::string& target() const { return target_; }
 
  private:
-  using Conn = pg_detail::Conn;
-
   PgStateStore(std::string dsn, Options options);
   absl::StatusOr<std::unique_ptr<ExclusiveLock>> TryLock(const std::string& name, bool shared);
 
   // A fresh connection (non-blocking connect, bounded by the connect
   // timeout); `stopping` (may be null) abandons the attempt early.
-  absl::StatusOr<Conn> Connect(const std::atomic<bool>* stopping) const;
+  absl::StatusOr<PgConn> Connect(const std::atomic<bool>* stopping) const;
   // Runs `body` between BEGIN and COMMIT on the command connection,
   // reconnecting first if it was lost. A lost connection is UNAVAILABLE and
   // marks the store unhealthy; any completed round trip marks it healthy.
-  absl::Status RunTransaction(const char* what, const std::function<absl::Status(pg_conn*)>& body);
+  absl::Status RunTransaction(const char* what, const std::function<absl::Status(PGconn*)>& body);
   absl::Status EnsureCommandConnLocked();
-  absl::Status CreateTables(pg_conn* c);
-  absl::Status AppendAudit(pg_conn* c, const Migration& m, std::size_t first);
-  absl::Status Listen(pg_conn* c) const;
-  void WatchLoop(Conn conn, std::function<void(const StoreChange&)> on_change);
+  absl::Status CreateTables(PGconn* c);
+  absl::Status AppendAudit(PGconn* c, const Migration& m, std::size_t first);
+  absl::Status Listen(PGconn* c) const;
+  void WatchLoop(PgConn conn, std::function<void(const StoreChange&)> on_change);
   void StopLocked();
   void SleepUnlessStopped(std::chrono::milliseconds d);
   void Log(const std::string& message) const;
@@ -132,7 +124,7 @@ class PgStateStore final : public StateStore {
   std::string migrations_table_, audit_table_;
 
   std::mutex mu_;  // guards conn_
-  Conn conn_;
+  PgConn conn_;
   // Backend pid of conn_: the watcher ignores our own notifications.
   std::atomic<int> command_pid_{0};
   std::atomic<bool> healthy_{false};

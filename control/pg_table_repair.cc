@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "control/backend_clients.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
+#include "control/pg_sequences.h"
 #include "control/pg_verify.h"
 
 namespace turnout::control {
@@ -124,6 +124,24 @@ std::string UpsertSql(const Table& t, const std::string& stage) {
                       ")::text is distinct from row(", absl::StrJoin(theirs, ", "), ")::text");
 }
 
+// Opens the table's transaction on the target with the table locked: writes
+// wait for the repair (reads do not); a lock held elsewhere for long fails
+// this table rather than the whole repair.
+absl::Status BeginLocked(const PgSide& target, const Table& t) {
+  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
+    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
+  return PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock").status();
+}
+
+// An empty copy of the table's copied columns, dropped at commit.
+absl::Status CreateStage(const PgSide& target, const Table& t, const std::string& stage) {
+  return PgExec(target,
+                absl::StrCat("create temp table ", stage, " on commit drop as select ", absl::StrJoin(t.columns, ", "),
+                             " from ", t.quoted, " with no data"),
+                {}, "staging table")
+      .status();
+}
+
 // The table's transaction on the target. Every statement of it fails the table.
 absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, PgTableRepair& r, Step& step) {
   const std::string cols = absl::StrJoin(t.columns, ", ");
@@ -133,16 +151,11 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
     step.Add(20000);
     return absl::OkStatus();
   };
-  // Writes wait for the repair (reads do not); a lock held elsewhere for long
-  // fails this table rather than the whole repair.
-  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
-    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
-  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
-    return st.status();
+  if (auto st = BeginLocked(target, t); !st.ok()) return st;
   if (t.pk.empty()) {
     auto deleted = PgExec(target, "delete from " + t.quoted, {}, "delete");
     if (!deleted.ok()) return deleted.status();
-    r.deleted = std::atoll(PQcmdTuples(deleted->get()));
+    r.deleted = PgAffected(*deleted);
     step.Add(r.deleted);
     auto rows = PgCopyAcross(source, copy_out, target, absl::StrCat("copy ", t.quoted, " (", cols, ") from stdin"),
                              "copy out", "copy in", copied);
@@ -151,11 +164,7 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
     step.At(r.deleted + *rows);
   } else {
     const std::string stage = "turnout_repair_stage";
-    if (auto st = PgExec(target, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
-                                            t.quoted, " with no data"),
-                       {}, "staging table");
-        !st.ok())
-      return st.status();
+    if (auto st = CreateStage(target, t, stage); !st.ok()) return st;
     auto rows = PgCopyAcross(source, copy_out, target, absl::StrCat("copy ", stage, " (", cols, ") from stdin"),
                              "copy out", "copy in", copied);
     if (!rows.ok()) return rows.status();
@@ -170,42 +179,13 @@ absl::Status Resync(const PgSide& source, const PgSide& target, const Table& t, 
                                      absl::StrJoin(match, " and "), ")"),
                         {}, "delete rows absent from the source");
     if (!deleted.ok()) return deleted.status();
-    r.deleted = std::atoll(PQcmdTuples(deleted->get()));
+    r.deleted = PgAffected(*deleted);
     step.Add(r.deleted);
     auto upserted = PgExec(target, UpsertSql(t, stage), {}, "upsert");
     if (!upserted.ok()) return upserted.status();
-    r.upserted = std::atoll(PQcmdTuples(upserted->get()));
+    r.upserted = PgAffected(*upserted);
   }
   if (auto st = PgExec(target, "commit"); !st.ok()) return st.status();
-  return absl::OkStatus();
-}
-
-// Sequences owned by the table (serial, identity) set on the target past the
-// source's value, as data movement does.
-absl::Status AdvanceSequences(const PgSide& source, const PgSide& target, const Table& t) {
-  auto seqs = PgExec(source,
-                   "select quote_ident(sn.nspname) || '.' || quote_ident(s.relname), ps.last_value "
-                   "from pg_class s join pg_namespace sn on sn.oid = s.relnamespace "
-                   "join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = s.oid "
-                   " and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i') "
-                   "join pg_sequences ps on ps.schemaname = sn.nspname and ps.sequencename = s.relname "
-                   "where s.relkind = 'S' and d.refobjid = $1::oid and ps.last_value is not null "
-                   "and ps.increment_by > 0",
-                   {t.oid}, "read sequences");
-  if (!seqs.ok()) return seqs.status();
-  for (int i = 0; i < PQntuples(seqs->get()); ++i) {
-    const std::string name = PgValue(*seqs, i, 0), value = PgValue(*seqs, i, 1);
-    auto exists = PgExec(target, "select to_regclass($1) is not null", {name}, "find sequence " + name);
-    if (!exists.ok()) return exists.status();
-    if (PgValue(*exists, 0, 0) != "t") continue;
-    // The name comes quoted from quote_ident on the source.
-    if (auto st = PgExec(target,
-                       absl::StrCat("select setval($1::regclass, $2::bigint, true) from ", name,
-                                    " where not is_called or last_value < $2::bigint"),
-                       {name, value}, "advance sequence " + name);
-        !st.ok())
-      return st.status();
-  }
   return absl::OkStatus();
 }
 
@@ -267,16 +247,9 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
   const std::string listed = absl::StrCat("(select ", Casts(v.key_types), " from jsonb_array_elements($1::jsonb) e)");
   std::vector<std::string> text_cols;
   for (const auto& c : t.columns) text_cols.push_back(c + "::text");
-  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
-    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
-  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
-    return st.status();
+  if (auto st = BeginLocked(target, t); !st.ok()) return st;
   const std::string stage = "turnout_repair_rows";
-  if (auto st = PgExec(target, absl::StrCat("create temp table ", stage, " on commit drop as select ", cols, " from ",
-                                          t.quoted, " with no data"),
-                     {}, "staging table");
-      !st.ok())
-    return st.status();
+  if (auto st = CreateStage(target, t, stage); !st.ok()) return st;
   std::vector<std::string> match;
   for (const auto& k : t.pk) match.push_back(absl::StrCat("s.", k, " = t.", k));
   for (std::size_t next = 0; next < v.differences.size();) {
@@ -300,12 +273,12 @@ absl::Status ResyncRows(const PgSide& source, const PgSide& target, const Table&
                                        absl::StrJoin(match, " and "), ")"),
                           {keys}, "delete rows absent from the source");
     if (!deleted.ok()) return deleted.status();
-    r.deleted += std::atoll(PQcmdTuples(deleted->get()));
+    r.deleted += PgAffected(*deleted);
     step.Add(static_cast<std::int64_t>(next - first));
   }
   auto upserted = PgExec(target, UpsertSql(t, stage), {}, "upsert");
   if (!upserted.ok()) return upserted.status();
-  r.upserted = std::atoll(PQcmdTuples(upserted->get()));
+  r.upserted = PgAffected(*upserted);
   if (auto st = PgExec(target, "commit"); !st.ok()) return st.status();
   return absl::OkStatus();
 }
@@ -322,10 +295,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
   const std::string row_md5 = absl::StrCat("md5(row(", absl::StrJoin(v.row_columns, ", "), ")::text)");
   std::vector<std::string> text_cols;
   for (const auto& c : t.columns) text_cols.push_back(c + "::text");
-  for (const char* sql : {"begin", "set local lock_timeout = '10s'"})
-    if (auto st = PgExec(target, sql); !st.ok()) return st.status();
-  if (auto st = PgExec(target, absl::StrCat("lock table ", t.quoted, " in share row exclusive mode"), {}, "lock"); !st.ok())
-    return st.status();
+  if (auto st = BeginLocked(target, t); !st.ok()) return st;
   for (const auto& d : v.differences) {
     const std::string count = std::to_string(d.count);
     if (d.kind == PgRowDifference::Kind::kOnlyNew) {
@@ -334,7 +304,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
                                          " where ", row_md5, " = $1 limit $2::bigint))"),
                             {d.row_md5, count}, "delete extra copies");
       if (!deleted.ok()) return deleted.status();
-      r.deleted += std::atoll(PQcmdTuples(deleted->get()));
+      r.deleted += PgAffected(*deleted);
       step.Add(d.count);
       continue;
     }
@@ -349,7 +319,7 @@ absl::Status ResyncMultiset(const PgSide& source, const PgSide& target, const Ta
                                         Casts(t.types), " from jsonb_array_elements($1::jsonb) e"),
                            {json::serialize(staged)}, "insert missing copies");
     if (!inserted.ok()) return inserted.status();
-    r.upserted += std::atoll(PQcmdTuples(inserted->get()));
+    r.upserted += PgAffected(*inserted);
     step.Add(d.count);
   }
   if (auto st = PgExec(target, "commit"); !st.ok()) return st.status();
@@ -403,7 +373,7 @@ absl::Status RepairOne(const PgSide& source, const PgSide& target, Table& t, PgT
   auto equal = Equal(source, target, r);
   if (!equal.ok()) return equal.status();
   r.equal = *equal;
-  return AdvanceSequences(source, target, t);
+  return PgAdvanceSequences(source, target, {t.oid}).status();
 }
 
 }  // namespace
@@ -436,7 +406,7 @@ absl::StatusOr<std::vector<PgTableRepair>> RepairPostgresTables(const routing::B
     auto end = [&](const PgTableRepair& res) {
       if (progress) progress({res.resolved.empty() ? res.table : res.resolved, committed, true});
     };
-    if (PQstatus(from.conn) != CONNECTION_OK || PQstatus(to.conn) != CONNECTION_OK) {
+    if (PgConnectionLost(from.conn) || PgConnectionLost(to.conn)) {
       r.error = "connection lost";
       end(r);
       continue;

@@ -21,13 +21,11 @@ namespace turnout::control {
 namespace json = boost::json;
 namespace {
 
-using pg_verify::Collect;
 using pg_verify::Column;
 using pg_verify::Digest;
 using pg_verify::ExecBoth;
 using pg_verify::kDigestSums;
 using pg_verify::Key;
-using pg_verify::QuoteIdent;
 using pg_verify::Range;
 using pg_verify::ReadColumns;
 using pg_verify::Shape;
@@ -592,8 +590,8 @@ class TableVerifier {
 
 std::string QuoteQualified(const std::string& table) {
   const auto dot = table.find('.');
-  if (dot == std::string::npos) return QuoteIdent(table);
-  return QuoteIdent(table.substr(0, dot)) + "." + QuoteIdent(table.substr(dot + 1));
+  if (dot == std::string::npos) return PgQuoteIdent(table);
+  return PgQuoteIdent(table.substr(0, dot)) + "." + PgQuoteIdent(table.substr(dot + 1));
 }
 
 absl::Status PrepareVerifySession(const PgSide& s) { return PgFixOutputSettings(s); }
@@ -634,7 +632,7 @@ absl::StatusOr<PgTableVerify> VerifyPgTable(const PgSide& old_side, const PgSide
   if (auto st = v.Run(); !st.ok()) {
     // A snapshot left open by the failure: the connections serve the next table.
     for (const PgSide* side : {&old_side, &new_side})
-      if (PQstatus(side->conn) == CONNECTION_OK && PQtransactionStatus(side->conn) != PQTRANS_IDLE)
+      if (!PgConnectionLost(side->conn) && PQtransactionStatus(side->conn) != PQTRANS_IDLE)
         (void)PgExec(*side, "rollback");
     return st;
   }

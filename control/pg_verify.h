@@ -78,7 +78,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 
 namespace turnout::control {
 

@@ -2,11 +2,7 @@
 // catalog read of a table's columns and one statement on both servers at once.
 #include "control/pg_verify_sql.h"
 
-#include "absl/strings/str_replace.h"
-
 namespace turnout::control::pg_verify {
-
-std::string QuoteIdent(const std::string& s) { return "\"" + absl::StrReplaceAll(s, {{"\"", "\"\""}}) + "\""; }
 
 absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::string& table) {
   auto r = PgExec(s,
@@ -24,39 +20,18 @@ absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::stri
   return out;
 }
 
-// The rest of a query's results on `s`: the first, or its error.
-absl::StatusOr<PgResult> Collect(const PgSide& s, const std::string& what) {
-  PgResult first;
-  absl::Status st = absl::OkStatus();
-  for (PgResult r(PQgetResult(s.conn)); r; r.reset(PQgetResult(s.conn))) {
-    const auto status = PQresultStatus(r.get());
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      if (st.ok()) st = PgFailed(s, r.get(), what);
-    } else if (!first) {
-      first = std::move(r);
-    }
-  }
-  if (!st.ok()) return st;
-  if (!first) return PgFailed(s, nullptr, what);
-  return first;
-}
-
 // `sql` on both servers at once (libpq's asynchronous calls): each works
 // while the other does, so a comparison takes the slower side's time, not
 // the sum of both.
 absl::StatusOr<std::pair<PgResult, PgResult>> ExecBoth(const PgSide& a, const PgSide& b, const std::string& sql,
                                                        const std::vector<std::string>& params, const std::string& what) {
-  std::vector<const char*> p;
-  for (const auto& v : params) p.push_back(v.c_str());
-  const int n = static_cast<int>(p.size());
-  if (!PQsendQueryParams(a.conn, sql.c_str(), n, nullptr, p.data(), nullptr, nullptr, 0)) return PgFailed(a, nullptr, what);
-  if (!PQsendQueryParams(b.conn, sql.c_str(), n, nullptr, p.data(), nullptr, nullptr, 0)) {
-    absl::Status st = PgFailed(b, nullptr, what);
-    (void)Collect(a, what);
+  if (auto st = PgSend(a, sql, params, what); !st.ok()) return st;
+  if (auto st = PgSend(b, sql, params, what); !st.ok()) {
+    (void)PgCollect(a, what);
     return st;
   }
-  auto ra = Collect(a, what);
-  auto rb = Collect(b, what);
+  auto ra = PgCollect(a, what);
+  auto rb = PgCollect(b, what);
   if (!ra.ok()) return ra.status();
   if (!rb.ok()) return rb.status();
   return std::make_pair(*std::move(ra), *std::move(rb));

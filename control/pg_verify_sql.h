@@ -11,15 +11,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 
 namespace turnout::control::pg_verify {
 
 // A row's primary key values, as text.
 using Key = std::vector<std::string>;
-
-// "name" with its quotes doubled: an identifier in SQL text.
-std::string QuoteIdent(const std::string& s);
 
 struct Column {
   std::string name;    // as the catalog spells it
@@ -59,9 +56,6 @@ constexpr const char* kDigestSums =
     "coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text";
 // The columns of `table` on `s`, in attnum order.
 absl::StatusOr<std::vector<Column>> ReadColumns(const PgSide& s, const std::string& table);
-
-// The rest of a query's results on `s`: the first, or its error.
-absl::StatusOr<PgResult> Collect(const PgSide& s, const std::string& what);
 
 // `sql` on both servers at once (libpq's asynchronous calls): each works
 // while the other does, so a comparison takes the slower side's time, not

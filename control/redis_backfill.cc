@@ -10,7 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "control/backend_clients.h"
+#include "control/redis_client.h"
 #include "routing/key_stripes.h"
 
 namespace turnout::control {
@@ -32,22 +32,14 @@ absl::Status ConnectionError(redisContext* c, const std::string& what) {
 // round trip for the batch (redisGetReply flushes the buffer first).
 absl::StatusOr<std::vector<Reply>> Pipeline(redisContext* c, const std::vector<Args>& commands,
                                             const std::string& side) {
-  for (const auto& args : commands) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK)
-      return ConnectionError(c, side);
-  }
+  for (const auto& args : commands)
+    if (!RedisAppend(c, args)) return ConnectionError(c, side);
   std::vector<Reply> replies;
   replies.reserve(commands.size());
   for (std::size_t i = 0; i < commands.size(); ++i) {
-    void* r = nullptr;
-    if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) return ConnectionError(c, side);
-    replies.emplace_back(static_cast<redisReply*>(r));
+    Reply r = RedisNextReply(c);
+    if (!r) return ConnectionError(c, side);
+    replies.push_back(std::move(r));
   }
   return replies;
 }

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "control/backend_clients.h"
+#include "control/redis_client.h"
 
 namespace turnout::control {
 namespace json = boost::json;
@@ -26,29 +26,13 @@ std::string Truncated(const std::string& s, std::size_t limit) {
 
 std::string Str(const redisReply* r) { return r && r->str ? std::string(r->str, r->len) : std::string(); }
 
-// Pipelining (hiredis): commands are appended to the output buffer, sent
-// together, and their replies read back in order. After a connection error
-// every reply is null.
-void AppendCommand(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
-}
-// Sends what was appended without waiting for replies, so both servers work
-// at once.
+// Pipelining (RedisAppend, RedisNextReply; after a connection error every
+// reply is null): sends what was appended without waiting for replies, so
+// both servers work at once.
 void Flush(redisContext* c) {
   int done = 0;
   while (!done && redisBufferWrite(c, &done) == REDIS_OK) {
   }
-}
-RedisReply NextReply(redisContext* c) {
-  void* r = nullptr;
-  if (redisGetReply(c, &r) != REDIS_OK) return nullptr;
-  return RedisReply(static_cast<redisReply*>(r));
 }
 
 // The command that reads a key of type `t` (TYPE's answer).
@@ -132,8 +116,8 @@ void CompareBatch(redisContext* old_c, redisContext* new_c, const std::vector<co
   redisContext* const sides[2] = {old_c, new_c};
   for (redisContext* c : sides) {
     for (const std::string* key : keys) {
-      AppendCommand(c, {"TYPE", *key});
-      AppendCommand(c, {"PTTL", *key});
+      (void)RedisAppend(c, {"TYPE", *key});
+      (void)RedisAppend(c, {"PTTL", *key});
     }
     Flush(c);
   }
@@ -142,9 +126,9 @@ void CompareBatch(redisContext* old_c, redisContext* new_c, const std::vector<co
   std::vector<std::int64_t> ttls[2];
   for (int s = 0; s < 2; ++s) {
     for (std::size_t i = 0; i < keys.size(); ++i) {
-      RedisReply t = NextReply(sides[s]);
+      RedisReply t = RedisNextReply(sides[s]);
       types[s].push_back(t && t->type == REDIS_REPLY_STATUS ? Str(t.get()) : std::string());
-      RedisReply p = NextReply(sides[s]);
+      RedisReply p = RedisNextReply(sides[s]);
       ttls[s].push_back(p && p->type == REDIS_REPLY_INTEGER ? p->integer : -2);
     }
   }
@@ -154,7 +138,7 @@ void CompareBatch(redisContext* old_c, redisContext* new_c, const std::vector<co
   };
   for (int s = 0; s < 2; ++s) {
     for (std::size_t i = 0; i < keys.size(); ++i)
-      if (comparable(i)) AppendCommand(sides[s], ValueCommand(types[s][i], *keys[i]));
+      if (comparable(i)) (void)RedisAppend(sides[s], ValueCommand(types[s][i], *keys[i]));
     Flush(sides[s]);
   }
   for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -171,8 +155,8 @@ void CompareBatch(redisContext* old_c, redisContext* new_c, const std::vector<co
       out.push_back(std::move(d));
       continue;
     }
-    const Value a = Canonical(types[0][i], NextReply(sides[0]));
-    const Value b = Canonical(types[1][i], NextReply(sides[1]));
+    const Value a = Canonical(types[0][i], RedisNextReply(sides[0]));
+    const Value b = Canonical(types[1][i], RedisNextReply(sides[1]));
     if (a != b) {
       d.reason = Reason::kValue;
       d.detail = FirstDifference(types[0][i], a, b, o.max_value_chars);
@@ -194,12 +178,12 @@ absl::Status ScanBoth(redisContext* old_c, redisContext* new_c, const std::strin
   while (!done[0] || !done[1]) {
     for (int s = 0; s < 2; ++s)
       if (!done[s]) {
-        AppendCommand(sides[s], {"SCAN", cursor[s], "MATCH", glob, "COUNT", "1000"});
+        (void)RedisAppend(sides[s], {"SCAN", cursor[s], "MATCH", glob, "COUNT", "1000"});
         Flush(sides[s]);
       }
     for (int s = 0; s < 2; ++s) {
       if (done[s]) continue;
-      RedisReply page = NextReply(sides[s]);
+      RedisReply page = RedisNextReply(sides[s]);
       if (!page || page->type != REDIS_REPLY_ARRAY || page->elements != 2)
         return absl::UnavailableError(absl::StrCat(s == 0 ? "old" : "new", ": SCAN failed",
                                                    page && page->type == REDIS_REPLY_ERROR ? ": " + Str(page.get()) : ""));

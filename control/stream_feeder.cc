@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "control/backend_clients.h"
+#include "control/pg_client.h"
 #include "control/pg_change_apply.h"
 #include "control/pg_change_stream.h"
 #include "protocol/pg/pgoutput.h"
@@ -94,8 +94,8 @@ void StreamFeeder::Run() {
       if (!new_conn) {
         auto c = PgConnect(new_, "turnout-stream-feeder");
         if (c.ok()) {
-          PgResult r(PQexec(c->get(), ("listen " + std::string(kAppliedChannel)).c_str()));
-          if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) new_conn = *std::move(c);
+          if (PgExecScript(PgSide{c->get(), "new"}, "listen " + std::string(kAppliedChannel), "listen").ok())
+            new_conn = *std::move(c);
         }
       }
     }
@@ -159,10 +159,9 @@ void StreamFeeder::Run() {
         new_conn.reset();
         continue;
       }
-      while (PGnotify* note = PQnotifies(new_conn.get())) {
+      while (PgNotify note = PgNextNotify(new_conn.get())) {
         std::uint64_t lsn = 0;
         if (ParseNotification(note->extra, slot_, &lsn)) position_->Applied(lsn, absl::Now() + kReportVouches);
-        PQfreemem(note);
       }
     }
   }

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "routing/config.h"
 #include "tests/support/backends.h"
 #include "tests/support/process.h"
 
@@ -46,6 +47,19 @@ class OwnDatabaseTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << sql << "\n" << r.err;
     while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
     return r.out;
+  }
+
+  // The cluster on `port` as a configured backend ("pg-old" or "pg-new")
+  // logged in to the test's database.
+  routing::Backend BackendOf(int port) const {
+    const auto& b = TestBackends::Get();
+    routing::Backend out;
+    out.name = port == old_ ? "pg-old" : "pg-new";
+    out.address = {"127.0.0.1", static_cast<std::uint16_t>(port)};
+    out.user = b.pg_user;
+    out.password = b.pg_password;
+    out.database = db_;
+    return out;
   }
 
   int old_ = 0, new_ = 0;

@@ -396,14 +396,7 @@ TEST_F(ChangeStreamTest, IndexesACutShortCopySetAsideAreBuiltOnceTheMigrationEnd
   Migrate("rb", R"({"type":"scan"})", kCanary, {"a"});
   ASSERT_EQ(StreamPhase(WaitStreaming("rb")), "streaming") << Log();
   // As the cut-short copy left it: the indexes gone, their record kept.
-  const auto& b = TestBackends::Get();
-  routing::Backend target;
-  target.name = "pg-new";
-  target.address = {"127.0.0.1", static_cast<std::uint16_t>(new_)};
-  target.user = b.pg_user;
-  target.password = b.pg_password;
-  target.database = db_;
-  auto side = control::PgConnectSide(target, "new", "cs-itest");
+  auto side = control::PgConnectSide(BackendOf(new_), "new", "cs-itest");
   ASSERT_TRUE(side.ok()) << side.status();
   auto aside = control::SetIndexesAside(*side, "a");
   ASSERT_TRUE(aside.ok()) << aside.status();

@@ -15,8 +15,8 @@
 #include "control/migration.h"
 #include "control/pg_backfill.h"
 #include "control/pg_copy_ranges.h"
+#include "control/pg_client.h"
 #include "control/pg_set_aside_indexes.h"
-#include "control/pg_side.h"
 #include "tests/control/direct_pg.h"
 #include "tests/control/own_database_fixture.h"
 #include "tests/support/backends.h"
@@ -59,16 +59,6 @@ class CopySplitTest : public OwnDatabaseTest {
  public:
   CopySplitTest() : OwnDatabaseTest("split") {}
 
-  routing::Backend BackendOf(int port) const {
-    const auto& b = TestBackends::Get();
-    routing::Backend out;
-    out.name = port == old_ ? "pg-old" : "pg-new";
-    out.address = {"127.0.0.1", static_cast<std::uint16_t>(port)};
-    out.user = b.pg_user;
-    out.password = b.pg_password;
-    out.database = db_;
-    return out;
-  }
   void Both(const std::string& sql) {
     Psql(old_, sql);
     Psql(new_, sql);

@@ -19,11 +19,10 @@
 #include <tuple>
 #include <vector>
 
-#include "control/backend_clients.h"
 #include "control/backend_inspector.h"
 #include "control/journal_repair.h"
 #include "control/migration.h"
-#include "control/pg_side.h"
+#include "control/pg_client.h"
 #include "control/pg_verify.h"
 #include "routing/config.h"
 #include "routing/journal.h"

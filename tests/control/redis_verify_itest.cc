@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "control/backend_clients.h"
+#include "control/redis_client.h"
 #include "control/redis_verify.h"
 #include "routing/config.h"
 #include "tests/support/backends.h"
