@@ -33,6 +33,18 @@ LargeRequestWalker::Status LargeRequestWalker::Walk(std::span<const std::uint8_t
     pos = end + 1;
     return true;
   };
+  // A "*<n>" or "$<n>" line at `pos`: its number, or kIncomplete with
+  // `pos` left at the line's start (the rest has not arrived yet).
+  enum class Header { kIncomplete, kInvalid, kParsed };
+  auto header = [&](std::int64_t& n) {
+    const std::size_t start = pos;
+    std::string_view l;
+    if (!line(l)) {
+      pos = start;
+      return Header::kIncomplete;
+    }
+    return protocol::resp::ParseRedisInt64(l.substr(1), n) ? Header::kParsed : Header::kInvalid;
+  };
   Status status = Status::kNeedMore;
   while (pos < size) {
     if (state_ == State::kCommandStart) {
@@ -45,14 +57,11 @@ LargeRequestWalker::Status LargeRequestWalker::Walk(std::span<const std::uint8_t
         walked_ += pos;
         return Fail(CodecError::kTooBigInlineRequest);
       }
-      std::string_view l;
       const std::size_t start = pos;
-      if (!line(l)) {
-        pos = start;
-        break;
-      }
       std::int64_t n = 0;
-      if (!protocol::resp::ParseRedisInt64(l.substr(1), n) || n > max_multibulk_) {
+      const Header h = header(n);
+      if (h == Header::kIncomplete) break;
+      if (h == Header::kInvalid || n > max_multibulk_) {
         used = start;
         return Fail(CodecError::kInvalidMultibulkLength);
       }
@@ -64,14 +73,11 @@ LargeRequestWalker::Status LargeRequestWalker::Walk(std::span<const std::uint8_t
         used = pos;
         return Fail(CodecError::kExpectedDollar, data[pos]);
       }
-      std::string_view l;
       const std::size_t start = pos;
-      if (!line(l)) {
-        pos = start;
-        break;
-      }
       std::int64_t n = 0;
-      if (!protocol::resp::ParseRedisInt64(l.substr(1), n) || n < 0 || n > max_bulk_) {
+      const Header h = header(n);
+      if (h == Header::kIncomplete) break;
+      if (h == Header::kInvalid || n < 0 || n > max_bulk_) {
         used = start;
         return Fail(CodecError::kInvalidBulkLength);
       }
