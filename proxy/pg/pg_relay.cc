@@ -24,9 +24,9 @@ constexpr std::size_t kMaxSegments = 16;
 // ================================================================== client -> backend
 
 awaitable<bool> PgSession::FlushClientParsed() {
-  if (!held_for_primary_.empty()) {
-    const std::string held = std::move(held_for_primary_);
-    held_for_primary_.clear();
+  if (!carried_.held_for_primary.empty()) {
+    const std::string held = std::move(carried_.held_for_primary);
+    carried_.held_for_primary.clear();
     auto [ec, n] = co_await primary()->stream().Write(asio::buffer(held));
     if (ec) co_return false;
   }
@@ -154,7 +154,7 @@ awaitable<void> PgSession::ClientLoop() {
                               "journaled for repair",
                               tables);
           }
-          if (holding_) {
+          if (carried_.holding) {
             // An atomic COMMIT waits for the secondary to prepare: its
             // frames stay with the op (AtomicCommit sends them).
             if (!co_await FlushClientParsed()) co_return;

@@ -18,7 +18,7 @@ routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
                                std::span<const std::string_view> targets) {
   const bool batch_start = !tracker_.unsynced();
   if (AtBoundary()) reader_->Refresh();
-  if (batch_start && tracker_.txn_status() == ppg::TransactionStatus::kIdle) sec_txn_lost_ = false;
+  if (batch_start && tracker_.txn_status() == ppg::TransactionStatus::kIdle) carried_.ForgetLoss();
   routing::Request req;
   req.request_class = cls;
   req.targets = targets;
@@ -31,7 +31,7 @@ routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
   plan = routing::ApplyReadYourWritesFence(plan, fence_.pending());
   // The side is chosen at the first statement of a transaction (or batch)
   // and pinned until it ends (DESIGN.md §3).
-  const bool in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle || sec_txn_;
+  const bool in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle || carried_.open;
   const bool may_switch = !in_txn && batch_start && !debug_pinned_;
   // ... or after the session's own commit carried by the change stream.
   if (may_switch) plan = FenceStreamRead(plan, /*may_wait=*/true);

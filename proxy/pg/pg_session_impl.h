@@ -23,7 +23,8 @@
 //   pg_secondary.cc  secondary work: dual-write, shadow; planning an op, capturing its request
 //   pg_secondary_queue.cc    the op queue: sending to the secondary, matching replies
 //   pg_secondary_outcome.cc  an op's outcome: comparison, the journal, the intent record
-//   pg_transactions.cc  two-phase commit; dual-writers of opposite authority
+//   pg_transactions.cc  the carried transaction (pg_transactions.h): two-phase commit;
+//                    dual-writers of opposite authority
 //   pg_stream_wait.cc   dual-write carried by the change stream: commits held
 //                    until new applied them, reads on new after them
 //
@@ -52,6 +53,7 @@
 #include "proxy/asio.h"
 #include "proxy/pg/backend_connection.h"
 #include "proxy/pg/cancel_registry.h"
+#include "proxy/pg/pg_transactions.h"
 #include "proxy/pg/reply_digest.h"
 #include "proxy/pg/request_tracker.h"
 #include "proxy/pg/scram.h"
@@ -373,17 +375,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::uint64_t answering_for_ = kNoRequest;
   SecondaryOp* answering_op_ = nullptr;
   SecondaryOp* replying_op_ = nullptr;
-  bool sec_txn_ = false;                 // the secondary holds a copy of the client's transaction
-  bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
-  bool sec_txn_sync_ = true;             // the mode the transaction started with
-  bool sec_txn_atomic_ = false;          // ... and whether it commits in two phases
-  bool holding_ = false;                 // client frames go to the atomic op, not yet to the primary
-  std::string held_for_primary_;         // ... and go after all (the op was abandoned)
-  std::uint64_t atomic_count_ = 0;
-  std::vector<std::string> txn_tables_;  // tables written in the client's transaction
-  std::vector<std::uint32_t> txn_intents_;  // intent slots of its writes, settled at its end
+  CarriedTransaction carried_;           // the secondary's copy of the client's transaction
   routing::ReadYourWritesFence fence_;
-  std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side
   std::string release_;                  // bytes a backend loop must write to the client next
 
   // Dual-write carried by the change stream (pg_stream_wait.cc).
