@@ -2,7 +2,7 @@
 // shadow comparison, on the session's connection to the backend that is not
 // the primary. See SecondaryOp in pg_session_impl.h for what one op is.
 //
-//   ClientLoop:   Route ─► PlanSecondary ─► barrier (quiet; PrepareSecondary)
+//   ClientLoop:   PlanRequest ─► PlanSecondary ─► barrier (quiet; PrepareSecondary)
 //                 StartOp / CaptureFrame ─► op.main holds the request
 //   primary  Z:   PrimaryOpDone ─► what the secondary will get
 //   SecondarySender: prefix, BEGIN, main, suffix ─► secondary, in op order,
@@ -66,8 +66,11 @@ bool IsWrite(RequestClass c) { return c == RequestClass::kWrite || c == RequestC
 
 // ================================================================== planning
 
-PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, RequestClass cls,
-                                                std::span<const std::string_view> targets) {
+PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, const RequestStart& start) {
+  const RequestClass cls = start.cls;
+  // What the classifier last saw is this request's statement only when it
+  // came as a Query or a Parse.
+  const bool classified = start.type == 'Q' || start.type == 'P';
   PlannedWork w;
   if (debug_pinned_) return w;
   const routing::Secondary* dual = nullptr;
@@ -85,14 +88,13 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
     // A COMMIT the classifier saw whole (a Query or a Parse of its own).
     const auto& statements = tracker_.classification().statements;
     w.async_txn_end = carried_.open && !w.sync && cls == RequestClass::kTxnControl;
-    w.atomic_commit = carried_.open && carried_.atomic && cls == RequestClass::kTxnControl &&
-                      (routing_frame_type_ == 'Q' || routing_frame_type_ == 'P') && statements.size() == 1 &&
-                      statements[0].txn == ppg::TxnControl::kCommit;
+    w.atomic_commit = carried_.open && carried_.atomic && cls == RequestClass::kTxnControl && classified &&
+                      statements.size() == 1 && statements[0].txn == ppg::TxnControl::kCommit;
   } else if (dual != nullptr && IsWrite(cls)) {
     w.any = true;
     w.sync = dual->apply == routing::Apply::kSync;
     w.atomic_commit = plan.has(routing::kPlanAtomic) && w.sync;  // remembered for the COMMIT (StartOp)
-  } else if (const auto carried = BatchOpensTransactionForWrites(cls)) {
+  } else if (const auto carried = BatchOpensTransactionForWrites(start)) {
     // An extended batch that opens a transaction (pgjdbc with autocommit
     // off sends BEGIN with the transaction's first statement): its writes
     // come later in the same batch, where no op can start, so the batch is
@@ -109,10 +111,9 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
   }
   if (!w.any) return w;
   // COPY FROM STDIN needs the client's data stream; transaction control
-  // inside a shadow write would break its rollback. (What the classifier
-  // last saw is this request only when it came as a Query or a Parse.)
+  // inside a shadow write would break its rollback.
   bool copy = false, txn_control = false;
-  if (routing_frame_type_ == 'Q' || routing_frame_type_ == 'P') {
+  if (classified) {
     for (const auto& st : tracker_.classification().statements) {
       if (st.statement_class == ppg::StatementClass::kWrite &&
           absl::EqualsIgnoreCase(absl::string_view(st.command.data(), st.command.size()), "copy"))
@@ -120,10 +121,9 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
       if (st.txn != ppg::TxnControl::kNone) txn_control = true;
     }
   }
-  planned_tables_.assign(targets.begin(), targets.end());
   if (copy && w.role == SecondaryRole::kDualWrite) {
     w.any = false;
-    JournalUncaptured("turnout: COPY FROM is not dual-written; its tables are journaled for repair", targets);
+    w.copy_journaled = true;  // CommitPlan journals its tables
   } else if (copy || (w.shadow_write && txn_control)) {
     w.any = false;
   }
@@ -165,8 +165,8 @@ routing::Plan PgSession::PlanOfAWrite() {
   return reader_->policy().Decide(req, absl::Now());
 }
 
-std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(RequestClass cls) {
-  if (cls != RequestClass::kTxnControl || routing_frame_type_ != 'P') return std::nullopt;
+std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(const RequestStart& start) {
+  if (start.cls != RequestClass::kTxnControl || start.type != 'P') return std::nullopt;
   const auto& statements = tracker_.classification().statements;
   if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kBegin) return std::nullopt;
   const routing::Plan plan = PlanOfAWrite();
@@ -201,11 +201,8 @@ awaitable<void> PgSession::PrepareSecondary() {
 
 // ================================================================== capture
 
-bool PgSession::StartOp(const ppg::Frame& f) {
+bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
   TrimOps();
-  const PlannedWork w = planned_;
-  planned_ = PlannedWork{};
-  prepared_ = false;
   const Side side = Other(primary_side_);
   BackendConnection* b = backend(side);
   const bool connected = b != nullptr && b->ready();
@@ -223,14 +220,13 @@ bool PgSession::StartOp(const ppg::Frame& f) {
   SecondaryOp& op = sec_ops_.emplace_back();
   answering_for_ = kNoRequest;  // this request may be the one being answered
   if (w.role == SecondaryRole::kShadow) ++shadow_queued_;
-  op.request_seq = planned_seq_;
+  op.request_seq = w.request_seq;
   op.role = w.role;
   op.sync = w.sync;
   op.shadow_write = w.shadow_write;
   op.side = side;
   op.start = Clock::now();
-  op.tables = std::move(planned_tables_);
-  planned_tables_.clear();
+  op.tables = std::move(w.tables);
   const bool client_in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle;
   if (w.role == SecondaryRole::kDualWrite) {
     op.cls = RequestClass::kWrite;
