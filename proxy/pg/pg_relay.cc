@@ -1,6 +1,7 @@
 // The two directions of a PostgreSQL session's relay (see
 // pg_session_impl.h for the map). ClientLoop feeds complete client frames
-// to the RequestTracker and forwards runs of them to the primary; each
+// to the RequestTracker, routes each request at its first frame (once:
+// pg_routing.cc) and forwards runs of frames to the primary; each
 // BackendLoop relays one backend's frames to the client (the primary's
 // replies; a secondary's only notifications) and hands the rest to the
 // secondary work of pg_secondary.cc.
@@ -24,9 +25,9 @@ constexpr std::size_t kMaxSegments = 16;
 // ================================================================== client -> backend
 
 awaitable<bool> PgSession::FlushClientParsed() {
-  if (!held_for_primary_.empty()) {
-    const std::string held = std::move(held_for_primary_);
-    held_for_primary_.clear();
+  if (!carried_.held_for_primary.empty()) {
+    const std::string held = std::move(carried_.held_for_primary);
+    carried_.held_for_primary.clear();
     auto [ec, n] = co_await primary()->stream().Write(asio::buffer(held));
     if (ec) co_return false;
   }
@@ -81,57 +82,6 @@ awaitable<bool> PgSession::StreamLargeClientFrame() {
   }
 }
 
-// Everything before goes out and is answered; then maybe a switch of the
-// primary, and the secondary connection is made ready for the work
-// planned; then the same frame is fed again (nothing was recorded for it).
-awaitable<bool> PgSession::OnBarrier() {
-  if (!co_await FlushClientParsed()) co_return false;
-  co_await WaitBackendIdle();
-  if (cutover_hold_) {
-    cutover_hold_ = false;
-    co_await HoldForCutover();
-    co_return true;  // routed again under the policy that ended the hold
-  }
-  if (stream_read_wait_) {
-    // A read on new waits for the session's last commit to get there.
-    stream_read_wait_ = false;
-    stream_read_waited_ = true;
-    const auto start = Clock::now();
-    const auto result = co_await WaitStreamApplied(stream_ticket_, /*nudge=*/true);
-    ctx_.route.RecordStreamWait(RouteRuntime::StreamWaitKind::kRead, result,
-                                static_cast<std::uint64_t>(
-                                    std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()));
-    co_return true;  // routed again: to new when it has the commit, else to old
-  }
-  if (switch_to_) {
-    const Side side = *switch_to_;
-    switch_to_.reset();
-    if (side != primary_side_ && tracker_.txn_status() == ppg::TransactionStatus::kIdle) {
-      // The side that becomes the primary has no secondary work left.
-      co_await WaitSecondaryIdle();
-      std::string notice, error;
-      if (!co_await SwitchPrimary(side, &notice, &error)) {
-        down_until_[static_cast<int>(side)] = Clock::now() + std::chrono::seconds(1);
-        LogWarn("pg backend unavailable; staying on the other side",
-                {{"route", route().name}, {"backend", BackendName(side)}, {"error", error}});
-      }
-    }
-    co_return true;  // the frame is routed again, now from this side
-  }
-  if (planned_.any && !prepared_) {
-    if (planned_.role == routing::SecondaryRole::kDualWrite) co_await WaitForOppositeWriters();
-    // Async: a transaction ends on the primary only once its statements
-    // hold their locks on the secondary too. Otherwise another session,
-    // free to lock those rows on the primary after this COMMIT, could take
-    // them first on the secondary: the two would then lock in different
-    // orders there and deadlock or apply in another order.
-    if (planned_.async_txn_end) co_await WaitSecondaryIdle();
-    co_await PrepareSecondary();
-    prepared_ = true;
-  }
-  co_return true;
-}
-
 awaitable<void> PgSession::ClientLoop() {
   auto& in = client_in_;
   for (;;) {
@@ -139,14 +89,27 @@ awaitable<void> PgSession::ClientLoop() {
       auto r = client_decoder_.Decode(in.Unparsed());
       if (r.ok()) {
         const ppg::Frame f = r.value;
-        const bool in_batch = capturing_ != nullptr;
-        routing_frame_type_ = f.type;
-        const Verdict v = tracker_.OnClientFrame(f);
-        if (v == Verdict::kForward || v == Verdict::kSecondary) {
+        Verdict v = tracker_.OnClientFrame(f);
+        RequestPlan plan;
+        if (v == Verdict::kRoute) {
+          // Decided once; a barrier (AwaitPlan) keeps `f` where it is.
+          const RequestStart start = tracker_.request();
+          if (start.batch_start) {
+            plan = PlanRequest(start, /*stream_waited=*/false);
+            if (!plan.plan.refused() && plan.wait != RequestPlan::Wait::kNone) {
+              if (!co_await AwaitPlan(start, &plan)) co_return;
+            }
+            if (!plan.plan.refused()) CommitPlan(start, plan);
+            v = tracker_.Routed(plan.plan.refused());
+          } else {
+            v = tracker_.Routed(RouteLaterExecute(start));
+          }
+        }
+        if (v == Verdict::kForward) {
           bool op_complete = false;
-          if (v == Verdict::kSecondary) {
-            op_complete = StartOp(f);
-          } else if (in_batch && capturing_ != nullptr) {
+          if (plan.work.any) {
+            op_complete = StartOp(f, plan.work);
+          } else if (capturing_ != nullptr) {
             op_complete = CaptureFrame(f);
           } else if (f.type == 'S' && uncaptured_write_) {
             std::vector<std::string_view> tables(uncaptured_tables_.begin(), uncaptured_tables_.end());
@@ -154,7 +117,7 @@ awaitable<void> PgSession::ClientLoop() {
                               "journaled for repair",
                               tables);
           }
-          if (holding_) {
+          if (carried_.holding) {
             // An atomic COMMIT waits for the secondary to prepare: its
             // frames stay with the op (AtomicCommit sends them).
             if (!co_await FlushClientParsed()) co_return;
@@ -164,10 +127,6 @@ awaitable<void> PgSession::ClientLoop() {
             in.CommitParsed(f.total_size);
           }
           if (op_complete && !co_await OpComplete()) co_return;
-          continue;
-        }
-        if (v == Verdict::kBarrier) {
-          if (!co_await OnBarrier()) co_return;
           continue;
         }
         if (v == Verdict::kDiscard || v == Verdict::kRefuseInBatch) {

@@ -9,64 +9,143 @@ namespace turnout::proxy::pg::detail {
 
 namespace ppg = protocol::pg;
 
-// The one place a request meets the routing engine: the route's policy,
-// refreshed only at a request boundary so a transaction finishes under the
-// policy it started with. Called by the tracker at the start of every
-// request (a Query; the first message of an extended batch) and at every
-// Execute.
-routing::Plan PgSession::Route(routing::RequestClass cls, routing::DdlRisk risk,
-                               std::span<const std::string_view> targets) {
-  const bool batch_start = !tracker_.unsynced();
-  if (AtBoundary()) reader_->Refresh();
-  if (batch_start && tracker_.txn_status() == ppg::TransactionStatus::kIdle) sec_txn_lost_ = false;
+routing::Request PgSession::MakeRequest(routing::RequestClass cls, routing::DdlRisk risk,
+                                        std::span<const std::string_view> targets) const {
   routing::Request req;
   req.request_class = cls;
   req.targets = targets;
   req.client = routing::ClientIdentity{user_, application_name_, address_};
   req.connection_id = ctx_.connection_id;
   req.ddl_risk = risk;
-  routing::Plan plan = reader_->policy().Decide(req, absl::Now());
-  if (plan.refused()) return plan;
+  return req;
+}
+
+// The one place a request meets the routing engine: the route's policy,
+// refreshed only at a request boundary so a transaction finishes under the
+// policy it started with. Asked at the start of every request (a Query;
+// the first message of an extended batch); an Execute later in a batch
+// asks RouteLaterExecute.
+PgSession::RequestPlan PgSession::PlanRequest(const RequestStart& start, bool stream_waited) {
+  using Wait = RequestPlan::Wait;
+  if (AtBoundary()) reader_->Refresh();
+  if (tracker_.txn_status() == ppg::TransactionStatus::kIdle) carried_.ForgetLoss();
+  RequestPlan p;
+  p.plan = reader_->policy().Decide(MakeRequest(start.cls, start.risk, start.tables), absl::Now());
+  if (p.plan.refused()) return p;
   // A read after the session's own async dual-write reads where it was written.
-  plan = routing::ApplyReadYourWritesFence(plan, fence_.pending());
+  p.plan = routing::ApplyReadYourWritesFence(p.plan, fence_.pending());
   // The side is chosen at the first statement of a transaction (or batch)
   // and pinned until it ends (DESIGN.md §3).
-  const bool in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle || sec_txn_;
-  const bool may_switch = !in_txn && batch_start && !debug_pinned_;
+  const bool in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle || carried_.open;
+  const bool may_switch = !in_txn && !debug_pinned_;
   // ... or after the session's own commit carried by the change stream.
-  if (may_switch) plan = FenceStreamRead(plan, /*may_wait=*/true);
+  bool stream_wait = false;
+  if (may_switch) p.plan = FenceStreamRead(p.plan, /*may_wait=*/!stream_waited, &stream_wait);
   // A cutover's write window holds transactions at their start; those
   // already open finish under the policy they started with.
-  if (may_switch && plan.has(routing::kPlanHoldWrites) && !open_writer_) {
-    cutover_hold_ = true;
-    barrier_ = true;
+  if (may_switch && p.plan.has(routing::kPlanHoldWrites) && !open_writer_) {
+    p.wait = Wait::kCutoverHold;
+    return p;
   }
-  if (stream_read_wait_ || cutover_hold_) return routing::Plan(primary_side_);  // the barrier waits; routed again
-  Side want = may_switch ? plan.primary() : primary_side_;
+  if (stream_wait) {
+    p.wait = Wait::kStreamRead;
+    return p;
+  }
+  Side want = may_switch ? p.plan.primary() : primary_side_;
   if (want != primary_side_ && SideDown(want)) want = primary_side_;
-  plan.set_primary(want);
-  plan.RemoveSecondariesOn(want);
-  NoteStreamWrite(plan, cls, want);
-
-  routing::Plan out(want);
-  if (plan.has(routing::kPlanAtomic)) out.set(routing::kPlanAtomic);
-  if (!batch_start) {
-    NoteLaterExecute(plan, cls, targets);
-    return out;
-  }
-  planned_ = PlanSecondary(plan, cls, targets);
-  planned_seq_ = tracker_.open_seq();
-  if (planned_.any)
-    out.AddSecondary(routing::Secondary{Other(want), planned_.role,
-                                        planned_.sync ? routing::Apply::kSync : routing::Apply::kAsync});
+  p.plan.set_primary(want);
+  p.plan.RemoveSecondariesOn(want);
+  p.work = PlanSecondary(p.plan, start);
   // A switch, or secondary work, starts from a quiet session.
-  if (want != primary_side_) {
-    barrier_ = true;
-    switch_to_ = want;
-  } else if (planned_.any && !prepared_) {
-    barrier_ = true;
+  if (want != primary_side_ || p.work.any) p.wait = Wait::kQuiet;
+  return p;
+}
+
+// Everything before the request goes out and is answered; then what the
+// plan waits for: a switch of the primary, the secondary made ready. The
+// plan goes through as it was made, unless what it was made from moved:
+// made while requests were in flight, it read the transaction status and
+// the carried transaction as they were before those were answered; a
+// cutover's hold ends with a new policy, a wait for the stream with new
+// having the commit or not, a failed switch with the session where it
+// was, and a new policy may arrive while the secondary is made ready. Then
+// it is made again, at the quiet point.
+awaitable<bool> PgSession::AwaitPlan(const RequestStart& start, RequestPlan* p) {
+  using Wait = RequestPlan::Wait;
+  bool stream_waited = false;
+  for (;;) {
+    const bool was_quiet = BackendIdle() && !stream_hold_;
+    if (!co_await FlushClientParsed()) co_return false;
+    co_await WaitBackendIdle();
+    if (p->wait == Wait::kCutoverHold) {
+      co_await HoldForCutover();
+    } else if (p->wait == Wait::kStreamRead) {
+      const auto began = Clock::now();
+      const auto result = co_await WaitStreamApplied(stream_ticket_, /*nudge=*/true);
+      ctx_.route.RecordStreamWait(
+          RouteRuntime::StreamWaitKind::kRead, result,
+          static_cast<std::uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - began).count()));
+      stream_waited = true;
+    } else if (was_quiet) {
+      const Side side = p->plan.primary();
+      bool switched = side == primary_side_;
+      if (!switched) {
+        // The side that becomes the primary has no secondary work left.
+        co_await WaitSecondaryIdle();
+        std::string notice, error;
+        switched = co_await SwitchPrimary(side, &notice, &error);
+        if (!switched) {
+          down_until_[static_cast<int>(side)] = Clock::now() + std::chrono::seconds(1);
+          LogWarn("pg backend unavailable; staying on the other side",
+                  {{"route", route().name}, {"backend", BackendName(side)}, {"error", error}});
+        }
+      }
+      if (switched) {
+        if (p->work.any) {
+          if (p->work.role == routing::SecondaryRole::kDualWrite) co_await WaitForOppositeWriters();
+          // Async: a transaction ends on the primary only once its
+          // statements hold their locks on the secondary too. Otherwise
+          // another session, free to lock those rows on the primary after
+          // this COMMIT, could take them first on the secondary: the two
+          // would then lock in different orders there and deadlock or
+          // apply in another order.
+          if (p->work.async_txn_end) co_await WaitSecondaryIdle();
+          co_await PrepareSecondary();
+        }
+        // A policy published while it waited decides instead (the request
+        // is still at a boundary, where a new policy is picked up).
+        if (!AtBoundary() || !reader_->Refresh()) co_return true;
+      }
+    }
+    *p = PlanRequest(start, stream_waited);
+    if (p->plan.refused() || p->wait == Wait::kNone) co_return true;
   }
-  return out;
+}
+
+void PgSession::CommitPlan(const RequestStart& start, RequestPlan& p) {
+  NoteStreamWrite(p.plan, start.cls, p.plan.primary());
+  PlannedWork& w = p.work;
+  if (w.copy_journaled)
+    JournalUncaptured("turnout: COPY FROM is not dual-written; its tables are journaled for repair", start.tables);
+  if (w.any) {
+    w.request_seq = tracker_.open_seq();
+    w.tables.assign(start.tables.begin(), start.tables.end());
+  }
+}
+
+// An Execute later in an extended batch goes where its batch went; the
+// policy still refuses it, and says whether it writes where the batch's
+// plan did not foresee (NoteLaterExecute).
+bool PgSession::RouteLaterExecute(const RequestStart& start) {
+  routing::Plan plan = reader_->policy().Decide(MakeRequest(start.cls, start.risk, start.tables), absl::Now());
+  if (plan.refused()) return true;
+  plan = routing::ApplyReadYourWritesFence(plan, fence_.pending());
+  plan.set_primary(primary_side_);
+  plan.RemoveSecondariesOn(primary_side_);
+  NoteStreamWrite(plan, start.cls, primary_side_);
+  NoteLaterExecute(plan, start.cls, start.tables);
+  return false;
 }
 
 void PgSession::Answered(const RequestTracker::Record& r, std::chrono::microseconds latency) {

@@ -2,7 +2,7 @@
 // shadow comparison, on the session's connection to the backend that is not
 // the primary. See SecondaryOp in pg_session_impl.h for what one op is.
 //
-//   ClientLoop:   Route ─► PlanSecondary ─► barrier (quiet; PrepareSecondary)
+//   ClientLoop:   PlanRequest ─► PlanSecondary ─► barrier (quiet; PrepareSecondary)
 //                 StartOp / CaptureFrame ─► op.main holds the request
 //   primary  Z:   PrimaryOpDone ─► what the secondary will get
 //   SecondarySender: prefix, BEGIN, main, suffix ─► secondary, in op order,
@@ -24,9 +24,9 @@
 // the primary; the slot is cleared once the secondary applied it, or handed
 // to the journal flusher once it was journaled. Inside a transaction a
 // statement applied on the secondary is not committed there yet: its slot
-// is kept (txn_intents_) until the transaction ends on both sides. A process
-// killed in between leaves those tables to the next start, which journals
-// them for repair.
+// is kept (CarriedTransaction::intents) until the transaction ends on both
+// sides. A process killed in between leaves those tables to the next
+// start, which journals them for repair.
 //
 // Nothing is lost: a dual-write that cannot be applied (no connection, the
 // connection lost, a full queue, a request too large to keep, the
@@ -66,8 +66,11 @@ bool IsWrite(RequestClass c) { return c == RequestClass::kWrite || c == RequestC
 
 // ================================================================== planning
 
-PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, RequestClass cls,
-                                                std::span<const std::string_view> targets) {
+PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, const RequestStart& start) {
+  const RequestClass cls = start.cls;
+  // What the classifier last saw is this request's statement only when it
+  // came as a Query or a Parse.
+  const bool classified = start.type == 'Q' || start.type == 'P';
   PlannedWork w;
   if (debug_pinned_) return w;
   const routing::Secondary* dual = nullptr;
@@ -76,23 +79,22 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
     if (s.role == SecondaryRole::kDualWrite) dual = &s;
     if (s.role == SecondaryRole::kShadow) shadow = &s;
   }
-  if (sec_txn_ || sec_txn_lost_) {
+  if (carried_.followed()) {
     // The secondary follows the client's transaction: its writes, and its end.
     if (IsWrite(cls) || cls == RequestClass::kTxnControl) {
       w.any = true;
-      w.sync = sec_txn_sync_;
+      w.sync = carried_.sync;
     }
     // A COMMIT the classifier saw whole (a Query or a Parse of its own).
     const auto& statements = tracker_.classification().statements;
-    w.async_txn_end = sec_txn_ && !w.sync && cls == RequestClass::kTxnControl;
-    w.atomic_commit = sec_txn_ && sec_txn_atomic_ && cls == RequestClass::kTxnControl &&
-                      (routing_frame_type_ == 'Q' || routing_frame_type_ == 'P') && statements.size() == 1 &&
-                      statements[0].txn == ppg::TxnControl::kCommit;
+    w.async_txn_end = carried_.open && !w.sync && cls == RequestClass::kTxnControl;
+    w.atomic_commit = carried_.open && carried_.atomic && cls == RequestClass::kTxnControl && classified &&
+                      statements.size() == 1 && statements[0].txn == ppg::TxnControl::kCommit;
   } else if (dual != nullptr && IsWrite(cls)) {
     w.any = true;
     w.sync = dual->apply == routing::Apply::kSync;
     w.atomic_commit = plan.has(routing::kPlanAtomic) && w.sync;  // remembered for the COMMIT (StartOp)
-  } else if (const auto carried = BatchOpensTransactionForWrites(cls)) {
+  } else if (const auto carried = BatchOpensTransactionForWrites(start)) {
     // An extended batch that opens a transaction (pgjdbc with autocommit
     // off sends BEGIN with the transaction's first statement): its writes
     // come later in the same batch, where no op can start, so the batch is
@@ -109,10 +111,9 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
   }
   if (!w.any) return w;
   // COPY FROM STDIN needs the client's data stream; transaction control
-  // inside a shadow write would break its rollback. (What the classifier
-  // last saw is this request only when it came as a Query or a Parse.)
+  // inside a shadow write would break its rollback.
   bool copy = false, txn_control = false;
-  if (routing_frame_type_ == 'Q' || routing_frame_type_ == 'P') {
+  if (classified) {
     for (const auto& st : tracker_.classification().statements) {
       if (st.statement_class == ppg::StatementClass::kWrite &&
           absl::EqualsIgnoreCase(absl::string_view(st.command.data(), st.command.size()), "copy"))
@@ -120,10 +121,9 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
       if (st.txn != ppg::TxnControl::kNone) txn_control = true;
     }
   }
-  planned_tables_.assign(targets.begin(), targets.end());
   if (copy && w.role == SecondaryRole::kDualWrite) {
     w.any = false;
-    JournalUncaptured("turnout: COPY FROM is not dual-written; its tables are journaled for repair", targets);
+    w.copy_journaled = true;  // CommitPlan journals its tables
   } else if (copy || (w.shadow_write && txn_control)) {
     w.any = false;
   }
@@ -133,7 +133,7 @@ PgSession::PlannedWork PgSession::PlanSecondary(const routing::Plan& plan, Reque
 void PgSession::NoteLaterExecute(const routing::Plan& plan, RequestClass cls,
                                  std::span<const std::string_view> targets) {
   if (!IsWrite(cls)) return;
-  bool dual = sec_txn_ || sec_txn_lost_;
+  bool dual = carried_.followed();
   for (const auto& s : plan.secondaries())
     if (s.role == SecondaryRole::kDualWrite) dual = true;
   if (capturing_ != nullptr && capturing_->role == SecondaryRole::kShadow && !capturing_->shadow_write) {
@@ -150,11 +150,10 @@ void PgSession::NoteLaterExecute(const routing::Plan& plan, RequestClass cls,
     // A later write of the captured batch: its tables are the op's too (a
     // journal entry names them), and the transaction's (its COMMIT's
     // intent names them: proxy/intent_ring.h).
-    for (std::string_view t : targets) {
+    for (std::string_view t : targets)
       if (std::find(capturing_->tables.begin(), capturing_->tables.end(), t) == capturing_->tables.end())
         capturing_->tables.emplace_back(t);
-      if (std::find(txn_tables_.begin(), txn_tables_.end(), t) == txn_tables_.end()) txn_tables_.emplace_back(t);
-    }
+    carried_.AddTables(targets);
   }
 }
 
@@ -166,8 +165,8 @@ routing::Plan PgSession::PlanOfAWrite() {
   return reader_->policy().Decide(req, absl::Now());
 }
 
-std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(RequestClass cls) {
-  if (cls != RequestClass::kTxnControl || routing_frame_type_ != 'P') return std::nullopt;
+std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrites(const RequestStart& start) {
+  if (start.cls != RequestClass::kTxnControl || start.type != 'P') return std::nullopt;
   const auto& statements = tracker_.classification().statements;
   if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kBegin) return std::nullopt;
   const routing::Plan plan = PlanOfAWrite();
@@ -177,7 +176,7 @@ std::optional<PgSession::CarriedWrites> PgSession::BatchOpensTransactionForWrite
 }
 
 bool PgSession::WritesAreDualWritten() {
-  if (sec_txn_ || sec_txn_lost_) return true;
+  if (carried_.followed()) return true;
   const routing::Plan plan = PlanOfAWrite();
   for (const auto& s : plan.secondaries())
     if (s.role == SecondaryRole::kDualWrite) return true;
@@ -202,11 +201,8 @@ awaitable<void> PgSession::PrepareSecondary() {
 
 // ================================================================== capture
 
-bool PgSession::StartOp(const ppg::Frame& f) {
+bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
   TrimOps();
-  const PlannedWork w = planned_;
-  planned_ = PlannedWork{};
-  prepared_ = false;
   const Side side = Other(primary_side_);
   BackendConnection* b = backend(side);
   const bool connected = b != nullptr && b->ready();
@@ -224,50 +220,40 @@ bool PgSession::StartOp(const ppg::Frame& f) {
   SecondaryOp& op = sec_ops_.emplace_back();
   answering_for_ = kNoRequest;  // this request may be the one being answered
   if (w.role == SecondaryRole::kShadow) ++shadow_queued_;
-  op.request_seq = planned_seq_;
+  op.request_seq = w.request_seq;
   op.role = w.role;
   op.sync = w.sync;
   op.shadow_write = w.shadow_write;
   op.side = side;
   op.start = Clock::now();
-  op.tables = std::move(planned_tables_);
-  planned_tables_.clear();
+  op.tables = std::move(w.tables);
   const bool client_in_txn = tracker_.txn_status() != ppg::TransactionStatus::kIdle;
   if (w.role == SecondaryRole::kDualWrite) {
     op.cls = RequestClass::kWrite;
     // A transaction's end names every table the transaction wrote: lost,
     // it is what a repair must look at.
     if (client_in_txn) {
-      for (const auto& t : op.tables)
-        if (std::find(txn_tables_.begin(), txn_tables_.end(), t) == txn_tables_.end()) txn_tables_.push_back(t);
-      if (op.tables.empty()) op.tables = txn_tables_;
+      carried_.AddTables(op.tables);
+      if (op.tables.empty()) op.tables = carried_.tables;
     } else {
-      txn_tables_.clear();
+      carried_.tables.clear();
     }
-    if (sec_txn_lost_) {
+    if (carried_.lost) {
       op.failure = "turnout: the secondary lost this transaction; journaled for repair";
     } else if (!room) {
       op.failure = "turnout: the secondary's queue is full; journaled for repair";
     } else if (!connected) {
       op.failure = "turnout: backend unavailable (retrying shortly); journaled for repair";
     }
-    op.in_txn = sec_txn_;
+    op.in_txn = carried_.open;
     op.opens_txn_only = w.opens_txn;
-    if (op.failure.empty() && client_in_txn && !sec_txn_) {
+    if (op.failure.empty() && client_in_txn && !carried_.open) {
       // The client's transaction reaches the secondary with its first write.
       op.begins_txn = true;
-      ppg::AppendQuery(&op.begin, "BEGIN");
-      op.prefix_replies += 1;
-      for (const auto& local : tracker_.state().local_settings()) {
-        ppg::AppendQuery(&op.begin, local);
-        op.prefix_replies += 1;
-      }
-      sec_txn_ = true;
-      sec_txn_sync_ = op.sync;
-      sec_txn_atomic_ = w.atomic_commit;
+      op.prefix_replies += carried_.Begin(&op.begin, tracker_.state().local_settings(), op.sync, w.atomic_commit);
     } else if (w.atomic_commit && op.in_txn && op.failure.empty()) {
       op.atomic = true;
-      holding_ = true;
+      carried_.holding = true;
     }
     if (!op.sync) {
       op.fenced = true;
@@ -334,10 +320,10 @@ void PgSession::AbandonCapture(std::string_view why) {
   if (op.atomic) {
     // The held frames go to the primary after all, ahead of anything else
     // (FlushClientParsed); the transaction commits in one phase.
-    held_for_primary_ = std::move(op.main);
+    carried_.held_for_primary = std::move(op.main);
     op.main.clear();
     op.atomic = false;
-    holding_ = false;
+    carried_.holding = false;
   }
   if (op.role == SecondaryRole::kShadow) {
     op.skipped = true;

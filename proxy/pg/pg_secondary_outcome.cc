@@ -137,7 +137,7 @@ void PgSession::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
   // statement applied on the secondary is not committed there yet.
   const bool txn_open = op.primary_done && op.primary_status != ppg::TransactionStatus::kIdle;
   if (txn_open && entry == 0 && !op.skipped) {
-    if (op.intent != IntentRing::kNoSlot) txn_intents_.push_back(op.intent);
+    if (op.intent != IntentRing::kNoSlot) carried_.intents.push_back(op.intent);
     op.intent = IntentRing::kNoSlot;
     return;
   }
@@ -146,8 +146,8 @@ void PgSession::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
   if (txn_open) return;
   // The transaction ended (committed on both sides, rolled back, or
   // journaled with its tables by this op).
-  for (std::uint32_t slot : txn_intents_) settle(slot);
-  txn_intents_.clear();
+  for (std::uint32_t slot : carried_.intents) settle(slot);
+  carried_.intents.clear();
 }
 
 // ================================================================== the journal

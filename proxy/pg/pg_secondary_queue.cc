@@ -64,7 +64,7 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
   if (op.atomic) {
     if (!op.skipped && (op.primary.has_error() || op.primary.tags() != "COMMIT"))
       op.main = QueryFrame(absl::StrCat("ROLLBACK PREPARED '", op.gid, "'"));
-    sec_txn_ = false;
+    carried_.open = false;
   } else if (op.role == SecondaryRole::kDualWrite && op.failure.empty()) {
     const bool primary_failed = op.primary.has_error();
     const bool txn_over = op.primary_status == ppg::TransactionStatus::kIdle;
@@ -72,14 +72,14 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
       // The secondary follows the client's transaction while it lasts. A
       // COMMIT of a failed transaction is a ROLLBACK on the primary: so it
       // is on the secondary, never a commit of what came before the failure.
-      sec_txn_ = !txn_over;
+      carried_.open = !txn_over;
       if (op.in_txn && txn_over && op.primary.tags() == "ROLLBACK") op.main = QueryFrame("ROLLBACK");
     } else if (op.in_txn && txn_over) {
       // The transaction ended with the error (a COMMIT that failed): it
       // ends on the secondary too, rolled back.
       op.main = QueryFrame("ROLLBACK");
       op.skipped = true;
-      sec_txn_ = false;
+      carried_.open = false;
     } else if (op.in_txn) {
       // A statement failed inside the transaction: not applied on the
       // secondary either, whose transaction stays usable for a ROLLBACK TO
@@ -93,10 +93,10 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
       op.begin.clear();
       if (op.begins_txn) {
         op.prefix_replies -= 1 + static_cast<int>(tracker_.state().local_settings().size());
-        sec_txn_ = false;
+        carried_.open = false;
       }
     }
-    if (tracker_.txn_status() == ppg::TransactionStatus::kIdle) sec_txn_ = false;
+    if (tracker_.txn_status() == ppg::TransactionStatus::kIdle) carried_.open = false;
   }
   // The secondary's state after this op is the primary's now.
   if (b != nullptr && op.send_main && !op.skipped && op.failure.empty() &&
@@ -257,10 +257,7 @@ void PgSession::SecondaryLost(Side side) {
   // Every session of the process backs off (proxy/secondary/backend_health.h).
   ctx_.services->backend_health->ReportFailure(backends_[i]->backend().name, Clock::now());
   dead_backends_.push_back(std::move(backends_[i]));
-  if (sec_txn_) {
-    sec_txn_ = false;
-    sec_txn_lost_ = true;
-  }
+  carried_.Lose();
   AbandonSecondaryWork("turnout: connection to the backend lost; journaled for repair", false);
 }
 
@@ -279,12 +276,12 @@ void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) 
   }
   capturing_ = nullptr;
   if (session_ending) {
-    sec_txn_ = false;
+    carried_.open = false;
     // A transaction still open ends with the session, rolled back on both
     // sides: its statements' intents go (what was journaled above stays).
     if (IntentRing* ring = ctx_.services->intents)
-      for (std::uint32_t slot : txn_intents_) ring->Clear(slot);
-    txn_intents_.clear();
+      for (std::uint32_t slot : carried_.intents) ring->Clear(slot);
+    carried_.intents.clear();
   }
   UpdateWriterHold();
   sec_progress_.Notify();

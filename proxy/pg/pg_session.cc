@@ -64,7 +64,8 @@ PgSession::PgSession(Socket client, SessionContext ctx)
 
 PgSession::~PgSession() {
   if (cancel_key_) ctx_.services->cancel_keys->Unregister(cancel_key_->process_id);
-  if (writer_hold_) ctx_.route.dual_writers[static_cast<int>(*writer_hold_)].fetch_sub(1, std::memory_order_acq_rel);
+  if (carried_.writer_hold)
+    ctx_.route.dual_writers[static_cast<int>(*carried_.writer_hold)].fetch_sub(1, std::memory_order_acq_rel);
   if (open_writer_) stream_pos_->RemoveOpenWriter();
 }
 

@@ -15,6 +15,13 @@
 // per message on a route without secondary work; state changes are copied
 // once, for replay.
 //
+// A request's first frame comes back from the tracker as kRoute with what
+// routing needs (RequestTracker::RequestStart); the session decides its
+// RequestPlan (pg_routing.cc: primary, secondary work), waits at a barrier
+// if the plan needs a quiet session, and only then answers the tracker
+// (Routed) and relays the frame. The plan is carried through the barrier;
+// the frame is neither decoded nor classified again.
+//
 // Where the code lives:
 //   pg_session.cc    lifecycle: Run, client writer, drain, idle timeout, stall watchdog
 //   pg_startup.cc    startup, authentication at turnout, cancel, opening backends
@@ -23,7 +30,8 @@
 //   pg_secondary.cc  secondary work: dual-write, shadow; planning an op, capturing its request
 //   pg_secondary_queue.cc    the op queue: sending to the secondary, matching replies
 //   pg_secondary_outcome.cc  an op's outcome: comparison, the journal, the intent record
-//   pg_transactions.cc  two-phase commit; dual-writers of opposite authority
+//   pg_transactions.cc  the carried transaction (pg_transactions.h): two-phase commit;
+//                    dual-writers of opposite authority
 //   pg_stream_wait.cc   dual-write carried by the change stream: commits held
 //                    until new applied them, reads on new after them
 //
@@ -52,6 +60,7 @@
 #include "proxy/asio.h"
 #include "proxy/pg/backend_connection.h"
 #include "proxy/pg/cancel_registry.h"
+#include "proxy/pg/pg_transactions.h"
 #include "proxy/pg/reply_digest.h"
 #include "proxy/pg/request_tracker.h"
 #include "proxy/pg/scram.h"
@@ -153,6 +162,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
 
  private:
   using Verdict = RequestTracker::Verdict;
+  using RequestStart = RequestTracker::RequestStart;
   using Side = routing::Side;
 
   static protocol::pg::FrameLimits ClientLimits(const routing::Config& cfg);
@@ -190,7 +200,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> ClientLoop();
   awaitable<bool> FlushClientParsed();
   awaitable<bool> StreamLargeClientFrame();
-  awaitable<bool> OnBarrier();
   awaitable<bool> HandleRefusal(std::string_view message);
   awaitable<bool> SendRefusalParse();
   awaitable<bool> HandleDebugUse(Side side);
@@ -202,11 +211,50 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool AtBoundary() const noexcept { return tracker_.AtBoundary(); }
 
   // ---------------------------------------------------------------- pg_routing.cc
+  // What the session plans on the secondary for a request (PlanSecondary).
+  struct PlannedWork {
+    bool any = false;
+    routing::SecondaryRole role = routing::SecondaryRole::kDualWrite;
+    bool sync = true;
+    bool shadow_write = false;
+    bool atomic_commit = false;  // the COMMIT of an atomic carried transaction
+    bool async_txn_end = false;  // the end of a transaction carried asynchronously
+    bool opens_txn = false;      // an extended batch that opens a transaction (BatchOpensTransactionForWrites)
+    bool copy_journaled = false;  // a dual-written COPY FROM: journaled instead (CommitPlan)
+    std::uint64_t request_seq = 0;  // the tracker's number of the request (CommitPlan)
+    std::vector<std::string> tables;
+  };
+  // The session's decision for a request, from its first frame
+  // (RequestStart): the policy's plan with the side it goes to, and the
+  // work planned on the other side. `wait` says what must happen before
+  // the request may go; the barrier (AwaitPlan) does it and carries the
+  // plan through.
+  struct RequestPlan {
+    routing::Plan plan;  // refused(), or its primary is where the request goes
+    PlannedWork work;
+    enum class Wait : std::uint8_t {
+      kNone,
+      kQuiet,        // switch the primary to plan.primary() and/or prepare the secondary, once nothing is in flight
+      kCutoverHold,  // a cutover's write window: decided again under the policy that ends it
+      kStreamRead,   // a read on new waits for the session's last commit there: decided again after
+    };
+    Wait wait = Wait::kNone;
+  };
+  // Decides for a request; no I/O, and nothing that must happen only once
+  // (that is CommitPlan). `stream_waited`: the read already waited for the
+  // stream (FenceStreamRead).
+  RequestPlan PlanRequest(const RequestStart& start, bool stream_waited);
+  // The barrier before a request whose plan waits: everything before it goes
+  // out and is answered, then the plan's wait. False when the session ends.
+  awaitable<bool> AwaitPlan(const RequestStart& start, RequestPlan* p);
+  // The plan is final and the request goes: what it marks in the session.
+  void CommitPlan(const RequestStart& start, RequestPlan& p);
+  // An Execute later in an extended batch: true when refused.
+  bool RouteLaterExecute(const RequestStart& start);
+  routing::Request MakeRequest(routing::RequestClass cls, routing::DdlRisk risk,
+                               std::span<const std::string_view> targets) const;
   // RequestTracker::Hooks
-  routing::Plan Route(routing::RequestClass cls, routing::DdlRisk risk,
-                      std::span<const std::string_view> targets) override;
   void Answered(const RequestTracker::Record& r, std::chrono::microseconds latency) override;
-  bool Barrier() override { return std::exchange(barrier_, false); }
   void InFlight(bool busy) override;
   awaitable<bool> SwitchPrimary(Side side, std::string* notice, std::string* error);
   awaitable<bool> EnsureSynced(Side side, std::string* notice, std::string* error);
@@ -219,18 +267,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   }
 
   // ---------------------------------------------------------------- pg_secondary*.cc, pg_transactions.cc
-  // What Route() decided for the request being started.
-  struct PlannedWork {
-    bool any = false;
-    routing::SecondaryRole role = routing::SecondaryRole::kDualWrite;
-    bool sync = true;
-    bool shadow_write = false;
-    bool atomic_commit = false;  // the COMMIT of an atomic carried transaction
-    bool async_txn_end = false;  // the end of a transaction carried asynchronously
-    bool opens_txn = false;      // an extended batch that opens a transaction (BatchOpensTransactionForWrites)
-  };
-  PlannedWork PlanSecondary(const routing::Plan& plan, routing::RequestClass cls,
-                            std::span<const std::string_view> targets);
+  PlannedWork PlanSecondary(const routing::Plan& plan, const RequestStart& start);
   // An Execute later in an extended batch: a write the batch's plan did not
   // foresee is journaled at the Sync (uncaptured_write_).
   void NoteLaterExecute(const routing::Plan& plan, routing::RequestClass cls,
@@ -245,13 +282,13 @@ class PgSession final : public Session, private RequestTracker::Hooks {
     routing::Apply apply;
     bool atomic = false;
   };
-  std::optional<CarriedWrites> BatchOpensTransactionForWrites(routing::RequestClass cls);
+  std::optional<CarriedWrites> BatchOpensTransactionForWrites(const RequestStart& start);
   // At the barrier before a request with secondary work: the secondary
   // connection is opened (state replayed) when it is not.
   awaitable<void> PrepareSecondary();
-  // The client frame `f` starts the request with planned work; true when
-  // it is also its last (a simple Query).
-  bool StartOp(const protocol::pg::Frame& f);
+  // The client frame `f` starts the request with planned work `w`; true
+  // when it is also its last (a simple Query).
+  bool StartOp(const protocol::pg::Frame& f, PlannedWork& w);
   // A later frame of the extended batch being captured; true at its Sync.
   bool CaptureFrame(const protocol::pg::Frame& f);
   void AbandonCapture(std::string_view why);
@@ -297,12 +334,12 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // the session sends nothing to new; it learns when new has its commits.
   class StreamWake;
   using StreamWaitResult = RouteRuntime::StreamWaitResult;
-  // Route(): a write sent to old under a stream plan marks the transaction.
+  // CommitPlan: a write sent to old under a stream plan marks the transaction.
   void NoteStreamWrite(const routing::Plan& plan, routing::RequestClass cls, Side side);
-  // Route(): a read that would go to new while the session's last async
-  // commit may not be there yet: waits at the barrier (`may_wait`), then
-  // goes to the authoritative side if new still lacks it.
-  routing::Plan FenceStreamRead(routing::Plan plan, bool may_wait);
+  // PlanRequest: a read that would go to new while the session's last async
+  // commit may not be there yet: waits at the barrier (`*wait`, when
+  // `may_wait`), then goes to the authoritative side if new still lacks it.
+  routing::Plan FenceStreamRead(routing::Plan plan, bool may_wait, bool* wait);
   // Each ReadyForQuery `f` of the primary while the session is in a
   // transaction (or wrote) under the stream; `forward`: it goes to the
   // client. At the end of a transaction that wrote, true when `f` is held
@@ -349,21 +386,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::optional<CancelRegistry::Key> cancel_key_;
   std::optional<routing::RouteTableReader> reader_;
 
-  bool barrier_ = false;                 // Route() asks for a barrier (see Hooks::Barrier)
-  std::optional<Side> switch_to_;        // ... and then a switch of the primary
   std::array<Clock::time_point, 2> down_until_{};  // a backend that failed: not retried before
   std::vector<std::unique_ptr<BackendConnection>> dead_backends_;  // lost secondaries, closed
   bool debug_pinned_ = false;            // a debug hook chose the primary
 
   // Secondary work, in request order (pg_secondary*.cc).
-  PlannedWork planned_;                  // for the request Route() just started
-  bool prepared_ = false;                // PrepareSecondary ran for it
-  std::uint64_t planned_seq_ = 0;
-  std::vector<std::string> planned_tables_;
   SecondaryOp* capturing_ = nullptr;     // the extended batch being captured
   bool uncaptured_write_ = false;        // a write in a batch that is not captured
   std::vector<std::string> uncaptured_tables_;
-  char routing_frame_type_ = 0;          // the client frame being fed to the tracker
   Clock::time_point sec_last_reply_;     // the secondary last answered
   std::deque<SecondaryOp> sec_ops_;
   std::size_t sec_bytes_ = 0;
@@ -373,17 +403,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::uint64_t answering_for_ = kNoRequest;
   SecondaryOp* answering_op_ = nullptr;
   SecondaryOp* replying_op_ = nullptr;
-  bool sec_txn_ = false;                 // the secondary holds a copy of the client's transaction
-  bool sec_txn_lost_ = false;            // ... and lost it: the rest of it is journaled
-  bool sec_txn_sync_ = true;             // the mode the transaction started with
-  bool sec_txn_atomic_ = false;          // ... and whether it commits in two phases
-  bool holding_ = false;                 // client frames go to the atomic op, not yet to the primary
-  std::string held_for_primary_;         // ... and go after all (the op was abandoned)
-  std::uint64_t atomic_count_ = 0;
-  std::vector<std::string> txn_tables_;  // tables written in the client's transaction
-  std::vector<std::uint32_t> txn_intents_;  // intent slots of its writes, settled at its end
+  CarriedTransaction carried_;           // the secondary's copy of the client's transaction
   routing::ReadYourWritesFence fence_;
-  std::optional<Side> writer_hold_;      // counted in RouteRuntime::dual_writers for this side
   std::string release_;                  // bytes a backend loop must write to the client next
 
   // Dual-write carried by the change stream (pg_stream_wait.cc).
@@ -395,10 +416,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool stream_hold_ = false;             // stream_held_z_ waits for new
   std::string stream_held_z_;            // the primary's ReadyForQuery, held back
   std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
-  bool stream_read_wait_ = false;        // the barrier waits for stream_ticket_
-  bool stream_read_waited_ = false;      // ... and did: the read goes to old if still missing
   bool open_writer_ = false;             // counted in StreamPosition::open_writers
-  bool cutover_hold_ = false;            // the barrier holds the request for a cutover
 
   RequestTracker tracker_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;

@@ -81,27 +81,24 @@ awaitable<void> PgSession::HoldForCutover() {
   }
 }
 
-routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait) {
+routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait, bool* wait) {
   if (stream_ticket_ == 0 || !plan.has(routing::kPlanFenceable) || plan.primary() == plan.fence_side())
     return plan;
   switch (stream_position().Wait(stream_ticket_, stream_wake_.get(), absl::Now())) {
     case StreamPosition::WaitState::kReached:
       stream_position().Cancel(stream_wake_.get());
       stream_ticket_ = 0;
-      stream_read_waited_ = false;
       return plan;
     case StreamPosition::WaitState::kNotLive:
       break;
     case StreamPosition::WaitState::kWaiting:
       stream_position().Cancel(stream_wake_.get());
-      if (may_wait && !stream_read_waited_) {
-        stream_read_wait_ = true;  // OnBarrier waits, then the frame is routed again
-        barrier_ = true;
+      if (may_wait) {
+        *wait = true;  // AwaitPlan waits, then the request is planned again
         return plan;
       }
       break;
   }
-  stream_read_waited_ = false;
   return routing::ApplyReadYourWritesFence(plan, /*session_has_unapplied_writes=*/true);
 }
 

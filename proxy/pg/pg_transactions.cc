@@ -1,6 +1,12 @@
 // Carried transactions across the two backends (DESIGN.md §2): the
-// two-phase commit of `atomic: true`, and the gate that keeps dual-writers
-// of opposite authority apart (see RouteRuntime::dual_writers).
+// secondary's copy of the client's transaction (CarriedTransaction,
+// pg_transactions.h), the two-phase commit of `atomic: true`, and the gate
+// that keeps dual-writers of opposite authority apart (see
+// RouteRuntime::dual_writers).
+
+#include "proxy/pg/pg_transactions.h"
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "protocol/pg/message_writer.h"
@@ -16,6 +22,38 @@ using routing::SecondaryRole;
 // How long a session waits for dual-writers of the opposite authority.
 constexpr auto kOppositeWritersWait = std::chrono::seconds(10);
 
+// ================================================================== the carried transaction
+
+int CarriedTransaction::Begin(std::string* out, std::span<const std::string> local_settings, bool sync_apply,
+                              bool atomic_commit) {
+  // SET LOCAL lasts until the transaction ends: those issued before its
+  // first write are part of what the secondary must run it under.
+  ppg::AppendQuery(out, "BEGIN");
+  for (const auto& local : local_settings) ppg::AppendQuery(out, local);
+  open = true;
+  sync = sync_apply;
+  atomic = atomic_commit;
+  return 1 + static_cast<int>(local_settings.size());
+}
+
+void CarriedTransaction::Lose() noexcept {
+  if (!open) return;
+  open = false;
+  lost = true;
+}
+
+void CarriedTransaction::AddTables(std::span<const std::string_view> written) {
+  for (std::string_view t : written)
+    if (std::find(tables.begin(), tables.end(), t) == tables.end()) tables.emplace_back(t);
+}
+
+void CarriedTransaction::AddTables(std::span<const std::string> written) {
+  for (const std::string& t : written)
+    if (std::find(tables.begin(), tables.end(), t) == tables.end()) tables.push_back(t);
+}
+
+// ================================================================== two-phase commit
+
 // Two-phase commit of a carried transaction (`atomic: true`): the secondary
 // prepares first, so a COMMIT the primary accepts can no longer fail there;
 // if the secondary cannot prepare, the primary rolls back instead and the
@@ -23,10 +61,10 @@ constexpr auto kOppositeWritersWait = std::chrono::seconds(10);
 // transaction does. A prepared transaction left by a turnout that died
 // between the phases shows in pg_prepared_xacts with a gid "turnout_…".
 awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
-  holding_ = false;
+  carried_.holding = false;
   const std::string commit = std::move(op.main);  // the client's frames, held back
   BackendConnection* b = backend(op.side);
-  op.gid = absl::StrCat("turnout_", route().name, "_", ctx_.connection_id, "_", ++atomic_count_, "_",
+  op.gid = absl::StrCat("turnout_", route().name, "_", ctx_.connection_id, "_", ++carried_.atomic_count, "_",
                         absl::ToUnixMicros(absl::Now()));
   bool prepared = false;
   if (b != nullptr && b->ready()) {
@@ -47,7 +85,7 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
   op.sent = false;
   op.secondary.Reset();
   op.prefix_errors.clear();
-  sec_txn_ = false;  // the secondary's session is out of the transaction either way
+  carried_.open = false;  // the secondary's session is out of the transaction either way
   if (prepared) {
     op.secondary_done = false;
     op.main = QueryFrame(absl::StrCat("COMMIT PREPARED '", op.gid, "'"));  // or ROLLBACK: PrimaryOpDone
@@ -73,21 +111,23 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
   co_return !ec;
 }
 
+// ================================================================== opposite authority
+
 void PgSession::UpdateWriterHold() {
-  bool busy = sec_txn_;
+  bool busy = carried_.open;
   for (const auto& op : sec_ops_)
     if (op.role == SecondaryRole::kDualWrite && !op.finished) busy = true;
-  if (busy && !writer_hold_) {
-    writer_hold_ = primary_side_;
+  if (busy && !carried_.writer_hold) {
+    carried_.writer_hold = primary_side_;
     ctx_.route.dual_writers[static_cast<int>(primary_side_)].fetch_add(1, std::memory_order_acq_rel);
-  } else if (!busy && writer_hold_) {
-    ctx_.route.dual_writers[static_cast<int>(*writer_hold_)].fetch_sub(1, std::memory_order_acq_rel);
-    writer_hold_.reset();
+  } else if (!busy && carried_.writer_hold) {
+    ctx_.route.dual_writers[static_cast<int>(*carried_.writer_hold)].fetch_sub(1, std::memory_order_acq_rel);
+    carried_.writer_hold.reset();
   }
 }
 
 awaitable<void> PgSession::WaitForOppositeWriters() {
-  if (writer_hold_) co_return;  // already writing this way round
+  if (carried_.writer_hold) co_return;  // already writing this way round
   auto& opposite = ctx_.route.dual_writers[static_cast<int>(Other(primary_side_))];
   if (opposite.load(std::memory_order_acquire) == 0) co_return;
   const auto deadline = Clock::now() + kOppositeWritersWait;

@@ -186,6 +186,90 @@ void RequestTracker::CloseRequest() {
   if (InFlight() == 1) hooks_->InFlight(true);
 }
 
+RequestTracker::Verdict RequestTracker::AskRoute(char type, routing::RequestClass cls, const StatementMeta& meta,
+                                                 bool batch_start) {
+  pending_.type = type;
+  request_.cls = cls;
+  request_.risk = ToDdlRisk(meta.ddl_risk);
+  request_.tables = TargetsOf(meta);
+  request_.type = type;
+  request_.batch_start = batch_start;
+  return Verdict::kRoute;
+}
+
+RequestTracker::Verdict RequestTracker::Routed(bool refused) {
+  const char type = std::exchange(pending_.type, 0);
+  if (refused) {
+    if (type == 'Q') return Verdict::kRefuse;
+    return Refuse();
+  }
+  switch (type) {
+    case 'Q': return AcceptQuery();
+    case 'P': return AcceptParse();
+    case 'B': return AcceptBind();
+    case 'E': return AcceptExecute();
+    default: return Verdict::kProtocolError;  // no frame was waiting for routing: the caller's bug
+  }
+}
+
+RequestTracker::Verdict RequestTracker::AcceptQuery() {
+  NoteTempTables(open_seq_);
+  // Each statement of a multi-statement Query announces its own change.
+  for (const auto& st : classification_.statements) {
+    if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
+    if (auto op = SessionOp::From(st)) {
+      if (op->kind == SessionOp::Kind::kPrepare) sql_prepared_[op->key] = st.prepared_class;
+      state_.OnStatement(std::move(*op), open_seq_);
+    }
+  }
+  StartRequest(pending_.cls);
+  CloseRequest();
+  return Verdict::kForward;
+}
+
+RequestTracker::Verdict RequestTracker::AcceptParse() {
+  const ppg::Parse& p = pending_.parse;
+  StatementMeta* meta = &unnamed_statement_;
+  if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
+  // The class computed for routing is the statement's from now on
+  // (swapped, so both keep their capacity).
+  std::swap(*meta, parse_meta_);
+  NoteTempTables(open_seq_);
+  if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
+  StartRequest(ToRequestClass(meta->statement_class));
+  unsynced_ = true;
+  return Verdict::kForward;
+}
+
+RequestTracker::Verdict RequestTracker::AcceptBind() {
+  const std::string_view portal = pending_.portal;
+  StatementMeta* meta = pending_.meta;
+  if (portal.empty()) {
+    unnamed_portal_ = meta;
+  } else if (auto it = portals_.find(portal); it != portals_.end()) {
+    it->second = meta;
+  } else {
+    portals_.emplace(std::string(portal), meta);
+  }
+  TouchRequest();
+  unsynced_ = true;
+  return Verdict::kForward;
+}
+
+RequestTracker::Verdict RequestTracker::AcceptExecute() {
+  if (StatementMeta* meta = pending_.meta) {
+    if (meta->op) state_.OnStatement(*meta->op, open_seq_);
+    if (meta->copy_from && !copy_from_pending_) {
+      copy_from_pending_ = true;
+      copy_from_seq_ = open_seq_;
+      conditional_syncs_ = 0;
+    }
+  }
+  StartRequest(pending_.cls);
+  unsynced_ = true;
+  return Verdict::kForward;
+}
+
 RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
   if (refusing_ != Refusing::kNo) {
     // As the server after an error in extended mode: skip to the Sync
@@ -208,45 +292,16 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
         auto it = sql_prepared_.find(NormalizeIdentifier(classification_.statements[0].object_name));
         if (it != sql_prepared_.end()) cls = ToRequestClass(it->second);
       }
-      const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(query_meta_.ddl_risk), TargetsOf(query_meta_));
-      if (plan.refused()) return Verdict::kRefuse;
-      if (hooks_->Barrier()) return Verdict::kBarrier;
-      NoteTempTables(open_seq_);
-      // Each statement of a multi-statement Query announces its own change.
-      for (const auto& st : classification_.statements) {
-        if (st.session == ppg::SessionCommand::kNone && st.txn != ppg::TxnControl::kSetTransaction) continue;
-        if (auto op = SessionOp::From(st)) {
-          if (op->kind == SessionOp::Kind::kPrepare)
-            sql_prepared_[op->key] = st.prepared_class;
-          state_.OnStatement(std::move(*op), open_seq_);
-        }
-      }
-      StartRequest(cls);
-      CloseRequest();
-      return plan.has_secondaries() ? Verdict::kSecondary : Verdict::kForward;
+      pending_.cls = cls;
+      return AskRoute('Q', cls, query_meta_, /*batch_start=*/true);
     }
     case 'P': {
-      ppg::Parse p;
-      if (ppg::Decode(f.payload, &p)) return Verdict::kProtocolError;
-      bool secondary = false;
-      if (!unsynced_) {
-        // The first message of a batch: the batch goes where its statement does.
-        StatementMeta probe;
-        Classify(p.query, &probe);
-        const routing::Plan plan =
-            hooks_->Route(ToRequestClass(probe.statement_class), ToDdlRisk(probe.ddl_risk), TargetsOf(probe));
-        if (plan.refused()) return Refuse();
-        if (hooks_->Barrier()) return Verdict::kBarrier;
-        secondary = plan.has_secondaries();
-      }
-      StatementMeta* meta = &unnamed_statement_;
-      if (!p.statement.empty()) meta = &statements_[std::string(p.statement)];
-      Classify(p.query, meta);
-      NoteTempTables(open_seq_);
-      if (!p.statement.empty()) state_.OnParse(p.statement, p.query, p.param_types, open_seq_);
-      StartRequest(ToRequestClass(meta->statement_class));
-      unsynced_ = true;
-      return secondary ? Verdict::kSecondary : Verdict::kForward;
+      if (ppg::Decode(f.payload, &pending_.parse)) return Verdict::kProtocolError;
+      Classify(pending_.parse.query, &parse_meta_);
+      // The first message of a batch: the batch goes where its statement does.
+      if (!unsynced_)
+        return AskRoute('P', ToRequestClass(parse_meta_.statement_class), parse_meta_, /*batch_start=*/true);
+      return AcceptParse();
     }
     case 'B': {
       // Only the names are needed: read them without decoding the values.
@@ -258,49 +313,22 @@ RequestTracker::Verdict RequestTracker::OnClientFrame(const ppg::Frame& f) {
         auto it = statements_.find(statement);
         meta = it == statements_.end() ? nullptr : &it->second;
       }
-      bool secondary = false;
-      if (!unsynced_ && meta != nullptr) {
-        const routing::Plan plan =
-            hooks_->Route(ToRequestClass(meta->statement_class), ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
-        if (plan.refused()) return Refuse();
-        if (hooks_->Barrier()) return Verdict::kBarrier;
-        secondary = plan.has_secondaries();
-      }
-      if (portal.empty()) {
-        unnamed_portal_ = meta;
-      } else if (auto it = portals_.find(portal); it != portals_.end()) {
-        it->second = meta;
-      } else {
-        portals_.emplace(std::string(portal), meta);
-      }
-      TouchRequest();
-      unsynced_ = true;
-      return secondary ? Verdict::kSecondary : Verdict::kForward;
+      pending_.portal = portal;
+      pending_.meta = meta;
+      if (!unsynced_ && meta != nullptr)
+        return AskRoute('B', ToRequestClass(meta->statement_class), *meta, /*batch_start=*/true);
+      return AcceptBind();
     }
     case 'E': {
       ppg::Execute e;
       if (ppg::Decode(f.payload, &e)) return Verdict::kProtocolError;
       StatementMeta* meta = PortalStatement(e.portal);
-      const auto cls = meta ? ToRequestClass(meta->statement_class) : routing::RequestClass::kWrite;
-      bool secondary = false;
-      if (meta) {
-        // An extended batch is routed as a unit, at its first message; an
-        // Execute later in it tells the session what else the batch does.
-        const bool batch_start = !unsynced_;
-        const routing::Plan plan = hooks_->Route(cls, ToDdlRisk(meta->ddl_risk), TargetsOf(*meta));
-        if (plan.refused()) return Refuse();
-        if (batch_start && hooks_->Barrier()) return Verdict::kBarrier;
-        secondary = batch_start && plan.has_secondaries();
-        if (meta->op) state_.OnStatement(*meta->op, open_seq_);
-        if (meta->copy_from && !copy_from_pending_) {
-          copy_from_pending_ = true;
-          copy_from_seq_ = open_seq_;
-          conditional_syncs_ = 0;
-        }
-      }
-      StartRequest(cls);
-      unsynced_ = true;
-      return secondary ? Verdict::kSecondary : Verdict::kForward;
+      pending_.meta = meta;
+      pending_.cls = meta ? ToRequestClass(meta->statement_class) : routing::RequestClass::kWrite;
+      // An extended batch is routed as a unit, at its first message; an
+      // Execute later in it tells the session what else the batch does.
+      if (meta) return AskRoute('E', pending_.cls, *meta, /*batch_start=*/!unsynced_);
+      return AcceptExecute();
     }
     case 'C': {
       ppg::Close c;

@@ -5,6 +5,14 @@
 // cancel and backend switches wait on, the statement classes routing needs,
 // and the session state to replay (SessionState).
 //
+// Routing: the frame that starts a request (a simple Query; the first
+// Parse, Bind or Execute of an extended batch), and an Execute later in a
+// batch, is answered kRoute with what routing needs (request(): class,
+// DDL risk, tables) and recorded only once the session answers with
+// Routed(): the session decides once, and may first wait (a barrier) with
+// the frame held where it is. The tracker never calls into the routing
+// engine, and is not fed the same frame twice.
+//
 // Request accounting: every Query, Sync and FunctionCall closes a request
 // with a sequence number; every ReadyForQuery answers the oldest one; the
 // difference is what is in flight. The server answers each of those with
@@ -59,23 +67,29 @@ class RequestTracker {
     routing::Side side = routing::Side::kOld;
   };
 
-  // What the tracker asks of its session.
+  // What the tracker tells its session about answered requests (for
+  // metrics and cancel); it decides nothing.
   class Hooks {
    public:
     virtual ~Hooks() = default;
-    // Routing decision for a request about to be forwarded.
-    virtual routing::Plan Route(routing::RequestClass cls, routing::DdlRisk risk,
-                                std::span<const std::string_view> targets) = 0;
     // The request `r` was answered (its ReadyForQuery) after `latency`.
     virtual void Answered(const Record& r, std::chrono::microseconds latency) = 0;
     // Requests went in flight (true) or none is left (false).
     virtual void InFlight(bool busy) = 0;
-    // Asked right after Route() at the start of a request (Query) or of an
-    // extended batch (its first Parse/Bind): true when the session must
-    // first wait for everything in flight (and maybe switch backends); the
-    // frame is then answered kBarrier with nothing recorded, and the
-    // session feeds the same frame again afterwards.
-    virtual bool Barrier() { return false; }
+  };
+
+  // What a kRoute frame asks of routing.
+  struct RequestStart {
+    routing::RequestClass cls = routing::RequestClass::kWrite;
+    routing::DdlRisk risk = routing::DdlRisk::kNone;
+    // Normalised, at most 16; views valid until Routed().
+    std::span<const std::string_view> tables;
+    char type = 0;  // 'Q', 'P', 'B' or 'E'
+    // The first frame of a request: where the request (a Query, a whole
+    // extended batch) is routed. False: an Execute later in its batch,
+    // which goes where the batch goes; routing still refuses it, or notes
+    // a write the batch's plan did not foresee.
+    bool batch_start = true;
   };
 
   enum class Verdict : std::uint8_t {
@@ -84,10 +98,10 @@ class RequestTracker {
     kDebugUse,
     kRefuse,
     kProtocolError,
-    kBarrier,    // see Hooks::Barrier
-    // Relay it, as kForward; it starts a request (a simple Query, or an
-    // extended batch up to its Sync) whose plan has secondary work.
-    kSecondary,
+    // Route it: request() says what it is. Nothing is recorded until the
+    // session answers Routed(); meanwhile the frame's bytes must stay
+    // where they are and no other client frame may come in.
+    kRoute,
     // Drop it: part of an extended batch being refused (see below).
     kDiscard,
     // A refused Execute in the middle of an extended batch whose first
@@ -114,8 +128,14 @@ class RequestTracker {
   RequestTracker& operator=(const RequestTracker&) = delete;
 
   // ---- client -> backend
-  // A whole frame. kForward: relay it as is.
+  // A whole frame. kForward: relay it as is; kRoute: route it, then Routed().
   Verdict OnClientFrame(const protocol::pg::Frame& f);
+  // The request of the last kRoute frame.
+  const RequestStart& request() const noexcept { return request_; }
+  // The session's routing answer for the kRoute frame: the frame is
+  // recorded and gets its verdict (kForward; kRefuse, kDiscard or
+  // kRefuseInBatch when `refused`).
+  Verdict Routed(bool refused);
   // A frame larger than the buffer, streamed; `prefix` is its first bytes.
   void OnLargeClientFrame(const protocol::pg::FrameHeader& h, protocol::pg::Bytes prefix);
 
@@ -190,6 +210,14 @@ class RequestTracker {
   // succeeded) and drops, from classification_ of the request `seq`.
   void NoteTempTables(std::uint64_t seq);
   Verdict Refuse();
+  // Answers kRoute for the frame being read (see pending_).
+  Verdict AskRoute(char type, routing::RequestClass cls, const StatementMeta& meta, bool batch_start);
+  // What a Query, Parse, Bind or Execute records once it is routed (or
+  // needs no routing).
+  Verdict AcceptQuery();
+  Verdict AcceptParse();
+  Verdict AcceptBind();
+  Verdict AcceptExecute();
   std::span<const std::string_view> TargetsOf(const StatementMeta& meta);
   StatementMeta* PortalStatement(std::string_view portal);
   void TouchRequest();  // a message of the request that says nothing of its class
@@ -207,12 +235,25 @@ class RequestTracker {
   protocol::pg::SqlClassifier classifier_;
   protocol::pg::Classification classification_;
   StatementMeta query_meta_;  // the current simple Query
+  StatementMeta parse_meta_;  // the current Parse, until it replaces its statement's
   StatementMeta unnamed_statement_;
   NameMap<StatementMeta> statements_;
   StatementMeta* unnamed_portal_ = nullptr;
   NameMap<StatementMeta*> portals_;
   NameMap<protocol::pg::StatementClass> sql_prepared_;  // SQL PREPARE name -> class
   std::array<std::string_view, kMaxTargets> target_views_{};
+
+  // The frame answered kRoute, decoded once and kept (as views into the
+  // frame) until Routed() records it.
+  struct Pending {
+    char type = 0;  // 0: none
+    routing::RequestClass cls = routing::RequestClass::kWrite;  // 'Q', 'E'
+    protocol::pg::Parse parse;                                  // 'P'
+    std::string_view portal;                                    // 'B'
+    StatementMeta* meta = nullptr;                              // 'B', 'E'
+  };
+  Pending pending_;
+  RequestStart request_;
 
   std::uint64_t open_seq_ = 0;       // the request being assembled
   std::uint64_t response_seq_ = 0;   // the oldest request not yet answered
