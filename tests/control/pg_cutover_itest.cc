@@ -147,6 +147,17 @@ class CutoverTest : public ChangeStreamTest {
   static bool WindowOpen(const json::value& m) {
     return CutoverPhase(m) == "catching_up" || CutoverPhase(m) == "holding";
   }
+  // Writes move to new while reads stay half on old, so the migration runs
+  // on and new's writes stream back to old. The record once the flip is done.
+  json::value FlipWritesToNew(Sidecar& s, const std::string& id) {
+    constexpr char kWritesToNew[] = R"({"type":"canary","read_percentage":0.5,"write_mode":{"mode":"new_only"}})";
+    auto p = s.admin->Patch("/api/v1/migrations/" + id, std::string(R"({"strategy":)") + kWritesToNew + "}");
+    EXPECT_EQ(p.status, 200) << p.body;
+    auto m = WaitFor(id, [](const json::value& v) { return !WindowOpen(v); });
+    EXPECT_EQ(CutoverPhase(m), "done") << json::serialize(m) << s.process->Log();
+    EXPECT_TRUE(m.is_object() && m.at("cutover").as_object().contains("stream_back")) << json::serialize(m);
+    return m;
+  }
 
   // TPC-B's invariants on `port`, row by row: every account, teller and
   // branch holds exactly the sum of its history's deltas (all start at 0).
@@ -434,13 +445,8 @@ TEST_F(CutoverTest, RollbackAfterTenSecondsOfWritesOnNewLosesNone) {
   Migrate("back", R"({"type":"scan"})", kSyncDualWrite, kPgbenchTables);
   ASSERT_EQ(StreamPhase(WaitStreaming("back")), "streaming") << s.process->Log();
 
-  // Writes move to new; reads stay half on old: the migration runs on.
-  constexpr char kWritesToNew[] = R"({"type":"canary","read_percentage":0.5,"write_mode":{"mode":"new_only"}})";
-  auto p = s.admin->Patch("/api/v1/migrations/back", std::string(R"({"strategy":)") + kWritesToNew + "}");
-  ASSERT_EQ(p.status, 200) << p.body;
-  auto m = WaitFor("back", [](const json::value& v) { return !WindowOpen(v); });
-  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m) << s.process->Log();
-  ASSERT_TRUE(m.at("cutover").as_object().contains("stream_back")) << json::serialize(m.at("cutover"));
+  auto m = FlipWritesToNew(s, "back");
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(State(m), "Running");
   const std::string old_before = Psql(old_, "select count(*) from pgbench_history");
 
@@ -516,13 +522,8 @@ TEST_F(CutoverTest, KillingTheStreamBackRunnerResumesFromItsStoredPositionWithNo
   Migrate("sb", R"({"type":"scan"})", kSyncDualWrite, {"acks", "tally"});
   ASSERT_EQ(StreamPhase(WaitStreaming("sb")), "streaming") << s.process->Log();
 
-  // Writes move to new; reads stay half on old: the stream back runs.
-  constexpr char kWritesToNew[] = R"({"type":"canary","read_percentage":0.5,"write_mode":{"mode":"new_only"}})";
-  auto p = s.admin->Patch("/api/v1/migrations/sb", std::string(R"({"strategy":)") + kWritesToNew + "}");
-  ASSERT_EQ(p.status, 200) << p.body;
-  auto m = WaitFor("sb", [](const json::value& v) { return !WindowOpen(v); });
-  ASSERT_EQ(CutoverPhase(m), "done") << json::serialize(m) << s.process->Log();
-  ASSERT_TRUE(m.at("cutover").as_object().contains("stream_back")) << json::serialize(m.at("cutover"));
+  auto m = FlipWritesToNew(s, "sb");
+  ASSERT_FALSE(HasFailure());
 
   // The writer: an insert and an update at a time through turnout (to new),
   // a new connection after any failure; it keeps the ids it was told committed.
