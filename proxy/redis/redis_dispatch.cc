@@ -5,7 +5,7 @@
 #include "absl/time/clock.h"
 #include "protocol/resp/reply_writer.h"
 #include "proxy/logging.h"
-#include "proxy/redis/backend_health.h"
+#include "proxy/secondary/backend_health.h"
 #include "proxy/redis/redis_commands.h"
 #include "proxy/redis/redis_session_impl.h"
 
@@ -62,13 +62,13 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
   SecondaryChoice sc;
   if (!tracker_.in_multi() && plan.has_secondaries()) sc = ChooseSecondary(plan, info, cmd.args, cls);
   const bool dual = sc.kind == SecondaryChoice::kDualWrite || sc.kind == SecondaryChoice::kCopy;
-  KeyOrder::Stripes stripes;
+  secondary::KeyOrder::Stripes stripes;
   // A blocking pop holds no stripe while it waits (the push that wakes it
   // must not wait for it): its copy is deferred to the channel, which
   // takes the stripes and reads the keys once it returned.
   const bool blocking = resp::IsBlockingInvocation(info, cmd.args);
   if (dual && !blocking)
-    for (std::string_view k : targets_) KeyOrder::AddStripe(k, stripes);
+    for (std::string_view k : targets_) secondary::KeyOrder::AddStripe(k, stripes);
   if (cls != RequestClass::kRead && channels_[static_cast<int>(side)] &&
       channels_[static_cast<int>(side)]->unresolved_writes() > 0)
     co_await WaitForChannelWrites(side);

@@ -43,11 +43,11 @@ awaitable<void> RedisSession::HandleExecOrDiscard(const resp::Command& cmd, cons
     PushLocalError("EXECABORT Transaction discarded because of previous errors.");
     block_ = Block{};
   } else {
-    KeyOrder::Stripes stripes;
+    secondary::KeyOrder::Stripes stripes;
     if (exec && block_.active && (block_.writes > 0 || !block_.copy_keys.empty())) {
       if (!ChannelFor(block_.side)->HasRoom(false, block_.wire.size() * 2))
         co_await WaitForRoom(block_.side, block_.sync, block_.wire.size() * 2);
-      for (const auto& k : block_.keys) KeyOrder::AddStripe(k, stripes);
+      for (const auto& k : block_.keys) secondary::KeyOrder::AddStripe(k, stripes);
       if (!co_await AcquireStripes(stripes)) stripes.clear();
     }
     const Side side = co_await ForwardCommand(cmd, input, info, RequestClass::kTxnControl);
@@ -121,7 +121,7 @@ void RedisSession::AddToBlock(const resp::CommandInfo& info, const resp::Command
 
 // EXEC went to the primary (entry `e`): queue the block for the
 // secondary; the channel reads its copied keys once EXEC answered.
-void RedisSession::FinishBlock(Entry& e, KeyOrder::Stripes& stripes) {
+void RedisSession::FinishBlock(Entry& e, secondary::KeyOrder::Stripes& stripes) {
   Block b = std::move(block_);
   block_ = Block{};
   // Copies are read in one database, the one the block ends in: a

@@ -112,7 +112,7 @@ void RedisSession::JournalNotQueued(Side side, std::string_view command_frame, s
 // later writes of them wait until they were (WaitForCopies).
 void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const resp::CommandInfo& info,
                                    const resp::Command& cmd, const std::uint8_t* input, RequestClass cls,
-                                   std::vector<std::string> copy_keys, KeyOrder::Stripes& stripes) {
+                                   std::vector<std::string> copy_keys, secondary::KeyOrder::Stripes& stripes) {
   SecondaryChannel* ch = ChannelFor(c.side);
   const bool shadow = c.kind == SecondaryChoice::kShadow || c.kind == SecondaryChoice::kShadowWrite;
   SecondaryOp op;
@@ -173,13 +173,13 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
   e.stage = OpStage::kFirst;
 }
 
-awaitable<bool> RedisSession::AcquireStripes(const KeyOrder::Stripes& stripes) {
+awaitable<bool> RedisSession::AcquireStripes(const secondary::KeyOrder::Stripes& stripes) {
   if (stripes.empty()) co_return true;
-  KeyOrder& order = *ctx_.services->key_order;
+  secondary::KeyOrder& order = *ctx_.services->key_order;
   if (order.TryAcquire(stripes, StripeOwner())) co_return true;
   co_await FlushUpstream();
   WakeWriter();
-  if (!key_waiter_) key_waiter_ = std::make_shared<KeyWaiter>(executor_);
+  if (!key_waiter_) key_waiter_ = std::make_shared<secondary::KeyWaiter>(executor_);
   const bool ok = co_await order.Acquire(stripes, StripeOwner(), false, *key_waiter_,
                                          Clock::now() + kKeyOrderWait, &closed_);
   if (!ok && !closed_)
@@ -204,7 +204,7 @@ awaitable<void> RedisSession::WaitForRoom(Side side, bool sync, std::size_t byte
     LogWarn("redis sync dual-write: the secondary made no room for 60 s; journaling", {{"route", route_.name}});
 }
 
-void RedisSession::ReleaseStripes(KeyOrder::Stripes& stripes) {
+void RedisSession::ReleaseStripes(secondary::KeyOrder::Stripes& stripes) {
   ctx_.services->key_order->Release(stripes, StripeOwner());
   stripes.clear();
 }

@@ -44,7 +44,7 @@
 #include "protocol/resp/request_parser.h"
 #include "proxy/asio.h"
 #include "proxy/redis/backend_connection.h"
-#include "proxy/redis/key_order.h"
+#include "proxy/secondary/key_order.h"
 #include "proxy/redis/large_request.h"
 #include "proxy/redis/pubsub_frame.h"
 #include "proxy/redis/redis_tracker.h"
@@ -209,7 +209,7 @@ class RedisSession final : public Session {
                                       const resp::CommandInfo& info);
   void BeginBlock(const routing::Plan& plan);
   void AddToBlock(const resp::CommandInfo& info, const resp::Command& cmd, const std::uint8_t* input);
-  void FinishBlock(Entry& e, KeyOrder::Stripes& stripes);
+  void FinishBlock(Entry& e, secondary::KeyOrder::Stripes& stripes);
   awaitable<void> FollowExecSelect(Side primary);
   void NoteExecReply(Entry& head, std::string_view frame, bool streamed);
 
@@ -246,10 +246,10 @@ class RedisSession final : public Session {
                         std::string reason);
   void AttachSecondary(const SecondaryChoice& c, Entry& e, const resp::CommandInfo& info, const resp::Command& cmd,
                        const std::uint8_t* input, RequestClass cls, std::vector<std::string> copy_keys,
-                       KeyOrder::Stripes& stripes);
-  awaitable<bool> AcquireStripes(const KeyOrder::Stripes& stripes);
+                       secondary::KeyOrder::Stripes& stripes);
+  awaitable<bool> AcquireStripes(const secondary::KeyOrder::Stripes& stripes);
   awaitable<void> WaitForRoom(Side side, bool sync, std::size_t bytes);
-  void ReleaseStripes(KeyOrder::Stripes& stripes);
+  void ReleaseStripes(secondary::KeyOrder::Stripes& stripes);
   std::uint64_t StripeOwner() const { return ctx_.connection_id + 1; }
   awaitable<void> WaitForChannelWrites(Side side);
   // Copies whose keys the channel has not read yet (secondary_copy.cc).
@@ -280,7 +280,7 @@ class RedisSession final : public Session {
   resp::RequestParser parser_;
   LargeRequestWalker walker_;
   std::string large_frame_;  // a large dual-written command, copied whole
-  std::shared_ptr<KeyWaiter> key_waiter_;  // made on the first wait for a key (KeyOrder)
+  std::shared_ptr<secondary::KeyWaiter> key_waiter_;  // made on the first wait for a key (KeyOrder)
   RedisTracker tracker_;  // verdicts, the in-flight FIFO, session state
   std::string local_out_;        // local replies not yet written, in FIFO order
   std::size_t local_consumed_ = 0;

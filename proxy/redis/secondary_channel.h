@@ -70,7 +70,7 @@
 
 #include "proxy/asio.h"
 #include "proxy/redis/backend_connection.h"
-#include "proxy/redis/key_order.h"
+#include "proxy/secondary/key_order.h"
 #include "proxy/redis/secondary_work.h"
 #include "proxy/secondary/queue_limits.h"
 #include "proxy/session.h"
@@ -134,7 +134,7 @@ struct SecondaryOp {
   std::uint64_t barrier = 0;              // see the header comment
   std::size_t accounted_bytes = 0;        // counted against the queue's byte bound
   // Key stripes held for this write (KeyOrder) until it is finished.
-  KeyOrder::Stripes stripes;
+  secondary::KeyOrder::Stripes stripes;
   std::uint64_t stripe_owner = 0;
   // Its slot in the intent record (IntentRing::kNoSlot: none), and more
   // when its keys need several (MSET of thousands).
@@ -312,7 +312,7 @@ class SecondaryChannel {
   bool partial_active_ = false;
   std::string lost_reason_;
   std::optional<std::size_t> room_wanted_;  // WantRoom
-  std::shared_ptr<KeyWaiter> key_waiter_;  // blocking pops' copies waiting for their keys
+  std::shared_ptr<secondary::KeyWaiter> key_waiter_;  // blocking pops' copies waiting for their keys
 };
 
 }  // namespace turnout::proxy::redis

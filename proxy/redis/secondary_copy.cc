@@ -33,12 +33,12 @@ awaitable<void> SecondaryChannel::PrepareCopy(SecondaryOp& op) {
   //    op: from here until RESTORE is applied no other writer of these
   //    keys goes through this process.
   if (op.stripes.empty()) {
-    KeyOrder::Stripes stripes;
-    for (std::size_t i = 0; i < copy_count; ++i) KeyOrder::AddStripe(op.keys[i], stripes);
+    secondary::KeyOrder::Stripes stripes;
+    for (std::size_t i = 0; i < copy_count; ++i) secondary::KeyOrder::AddStripe(op.keys[i], stripes);
     // Re-entrant even when others wait: this session's later writes of these
     // keys may hold them, queued behind this copy.
     if (!env_.services->key_order->TryAcquire(stripes, op.stripe_owner, true)) {
-      if (!key_waiter_) key_waiter_ = std::make_shared<KeyWaiter>(executor_);
+      if (!key_waiter_) key_waiter_ = std::make_shared<secondary::KeyWaiter>(executor_);
       const bool ok = co_await env_.services->key_order->Acquire(stripes, op.stripe_owner, true, *key_waiter_,
                                                                  Clock::now() + std::chrono::seconds(5), &aborted_);
       if (aborted_) co_return;

@@ -9,8 +9,8 @@
 
 #include "protocol/resp/command_table.h"
 #include "protocol/resp/reply_writer.h"
-#include "proxy/redis/backend_health.h"
-#include "proxy/redis/key_order.h"
+#include "proxy/secondary/backend_health.h"
+#include "proxy/secondary/key_order.h"
 #include "proxy/redis/secondary_work.h"
 
 namespace turnout::proxy::redis {
@@ -223,33 +223,33 @@ TEST(CommandTable, NonDeterministicWritesTheSessionCopies) {
 }
 
 TEST(BackendHealth, BacksOffAndLetsOneCallerRetry) {
-  BackendHealth h;
+  secondary::BackendHealth h;
   const std::string name = "health-test-backend";
-  const auto t0 = BackendHealth::Clock::now();
+  const auto t0 = secondary::BackendHealth::Clock::now();
   EXPECT_TRUE(h.MayTry(name, t0));
   EXPECT_FALSE(h.IsDown(name, t0));
   h.ReportFailure(name, t0);
   EXPECT_TRUE(h.IsDown(name, t0));
   EXPECT_FALSE(h.MayTry(name, t0 + std::chrono::milliseconds(100)));
-  const auto t1 = t0 + BackendHealth::kFirstBackoff;
+  const auto t1 = t0 + secondary::BackendHealth::kFirstBackoff;
   EXPECT_TRUE(h.MayTry(name, t1));    // one caller gets the attempt...
   EXPECT_FALSE(h.MayTry(name, t1));   // ...the others wait for its verdict
   h.ReportFailure(name, t1);          // back-off doubles
-  EXPECT_TRUE(h.IsDown(name, t1 + BackendHealth::kFirstBackoff));
-  EXPECT_FALSE(h.IsDown(name, t1 + 2 * BackendHealth::kFirstBackoff));
+  EXPECT_TRUE(h.IsDown(name, t1 + secondary::BackendHealth::kFirstBackoff));
+  EXPECT_FALSE(h.IsDown(name, t1 + 2 * secondary::BackendHealth::kFirstBackoff));
   h.ReportSuccess(name);
   EXPECT_FALSE(h.IsDown(name, t1));
   EXPECT_TRUE(h.MayTry(name, t1));
 }
 
 TEST(KeyOrder, ReentrantPerOwnerAllOrNothing) {
-  KeyOrder order(routing::KeyStripes::Global());
-  KeyOrder::Stripes a, ab, b;
-  KeyOrder::AddStripe("key-order-test:a", a);
-  KeyOrder::AddStripe("key-order-test:a", ab);
-  KeyOrder::AddStripe("key-order-test:b", ab);
-  KeyOrder::AddStripe("key-order-test:a", ab);  // duplicates collapse
-  KeyOrder::AddStripe("key-order-test:b", b);
+  secondary::KeyOrder order(routing::KeyStripes::Global());
+  secondary::KeyOrder::Stripes a, ab, b;
+  secondary::KeyOrder::AddStripe("key-order-test:a", a);
+  secondary::KeyOrder::AddStripe("key-order-test:a", ab);
+  secondary::KeyOrder::AddStripe("key-order-test:b", ab);
+  secondary::KeyOrder::AddStripe("key-order-test:a", ab);  // duplicates collapse
+  secondary::KeyOrder::AddStripe("key-order-test:b", b);
   ASSERT_EQ(ab.size(), 2u);
   EXPECT_TRUE(std::is_sorted(ab.begin(), ab.end()));
   const std::uint64_t s1 = 1001, s2 = 1002;
