@@ -146,6 +146,10 @@ absl::Status PgFixOutputSettings(const PgSide& s);
 // cannot quote (invalid in the encoding) comes back empty, a value as NULL.
 std::string PgIdentifier(PGconn* c, std::string_view name);
 std::string PgLiteral(PGconn* c, std::string_view value);
+// `values` as the text of a one-dimensional array parameter ($1::text[],
+// $1::oid[]): every element quoted, so commas, braces and quotes in it
+// stay inside it.
+std::string PgArray(const std::vector<std::string>& values);
 // "name" with its quotes doubled, for SQL written before a connection exists.
 std::string PgQuoteIdent(absl::string_view name);
 

@@ -19,7 +19,7 @@ absl::StatusOr<std::vector<PgSequenceAdvance>> PgAdvanceSequences(const PgSide& 
                      "join pg_sequences ps on ps.schemaname = sn.nspname and ps.sequencename = s.relname "
                      "where s.relkind = 'S' and d.refobjid = any($1::oid[]) and ps.last_value is not null "
                      "and ps.increment_by > 0",
-                     {"{" + absl::StrJoin(oids, ",") + "}"}, "read sequences");
+                     {PgArray(oids)}, "read sequences");
   if (!seqs.ok()) return seqs.status();
   for (int i = 0; i < PQntuples(seqs->get()); ++i) {
     PgSequenceAdvance a{PgValue(*seqs, i, 0), PgValue(*seqs, i, 1)};

@@ -113,17 +113,6 @@ absl::StatusOr<std::vector<std::string>> RebuildSetAsideIndexes(const PgSide& to
                        "look for set-aside indexes");
   if (!exists.ok()) return exists.status();
   if (PgValue(*exists, 0, 0) != "t") return rebuilt;
-  std::string array = "{";
-  for (std::size_t i = 0; i < tables.size(); ++i) {
-    // An array literal's elements are quoted ("schema"."name" holds quotes).
-    std::string element = "\"";
-    for (char c : tables[i]) {
-      if (c == '"' || c == '\\') element += '\\';
-      element += c;
-    }
-    absl::StrAppend(&array, i ? "," : "", element, "\"");
-  }
-  array += "}";
   // By oid: the names a caller holds may be quoted otherwise than when the
   // indexes were set aside.
   auto recorded = PgExec(to,
@@ -131,7 +120,7 @@ absl::StatusOr<std::vector<std::string>> RebuildSetAsideIndexes(const PgSide& to
                                       " where cardinality($1::text[]) = 0"
                                       " or table_oid in (select to_regclass(t)::oid from unnest($1::text[]) t)"
                                       " order by table_oid, position"),
-                         {array}, "read the set-aside indexes");
+                         {PgArray(tables)}, "read the set-aside indexes");
   if (!recorded.ok()) return recorded.status();
   const int n = PQntuples(recorded->get());
   for (int i = 0; i < n;) {
