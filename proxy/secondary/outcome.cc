@@ -13,16 +13,6 @@ namespace turnout::proxy::secondary {
 using Mismatch = RouteRuntime::ShadowMismatch;
 using routing::JournalKind;
 
-// The metric's label set is the outcome set, in the same order.
-static_assert(static_cast<int>(RouteRuntime::DualWriteResult::kApplied) ==
-              static_cast<int>(SecondaryOutcome::kApplied));
-static_assert(static_cast<int>(RouteRuntime::DualWriteResult::kFailed) == static_cast<int>(SecondaryOutcome::kFailed));
-static_assert(static_cast<int>(RouteRuntime::DualWriteResult::kDiverged) ==
-              static_cast<int>(SecondaryOutcome::kDiverged));
-static_assert(static_cast<int>(RouteRuntime::DualWriteResult::kDropped) ==
-              static_cast<int>(SecondaryOutcome::kDropped));
-static_assert(static_cast<int>(RouteRuntime::DualWriteResult::kCount) == 4);
-
 namespace {
 
 // At most one "journal full" line every 10 s for the whole process.
@@ -55,17 +45,18 @@ JournalKind JournalKindOf(SecondaryOutcome outcome) noexcept {
     case SecondaryOutcome::kDiverged: return JournalKind::kDiverged;
     case SecondaryOutcome::kDropped: return JournalKind::kDropped;
     case SecondaryOutcome::kApplied:
-    case SecondaryOutcome::kFailed: break;
+    case SecondaryOutcome::kFailed:
+    case SecondaryOutcome::kCount: break;
   }
   return JournalKind::kFailed;
 }
 
 const char* SecondaryOutcomeName(SecondaryOutcome outcome) noexcept {
-  return RouteRuntime::DualWriteResultName(static_cast<RouteRuntime::DualWriteResult>(outcome));
+  return RouteRuntime::DualWriteResultName(outcome);
 }
 
 std::uint64_t OutcomeStep::DualWrite(SecondaryOutcome outcome, DescribeEntry describe) const {
-  route_.RecordDualWrite(static_cast<RouteRuntime::DualWriteResult>(outcome));
+  route_.RecordDualWrite(outcome);
   if (outcome == SecondaryOutcome::kApplied || services_.journal == nullptr) return 0;
   routing::JournalEntry e;
   describe(e);

@@ -46,7 +46,9 @@ struct ProxyServices;
 
 namespace turnout::proxy::secondary {
 
-enum class SecondaryOutcome : std::uint8_t { kApplied, kFailed, kDiverged, kDropped };
+// The outcomes are the label set of turnout_dualwrite_total itself, so an
+// outcome is counted as it is (kCount is no outcome).
+using SecondaryOutcome = RouteRuntime::DualWriteResult;
 
 // The outcome of an op whose replies were compared: nullopt applied; an
 // error on one side only (kError) failed; any other difference diverged.
