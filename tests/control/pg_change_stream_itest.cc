@@ -1,7 +1,7 @@
 // The Postgres change stream (control/pg_change_stream.h) against the
 // harness' real servers: writes through turnout while /migrate copies and
 // streams, DDL, triggers, server-side COPY and two-phase commit in the
-// stream, kill -9 of turnout and lost connections mid-stream, and the slot
+// stream, kill -9 of turnout mid-copy and mid-stream, lost connections, and the slot
 // gone after Completed, RolledBack and DELETE. Every test works in a
 // database of its own (slots, publications and the DDL trigger are per
 // database) and ends with a full comparison of every row and column.
@@ -247,6 +247,61 @@ TEST_F(ChangeStreamTest, KillingTurnoutAndDroppingConnectionsMidStreamLosesAndDu
   ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
   EXPECT_EQ(Psql(new_, "select count(*) - count(distinct id) from ev"), "0");
   ExpectSame("ev");
+}
+
+// kill -9 of turnout while its copy fills a table whose indexes it set
+// aside: the kill leaves new with the table's indexes dropped and their
+// statements recorded (control/pg_set_aside_indexes.h); the runner started
+// after it copies the table again, builds the indexes, and the stream brings
+// every write old took meanwhile. 1,000,000 rows, so the copy is caught
+// halfway on a fast machine too.
+TEST_F(ChangeStreamTest, KillingTurnoutMidCopyBuildsTheIndexesItSetAsideAndLosesNothing) {
+  Both("create table big (id bigserial primary key, v int, pad text)");
+  Both("create index big_v on big (v)");
+  Psql(old_, "insert into big (v, pad) select g % 1000, repeat('x', 60) from generate_series(1, 1000000) g");
+  const std::string index_defs =
+      "select string_agg(pg_get_indexdef(indexrelid), '; ' order by indexrelid::regclass::text) from pg_index "
+      "where indrelid = 'big'::regclass";
+  const std::string defs_on_old = Psql(old_, index_defs);
+  StartTurnout();
+  const auto& b = TestBackends::Get();
+  // Writes straight to old, before, during and after the kill.
+  std::thread load([&] {
+    const std::string file = process_->dir() + "/w.sql";
+    std::ofstream(file) << "\\set id random(1, 1000000)\n"
+                           "update big set v = v + 1 where id = :id;\n"
+                           "insert into big (v, pad) values (:client_id, 'new');\n";
+    auto r = RunProgram({"pgbench", "-n", "-c", "2", "-T", "10", "-f", file, "-h", "127.0.0.1", "-p",
+                         std::to_string(old_), "-U", b.pg_user, db_},
+                        "", {{"PGPASSWORD", b.pg_password}, {"PGSSLMODE", "disable"}}, 120000);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  });
+  Migrate("copy_crash", R"({"type":"scan"})", kCanary, {"big"});
+  // Killed once new's COPY into the table has taken rows.
+  const auto until = Clock::now() + std::chrono::seconds(60);
+  while (Psql(new_, "select count(*) from pg_stat_progress_copy where relid = 'big'::regclass and tuples_processed > 0") ==
+             "0" &&
+         Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  process_->Signal(SIGKILL);
+  process_->Wait(5000);
+  // As the kill left new: the indexes dropped, their statements kept.
+  EXPECT_EQ(Psql(new_, "select count(*) from pg_index where indrelid = 'big'::regclass"), "0")
+      << "turnout was not killed mid-copy";
+  EXPECT_EQ(Psql(new_, "select count(*) from _turnout.set_aside_indexes"), "2");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  StartTurnout();
+  load.join();
+  auto m = Complete("copy_crash");
+  ASSERT_EQ(State(m), "Completed") << json::serialize(m.as_object().contains("progress") ? m.at("progress") : m) << Log();
+  EXPECT_THAT(Log(), ::testing::HasSubstr("built the indexes an earlier copy set aside on public.big"));
+  EXPECT_EQ(Psql(new_, index_defs), defs_on_old) << Log();
+  EXPECT_EQ(Psql(new_, "select count(*) from _turnout.set_aside_indexes"), "0");
+  EXPECT_EQ(Slots(old_), 0) << "the killed runner's slot is left behind";
+  // Every row and column, compared by the digest of the whole table in key
+  // order (the rows as text would be 100 MB per side).
+  const std::string digest = "select count(*) || ' ' || md5(string_agg(t::text, E'\\n' order by id)) from big t";
+  EXPECT_EQ(Psql(new_, digest), Psql(old_, digest));
 }
 
 // kill -9 of new's postmaster mid-stream, then a restart (crash recovery):
