@@ -144,7 +144,6 @@ struct SecondaryOp : secondary::QueuedOp {
   std::string prefix_errors;
 
   std::vector<std::string> tables;
-  std::string held_z;             // sync: the primary's ReadyForQuery, held back
   protocol::pg::TransactionStatus primary_status = protocol::pg::TransactionStatus::kIdle;
   ReplyDigest primary, secondary;
   std::string failure;            // why the secondary did not apply it
@@ -414,6 +413,12 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   CarriedTransaction carried_;           // the secondary's copy of the client's transaction
   routing::ReadYourWritesFence fence_;
   std::string release_;                  // bytes a backend loop must write to the client next
+  // Sync dual-write: the primary's ReadyForQuery, held by the session until
+  // the op numbered held_z_op_ (in sec_ops_) finished; FinishOp moves it to
+  // release_. One at a time: a sync client's next request waits for its op
+  // (OpComplete).
+  std::string held_z_;
+  std::uint64_t held_z_op_ = 0;
 
   // Dual-write carried by the change stream (pg_stream_wait.cc).
   routing::StreamPosition* stream_pos_ = nullptr;
