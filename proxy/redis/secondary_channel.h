@@ -202,9 +202,9 @@ class SecondaryChannel {
   // once there is (back-pressure, issue 13 item 6).
   void WantRoom(std::size_t bytes) noexcept { room_wanted_ = bytes; }
   // Appends an op (seq assigned; admitted by Admit, or a session-state
-  // op); ready ops wake the sender. A write is
-  // recorded in the intent record first, named by op.keys or else `keys`
-  // (views the caller keeps alive for this call only).
+  // op); ready ops wake the sender. A write is recorded in the intent
+  // record first, named by op.keys or else `keys` (views the caller keeps
+  // alive for this call only).
   SecondaryOp& Enqueue(SecondaryOp op, std::span<const std::string_view> keys = {});
   // A dual-write that was never queued (queue full, command too large to
   // keep): journaled as kDropped and counted.
