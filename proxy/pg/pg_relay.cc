@@ -269,7 +269,8 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
         PrimaryOpDone(*op);
         if (op->sync && !op->finished) {
           // Sync: the client hears the outcome once both sides have it.
-          op->held_z.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
+          held_z_.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
+          held_z_op_ = op->seq;
           return false;
         }
         if (stream_wrote_ || open_writer_) return !HoldForStream(f, forward) && forward;

@@ -4,6 +4,7 @@
 #include "protocol/pg/message_writer.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
+#include "proxy/secondary/backend_health.h"
 
 namespace turnout::proxy::pg::detail {
 
@@ -90,13 +91,19 @@ awaitable<bool> PgSession::AwaitPlan(const RequestStart& start, RequestPlan* p) 
     } else if (was_quiet) {
       const Side side = p->plan.primary();
       bool switched = side == primary_side_;
-      if (!switched) {
+      // Another session may have claimed the retry of a backend whose
+      // back-off window just ended (proxy/secondary/backend_health.h):
+      // then this one stays, and PlanRequest sees the side down.
+      secondary::BackendHealth& health = *ctx_.services->backend_health;
+      if (!switched && health.MayTry(BackendName(side), Clock::now())) {
         // The side that becomes the primary has no secondary work left.
         co_await WaitSecondaryIdle();
         std::string notice, error;
         switched = co_await SwitchPrimary(side, &notice, &error);
-        if (!switched) {
-          down_until_[static_cast<int>(side)] = Clock::now() + std::chrono::seconds(1);
+        if (switched) {
+          health.ReportSuccess(BackendName(side));
+        } else if (!error.empty()) {  // (empty: the client went, not the backend)
+          health.ReportFailure(BackendName(side), Clock::now());
           LogWarn("pg backend unavailable; staying on the other side",
                   {{"route", route().name}, {"backend", BackendName(side)}, {"error", error}});
         }
@@ -111,6 +118,7 @@ awaitable<bool> PgSession::AwaitPlan(const RequestStart& start, RequestPlan* p) 
           // would then lock in different orders there and deadlock or
           // apply in another order.
           if (p->work.async_txn_end) co_await WaitSecondaryIdle();
+          if (p->work.role == routing::SecondaryRole::kDualWrite && p->work.sync) co_await WaitForRoom();
           co_await PrepareSecondary();
         }
         // A policy published while it waited decides instead (the request

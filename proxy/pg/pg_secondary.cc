@@ -46,7 +46,8 @@
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 #include "proxy/secondary/outcome.h"
-#include "proxy/secondary/queue_limits.h"
+#include "proxy/secondary/backend_health.h"
+#include "proxy/secondary/op_queue.h"
 
 namespace turnout::proxy::pg::detail {
 
@@ -186,17 +187,25 @@ bool PgSession::WritesAreDualWritten() {
 awaitable<void> PgSession::PrepareSecondary() {
   const Side side = Other(primary_side_);
   BackendConnection* b = backend(side);
-  if ((b != nullptr && b->ready()) || SideDown(side)) co_return;
+  if (b != nullptr && b->ready()) co_return;
+  // The back-off every session of the process shares (proxy/secondary/
+  // backend_health.h): inside a backend's window nobody tries; when it
+  // ends, one caller does and reports.
+  secondary::BackendHealth& health = *ctx_.services->backend_health;
+  const std::string& name = BackendName(side);
+  if (!health.MayTry(name, Clock::now())) co_return;
   std::string notice, error;
   if (!co_await EnsureSynced(side, &notice, &error)) {
-    down_until_[static_cast<int>(side)] = Clock::now() + std::chrono::seconds(1);
+    health.ReportFailure(name, Clock::now());
     ctx_.route.RecordUpstreamError(side);
     LogWarn("pg secondary backend unavailable; its work is journaled",
-            {{"route", route().name}, {"backend", BackendName(side)}, {"error", error}});
-  } else if (!notice.empty()) {
-    LogWarn("pg secondary backend: session state not fully replayed",
-            {{"route", route().name}, {"backend", BackendName(side)}, {"error", notice}});
+            {{"route", route().name}, {"backend", name}, {"error", error}});
+    co_return;
   }
+  health.ReportSuccess(name);
+  if (!notice.empty())
+    LogWarn("pg secondary backend: session state not fully replayed",
+            {{"route", route().name}, {"backend", name}, {"error", notice}});
 }
 
 // ================================================================== capture
@@ -206,20 +215,24 @@ bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
   const Side side = Other(primary_side_);
   BackendConnection* b = backend(side);
   const bool connected = b != nullptr && b->ready();
-  // Bounds of the queue of ops not yet finished (async work piles up here),
-  // shared with Redis and configured (proxy/secondary/queue_limits.h); shadow
-  // work is shed earlier: it must never hold memory dual-writes need.
-  const auto limits = secondary::QueueLimits::Of(ctx_.config->limits);
-  if (w.role == SecondaryRole::kShadow &&
-      (!connected || !limits.Admits(true, sec_ops_.size(), sec_bytes_, shadow_queued_, 0))) {
+  // The queue decides (proxy/secondary/op_queue.h: bounds shared with Redis
+  // and configured; shadow work shed first, sampled as it fills, so it
+  // never holds memory dual-writes need). A request is admitted on what is
+  // already queued; its own bytes are counted as it is captured (a batch
+  // is kept up to kMaxCaptureBytes).
+  const bool shadow = w.role == SecondaryRole::kShadow;
+  const secondary::Work work = shadow   ? secondary::Work::kShadow
+                               : w.sync ? secondary::Work::kSyncWrite
+                                        : secondary::Work::kAsyncWrite;
+  const secondary::Admission admission =
+      shadow && !connected ? secondary::Admission::kShed : sec_ops_.Admit(work, 0);
+  if (admission == secondary::Admission::kShed) {
     secondary::OutcomeStep(ctx_.route, *ctx_.services).ShadowDropped();
     return false;
   }
-  const bool room = limits.Admits(false, sec_ops_.size(), sec_bytes_, 0, 0);
 
-  SecondaryOp& op = sec_ops_.emplace_back();
+  SecondaryOp& op = sec_ops_.Emplace(shadow);
   answering_for_ = kNoRequest;  // this request may be the one being answered
-  if (w.role == SecondaryRole::kShadow) ++shadow_queued_;
   op.request_seq = w.request_seq;
   op.role = w.role;
   op.sync = w.sync;
@@ -240,7 +253,9 @@ bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
     }
     if (carried_.lost) {
       op.failure = "turnout: the secondary lost this transaction; journaled for repair";
-    } else if (!room) {
+    } else if (admission != secondary::Admission::kAdmit) {
+      // kDrop (async); kWait only when the barrier's wait for room
+      // (AwaitPlan) gave up: a sync write is never queued past the bound.
       op.failure = "turnout: the secondary's queue is full; journaled for repair";
     } else if (!connected) {
       op.failure = "turnout: backend unavailable (retrying shortly); journaled for repair";
@@ -285,10 +300,11 @@ bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
   op.primary.Reset(options);
   op.secondary.Reset(options);
   op.main.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
-  sec_bytes_ += op.main.size() + op.prefix.size();
+  sec_ops_.Grow(op, op.main.size() + op.prefix.size());
   UpdateWriterHold();
   if (f.type == 'Q') {
     op.complete = true;
+    op.released = true;
     sec_progress_.Notify();
     return true;
   }
@@ -303,19 +319,25 @@ bool PgSession::CaptureFrame(const ppg::Frame& f) {
     return false;
   }
   op.main.append(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
-  sec_bytes_ += f.total_size;
+  sec_ops_.Grow(op, f.total_size);
   if (f.type != 'S') return false;
   op.complete = true;
-  capturing_ = nullptr;
+  EndCapture();
   sec_progress_.Notify();
   return true;
+}
+
+void PgSession::EndCapture() noexcept {
+  if (capturing_ == nullptr) return;
+  capturing_->released = true;
+  capturing_ = nullptr;
 }
 
 // The batch being captured cannot be carried whole: a dual-write is
 // journaled (its statement as far as it was seen), shadow work dropped.
 void PgSession::AbandonCapture(std::string_view why) {
   SecondaryOp& op = *capturing_;
-  capturing_ = nullptr;
+  EndCapture();
   op.complete = true;
   if (op.atomic) {
     // The held frames go to the primary after all, ahead of anything else
@@ -340,12 +362,10 @@ awaitable<bool> PgSession::OpComplete() {
   SecondaryOp& last = sec_ops_.back();
   if (last.atomic && !co_await AtomicCommit(last)) co_return false;
   if (!last.sync) co_return true;
-  const std::uint64_t seq = last.request_seq;
+  const std::uint64_t seq = last.seq;
   // Sync: the client's next request waits until both sides answered.
   for (;;) {
-    const SecondaryOp* op = nullptr;
-    for (const auto& o : sec_ops_)
-      if (o.request_seq == seq) op = &o;
+    const SecondaryOp* op = sec_ops_.Find(seq);  // trimmed: finished
     if (op == nullptr || op->finished) co_return true;
     co_await sec_progress_.Wait();
   }

@@ -36,9 +36,10 @@ void PgSession::FinishOp(SecondaryOp& op) {
   op.finished = true;
   UpdateWriterHold();
   if (op.fenced) fence_.OnResolved(op.fence_seq);
-  if (!op.held_z.empty()) {
-    release_ += op.held_z;
-    op.held_z.clear();
+  if (op.seq == held_z_op_) {
+    release_ += held_z_;
+    held_z_.clear();
+    held_z_op_ = 0;
   }
   sec_progress_.Notify();
   if (op.role == SecondaryRole::kShadow) {

@@ -46,15 +46,16 @@ std::uint64_t MicrosBetween(Clock::time_point a, Clock::time_point b) {
 SecondaryOp* PgSession::OpAnswering(std::uint64_t seq) {
   if (seq != answering_for_) {
     answering_for_ = seq;
-    answering_op_ = nullptr;
-    for (auto& op : sec_ops_) {
+    answering_op_ = 0;
+    for (const auto& op : sec_ops_) {
       if (op.request_seq == seq && !op.primary_done) {
-        answering_op_ = &op;
+        answering_op_ = op.seq;
         break;
       }
     }
   }
-  return answering_op_ != nullptr && !answering_op_->primary_done ? answering_op_ : nullptr;
+  SecondaryOp* op = sec_ops_.Find(answering_op_);
+  return op != nullptr && !op->primary_done ? op : nullptr;
 }
 
 void PgSession::PrimaryOpDone(SecondaryOp& op) {
@@ -112,15 +113,16 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
 // Replies come in the order ops were sent: the op found stays the one until
 // it is done.
 SecondaryOp* PgSession::OpAwaitingReply() {
-  if (replying_op_ != nullptr && replying_op_->sent && !replying_op_->secondary_done) return replying_op_;
-  replying_op_ = nullptr;
+  SecondaryOp* cached = sec_ops_.Find(replying_op_);
+  if (cached != nullptr && cached->sent && !cached->secondary_done) return cached;
+  replying_op_ = 0;
   for (auto& op : sec_ops_) {
     if (op.sent && !op.secondary_done) {
-      replying_op_ = &op;
-      break;
+      replying_op_ = op.seq;
+      return &op;
     }
   }
-  return replying_op_;
+  return nullptr;
 }
 
 bool PgSession::OnSecondaryFrame(Side side, const ppg::Frame& f) {
@@ -234,16 +236,9 @@ void PgSession::MaybeFinish(SecondaryOp& op) {
   if (!op.finished && op.primary_done && op.secondary_done) FinishOp(op);
 }
 
-void PgSession::TrimOps() {
-  while (!sec_ops_.empty() && sec_ops_.front().finished && &sec_ops_.front() != capturing_) {
-    const SecondaryOp& op = sec_ops_.front();
-    sec_bytes_ -= std::min(sec_bytes_, op.main.size() + op.prefix.size());
-    if (op.role == SecondaryRole::kShadow) --shadow_queued_;
-    if (&op == answering_op_) answering_op_ = nullptr;
-    if (&op == replying_op_) replying_op_ = nullptr;
-    sec_ops_.pop_front();
-  }
-}
+// Finished ops leave the queue from its head; the batch being captured is
+// not released until it is complete (EndCapture).
+void PgSession::TrimOps() { sec_ops_.Trim(); }
 
 // ================================================================== losing the secondary
 
@@ -274,7 +269,7 @@ void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) 
     if (session_ending) op.primary_done = true;  // its outcome will never be known
     MaybeFinish(op);
   }
-  capturing_ = nullptr;
+  EndCapture();
   if (session_ending) {
     carried_.open = false;
     // A transaction still open ends with the session, rolled back on both
@@ -295,6 +290,17 @@ awaitable<void> PgSession::WaitSecondaryIdle() {
       if (!op.finished) busy = true;
     }
     if (!busy) co_return;
+    co_await sec_progress_.Wait();
+  }
+}
+
+// Everything before the request was answered (the barrier), so every op
+// queued can finish: sent and answered, or journaled when the secondary is
+// lost or stops answering (kReplyTimeout).
+awaitable<void> PgSession::WaitForRoom() {
+  for (;;) {
+    TrimOps();
+    if (sec_ops_.HasRoom(0)) co_return;
     co_await sec_progress_.Wait();
   }
 }

@@ -111,7 +111,7 @@ awaitable<bool> PgSession::WriteToClient(std::string_view bytes) {
   co_return !ec;
 }
 
-// Replies held back for secondary work and now due (see SecondaryOp::held_z).
+// Replies held back for secondary work and now due (see PgSession::held_z_).
 awaitable<bool> PgSession::WriteRelease() {
   if (release_.empty()) co_return true;
   std::string out = std::move(release_);

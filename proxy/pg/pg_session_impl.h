@@ -45,7 +45,6 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -64,6 +63,7 @@
 #include "proxy/pg/reply_digest.h"
 #include "proxy/pg/request_tracker.h"
 #include "proxy/pg/scram.h"
+#include "proxy/secondary/op_queue.h"
 #include "proxy/session.h"
 #include "proxy/session_context.h"
 #include "proxy/stream.h"
@@ -109,7 +109,12 @@ bool DebugHooksEnabled();
 // last brought up to date), `begin` (the lazy BEGIN of the client's
 // transaction, or of a shadow write), `main` (the client's frames, byte for
 // byte) and `suffix` (the ROLLBACK of a shadow write).
-struct SecondaryOp {
+//
+// The queue's part (its number, accounted bytes, shadow, finished, released)
+// is secondary::QueuedOp: the ops live in the queue both protocols share
+// (proxy/secondary/op_queue.h); an op is `released` once the request it
+// captures is complete (an extended batch: at its Sync, or abandoned).
+struct SecondaryOp : secondary::QueuedOp {
   std::uint64_t request_seq = 0;  // the tracker's number of the request on the primary
   routing::SecondaryRole role = routing::SecondaryRole::kDualWrite;
   routing::RequestClass cls = routing::RequestClass::kWrite;
@@ -122,7 +127,6 @@ struct SecondaryOp {
   bool primary_done = false;
   bool sent = false;
   bool secondary_done = false;
-  bool finished = false;
   bool skipped = false;           // the primary did not apply it: nothing to do
   bool fenced = false;            // counted in the read-your-writes fence
   bool send_main = true;          // false: the primary failed it, only `prefix` goes out
@@ -140,7 +144,6 @@ struct SecondaryOp {
   std::string prefix_errors;
 
   std::vector<std::string> tables;
-  std::string held_z;             // sync: the primary's ReadyForQuery, held back
   protocol::pg::TransactionStatus primary_status = protocol::pg::TransactionStatus::kIdle;
   ReplyDigest primary, secondary;
   std::string failure;            // why the secondary did not apply it
@@ -259,11 +262,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> SwitchPrimary(Side side, std::string* notice, std::string* error);
   awaitable<bool> EnsureSynced(Side side, std::string* notice, std::string* error);
   const std::string& BackendName(Side side) const;
-  // In this session's retry window, or in the process-wide back-off both
-  // protocols share (proxy/secondary/backend_health.h).
+  // In the process-wide back-off both protocols share
+  // (proxy/secondary/backend_health.h).
   bool SideDown(Side side) const {
-    const auto now = Clock::now();
-    return now < down_until_[static_cast<int>(side)] || ctx_.services->backend_health->IsDown(BackendName(side), now);
+    return ctx_.services->backend_health->IsDown(BackendName(side), Clock::now());
   }
 
   // ---------------------------------------------------------------- pg_secondary*.cc, pg_transactions.cc
@@ -292,6 +294,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // A later frame of the extended batch being captured; true at its Sync.
   bool CaptureFrame(const protocol::pg::Frame& f);
   void AbandonCapture(std::string_view why);
+  // The batch being captured is complete (or given up): its op may be trimmed once finished.
+  void EndCapture() noexcept;
   // The request's last frame was captured; a sync op makes the client wait
   // for both sides. False when the primary is gone.
   awaitable<bool> OpComplete();
@@ -328,6 +332,9 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool SecondaryBusy() const noexcept { return !sec_ops_.empty(); }
   // Until every op that can progress has finished.
   awaitable<void> WaitSecondaryIdle();
+  // At the barrier before a sync dual-write: until the queue has room for
+  // it (back-pressure: a sync write is never shed to the journal).
+  awaitable<void> WaitForRoom();
 
   // ---------------------------------------------------------------- pg_stream_wait.cc
   // Dual-write carried by the change stream (routing/stream_positions.h):
@@ -386,7 +393,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::optional<CancelRegistry::Key> cancel_key_;
   std::optional<routing::RouteTableReader> reader_;
 
-  std::array<Clock::time_point, 2> down_until_{};  // a backend that failed: not retried before
   std::vector<std::unique_ptr<BackendConnection>> dead_backends_;  // lost secondaries, closed
   bool debug_pinned_ = false;            // a debug hook chose the primary
 
@@ -395,17 +401,24 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool uncaptured_write_ = false;        // a write in a batch that is not captured
   std::vector<std::string> uncaptured_tables_;
   Clock::time_point sec_last_reply_;     // the secondary last answered
-  std::deque<SecondaryOp> sec_ops_;
-  std::size_t sec_bytes_ = 0;
-  std::size_t shadow_queued_ = 0;        // shadow ops in sec_ops_
-  // Lookups cached for the reply path (OpAnswering, OpAwaitingReply).
+  // The queue both protocols share: bounds from the configuration, shadow
+  // work sampled per session.
+  secondary::OpQueue<SecondaryOp> sec_ops_{secondary::QueueLimits::Of(ctx_.config->limits), ctx_.connection_id};
+  // Lookups cached for the reply path (OpAnswering, OpAwaitingReply), by
+  // the ops' numbers in sec_ops_ (0: none; a trimmed op is not found).
   static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
   std::uint64_t answering_for_ = kNoRequest;
-  SecondaryOp* answering_op_ = nullptr;
-  SecondaryOp* replying_op_ = nullptr;
+  std::uint64_t answering_op_ = 0;
+  std::uint64_t replying_op_ = 0;
   CarriedTransaction carried_;           // the secondary's copy of the client's transaction
   routing::ReadYourWritesFence fence_;
   std::string release_;                  // bytes a backend loop must write to the client next
+  // Sync dual-write: the primary's ReadyForQuery, held by the session until
+  // the op numbered held_z_op_ (in sec_ops_) finished; FinishOp moves it to
+  // release_. One at a time: a sync client's next request waits for its op
+  // (OpComplete).
+  std::string held_z_;
+  std::uint64_t held_z_op_ = 0;
 
   // Dual-write carried by the change stream (pg_stream_wait.cc).
   routing::StreamPosition* stream_pos_ = nullptr;

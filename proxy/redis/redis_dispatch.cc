@@ -87,7 +87,7 @@ awaitable<Side> RedisSession::ForwardCommand(const resp::Command& cmd, const std
     }
     co_return side;
   }
-  if (dual && !ChannelFor(sc.side)->HasRoom(false, cmd.frame_length))
+  if (dual && !ChannelFor(sc.side)->HasRoom(cmd.frame_length))
     co_await WaitForRoom(sc.side, sc.sync, cmd.frame_length);
   if (closed_) co_return side;
   if (dual && !co_await AcquireStripes(stripes)) stripes.clear();

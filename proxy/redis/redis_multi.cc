@@ -45,7 +45,7 @@ awaitable<void> RedisSession::HandleExecOrDiscard(const resp::Command& cmd, cons
   } else {
     secondary::KeyOrder::Stripes stripes;
     if (exec && block_.active && (block_.writes > 0 || !block_.copy_keys.empty())) {
-      if (!ChannelFor(block_.side)->HasRoom(false, block_.wire.size() * 2))
+      if (!ChannelFor(block_.side)->HasRoom(block_.wire.size() * 2))
         co_await WaitForRoom(block_.side, block_.sync, block_.wire.size() * 2);
       for (const auto& k : block_.keys) secondary::KeyOrder::AddStripe(k, stripes);
       if (!co_await AcquireStripes(stripes)) stripes.clear();
@@ -139,7 +139,9 @@ void RedisSession::FinishBlock(Entry& e, secondary::KeyOrder::Stripes& stripes) 
     return;
   }
   SecondaryChannel* ch = ChannelFor(b.side);
-  if (!ch->HasRoom(false, b.wire.size() * 2)) {
+  // The session waited for room before EXEC went out (WaitForRoom).
+  if (ch->Admit(b.sync ? secondary::Work::kSyncWrite : secondary::Work::kAsyncWrite, b.wire.size() * 2) !=
+      secondary::Admission::kAdmit) {
     ch->JournalNotQueued(b.wire, std::move(b.keys), "secondary queue full");
     return;
   }

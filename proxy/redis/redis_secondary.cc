@@ -149,13 +149,18 @@ void RedisSession::AttachSecondary(const SecondaryChoice& c, Entry& e, const res
     }
     case SecondaryChoice::kNone: return;
   }
-  if (!ch->HasRoom(shadow, op.command.size() + op.wire.size())) {
-    if (shadow) {
+  const secondary::Work work = shadow   ? secondary::Work::kShadow
+                               : c.sync ? secondary::Work::kSyncWrite
+                                        : secondary::Work::kAsyncWrite;
+  switch (ch->Admit(work, op.command.size() + op.wire.size())) {
+    case secondary::Admission::kAdmit: break;
+    case secondary::Admission::kShed:
       secondary::OutcomeStep(ctx_.route, *ctx_.services).ShadowDropped();
-    } else {
+      return;
+    case secondary::Admission::kWait:  // the session waited for room before it sent the write (WaitForRoom)
+    case secondary::Admission::kDrop:
       ch->JournalNotQueued(op.command, std::move(op.keys), "secondary queue full");
-    }
-    return;
+      return;
   }
   op.sync = !shadow && c.sync;
   if (!shadow && !c.sync) op.fence_seq = fence_.OnQueued();
@@ -189,18 +194,18 @@ awaitable<bool> RedisSession::AcquireStripes(const secondary::KeyOrder::Stripes&
 
 awaitable<void> RedisSession::WaitForRoom(Side side, bool sync, std::size_t bytes) {
   SecondaryChannel* ch = ChannelFor(side);
-  if (ch->HasRoom(false, bytes)) co_return;
+  if (ch->HasRoom(bytes)) co_return;
   co_await FlushUpstream();
   WakeWriter();
   const auto deadline = Clock::now() + (sync ? std::chrono::seconds(kSyncRoomWait) : kAsyncRoomWait);
-  while (!closed_ && !ch->HasRoom(false, bytes) && Clock::now() < deadline) {
+  while (!closed_ && !ch->HasRoom(bytes) && Clock::now() < deadline) {
     ch->WantRoom(bytes);
     room_.expires_at(deadline);
     waiting_room_ = true;
     co_await room_.async_wait(kUseTuple);
     waiting_room_ = false;
   }
-  if (sync && !closed_ && !ch->HasRoom(false, bytes))
+  if (sync && !closed_ && !ch->HasRoom(bytes))
     LogWarn("redis sync dual-write: the secondary made no room for 60 s; journaling", {{"route", route_.name}});
 }
 

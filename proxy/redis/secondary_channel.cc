@@ -34,7 +34,7 @@ SecondaryChannel::SecondaryChannel(asio::any_io_executor executor, routing::Side
     : executor_(executor),
       side_(side),
       env_(std::move(env)),
-      limits_(secondary::QueueLimits::Of(env_.config->limits)),
+      ops_(secondary::QueueLimits::Of(env_.config->limits), env_.session_id * 2 + static_cast<int>(side)),
       send_wake_(executor),
       reply_wake_(executor),
       abort_wake_(executor) {
@@ -65,11 +65,6 @@ bool SecondaryChannel::Retarget(const routing::Backend* b, const OwnedUpstreamSt
   return true;
 }
 
-bool SecondaryChannel::HasRoom(bool shadow, std::size_t bytes) const noexcept {
-  return limits_.Admits(shadow, ops_.size(), queued_bytes_, shadow_ops_, bytes) &&
-         (!shadow || shadow_bytes_ + bytes <= kMaxShadowBytes);
-}
-
 bool SecondaryChannel::down() const {
   if (conn_ && conn_->is_open()) return false;
   return backend_ != nullptr && env_.services->backend_health->IsDown(backend_->name, Clock::now());
@@ -77,18 +72,15 @@ bool SecondaryChannel::down() const {
 
 SecondaryOp& SecondaryChannel::Enqueue(SecondaryOp op, std::span<const std::string_view> keys) {
   if (op.is_write()) RecordIntent(op, keys, true);
-  op.seq = end_seq();
-  const std::size_t bytes = op.command.size() + op.wire.size();
-  op.accounted_bytes = bytes;
-  queued_bytes_ += bytes;
-  if (op.kind == OpKind::kShadow) {
-    ++shadow_ops_;
-    shadow_bytes_ += bytes;
-  }
+  op.shadow = op.kind == OpKind::kShadow;
   if (op.is_write()) ++unresolved_writes_;
-  if (op.kind == OpKind::kState) op.primary_done = true;
-  ops_.push_back(std::move(op));
-  SecondaryOp& added = ops_.back();
+  if (op.kind == OpKind::kState) {
+    // No reply-FIFO entry refers to a session-state op: nothing releases it.
+    op.primary_done = true;
+    op.released = true;
+  }
+  const std::size_t bytes = op.command.size() + op.wire.size();
+  SecondaryOp& added = ops_.Push(std::move(op), bytes);
   if (added.ready && sender_waiting_) send_wake_.cancel();
   return added;
 }
@@ -144,11 +136,6 @@ void SecondaryChannel::SettleIntent(SecondaryOp& op, std::uint64_t entry) {
   op.more_intents.clear();
 }
 
-SecondaryOp* SecondaryChannel::Find(std::uint64_t seq) noexcept {
-  if (seq < base_seq_ || seq >= end_seq()) return nullptr;
-  return &At(seq);
-}
-
 void SecondaryChannel::PrimaryReply(SecondaryOp& op) {
   op.primary_done = true;
   if (op.kind == OpKind::kDualWrite && !op.ready && !op.secondary_done) {
@@ -194,8 +181,7 @@ void SecondaryChannel::CopyReady(SecondaryOp& op) {
     const std::size_t before = op.wire.size();
     resp::AppendCommand(op.wire, {"EXEC"});
     op.replies_expected += 1;
-    queued_bytes_ += op.wire.size() - before;
-    op.accounted_bytes += op.wire.size() - before;
+    ops_.Grow(op, op.wire.size() - before);
   }
   op.ready = true;
   if (op.kind == OpKind::kCopy) op.primary_done = true;
@@ -238,8 +224,7 @@ void SecondaryChannel::Abort() {
 
 void SecondaryChannel::AbandonAll(std::string_view reason) {
   ++trim_blocked_;
-  for (std::size_t i = 0; i < ops_.size(); ++i) {
-    SecondaryOp& op = ops_[i];
+  for (SecondaryOp& op : ops_) {
     op.released = true;
     op.primary_done = true;
     if (!op.secondary_done) {
@@ -256,7 +241,7 @@ void SecondaryChannel::AbandonAll(std::string_view reason) {
 
 bool SecondaryChannel::HasSendable() const {
   for (std::uint64_t s = next_send_; s < end_seq(); ++s) {
-    const SecondaryOp& op = ops_[s - base_seq_];
+    const SecondaryOp& op = ops_.At(s);
     if (op.secondary_done) continue;
     return op.ready;
   }
@@ -538,7 +523,7 @@ void SecondaryChannel::DropSendable(const std::string& reason) {
 }
 
 void SecondaryChannel::FailInFlight(const std::string& reason) {
-  for (std::uint64_t s = std::max(next_reply_, base_seq_); s < next_send_; ++s) {
+  for (std::uint64_t s = std::max(next_reply_, ops_.base_seq()); s < next_send_; ++s) {
     SecondaryOp& op = At(s);
     if (op.secondary_done) continue;
     // Sent, outcome unknown: the repair re-copies its keys either way.
@@ -666,20 +651,10 @@ routing::JournalEntry SecondaryChannel::EntryOf(const SecondaryOp& op, JournalKi
 
 void SecondaryChannel::Trim() {
   if (trim_blocked_ > 0) return;
-  while (!ops_.empty() && ops_.front().finished && ops_.front().released) {
-    SecondaryOp& op = ops_.front();
-    const std::size_t bytes = op.accounted_bytes;
-    queued_bytes_ -= std::min(queued_bytes_, bytes);
-    if (op.kind == OpKind::kShadow) {
-      --shadow_ops_;
-      shadow_bytes_ -= std::min(shadow_bytes_, bytes);
-    }
-    ops_.pop_front();
-    ++base_seq_;
-  }
-  if (next_send_ < base_seq_) next_send_ = base_seq_;
-  if (next_reply_ < base_seq_) next_reply_ = base_seq_;
-  if (room_wanted_ && HasRoom(false, *room_wanted_)) {
+  ops_.Trim();
+  if (next_send_ < ops_.base_seq()) next_send_ = ops_.base_seq();
+  if (next_reply_ < ops_.base_seq()) next_reply_ = ops_.base_seq();
+  if (room_wanted_ && HasRoom(*room_wanted_)) {
     room_wanted_.reset();
     if (env_.on_progress) env_.on_progress();
   }

@@ -48,18 +48,17 @@
 // journaled. A write no slot can hold is journaled at once instead. So a
 // process killed between the two sides leaves its keys to the next start.
 //
-// Bounded by the limits both protocols share (proxy/secondary/
-// queue_limits.h, from the configuration): ops and command bytes queued,
-// shadow ops among them (and at most kMaxShadowBytes of shadow bytes). A
-// dual-write that finds no room waits in the session (WantRoom, then
-// on_progress): sync without a limit but a watchdog, async up to a second,
-// then it is journaled (kDropped). A shadow request is counted in
-// shadow_dropped and dropped at once (a shadow has a tighter bound).
+// The queue is the one both protocols share (proxy/secondary/op_queue.h):
+// numbered ops, bounded by the configured limits (ops and command bytes
+// queued, shadow ops and bytes among them), and its admission decision
+// (Admit). A dual-write that finds no room waits in the session (WantRoom,
+// then on_progress): sync without a limit but a watchdog, async up to a
+// second, then it is journaled (kDropped). A shadow request the queue sheds
+// (its tighter bound, sampled as it fills) is counted in shadow_dropped.
 
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -70,8 +69,9 @@
 
 #include "proxy/asio.h"
 #include "proxy/redis/backend_connection.h"
-#include "proxy/secondary/key_order.h"
 #include "proxy/redis/secondary_work.h"
+#include "proxy/secondary/key_order.h"
+#include "proxy/secondary/op_queue.h"
 #include "proxy/secondary/queue_limits.h"
 #include "proxy/session.h"
 #include "proxy/session_context.h"
@@ -82,10 +82,11 @@ namespace turnout::proxy::redis {
 
 enum class OpKind : std::uint8_t { kDualWrite, kCopy, kBlock, kShadow, kState };
 
-struct SecondaryOp {
+// The queue's part (seq, accounted bytes, shadow, finished, released) is
+// secondary::QueuedOp; `released`: no reply-FIFO entry refers to it any more.
+struct SecondaryOp : secondary::QueuedOp {
   using Clock = std::chrono::steady_clock;
 
-  std::uint64_t seq = 0;
   OpKind kind = OpKind::kDualWrite;
   routing::RequestClass cls = routing::RequestClass::kWrite;
   bool sync = false;            // the client's reply waits for this op
@@ -96,8 +97,6 @@ struct SecondaryOp {
   bool sent = false;
   bool secondary_done = false;  // replied, failed or dropped
   bool primary_done = false;    // the primary's reply is known (or not needed)
-  bool finished = false;        // compared, journaled, counted
-  bool released = false;        // no reply-FIFO entry refers to it any more
   bool skipped = false;         // the primary did not apply it: nothing to do
   bool deferred = false;        // kCopy, kBlock with copies: DUMP/PTTL still to read (PrepareCopy)
   bool captured = false;        // ... read, or given up: the session's later writes of the keys may go
@@ -132,7 +131,6 @@ struct SecondaryOp {
   std::uint64_t secondary_us = 0;
   std::uint64_t fence_seq = 0;            // async dual-writes: ReadYourWritesFence
   std::uint64_t barrier = 0;              // see the header comment
-  std::size_t accounted_bytes = 0;        // counted against the queue's byte bound
   // Key stripes held for this write (KeyOrder) until it is finished.
   secondary::KeyOrder::Stripes stripes;
   std::uint64_t stripe_owner = 0;
@@ -158,7 +156,6 @@ class SecondaryChannel {
   // The default byte bound of the queue: a request or MULTI block over half
   // of it is journaled, never kept (kMaxCopiedRequest, FinishBlock).
   static constexpr std::size_t kMaxBytes = secondary::QueueLimits{}.max_bytes;
-  static constexpr std::size_t kMaxShadowBytes = 4u << 20;
   // Replies kept for comparison; longer ones are compared by hash and length.
   static constexpr std::size_t kCompareCap = 1u << 20;
   // No reply byte for this long with work in flight: the connection is
@@ -196,14 +193,18 @@ class SecondaryChannel {
   void set_migration(std::string migration_id) { migration_id_ = std::move(migration_id); }
 
   // ---- request loop
-  // Room for one more op of `bytes` command bytes?
-  bool HasRoom(bool shadow, std::size_t bytes) const noexcept;
+  // The queue's decision for a new op of `bytes` command bytes (a shadow op
+  // admitted is to be enqueued: the queue samples shadow work).
+  secondary::Admission Admit(secondary::Work work, std::size_t bytes) noexcept { return ops_.Admit(work, bytes); }
+  // Room for one more dual-write of `bytes` command bytes?
+  bool HasRoom(std::size_t bytes) const noexcept { return ops_.HasRoom(bytes); }
   // The session waits for room for `bytes` more: on_progress() is called
   // once there is (back-pressure, issue 13 item 6).
   void WantRoom(std::size_t bytes) noexcept { room_wanted_ = bytes; }
-  // Appends an op (seq assigned); ready ops wake the sender. A write is
-  // recorded in the intent record first, named by op.keys or else `keys`
-  // (views the caller keeps alive for this call only).
+  // Appends an op (seq assigned; admitted by Admit, or a session-state
+  // op); ready ops wake the sender. A write is recorded in the intent
+  // record first, named by op.keys or else `keys` (views the caller keeps
+  // alive for this call only).
   SecondaryOp& Enqueue(SecondaryOp op, std::span<const std::string_view> keys = {});
   // A dual-write that was never queued (queue full, command too large to
   // keep): journaled as kDropped and counted.
@@ -217,7 +218,7 @@ class SecondaryChannel {
   bool down() const;
 
   // ---- reply writer
-  SecondaryOp* Find(std::uint64_t seq) noexcept;
+  SecondaryOp* Find(std::uint64_t seq) noexcept { return ops_.Find(seq); }
   // The primary's reply (op.primary filled) is complete.
   void PrimaryReply(SecondaryOp& op);
   // The primary's reply to a kCopy/kBlock op is in: nothing to do when it
@@ -239,15 +240,17 @@ class SecondaryChannel {
   void Abort();
   // After Run(): everything not applied is journaled.
   void AbandonAll(std::string_view reason);
-  bool drained() const noexcept { return ops_.empty() || (next_send_ == end_seq() && in_flight_ == 0 && AllNotReady()); }
+  bool drained() const noexcept {
+    return ops_.empty() || (next_send_ == ops_.end_seq() && in_flight_ == 0 && AllNotReady());
+  }
 
  private:
   awaitable<void> SenderLoop();
   awaitable<void> ReaderLoop();
   bool HasSendable() const;
   bool AllNotReady() const;
-  std::uint64_t end_seq() const noexcept { return base_seq_ + ops_.size(); }
-  SecondaryOp& At(std::uint64_t seq) { return ops_[seq - base_seq_]; }
+  std::uint64_t end_seq() const noexcept { return ops_.end_seq(); }
+  SecondaryOp& At(std::uint64_t seq) noexcept { return ops_.At(seq); }
   void ApplyStateOp(const SecondaryOp& op);
   // Frames replies from the buffer and hands them to ops. False on a bad reply.
   bool ProcessReplies();
@@ -276,7 +279,6 @@ class SecondaryChannel {
   asio::any_io_executor executor_;
   const routing::Side side_;
   Env env_;
-  const secondary::QueueLimits limits_;
   const routing::Backend* backend_ = nullptr;
   std::string migration_id_;
   std::unique_ptr<BackendConnection> conn_;
@@ -286,14 +288,10 @@ class SecondaryChannel {
   int source_db_ = -1;
   OwnedUpstreamState conn_state_;  // the state at the next op to send
 
-  std::deque<SecondaryOp> ops_;   // seq base_seq_ .. end_seq()-1
-  std::uint64_t base_seq_ = 1;
+  secondary::OpQueue<SecondaryOp> ops_;
   std::uint64_t next_send_ = 1;
   std::uint64_t next_reply_ = 1;
   std::size_t in_flight_ = 0;
-  std::size_t queued_bytes_ = 0;
-  std::size_t shadow_ops_ = 0;
-  std::size_t shadow_bytes_ = 0;
   std::size_t unresolved_writes_ = 0;
   std::uint64_t resolved_ = 0;
 

@@ -128,8 +128,7 @@ awaitable<void> SecondaryChannel::PrepareCopy(SecondaryOp& op) {
     op.replies_expected = count;
     if (count == 0) op.skipped = true;
   }
-  queued_bytes_ += op.wire.size() - wire_before;
-  op.accounted_bytes += op.wire.size() - wire_before;
+  ops_.Grow(op, op.wire.size() - wire_before);
   captured();
 }
 

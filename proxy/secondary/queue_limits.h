@@ -23,18 +23,22 @@ struct QueueLimits {
   std::size_t max_ops = 4096;
   std::size_t max_bytes = 16u << 20;
   std::size_t max_shadow_ops = 512;
+  // Request bytes of the shadow ops among them (not configured).
+  std::size_t max_shadow_bytes = 4u << 20;
 
   static QueueLimits Of(const routing::Limits& l) noexcept {
-    return {l.secondary_queue_ops, l.secondary_queue_bytes, l.shadow_queue_ops};
+    return {.max_ops = l.secondary_queue_ops, .max_bytes = l.secondary_queue_bytes, .max_shadow_ops = l.shadow_queue_ops};
   }
   // Room for one more op of `bytes` request bytes, with `ops` ops holding
-  // `queued_bytes` queued, `shadow_ops` of them shadow requests. An empty
-  // queue admits any one op, so a request larger than the bound (kept
+  // `queued_bytes` queued, `shadow_ops` of them shadow requests holding
+  // `shadow_bytes`. An empty queue admits any one op that is not shadow
+  // work past its own bounds, so a request larger than the bound (kept
   // whole up to the protocol's own cap) is applied, not waited on forever.
-  bool Admits(bool shadow, std::size_t ops, std::size_t queued_bytes, std::size_t shadow_ops,
-              std::size_t bytes) const noexcept {
+  // (OpQueue::Admit decides on this, and samples shadow work.)
+  bool Admits(bool shadow, std::size_t ops, std::size_t queued_bytes, std::size_t shadow_ops, std::size_t bytes,
+              std::size_t shadow_bytes = 0) const noexcept {
     if (ops >= max_ops || (ops > 0 && queued_bytes + bytes > max_bytes)) return false;
-    return !shadow || shadow_ops < max_shadow_ops;
+    return !shadow || (shadow_ops < max_shadow_ops && shadow_bytes + bytes <= max_shadow_bytes);
   }
 };
 

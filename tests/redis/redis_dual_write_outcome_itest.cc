@@ -130,6 +130,27 @@ TEST_F(RedisDualWriteOutcomeTest, SyncDualWriteWithAOneOpQueueDropsNothing) {
   EXPECT_TRUE(equal) << report;
 }
 
+// A session-state op (CLIENT SETNAME, SELECT, HELLO) has no reply-FIFO
+// entry to release it: released when queued, it must not hold the queue's
+// head, or every write after it finds the queue full (async: dropped).
+TEST_F(RedisDualWriteOutcomeTest, SessionStateOpsDoNotHoldTheQueue) {
+  Start("", "  secondary_queue_ops: 2\n");
+  ASSERT_FALSE(HasFatalFailure());
+  Migrate(kAsync);
+  RespConn c(port_, 30000);
+  EXPECT_EQ(c.Call({"SET", prefix_ + "first", "v"}), "+OK\r\n");  // opens the channel
+  EXPECT_EQ(c.Call({"CLIENT", "SETNAME", "outcome"}), "+OK\r\n");
+  constexpr int kN = 20;
+  for (int i = 0; i < kN; ++i) EXPECT_EQ(c.Call({"SET", prefix_ + std::to_string(i), "v"}), "+OK\r\n");
+  for (int i = 0; i < 50 && Result("applied") != kN + 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Result("applied"), kN + 1);
+  EXPECT_EQ(Result("dropped"), 0);
+  EXPECT_EQ(Entries().size(), 0u);
+  auto [equal, report] = Compare(prefix_ + "*");
+  EXPECT_TRUE(equal) << report;
+}
+
 TEST_F(RedisDualWriteOutcomeTest, ShadowPastTheConfiguredBoundIsCountedDropped) {
   Start("", "  shadow_queue_ops: 0\n");
   ASSERT_FALSE(HasFatalFailure());
