@@ -299,7 +299,7 @@ void ChangeApplier::ForgetPrepared() {
 
 absl::Status ChangeApplier::Commit(std::uint64_t reached) {
   if (!broken_.ok()) return broken_;
-  if (group_transactions_ == 0 && !open_on_target_) return reached > 0 ? Reach(reached) : absl::OkStatus();
+  if (group_transactions_ == 0 && !open_on_target_) return reached > 0 ? Reach(reached, true) : absl::OkStatus();
   if (auto st = WaitForRoom(); !st.ok()) return st;
   if (auto st = EnterPipeline(); !st.ok()) return st;
   if (!open_on_target_) QueueBegin();
@@ -334,11 +334,11 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached) {
   return broken_;
 }
 
-absl::Status ChangeApplier::Reach(std::uint64_t lsn) {
+absl::Status ChangeApplier::Reach(std::uint64_t lsn, bool announce) {
   if (!broken_.ok()) return broken_;
   if (units_.empty()) reached_ = std::max(reached_, lsn);  // everything sent is committed
   else units_.back().reached = std::max(units_.back().reached, lsn);
-  if (lsn <= announced_) return absl::OkStatus();
+  if (!announce || lsn <= announced_) return absl::OkStatus();
   announced_ = lsn;
   return Announce(lsn);
 }

@@ -106,9 +106,9 @@ class ChangeApplier {
   // groups are in flight.
   absl::Status Commit(std::uint64_t reached = 0);
   // Everything received before `lsn` is in the groups sent (none pending):
-  // reached() passes `lsn` once they committed, and kAppliedChannel hears
-  // it then.
-  absl::Status Reach(std::uint64_t lsn);
+  // reached() passes `lsn` once they committed; with `announce`,
+  // kAppliedChannel hears it then (else with the next group or Announce).
+  absl::Status Reach(std::uint64_t lsn, bool announce);
   // Notifies kAppliedChannel, after the groups sent, that everything before
   // `lsn` is applied (a heartbeat).
   absl::Status Announce(std::uint64_t lsn);
