@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include <poll.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -14,12 +16,18 @@ namespace pgo = protocol::pg::pgoutput;
 namespace ppg = protocol::pg;
 namespace {
 
-// A group is sent in pieces of about this size; one source transaction of
-// millions of rows never sits in memory whole.
+// A large transaction is sent in pieces of about this size, each answered
+// before the next: one source transaction of millions of rows never sits in
+// memory whole.
 constexpr std::size_t kSendAt = 4u << 20;
-// Row changes of one target transaction that run as prepared statements
-// (see AppendExecute); the rest run as plain statements.
-constexpr std::size_t kPreparedPerTransaction = 256;
+// Groups sent and not yet answered. Two: the next group is on its way while
+// new commits the one before (no round trip between them), and whatever
+// arrives meanwhile joins a group that is sent once one of them returns.
+constexpr std::size_t kGroupsInFlight = 2;
+// Statements prepared once per applier connection (Open).
+constexpr const char* kMarkStatement = "turnout_mark";
+constexpr const char* kPositionStatement = "turnout_position";
+constexpr const char* kNotifyStatement = "turnout_notify";
 
 // CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY:
 // refused inside a transaction block.
@@ -67,39 +75,188 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   // (see the header): a stream from there skips them.
   auto level = PgExec(target_, "select current_setting('wal_level')", {}, "read wal_level");
   if (!level.ok()) return level.status();
-  begin_sql_ = "begin;";
-  if (PgValue(*level, 0, 0) == "logical")
-    absl::StrAppend(&begin_sql_, "select pg_logical_emit_message(true, ", Literal(kAppliedMarkPrefix), ", ",
-                    Literal(slot_), ");");
+  applied_mark_ = PgValue(*level, 0, 0) == "logical";
   if (auto st = Exec("create schema if not exists _turnout; "
                      "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
                      "updated_at timestamptz not null default now())",
                      "create _turnout.stream_position");
       !st.ok())
     return st;
+  const struct {
+    const char* name;
+    const char* sql;
+  } statements[] = {
+      {kMarkStatement, "select pg_logical_emit_message(true, $1, $2)"},
+      {kPositionStatement,
+       "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
+       "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()"},
+      {kNotifyStatement, "select pg_notify($1, $2)"},
+  };
+  for (const auto& s : statements) {
+    PgResult r(PQprepare(target_.get(), s.name, s.sql, 0, nullptr));
+    if (!PgOk(r.get())) return PgFailed(target_, r.get(), absl::StrCat("prepare ", s.name));
+  }
   auto r = PgExec(target_, "select lsn::text from _turnout.stream_position where slot = $1", {slot_}, "read position");
   if (!r.ok()) return r.status();
   applied_ = 0;
   if (PQntuples(r->get()) == 1 && !pgo::ParseLsn(PgValue(*r, 0, 0), &applied_))
     return absl::InternalError(absl::StrCat("new: unreadable stored position ", PgValue(*r, 0, 0)));
+  reached_ = applied_;
   return applied_;
 }
 
 absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
+  if (auto st = LeavePipeline(); !st.ok()) return st;
   auto r = PgExec(target_,
                   "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
                   "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()",
                   {slot_, pgo::FormatLsn(lsn)}, "store position");
   if (!r.ok()) return r.status();
   applied_ = lsn;
+  reached_ = std::max(reached_, lsn);
   return absl::OkStatus();
 }
+
+// ---- The pipeline.
+
+absl::Status ChangeApplier::EnterPipeline() {
+  if (!broken_.ok()) return broken_;
+  if (pipeline_) return absl::OkStatus();
+  if (PQenterPipelineMode(target_.get()) != 1) return PgFailed(target_, nullptr, "enter pipeline mode");
+  pipeline_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::LeavePipeline() {
+  if (!pipeline_) return broken_;
+  if (auto st = Drain(); !st.ok()) return st;
+  // Drain() took every result; libpq leaves pipeline mode only when idle.
+  while (PgResult r{PQgetResult(target_.get())}) {
+  }
+  if (PQexitPipelineMode(target_.get()) != 1) return PgFailed(target_, nullptr, "leave pipeline mode");
+  pipeline_ = false;
+  return absl::OkStatus();
+}
+
+void ChangeApplier::Broken(const char* what) {
+  if (broken_.ok()) broken_ = PgFailed(target_, nullptr, what);
+}
+
+void ChangeApplier::Queue(const std::string& sql) {
+  queued_bytes_ += sql.size();
+  if (!broken_.ok()) return;
+  if (PQsendQueryParams(target_.get(), sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
+    Broken("apply changes");
+}
+
+void ChangeApplier::AddValue(std::string_view v) {
+  value_offsets_.push_back(static_cast<int>(values_.size()));
+  values_.append(v);
+  values_.push_back('\0');
+}
+
+void ChangeApplier::AddNull() { value_offsets_.push_back(-1); }
+
+void ChangeApplier::QueuePrepared(const std::string& name) {
+  // Pointers only now: values_ may have moved while it grew.
+  value_pointers_.clear();
+  for (int off : value_offsets_) value_pointers_.push_back(off < 0 ? nullptr : values_.data() + off);
+  queued_bytes_ += values_.size() + name.size();
+  if (broken_.ok() && PQsendQueryPrepared(target_.get(), name.c_str(), static_cast<int>(value_pointers_.size()),
+                                          value_pointers_.data(), nullptr, nullptr, 0) != 1)
+    Broken("apply changes");
+  values_.clear();
+  value_offsets_.clear();
+}
+
+void ChangeApplier::Sync(Unit unit) {
+  queued_bytes_ = 0;
+  if (broken_.ok() && PQpipelineSync(target_.get()) != 1) Broken("apply changes");
+  units_.push_back(std::move(unit));
+}
+
+void ChangeApplier::QueueBegin() {
+  Queue("begin");
+  if (applied_mark_) {
+    AddValue(kAppliedMarkPrefix);
+    AddValue(slot_);
+    QueuePrepared(kMarkStatement);
+  }
+  open_on_target_ = true;
+}
+
+bool ChangeApplier::can_send() const { return units_.size() < kGroupsInFlight; }
+
+void ChangeApplier::Completed(Unit& u) {
+  if (u.end > applied_) applied_ = u.end;
+  reached_ = std::max({reached_, applied_, u.reached});
+  applied_commit_time_ = std::max(applied_commit_time_, u.commit_time);
+  transactions_ += u.transactions;
+  rows_ += u.rows;
+}
+
+absl::Status ChangeApplier::Poll() {
+  if (!broken_.ok()) return broken_;
+  if (units_.empty()) return absl::OkStatus();
+  if (PQconsumeInput(target_.get()) != 1) {
+    Broken("read what new applied");
+    return broken_;
+  }
+  // In pipeline mode each statement's results end with a null result, and
+  // each Sync answers with PGRES_PIPELINE_SYNC (libpq-pipeline-results).
+  int nulls = 0;
+  while (!units_.empty() && PQisBusy(target_.get()) == 0) {
+    PgResult r(PQgetResult(target_.get()));
+    if (!r) {
+      if (++nulls > 1) break;  // nothing more is queued
+      continue;
+    }
+    nulls = 0;
+    Unit& u = units_.front();
+    switch (PQresultStatus(r.get())) {
+      case PGRES_PIPELINE_SYNC: {
+        Unit done = std::move(units_.front());
+        units_.pop_front();
+        if (!done.error.ok()) {
+          broken_ = done.error;
+          ForgetPrepared();
+          return broken_;
+        }
+        Completed(done);
+        break;
+      }
+      case PGRES_FATAL_ERROR:
+        if (u.error.ok()) u.error = PgFailed(target_, r.get(), "apply changes");
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        if (u.error.ok()) u.error = absl::InternalError("new: apply changes: the pipeline was aborted");
+        break;
+      default:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ChangeApplier::WaitAnswers(bool all) {
+  const std::size_t goal = all ? 0 : kGroupsInFlight - 1;
+  while (units_.size() > goal) {
+    if (auto st = Poll(); !st.ok()) return st;
+    if (units_.size() <= goal) break;
+    pollfd p{socket(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) < 0 && errno != EINTR) return absl::UnavailableError("new: poll on the applier failed");
+  }
+  return broken_;
+}
+
+absl::Status ChangeApplier::WaitForRoom() { return WaitAnswers(/*all=*/false); }
+absl::Status ChangeApplier::Drain() { return WaitAnswers(/*all=*/true); }
 
 std::string ChangeApplier::Literal(std::string_view v) { return PgLiteral(target_.get(), v); }
 
 void ChangeApplier::AppendValue(const pgo::TupleColumn& c) {
-  if (c.kind == 'n') sql_ += "NULL";
-  else sql_ += Literal(c.value);
+  if (c.kind == 'n') stmt_ += "NULL";
+  else stmt_ += Literal(c.value);
 }
 
 ChangeApplier::Table* ChangeApplier::Find(std::uint32_t relation) {
@@ -110,93 +267,94 @@ ChangeApplier::Table* ChangeApplier::Find(std::uint32_t relation) {
 // Row changes by key run as prepared statements: a group of small
 // transactions (sync dual-write commits a group per client commit) would
 // otherwise spend most of new's time parsing and planning the same few
-// statements. PREPARE and EXECUTE travel in the group's one simple Query;
-// values stay literals, typed by the parameters' inferred column types as
-// they were by the columns before. Only the first kPreparedPerTransaction
-// changes of a target transaction: each EXECUTE in a transaction costs
-// more than the one before (40,000 in one transaction took 7 s where as
-// many INSERTs took 0.6 s, PostgreSQL 15), and a large transaction gains
-// nothing from saving a parse per row.
+// statements. The parameters are the source's text output, typed by the
+// columns they are compared with or stored in, as literals were.
 template <typename Body>
-void ChangeApplier::AppendExecute(Table& t, const std::string& shape, Body body) {
-  ++executes_in_transaction_;
+const std::string& ChangeApplier::Prepared(Table& t, const std::string& shape, Body body) {
   auto it = t.statements.find(shape);
   if (it == t.statements.end()) {
     std::string name = absl::StrCat("turnout_apply_", ++statements_prepared_);
-    absl::StrAppend(&sql_, "prepare ", name, " as ");
+    stmt_.clear();
     body();
-    sql_ += ";";
+    queued_bytes_ += stmt_.size();
+    if (broken_.ok() && PQsendPrepare(target_.get(), name.c_str(), stmt_.c_str(), 0, nullptr) != 1)
+      Broken("prepare a change");
     it = t.statements.emplace(shape, std::move(name)).first;
   }
-  absl::StrAppend(&sql_, "execute ", it->second, "(");
+  return it->second;
 }
 
 template <typename Use>
-void ChangeApplier::AppendArguments(const pgo::Tuple& tuple, Use use) {
-  bool first = true;
+void ChangeApplier::AddArguments(const pgo::Tuple& tuple, Use use) {
   for (std::size_t i = 0; i < tuple.size(); ++i) {
     if (!use(i)) continue;
-    if (!first) sql_ += ", ";
-    AppendValue(tuple[i]);
-    first = false;
+    if (tuple[i].kind == 'n') AddNull();
+    else AddValue(tuple[i].value);
   }
 }
-
-bool ChangeApplier::PreparedLeft() const { return executes_in_transaction_ < kPreparedPerTransaction; }
 
 void ChangeApplier::ForgetPrepared() {
   for (auto& [oid, t] : relations_) t.statements.clear();
 }
 
-absl::Status ChangeApplier::Send(bool final) {
-  if (sql_.empty()) return absl::OkStatus();
-  if (auto r = PgExecScript(target_, sql_, "apply changes"); !r.ok()) {
-    absl::Status err = std::move(r).status();
-    ForgetPrepared();
-    executes_in_transaction_ = 0;
-    if (!PgConnectionLost(target_.get())) (void)Exec("rollback", "rollback");
-    sql_.clear();
-    open_on_target_ = false;
-    group_transactions_ = 0;
-    group_rows_ = 0;
-    oldest_pending_commit_time_ = 0;
-    return err;
-  }
-  sql_.clear();
-  open_on_target_ = !final;
-  if (final) executes_in_transaction_ = 0;
-  return absl::OkStatus();
-}
-
 absl::Status ChangeApplier::Commit(std::uint64_t reached) {
-  if (group_transactions_ == 0 && !open_on_target_ && sql_.empty()) return absl::OkStatus();
-  if (!open_on_target_ && sql_.empty()) sql_ = begin_sql_;
-  if (group_end_ > applied_)
-    absl::StrAppend(&sql_, "insert into _turnout.stream_position (slot, lsn) values (", Literal(slot_), ", ",
-                    Literal(pgo::FormatLsn(group_end_)),
-                    "::pg_lsn) on conflict (slot) do update set lsn = excluded.lsn, updated_at = now();");
+  if (!broken_.ok()) return broken_;
+  if (group_transactions_ == 0 && !open_on_target_) return reached > 0 ? Reach(reached, true) : absl::OkStatus();
+  if (auto st = WaitForRoom(); !st.ok()) return st;
+  if (auto st = EnterPipeline(); !st.ok()) return st;
+  if (!open_on_target_) QueueBegin();
+  if (group_end_ > sent_end_) {
+    AddValue(slot_);
+    AddValue(pgo::FormatLsn(group_end_));
+    QueuePrepared(kPositionStatement);
+    sent_end_ = group_end_;
+  }
   // Delivered when the group commits, not before; a fence received after
   // the group's last transaction is announced with it (no second round
   // trip for it).
-  if (const std::uint64_t announced = std::max(group_end_, reached); announced > applied_)
-    absl::StrAppend(&sql_, "select pg_notify(", Literal(kAppliedChannel), ", ",
-                    Literal(absl::StrCat(slot_, " ", pgo::FormatLsn(announced))), ");");
-  sql_ += "commit;";
-  if (auto st = Send(true); !st.ok()) return st;
-  if (group_end_ > applied_) applied_ = group_end_;
-  applied_commit_time_ = std::max(applied_commit_time_, group_commit_time_);
-  transactions_ += static_cast<std::int64_t>(group_transactions_);
-  rows_ += group_rows_;
+  const std::uint64_t announced = std::max(group_end_, reached);
+  if (announced > announced_) {
+    AddValue(kAppliedChannel);
+    AddValue(absl::StrCat(slot_, " ", pgo::FormatLsn(announced)));
+    QueuePrepared(kNotifyStatement);
+    announced_ = announced;
+  }
+  Queue("commit");
+  Unit u;
+  u.end = group_end_;
+  u.reached = reached;
+  u.commit_time = group_commit_time_;
+  u.transactions = static_cast<std::int64_t>(group_transactions_);
+  u.rows = group_rows_;
+  Sync(std::move(u));
+  open_on_target_ = false;
   oldest_pending_commit_time_ = in_transaction_ ? oldest_pending_commit_time_ : 0;
   group_transactions_ = 0;
   group_rows_ = 0;
-  return absl::OkStatus();
+  return broken_;
+}
+
+absl::Status ChangeApplier::Reach(std::uint64_t lsn, bool announce) {
+  if (!broken_.ok()) return broken_;
+  if (units_.empty()) reached_ = std::max(reached_, lsn);  // everything sent is committed
+  else units_.back().reached = std::max(units_.back().reached, lsn);
+  if (!announce || lsn <= announced_) return absl::OkStatus();
+  announced_ = lsn;
+  return Announce(lsn);
 }
 
 absl::Status ChangeApplier::Announce(std::uint64_t lsn) {
-  auto r = PgExec(target_, "select pg_notify($1, $2)",
-                  {std::string(kAppliedChannel), absl::StrCat(slot_, " ", pgo::FormatLsn(lsn))}, "announce position");
-  return r.ok() ? absl::OkStatus() : r.status();
+  // Queued after the groups sent: it runs once they committed.
+  if (auto st = EnterPipeline(); !st.ok()) return st;
+  if (open_on_target_) {
+    // Inside a large transaction's pieces: its rows are not committed.
+    return absl::OkStatus();
+  }
+  AddValue(kAppliedChannel);
+  AddValue(absl::StrCat(slot_, " ", pgo::FormatLsn(lsn)));
+  QueuePrepared(kNotifyStatement);
+  Sync(Unit{});
+  return broken_;
 }
 
 absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
@@ -205,7 +363,6 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
     skipping_ = b->final_lsn < std::max(applied_, group_end_);
     begin_commit_time_ = -1;
     if (!skipping_ && oldest_pending_commit_time_ == 0) oldest_pending_commit_time_ = begin_commit_time_ = b->commit_time;
-    if (!skipping_ && !open_on_target_ && sql_.empty()) sql_ = begin_sql_;
     return absl::OkStatus();
   }
   if (const auto* msg = std::get_if<pgo::Message>(&m);
@@ -244,6 +401,12 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
     return absl::InternalError("old: a row change outside a transaction in the replication stream");
   }
   if (skipping_) return absl::OkStatus();
+  if (!open_on_target_) {
+    // BEGIN with the first change (a transaction skipped after its Begin,
+    // for its applied mark, opens nothing on the target).
+    if (auto st = EnterPipeline(); !st.ok()) return st;
+    QueueBegin();
+  }
   absl::Status st = absl::OkStatus();
   if (const auto* i = std::get_if<pgo::Insert>(&m)) st = Insert(*i);
   else if (const auto* u = std::get_if<pgo::Update>(&m)) st = Update(*u);
@@ -256,8 +419,12 @@ absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {
     st = absl::InternalError("old: an unexpected message in the replication stream");
   }
   if (!st.ok()) return st;
-  if (sql_.size() >= kSendAt) return Send(false);
-  return absl::OkStatus();
+  if (queued_bytes_ >= kSendAt) {
+    // A piece of a large transaction: answered before more is queued.
+    Sync(Unit{});
+    return Drain();
+  }
+  return broken_;
 }
 
 absl::Status ChangeApplier::Insert(const pgo::Insert& m) {
@@ -267,32 +434,33 @@ absl::Status ChangeApplier::Insert(const pgo::Insert& m) {
   if (m.row.size() != t->columns.size())
     return absl::InternalError(absl::StrCat("old: insert into ", t->name, ": column count differs from its relation"));
   const auto present = [&](std::size_t i) { return m.row[i].kind != 'u'; };
-  if (PreparedLeft()) {
-    std::string shape = "i";
-    for (std::size_t i = 0; i < m.row.size(); ++i) shape += present(i) ? '1' : '0';
-    AppendExecute(*t, shape, [&] { AppendInsert(*t, m.row, /*parameters=*/true); });
-    AppendArguments(m.row, present);
-    sql_ += ");";
-  } else {
-    AppendInsert(*t, m.row, /*parameters=*/false);
-    sql_ += ";";
-  }
+  std::string shape = "i";
+  for (std::size_t i = 0; i < m.row.size(); ++i) shape += present(i) ? '1' : '0';
+  const std::string& name = Prepared(*t, shape, [&] { AppendInsert(*t, m.row, /*parameters=*/true); });
+  AddArguments(m.row, present);
+  QueuePrepared(name);
   ++group_rows_;
   return absl::OkStatus();
 }
 
 void ChangeApplier::AppendInsert(const Table& t, const pgo::Tuple& row, bool parameters) {
-  absl::StrAppend(&sql_, "insert into ", t.name, " as turnout_target (");
+  absl::StrAppend(&stmt_, "insert into ", t.name, " as turnout_target (");
   int n = 0;
   for (std::size_t i = 0; i < row.size(); ++i)
-    if (row[i].kind != 'u') absl::StrAppend(&sql_, n++ ? ", " : "", t.columns[i].name);
-  sql_ += ") overriding system value values (";
+    if (row[i].kind != 'u') absl::StrAppend(&stmt_, n++ ? ", " : "", t.columns[i].name);
+  stmt_ += ") overriding system value values (";
   if (parameters) {
-    for (int i = 1; i <= n; ++i) absl::StrAppend(&sql_, i > 1 ? ", $" : "$", i);
+    for (int i = 1; i <= n; ++i) absl::StrAppend(&stmt_, i > 1 ? ", $" : "$", i);
   } else {
-    AppendArguments(row, [&](std::size_t i) { return row[i].kind != 'u'; });
+    bool first = true;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (row[i].kind == 'u') continue;
+      if (!first) stmt_ += ", ";
+      AppendValue(row[i]);
+      first = false;
+    }
   }
-  sql_ += ")";
+  stmt_ += ")";
   AppendConflictRule(t);
 }
 
@@ -301,18 +469,18 @@ void ChangeApplier::AppendConflictRule(const Table& t) {
   std::vector<const Column*> keys, rest;
   for (const auto& c : t.columns) (c.key ? keys : rest).push_back(&c);
   if (t.identity != 'd' || keys.empty()) return;
-  sql_ += " on conflict (";
-  for (std::size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&sql_, i ? ", " : "", keys[i]->name);
-  sql_ += ") do ";
+  stmt_ += " on conflict (";
+  for (std::size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&stmt_, i ? ", " : "", keys[i]->name);
+  stmt_ += ") do ";
   if (rule_ == ConflictRule::kNone || rest.empty()) {
-    sql_ += "nothing";
+    stmt_ += "nothing";
     return;
   }
-  sql_ += "update set ";
+  stmt_ += "update set ";
   for (std::size_t i = 0; i < rest.size(); ++i) {
     const std::string& c = rest[i]->name;
-    if (rule_ == ConflictRule::kReplace) absl::StrAppend(&sql_, i ? ", " : "", c, " = excluded.", c);
-    else absl::StrAppend(&sql_, i ? ", " : "", c, " = coalesce(turnout_target.", c, ", excluded.", c, ")");
+    if (rule_ == ConflictRule::kReplace) absl::StrAppend(&stmt_, i ? ", " : "", c, " = excluded.", c);
+    else absl::StrAppend(&stmt_, i ? ", " : "", c, " = coalesce(turnout_target.", c, ", excluded.", c, ")");
   }
 }
 
@@ -323,10 +491,10 @@ absl::Status ChangeApplier::AppendWhere(const Table& t, const pgo::Tuple& tuple,
   for (std::size_t i = 0; i < tuple.size(); ++i) {
     const bool use = full_row ? tuple[i].kind != 'u' : t.columns[i].key;
     if (!use) continue;
-    if (!first) sql_ += " and ";
+    if (!first) stmt_ += " and ";
     first = false;
     if (tuple[i].kind == 'n') {
-      absl::StrAppend(&sql_, t.columns[i].name, " is null");
+      absl::StrAppend(&stmt_, t.columns[i].name, " is null");
     } else if (full_row) {
       // Every type has an output function; not every type has "=" (json,
       // point). format('%s') prints a value by its output function, as
@@ -336,10 +504,10 @@ absl::Status ChangeApplier::AppendWhere(const Table& t, const pgo::Tuple& tuple,
       // scan of the table; the text keeps the match exact (numeric 1.0 =
       // 1.00, but their text differs).
       const std::string literal = Literal(tuple[i].value);
-      if (t.columns[i].indexed_equality) absl::StrAppend(&sql_, t.columns[i].name, " = ", literal, " and ");
-      absl::StrAppend(&sql_, "format('%s', ", t.columns[i].name, ") = ", literal);
+      if (t.columns[i].indexed_equality) absl::StrAppend(&stmt_, t.columns[i].name, " = ", literal, " and ");
+      absl::StrAppend(&stmt_, "format('%s', ", t.columns[i].name, ") = ", literal);
     } else {
-      absl::StrAppend(&sql_, t.columns[i].name, " = ", Literal(tuple[i].value));
+      absl::StrAppend(&stmt_, t.columns[i].name, " = ", Literal(tuple[i].value));
     }
   }
   if (first) return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " has no replica identity on old"));
@@ -363,7 +531,7 @@ void ChangeApplier::AppendKeyParameters(const Table& t, int first) {
   int n = first;
   for (const auto& c : t.columns) {
     if (!c.key) continue;
-    absl::StrAppend(&sql_, n == first ? "" : " and ", c.name, " = $", n);
+    absl::StrAppend(&stmt_, n == first ? "" : " and ", c.name, " = $", n);
     ++n;
   }
 }
@@ -381,43 +549,40 @@ absl::Status ChangeApplier::Update(const pgo::Update& m) {
   if (n == 0) return absl::OkStatus();
   const bool full = m.old_kind == 'O';
   const pgo::Tuple& who = m.old_kind != 0 ? m.old_tuple : m.row;
-  if (!full && ByPreparedKey(*t, who) && PreparedLeft()) {
+  if (!full && ByPreparedKey(*t, who)) {
     std::string shape = "u";
     for (std::size_t i = 0; i < m.row.size(); ++i) shape += set(i) ? '1' : '0';
-    AppendExecute(*t, shape, [&] {
-      absl::StrAppend(&sql_, "update ", t->name, " set ");
+    const std::string& name = Prepared(*t, shape, [&] {
+      absl::StrAppend(&stmt_, "update ", t->name, " set ");
       int p = 0;
       for (std::size_t i = 0; i < m.row.size(); ++i) {
         if (!set(i)) continue;
         ++p;
-        absl::StrAppend(&sql_, p > 1 ? ", " : "", t->columns[i].name, " = $", p);
+        absl::StrAppend(&stmt_, p > 1 ? ", " : "", t->columns[i].name, " = $", p);
       }
-      sql_ += " where ";
+      stmt_ += " where ";
       AppendKeyParameters(*t, n + 1);
     });
-    AppendArguments(m.row, set);
-    sql_ += ", ";
-    AppendArguments(who, [&](std::size_t i) { return t->columns[i].key; });
-    sql_ += ");";
+    AddArguments(m.row, set);
+    AddArguments(who, [&](std::size_t i) { return t->columns[i].key; });
+    QueuePrepared(name);
     ++group_rows_;
     return absl::OkStatus();
   }
-  const std::size_t mark = sql_.size();
-  absl::StrAppend(&sql_, "update ", t->name, " set ");
+  stmt_.clear();
+  absl::StrAppend(&stmt_, "update ", t->name, " set ");
   bool any = false;
   for (std::size_t i = 0; i < m.row.size(); ++i) {
     if (!set(i)) continue;
-    absl::StrAppend(&sql_, any ? ", " : "", t->columns[i].name, " = ");
+    absl::StrAppend(&stmt_, any ? ", " : "", t->columns[i].name, " = ");
     AppendValue(m.row[i]);
     any = true;
   }
-  if (full) absl::StrAppend(&sql_, " where ctid = (select ctid from ", t->name, " where ");
-  else sql_ += " where ";
-  if (auto st = AppendWhere(*t, who, full); !st.ok()) {
-    sql_.resize(mark);
-    return st;
-  }
-  sql_ += full ? " limit 1);" : ";";
+  if (full) absl::StrAppend(&stmt_, " where ctid = (select ctid from ", t->name, " where ");
+  else stmt_ += " where ";
+  if (auto st = AppendWhere(*t, who, full); !st.ok()) return st;
+  if (full) stmt_ += " limit 1)";
+  Queue(stmt_);
   ++group_rows_;
   return absl::OkStatus();
 }
@@ -427,24 +592,22 @@ absl::Status ChangeApplier::Delete(const pgo::Delete& m) {
   if (t == nullptr) return absl::InternalError(absl::StrCat("old: delete from unknown relation ", m.relation));
   if (t->internal) return absl::OkStatus();
   const bool full = m.old_kind == 'O';
-  if (!full && ByPreparedKey(*t, m.old_tuple) && PreparedLeft()) {
-    AppendExecute(*t, "d", [&] {
-      absl::StrAppend(&sql_, "delete from ", t->name, " where ");
+  if (!full && ByPreparedKey(*t, m.old_tuple)) {
+    const std::string& name = Prepared(*t, "d", [&] {
+      absl::StrAppend(&stmt_, "delete from ", t->name, " where ");
       AppendKeyParameters(*t, 1);
     });
-    AppendArguments(m.old_tuple, [&](std::size_t i) { return t->columns[i].key; });
-    sql_ += ");";
+    AddArguments(m.old_tuple, [&](std::size_t i) { return t->columns[i].key; });
+    QueuePrepared(name);
     ++group_rows_;
     return absl::OkStatus();
   }
-  const std::size_t mark = sql_.size();
-  absl::StrAppend(&sql_, "delete from ", t->name, " where ");
-  if (full) absl::StrAppend(&sql_, "ctid = (select ctid from ", t->name, " where ");
-  if (auto st = AppendWhere(*t, m.old_tuple, full); !st.ok()) {
-    sql_.resize(mark);
-    return st;
-  }
-  sql_ += full ? " limit 1);" : ";";
+  stmt_.clear();
+  absl::StrAppend(&stmt_, "delete from ", t->name, " where ");
+  if (full) absl::StrAppend(&stmt_, "ctid = (select ctid from ", t->name, " where ");
+  if (auto st = AppendWhere(*t, m.old_tuple, full); !st.ok()) return st;
+  if (full) stmt_ += " limit 1)";
+  Queue(stmt_);
   ++group_rows_;
   return absl::OkStatus();
 }
@@ -458,8 +621,7 @@ absl::Status ChangeApplier::Truncate(const pgo::Truncate& m) {
     absl::StrAppend(&names, names.empty() ? "" : ", ", t->name);
   }
   if (names.empty()) return absl::OkStatus();
-  absl::StrAppend(&sql_, "truncate ", names, m.restart_identity ? " restart identity" : "", m.cascade ? " cascade" : "",
-                  ";");
+  Queue(absl::StrCat("truncate ", names, m.restart_identity ? " restart identity" : "", m.cascade ? " cascade" : ""));
   ++group_rows_;
   return absl::OkStatus();
 }
@@ -473,20 +635,20 @@ absl::Status ChangeApplier::Ddl(std::string_view text) {
     if (s.statement_class != ppg::StatementClass::kDdl) continue;
     if (absl::EqualsIgnoreCase(std::string(s.command), "truncate")) continue;
     if (!NeedsOwnTransaction(s.text)) {
-      sql_.append(s.text);
-      sql_ += ";";
+      Queue(std::string(s.text));
       continue;
     }
     // Commit what came before (earlier transactions of the group with their
     // position), run the statement alone, and reopen for the rest of this
     // transaction. Run again after a crash, it finds its object there.
     if (auto st = Commit(); !st.ok()) return st;
-    sql_.clear();
+    if (auto st = LeavePipeline(); !st.ok()) return st;
     auto r = PgExec(target_, std::string(s.text), {}, "apply DDL");
     if (!r.ok() && !absl::StrContains(r.status().message(), "already exists")) return r.status();
-    sql_ = begin_sql_;
+    if (auto st = EnterPipeline(); !st.ok()) return st;
+    QueueBegin();
   }
-  return absl::OkStatus();
+  return broken_;
 }
 
 }  // namespace turnout::control

@@ -8,12 +8,26 @@
 // together: after any restart the stream resumes from the stored position
 // and skips transactions that committed before it (exactly once).
 //
+// The target connection runs in libpq's pipeline mode
+// (libpq-pipeline-mode): a group is sent (its statements, then a Sync) and
+// Commit() returns without waiting; the stream goes on receiving and builds
+// the next group, which may be sent while earlier ones still run (at most
+// kGroupsInFlight). The server runs a connection's groups one after another,
+// in the order sent, so they commit in stream order; a group that fails
+// leaves its transaction aborted, and every later group in the pipeline
+// fails with it (nothing after a failure commits). Poll() reads what new
+// answered without blocking: a group counts as applied (applied(),
+// reached()) only once its COMMIT returned, and only then may the caller
+// confirm the slot or tell waiting sessions.
+//
 // Rows are addressed by replica identity (the key columns the Relation
-// message flags; all columns for REPLICA IDENTITY FULL). Values travel as
-// the source's text output, as literals the target casts to the column's
-// type. The session runs with session_replication_role = replica: foreign
-// keys and user triggers stay off, as in logical replication, since a
-// trigger's own writes arrive in the stream too.
+// message flags; all columns for REPLICA IDENTITY FULL). A change by key is
+// a prepared statement (Parse once per shape, then Bind/Execute with the
+// source's text output as parameters the target casts to the column's
+// type); the rest (REPLICA IDENTITY FULL, a NULL key) are statements with
+// literals. The session runs with session_replication_role = replica:
+// foreign keys and user triggers stay off, as in logical replication, since
+// a trigger's own writes arrive in the stream too.
 //
 // Inserts follow the migration's conflict rule for rows the target held
 // before the copy: none (keep the target's), replace, merge (fill NULLs).
@@ -29,11 +43,13 @@
 // DDL arrives as a transactional logical message (prefix kDdlMessagePrefix,
 // from the event trigger control/pg_change_stream.cc installs): its DDL
 // statements run at their place among the rows. CREATE INDEX CONCURRENTLY
-// and the like cannot run in a transaction: the group is committed first.
+// and the like cannot run in a transaction (nor in a pipeline): the groups
+// sent are waited for first, and the statement runs alone.
 
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -80,16 +96,37 @@ class ChangeApplier {
 
   // Between source transactions (the group may be committed now).
   bool AtTransactionBoundary() const { return !in_transaction_; }
-  // Transactions and bytes received but not yet committed on the target.
+  // Transactions and bytes received but not yet sent to the target.
   std::size_t pending_transactions() const { return group_transactions_; }
-  std::size_t pending_bytes() const { return sql_.size(); }
-  // Commits the group, with its position (and a notification of it on
+  std::size_t pending_bytes() const { return queued_bytes_; }
+  // Sends the group, with its position (and a notification of it on
   // kAppliedChannel, or of `reached` when that is further: a position
-  // before which everything received is in the group); a no-op when empty.
+  // before which everything received is in the group), without waiting for
+  // it to commit; a no-op when empty. Waits first while kGroupsInFlight
+  // groups are in flight.
   absl::Status Commit(std::uint64_t reached = 0);
-  // Notifies kAppliedChannel that everything before `lsn` is applied (a
-  // position past the last commit, or a heartbeat).
+  // Everything received before `lsn` is in the groups sent (none pending):
+  // reached() passes `lsn` once they committed; with `announce`,
+  // kAppliedChannel hears it then (else with the next group or Announce).
+  absl::Status Reach(std::uint64_t lsn, bool announce);
+  // Notifies kAppliedChannel, after the groups sent, that everything before
+  // `lsn` is applied (a heartbeat).
   absl::Status Announce(std::uint64_t lsn);
+  // What was sent and is not answered yet (groups, notifications).
+  std::size_t in_flight() const { return units_.size(); }
+  // Whether another group may be sent now without waiting.
+  bool can_send() const;
+  // The target connection's socket, to wait on while in_flight().
+  int socket() const { return PQsocket(target_.get()); }
+  // Reads new's answers without blocking: completed groups become applied.
+  absl::Status Poll();
+  // Waits until everything sent is answered.
+  absl::Status Drain();
+  // The furthest position announced or to be announced (Commit, Reach).
+  std::uint64_t announced() const { return announced_; }
+  // Everything of the source before reached() is committed on the target:
+  // applied(), or a position Reach()ed once the groups before it committed.
+  std::uint64_t reached() const { return reached_; }
 
   std::uint64_t applied() const { return applied_; }
   std::int64_t applied_commit_time() const { return applied_commit_time_; }
@@ -116,23 +153,50 @@ class ChangeApplier {
     // message (DDL) replaces the table, and with it these.
     std::unordered_map<std::string, std::string> statements;
   };
+  // What one Sync of the pipeline answers: a group (its COMMIT), a piece of
+  // a large transaction, or a notification.
+  struct Unit {
+    std::uint64_t end = 0;      // the group's position (0: not a group)
+    std::uint64_t reached = 0;  // known applied once this unit is answered
+    std::int64_t commit_time = 0;
+    std::int64_t transactions = 0;
+    std::int64_t rows = 0;
+    absl::Status error;         // the first failure among its statements
+  };
 
   absl::Status Exec(const std::string& sql, const std::string& what);
-  absl::Status Send(bool final);
+  // The pipeline: entered on the first statement sent; left (after
+  // Drain()) for what runs alone (StorePosition, CONCURRENTLY DDL).
+  absl::Status EnterPipeline();
+  absl::Status LeavePipeline();
+  // Queues `sql` (one statement, no parameters; literals in the text).
+  void Queue(const std::string& sql);
+  // Queues the prepared statement `name` with the parameters collected in
+  // values_ (AddValue) since the last call.
+  void QueuePrepared(const std::string& name);
+  void AddValue(std::string_view v);
+  void AddNull();
+  // Ends the statements queued with a Sync answered as `unit`.
+  void Sync(Unit unit);
+  // BEGIN and the applied mark, once per target transaction.
+  void QueueBegin();
+  // A send that failed: the connection's error, kept for every later call.
+  void Broken(const char* what);
+  absl::Status WaitForRoom();
+  absl::Status WaitAnswers(bool all);
+  void Completed(Unit& u);
   Table* Find(std::uint32_t relation);
-  // "execute <name>(" for the statement of `shape` on `t`, prepared first
-  // (in the same batch) by `body` when it is new.
+  // The prepared statement of `shape` on `t`, prepared first (in the
+  // pipeline) from the text `body` writes into stmt_ when it is new.
   template <typename Body>
-  void AppendExecute(Table& t, const std::string& shape, Body body);
-  // Appends the values of `tuple` where `use(i)`, as arguments, and ");".
+  const std::string& Prepared(Table& t, const std::string& shape, Body body);
+  // Adds the values of `tuple` where `use(i)` as parameters.
   template <typename Use>
-  void AppendArguments(const protocol::pg::pgoutput::Tuple& tuple, Use use);
-  // After a failed batch nothing it prepared can be trusted to exist.
+  void AddArguments(const protocol::pg::pgoutput::Tuple& tuple, Use use);
+  // After a failure nothing prepared can be trusted to exist.
   void ForgetPrepared();
-  // Whether the next row change may run as a prepared statement.
-  bool PreparedLeft() const;
-  // "insert into … values (…)" of `row`, with parameters or literals, and
-  // the conflict rule.
+  // "insert into … values (…)" of `row` into stmt_, with parameters or
+  // literals, and the conflict rule.
   void AppendInsert(const Table& t, const protocol::pg::pgoutput::Tuple& row, bool parameters);
   std::string Literal(std::string_view v);
   void AppendValue(const protocol::pg::pgoutput::TupleColumn& c);
@@ -153,21 +217,30 @@ class ChangeApplier {
   const ConflictRule rule_;
   std::unordered_map<std::uint32_t, Table> relations_;
   std::uint64_t statements_prepared_ = 0;  // names are never reused
-  std::size_t executes_in_transaction_ = 0;  // in the target transaction now open
 
   bool in_transaction_ = false;
   bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
   std::int64_t begin_commit_time_ = -1;  // the current transaction's, when it set oldest_pending_commit_time_
-  std::string begin_sql_ = "begin;";      // with the applied mark where the target keeps logical WAL
-  bool open_on_target_ = false; // BEGIN sent, COMMIT not yet
-  std::string sql_;             // statements not yet sent
+  bool applied_mark_ = false;   // the target keeps logical WAL: mark each transaction
+  bool pipeline_ = false;
+  bool open_on_target_ = false; // BEGIN queued, COMMIT not yet
+  absl::Status broken_;         // a send failed: the connection is unusable
+  std::string stmt_;            // the statement being written
+  std::string values_;          // its parameters, each ended by a NUL
+  std::vector<int> value_offsets_;  // into values_; -1 for NULL
+  std::vector<const char*> value_pointers_;
+  std::size_t queued_bytes_ = 0;  // statement bytes queued since the last Sync
+  std::deque<Unit> units_;        // sent, in order, not yet answered
   std::size_t group_transactions_ = 0;
   std::int64_t group_rows_ = 0;
-  std::uint64_t group_end_ = 0;  // end LSN of the group's last transaction
+  std::uint64_t group_end_ = 0;  // end LSN of the last transaction received
+  std::uint64_t sent_end_ = 0;   // the position the last group sent stores
   std::int64_t group_commit_time_ = 0;
   std::int64_t oldest_pending_commit_time_ = 0;
+  std::uint64_t announced_ = 0;
 
   std::uint64_t applied_ = 0;
+  std::uint64_t reached_ = 0;
   std::int64_t applied_commit_time_ = 0;
   std::int64_t transactions_ = 0;
   std::int64_t rows_ = 0;

@@ -59,7 +59,7 @@ absl::Status ReplicationConnection::Start(const std::string& slot, const std::st
   return absl::OkStatus();
 }
 
-absl::StatusOr<CopyData> ReplicationConnection::Next(std::chrono::milliseconds wait) {
+absl::StatusOr<CopyData> ReplicationConnection::Next(std::chrono::milliseconds wait, int also) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (bool consumed = false;;) {
     char* buf = nullptr;
@@ -80,9 +80,10 @@ absl::StatusOr<CopyData> ReplicationConnection::Next(std::chrono::milliseconds w
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return CopyData{};
-    pollfd p{PQsocket(get()), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR)
+    pollfd p[2] = {{PQsocket(get()), POLLIN, 0}, {also, POLLIN, 0}};
+    if (::poll(p, also >= 0 ? 2 : 1, static_cast<int>(left.count())) < 0 && errno != EINTR)
       return absl::UnavailableError("old: poll on the replication connection failed");
+    if (also >= 0 && p[1].revents != 0) return CopyData{};
     consumed = false;
   }
 }

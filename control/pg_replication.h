@@ -41,8 +41,9 @@ class ReplicationConnection {
   absl::Status Start(const std::string& slot, const std::string& publication, std::uint64_t lsn);
 
   // The next CopyData payload; an empty one (size 0) when nothing arrived
-  // within `wait`. An error when the stream or the connection ended.
-  absl::StatusOr<CopyData> Next(std::chrono::milliseconds wait);
+  // within `wait`, or as soon as `also` (another socket, -1 for none) is
+  // readable. An error when the stream or the connection ended.
+  absl::StatusOr<CopyData> Next(std::chrono::milliseconds wait, int also = -1);
 
   // Tells the server everything up to `flushed` is applied durably on the
   // target: the slot may forget it. `reply_requested` asks for a keepalive
