@@ -118,7 +118,7 @@ awaitable<bool> PgSession::AwaitPlan(const RequestStart& start, RequestPlan* p) 
           // would then lock in different orders there and deadlock or
           // apply in another order.
           if (p->work.async_txn_end) co_await WaitSecondaryIdle();
-          if (p->work.role == routing::SecondaryRole::kDualWrite && p->work.sync) co_await WaitForRoom();
+          if (p->work.role == routing::SecondaryRole::kDualWrite) co_await WaitForRoom(p->work.sync);
           co_await PrepareSecondary();
         }
         // A policy published while it waited decides instead (the request

@@ -296,12 +296,25 @@ awaitable<void> PgSession::WaitSecondaryIdle() {
 
 // Everything before the request was answered (the barrier), so every op
 // queued can finish: sent and answered, or journaled when the secondary is
-// lost or stops answering (kReplyTimeout).
-awaitable<void> PgSession::WaitForRoom() {
+// lost or stops answering (kReplyTimeout). An async write waits at most
+// kAsyncRoomWait.
+awaitable<void> PgSession::WaitForRoom(bool sync) {
+  using namespace asio::experimental::awaitable_operators;
+  TrimOps();
+  if (sec_ops_.HasRoom(0)) co_return;
+  if (sync) {
+    do {
+      co_await sec_progress_.Wait();
+      TrimOps();
+    } while (!sec_ops_.HasRoom(0));
+    co_return;
+  }
+  Timer limit(ex_);
+  limit.expires_after(kAsyncRoomWait);
   for (;;) {
+    const auto woken = co_await (sec_progress_.Wait() || limit.async_wait());
     TrimOps();
-    if (sec_ops_.HasRoom(0)) co_return;
-    co_await sec_progress_.Wait();
+    if (sec_ops_.HasRoom(0) || woken.index() == 1) co_return;
   }
 }
 

@@ -332,9 +332,12 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool SecondaryBusy() const noexcept { return !sec_ops_.empty(); }
   // Until every op that can progress has finished.
   awaitable<void> WaitSecondaryIdle();
-  // At the barrier before a sync dual-write: until the queue has room for
-  // it (back-pressure: a sync write is never shed to the journal).
-  awaitable<void> WaitForRoom();
+  // At the barrier before a dual-write: until the queue has room for it.
+  // Sync waits as long as it takes (back-pressure: a sync write is never
+  // shed to the journal); async at most kAsyncRoomWait, then StartOp
+  // journals it `dropped` (docs/secondary-work.md, Limits).
+  static constexpr auto kAsyncRoomWait = std::chrono::seconds(1);
+  awaitable<void> WaitForRoom(bool sync);
 
   // ---------------------------------------------------------------- pg_stream_wait.cc
   // Dual-write carried by the change stream (routing/stream_positions.h):

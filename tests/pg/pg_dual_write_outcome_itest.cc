@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <string>
@@ -22,6 +23,9 @@ namespace json = boost::json;
 constexpr std::array<const char*, 4> kResults = {"applied", "failed", "diverged", "dropped"};
 constexpr char kDualSync[] =
     R"({"type":"canary","read_percentage":0.0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})";
+
+constexpr char kDualAsync[] =
+    R"({"type":"canary","read_percentage":0.0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}})";
 
 class PgDualWriteOutcomeTest : public PgMigrationTest {
  protected:
@@ -120,6 +124,29 @@ TEST_F(PgDualWriteOutcomeTest, SyncDualWriteWithAOneOpQueueDropsNothing) {
   EXPECT_EQ(Result("dropped"), 0);
   EXPECT_EQ(Entries().size(), 0u);
   EXPECT_EQ(OnSide(TestBackends::Get().pg_new_port, "select count(*) from t").out, "50\n");
+}
+
+// A queue of one op, async: each write finds the one before it still on
+// its way to the secondary and waits for room (at most a second, as Redis
+// does) instead of being journaled `dropped` at once.
+TEST_F(PgDualWriteOutcomeTest, AsyncDualWriteWithAOneOpQueueWaitsForRoomAndDropsNothing) {
+  Start({}, 0, "  secondary_queue_ops: 1\n");
+  ASSERT_FALSE(HasFatalFailure());
+  CreateMigration("outcome", kDualAsync);
+  constexpr int kN = 200;
+  std::string script;
+  for (int i = 1; i <= kN; ++i)
+    script += "insert into t values (" + std::to_string(i) + ", " + std::to_string(i) + ");\n";
+  auto r = Psql(PgUrl(port_, TestBackends::Get().pg_user, db_), TestBackends::Get().pg_password, "", script);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int i = 0; i < 50 && Result("applied") != kN; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Result("applied"), kN);
+  EXPECT_EQ(Result("dropped"), 0);
+  EXPECT_EQ(Entries().size(), 0u);
+  const std::string rows = "select id, v from t order by id";
+  const auto on_old = OnSide(TestBackends::Get().pg_old_port, rows), on_new = OnSide(TestBackends::Get().pg_new_port, rows);
+  EXPECT_EQ(std::count(on_old.out.begin(), on_old.out.end(), '\n'), kN);
+  EXPECT_EQ(on_new.out, on_old.out);
 }
 
 TEST_F(PgDualWriteOutcomeTest, ShadowPastTheConfiguredBoundIsCountedDropped) {
