@@ -297,20 +297,14 @@ awaitable<void> PgSession::WaitSecondaryIdle() {
 // Everything before the request was answered (the barrier), so every op
 // queued can finish: sent and answered, or journaled when the secondary is
 // lost or stops answering (kReplyTimeout). An async write waits at most
-// kAsyncRoomWait.
+// secondary::kAsyncRoomWait.
 awaitable<void> PgSession::WaitForRoom(bool sync) {
   using namespace asio::experimental::awaitable_operators;
   TrimOps();
   if (sec_ops_.HasRoom(0)) co_return;
-  if (sync) {
-    do {
-      co_await sec_progress_.Wait();
-      TrimOps();
-    } while (!sec_ops_.HasRoom(0));
-    co_return;
-  }
   Timer limit(ex_);
-  limit.expires_after(kAsyncRoomWait);
+  if (sync) limit.expires_at(Clock::time_point::max());
+  else limit.expires_after(secondary::kAsyncRoomWait);
   for (;;) {
     const auto woken = co_await (sec_progress_.Wait() || limit.async_wait());
     TrimOps();

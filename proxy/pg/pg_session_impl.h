@@ -334,9 +334,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> WaitSecondaryIdle();
   // At the barrier before a dual-write: until the queue has room for it.
   // Sync waits as long as it takes (back-pressure: a sync write is never
-  // shed to the journal); async at most kAsyncRoomWait, then StartOp
-  // journals it `dropped` (docs/secondary-work.md, Limits).
-  static constexpr auto kAsyncRoomWait = std::chrono::seconds(1);
+  // shed to the journal); async at most secondary::kAsyncRoomWait, then
+  // StartOp journals it `dropped` (docs/secondary-work.md, Limits).
   awaitable<void> WaitForRoom(bool sync);
 
   // ---------------------------------------------------------------- pg_stream_wait.cc

@@ -197,7 +197,7 @@ awaitable<void> RedisSession::WaitForRoom(Side side, bool sync, std::size_t byte
   if (ch->HasRoom(bytes)) co_return;
   co_await FlushUpstream();
   WakeWriter();
-  const auto deadline = Clock::now() + (sync ? std::chrono::seconds(kSyncRoomWait) : kAsyncRoomWait);
+  const auto deadline = Clock::now() + (sync ? std::chrono::seconds(kSyncRoomWait) : secondary::kAsyncRoomWait);
   while (!closed_ && !ch->HasRoom(bytes) && Clock::now() < deadline) {
     ch->WantRoom(bytes);
     room_.expires_at(deadline);

@@ -118,7 +118,6 @@ class RedisSession final : public Session {
   // Per-key order wait bound (AcquireStripes).
   static constexpr auto kKeyOrderWait = std::chrono::seconds(30);
   // Back-pressure bounds on dual-write (WaitForRoom).
-  static constexpr auto kAsyncRoomWait = std::chrono::seconds(1);
   static constexpr auto kSyncRoomWait = std::chrono::seconds(60);
   // A large dual-written command is copied whole up to this size.
   static constexpr std::size_t kMaxCopiedRequest = SecondaryChannel::kMaxBytes / 2;

@@ -8,16 +8,23 @@
 //   sync dual-write   waits for room (back-pressure, DESIGN.md §2: a sync
 //                     client that outpaces its secondary is slowed down,
 //                     never shed to the journal)
-//   async dual-write  journaled `dropped` (Redis waits up to a second first)
+//   async dual-write  waits up to kAsyncRoomWait for room, then journaled
+//                     `dropped`
 //   shadow            counted in turnout_shadow_dropped_total and dropped
 // (Postgres holds a sync client's next request until its op finished, so a
 // sync session never has more than its one request queued.)
 
+#include <chrono>
 #include <cstddef>
 
 #include "routing/config.h"
 
 namespace turnout::proxy::secondary {
+
+// How long an async dual-write waits for room before it is journaled
+// `dropped`: a burst that outpaces the secondary for less than this loses
+// nothing to the journal.
+inline constexpr auto kAsyncRoomWait = std::chrono::seconds(1);
 
 struct QueueLimits {
   std::size_t max_ops = 4096;
