@@ -185,6 +185,12 @@ void ChangeApplier::QueueBegin() {
   open_on_target_ = true;
 }
 
+void ChangeApplier::QueueNotify(std::uint64_t lsn) {
+  AddValue(kAppliedChannel);
+  AddValue(absl::StrCat(slot_, " ", pgo::FormatLsn(lsn)));
+  QueuePrepared(kNotifyStatement);
+}
+
 bool ChangeApplier::can_send() const { return units_.size() < kGroupsInFlight; }
 
 void ChangeApplier::Completed(Unit& u) {
@@ -314,9 +320,7 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached) {
   // trip for it).
   const std::uint64_t announced = std::max(group_end_, reached);
   if (announced > announced_) {
-    AddValue(kAppliedChannel);
-    AddValue(absl::StrCat(slot_, " ", pgo::FormatLsn(announced)));
-    QueuePrepared(kNotifyStatement);
+    QueueNotify(announced);
     announced_ = announced;
   }
   Queue("commit");
@@ -350,9 +354,7 @@ absl::Status ChangeApplier::Announce(std::uint64_t lsn) {
     // Inside a large transaction's pieces: its rows are not committed.
     return absl::OkStatus();
   }
-  AddValue(kAppliedChannel);
-  AddValue(absl::StrCat(slot_, " ", pgo::FormatLsn(lsn)));
-  QueuePrepared(kNotifyStatement);
+  QueueNotify(lsn);
   Sync(Unit{});
   return broken_;
 }

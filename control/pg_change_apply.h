@@ -180,6 +180,9 @@ class ChangeApplier {
   void Sync(Unit unit);
   // BEGIN and the applied mark, once per target transaction.
   void QueueBegin();
+  // NOTIFY kAppliedChannel of `lsn` ("<slot> <lsn>"), delivered when the
+  // transaction it is queued in commits.
+  void QueueNotify(std::uint64_t lsn);
   // A send that failed: the connection's error, kept for every later call.
   void Broken(const char* what);
   absl::Status WaitForRoom();
