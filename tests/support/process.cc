@@ -36,7 +36,14 @@ int DecodeStatus(int status) {
 RunResult RunProgram(const std::vector<std::string>& argv, const std::string& input,
               const std::map<std::string, std::string>& env, int timeout_ms) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
-  if (::pipe(in_pipe) || ::pipe(out_pipe) || ::pipe(err_pipe)) throw std::runtime_error("pipe failed");
+  // Close-on-exec: a test may run programs from several threads at once
+  // (a load beside admin calls), and a child that another thread forks in
+  // between would otherwise inherit these ends and keep them open for its
+  // whole run, so this call would see no end of output until that child
+  // exits (a 100 ms curl waited out a 6 s load). dup2 onto 0-2 below clears
+  // the flag for the child's own stdio.
+  if (::pipe2(in_pipe, O_CLOEXEC) || ::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC))
+    throw std::runtime_error("pipe failed");
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(in_pipe[0], 0);
@@ -115,10 +122,10 @@ void ChildProcess::Start(const std::vector<std::string>& argv, const std::string
                          const std::map<std::string, std::string>& env) {
   const pid_t pid = ::fork();
   if (pid == 0) {
-    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    const int devnull = ::open("/dev/null", O_RDONLY);
+    const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     ::dup2(devnull, 0);
     ExecChild(argv, env);
   }
