@@ -110,8 +110,9 @@ bool DebugHooksEnabled();
 // transaction, or of a shadow write), `main` (the client's frames, byte for
 // byte) and `suffix` (the ROLLBACK of a shadow write).
 //
-// The queue's part (its number, accounted bytes, shadow, finished, released)
-// is secondary::QueuedOp: the ops live in the queue both protocols share
+// The queue's and the sender's part (its number, accounted bytes, shadow,
+// sent, primary_done, secondary_done, finished, released) is
+// secondary::QueuedOp: the ops live in the queue both protocols share
 // (proxy/secondary/op_queue.h); an op is `released` once the request it
 // captures is complete (an extended batch: at its Sync, or abandoned).
 struct SecondaryOp : secondary::QueuedOp {
@@ -124,9 +125,6 @@ struct SecondaryOp : secondary::QueuedOp {
   bool opens_txn_only = false;    // a batch opening a transaction, no write in it (yet)
   bool in_txn = false;            // runs inside the secondary's copy of the client's transaction
   bool complete = false;          // `main` holds the whole request
-  bool primary_done = false;
-  bool sent = false;
-  bool secondary_done = false;
   bool skipped = false;           // the primary did not apply it: nothing to do
   bool fenced = false;            // counted in the read-your-writes fence
   bool send_main = true;          // false: the primary failed it, only `prefix` goes out
