@@ -64,6 +64,7 @@
 #include "proxy/pg/request_tracker.h"
 #include "proxy/pg/scram.h"
 #include "proxy/secondary/op_queue.h"
+#include "proxy/secondary/sender.h"
 #include "proxy/session.h"
 #include "proxy/session_context.h"
 #include "proxy/stream.h"
@@ -305,8 +306,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // A frame larger than the buffer went past `side`'s op unseen.
   void NoteLargeReply(Side side);
   awaitable<void> SecondarySender();
-  void MaybeFinish(SecondaryOp& op);
+  void MaybeFinish(SecondaryOp& op) { sec_sender_.MaybeFinish(op); }
   void FinishOp(SecondaryOp& op);
+  // The protocol's part of the shared sender (proxy/secondary/sender.h):
+  // an op goes out once captured whole and answered by the primary.
+  friend class secondary::Sender<SecondaryOp, PgSession>;
+  bool Sendable(const SecondaryOp& op) const noexcept { return op.complete && op.primary_done; }
+  void SecondaryDone(SecondaryOp& op);
+  void Finish(SecondaryOp& op) { FinishOp(op); }
   void TrimOps();
   std::uint64_t JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
                           std::string secondary_outcome);
@@ -326,7 +333,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void UpdateWriterHold();
   awaitable<void> WaitForOppositeWriters();
   SecondaryOp* OpAnswering(std::uint64_t seq);
-  SecondaryOp* OpAwaitingReply();
   bool SecondaryBusy() const noexcept { return !sec_ops_.empty(); }
   // Until every op that can progress has finished.
   awaitable<void> WaitSecondaryIdle();
@@ -404,12 +410,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // The queue both protocols share: bounds from the configuration, shadow
   // work sampled per session.
   secondary::OpQueue<SecondaryOp> sec_ops_{secondary::QueueLimits::Of(ctx_.config->limits), ctx_.connection_id};
-  // Lookups cached for the reply path (OpAnswering, OpAwaitingReply), by
-  // the ops' numbers in sec_ops_ (0: none; a trimmed op is not found).
+  // Ops go out in sequence on the secondary's connection (pipelined);
+  // replies are matched to them in that order (Head).
+  secondary::Sender<SecondaryOp, PgSession> sec_sender_{sec_ops_, *this};
+  // The lookup cached for the primary's reply path (OpAnswering), by the
+  // op's number in sec_ops_ (0: none; a trimmed op is not found).
   static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
   std::uint64_t answering_for_ = kNoRequest;
   std::uint64_t answering_op_ = 0;
-  std::uint64_t replying_op_ = 0;
   CarriedTransaction carried_;           // the secondary's copy of the client's transaction
   routing::ReadYourWritesFence fence_;
   std::string release_;                  // bytes a backend loop must write to the client next
