@@ -260,5 +260,27 @@ TEST(SecondarySenderTest, CatchUpSkipsTheRepliesOfPassedOpsOnlyWithNothingInFlig
   }
 }
 
+TEST(SecondarySenderTest, AResentOpGoesOutAgainInItsTurnAndIsMatchedAgain) {
+  // Postgres two-phase commit: PREPARE TRANSACTION answered, then the same
+  // op carries COMMIT PREPARED once the primary committed.
+  Fixture f(1);
+  TestOp& op = f.op(1);
+  op.ready = true;
+  EXPECT_EQ(f.SendAll(), (Seqs{1}));
+  EXPECT_EQ(f.Reply(), 1u);
+  EXPECT_TRUE(op.secondary_done);
+  f.sender.Resend(op);
+  EXPECT_FALSE(op.sent);
+  EXPECT_FALSE(op.secondary_done);
+  op.replies_seen = 0;
+  op.ready = false;  // until the primary committed
+  EXPECT_TRUE(f.SendAll().empty());
+  op.ready = true;
+  EXPECT_EQ(f.SendAll(), (Seqs{1}));
+  EXPECT_EQ(f.Reply(), 1u);
+  EXPECT_EQ(f.sender.in_flight(), 0u);
+  EXPECT_EQ(f.protocol.done, (Seqs{1, 1}));
+}
+
 }  // namespace
 }  // namespace turnout::proxy::secondary
