@@ -5,8 +5,11 @@
 // a lost secondary, or the end of the session, abandons what is left. The
 // whole design is in pg_secondary.cc.
 //
-// OnSecondaryFrame runs per reply frame: the op it belongs to is found once
-// (OpAwaitingReply) and kept until it is done.
+// Which op goes next, which op a secondary's reply belongs to, and when an
+// op is done on both sides is the sender both protocols share
+// (proxy/secondary/sender.h, sec_sender_); this file supplies the
+// connection, the wire (prefix, BEGIN, main, suffix) and the digest of a
+// reply frame (OnSecondaryFrame).
 
 #include <algorithm>
 #include <array>
@@ -110,19 +113,11 @@ void PgSession::PrimaryOpDone(SecondaryOp& op) {
 
 // ================================================================== the secondary's side
 
-// Replies come in the order ops were sent: the op found stays the one until
-// it is done.
-SecondaryOp* PgSession::OpAwaitingReply() {
-  SecondaryOp* cached = sec_ops_.Find(replying_op_);
-  if (cached != nullptr && cached->sent && !cached->secondary_done) return cached;
-  replying_op_ = 0;
-  for (auto& op : sec_ops_) {
-    if (op.sent && !op.secondary_done) {
-      replying_op_ = op.seq;
-      return &op;
-    }
-  }
-  return nullptr;
+// The sender marked the op's secondary side done (answered, or passed over
+// with nothing to send).
+void PgSession::SecondaryDone(SecondaryOp& op) {
+  sec_progress_.Notify();
+  MaybeFinish(op);
 }
 
 bool PgSession::OnSecondaryFrame(Side side, const ppg::Frame& f) {
@@ -148,34 +143,35 @@ bool PgSession::OnSecondaryFrame(Side side, const ppg::Frame& f) {
     if (!ppg::Decode(f.payload, &ps)) b.SetParameter(ps.name, ps.value);
     return false;
   }
-  SecondaryOp* op = OpAwaitingReply();
-  if (op == nullptr || op->side != side) return false;
+  // Replies come in the order ops were sent: the frame is the head's.
+  const SecondaryOp* head = sec_sender_.Head();
+  if (head == nullptr || head->side != side) return false;
   sec_last_reply_ = Clock::now();
-  const int main_reply = op->prefix_replies;
-  const int expected = op->prefix_replies + (op->send_main ? 1 : 0) + op->suffix_replies;
-  if (op->replies_seen < main_reply || !op->send_main || op->replies_seen > main_reply) {
-    // Replies to the replayed state, the BEGIN or the ROLLBACK.
-    if (f.type == 'E' && op->prefix_errors.size() < 512) {
-      ppg::ErrorResponse e;
-      if (!ppg::Decode(f.payload, &e)) {
-        if (!op->prefix_errors.empty()) op->prefix_errors += "; ";
-        op->prefix_errors.append(e.sqlstate()).append(" ").append(e.message());
+  sec_sender_.OnReply([&](SecondaryOp& op) {
+    const int main_reply = op.prefix_replies;
+    const int expected = op.prefix_replies + (op.send_main ? 1 : 0) + op.suffix_replies;
+    if (op.replies_seen < main_reply || !op.send_main || op.replies_seen > main_reply) {
+      // Replies to the replayed state, the BEGIN or the ROLLBACK.
+      if (f.type == 'E' && op.prefix_errors.size() < 512) {
+        ppg::ErrorResponse e;
+        if (!ppg::Decode(f.payload, &e)) {
+          if (!op.prefix_errors.empty()) op.prefix_errors += "; ";
+          op.prefix_errors.append(e.sqlstate()).append(" ").append(e.message());
+        }
       }
+    } else {
+      op.secondary.OnFrame(f);
+      if (f.type == 'Z') op.secondary_us = MicrosBetween(op.sent_at, Clock::now());
     }
-  } else {
-    op->secondary.OnFrame(f);
-    if (f.type == 'Z') op->secondary_us = MicrosBetween(op->sent_at, Clock::now());
-  }
-  if (f.type != 'Z') return false;
-  if (++op->replies_seen < expected) return false;
-  op->secondary_done = true;
-  sec_progress_.Notify();
-  MaybeFinish(*op);
+    // Each part (replay, BEGIN, the request, ROLLBACK) ends with ReadyForQuery.
+    if (f.type != 'Z' || ++op.replies_seen < expected) return secondary::Digest::kMore;
+    return secondary::Digest::kDone;
+  });
   return false;
 }
 
 void PgSession::NoteLargeReply(Side side) {
-  SecondaryOp* op = side == primary_side_ ? OpAnswering(tracker_.answering_seq()) : OpAwaitingReply();
+  SecondaryOp* op = side == primary_side_ ? OpAnswering(tracker_.answering_seq()) : sec_sender_.Head();
   if (op != nullptr) op->large_reply = true;
 }
 
@@ -183,16 +179,10 @@ awaitable<void> PgSession::SecondarySender() {
   Timer timer(ex_);
   for (;;) {
     TrimOps();
-    SecondaryOp* next = nullptr;
-    for (auto& op : sec_ops_) {
-      if (!op.sent && !op.secondary_done) {
-        next = &op;
-        break;
-      }
-    }
-    if (next == nullptr || !next->complete || !next->primary_done) {
+    SecondaryOp* next = sec_sender_.NextSendable();
+    if (next == nullptr) {
       // Nothing to send yet; watch a secondary that stopped answering.
-      if (SecondaryOp* waiting = OpAwaitingReply()) {
+      if (SecondaryOp* waiting = sec_sender_.Head()) {
         const auto quiet = Clock::now() - std::max(waiting->sent_at, sec_last_reply_);
         const auto limit = std::max<Clock::duration>(kReplyTimeout, std::chrono::microseconds(2 * waiting->primary_us));
         if (quiet >= limit) {
@@ -214,12 +204,12 @@ awaitable<void> PgSession::SecondarySender() {
       op.failure_kind = JournalKind::kDropped;
     }
     if (!op.failure.empty() || (!op.send_main && op.prefix.empty())) {
-      op.secondary_done = true;
-      MaybeFinish(op);
+      sec_sender_.Passed();
+      sec_sender_.Done(op);
       if (!co_await WriteRelease()) co_return;
       continue;
     }
-    op.sent = true;
+    sec_sender_.Sent(op);
     op.sent_at = Clock::now();
     std::array<asio::const_buffer, 4> parts = {asio::buffer(op.prefix), asio::buffer(op.begin),
                                                asio::const_buffer(), asio::buffer(op.suffix)};
@@ -231,14 +221,14 @@ awaitable<void> PgSession::SecondarySender() {
 
 // ================================================================== finished ops
 
-// An op finishes (pg_secondary_outcome.cc) once both sides are done with it.
-void PgSession::MaybeFinish(SecondaryOp& op) {
-  if (!op.finished && op.primary_done && op.secondary_done) FinishOp(op);
+// An op finishes (pg_secondary_outcome.cc) once both sides are done with it
+// (MaybeFinish: the sender hands it to FinishOp). Finished ops leave the
+// queue from its head; the batch being captured is not released until it
+// is complete (EndCapture).
+void PgSession::TrimOps() {
+  sec_ops_.Trim();
+  sec_sender_.Trimmed();
 }
-
-// Finished ops leave the queue from its head; the batch being captured is
-// not released until it is complete (EndCapture).
-void PgSession::TrimOps() { sec_ops_.Trim(); }
 
 // ================================================================== losing the secondary
 
@@ -269,6 +259,8 @@ void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) 
     if (session_ending) op.primary_done = true;  // its outcome will never be known
     MaybeFinish(op);
   }
+  // Every op is done: none awaits a reply any more.
+  sec_sender_.FailInFlight([](SecondaryOp&) {});
   EndCapture();
   if (session_ending) {
     carried_.open = false;

@@ -64,6 +64,7 @@
 #include "proxy/pg/request_tracker.h"
 #include "proxy/pg/scram.h"
 #include "proxy/secondary/op_queue.h"
+#include "proxy/secondary/sender.h"
 #include "proxy/session.h"
 #include "proxy/session_context.h"
 #include "proxy/stream.h"
@@ -110,8 +111,9 @@ bool DebugHooksEnabled();
 // transaction, or of a shadow write), `main` (the client's frames, byte for
 // byte) and `suffix` (the ROLLBACK of a shadow write).
 //
-// The queue's part (its number, accounted bytes, shadow, finished, released)
-// is secondary::QueuedOp: the ops live in the queue both protocols share
+// The queue's and the sender's part (its number, accounted bytes, shadow,
+// sent, primary_done, secondary_done, finished, released) is
+// secondary::QueuedOp: the ops live in the queue both protocols share
 // (proxy/secondary/op_queue.h); an op is `released` once the request it
 // captures is complete (an extended batch: at its Sync, or abandoned).
 struct SecondaryOp : secondary::QueuedOp {
@@ -124,9 +126,6 @@ struct SecondaryOp : secondary::QueuedOp {
   bool opens_txn_only = false;    // a batch opening a transaction, no write in it (yet)
   bool in_txn = false;            // runs inside the secondary's copy of the client's transaction
   bool complete = false;          // `main` holds the whole request
-  bool primary_done = false;
-  bool sent = false;
-  bool secondary_done = false;
   bool skipped = false;           // the primary did not apply it: nothing to do
   bool fenced = false;            // counted in the read-your-writes fence
   bool send_main = true;          // false: the primary failed it, only `prefix` goes out
@@ -307,8 +306,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // A frame larger than the buffer went past `side`'s op unseen.
   void NoteLargeReply(Side side);
   awaitable<void> SecondarySender();
-  void MaybeFinish(SecondaryOp& op);
+  void MaybeFinish(SecondaryOp& op) { sec_sender_.MaybeFinish(op); }
   void FinishOp(SecondaryOp& op);
+  // The protocol's part of the shared sender (proxy/secondary/sender.h):
+  // an op goes out once captured whole and answered by the primary.
+  friend class secondary::Sender<SecondaryOp, PgSession>;
+  bool Sendable(const SecondaryOp& op) const noexcept { return op.complete && op.primary_done; }
+  void SecondaryDone(SecondaryOp& op);
+  void Finish(SecondaryOp& op) { FinishOp(op); }
   void TrimOps();
   std::uint64_t JournalOp(const SecondaryOp& op, routing::JournalKind kind, std::string primary_outcome,
                           std::string secondary_outcome);
@@ -328,7 +333,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   void UpdateWriterHold();
   awaitable<void> WaitForOppositeWriters();
   SecondaryOp* OpAnswering(std::uint64_t seq);
-  SecondaryOp* OpAwaitingReply();
   bool SecondaryBusy() const noexcept { return !sec_ops_.empty(); }
   // Until every op that can progress has finished.
   awaitable<void> WaitSecondaryIdle();
@@ -406,12 +410,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // The queue both protocols share: bounds from the configuration, shadow
   // work sampled per session.
   secondary::OpQueue<SecondaryOp> sec_ops_{secondary::QueueLimits::Of(ctx_.config->limits), ctx_.connection_id};
-  // Lookups cached for the reply path (OpAnswering, OpAwaitingReply), by
-  // the ops' numbers in sec_ops_ (0: none; a trimmed op is not found).
+  // Ops go out in sequence on the secondary's connection (pipelined);
+  // replies are matched to them in that order (Head).
+  secondary::Sender<SecondaryOp, PgSession> sec_sender_{sec_ops_, *this};
+  // The lookup cached for the primary's reply path (OpAnswering), by the
+  // op's number in sec_ops_ (0: none; a trimmed op is not found).
   static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
   std::uint64_t answering_for_ = kNoRequest;
   std::uint64_t answering_op_ = 0;
-  std::uint64_t replying_op_ = 0;
   CarriedTransaction carried_;           // the secondary's copy of the client's transaction
   routing::ReadYourWritesFence fence_;
   std::string release_;                  // bytes a backend loop must write to the client next

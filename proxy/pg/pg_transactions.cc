@@ -67,10 +67,14 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
   op.gid = absl::StrCat("turnout_", route().name, "_", ctx_.connection_id, "_", ++carried_.atomic_count, "_",
                         absl::ToUnixMicros(absl::Now()));
   bool prepared = false;
-  if (b != nullptr && b->ready()) {
-    // Phase one goes out through the op, so its reply is matched as usual.
+  // Phase one goes out through the op, so its reply is matched as usual
+  // (proxy/secondary/sender.h): in its turn, after every op before it (in
+  // a sync transaction they were answered before this request was read).
+  while (b != nullptr && b->ready() && !op.secondary_done && sec_sender_.Next() != &op)
+    co_await sec_progress_.Wait();
+  if (b != nullptr && b->ready() && !op.secondary_done) {
     op.main = QueryFrame(absl::StrCat("PREPARE TRANSACTION '", op.gid, "'"));
-    op.sent = true;
+    sec_sender_.Sent(op);
     op.sent_at = Clock::now();
     std::array<asio::const_buffer, 2> parts = {asio::buffer(op.prefix), asio::buffer(op.main)};
     auto [ec, n] = co_await b->stream().Write(std::span<const asio::const_buffer>(parts.data(), parts.size()));
@@ -87,7 +91,7 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
   op.prefix_errors.clear();
   carried_.open = false;  // the secondary's session is out of the transaction either way
   if (prepared) {
-    op.secondary_done = false;
+    sec_sender_.Resend(op);
     op.main = QueryFrame(absl::StrCat("COMMIT PREPARED '", op.gid, "'"));  // or ROLLBACK: PrimaryOpDone
     auto [ec, n] = co_await primary()->stream().Write(asio::buffer(commit));
     co_return !ec;

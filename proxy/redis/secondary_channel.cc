@@ -197,7 +197,7 @@ void SecondaryChannel::Release(SecondaryOp& op) {
 void SecondaryChannel::Stop() {
   stop_ = true;
   ++trim_blocked_;
-  for (std::uint64_t s = next_send_; s < end_seq(); ++s) {
+  for (std::uint64_t s = sender_.next_send(); s < end_seq(); ++s) {
     SecondaryOp& op = At(s);
     if (op.secondary_done) continue;
     if (!op.ready) {
@@ -238,17 +238,6 @@ void SecondaryChannel::AbandonAll(std::string_view reason) {
   --trim_blocked_;
   Trim();
 }
-
-bool SecondaryChannel::HasSendable() const {
-  for (std::uint64_t s = next_send_; s < end_seq(); ++s) {
-    const SecondaryOp& op = ops_.At(s);
-    if (op.secondary_done) continue;
-    return op.ready;
-  }
-  return false;
-}
-
-bool SecondaryChannel::AllNotReady() const { return !HasSendable(); }
 
 void SecondaryChannel::ApplyStateOp(const SecondaryOp& op) {
   if (op.state_reset) {
@@ -316,7 +305,7 @@ awaitable<void> SecondaryChannel::Run() {
       FailInFlight(lost_reason_);
       continue;
     }
-    if (stop_ && !HasSendable() && in_flight_ == 0) co_return;
+    if (stop_ && !HasSendable() && sender_.in_flight() == 0) co_return;
   }
 }
 
@@ -326,13 +315,8 @@ awaitable<void> SecondaryChannel::SenderLoop() {
     out_bufs_.clear();
     std::size_t batch = 0;
     waiting_on_main_ = false;
-    while (next_send_ < end_seq()) {
-      SecondaryOp& op = At(next_send_);
-      if (op.secondary_done) {
-        op.sent = true;
-        ++next_send_;
-        continue;
-      }
+    while (SecondaryOp* next = sender_.Next()) {
+      SecondaryOp& op = *next;
       if (!op.ready) break;
       if (!stop_ && env_.main_answered && op.barrier > (*env_.main_answered)[static_cast<int>(side_)]) {
         waiting_on_main_ = true;
@@ -344,21 +328,21 @@ awaitable<void> SecondaryChannel::SenderLoop() {
         if (aborted_ || lost_ || retarget_) co_return;
         continue;  // its wire is complete now (or it failed and is skipped over)
       }
-      op.sent = true;
-      ++next_send_;
       if (op.kind == OpKind::kState) {
         // RESET logs the connection out: log in again behind it.
         if (op.state_reset && backend_) op.replies_expected += conn_->AppendLogin(op.wire, backend_->redis_db);
         ApplyStateOp(op);
       }
       if (op.replies_expected == 0) {
-        SecondaryDone(op);
+        op.sent = true;
+        sender_.Passed();
+        sender_.Done(op);
         continue;
       }
+      sender_.Sent(op);
       const std::string& wire = op.Wire();
       out_bufs_.emplace_back(wire.data(), wire.size());
       batch += wire.size();
-      ++in_flight_;
       if (out_bufs_.size() >= kMaxBatchBuffers || batch >= kMaxBatchBytes) break;
     }
     if (!out_bufs_.empty()) {
@@ -388,7 +372,7 @@ awaitable<void> SecondaryChannel::ReaderLoop() {
       co_return;
     }
     if (aborted_ || lost_) co_return;
-    if (in_flight_ == 0) {
+    if (sender_.in_flight() == 0) {
       if (retarget_ || (stop_ && !HasSendable())) co_return;
       reader_waiting_ = true;
       co_await reply_wake_.async_wait();
@@ -425,13 +409,13 @@ bool SecondaryChannel::ProcessReplies() {
   auto& in = conn_->in();
   auto& parser = conn_->parser();
   for (;;) {
-    while (next_reply_ < next_send_ && At(next_reply_).secondary_done) ++next_reply_;
+    SecondaryOp* head = sender_.Head();
     const auto unparsed = in.Unparsed();
     if (unparsed.empty()) return true;
     const auto status = parser.Parse(unparsed);
     if (status == resp::ParseStatus::kError) return false;
     const std::string_view text(reinterpret_cast<const char*>(unparsed.data()), unparsed.size());
-    if (next_reply_ >= next_send_) {
+    if (head == nullptr) {
       // Nothing expected: only a RESP3 push may come (tracking is not
       // enabled here, but a server may push anyway).
       if (status == resp::ParseStatus::kComplete && text[0] == '>') {
@@ -442,7 +426,7 @@ bool SecondaryChannel::ProcessReplies() {
       if (status == resp::ParseStatus::kNeedMore) return true;
       return false;
     }
-    SecondaryOp& op = At(next_reply_);
+    SecondaryOp& op = *head;
     const bool last = op.replies_seen + 1 == op.replies_expected;
     const bool capture = op.kind == OpKind::kDualWrite || op.kind == OpKind::kShadow ||
                          (op.kind == OpKind::kBlock && last) ||
@@ -466,23 +450,23 @@ bool SecondaryChannel::ProcessReplies() {
       in.Consume(len);
       continue;
     }
-    if (capture) {
-      if (!partial_active_) op.secondary.Clear();
-      op.secondary.Append(frame, kCompareCap);
-    }
-    partial_active_ = false;
-    in.CommitParsed(len);
-    in.Consume(len);
-    if (++op.replies_seen >= op.replies_expected) {
-      --in_flight_;
-      ++next_reply_;
-      SecondaryDone(op);
-    }
+    // The digest of one reply frame: the op is done at its last reply.
+    sender_.OnReply([&](SecondaryOp& answered) {
+      if (capture) {
+        if (!partial_active_) answered.secondary.Clear();
+        answered.secondary.Append(frame, kCompareCap);
+      }
+      partial_active_ = false;
+      in.CommitParsed(len);
+      in.Consume(len);
+      return ++answered.replies_seen >= answered.replies_expected ? secondary::Digest::kDone
+                                                                  : secondary::Digest::kMore;
+    });
   }
 }
 
+// The sender marked the op's secondary side done (sender_.Done).
 void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
-  op.secondary_done = true;
   ++resolved_;
   op.secondary_us = MicrosSince(op.start);
   if (op.is_write() && unresolved_writes_ > 0) --unresolved_writes_;
@@ -498,40 +482,35 @@ void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
 void SecondaryChannel::SecondaryFailed(SecondaryOp& op, JournalKind kind, std::string reason) {
   op.failure = std::move(reason);
   op.failure_kind = kind;
-  SecondaryDone(op);
+  sender_.Done(op);
 }
 
 void SecondaryChannel::DropSendable(const std::string& reason) {
-  while (next_send_ < end_seq()) {
-    SecondaryOp& op = At(next_send_);
-    if (!op.secondary_done && !op.ready) break;
-    ++next_send_;
-    if (op.secondary_done) continue;
+  while (SecondaryOp* next = sender_.Next()) {
+    SecondaryOp& op = *next;
+    if (!op.ready) break;
+    sender_.Passed();
     op.sent = true;
     if (op.kind == OpKind::kState) {
       ApplyStateOp(op);
-      SecondaryDone(op);
+      sender_.Done(op);
       continue;
     }
     if (op.replies_expected == 0) {
-      SecondaryDone(op);
+      sender_.Done(op);
       continue;
     }
     SecondaryFailed(op, JournalKind::kDropped, reason);
   }
-  if (next_reply_ < next_send_ && in_flight_ == 0) next_reply_ = next_send_;
+  sender_.CatchUp();
 }
 
 void SecondaryChannel::FailInFlight(const std::string& reason) {
-  for (std::uint64_t s = std::max(next_reply_, ops_.base_seq()); s < next_send_; ++s) {
-    SecondaryOp& op = At(s);
-    if (op.secondary_done) continue;
+  sender_.FailInFlight([&](SecondaryOp& op) {
     // Sent, outcome unknown: the repair re-copies its keys either way.
     SecondaryFailed(op, op.kind == OpKind::kState ? JournalKind::kDropped : JournalKind::kFailed,
                     absl::StrCat(reason, " before the reply"));
-  }
-  in_flight_ = 0;
-  next_reply_ = next_send_;
+  });
   partial_active_ = false;
 }
 
@@ -545,18 +524,17 @@ void SecondaryChannel::ConnectionLost(const std::string& reason) {
 }
 
 void SecondaryChannel::MaybeFinish(SecondaryOp& op) {
-  if (!op.finished && op.secondary_done && op.primary_done) {
-    op.finished = true;
-    if (!op.stripes.empty()) {
-      env_.services->key_order->Release(op.stripes, op.stripe_owner);
-      op.stripes.clear();
-    }
-    Finish(op);
-  }
+  sender_.MaybeFinish(op);
   if (op.finished && op.released) Trim();
 }
 
+// Both sides are done (sender_.MaybeFinish): the keys go to the next
+// writer, and the outcome is taken.
 void SecondaryChannel::Finish(SecondaryOp& op) {
+  if (!op.stripes.empty()) {
+    env_.services->key_order->Release(op.stripes, op.stripe_owner);
+    op.stripes.clear();
+  }
   const secondary::OutcomeStep step(*env_.route, *env_.services);
   switch (op.kind) {
     case OpKind::kState: return;
@@ -652,8 +630,7 @@ routing::JournalEntry SecondaryChannel::EntryOf(const SecondaryOp& op, JournalKi
 void SecondaryChannel::Trim() {
   if (trim_blocked_ > 0) return;
   ops_.Trim();
-  if (next_send_ < ops_.base_seq()) next_send_ = ops_.base_seq();
-  if (next_reply_ < ops_.base_seq()) next_reply_ = ops_.base_seq();
+  sender_.Trimmed();
   if (room_wanted_ && HasRoom(*room_wanted_)) {
     room_wanted_.reset();
     if (env_.on_progress) env_.on_progress();

@@ -30,6 +30,10 @@
 // Order: ops are sent strictly in sequence; an op that is not ready (a copy
 // waiting for the primary's reply) holds back the ones after it, so the secondary sees
 // the session's writes in the order the authoritative side applied them.
+// Which op goes next, which op a reply is for, and when an op is done on
+// both sides is the sender both protocols share (proxy/secondary/sender.h);
+// this channel supplies the connection, the wire, the digest of a reply
+// (ProcessReplies) and the outcome (Finish).
 // An op also waits until every primary request this session sent to the
 // same backend before it was answered (`barrier`), so a canary read on that
 // backend never observes a later write.
@@ -73,6 +77,7 @@
 #include "proxy/secondary/key_order.h"
 #include "proxy/secondary/op_queue.h"
 #include "proxy/secondary/queue_limits.h"
+#include "proxy/secondary/sender.h"
 #include "proxy/session.h"
 #include "proxy/session_context.h"
 #include "routing/journal.h"
@@ -82,8 +87,9 @@ namespace turnout::proxy::redis {
 
 enum class OpKind : std::uint8_t { kDualWrite, kCopy, kBlock, kShadow, kState };
 
-// The queue's part (seq, accounted bytes, shadow, finished, released) is
-// secondary::QueuedOp; `released`: no reply-FIFO entry refers to it any more.
+// The queue's and the sender's part (seq, accounted bytes, shadow, sent,
+// primary_done, secondary_done, finished, released) is secondary::QueuedOp;
+// `released`: no reply-FIFO entry refers to it any more.
 struct SecondaryOp : secondary::QueuedOp {
   using Clock = std::chrono::steady_clock;
 
@@ -94,9 +100,6 @@ struct SecondaryOp : secondary::QueuedOp {
 
   // Lifecycle.
   bool ready = false;           // wire complete (copies and blocks wait for the primary)
-  bool sent = false;
-  bool secondary_done = false;  // replied, failed or dropped
-  bool primary_done = false;    // the primary's reply is known (or not needed)
   bool skipped = false;         // the primary did not apply it: nothing to do
   bool deferred = false;        // kCopy, kBlock with copies: DUMP/PTTL still to read (PrepareCopy)
   bool captured = false;        // ... read, or given up: the session's later writes of the keys may go
@@ -241,25 +244,29 @@ class SecondaryChannel {
   // After Run(): everything not applied is journaled.
   void AbandonAll(std::string_view reason);
   bool drained() const noexcept {
-    return ops_.empty() || (next_send_ == ops_.end_seq() && in_flight_ == 0 && AllNotReady());
+    return ops_.empty() || (sender_.all_sent() && sender_.in_flight() == 0 && AllNotReady());
   }
 
  private:
+  // The protocol's part of the shared sender (proxy/secondary/sender.h).
+  friend class secondary::Sender<SecondaryOp, SecondaryChannel>;
+  bool Sendable(const SecondaryOp& op) const noexcept { return op.ready; }
+  void SecondaryDone(SecondaryOp& op);
+  void Finish(SecondaryOp& op);
+
   awaitable<void> SenderLoop();
   awaitable<void> ReaderLoop();
-  bool HasSendable() const;
-  bool AllNotReady() const;
+  bool HasSendable() const { return sender_.HasSendable(); }
+  bool AllNotReady() const { return !HasSendable(); }
   std::uint64_t end_seq() const noexcept { return ops_.end_seq(); }
   SecondaryOp& At(std::uint64_t seq) noexcept { return ops_.At(seq); }
   void ApplyStateOp(const SecondaryOp& op);
   // Frames replies from the buffer and hands them to ops. False on a bad reply.
   bool ProcessReplies();
-  void SecondaryDone(SecondaryOp& op);
   void SecondaryFailed(SecondaryOp& op, routing::JournalKind kind, std::string reason);
   void DropSendable(const std::string& reason);
   void FailInFlight(const std::string& reason);
   void MaybeFinish(SecondaryOp& op);
-  void Finish(SecondaryOp& op);
   // Returns the journal entry's sequence number.
   std::uint64_t Journal(const SecondaryOp& op, routing::JournalKind kind, std::string secondary_outcome);
   routing::JournalEntry EntryOf(const SecondaryOp& op, routing::JournalKind kind, std::string secondary_outcome) const;
@@ -289,9 +296,8 @@ class SecondaryChannel {
   OwnedUpstreamState conn_state_;  // the state at the next op to send
 
   secondary::OpQueue<SecondaryOp> ops_;
-  std::uint64_t next_send_ = 1;
-  std::uint64_t next_reply_ = 1;
-  std::size_t in_flight_ = 0;
+  // Ops go out in sequence, pipelined; replies are matched to them in order.
+  secondary::Sender<SecondaryOp, SecondaryChannel> sender_{ops_, *this};
   std::size_t unresolved_writes_ = 0;
   std::uint64_t resolved_ = 0;
 

@@ -11,7 +11,8 @@
 //                           op's number never changes.
 //
 // The protocol's op type derives from QueuedOp (its number, the bytes it
-// was counted for, whether it is shadow work, finished, released) and adds
+// was counted for, whether it is shadow work, where each side of it is,
+// finished, released) and adds
 // what only that protocol knows: encoding, reply digests, the journal's
 // words. What it means to be `released` is the protocol's: Redis releases
 // an op when its reply-FIFO entry lets go of it, Postgres when the request
@@ -61,6 +62,10 @@ struct QueuedOp {
   std::uint64_t seq = 0;            // set by the queue: 1, 2, ... in session order
   std::size_t accounted_bytes = 0;  // counted against the byte bound (Push, Grow)
   bool shadow = false;              // counted against the shadow bounds
+  // The sender's part (proxy/secondary/sender.h).
+  bool sent = false;                // went out to the secondary
+  bool primary_done = false;        // the primary's side is known (or not needed)
+  bool secondary_done = false;      // the secondary's side: answered, failed or dropped
   bool finished = false;            // its outcome is taken ...
   bool released = false;            // ... and nothing refers to it: Trim may drop it
 };
