@@ -329,11 +329,12 @@ class StreamRun {
   }
 
   // `reached`: a fence or keepalive position received at a transaction
-  // boundary (everything before it is in the group), or 0. The group is
-  // sent; new's answer is taken by Applied() later.
-  absl::Status CommitGroup(std::uint64_t reached = 0) {
+  // boundary (everything before it is in the group), or 0; `announce`: it
+  // passes a fence of another process (ChangeApplier::Commit). The group
+  // is sent; new's answer is taken by Applied() later.
+  absl::Status CommitGroup(std::uint64_t reached = 0, bool announce = false) {
     if (applier_->pending_transactions() == 0) return absl::OkStatus();
-    return applier_->Commit(reached);
+    return applier_->Commit(reached, announce);
   }
 
   absl::Status ConfirmNowAndThen() {
@@ -389,14 +390,14 @@ class StreamRun {
         if (applier_->AtTransactionBoundary()) {
           if (applier_->pending_transactions() > 0) {
             if (applier_->can_send()) {
-              if (auto st = CommitGroup(idle_end); !st.ok()) return st;
+              if (auto st = CommitGroup(idle_end, fence_end > applier_->announced()); !st.ok()) return st;
               reach_sent = idle_end;
             }
           } else if (idle_end > reach_sent) {
-            // Other sidecars hear of a fence at once (their sessions may
-            // wait for it); of a keepalive's position only with the next
-            // group or heartbeat (nobody waits for it: a sample that needs
-            // the stream to move writes a fence).
+            // Other sidecars hear of their fence at once (their sessions
+            // wait for it); of a keepalive's position, or this process's
+            // fence, only with the heartbeat (nobody there waits for it:
+            // a sample that needs the stream to move writes a fence).
             if (auto st = applier_->Reach(idle_end, /*announce=*/fence_end > applier_->announced()); !st.ok())
               return st;
             reach_sent = idle_end;
@@ -441,7 +442,7 @@ class StreamRun {
       next_report = Clock::now() + kReportEvery;
       if (!ctx_.ShouldContinue()) {
         if (applier_->AtTransactionBoundary())
-          if (auto st = CommitGroup(idle_end); !st.ok()) return st;
+          if (auto st = CommitGroup(idle_end, fence_end > applier_->announced()); !st.ok()) return st;
         if (auto st = Drain(); !st.ok()) return st;
         Report(txns_before, rows_before);
         (void)ctx_.Checkpoint(progress_);
