@@ -15,6 +15,13 @@
 #
 #   bench/pg_dual_write.sh BUILD_DIR       (starts the harness itself when
 #   BENCH_SCALE=10 BENCH_SECONDS=10         its environment is not set)
+#   BENCH_MODES="passthrough stream_sync"   only these modes (for an A/B)
+#   BENCH_HOLD=0                            no cutover write hold
+#
+# Under each stream mode it also prints, per pgbench run, the mean commit
+# hold (turnout_stream_commit_hold_seconds), old's transactions per pgbench
+# transaction beyond the bench's own (samples and fences: the feeder's
+# queries) and the CPU left idle (vmstat), so a run says where time went.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?usage: pg_dual_write.sh BUILD_DIR}
@@ -77,11 +84,31 @@ migrate() {
     sleep 0.2
   done
 }
-# tps CLIENTS: pgbench TPC-B through turnout for SECS seconds.
+# hold_stats: "<count> <sum seconds>" of the commit hold so far.
+hold_stats() {
+  curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/metrics" |
+    awk '/^turnout_stream_commit_hold_seconds_count/ {c = $2} /^turnout_stream_commit_hold_seconds_sum/ {s = $2}
+         END {print c + 0, s + 0}'
+}
+old_commits() { q "$OLD" postgres "select sum(xact_commit) from pg_stat_database"; }
+# tps CLIENTS: pgbench TPC-B through turnout for SECS seconds; the figures
+# of the run on stderr.
 tps() {
-  local out
+  local out h0 h1 c0 c1 n idle
+  read -r -a h0 < <(hold_stats)
+  c0=$(old_commits)
+  vmstat 1 "$SECS" >"$WORK/vmstat.log" &
+  local vm=$!
   out=$(pgbench -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$SECS" -h 127.0.0.1 -p "$PG" "$DB" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
+  wait "$vm" || true
   grep -q "number of failed transactions: 0" <<<"$out" || { echo "$out" >&2; die "pgbench: failed transactions"; }
+  c1=$(old_commits)
+  read -r -a h1 < <(hold_stats)
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  idle=$(awk 'NR > 3 {s += $15; k++} END {if (k) printf "%.0f", s / k}' "$WORK/vmstat.log")
+  awk -v c="$1" -v n="$n" -v d="$((c1 - c0))" -v hc="$((h1[0] - h0[0]))" -v hs="${h1[1]}" -v hs0="${h0[1]}" -v idle="$idle" \
+    'BEGIN {printf "  -c %d: %d txns, old commits/txn %.2f, holds %d mean %.0f us, cpu idle %s%%\n",
+            c, n, n ? d / n : 0, hc, hc ? (hs - hs0) / hc * 1e6 : 0, idle}' >&2
   sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out"
 }
 
@@ -98,10 +125,17 @@ run_mode() {  # NAME STRATEGY DATA (empty: no migration)
 
 SYNC='{"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}}'
 ASYNC='{"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}}'
-run_mode passthrough "" ""
-run_mode stream_sync "$SYNC" '{"type":"scan"}'
-run_mode stream_async "$ASYNC" '{"type":"scan"}'
-run_mode statement_sync "$SYNC" '{"type":"scan","method":"copy"}'
+MODES=${BENCH_MODES:-passthrough stream_sync stream_async statement_sync}
+for mode in $MODES; do
+  case $mode in
+    passthrough) run_mode passthrough "" "" ;;
+    stream_sync) run_mode stream_sync "$SYNC" '{"type":"scan"}' ;;
+    stream_async) run_mode stream_async "$ASYNC" '{"type":"scan"}' ;;
+    statement_sync) run_mode statement_sync "$SYNC" '{"type":"scan","method":"copy"}' ;;
+    *) die "unknown mode $mode" ;;
+  esac
+done
+[ "${BENCH_HOLD:-1}" = 0 ] && exit 0
 
 # The write hold of a cutover: at idle, then under pgbench -c 8.
 hold() {  # LOADED(0|1)

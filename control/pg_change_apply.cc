@@ -303,9 +303,9 @@ void ChangeApplier::ForgetPrepared() {
   for (auto& [oid, t] : relations_) t.statements.clear();
 }
 
-absl::Status ChangeApplier::Commit(std::uint64_t reached) {
+absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
   if (!broken_.ok()) return broken_;
-  if (group_transactions_ == 0 && !open_on_target_) return reached > 0 ? Reach(reached, true) : absl::OkStatus();
+  if (group_transactions_ == 0 && !open_on_target_) return reached > 0 ? Reach(reached, announce) : absl::OkStatus();
   if (auto st = WaitForRoom(); !st.ok()) return st;
   if (auto st = EnterPipeline(); !st.ok()) return st;
   if (!open_on_target_) QueueBegin();
@@ -317,9 +317,10 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached) {
   }
   // Delivered when the group commits, not before; a fence received after
   // the group's last transaction is announced with it (no second round
-  // trip for it).
+  // trip for it). A group alone is not announced (see Commit in the
+  // header).
   const std::uint64_t announced = std::max(group_end_, reached);
-  if (announced > announced_) {
+  if (announce && announced > announced_) {
     QueueNotify(announced);
     announced_ = announced;
   }

@@ -69,7 +69,8 @@ inline constexpr std::string_view kDdlMessagePrefix = "turnout.ddl";
 // unqualified CREATE of that user would go there.
 inline constexpr std::string_view kInternalSchema = "_turnout";
 // The NOTIFY channel on the target where the applier says how far it got,
-// "<slot> <lsn>", with each commit and once a second while streaming: every
+// "<slot> <lsn>", once a second while streaming and when it applied past a
+// fence of another process (a cutover's, another sidecar's feeder's): every
 // sidecar's StreamFeeder listens (control/stream_feeder.h).
 inline constexpr std::string_view kAppliedChannel = "turnout_applied";
 // A fence in old's WAL (a non-transactional logical message naming the
@@ -99,12 +100,17 @@ class ChangeApplier {
   // Transactions and bytes received but not yet sent to the target.
   std::size_t pending_transactions() const { return group_transactions_; }
   std::size_t pending_bytes() const { return queued_bytes_; }
-  // Sends the group, with its position (and a notification of it on
-  // kAppliedChannel, or of `reached` when that is further: a position
-  // before which everything received is in the group), without waiting for
-  // it to commit; a no-op when empty. Waits first while kGroupsInFlight
-  // groups are in flight.
-  absl::Status Commit(std::uint64_t reached = 0);
+  // Sends the group, with its position, without waiting for it to commit;
+  // a no-op when empty. Waits first while kGroupsInFlight groups are in
+  // flight. `reached`: a position before which everything received is in
+  // the group. With `announce` (a fence another process waits for),
+  // kAppliedChannel hears of the group's position or `reached`, whichever
+  // is further, when the group commits. A group alone is not announced:
+  // the sessions of the process that runs the stream hear of it directly,
+  // and every other sidecar's waiting session asked for a fence, which is
+  // announced; a NOTIFY per group cost new a write and woke every listening
+  // feeder for nothing. The heartbeat (Announce) keeps them live.
+  absl::Status Commit(std::uint64_t reached = 0, bool announce = false);
   // Everything received before `lsn` is in the groups sent (none pending):
   // reached() passes `lsn` once they committed; with `announce`,
   // kAppliedChannel hears it then (else with the next group or Announce).

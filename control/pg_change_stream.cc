@@ -1,9 +1,12 @@
 #include "control/pg_change_stream.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -140,6 +143,29 @@ absl::Status DropSlot(const PgSide& old, const std::string& slot) {
 // when the mark was written.
 constexpr std::string_view kCaughtUpPrefix = "turnout.caught_up";
 
+// This process among the sidecars, in its fences: its pid and a random
+// number ([0-9a-f-], safe in a literal).
+const std::string& FenceOrigin() {
+  static const std::string origin = [] {
+    std::random_device rd;
+    const std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%d-%016llx", static_cast<int>(getpid()), static_cast<unsigned long long>(r));
+    return std::string(buf);
+  }();
+  return origin;
+}
+
+// Whether a fence's content names `slot`; `*here`: written by this process.
+bool FenceFor(std::string_view content, std::string_view slot, bool* here) {
+  *here = false;
+  if (content == slot) return true;
+  if (content.size() <= slot.size() || content.substr(0, slot.size()) != slot || content[slot.size()] != ' ')
+    return false;
+  *here = content.substr(slot.size() + 1) == FenceOrigin();
+  return true;
+}
+
 absl::Status EmitCaughtUpMark(const PgSide& old, const std::string& slot) {
   auto r = PgExec(old, "select pg_logical_emit_message(false, $1, $2)", {std::string(kCaughtUpPrefix), slot},
                   "write the catch-up mark");
@@ -157,9 +183,13 @@ absl::Status EmitCaughtUpMark(const PgSide& old, const std::string& slot) {
 // arrives as a transaction new must commit before the fence counts: a
 // round trip to new more per sync commit, 0.38-0.55x instead of
 // 0.54-0.66x passthrough at pgbench -c 8.)
-std::string StreamFenceSql(const std::string& slot) {
-  return absl::StrCat("set synchronous_commit = on; select pg_logical_emit_message(false, '",
-                      std::string(kFencePrefix), "', '", slot, "')::text, txid_current()");
+std::string StreamFenceStatement(const std::string& slot, bool from_here) {
+  return absl::StrCat("select pg_logical_emit_message(false, '", std::string(kFencePrefix), "', '", slot,
+                      from_here ? " " : "", from_here ? FenceOrigin() : "", "')::text, txid_current()");
+}
+
+std::string StreamFenceSql(const std::string& slot, bool from_here) {
+  return absl::StrCat("set synchronous_commit = on; ", StreamFenceStatement(slot, from_here));
 }
 
 std::string StreamSampleSql() { return "select pg_current_wal_insert_lsn()::text as turnout_sample"; }
@@ -299,11 +329,12 @@ class StreamRun {
   }
 
   // `reached`: a fence or keepalive position received at a transaction
-  // boundary (everything before it is in the group), or 0. The group is
-  // sent; new's answer is taken by Applied() later.
-  absl::Status CommitGroup(std::uint64_t reached = 0) {
+  // boundary (everything before it is in the group), or 0; `announce`: it
+  // passes a fence of another process (ChangeApplier::Commit). The group
+  // is sent; new's answer is taken by Applied() later.
+  absl::Status CommitGroup(std::uint64_t reached = 0, bool announce = false) {
     if (applier_->pending_transactions() == 0) return absl::OkStatus();
-    return applier_->Commit(reached);
+    return applier_->Commit(reached, announce);
   }
 
   absl::Status ConfirmNowAndThen() {
@@ -359,14 +390,14 @@ class StreamRun {
         if (applier_->AtTransactionBoundary()) {
           if (applier_->pending_transactions() > 0) {
             if (applier_->can_send()) {
-              if (auto st = CommitGroup(idle_end); !st.ok()) return st;
+              if (auto st = CommitGroup(idle_end, fence_end > applier_->announced()); !st.ok()) return st;
               reach_sent = idle_end;
             }
           } else if (idle_end > reach_sent) {
-            // Other sidecars hear of a fence at once (their sessions may
-            // wait for it); of a keepalive's position only with the next
-            // group or heartbeat (nobody waits for it: a sample that needs
-            // the stream to move writes a fence).
+            // Other sidecars hear of their fence at once (their sessions
+            // wait for it); of a keepalive's position, or this process's
+            // fence, only with the heartbeat (nobody there waits for it:
+            // a sample that needs the stream to move writes a fence).
             if (auto st = applier_->Reach(idle_end, /*announce=*/fence_end > applier_->announced()); !st.ok())
               return st;
             reach_sent = idle_end;
@@ -382,14 +413,17 @@ class StreamRun {
           pgo::LogicalMessage m;
           if (auto ec = pgo::DecodeLogicalMessage(x->data, /*in_stream=*/false, &m))
             return absl::InternalError(absl::StrCat("old: undecodable pgoutput message: ", ec.message()));
-          if (const auto* msg = std::get_if<pgo::Message>(&m);
-              msg != nullptr && !msg->transactional && ppg::AsText(msg->content) == names_.slot) {
-            if (msg->prefix == kCaughtUpPrefix) mark_seen = mark_sent;
+          if (const auto* msg = std::get_if<pgo::Message>(&m); msg != nullptr && !msg->transactional) {
+            const std::string_view content = ppg::AsText(msg->content);
+            if (msg->prefix == kCaughtUpPrefix && content == names_.slot) mark_seen = mark_sent;
             // A fence (kFencePrefix): everything before it was received
-            // (and is sent at the next pause).
-            if (msg->prefix == kFencePrefix && applier_->AtTransactionBoundary()) {
+            // (and is sent at the next pause). One of this process's
+            // feeder reaches its sessions through on_applied alone.
+            bool here = false;
+            if (msg->prefix == kFencePrefix && FenceFor(content, names_.slot, &here) &&
+                applier_->AtTransactionBoundary()) {
               idle_end = std::max(idle_end, msg->lsn);
-              fence_end = idle_end;
+              if (!here) fence_end = idle_end;
             }
           }
           if (auto st = applier_->Take(m); !st.ok()) return st;
@@ -408,7 +442,7 @@ class StreamRun {
       next_report = Clock::now() + kReportEvery;
       if (!ctx_.ShouldContinue()) {
         if (applier_->AtTransactionBoundary())
-          if (auto st = CommitGroup(idle_end); !st.ok()) return st;
+          if (auto st = CommitGroup(idle_end, fence_end > applier_->announced()); !st.ok()) return st;
         if (auto st = Drain(); !st.ok()) return st;
         Report(txns_before, rows_before);
         (void)ctx_.Checkpoint(progress_);

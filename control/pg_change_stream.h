@@ -104,7 +104,17 @@ absl::Status StreamPostgresBack(const routing::Backend& old_backend, const routi
 // committed on old before it was written. One simple Query (slot names are
 // [a-z0-9_]), sent by the cutover (EmitStreamFence) and, asynchronously, by
 // every StreamFeeder; FenceResultLsn picks its position out of the results.
-std::string StreamFenceSql(const std::string& slot);
+// A feeder's fence names this process too (`from_here`): the stream, when
+// it runs in the same process, tells the waiting sessions directly and does
+// not announce the fence on new (a NOTIFY transaction on new per fence,
+// and a wake-up of every listening feeder, for nobody); a fence of another
+// process, or a cutover's, is announced at once.
+std::string StreamFenceSql(const std::string& slot, bool from_here = false);
+// The fence's statement alone, for a connection that already runs with
+// synchronous_commit on (a StreamFeeder prepares it once: planning the
+// overloaded pg_logical_emit_message cost old more than a pgbench
+// transaction's statements did).
+std::string StreamFenceStatement(const std::string& slot, bool from_here);
 bool FenceResultLsn(const struct pg_result* r, std::uint64_t* lsn);
 // A sample: old's WAL insert position, a read (routing/stream_positions.h
 // says why a sample needs no fence unless a waiting session nudges).

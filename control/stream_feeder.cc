@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 #include "control/pg_client.h"
@@ -75,9 +76,21 @@ void StreamFeeder::Run() {
   // written only when a waiting session nudges (routing/stream_positions.h),
   // is a position the stream brings to the applier, which then reports new
   // at that position at once. A fence answers sample requests too.
-  const std::string sample_sql = StreamSampleSql();
-  const std::string fence_sql = StreamFenceSql(slot_);
+  // Both prepared once per connection to old, which keeps
+  // synchronous_commit on (the fence must flush).
+  static constexpr const char* kSample = "turnout_sample";
+  static constexpr const char* kFence = "turnout_fence";
+  auto prepare = [&](PGconn* c) {
+    if (!PgExecScript(PgSide{c, "old"}, "set synchronous_commit = on", "feeder settings").ok()) return false;
+    for (const auto& [name, sql] : {std::pair{kSample, StreamSampleSql()},
+                                    std::pair{kFence, StreamFenceStatement(slot_, /*from_here=*/true)}}) {
+      PgResult r(PQprepare(c, name, sql.c_str(), 0, nullptr));
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return false;
+    }
+    return true;
+  };
   auto next_connect = std::chrono::steady_clock::now();
+  auto next_drain = next_connect;
   auto fail_sample = [&] {
     if (sampling != 0) position_->SampleTaken(sampling, 0);
     sampling = 0;
@@ -89,7 +102,7 @@ void StreamFeeder::Run() {
       next_connect = now + kReconnectAfter;
       if (!old_conn) {
         auto c = PgConnect(old_, "turnout-stream-feeder");
-        if (c.ok()) old_conn = *std::move(c);
+        if (c.ok() && prepare(c->get())) old_conn = *std::move(c);
       }
       if (!new_conn) {
         auto c = PgConnect(new_, "turnout-stream-feeder");
@@ -103,7 +116,7 @@ void StreamFeeder::Run() {
       const bool fence = position_->TakeNudge();
       const std::uint64_t ticket = position_->TakeSampleRequest();
       if (fence || ticket != 0) {
-        if (PQsendQuery(old_conn.get(), (fence ? fence_sql : sample_sql).c_str()) == 1) {
+        if (PQsendQueryPrepared(old_conn.get(), fence ? kFence : kSample, 0, nullptr, nullptr, nullptr, 0) == 1) {
           querying = true;
           sampling = ticket;
         } else {
@@ -117,11 +130,22 @@ void StreamFeeder::Run() {
       if (const std::uint64_t ticket = position_->TakeSampleRequest(); ticket != 0) position_->SampleTaken(ticket, 0);
     }
 
+    // While this process runs the stream, its positions arrive directly
+    // (StreamPosition::Applied from the applier): new's notifications of
+    // every group and fence would only wake this thread for nothing, so
+    // they are read when the poll times out. The connection stays
+    // listening: should the stream move to another sidecar, its reports
+    // are heard once this process's last one stops vouching.
+    const bool hurry_new = !position_->reported_here(absl::Now());
     pollfd fds[3] = {{wake_->fd, POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
     if (old_conn && querying) fds[1].fd = PQsocket(old_conn.get());
-    if (new_conn) fds[2].fd = PQsocket(new_conn.get());
+    if (new_conn && hurry_new) fds[2].fd = PQsocket(new_conn.get());
     const int n = poll(fds, 3, kPollMillis);
     if (n < 0) continue;
+    if (new_conn && !hurry_new && std::chrono::steady_clock::now() >= next_drain) {
+      next_drain = std::chrono::steady_clock::now() + std::chrono::milliseconds(kPollMillis);
+      fds[2].revents = POLLIN;
+    }
     if (fds[0].revents & POLLIN) {
       std::uint64_t drained;
       (void)!read(wake_->fd, &drained, sizeof drained);
@@ -161,7 +185,8 @@ void StreamFeeder::Run() {
       }
       while (PgNotify note = PgNextNotify(new_conn.get())) {
         std::uint64_t lsn = 0;
-        if (ParseNotification(note->extra, slot_, &lsn)) position_->Applied(lsn, absl::Now() + kReportVouches);
+        if (ParseNotification(note->extra, slot_, &lsn))
+          position_->Applied(lsn, absl::Now() + kReportVouches, routing::StreamPosition::Report::kHeard);
       }
     }
   }

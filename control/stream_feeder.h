@@ -3,10 +3,11 @@
 // Postgres routes whose dual-write the change stream carries, in every
 // sidecar, whichever of them runs the stream:
 //
-//   old ── select pg_current_wal_flush_lsn()   one query answers every commit
-//                                              sampled before it started
-//   new ── LISTEN turnout_applied              the applier's "<slot> <lsn>"
-//                                              with each commit and heartbeat
+//   old ── a sample (pg_current_wal_insert_lsn) or a fence, prepared:
+//          one answers every commit sampled before it was sent
+//   new ── LISTEN turnout_applied              the applier's "<slot> <lsn>":
+//          its heartbeat, and this sidecar's fences when another runs the
+//          stream (read lazily while this process runs it)
 //
 // One thread per such route; StreamFeeders starts and stops them as the
 // published policies change (Refresh). Nothing here is on a session's path:

@@ -127,16 +127,22 @@ void StreamPosition::SampleTaken(std::uint64_t ticket, std::uint64_t lsn) {
   WakeReachedLocked();
 }
 
-void StreamPosition::Applied(std::uint64_t lsn, absl::Time live_until) {
+void StreamPosition::Applied(std::uint64_t lsn, absl::Time live_until, Report from) {
   std::lock_guard lock(mu_);
   applied_ = std::max(applied_, lsn);
   live_until_ = std::max(live_until_, live_until);
+  if (from == Report::kHere) here_until_ = std::max(here_until_, live_until);
   WakeReachedLocked();
+}
+
+bool StreamPosition::reported_here(absl::Time now) const {
+  std::lock_guard lock(mu_);
+  return now < here_until_;
 }
 
 void StreamPosition::Stopped() {
   std::lock_guard lock(mu_);
-  live_until_ = absl::InfinitePast();
+  live_until_ = here_until_ = absl::InfinitePast();
   while (!waiters_.empty()) {
     Waiter* w = waiters_.back();
     Unlink(w);

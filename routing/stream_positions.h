@@ -116,7 +116,15 @@ class StreamPosition {
   int open_writers() const noexcept { return open_writers_.load(std::memory_order_acquire); }
 
   // ---- the applier (in this process, or heard through the feeder)
-  void Applied(std::uint64_t lsn, absl::Time live_until);
+  enum class Report {
+    kHere,   // this process runs the stream: it reports directly
+    kHeard,  // another sidecar's applier, through its NOTIFY
+  };
+  void Applied(std::uint64_t lsn, absl::Time live_until, Report from = Report::kHere);
+  // Whether the stream runs in this process (it reported directly, and
+  // that report still vouches for it): the feeder need not hurry to hear
+  // the applier's notifications, which say nothing new then.
+  bool reported_here(absl::Time now) const;
   // The stream stopped: every waiter is released.
   void Stopped();
 
@@ -136,6 +144,7 @@ class StreamPosition {
   std::map<std::uint64_t, std::uint64_t> samples_;
   std::uint64_t applied_ = 0;
   absl::Time live_until_ = absl::InfinitePast();
+  absl::Time here_until_ = absl::InfinitePast();  // of Report::kHere
   std::function<void()> listener_;
   // Registered waiters (few: one per session waiting right now; the
   // vector keeps its capacity, so registering does not allocate).

@@ -29,6 +29,26 @@ TEST(StreamPositionTest, NotLiveUntilTheStreamReports) {
   EXPECT_EQ(p.Wait(t, &w, kLive), StreamPosition::WaitState::kNotLive);
 }
 
+TEST(StreamPositionTest, ReportedHereOnlyByThisProcesssApplierAndUntilItStopsVouching) {
+  StreamPosition p;
+  CountingWaiter w;
+  const auto t = p.RequestSample();
+  p.SampleTaken(p.TakeSampleRequest(), 150);
+  // Heard from another sidecar's applier: live, and it wakes waiters, but
+  // the stream does not run here.
+  p.Applied(100, kLive, StreamPosition::Report::kHeard);
+  EXPECT_FALSE(p.reported_here(kNow));
+  EXPECT_EQ(p.Wait(t, &w, kNow), StreamPosition::WaitState::kWaiting);
+  p.Applied(150, kLive, StreamPosition::Report::kHeard);
+  EXPECT_EQ(w.woken, 1);
+  p.Applied(160, kLive + absl::Seconds(1));
+  EXPECT_TRUE(p.reported_here(kNow));
+  EXPECT_TRUE(p.reported_here(kLive));
+  EXPECT_FALSE(p.reported_here(kLive + absl::Seconds(1)));
+  p.Stopped();
+  EXPECT_FALSE(p.reported_here(kNow));
+}
+
 TEST(StreamPositionTest, OneSampleAnswersEveryEarlierRequest) {
   StreamPosition p;
   int wakeups = 0;
