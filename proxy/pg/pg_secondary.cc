@@ -271,7 +271,6 @@ bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
       carried_.holding = true;
     }
     if (!op.sync) {
-      op.fenced = true;
       op.fence_seq = fence_.OnQueued();
     }
     op.intent = RecordIntent(op.tables, side);

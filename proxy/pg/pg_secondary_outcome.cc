@@ -35,7 +35,6 @@ std::uint64_t CountApplied(const SessionContext& ctx) {
 void PgSession::FinishOp(SecondaryOp& op) {
   op.finished = true;
   UpdateWriterHold();
-  if (op.fenced) fence_.OnResolved(op.fence_seq);
   if (op.seq == held_z_op_) {
     release_ += held_z_;
     held_z_.clear();

@@ -254,7 +254,7 @@ void PgSession::AbandonSecondaryWork(std::string_view why, bool session_ending) 
         op.failure = std::string(why);
         op.failure_kind = op.sent ? JournalKind::kFailed : JournalKind::kDropped;
       }
-      op.secondary_done = true;
+      sec_sender_.MarkDone(op);
     }
     if (session_ending) op.primary_done = true;  // its outcome will never be known
     MaybeFinish(op);

@@ -127,7 +127,6 @@ struct SecondaryOp : secondary::QueuedOp {
   bool in_txn = false;            // runs inside the secondary's copy of the client's transaction
   bool complete = false;          // `main` holds the whole request
   bool skipped = false;           // the primary did not apply it: nothing to do
-  bool fenced = false;            // counted in the read-your-writes fence
   bool send_main = true;          // false: the primary failed it, only `prefix` goes out
   bool large_reply = false;       // a reply frame too large to see: not compared
   // Two-phase commit (`atomic: true`): the client's COMMIT, held back from
@@ -149,7 +148,6 @@ struct SecondaryOp : secondary::QueuedOp {
   routing::JournalKind failure_kind = routing::JournalKind::kDropped;
   Clock::time_point start, sent_at;
   std::uint64_t primary_us = 0, secondary_us = 0;
-  std::uint64_t fence_seq = 0;
   std::uint32_t intent = UINT32_MAX;  // its slot in the intent record (proxy/intent_ring.h)
 };
 
@@ -411,8 +409,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // work sampled per session.
   secondary::OpQueue<SecondaryOp> sec_ops_{secondary::QueueLimits::Of(ctx_.config->limits), ctx_.connection_id};
   // Ops go out in sequence on the secondary's connection (pipelined);
-  // replies are matched to them in that order (Head).
-  secondary::Sender<SecondaryOp, PgSession> sec_sender_{sec_ops_, *this};
+  // replies are matched to them in that order (Head); an async write stops
+  // fencing reads (fence_) once its secondary side is done.
+  secondary::Sender<SecondaryOp, PgSession> sec_sender_{
+      sec_ops_, *this, secondary::Sender<SecondaryOp, PgSession>::kUnbounded, &fence_};
   // The lookup cached for the primary's reply path (OpAnswering), by the
   // op's number in sec_ops_ (0: none; a trimmed op is not found).
   static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};

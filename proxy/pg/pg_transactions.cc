@@ -102,7 +102,7 @@ awaitable<bool> PgSession::AtomicCommit(SecondaryOp& op) {
   op.failure.clear();
   op.skipped = true;
   op.send_main = false;
-  op.secondary_done = true;
+  sec_sender_.MarkDone(op);
   ctx_.route.RecordDualWrite(RouteRuntime::DualWriteResult::kFailed);
   std::string out;
   ppg::AppendNoticeResponse(&out, ppg::ErrorSpec{.severity = "WARNING",

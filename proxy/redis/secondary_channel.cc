@@ -470,7 +470,6 @@ void SecondaryChannel::SecondaryDone(SecondaryOp& op) {
   ++resolved_;
   op.secondary_us = MicrosSince(op.start);
   if (op.is_write() && unresolved_writes_ > 0) --unresolved_writes_;
-  if (op.fence_seq != 0 && env_.fence) env_.fence->OnResolved(op.fence_seq);
   if (op.kind != OpKind::kState && op.failure.empty())
     env_.route->RecordRequest(side_, op.cls, op.secondary_us);
   // A sync reply, or a session waiting for a copy to be read, may go on.

@@ -132,7 +132,6 @@ struct SecondaryOp : secondary::QueuedOp {
   Clock::time_point start;                // the request's dispatch
   std::uint64_t primary_us = 0;
   std::uint64_t secondary_us = 0;
-  std::uint64_t fence_seq = 0;            // async dual-writes: ReadYourWritesFence
   std::uint64_t barrier = 0;              // see the header comment
   // Key stripes held for this write (KeyOrder) until it is finished.
   secondary::KeyOrder::Stripes stripes;
@@ -297,7 +296,8 @@ class SecondaryChannel {
 
   secondary::OpQueue<SecondaryOp> ops_;
   // Ops go out in sequence, pipelined; replies are matched to them in order.
-  secondary::Sender<SecondaryOp, SecondaryChannel> sender_{ops_, *this};
+  secondary::Sender<SecondaryOp, SecondaryChannel> sender_{
+      ops_, *this, secondary::Sender<SecondaryOp, SecondaryChannel>::kUnbounded, env_.fence};
   std::size_t unresolved_writes_ = 0;
   std::uint64_t resolved_ = 0;
 

@@ -68,6 +68,10 @@ struct QueuedOp {
   bool secondary_done = false;      // the secondary's side: answered, failed or dropped
   bool finished = false;            // its outcome is taken ...
   bool released = false;            // ... and nothing refers to it: Trim may drop it
+  // An async dual-write's number in the session's read-your-writes fence
+  // (routing/read_your_writes.h), 0 for none: reads of the secondary are
+  // held back until its secondary side is done (the sender resolves it).
+  std::uint64_t fence_seq = 0;
 };
 
 // Shadow sampling (see the file comment): xorshift64, one per queue.

@@ -39,6 +39,7 @@
 #include <utility>
 
 #include "proxy/secondary/op_queue.h"
+#include "routing/read_your_writes.h"
 
 namespace turnout::proxy::secondary {
 
@@ -55,9 +56,12 @@ class Sender {
   static constexpr std::size_t kUnbounded = std::numeric_limits<std::size_t>::max();
 
   // `max_in_flight`: how many ops may await their replies at once (both
-  // protocols pipeline today: kUnbounded).
-  Sender(OpQueue<Op>& ops, Protocol& protocol, std::size_t max_in_flight = kUnbounded) noexcept
-      : ops_(ops), protocol_(protocol), max_in_flight_(max_in_flight) {}
+  // protocols pipeline today: kUnbounded). `fence`: the session's
+  // read-your-writes fence, which an op's `fence_seq` counts in (may be
+  // null: nothing is fenced).
+  Sender(OpQueue<Op>& ops, Protocol& protocol, std::size_t max_in_flight = kUnbounded,
+         routing::ReadYourWritesFence* fence = nullptr) noexcept
+      : ops_(ops), protocol_(protocol), max_in_flight_(max_in_flight), fence_(fence) {}
   Sender(const Sender&) = delete;
   Sender& operator=(const Sender&) = delete;
 
@@ -149,8 +153,17 @@ class Sender {
   // ---- both sides
   // The op's secondary side is over (answered, failed, dropped).
   void Done(Op& op) {
-    op.secondary_done = true;
+    MarkDone(op);
     protocol_.SecondaryDone(op);
+  }
+  // The same without the protocol's step, for a caller that settles the op
+  // itself (abandoning the rest of the queue, a two-phase commit that could
+  // not prepare). Either way an async dual-write stops holding back the
+  // session's reads of the secondary (the fence): it is applied there, or
+  // journaled.
+  void MarkDone(Op& op) noexcept {
+    op.secondary_done = true;
+    if (op.fence_seq != 0 && fence_ != nullptr) fence_->OnResolved(op.fence_seq);
   }
   // Hands the op to the protocol's outcome step once both sides are done
   // with it; true when it did so now.
@@ -177,6 +190,7 @@ class Sender {
   OpQueue<Op>& ops_;
   Protocol& protocol_;
   const std::size_t max_in_flight_;
+  routing::ReadYourWritesFence* const fence_;
   std::uint64_t next_send_ = 1;
   std::uint64_t next_reply_ = 1;
   std::size_t in_flight_ = 0;

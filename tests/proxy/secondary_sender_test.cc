@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proxy/secondary/op_queue.h"
+#include "routing/read_your_writes.h"
 
 namespace turnout::proxy::secondary {
 namespace {
@@ -39,7 +40,7 @@ using Seqs = std::vector<std::uint64_t>;
 // A queue of `n` ops, each not ready, its primary not done.
 struct Fixture {
   explicit Fixture(int n, std::size_t max_in_flight = Sender<TestOp, Recorder>::kUnbounded)
-      : sender(ops, protocol, max_in_flight) {
+      : sender(ops, protocol, max_in_flight, &fence) {
     protocol.sender = &sender;
     for (int i = 0; i < n; ++i) ops.Push(TestOp{}, 1);
   }
@@ -64,6 +65,7 @@ struct Fixture {
 
   OpQueue<TestOp> ops;
   Recorder protocol;
+  routing::ReadYourWritesFence fence;
   Sender<TestOp, Recorder> sender;
 };
 
@@ -280,6 +282,33 @@ TEST(SecondarySenderTest, AResentOpGoesOutAgainInItsTurnAndIsMatchedAgain) {
   EXPECT_EQ(f.Reply(), 1u);
   EXPECT_EQ(f.sender.in_flight(), 0u);
   EXPECT_EQ(f.protocol.done, (Seqs{1, 1}));
+}
+
+TEST(SecondarySenderTest, AnAsyncWriteFencesReadsUntilItsSecondarySideIsDoneHoweverThatEnds) {
+  // Ops 1, 2 and 4 are async dual-writes counted in the session's fence;
+  // op 3 (a sync write, or shadow work) is not. Reads of the secondary are
+  // held back while the fence is pending.
+  Fixture f(4);
+  for (std::uint64_t seq : {1, 2, 4}) f.op(seq).fence_seq = f.fence.OnQueued();
+  for (std::uint64_t seq = 1; seq <= 4; ++seq) f.op(seq).ready = true;
+  EXPECT_EQ(f.SendAll(), (Seqs{1, 2, 3, 4}));
+  EXPECT_TRUE(f.fence.pending());
+  // Applied on the secondary (answered), whether or not the primary is done.
+  EXPECT_EQ(f.Reply(), 1u);
+  EXPECT_EQ(f.fence.resolved(), 1u);
+  EXPECT_TRUE(f.fence.pending());
+  // Settled by the caller itself (abandoned: journaled for repair).
+  f.sender.MarkDone(f.op(2));
+  EXPECT_EQ(f.fence.resolved(), 2u);
+  // An op outside the fence changes nothing.
+  EXPECT_EQ(f.Reply(), 3u);
+  EXPECT_EQ(f.fence.resolved(), 2u);
+  EXPECT_TRUE(f.fence.pending());
+  // Lost with the connection: journaled as failed, so no longer awaited.
+  f.sender.FailInFlight([&](TestOp& op) { f.sender.Done(op); });
+  EXPECT_EQ(f.fence.resolved(), 3u);
+  EXPECT_FALSE(f.fence.pending());
+  EXPECT_EQ(f.protocol.done, (Seqs{1, 3, 4}));
 }
 
 }  // namespace
