@@ -28,6 +28,11 @@ constexpr std::size_t kGroupsInFlight = 2;
 constexpr const char* kMarkStatement = "turnout_mark";
 constexpr const char* kPositionStatement = "turnout_position";
 constexpr const char* kNotifyStatement = "turnout_notify";
+// The stored position, written in each group's transaction (prepared as
+// kPositionStatement) and once alone after the copy (StorePosition).
+constexpr const char* kPositionSql =
+    "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
+    "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()";
 
 // CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY:
 // refused inside a transaction block.
@@ -87,9 +92,7 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
     const char* sql;
   } statements[] = {
       {kMarkStatement, "select pg_logical_emit_message(true, $1, $2)"},
-      {kPositionStatement,
-       "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
-       "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()"},
+      {kPositionStatement, kPositionSql},
       {kNotifyStatement, "select pg_notify($1, $2)"},
   };
   for (const auto& s : statements) {
@@ -107,10 +110,7 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
 
 absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
   if (auto st = LeavePipeline(); !st.ok()) return st;
-  auto r = PgExec(target_,
-                  "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
-                  "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()",
-                  {slot_, pgo::FormatLsn(lsn)}, "store position");
+  auto r = PgExec(target_, kPositionSql, {slot_, pgo::FormatLsn(lsn)}, "store position");
   if (!r.ok()) return r.status();
   applied_ = lsn;
   reached_ = std::max(reached_, lsn);
@@ -299,6 +299,12 @@ void ChangeApplier::AddArguments(const pgo::Tuple& tuple, Use use) {
   }
 }
 
+const std::string& ChangeApplier::ShapeOf(char kind, const pgo::Tuple& row) {
+  shape_.assign(1, kind);
+  for (const auto& c : row) shape_ += c.kind != 'u' ? '1' : '0';
+  return shape_;
+}
+
 void ChangeApplier::ForgetPrepared() {
   for (auto& [oid, t] : relations_) t.statements.clear();
 }
@@ -437,9 +443,7 @@ absl::Status ChangeApplier::Insert(const pgo::Insert& m) {
   if (m.row.size() != t->columns.size())
     return absl::InternalError(absl::StrCat("old: insert into ", t->name, ": column count differs from its relation"));
   const auto present = [&](std::size_t i) { return m.row[i].kind != 'u'; };
-  std::string shape = "i";
-  for (std::size_t i = 0; i < m.row.size(); ++i) shape += present(i) ? '1' : '0';
-  const std::string& name = Prepared(*t, shape, [&] { AppendInsert(*t, m.row, /*parameters=*/true); });
+  const std::string& name = Prepared(*t, ShapeOf('i', m.row), [&] { AppendInsert(*t, m.row, /*parameters=*/true); });
   AddArguments(m.row, present);
   QueuePrepared(name);
   ++group_rows_;
@@ -553,9 +557,7 @@ absl::Status ChangeApplier::Update(const pgo::Update& m) {
   const bool full = m.old_kind == 'O';
   const pgo::Tuple& who = m.old_kind != 0 ? m.old_tuple : m.row;
   if (!full && ByPreparedKey(*t, who)) {
-    std::string shape = "u";
-    for (std::size_t i = 0; i < m.row.size(); ++i) shape += set(i) ? '1' : '0';
-    const std::string& name = Prepared(*t, shape, [&] {
+    const std::string& name = Prepared(*t, ShapeOf('u', m.row), [&] {
       absl::StrAppend(&stmt_, "update ", t->name, " set ");
       int p = 0;
       for (std::size_t i = 0; i < m.row.size(); ++i) {

@@ -199,6 +199,10 @@ class ChangeApplier {
   // pipeline) from the text `body` writes into stmt_ when it is new.
   template <typename Body>
   const std::string& Prepared(Table& t, const std::string& shape, Body body);
+  // The shape of a row change into shape_: its kind ('i', 'u') and which
+  // columns it carries (an unchanged TOASTed value, 'u', is not sent). The
+  // buffer keeps its capacity: no allocation per row.
+  const std::string& ShapeOf(char kind, const protocol::pg::pgoutput::Tuple& row);
   // Adds the values of `tuple` where `use(i)` as parameters.
   template <typename Use>
   void AddArguments(const protocol::pg::pgoutput::Tuple& tuple, Use use);
@@ -235,6 +239,7 @@ class ChangeApplier {
   bool open_on_target_ = false; // BEGIN queued, COMMIT not yet
   absl::Status broken_;         // a send failed: the connection is unusable
   std::string stmt_;            // the statement being written
+  std::string shape_;           // the row change's shape (ShapeOf)
   std::string values_;          // its parameters, each ended by a NUL
   std::vector<int> value_offsets_;  // into values_; -1 for NULL
   std::vector<const char*> value_pointers_;
