@@ -202,7 +202,6 @@ void SecondaryChannel::Stop() {
     if (op.secondary_done) continue;
     if (!op.ready) {
       op.primary_done = true;
-      op.sent = true;
       SecondaryFailed(op, JournalKind::kDropped, "session ended before the authoritative side answered");
     }
   }
@@ -229,7 +228,6 @@ void SecondaryChannel::AbandonAll(std::string_view reason) {
     op.primary_done = true;
     if (!op.secondary_done) {
       const JournalKind kind = op.sent ? JournalKind::kFailed : JournalKind::kDropped;
-      op.sent = true;
       SecondaryFailed(op, kind, std::string(reason));
     } else {
       MaybeFinish(op);
@@ -334,7 +332,6 @@ awaitable<void> SecondaryChannel::SenderLoop() {
         ApplyStateOp(op);
       }
       if (op.replies_expected == 0) {
-        op.sent = true;
         sender_.Passed();
         sender_.Done(op);
         continue;
@@ -489,7 +486,6 @@ void SecondaryChannel::DropSendable(const std::string& reason) {
     SecondaryOp& op = *next;
     if (!op.ready) break;
     sender_.Passed();
-    op.sent = true;
     if (op.kind == OpKind::kState) {
       ApplyStateOp(op);
       sender_.Done(op);
