@@ -40,10 +40,7 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(std::shared_pt
   cp->service_->OnPublish([m = cp->metrics_.get()](const std::vector<Migration>& all) { m->Update(all); });
   DataMovementOptions dm;
   dm.instance_id = config->instance_id;
-  dm.stream_applied = [stream_positions](const std::string& route, std::uint64_t lsn) {
-    // As long as a StreamFeeder believes the applier's notifications.
-    stream_positions->For(route).Applied(lsn, absl::Now() + absl::Seconds(3));
-  };
+  dm.stream_positions = stream_positions;
   cp->data_movement_ = std::make_unique<DataMovement>(config, cp->service_.get(), cp->store_.get(), std::move(dm));
   cp->service_->OnPublish([d = cp->data_movement_.get()](const std::vector<Migration>& all) { d->OnMigrations(all); });
   ContinuousVerifyOptions cv;

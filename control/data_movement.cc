@@ -115,7 +115,7 @@ bool StreamEnds(const DataSpec& spec, MigrationService* service, const std::stri
 absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend& new_b,
                           const std::vector<std::string>& scope, const DataSpec& spec, const std::string& id,
                           MigrationService* service, RouteProgress& progress, BackfillContext& ctx,
-                          bool until_caught_up, std::function<void(std::uint64_t)> on_applied) {
+                          bool until_caught_up, StreamListeners listeners) {
   bool stream = !progress.stream.slot.empty();
   if (!stream && spec.method != DataSpec::Method::kCopy && progress.stream.phase != "unavailable") {
     auto missing = StreamPrerequisitesMissing(old_b);
@@ -138,7 +138,8 @@ absl::Status MovePostgres(const routing::Backend& old_b, const routing::Backend&
   options.finish_requested = [&spec, service, id, until_caught_up] {
     return until_caught_up || StreamEnds(spec, service, id);
   };
-  options.on_applied = std::move(on_applied);
+  options.on_applied = std::move(listeners.on_applied);
+  options.on_commits = std::move(listeners.on_commits);
   return StreamPostgres(old_b, new_b, scope, spec, options, progress, ctx);
 }
 
@@ -262,9 +263,14 @@ void DataMovement::Log(const std::string& line) const {
   else std::fprintf(stderr, "turnout: data movement: %s\n", line.c_str());
 }
 
-std::function<void(std::uint64_t)> DataMovement::StreamApplied(const std::string& route) const {
-  if (!options_.stream_applied) return nullptr;
-  return [report = options_.stream_applied, route](std::uint64_t lsn) { report(route, lsn); };
+StreamListeners DataMovement::StreamListenersFor(const std::string& route) const {
+  if (options_.stream_positions == nullptr) return {};
+  routing::StreamPosition* pos = &options_.stream_positions->For(route);
+  return {
+      // As long as a StreamFeeder believes the applier's notifications.
+      .on_applied = [pos](std::uint64_t lsn) { pos->Applied(lsn, absl::Now() + absl::Seconds(3)); },
+      .on_commits = [pos](std::span<const routing::StreamPosition::DecodedCommit> c) { pos->Committed(c); },
+  };
 }
 
 void DataMovement::Start() {
@@ -507,7 +513,7 @@ void DataMovement::RunJob(Job* job) {
         RouteProgress work = r;
         st = route->protocol == routing::Protocol::kPostgres
                  ? MovePostgres(*old_b, *new_b, scope, spec, id, service_, work, ctx, /*until_caught_up=*/true,
-                                StreamApplied(r.route))
+                                StreamListenersFor(r.route))
                  : CopyRedis(*old_b, *new_b, scope, spec, work, ctx);
         r = work;
       }
@@ -596,7 +602,7 @@ void DataMovement::RunJob(Job* job) {
         results[k] = !in.old_backend || !in.new_backend
                          ? absl::FailedPreconditionError("route or its backends are not configured")
                          : MovePostgres(*in.old_backend, *in.new_backend, in.scope, spec, id, service_, work, ctx,
-                                        /*until_caught_up=*/false, StreamApplied(work.route));
+                                        /*until_caught_up=*/false, StreamListenersFor(work.route));
         store_failed[k] = ctx.store_failed();
         std::lock_guard<std::mutex> l(shared);
         p.routes[i] = work;

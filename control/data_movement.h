@@ -41,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +51,7 @@
 #include "control/migration_service.h"
 #include "control/state_store.h"
 #include "routing/config.h"
+#include "routing/stream_positions.h"
 
 namespace turnout::control {
 
@@ -109,9 +111,16 @@ struct DataMovementOptions {
   // Delay before retry n (retry_then_all) is n times this.
   std::chrono::milliseconds retry_backoff{1000};
   std::function<void(const std::string&)> log;
-  // A route's change stream applied everything of old before `lsn` on new
-  // (StreamOptions::on_applied), for this process's waiting sessions.
-  std::function<void(const std::string& route, std::uint64_t lsn)> stream_applied;
+  // Where this process's sessions wait for a route's change stream
+  // (StreamOptions::on_applied, on_commits); null: nobody waits here.
+  routing::StreamPositions* stream_positions = nullptr;
+};
+
+// What this process's sessions hear of a route's change stream
+// (StreamOptions::on_applied, on_commits).
+struct StreamListeners {
+  std::function<void(std::uint64_t)> on_applied;
+  std::function<void(std::span<const routing::StreamPosition::DecodedCommit>)> on_commits;
 };
 
 class DataMovement {
@@ -137,8 +146,9 @@ class DataMovement {
   // Drops change-stream slots no running or paused migration needs.
   void CleanUpStreams(const std::vector<Migration>& all);
   void Log(const std::string& line) const;
-  // StreamOptions::on_applied for `route`: tells options_.stream_applied.
-  std::function<void(std::uint64_t)> StreamApplied(const std::string& route) const;
+  // StreamOptions::on_applied and on_commits for `route`: they tell its
+  // position in options_.stream_positions.
+  StreamListeners StreamListenersFor(const std::string& route) const;
 
   const std::shared_ptr<const routing::Config> config_;
   MigrationService* const service_;

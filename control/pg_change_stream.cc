@@ -348,11 +348,23 @@ class StreamRun {
   // and sessions waiting for new to have their commits are told
   // (routing/stream_positions.h), in this process at once.
   absl::Status Applied() {
+    if (!decoded_.empty()) {
+      if (options_.on_commits) options_.on_commits(decoded_);
+      decoded_.clear();
+    }
     if (auto st = applier_->Poll(); !st.ok()) return st;
     if (applier_->reached() <= confirmed_) return absl::OkStatus();
     confirmed_ = applier_->reached();
     Heartbeat();
     return ConfirmNowAndThen();
+  }
+
+  // Each decoded transaction's xid and end, for this process's sync
+  // commits that wait for exactly theirs (told at the next Applied()).
+  void NoteDecoded(const pgo::LogicalMessage& m) {
+    if (!options_.on_commits) return;
+    if (const auto* b = std::get_if<pgo::Begin>(&m)) decoding_xid_ = b->xid;
+    else if (const auto* c = std::get_if<pgo::Commit>(&m)) decoded_.push_back({decoding_xid_, c->end_lsn});
   }
 
   void Heartbeat() {
@@ -426,6 +438,7 @@ class StreamRun {
               if (!here) fence_end = idle_end;
             }
           }
+          NoteDecoded(m);
           if (auto st = applier_->Take(m); !st.ok()) return st;
           if (applier_->AtTransactionBoundary() && (applier_->pending_transactions() >= kGroupTransactions ||
                                                     applier_->pending_bytes() >= kGroupBytes)) {
@@ -518,6 +531,8 @@ class StreamRun {
   std::optional<ChangeApplier> applier_;
   std::optional<ReplicationConnection> repl_;
   std::uint64_t confirmed_ = 0;
+  std::uint32_t decoding_xid_ = 0;  // of the transaction being decoded
+  std::vector<routing::StreamPosition::DecodedCommit> decoded_;  // not yet told (NoteDecoded)
   Clock::time_point next_confirm_{};  // ConfirmNowAndThen
 };
 

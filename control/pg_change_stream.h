@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,7 @@
 #include "control/data_movement.h"
 #include "control/migration.h"
 #include "routing/config.h"
+#include "routing/stream_positions.h"
 
 namespace turnout::control {
 
@@ -71,6 +73,10 @@ struct StreamOptions {
   // heartbeat while streaming); sidecars elsewhere hear the same on
   // kAppliedChannel (control/pg_change_apply.h).
   std::function<void(std::uint64_t lsn)> on_applied;
+  // Told, in this process, the xid and end of each source transaction as it
+  // is decoded (before it is applied): a sync commit that knows its xid
+  // waits for exactly that end (routing/stream_positions.h).
+  std::function<void(std::span<const routing::StreamPosition::DecodedCommit>)> on_commits;
 };
 
 // The route's data movement by change stream (resumes from progress.stream).

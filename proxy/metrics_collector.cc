@@ -91,8 +91,17 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
   auto commit_hold = Family("turnout_stream_commit_hold_seconds",
                             "How long a commit was held until new applied it (sync dual-write by change stream).",
                             MetricType::Histogram);
+  auto commit_targets = Family("turnout_stream_commit_targets_total",
+                               "Sync dual-write by change stream: what each commit waited for (by: xid, its own "
+                               "commit in the stream; xid_then_fence; fence, a sample of old with a fence; none, "
+                               "the transaction had no xid).",
+                               MetricType::Counter);
   for (const RouteRuntime* rt : routes_()) {
     const std::string& route = rt->route.name;
+    for (int t = 0; t < static_cast<int>(RouteRuntime::CommitTarget::kCount); ++t)
+      commit_targets.metric.push_back(
+          Counter({{"by", RouteRuntime::CommitTargetName(static_cast<RouteRuntime::CommitTarget>(t))}, {"route", route}},
+                  Load(rt->commit_targets[t])));
     for (int k = 0; k < static_cast<int>(RouteRuntime::StreamWaitKind::kCount); ++k)
       for (int r = 0; r < static_cast<int>(RouteRuntime::StreamWaitResult::kCount); ++r)
         stream_waits.metric.push_back(
@@ -134,7 +143,7 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
     }
   }
   std::vector<MetricFamily> out{active, accepted, refused, bytes, requests, errors, latency, dual, shadow,
-                                mismatches, shadow_dropped, stream_waits, commit_hold};
+                                mismatches, shadow_dropped, stream_waits, commit_hold, commit_targets};
   if (intents_ != nullptr) {
     auto recovered = Family("turnout_intents_recovered_total",
                             "Dual-writes in flight when the previous process stopped (intent record), journaled "

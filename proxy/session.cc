@@ -19,6 +19,11 @@ const char* RouteRuntime::StreamWaitKindName(StreamWaitKind k) {
   return kNames[static_cast<int>(k)];
 }
 
+const char* RouteRuntime::CommitTargetName(CommitTarget t) {
+  static constexpr const char* kNames[] = {"xid", "xid_then_fence", "fence", "none"};
+  return kNames[static_cast<int>(t)];
+}
+
 const char* RouteRuntime::StreamWaitResultName(StreamWaitResult r) {
   static constexpr const char* kNames[] = {"applied", "timeout", "not_live"};
   return kNames[static_cast<int>(r)];

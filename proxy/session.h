@@ -84,6 +84,16 @@ struct RouteRuntime {
       stream_waits{};
   std::array<std::atomic<std::uint64_t>, kLatencyBoundsUs.size()> commit_hold_buckets{};
   std::atomic<std::uint64_t> commit_hold_sum_us{0};
+  // What a sync commit waited for: its own xid's end in the stream; its xid,
+  // then a sample with a fence when the stream did not show it; a sample
+  // with a fence (no xid asked: an autocommit write, an extended COMMIT,
+  // the stream runs elsewhere); nothing (the transaction had no xid).
+  enum class CommitTarget { kXid, kXidThenFence, kFence, kNone, kCount };
+  static const char* CommitTargetName(CommitTarget t);
+  std::array<std::atomic<std::uint64_t>, static_cast<int>(CommitTarget::kCount)> commit_targets{};
+  void RecordCommitTarget(CommitTarget t) noexcept {
+    commit_targets[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   void RecordDualWrite(DualWriteResult r) noexcept {
     dual_writes[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);

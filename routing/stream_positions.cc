@@ -29,12 +29,29 @@ std::uint64_t StreamPosition::TargetLocked(std::uint64_t ticket) const {
   return 0;
 }
 
-StreamPosition::WaitState StreamPosition::Wait(std::uint64_t ticket, Waiter* w, absl::Time now) {
+std::uint64_t StreamPosition::CommitEndLocked(std::uint32_t xid) const {
+  if (xid == 0) return 0;
+  // Newest first: a session usually asks right after its commit.
+  for (std::size_t n = 0, i = recent_next_; n < recent_.size(); ++n) {
+    i = (i == 0 ? recent_.size() : i) - 1;
+    if (recent_[i].xid == xid) return recent_[i].end_lsn;
+  }
+  return 0;
+}
+
+namespace {
+// The nearer of two positions that each prove the commit applied once
+// reached (0: unknown).
+std::uint64_t Nearer(std::uint64_t a, std::uint64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+}  // namespace
+
+StreamPosition::WaitState StreamPosition::Wait(std::uint64_t ticket, std::uint32_t xid, Waiter* w, absl::Time now) {
   std::lock_guard lock(mu_);
-  if (now >= live_until_ || ticket <= failed_upto_) return WaitState::kNotLive;
-  const std::uint64_t target = TargetLocked(ticket);
+  if (now >= live_until_ || (ticket != 0 && ticket <= failed_upto_)) return WaitState::kNotLive;
+  const std::uint64_t target = Nearer(ticket != 0 ? TargetLocked(ticket) : 0, CommitEndLocked(xid));
   if (target != 0 && applied_ >= target) return WaitState::kReached;
   w->ticket_ = ticket;
+  w->xid_ = xid;
   w->target_ = target;
   if (!w->registered_) {
     w->registered_ = true;
@@ -111,7 +128,7 @@ void StreamPosition::SampleTaken(std::uint64_t ticket, std::uint64_t lsn) {
     failed_upto_ = std::max(failed_upto_, ticket);
     for (std::size_t i = 0; i < waiters_.size();) {
       Waiter* w = waiters_[i];
-      if (w->ticket_ <= ticket) {
+      if (w->ticket_ != 0 && w->ticket_ <= ticket) {
         Unlink(w);
         w->Wake();
       } else {
@@ -123,7 +140,7 @@ void StreamPosition::SampleTaken(std::uint64_t ticket, std::uint64_t lsn) {
   samples_[ticket] = lsn;
   while (samples_.size() > kKeptSamples) samples_.erase(samples_.begin());
   for (Waiter* w : waiters_)
-    if (w->target_ == 0 && w->ticket_ <= ticket) w->target_ = lsn;
+    if (w->ticket_ != 0 && w->ticket_ <= ticket) w->target_ = Nearer(w->target_, lsn);
   WakeReachedLocked();
 }
 
@@ -132,6 +149,19 @@ void StreamPosition::Applied(std::uint64_t lsn, absl::Time live_until, Report fr
   applied_ = std::max(applied_, lsn);
   live_until_ = std::max(live_until_, live_until);
   if (from == Report::kHere) here_until_ = std::max(here_until_, live_until);
+  WakeReachedLocked();
+}
+
+void StreamPosition::Committed(std::span<const DecodedCommit> commits) {
+  if (commits.empty()) return;
+  std::lock_guard lock(mu_);
+  if (recent_.empty()) recent_.resize(kRecentCommits);
+  for (const DecodedCommit& c : commits) {
+    recent_[recent_next_] = c;
+    recent_next_ = (recent_next_ + 1) % recent_.size();
+    for (Waiter* w : waiters_)
+      if (c.xid != 0 && w->xid_ == c.xid) w->target_ = Nearer(w->target_, c.end_lsn);
+  }
   WakeReachedLocked();
 }
 

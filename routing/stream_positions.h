@@ -12,6 +12,11 @@
 //   feeder           TakeSampleRequest() / SampleTaken(): one query of old's
 //                    WAL position answers every request made before it
 //                    started (group sampling: no query per commit)
+//   session, sync,   knows its transaction's xid (asked for before its
+//   here             COMMIT: proxy/pg/pg_stream_wait.cc); Wait(0, xid)
+//                    holds it until new applied past that commit's end,
+//                    which this process's stream tells (Committed) as it
+//                    decodes it: no sample, no fence
 //   session, waiting Nudge() (an async read that must wait): the feeder
 //                    writes a fence into old's WAL (TakeNudge()); one fence
 //                    answers every nudge before it
@@ -37,6 +42,16 @@
 // later commit before nudging wrote fewer fences, 0.4 per commit instead of
 // 0.8 under pgbench -c 8, but cost 7 to 11 % of sync throughput.)
 //
+// Why an xid: a sample is a bound past the commit, the commit's own end is
+// exact. The stream that runs in this process decodes every transaction's
+// xid (pgoutput's Begin) and its end (Commit) and hands them here; a session
+// that learnt its xid waits for exactly that position, and a sync commit
+// costs old neither a sample nor a fence (the fence was most of a sync
+// commit's extra work: a transaction on old, its decoding, a group on new).
+// A transaction whose xid never shows (it changed only tables outside the
+// publication, or temporary ones; the stream moved to another sidecar)
+// falls back to a sample with a fence after a short grace (the session's).
+//
 // Sessions, the feeder and the applier run on different threads. A mutex
 // guards the waiters and samples; waits and samples happen once per commit
 // of a session under stream dual-write, never per message.
@@ -47,6 +62,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,9 +83,17 @@ class StreamPosition {
 
    private:
     friend class StreamPosition;
-    std::uint64_t ticket_ = 0;
-    std::uint64_t target_ = 0;  // 0: the sample for ticket_ is not taken yet
+    std::uint64_t ticket_ = 0;  // 0: none
+    std::uint32_t xid_ = 0;     // 0: none
+    std::uint64_t target_ = 0;  // 0: neither the sample nor the xid's end known yet
     bool registered_ = false;
+  };
+
+  // A transaction of old as the stream decoded it: its xid (the low 32 bits
+  // of an xid8) and the end of its commit record.
+  struct DecodedCommit {
+    std::uint32_t xid = 0;
+    std::uint64_t end_lsn = 0;
   };
 
   enum class WaitState {
@@ -82,8 +106,11 @@ class StreamPosition {
   // `with_fence`: the caller waits for it at once, so the feeder writes a
   // fence (which answers the sample too) instead of a read and then a fence.
   std::uint64_t RequestSample(bool with_fence = false);
-  // Where the ticket's wait stands; registers `w` when it must wait.
-  WaitState Wait(std::uint64_t ticket, Waiter* w, absl::Time now);
+  // Where the wait for a commit stands; registers `w` when it must wait.
+  // The commit is named by a ticket (its sample), by its xid, or both
+  // (whichever position is known first and reached releases it); 0: none.
+  WaitState Wait(std::uint64_t ticket, std::uint32_t xid, Waiter* w, absl::Time now);
+  WaitState Wait(std::uint64_t ticket, Waiter* w, absl::Time now) { return Wait(ticket, 0, w, now); }
   // Unregisters `w` (no Wake() after this returns). Idempotent.
   void Cancel(Waiter* w);
   bool live(absl::Time now) const;
@@ -121,6 +148,9 @@ class StreamPosition {
     kHeard,  // another sidecar's applier, through its NOTIFY
   };
   void Applied(std::uint64_t lsn, absl::Time live_until, Report from = Report::kHere);
+  // This process's stream decoded these commits (in commit order): a
+  // session waiting for one of their xids now waits for its end.
+  void Committed(std::span<const DecodedCommit> commits);
   // Whether the stream runs in this process (it reported directly, and
   // that report still vouches for it): the feeder need not hurry to hear
   // the applier's notifications, which say nothing new then.
@@ -131,6 +161,8 @@ class StreamPosition {
  private:
   // The lsn of the first sample that answers `ticket`, 0 when not taken.
   std::uint64_t TargetLocked(std::uint64_t ticket) const;
+  // The end of the commit of `xid` among the recent ones, 0 when not there.
+  std::uint64_t CommitEndLocked(std::uint32_t xid) const;
   void WakeReachedLocked();
   void Unlink(Waiter* w);
 
@@ -149,6 +181,13 @@ class StreamPosition {
   // Registered waiters (few: one per session waiting right now; the
   // vector keeps its capacity, so registering does not allocate).
   std::vector<Waiter*> waiters_;
+  // The last commits decoded, a ring: a session looks its xid up here when
+  // the stream decoded its commit before the session came to wait (at
+  // 2,000 commits a second this covers two seconds; an xid that fell out
+  // waits for the session's fallback).
+  static constexpr std::size_t kRecentCommits = 4096;
+  std::vector<DecodedCommit> recent_;  // sized kRecentCommits on first use
+  std::size_t recent_next_ = 0;
   std::atomic<int> open_writers_{0};
 };
 

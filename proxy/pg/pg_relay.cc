@@ -32,8 +32,12 @@ awaitable<bool> PgSession::FlushClientParsed() {
     if (ec) co_return false;
   }
   auto parsed = client_in_.Parsed();
-  if (parsed.empty()) co_return true;
-  auto [ec, n] = co_await primary()->stream().Write(asio::buffer(parsed.data(), parsed.size()));
+  if (parsed.empty() && own_request_.empty()) co_return true;
+  // turnout's own request (QueueCommitXidQuery) goes ahead, in one write.
+  const std::array<asio::const_buffer, 2> out{asio::buffer(own_request_.data(), own_request_.size()),
+                                              asio::buffer(parsed.data(), parsed.size())};
+  own_request_ = {};
+  auto [ec, n] = co_await primary()->stream().Write(out);
   if (ec) {
     if (!IsExpectedDisconnect(ec))
       LogWarn("pg backend write failed", {{"route", route().name}, {"error", ec.message()}});
@@ -91,6 +95,7 @@ awaitable<void> PgSession::ClientLoop() {
         const ppg::Frame f = r.value;
         Verdict v = tracker_.OnClientFrame(f);
         RequestPlan plan;
+        bool ask_xid = false;
         if (v == Verdict::kRoute) {
           // Decided once; a barrier (AwaitPlan) keeps `f` where it is.
           const RequestStart start = tracker_.request();
@@ -99,13 +104,22 @@ awaitable<void> PgSession::ClientLoop() {
             if (!plan.plan.refused() && plan.wait != RequestPlan::Wait::kNone) {
               if (!co_await AwaitPlan(start, &plan)) co_return;
             }
-            if (!plan.plan.refused()) CommitPlan(start, plan);
+            if (!plan.plan.refused()) {
+              CommitPlan(start, plan);
+              ask_xid = WantsCommitXid(start, plan);
+            }
             v = tracker_.Routed(plan.plan.refused());
           } else {
             v = tracker_.Routed(RouteLaterExecute(start));
           }
         }
         if (v == Verdict::kForward) {
+          if (ask_xid) {
+            // What came before the COMMIT goes first; the xid query goes
+            // with the COMMIT.
+            if (!co_await FlushClientParsed()) co_return;
+            QueueCommitXidQuery();
+          }
           bool op_complete = false;
           if (plan.work.any) {
             op_complete = StartOp(f, plan.work);
@@ -258,6 +272,7 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
 
 bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   if (side != primary_side_) return OnSecondaryFrame(side, f);
+  if (xid_query_replies_ > 0 && IsCommitXidReply(f.type)) return OnCommitXidReply(f);
   if (!sec_ops_.empty()) {
     // The replies of a request with secondary work are also recorded for it.
     if (SecondaryOp* op = OpAnswering(tracker_.answering_seq())) {

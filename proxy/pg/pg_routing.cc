@@ -82,7 +82,7 @@ awaitable<bool> PgSession::AwaitPlan(const RequestStart& start, RequestPlan* p) 
       co_await HoldForCutover();
     } else if (p->wait == Wait::kStreamRead) {
       const auto began = Clock::now();
-      const auto result = co_await WaitStreamApplied(stream_ticket_, /*nudge=*/true);
+      const auto result = co_await WaitStreamApplied(stream_ticket_, /*xid=*/0, /*nudge=*/true);
       ctx_.route.RecordStreamWait(
           RouteRuntime::StreamWaitKind::kRead, result,
           static_cast<std::uint64_t>(

@@ -357,9 +357,29 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // (sync): ReleaseStreamHold() sends it.
   bool HoldForStream(const protocol::pg::Frame& f, bool forward);
   awaitable<void> ReleaseStreamHold();
-  // `nudge`: ask for a fence if the position is not there yet (an async
-  // commit's sample, which came without one).
-  awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket, bool nudge);
+  // Until new applied the commit named by `ticket` (its sample) or `xid`
+  // (0: none). `nudge`: ask for a fence if the position is not there yet
+  // (an async commit's sample, which came without one). A wait by xid
+  // alone that the stream does not answer within kCommitXidGrace takes a
+  // sample with a fence too (`*fenced` says so).
+  awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket, std::uint32_t xid, bool nudge,
+                                                bool* fenced = nullptr);
+  // A sync transaction's COMMIT while this process runs the route's stream
+  // (a simple Query, nothing else in flight): the session first asks old
+  // for the transaction's xid, with a Query of its own sent in the same
+  // write as the COMMIT, so that the commit waits for exactly its own end
+  // in the stream (routing/stream_positions.h) rather than for a sample and
+  // a fence. Decided before the tracker records the COMMIT (Routed).
+  bool WantsCommitXid(const RequestStart& start, const RequestPlan& p);
+  // The xid query goes out ahead of the frames parsed from now on.
+  void QueueCommitXidQuery();
+  // A reply frame of the xid query (its RowDescription, DataRow,
+  // CommandComplete, ErrorResponse, ReadyForQuery); true when the client
+  // sees it (only an error: its COMMIT then ends the failed transaction).
+  bool OnCommitXidReply(const protocol::pg::Frame& f);
+  static bool IsCommitXidReply(char type) noexcept {
+    return type == 'T' || type == 'D' || type == 'C' || type == 'E' || type == 'Z';
+  }
   routing::StreamPosition& stream_position();
   // A cutover's write window (plan kPlanHoldWrites): a transaction about to
   // start waits at the barrier until the policy without the hold arrives.
@@ -437,6 +457,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool stream_hold_ = false;             // stream_held_z_ waits for new
   std::string stream_held_z_;            // the primary's ReadyForQuery, held back
   std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
+  std::uint32_t stream_xid_ = 0;         // sync: the held commit's xid (0: waited for by ticket)
+  // The xid query (WantsCommitXid): its bytes, until FlushClientParsed sends
+  // them; its ReadyForQuery still to come; what it said.
+  std::string_view own_request_;
+  int xid_query_replies_ = 0;
+  enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
+  CommitXid commit_xid_state_ = CommitXid::kNotAsked;
+  std::uint32_t commit_xid_ = 0;         // kKnown: the xid, 0 when none was assigned
   bool open_writer_ = false;             // counted in StreamPosition::open_writers
 
   RequestTracker tracker_;

@@ -17,6 +17,9 @@
 // "new has it now" promise is not kept, and the metric
 // turnout_stream_waits_total{result="timeout"|"not_live"} says so.
 
+#include <charconv>
+
+#include "protocol/pg/message_writer.h"
 #include "proxy/pg/pg_session_impl.h"
 
 namespace turnout::proxy::pg::detail {
@@ -30,6 +33,26 @@ namespace {
 // The session is ending (its loops were cancelled): stop waiting, and
 // start no further operation (it would be cancelled, or throw).
 bool Cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
+
+// The xid query: the transaction's top-level xid, NULL when it has none
+// (it changed nothing: old logged no commit for it, nothing to wait for).
+// It reads a backend-local variable: no lock, no write, cannot conflict.
+constexpr std::string_view kCommitXidSql = "select pg_current_xact_id_if_assigned()";
+const std::string& CommitXidQuery() {
+  static const std::string query = [] {
+    std::string q;
+    ppg::AppendQuery(&q, kCommitXidSql);
+    return q;
+  }();
+  return query;
+}
+
+// How long a commit waits for the stream to decode its xid before it also
+// takes a sample with a fence: the stream decodes a commit within a
+// millisecond or two of it, so this is reached only by a transaction the
+// stream never shows (it changed only tables outside the publication, or
+// temporary ones) or by a stream that moved to another sidecar.
+constexpr auto kCommitXidGrace = std::chrono::milliseconds(20);
 }  // namespace
 
 routing::StreamPosition& PgSession::stream_position() {
@@ -102,7 +125,58 @@ routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait, bool
   return routing::ApplyReadYourWritesFence(plan, /*session_has_unapplied_writes=*/true);
 }
 
+bool PgSession::WantsCommitXid(const RequestStart& start, const RequestPlan& p) {
+  if (start.type != 'Q' || start.cls != RequestClass::kTxnControl || !stream_wrote_sync_) return false;
+  if (tracker_.txn_status() != ppg::TransactionStatus::kInTransaction || !tracker_.BackendIdle()) return false;
+  if (p.work.any || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return false;
+  const auto& statements = tracker_.classification().statements;
+  if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kCommit) return false;
+  return stream_position().reported_here(absl::Now());
+}
+
+void PgSession::QueueCommitXidQuery() {
+  own_request_ = CommitXidQuery();
+  ++xid_query_replies_;
+  commit_xid_state_ = CommitXid::kAsked;
+  commit_xid_ = 0;
+}
+
+bool PgSession::OnCommitXidReply(const ppg::Frame& f) {
+  switch (f.type) {
+    case 'D': {
+      ppg::DataRow row;
+      std::uint64_t xid8 = 0;
+      if (ppg::Decode(f.payload, &row) || row.columns.size() != 1) {
+        commit_xid_state_ = CommitXid::kFailed;
+      } else if (!row.columns[0].has_value()) {
+        commit_xid_state_ = CommitXid::kKnown;  // none assigned
+      } else if (const std::string_view text = *row.columns[0];
+                 std::from_chars(text.data(), text.data() + text.size(), xid8).ec == std::errc{}) {
+        commit_xid_state_ = CommitXid::kKnown;
+        commit_xid_ = static_cast<std::uint32_t>(xid8);  // pgoutput's xid: the low 32 bits of the xid8
+      } else {
+        commit_xid_state_ = CommitXid::kFailed;
+      }
+      return false;
+    }
+    case 'E':
+      // Cancelled or timed out: the transaction failed, and the client's
+      // COMMIT will say ROLLBACK. The client hears why.
+      commit_xid_state_ = CommitXid::kFailed;
+      return tracker_.OnBackendFrame(f);
+    case 'Z':
+      --xid_query_replies_;
+      if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
+      return false;
+    default:  // its RowDescription and CommandComplete
+      return false;
+  }
+}
+
 bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
+  // The xid query's answer is for this ReadyForQuery only (a COMMIT AND
+  // CHAIN, still in a transaction, drops it).
+  const CommitXid xid_state = std::exchange(commit_xid_state_, CommitXid::kNotAsked);
   ppg::ReadyForQuery z;
   if (ppg::Decode(f.payload, &z) || z.status != ppg::TransactionStatus::kIdle) return false;
   CountOpenWriter(false);
@@ -114,6 +188,18 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
   }
   const bool sync = stream_wrote_sync_;
   stream_wrote_ = stream_wrote_sync_ = false;
+  if (sync && xid_state == CommitXid::kKnown) {
+    // Old logged no commit for a transaction without an xid: nothing to wait for.
+    if (commit_xid_ == 0) {
+      ctx_.route.RecordCommitTarget(RouteRuntime::CommitTarget::kNone);
+      return false;
+    }
+    stream_xid_ = commit_xid_;
+    stream_ticket_ = 0;
+    stream_held_z_.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
+    stream_hold_ = true;
+    return true;
+  }
   // A sync commit waits at once: its sample is a fence (see WaitStreamApplied).
   const std::uint64_t ticket = stream_position().RequestSample(/*with_fence=*/sync);
   if (!sync) {
@@ -121,6 +207,7 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
     return false;
   }
   stream_ticket_ = ticket;
+  stream_xid_ = 0;
   stream_held_z_.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
   stream_hold_ = true;
   return true;
@@ -128,21 +215,34 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
 
 awaitable<void> PgSession::ReleaseStreamHold() {
   const auto start = Clock::now();
-  const StreamWaitResult result = co_await WaitStreamApplied(stream_ticket_, /*nudge=*/false);
+  bool fenced = false;
+  const StreamWaitResult result =
+      co_await WaitStreamApplied(stream_ticket_, stream_xid_, /*nudge=*/false, &fenced);
+  ctx_.route.RecordCommitTarget(stream_xid_ == 0 ? RouteRuntime::CommitTarget::kFence
+                                : fenced          ? RouteRuntime::CommitTarget::kXidThenFence
+                                                  : RouteRuntime::CommitTarget::kXid);
   ctx_.route.RecordStreamWait(Kind::kCommit, result,
                               static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                              Clock::now() - start)
                                                              .count()));
-  if (result == StreamWaitResult::kApplied) stream_ticket_ = 0;
+  if (result == StreamWaitResult::kApplied) {
+    stream_ticket_ = 0;
+  } else if (stream_ticket_ == 0 && stream_xid_ != 0) {
+    // Reads on new after it still wait for it (a sample taken now is after it).
+    stream_ticket_ = stream_position().RequestSample();
+  }
+  stream_xid_ = 0;
   release_ += stream_held_z_;
   stream_held_z_.clear();
   stream_hold_ = false;
   idle_.Notify();  // a barrier may have waited for the release
 }
 
-awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_t ticket, bool nudge) {
+awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_t ticket, std::uint32_t xid,
+                                                                   bool nudge, bool* fenced) {
   StreamPosition& pos = stream_position();
   const auto deadline = Clock::now() + absl::ToChronoNanoseconds(ctx_.config->limits.stream_wait_timeout);
+  const auto grace = Clock::now() + kCommitXidGrace;
   // An async commit's sample is a bare position of old
   // (routing/stream_positions.h): the next commit after it brings the
   // stream past it, or a fence asked for here once a read waits for it,
@@ -152,7 +252,7 @@ awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_
   StreamWaitResult result = StreamWaitResult::kTimeout;
   for (;;) {
     const absl::Time now = absl::Now();
-    const auto state = pos.Wait(ticket, stream_wake_.get(), now);
+    const auto state = pos.Wait(ticket, xid, stream_wake_.get(), now);
     if (state == StreamPosition::WaitState::kReached) {
       result = StreamWaitResult::kApplied;
       break;
@@ -162,13 +262,19 @@ awaitable<PgSession::StreamWaitResult> PgSession::WaitStreamApplied(std::uint64_
       break;
     }
     if (Clock::now() >= deadline) break;
+    if (ticket == 0 && Clock::now() >= grace) {
+      // The stream did not show the xid: a sample with a fence as well.
+      ticket = pos.RequestSample(/*with_fence=*/true);
+      if (fenced != nullptr) *fenced = true;
+      continue;
+    }
     if (!nudged) {
       pos.Nudge();
       nudged = true;
     }
     // Woken by the position, at the deadline, or when the stream's last
     // report stops vouching for it (then it is re-checked as not live).
-    auto until = deadline;
+    auto until = ticket == 0 ? std::min(deadline, grace) : deadline;
     const absl::Duration vouched = pos.live_until() - now;
     if (vouched < absl::ZeroDuration()) until = Clock::now();
     else if (vouched < absl::Hours(1)) until = std::min(until, Clock::now() + absl::ToChronoNanoseconds(vouched));

@@ -50,6 +50,13 @@ class Conn {
     return out;
   }
   void Exec(const std::string& sql) { (void)Value(sql); }
+  // A simple Query (PQexec): how psql, psycopg and pgbench send BEGIN and COMMIT.
+  void Simple(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    const auto st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
+    PQclear(r);
+  }
 
  private:
   PGconn* c_;
@@ -68,9 +75,14 @@ class StreamDualWriteTest : public ChangeStreamTest {
   std::string NewConnString() const { return TestBackends::Get().PgConnString(new_, db_); }
 
   double Metric(const std::string& series) { return admin_->Metric(series); }
+  double CommitTargets(const char* by) {
+    return Metric(std::string("turnout_stream_commit_targets_total{by=\"") + by + "\",route=\"pg\"}");
+  }
   // The stream wait series, for failure messages.
   std::string StreamMetrics() {
     std::string out;
+    for (const char* by : {"xid", "xid_then_fence", "fence", "none"})
+      out += std::string("commit targets by ") + by + " " + std::to_string(CommitTargets(by)) + "\n";
     for (const char* kind : {"commit", "read"})
       for (const char* result : {"applied", "timeout", "not_live"}) {
         const std::string series = std::string("turnout_stream_waits_total{kind=\"") + kind + "\",result=\"" + result +
@@ -83,6 +95,9 @@ class StreamDualWriteTest : public ChangeStreamTest {
 
 // Sync: the client's COMMIT (or its autocommit INSERT) is answered only once
 // new applied it, so a direct read of new right after always finds the row.
+// Three kinds of commit, a third each: an autocommit INSERT and an extended
+// protocol COMMIT wait for a sample of old with a fence; a simple Query
+// COMMIT waits for its own transaction's end in the stream, by xid.
 TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
   Both(kTable);
   SynchronousCommitOnOld();
@@ -100,13 +115,18 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
       Conn via(ViaTurnoutConnString()), direct(NewConnString());
       for (int i = 0; i < kCommitsPerWriter; ++i) {
         std::string id;
-        if (i % 2 == 0) {
-          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", {std::to_string(w + 1), std::to_string(i)});
-        } else {
+        const std::vector<std::string> row{std::to_string(w + 1), std::to_string(i)};
+        if (i % 3 == 0) {
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
+        } else if (i % 3 == 1) {
           // An explicit transaction: the COMMIT is what waits.
           via.Exec("begin");
-          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", {std::to_string(w + 1), std::to_string(i)});
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
           via.Exec("commit");
+        } else {
+          via.Simple("begin");
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
+          via.Simple("commit");
         }
         if (id.empty()) return;  // the failure is reported already
         if (direct.Value("select count(*) from ev where id = $1", {id}) != "1") ++missing;
@@ -120,8 +140,54 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
                                 << StreamMetrics();
   EXPECT_GE(Metric(R"(turnout_stream_waits_total{kind="commit",result="applied",route="pg"})"),
             kWriters * kCommitsPerWriter);
+  // Each simple COMMIT waited by its xid (after 20 ms also for a fence: a
+  // loaded machine may decode that late), every other commit for a fence.
+  int simple_commits = 0;
+  for (int i = 0; i < kCommitsPerWriter; ++i) simple_commits += i % 3 == 2;
+  simple_commits *= kWriters;
+  EXPECT_GT(CommitTargets("xid"), 0) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), simple_commits) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("fence"), kWriters * kCommitsPerWriter - simple_commits) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("none"), 0) << StreamMetrics();
 
   auto m = Complete("sync_dw");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
+// A sync transaction whose commit the stream never shows is not held for it
+// past a short grace: one that changed nothing has no xid and is not held at
+// all; one that wrote only a temporary table has an xid that no stream
+// decodes, and falls back to a sample with a fence. Writes after each are on
+// new when their client hears of them.
+TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
+  Both(kTable);
+  SynchronousCommitOnOld();
+  StartTurnout(/*protocol=*/true);
+  Migrate("sync_quiet", R"({"type":"scan"})",
+          R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})",
+          {"ev"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("sync_quiet")), "streaming") << Log();
+  Conn via(ViaTurnoutConnString()), direct(NewConnString());
+  via.Simple("create temporary table scratch (n int)");
+  for (int i = 0; i < 20; ++i) {
+    via.Simple("begin");
+    via.Simple("update ev set n = n where false");  // a write that changes nothing: no xid
+    via.Simple("commit");
+    via.Simple("begin");
+    via.Simple("insert into scratch values (1)");  // an xid the stream never decodes
+    via.Simple("commit");
+    via.Simple("begin");
+    const std::string id = via.Value("insert into ev (client, n) values (1, $1) returning id", {std::to_string(i)});
+    via.Simple("commit");
+    EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "1") << StreamMetrics();
+  }
+  EXPECT_EQ(CommitTargets("none"), 20) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("xid_then_fence") + CommitTargets("xid"), 40) << StreamMetrics();
+  EXPECT_GE(CommitTargets("xid_then_fence"), 20) << StreamMetrics();
+  EXPECT_EQ(Metric(R"(turnout_stream_waits_total{kind="commit",result="timeout",route="pg"})"), 0)
+      << StreamMetrics();
+  auto m = Complete("sync_quiet");
   ASSERT_EQ(State(m), "Completed") << Log();
   ExpectSame("ev");
 }

@@ -4,6 +4,8 @@
 
 #include "routing/stream_positions.h"
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace turnout::routing {
@@ -139,6 +141,84 @@ TEST(StreamPositionTest, StoppedReleasesEveryWaiterAndCancelIsFinal) {
   EXPECT_EQ(a.woken, 1);
   EXPECT_EQ(b.woken, 0);
   EXPECT_FALSE(p.live(kNow));
+}
+
+using Commit = StreamPosition::DecodedCommit;
+
+TEST(StreamPositionTest, AnXidWaitsForItsOwnCommitsEndAndNoSample) {
+  StreamPosition p;
+  int wakeups = 0;
+  p.SetSampleListener([&] { ++wakeups; });
+  p.Applied(100, kLive);
+  CountingWaiter w;
+  // Decoded after the session came to wait: the end becomes its target.
+  EXPECT_EQ(p.Wait(0, 7, &w, kNow), StreamPosition::WaitState::kWaiting);
+  const Commit decoded[] = {{6, 140}, {7, 150}, {8, 160}};
+  p.Committed(decoded);
+  EXPECT_EQ(w.woken, 0);
+  p.Applied(149, kLive);
+  EXPECT_EQ(w.woken, 0);  // an earlier commit's end is not its own
+  p.Applied(150, kLive);
+  EXPECT_EQ(w.woken, 1);
+  EXPECT_EQ(wakeups, 0);  // the feeder was never asked
+  // Decoded before the session came to wait: found among the recent ones.
+  CountingWaiter late;
+  EXPECT_EQ(p.Wait(0, 8, &late, kNow), StreamPosition::WaitState::kWaiting);
+  p.Applied(160, kLive);
+  EXPECT_EQ(late.woken, 1);
+  EXPECT_EQ(p.Wait(0, 6, &late, kNow), StreamPosition::WaitState::kReached);
+}
+
+TEST(StreamPositionTest, AnXidNotDecodedWaitsForItsSampleInstead) {
+  StreamPosition p;
+  p.Applied(100, kLive);
+  CountingWaiter w;
+  EXPECT_EQ(p.Wait(0, 9, &w, kNow), StreamPosition::WaitState::kWaiting);
+  p.Applied(500, kLive);
+  EXPECT_EQ(w.woken, 0);  // no end known for it: nothing to compare with
+  // The session's fallback: a sample (with a fence) as well as the xid.
+  const auto t = p.RequestSample(/*with_fence=*/true);
+  EXPECT_EQ(p.Wait(t, 9, &w, kNow), StreamPosition::WaitState::kWaiting);
+  p.SampleTaken(p.TakeSampleRequest(), 600);
+  EXPECT_EQ(w.woken, 0);
+  p.Applied(600, kLive);
+  EXPECT_EQ(w.woken, 1);
+}
+
+TEST(StreamPositionTest, TheNearerOfSampleAndXidEndReleases) {
+  StreamPosition p;
+  p.Applied(100, kLive);
+  CountingWaiter w;
+  const auto t = p.RequestSample();
+  p.SampleTaken(p.TakeSampleRequest(), 300);
+  EXPECT_EQ(p.Wait(t, 5, &w, kNow), StreamPosition::WaitState::kWaiting);
+  const Commit decoded[] = {{5, 200}};
+  p.Committed(decoded);
+  p.Applied(200, kLive);
+  EXPECT_EQ(w.woken, 1);
+  // A failed sample releases waiters of its tickets only, not those by xid.
+  CountingWaiter by_xid;
+  EXPECT_EQ(p.Wait(0, 11, &by_xid, kNow), StreamPosition::WaitState::kWaiting);
+  (void)p.RequestSample();
+  p.SampleTaken(p.TakeSampleRequest(), 0);
+  EXPECT_EQ(by_xid.woken, 0);
+  p.Cancel(&by_xid);
+}
+
+TEST(StreamPositionTest, RecentCommitsAreARingThatForgetsTheOldest) {
+  StreamPosition p;
+  p.Applied(1, kLive);
+  std::vector<Commit> many;
+  for (std::uint32_t x = 1; x <= 5000; ++x) many.push_back({x, 1000 + x});
+  p.Committed(many);
+  CountingWaiter w;
+  // Kept: the last 4,096; xid 1 fell out and waits (for the fallback).
+  EXPECT_EQ(p.Wait(0, 5000, &w, kNow), StreamPosition::WaitState::kWaiting);
+  p.Applied(6000, kLive);
+  EXPECT_EQ(w.woken, 1);
+  EXPECT_EQ(p.Wait(0, 1000, &w, kNow), StreamPosition::WaitState::kReached);
+  EXPECT_EQ(p.Wait(0, 1, &w, kNow), StreamPosition::WaitState::kWaiting);
+  p.Cancel(&w);
 }
 
 TEST(StreamPositionsTest, OneEntryPerRouteThatStays) {
