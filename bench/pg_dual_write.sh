@@ -17,6 +17,10 @@
 #   BENCH_SCALE=10 BENCH_SECONDS=10         its environment is not set)
 #   BENCH_MODES="passthrough stream_sync"   only these modes (for an A/B)
 #   BENCH_HOLD=0                            no cutover write hold
+#   BENCH_OLD_FSYNC=on                      old flushes to disk (the harness
+#                                           runs with fsync off): what a WAL
+#                                           flush per commit costs, as on a
+#                                           production source
 #
 # Under each stream mode it also prints, per pgbench run, the mean commit
 # hold (turnout_stream_commit_hold_seconds), old's transactions per pgbench
@@ -47,6 +51,10 @@ source "$ROOT/bench/lib/pg_admin.sh"
 read -r ADMIN PG < <(free_ports 2)
 LOAD_PID=""
 cleanup() {
+  if [ "${BENCH_OLD_FSYNC:-off}" = on ]; then
+    q "$OLD" postgres "alter system reset fsync" 2>/dev/null || true
+    q "$OLD" postgres "select pg_reload_conf()" >/dev/null 2>&1 || true
+  fi
   if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
   if [ -n "$TURNOUT_PID" ]; then kill "$TURNOUT_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
@@ -60,6 +68,10 @@ reset() {
     q "$port" postgres "create database $DB"
   done
   q "$OLD" postgres "alter database $DB set synchronous_commit = on"
+  if [ "${BENCH_OLD_FSYNC:-off}" = on ]; then
+    q "$OLD" postgres "alter system set fsync = on"
+    q "$OLD" postgres "select pg_reload_conf()" >/dev/null
+  fi
   pgbench -i -q -s "$SCALE" "$(conn "$OLD" "$DB")" >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; exit 1; }
   q "$OLD" "$DB" "alter table pgbench_history add column hid bigserial primary key"
   pg_dump --schema-only "$(conn "$OLD" "$DB")" >"$WORK/schema.sql"
@@ -171,7 +183,7 @@ HOLD_LOAD=$(hold 1)
 P8=${TPS[passthrough,8]} P1=${TPS[passthrough,1]}
 cat <<EOF
 
-### Postgres dual-write by change stream (pgbench TPC-B, scale $SCALE, ${SECS} s each, synchronous_commit on)
+### Postgres dual-write by change stream (pgbench TPC-B, scale $SCALE, ${SECS} s each, synchronous_commit on, fsync ${BENCH_OLD_FSYNC:-off} on old)
 
 | mode | -c 8 tps | ratio | -c 1 tps | ratio |
 |---|---|---|---|---|
