@@ -365,7 +365,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<StreamWaitResult> WaitStreamApplied(std::uint64_t ticket, std::uint32_t xid, bool nudge,
                                                 bool* fenced = nullptr);
   // A sync transaction's COMMIT while this process runs the route's stream
-  // (a simple Query, nothing else in flight): the session first asks old
+  // (a simple Query, or an extended batch that starts with it; nothing else
+  // in flight): the session first asks old
   // for the transaction's xid, with a Query of its own sent in the same
   // write as the COMMIT, so that the commit waits for exactly its own end
   // in the stream (routing/stream_positions.h) rather than for a sample and

@@ -126,11 +126,14 @@ routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait, bool
 }
 
 bool PgSession::WantsCommitXid(const RequestStart& start, const RequestPlan& p) {
-  if (start.type != 'Q' || start.cls != RequestClass::kTxnControl || !stream_wrote_sync_) return false;
-  if (tracker_.txn_status() != ppg::TransactionStatus::kInTransaction || !tracker_.BackendIdle()) return false;
+  // A COMMIT that starts its request: a simple Query, or the first message
+  // of an extended batch (pgjdbc: Parse or Bind, Execute, Sync), with
+  // nothing of the client's in flight before it.
+  if (!start.commit || !start.batch_start || !stream_wrote_sync_) return false;
+  if (tracker_.txn_status() != ppg::TransactionStatus::kInTransaction || !tracker_.BackendIdle() ||
+      tracker_.unsynced())
+    return false;
   if (p.work.any || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return false;
-  const auto& statements = tracker_.classification().statements;
-  if (statements.size() != 1 || statements[0].txn != ppg::TxnControl::kCommit) return false;
   return stream_position().reported_here(absl::Now());
 }
 

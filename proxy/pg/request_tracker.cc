@@ -108,6 +108,8 @@ void RequestTracker::Classify(std::string_view sql, StatementMeta* meta) {
     if (r > meta->ddl_risk) meta->ddl_risk = r;
   }
   meta->copy_from = false;
+  meta->commit =
+      classification_.statements.size() == 1 && classification_.statements[0].txn == ppg::TxnControl::kCommit;
   meta->op.reset();
   meta->table_count = 0;
   for (const auto& st : classification_.statements) {
@@ -194,6 +196,7 @@ RequestTracker::Verdict RequestTracker::AskRoute(char type, routing::RequestClas
   request_.tables = TargetsOf(meta);
   request_.type = type;
   request_.batch_start = batch_start;
+  request_.commit = meta.commit;
   return Verdict::kRoute;
 }
 

@@ -90,6 +90,8 @@ class RequestTracker {
     // which goes where the batch goes; routing still refuses it, or notes
     // a write the batch's plan did not foresee.
     bool batch_start = true;
+    // The statement is a COMMIT (or END) alone: it ends the transaction.
+    bool commit = false;
   };
 
   enum class Verdict : std::uint8_t {
@@ -185,6 +187,7 @@ class RequestTracker {
     // The highest risk among its statements, as routing sees it (RoutingRisk).
     protocol::pg::DdlRisk ddl_risk = protocol::pg::DdlRisk::kNone;
     bool copy_from = false;           // COPY ... FROM: copy-in on Execute
+    bool commit = false;              // COMMIT or END, alone
     std::optional<SessionOp> op;      // a state change when executed
     std::vector<std::string> tables;  // normalised; [0, table_count) live, capacity reused
     std::size_t table_count = 0;

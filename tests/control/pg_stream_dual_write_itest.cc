@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include <atomic>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,15 +52,23 @@ class Conn {
   }
   void Exec(const std::string& sql) { (void)Value(sql); }
   // A simple Query (PQexec): how psql, psycopg and pgbench send BEGIN and COMMIT.
-  void Simple(const std::string& sql) {
-    PGresult* r = PQexec(c_, sql.c_str());
+  void Simple(const std::string& sql) { Check(PQexec(c_, sql.c_str()), sql); }
+  // A statement prepared by name once, then Bind, Describe, Execute, Sync
+  // (how pgjdbc sends a COMMIT it has prepared on the server).
+  void Prepared(const std::string& name, const std::string& sql) {
+    if (prepared_.insert(name).second) Check(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
+    Check(PQexecPrepared(c_, name.c_str(), 0, nullptr, nullptr, nullptr, 0), sql);
+  }
+
+ private:
+  void Check(PGresult* r, const std::string& sql) {
     const auto st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
     PQclear(r);
   }
 
- private:
   PGconn* c_;
+  std::set<std::string> prepared_;
 };
 
 class StreamDualWriteTest : public ChangeStreamTest {
@@ -95,9 +104,11 @@ class StreamDualWriteTest : public ChangeStreamTest {
 
 // Sync: the client's COMMIT (or its autocommit INSERT) is answered only once
 // new applied it, so a direct read of new right after always finds the row.
-// Three kinds of commit, a third each: an autocommit INSERT and an extended
-// protocol COMMIT wait for a sample of old with a fence; a simple Query
-// COMMIT waits for its own transaction's end in the stream, by xid.
+// Four kinds of commit, a quarter each: an autocommit INSERT waits for a
+// sample of old with a fence; a COMMIT as a simple Query, as an extended
+// batch of its own (Parse, Bind, Execute, Sync) and as a statement prepared
+// by name (Bind, Describe, Execute, Sync) waits for its own transaction's
+// end in the stream, by xid.
 TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
   Both(kTable);
   SynchronousCommitOnOld();
@@ -116,17 +127,15 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
       for (int i = 0; i < kCommitsPerWriter; ++i) {
         std::string id;
         const std::vector<std::string> row{std::to_string(w + 1), std::to_string(i)};
-        if (i % 3 == 0) {
+        if (i % 4 == 0) {
           id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
-        } else if (i % 3 == 1) {
-          // An explicit transaction: the COMMIT is what waits.
-          via.Exec("begin");
-          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
-          via.Exec("commit");
         } else {
+          // An explicit transaction: the COMMIT is what waits.
           via.Simple("begin");
           id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
-          via.Simple("commit");
+          if (i % 4 == 1) via.Exec("commit");
+          else if (i % 4 == 2) via.Simple("commit");
+          else via.Prepared("commit_stmt", "commit");
         }
         if (id.empty()) return;  // the failure is reported already
         if (direct.Value("select count(*) from ev where id = $1", {id}) != "1") ++missing;
@@ -140,14 +149,15 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
                                 << StreamMetrics();
   EXPECT_GE(Metric(R"(turnout_stream_waits_total{kind="commit",result="applied",route="pg"})"),
             kWriters * kCommitsPerWriter);
-  // Each simple COMMIT waited by its xid (after 20 ms also for a fence: a
-  // loaded machine may decode that late), every other commit for a fence.
-  int simple_commits = 0;
-  for (int i = 0; i < kCommitsPerWriter; ++i) simple_commits += i % 3 == 2;
-  simple_commits *= kWriters;
+  // Each COMMIT waited by its xid (after 20 ms also for a fence: a loaded
+  // machine may decode that late), each autocommit INSERT for a fence.
+  int autocommits = 0;
+  for (int i = 0; i < kCommitsPerWriter; ++i) autocommits += i % 4 == 0;
+  autocommits *= kWriters;
   EXPECT_GT(CommitTargets("xid"), 0) << StreamMetrics();
-  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), simple_commits) << StreamMetrics();
-  EXPECT_EQ(CommitTargets("fence"), kWriters * kCommitsPerWriter - simple_commits) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), kWriters * kCommitsPerWriter - autocommits)
+      << StreamMetrics();
+  EXPECT_EQ(CommitTargets("fence"), autocommits) << StreamMetrics();
   EXPECT_EQ(CommitTargets("none"), 0) << StreamMetrics();
 
   auto m = Complete("sync_dw");

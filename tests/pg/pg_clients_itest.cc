@@ -387,6 +387,13 @@ TEST_P(PgClientsTest, PgjdbcStatementsBatchesTransactionsAndErrors) {
   auto r = Pgjdbc(port_, db_, "all");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "OK\n");
+  if (GetParam() == ClientMode::kDualWriteStream) {
+    // pgjdbc's commit() (an extended batch of its own) after an UPDATE
+    // waited for its own transaction in the stream, by xid.
+    const double by_xid = admin_.Metric(R"(turnout_stream_commit_targets_total{by="xid",route="pg"})") +
+                          admin_.Metric(R"(turnout_stream_commit_targets_total{by="xid_then_fence",route="pg"})");
+    EXPECT_GE(by_xid, 1);
+  }
 }
 
 TEST_P(PgClientsWithoutStatementDualWriteTest, PgjdbcCopyManagerBothWays) {
