@@ -273,6 +273,9 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
 bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   if (side != primary_side_) return OnSecondaryFrame(side, f);
   if (xid_query_replies_ > 0 && IsCommitXidReply(f.type)) return OnCommitXidReply(f);
+  // What the xid query said is for the ReadyForQuery that follows it only.
+  const CommitXid xid_state =
+      f.type == 'Z' ? std::exchange(commit_xid_state_, CommitXid::kNotAsked) : CommitXid::kNotAsked;
   if (!sec_ops_.empty()) {
     // The replies of a request with secondary work are also recorded for it.
     if (SecondaryOp* op = OpAnswering(tracker_.answering_seq())) {
@@ -288,14 +291,14 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
           held_z_op_ = op->seq;
           return false;
         }
-        if (stream_wrote_ || open_writer_) return !HoldForStream(f, forward) && forward;
+        if (stream_wrote_ || open_writer_) return !HoldForStream(f, forward, xid_state) && forward;
         return forward;
       }
     }
   }
   if (f.type == 'Z' && (stream_wrote_ || open_writer_)) {
     const bool forward = tracker_.OnBackendFrame(f);
-    return !HoldForStream(f, forward) && forward;
+    return !HoldForStream(f, forward, xid_state) && forward;
   }
   if (f.type == 'S') {
     ppg::ParameterStatus ps;

@@ -355,7 +355,9 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // transaction (or wrote) under the stream; `forward`: it goes to the
   // client. At the end of a transaction that wrote, true when `f` is held
   // (sync): ReleaseStreamHold() sends it.
-  bool HoldForStream(const protocol::pg::Frame& f, bool forward);
+  // `xid_state`: what the xid query before it said (WantsCommitXid).
+  enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
+  bool HoldForStream(const protocol::pg::Frame& f, bool forward, CommitXid xid_state);
   awaitable<void> ReleaseStreamHold();
   // Until new applied the commit named by `ticket` (its sample) or `xid`
   // (0: none). `nudge`: ask for a fence if the position is not there yet
@@ -463,7 +465,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // them; its ReadyForQuery still to come; what it said.
   std::string_view own_request_;
   int xid_query_replies_ = 0;
-  enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
   CommitXid commit_xid_state_ = CommitXid::kNotAsked;
   std::uint32_t commit_xid_ = 0;         // kKnown: the xid, 0 when none was assigned
   bool open_writer_ = false;             // counted in StreamPosition::open_writers

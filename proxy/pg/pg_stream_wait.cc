@@ -176,10 +176,8 @@ bool PgSession::OnCommitXidReply(const ppg::Frame& f) {
   }
 }
 
-bool PgSession::HoldForStream(const ppg::Frame& f, bool forward) {
-  // The xid query's answer is for this ReadyForQuery only (a COMMIT AND
-  // CHAIN, still in a transaction, drops it).
-  const CommitXid xid_state = std::exchange(commit_xid_state_, CommitXid::kNotAsked);
+bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_state) {
+  // (A COMMIT AND CHAIN, still in a transaction, drops what the xid query said.)
   ppg::ReadyForQuery z;
   if (ppg::Decode(f.payload, &z) || z.status != ppg::TransactionStatus::kIdle) return false;
   CountOpenWriter(false);
