@@ -5,6 +5,7 @@
 # start_pgbouncer WORK PORT DB UPSTREAM_PORT: listens on PORT and serves DB
 # from the cluster at UPSTREAM_PORT with USER / PGPASSWORD. Writes
 # WORK/pgbouncer.pid; the sourcing script's cleanup kills it.
+# BOUNCER_MAX_CLIENTS (500) and BOUNCER_POOL_SIZE (100) size it.
 start_pgbouncer() {
   local work=$1 port=$2 db=$3 upstream=$4
   cat >"$work/userlist.txt" <<UL
@@ -20,8 +21,8 @@ unix_socket_dir =
 auth_type = trust
 auth_file = $work/userlist.txt
 pool_mode = session
-max_client_conn = 500
-default_pool_size = 100
+max_client_conn = ${BOUNCER_MAX_CLIENTS:-500}
+default_pool_size = ${BOUNCER_POOL_SIZE:-100}
 logfile = $work/pgbouncer.log
 pidfile = $work/pgbouncer.pid
 INI

@@ -172,5 +172,29 @@ TEST(InflightQueue, WrapsAroundWithoutGrowing) {
   EXPECT_TRUE(q.full());
 }
 
+TEST(InflightQueue, GrowsOnlyAsDeepAsTheClientPipelinesKeepingOrder) {
+  InflightQueue<int> q(100);
+  EXPECT_EQ(q.allocated(), InflightQueue<int>::kInitialSlots);
+  // Wrapped around before it grows: the entries keep their order.
+  for (int i = 0; i < 5; ++i) q.push_back(i);
+  for (int i = 0; i < 5; ++i) q.pop_front();
+  int next_in = 100, next_out = 100;
+  for (int i = 0; i < 70; ++i) q.push_back(next_in++);
+  EXPECT_EQ(q.allocated(), 100u);  // 8, 16, 32, 64, then the window itself
+  for (int i = 0; i < 30; ++i) q.push_back(next_in++);
+  EXPECT_TRUE(q.full());
+  EXPECT_EQ(q.allocated(), 100u);
+  while (!q.empty()) {
+    EXPECT_EQ(q.front(), next_out++);
+    q.pop_front();
+  }
+  EXPECT_EQ(next_out, next_in);
+  // An idle session's queue stays at its first slots.
+  InflightQueue<int> idle(1024);
+  idle.push_back(1);
+  idle.pop_front();
+  EXPECT_EQ(idle.allocated(), InflightQueue<int>::kInitialSlots);
+}
+
 }  // namespace
 }  // namespace turnout::proxy::redis
