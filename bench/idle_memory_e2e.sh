@@ -130,23 +130,9 @@ start_turnout turnout-redis redis "$REDIS" "$TREDIS"
 wait_listen "$TREDIS"
 turnout_redis=$(hold redis "$TREDIS" "$TURNOUT_PID")
 
-cat >"$WORK/nutcracker.yml" <<YML
-bench:
-  listen: 127.0.0.1:$TWEM
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  preconnect: true
-  auto_eject_hosts: false
-  timeout: 5000
-  servers:
-    - 127.0.0.1:$REDIS:1
-YML
-nutcracker -c "$WORK/nutcracker.yml" -s "$STATS" -a 127.0.0.1 -o "$WORK/nutcracker.log" &
-PIDS+=($!)
-twem_pid=$!
+start_twemproxy "$TWEM" "$STATS" "$REDIS"
 wait_listen "$TWEM"
-twem=$(hold redis "$TWEM" "$twem_pid")
+twem=$(hold redis "$TWEM" "$TWEM_PID")
 
 echo "### Memory per idle client connection ($N clients per proxy, growth of the proxy's VmRSS)"
 echo

@@ -32,20 +32,7 @@ TWEM=$(free_port)
 TURN=$(free_port)
 STATS=$(free_port)
 
-cat >"$WORK/nutcracker.yml" <<YML
-bench:
-  listen: 127.0.0.1:$TWEM
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  preconnect: true
-  auto_eject_hosts: false
-  timeout: 5000
-  servers:
-    - 127.0.0.1:$DIRECT:1
-YML
-nutcracker -c "$WORK/nutcracker.yml" -s "$STATS" -a 127.0.0.1 -o "$WORK/nutcracker.log" -p "$WORK/nutcracker.pid" &
-PIDS+=($!)
+start_twemproxy "$TWEM" "$STATS" "$DIRECT"
 
 cat >"$WORK/turnout.yaml" <<YAML
 workers: $TURNOUT_WORKERS

@@ -18,6 +18,27 @@ bench_cleanup() {
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 
+# start_twemproxy PORT STATS_PORT SERVER_PORT: twemproxy (Debian's
+# nutcracker) listening on PORT with one pool holding the one redis-server at
+# SERVER_PORT; its pid is added to PIDS and left in TWEM_PID.
+start_twemproxy() {
+  cat >"$WORK/nutcracker.yml" <<YML
+bench:
+  listen: 127.0.0.1:$1
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  preconnect: true
+  auto_eject_hosts: false
+  timeout: 5000
+  servers:
+    - 127.0.0.1:$3:1
+YML
+  nutcracker -c "$WORK/nutcracker.yml" -s "$2" -a 127.0.0.1 -o "$WORK/nutcracker.log" -p "$WORK/nutcracker.pid" &
+  TWEM_PID=$!
+  PIDS+=("$TWEM_PID")
+}
+
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

@@ -358,6 +358,9 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // `xid_state`: what the xid query before it said (WantsCommitXid).
   enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
   bool HoldForStream(const protocol::pg::Frame& f, bool forward, CommitXid xid_state);
+  // Holds the ReadyForQuery `f` until new applied the commit named by
+  // `ticket` or `xid` (ReleaseStreamHold); true.
+  bool HoldCommit(const protocol::pg::Frame& f, std::uint64_t ticket, std::uint32_t xid);
   awaitable<void> ReleaseStreamHold();
   // Until new applied the commit named by `ticket` (its sample) or `xid`
   // (0: none). `nudge`: ask for a fence if the position is not there yet

@@ -195,11 +195,7 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_s
       ctx_.route.RecordCommitTarget(RouteRuntime::CommitTarget::kNone);
       return false;
     }
-    stream_xid_ = commit_xid_;
-    stream_ticket_ = 0;
-    stream_held_z_.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
-    stream_hold_ = true;
-    return true;
+    return HoldCommit(f, /*ticket=*/0, commit_xid_);
   }
   // A sync commit waits at once: its sample is a fence (see WaitStreamApplied).
   const std::uint64_t ticket = stream_position().RequestSample(/*with_fence=*/sync);
@@ -207,8 +203,12 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_s
     stream_ticket_ = ticket;
     return false;
   }
+  return HoldCommit(f, ticket, /*xid=*/0);
+}
+
+bool PgSession::HoldCommit(const ppg::Frame& f, std::uint64_t ticket, std::uint32_t xid) {
   stream_ticket_ = ticket;
-  stream_xid_ = 0;
+  stream_xid_ = xid;
   stream_held_z_.assign(reinterpret_cast<const char*>(f.bytes.data()), f.total_size);
   stream_hold_ = true;
   return true;
