@@ -23,6 +23,9 @@ namespace {
 constexpr int kWriters = 8;
 constexpr int kCommitsPerWriter = 1250;  // 10,000 in all
 
+constexpr char kSyncDualWrite[] =
+    R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})";
+
 constexpr char kTable[] =
     "create table ev (id bigserial primary key, client int, n int, at timestamptz default now(), "
     "r float default random())";
@@ -80,6 +83,14 @@ class StreamDualWriteTest : public ChangeStreamTest {
   // wal_writer_delay later); production settings flush at commit.
   void SynchronousCommitOnOld() { Psql(old_, "alter database " + db_ + " set synchronous_commit = on"); }
 
+  // turnout (protocol mode) with migration `id` under `strategy`, its data
+  // `scan` (copy, then stream) over `ev`, once it streams.
+  void StreamEv(const std::string& id, const std::string& strategy) {
+    StartTurnout(/*protocol=*/true);
+    Migrate(id, R"({"type":"scan"})", strategy, {"ev"});
+    ASSERT_EQ(StreamPhase(WaitStreaming(id)), "streaming") << Log();
+  }
+
   std::string ViaTurnoutConnString() const { return TestBackends::Get().PgConnString(pg_port_, db_); }
   std::string NewConnString() const { return TestBackends::Get().PgConnString(new_, db_); }
 
@@ -113,11 +124,7 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
   Both(kTable);
   SynchronousCommitOnOld();
   Psql(old_, "insert into ev (client, n) select 0, g from generate_series(1, 1000) g");
-  StartTurnout(/*protocol=*/true);
-  Migrate("sync_dw", R"({"type":"scan"})",
-          R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})",
-          {"ev"});
-  ASSERT_EQ(StreamPhase(WaitStreaming("sync_dw")), "streaming") << Log();
+  ASSERT_NO_FATAL_FAILURE(StreamEv("sync_dw", kSyncDualWrite));
 
   std::atomic<int> missing{0}, done{0};
   std::vector<std::thread> writers;
@@ -173,11 +180,7 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
 TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
   Both(kTable);
   SynchronousCommitOnOld();
-  StartTurnout(/*protocol=*/true);
-  Migrate("sync_quiet", R"({"type":"scan"})",
-          R"({"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}})",
-          {"ev"});
-  ASSERT_EQ(StreamPhase(WaitStreaming("sync_quiet")), "streaming") << Log();
+  ASSERT_NO_FATAL_FAILURE(StreamEv("sync_quiet", kSyncDualWrite));
   Conn via(ViaTurnoutConnString()), direct(NewConnString());
   via.Simple("create temporary table scratch (n int)");
   for (int i = 0; i < 20; ++i) {
@@ -207,11 +210,9 @@ TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
 TEST_F(StreamDualWriteTest, AsyncCanaryReadsOnNewSeeTheSessionsOwnCommits) {
   Both(kTable);
   SynchronousCommitOnOld();
-  StartTurnout(/*protocol=*/true);
-  Migrate("async_dw", R"({"type":"scan"})",
-          R"({"type":"canary","read_percentage":1.0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}})",
-          {"ev"});
-  ASSERT_EQ(StreamPhase(WaitStreaming("async_dw")), "streaming") << Log();
+  ASSERT_NO_FATAL_FAILURE(StreamEv(
+      "async_dw",
+      R"({"type":"canary","read_percentage":1.0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}})"));
 
   std::atomic<int> missed{0}, done{0};
   std::vector<std::thread> writers;
