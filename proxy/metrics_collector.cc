@@ -94,7 +94,7 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
   auto commit_targets = Family("turnout_stream_commit_targets_total",
                                "Sync dual-write by change stream: what each commit waited for (by: xid, its own "
                                "commit in the stream; xid_then_fence; fence, a sample of old with a fence; none, "
-                               "the transaction had no xid).",
+                               "the transaction had no xid or rolled back).",
                                MetricType::Counter);
   for (const RouteRuntime* rt : routes_()) {
     const std::string& route = rt->route.name;

@@ -87,7 +87,8 @@ struct RouteRuntime {
   // What a sync commit waited for: its own xid's end in the stream; its xid,
   // then a sample with a fence when the stream did not show it; a sample
   // with a fence (no xid asked: an autocommit write, a COMMIT behind others,
-  // the stream runs elsewhere); nothing (the transaction had no xid).
+  // the stream runs elsewhere); nothing (the transaction had no xid, or it
+  // rolled back).
   enum class CommitTarget { kXid, kXidThenFence, kFence, kNone, kCount };
   static const char* CommitTargetName(CommitTarget t);
   std::array<std::atomic<std::uint64_t>, static_cast<int>(CommitTarget::kCount)> commit_targets{};

@@ -276,6 +276,7 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   // What the xid query said is for the ReadyForQuery that follows it only.
   const CommitXid xid_state =
       f.type == 'Z' ? std::exchange(commit_xid_state_, CommitXid::kNotAsked) : CommitXid::kNotAsked;
+  if (stream_wrote_ && (f.type == 'C' || f.type == 'E')) NoteStreamOutcome(f);
   if (!sec_ops_.empty()) {
     // The replies of a request with secondary work are also recorded for it.
     if (SecondaryOp* op = OpAnswering(tracker_.answering_seq())) {

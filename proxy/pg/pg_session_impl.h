@@ -355,6 +355,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // transaction (or wrote) under the stream; `forward`: it goes to the
   // client. At the end of a transaction that wrote, true when `f` is held
   // (sync): ReleaseStreamHold() sends it.
+  // A CommandComplete or ErrorResponse of the primary while the open
+  // transaction wrote under the stream: whether it ended by rolling back
+  // (then its ReadyForQuery waits for nothing).
+  void NoteStreamOutcome(const protocol::pg::Frame& f);
   // `xid_state`: what the xid query before it said (WantsCommitXid).
   enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
   bool HoldForStream(const protocol::pg::Frame& f, bool forward, CommitXid xid_state);
@@ -461,6 +465,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool stream_wrote_ = false;            // the open transaction wrote to old under a stream plan
   bool stream_wrote_sync_ = false;       // ... and its commit waits for new
   bool stream_hold_ = false;             // stream_held_z_ waits for new
+  bool stream_rolled_back_ = false;      // the last reply was a ROLLBACK's (NoteStreamOutcome)
   std::string stream_held_z_;            // the primary's ReadyForQuery, held back
   std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
   std::uint32_t stream_xid_ = 0;         // sync: the held commit's xid (0: waited for by ticket)

@@ -20,6 +20,7 @@
 #include <charconv>
 
 #include "protocol/pg/message_writer.h"
+#include "protocol/pg/wire.h"
 #include "proxy/pg/pg_session_impl.h"
 
 namespace turnout::proxy::pg::detail {
@@ -176,8 +177,21 @@ bool PgSession::OnCommitXidReply(const ppg::Frame& f) {
   }
 }
 
+void PgSession::NoteStreamOutcome(const ppg::Frame& f) {
+  // Only a ROLLBACK (or a COMMIT of a failed transaction, which the server
+  // answers ROLLBACK) as the last word before ReadyForQuery says nothing
+  // was committed: an error after a COMMIT in the same Query says nothing.
+  stream_rolled_back_ = false;
+  if (f.type != 'C') return;
+  ppg::PayloadReader r(f.payload);
+  std::string_view tag;
+  stream_rolled_back_ = r.ReadCString(&tag) && tag == "ROLLBACK";
+}
+
 bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_state) {
-  // (A COMMIT AND CHAIN, still in a transaction, drops what the xid query said.)
+  // (A COMMIT AND CHAIN, still in a transaction, drops what the xid query
+  // said; a ROLLBACK TO SAVEPOINT, its ROLLBACK.)
+  const bool rolled_back = std::exchange(stream_rolled_back_, false);
   ppg::ReadyForQuery z;
   if (ppg::Decode(f.payload, &z) || z.status != ppg::TransactionStatus::kIdle) return false;
   CountOpenWriter(false);
@@ -189,6 +203,11 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_s
   }
   const bool sync = stream_wrote_sync_;
   stream_wrote_ = stream_wrote_sync_ = false;
+  if (rolled_back) {
+    // Rolled back: nothing of it committed, nothing to wait for.
+    if (sync) ctx_.route.RecordCommitTarget(RouteRuntime::CommitTarget::kNone);
+    return false;
+  }
   if (sync && xid_state == CommitXid::kKnown) {
     // Old logged no commit for a transaction without an xid: nothing to wait for.
     if (commit_xid_ == 0) {

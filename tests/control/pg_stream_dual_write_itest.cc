@@ -58,6 +58,12 @@ class Conn {
   void Simple(const std::string& sql) { Check(PQexec(c_, sql.c_str()), sql); }
   // A statement prepared by name once, then Bind, Describe, Execute, Sync
   // (how pgjdbc sends a COMMIT it has prepared on the server).
+  // A simple Query that must fail.
+  void Fails(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR) ADD_FAILURE() << sql << " did not fail";
+    PQclear(r);
+  }
   void Prepared(const std::string& name, const std::string& sql) {
     if (prepared_.insert(name).second) Check(PQprepare(c_, name.c_str(), sql.c_str(), 0, nullptr), sql);
     Check(PQexecPrepared(c_, name.c_str(), 0, nullptr, nullptr, nullptr, 0), sql);
@@ -173,10 +179,11 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
 }
 
 // A sync transaction whose commit the stream never shows is not held for it
-// past a short grace: one that changed nothing has no xid and is not held at
-// all; one that wrote only a temporary table has an xid that no stream
-// decodes, and falls back to a sample with a fence. Writes after each are on
-// new when their client hears of them.
+// past a short grace: one that changed nothing has no xid, and one that
+// rolled back (or failed, so its COMMIT rolls back) committed nothing: they
+// are not held at all; one that wrote only a temporary table has an xid that
+// no stream decodes, and falls back to a sample with a fence. Writes after
+// each are on new when their client hears of them.
 TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
   Both(kTable);
   SynchronousCommitOnOld();
@@ -188,6 +195,13 @@ TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
     via.Simple("update ev set n = n where false");  // a write that changes nothing: no xid
     via.Simple("commit");
     via.Simple("begin");
+    via.Simple("insert into ev (client, n) values (2, 0)");
+    via.Simple("rollback");
+    via.Simple("begin");
+    via.Simple("insert into ev (client, n) values (3, 0)");
+    via.Fails("select 1/0");
+    via.Simple("commit");  // answered ROLLBACK
+    via.Simple("begin");
     via.Simple("insert into scratch values (1)");  // an xid the stream never decodes
     via.Simple("commit");
     via.Simple("begin");
@@ -195,7 +209,8 @@ TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
     via.Simple("commit");
     EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "1") << StreamMetrics();
   }
-  EXPECT_EQ(CommitTargets("none"), 20) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("none"), 60) << StreamMetrics();
+  EXPECT_EQ(direct.Value("select count(*) from ev where client in (2, 3)"), "0");
   EXPECT_EQ(CommitTargets("xid_then_fence") + CommitTargets("xid"), 40) << StreamMetrics();
   EXPECT_GE(CommitTargets("xid_then_fence"), 20) << StreamMetrics();
   EXPECT_EQ(Metric(R"(turnout_stream_waits_total{kind="commit",result="timeout",route="pg"})"), 0)
