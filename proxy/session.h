@@ -86,8 +86,8 @@ struct RouteRuntime {
   std::atomic<std::uint64_t> commit_hold_sum_us{0};
   // What a sync commit waited for: its own xid's end in the stream; its xid,
   // then a sample with a fence when the stream did not show it; a sample
-  // with a fence (no xid asked: an autocommit write, a COMMIT behind others,
-  // the stream runs elsewhere); nothing (the transaction had no xid, or it
+  // with a fence (no xid asked: an extended-protocol autocommit write, a
+  // COMMIT behind others, the stream runs elsewhere); nothing (the transaction had no xid, or it
   // rolled back).
   enum class CommitTarget { kXid, kXidThenFence, kFence, kNone, kCount };
   static const char* CommitTargetName(CommitTarget t);

@@ -95,7 +95,7 @@ awaitable<void> PgSession::ClientLoop() {
         const ppg::Frame f = r.value;
         Verdict v = tracker_.OnClientFrame(f);
         RequestPlan plan;
-        bool ask_xid = false;
+        bool ask_xid = false, write_with_xid = false;
         if (v == Verdict::kRoute) {
           // Decided once; a barrier (AwaitPlan) keeps `f` where it is.
           const RequestStart start = tracker_.request();
@@ -107,6 +107,7 @@ awaitable<void> PgSession::ClientLoop() {
             if (!plan.plan.refused()) {
               CommitPlan(start, plan);
               ask_xid = WantsCommitXid(start, plan);
+              write_with_xid = !ask_xid && WantsWriteXid(start, plan);
             }
             v = tracker_.Routed(plan.plan.refused());
           } else {
@@ -119,6 +120,15 @@ awaitable<void> PgSession::ClientLoop() {
             // with the COMMIT.
             if (!co_await FlushClientParsed()) co_return;
             QueueCommitXidQuery();
+          }
+          if (write_with_xid) {
+            // The client's Query is replaced by the same with the xid
+            // query appended (FlushClientParsed sends it in its place).
+            if (!co_await FlushClientParsed()) co_return;
+            QueueWriteWithXid(f);
+            in.CommitParsed(f.total_size);
+            in.Consume(f.total_size);
+            continue;
           }
           bool op_complete = false;
           if (plan.work.any) {
@@ -272,7 +282,8 @@ awaitable<bool> PgSession::HandleDebugUse(Side side) {
 
 bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   if (side != primary_side_) return OnSecondaryFrame(side, f);
-  if (xid_query_replies_ > 0 && IsCommitXidReply(f.type)) return OnCommitXidReply(f);
+  if (xid_reply_ != XidReply::kNone)
+    if (const std::optional<bool> forward = OnXidReply(f)) return *forward;
   // What the xid query said is for the ReadyForQuery that follows it only.
   const CommitXid xid_state =
       f.type == 'Z' ? std::exchange(commit_xid_state_, CommitXid::kNotAsked) : CommitXid::kNotAsked;

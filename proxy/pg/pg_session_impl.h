@@ -383,13 +383,19 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool WantsCommitXid(const RequestStart& start, const RequestPlan& p);
   // The xid query goes out ahead of the frames parsed from now on.
   void QueueCommitXidQuery();
-  // A reply frame of the xid query (its RowDescription, DataRow,
-  // CommandComplete, ErrorResponse, ReadyForQuery); true when the client
-  // sees it (only an error: its COMMIT then ends the failed transaction).
-  bool OnCommitXidReply(const protocol::pg::Frame& f);
-  static bool IsCommitXidReply(char type) noexcept {
-    return type == 'T' || type == 'D' || type == 'C' || type == 'E' || type == 'Z';
-  }
+  // An autocommit write under sync (a simple Query of one INSERT, UPDATE,
+  // DELETE or MERGE, outside a transaction, while this process runs the
+  // stream): the same query is appended to it, so the one implicit
+  // transaction answers with its own xid (WantsWriteXid), and the session
+  // sends that Query in place of the client's (QueueWriteWithXid).
+  bool WantsWriteXid(const RequestStart& start, const RequestPlan& p);
+  void QueueWriteWithXid(const protocol::pg::Frame& f);
+  // A reply frame while an xid query's answer is expected: true or false
+  // when the frame is the xid query's (whether the client sees it: only an
+  // error, which failed the client's transaction too), nullopt when it is
+  // the client's and is relayed as usual.
+  std::optional<bool> OnXidReply(const protocol::pg::Frame& f);
+  void TakeXid(const protocol::pg::Frame& data_row);
   routing::StreamPosition& stream_position();
   // A cutover's write window (plan kPlanHoldWrites): a transaction about to
   // start waits at the barrier until the policy without the hold arrives.
@@ -472,7 +478,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // The xid query (WantsCommitXid): its bytes, until FlushClientParsed sends
   // them; its ReadyForQuery still to come; what it said.
   std::string_view own_request_;
-  int xid_query_replies_ = 0;
+  std::string write_with_xid_;           // QueueWriteWithXid's Query (capacity kept)
+  enum class XidReply : std::uint8_t {
+    kNone,
+    kOwnQuery,     // the xid query's own request (before a COMMIT): all of it is turnout's
+    kClientFirst,  // a write with the query appended: the client's replies, to its CommandComplete
+    kAppended,     // ... then the appended query's, to the ReadyForQuery (the client's)
+  };
+  XidReply xid_reply_ = XidReply::kNone;
   CommitXid commit_xid_state_ = CommitXid::kNotAsked;
   std::uint32_t commit_xid_ = 0;         // kKnown: the xid, 0 when none was assigned
   bool open_writer_ = false;             // counted in StreamPosition::open_writers

@@ -17,7 +17,9 @@
 // "new has it now" promise is not kept, and the metric
 // turnout_stream_waits_total{result="timeout"|"not_live"} says so.
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "protocol/pg/message_writer.h"
 #include "protocol/pg/wire.h"
@@ -140,41 +142,120 @@ bool PgSession::WantsCommitXid(const RequestStart& start, const RequestPlan& p) 
 
 void PgSession::QueueCommitXidQuery() {
   own_request_ = CommitXidQuery();
-  ++xid_query_replies_;
+  xid_reply_ = XidReply::kOwnQuery;
   commit_xid_state_ = CommitXid::kAsked;
   commit_xid_ = 0;
 }
 
-bool PgSession::OnCommitXidReply(const ppg::Frame& f) {
-  switch (f.type) {
-    case 'D': {
-      ppg::DataRow row;
-      std::uint64_t xid8 = 0;
-      if (ppg::Decode(f.payload, &row) || row.columns.size() != 1) {
-        commit_xid_state_ = CommitXid::kFailed;
-      } else if (!row.columns[0].has_value()) {
-        commit_xid_state_ = CommitXid::kKnown;  // none assigned
-      } else if (const std::string_view text = *row.columns[0];
-                 std::from_chars(text.data(), text.data() + text.size(), xid8).ec == std::errc{}) {
-        commit_xid_state_ = CommitXid::kKnown;
-        commit_xid_ = static_cast<std::uint32_t>(xid8);  // pgoutput's xid: the low 32 bits of the xid8
-      } else {
-        commit_xid_state_ = CommitXid::kFailed;
-      }
-      return false;
-    }
-    case 'E':
-      // Cancelled or timed out: the transaction failed, and the client's
-      // COMMIT will say ROLLBACK. The client hears why.
-      commit_xid_state_ = CommitXid::kFailed;
-      return tracker_.OnBackendFrame(f);
-    case 'Z':
-      --xid_query_replies_;
-      if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
-      return false;
-    default:  // its RowDescription and CommandComplete
-      return false;
+bool PgSession::WantsWriteXid(const RequestStart& start, const RequestPlan& p) {
+  if (start.type != 'Q' || start.cls != RequestClass::kWrite || !stream_wrote_sync_) return false;
+  if (tracker_.txn_status() != ppg::TransactionStatus::kIdle || !tracker_.BackendIdle() || tracker_.unsynced())
+    return false;
+  if (p.work.any || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return false;
+  // One data-changing statement: with the query appended it runs in the
+  // same implicit transaction as before (a CALL, whose procedure may
+  // commit, or a COPY, with its sub-protocol, would not).
+  const auto& c = tracker_.classification();
+  if (c.lex_error || c.statements.size() != 1) return false;
+  const std::string_view cmd = c.statements[0].command;
+  auto is = [cmd](std::string_view word) {
+    return cmd.size() == word.size() && std::equal(cmd.begin(), cmd.end(), word.begin(), [](char a, char b) {
+             return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
+           });
+  };
+  const bool changes_rows = is("insert") || is("update") || is("delete") || is("merge");
+  return changes_rows && stream_position().reported_here(absl::Now());
+}
+
+void PgSession::QueueWriteWithXid(const ppg::Frame& f) {
+  ppg::Query q;
+  (void)ppg::Decode(f.payload, &q);  // decoded by the tracker already
+  // After a line break, so that a trailing `--` comment cannot hide it; a
+  // trailing `;` leaves an empty statement, which the server skips.
+  write_with_xid_.clear();
+  ppg::FrameBuilder b(&write_with_xid_, 'Q');
+  b.Raw(q.sql).Raw("\n;").CString(kCommitXidSql);
+  b.Finish();
+  own_request_ = write_with_xid_;
+  xid_reply_ = XidReply::kClientFirst;
+  commit_xid_state_ = CommitXid::kAsked;
+  commit_xid_ = 0;
+}
+
+void PgSession::TakeXid(const ppg::Frame& data_row) {
+  ppg::DataRow row;
+  std::uint64_t xid8 = 0;
+  if (ppg::Decode(data_row.payload, &row) || row.columns.size() != 1) {
+    commit_xid_state_ = CommitXid::kFailed;
+  } else if (!row.columns[0].has_value()) {
+    commit_xid_state_ = CommitXid::kKnown;  // none assigned
+  } else if (const std::string_view text = *row.columns[0];
+             std::from_chars(text.data(), text.data() + text.size(), xid8).ec == std::errc{}) {
+    commit_xid_state_ = CommitXid::kKnown;
+    commit_xid_ = static_cast<std::uint32_t>(xid8);  // pgoutput's xid: the low 32 bits of the xid8
+  } else {
+    commit_xid_state_ = CommitXid::kFailed;
   }
+}
+
+std::optional<bool> PgSession::OnXidReply(const ppg::Frame& f) {
+  switch (xid_reply_) {
+    case XidReply::kOwnQuery:
+      switch (f.type) {
+        case 'D':
+          TakeXid(f);
+          return false;
+        case 'T':
+        case 'C':
+          return false;
+        case 'E':
+          // Cancelled or timed out: the transaction failed, and the
+          // client's COMMIT will say ROLLBACK. The client hears why.
+          commit_xid_state_ = CommitXid::kFailed;
+          return tracker_.OnBackendFrame(f);
+        case 'Z':
+          xid_reply_ = XidReply::kNone;
+          if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
+          return false;
+        default:
+          return std::nullopt;  // a notice or notification: the client's
+      }
+    case XidReply::kClientFirst:
+      if (f.type == 'C') {
+        xid_reply_ = XidReply::kAppended;
+      } else if (f.type == 'E' || f.type == 'Z') {
+        // The client's statement failed: its implicit transaction rolled
+        // back, and the appended query did not run. Nothing to wait for.
+        xid_reply_ = XidReply::kNone;
+        commit_xid_state_ = CommitXid::kKnown;
+        commit_xid_ = 0;
+      }
+      return std::nullopt;
+    case XidReply::kAppended:
+      switch (f.type) {
+        case 'D':
+          TakeXid(f);
+          return false;
+        case 'T':
+        case 'C':
+          return false;
+        case 'E':
+          // The appended query failed (a cancel): so did the implicit
+          // transaction, the client's write with it. The client hears it.
+          commit_xid_state_ = CommitXid::kKnown;
+          commit_xid_ = 0;
+          return std::nullopt;
+        case 'Z':
+          xid_reply_ = XidReply::kNone;
+          if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
+          return std::nullopt;  // the client's ReadyForQuery
+        default:
+          return std::nullopt;
+      }
+    case XidReply::kNone:
+      break;
+  }
+  return std::nullopt;
 }
 
 void PgSession::NoteStreamOutcome(const ppg::Frame& f) {

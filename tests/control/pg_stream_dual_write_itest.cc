@@ -58,6 +58,15 @@ class Conn {
   void Simple(const std::string& sql) { Check(PQexec(c_, sql.c_str()), sql); }
   // A statement prepared by name once, then Bind, Describe, Execute, Sync
   // (how pgjdbc sends a COMMIT it has prepared on the server).
+  // A simple Query's first value (its RETURNING).
+  std::string Returning(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    std::string out;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
+    else out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return out;
+  }
   // A simple Query that must fail.
   void Fails(const std::string& sql) {
     PGresult* r = PQexec(c_, sql.c_str());
@@ -216,6 +225,44 @@ TEST_F(StreamDualWriteTest, SyncCommitsTheStreamDoesNotShowAreReleased) {
   EXPECT_EQ(Metric(R"(turnout_stream_waits_total{kind="commit",result="timeout",route="pg"})"), 0)
       << StreamMetrics();
   auto m = Complete("sync_quiet");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
+// An autocommit write sent as a simple Query (psql, psycopg2) waits for its
+// own transaction too: turnout appends the xid query to it, so the one
+// implicit transaction answers with its xid. What the client sees is what the
+// server says to its statement: rows of a RETURNING, the command tag, an
+// error. A write that failed, or changed nothing, is not held.
+TEST_F(StreamDualWriteTest, AutocommitSimpleQueryWritesWaitForTheirOwnTransaction) {
+  Both(kTable);
+  Both("create unique index ev_client_n on ev (client, n)");
+  SynchronousCommitOnOld();
+  ASSERT_NO_FATAL_FAILURE(StreamEv("sync_auto", kSyncDualWrite));
+  Conn via(ViaTurnoutConnString()), direct(NewConnString());
+  constexpr int kRounds = 30;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string n = std::to_string(i);
+    // RETURNING: the client's rows come back as the server sent them.
+    const std::string id = via.Returning("insert into ev (client, n) values (1, " + n + ") returning id");
+    ASSERT_FALSE(id.empty());
+    EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "1");
+    // A trailing comment and a trailing semicolon.
+    via.Simple("update ev set r = -1 where client = 1 and n = " + n + " -- a comment");
+    EXPECT_EQ(direct.Value("select r from ev where id = $1", {id}), "-1");
+    via.Simple("delete from ev where id = " + id + ";");
+    EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "0");
+    // A failed write (duplicate key) and one that changes nothing.
+    via.Simple("insert into ev (client, n) values (2, 0) on conflict do nothing");
+    via.Fails("insert into ev (client, n) values (2, 0)");
+    via.Simple("update ev set n = n where false");
+  }
+  // Per round: three writes by xid, one insert at the first round only and
+  // then a conflict that changes nothing, a failure, a no-op.
+  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), 3 * kRounds + 1) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("none"), 3 * kRounds - 1) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("fence"), 0) << StreamMetrics();
+  auto m = Complete("sync_auto");
   ASSERT_EQ(State(m), "Completed") << Log();
   ExpectSame("ev");
 }
