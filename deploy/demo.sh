@@ -357,7 +357,7 @@ printf '\033[1m  every acknowledged write is on new: none missing (%d transactio
 
 say "What turnout counted (Prometheus, /metrics)"
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" |
-  grep -E '^turnout_(requests_total\{.*class="(read|write)"|migration_state\{.*\} 1|stream_waits_total\{.*route="app-db"|cutover_write_hold_seconds\{|data_movement_rows_total)' |
+  grep -E '^turnout_(requests_total\{.*class="(read|write)"|migration_state\{.*\} 1|stream_waits_total\{.*route="app-db"|stream_commit_targets_total\{.*route="app-db"|cutover_write_hold_seconds\{|data_movement_rows_total)' |
   head -30
 
 say "Graceful shutdown: SIGTERM drains sessions and exits 0"
