@@ -12,8 +12,8 @@
 //   feeder           TakeSampleRequest() / SampleTaken(): one query of old's
 //                    WAL position answers every request made before it
 //                    started (group sampling: no query per commit)
-//   session, sync,   knows its transaction's xid (asked for before its
-//   here             COMMIT: proxy/pg/pg_stream_wait.cc); Wait(0, xid)
+//   session, sync,   knows its transaction's xid (asked for before it
+//   here             commits: proxy/pg/pg_stream_wait.cc); Wait(0, xid)
 //                    holds it until new applied past that commit's end,
 //                    which this process's stream tells (Committed) as it
 //                    decodes it: no sample, no fence

@@ -4,9 +4,15 @@
 // still owes the client is the meaning of `apply`:
 //
 //   sync   the ReadyForQuery that ends a transaction which wrote (or an
-//          autocommit write's) is held until new applied past a position of
-//          old sampled after that commit; then released. "When the client
-//          sees COMMIT, new has it."
+//          autocommit write's) is held until new applied that commit; then
+//          released. "When the client sees COMMIT, new has it." Where the
+//          stream runs in this process and the commit is a COMMIT of its
+//          own or a simple-Query autocommit write, the session asks old for
+//          the transaction's xid just before it commits (a query of its
+//          own, whose replies the client does not see) and waits for
+//          exactly that commit; otherwise for a position of old sampled
+//          after the commit, with a fence. A transaction that rolled back
+//          or had no xid is not held.
 //   async  not held; the commit's sample is remembered, and a read that the
 //          policy sends to new waits until new has it (read-your-writes by
 //          position), or goes to old when it does not come in time.
