@@ -357,7 +357,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // (sync): ReleaseStreamHold() sends it.
   // A CommandComplete or ErrorResponse of the primary while the open
   // transaction wrote under the stream: whether it ended by rolling back
-  // (then its ReadyForQuery waits for nothing).
+  // (then its ReadyForQuery waits for nothing) or by a COMMIT (AND CHAIN).
   void NoteStreamOutcome(const protocol::pg::Frame& f);
   // `xid_state`: what the xid query before it said (WantsCommitXid).
   enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
@@ -471,7 +471,9 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool stream_wrote_ = false;            // the open transaction wrote to old under a stream plan
   bool stream_wrote_sync_ = false;       // ... and its commit waits for new
   bool stream_hold_ = false;             // stream_held_z_ waits for new
-  bool stream_rolled_back_ = false;      // the last reply was a ROLLBACK's (NoteStreamOutcome)
+  // How the replies to the last request ended (NoteStreamOutcome).
+  enum class StreamEnd : std::uint8_t { kOther, kCommitted, kRolledBack };
+  StreamEnd stream_last_end_ = StreamEnd::kOther;
   std::string stream_held_z_;            // the primary's ReadyForQuery, held back
   std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
   std::uint32_t stream_xid_ = 0;         // sync: the held commit's xid (0: waited for by ticket)

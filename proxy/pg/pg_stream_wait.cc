@@ -265,22 +265,34 @@ std::optional<bool> PgSession::OnXidReply(const ppg::Frame& f) {
 }
 
 void PgSession::NoteStreamOutcome(const ppg::Frame& f) {
-  // Only a ROLLBACK (or a COMMIT of a failed transaction, which the server
-  // answers ROLLBACK) as the last word before ReadyForQuery says nothing
-  // was committed: an error after a COMMIT in the same Query says nothing.
-  stream_rolled_back_ = false;
+  // Only the last word before ReadyForQuery counts: a ROLLBACK (or a COMMIT
+  // of a failed transaction, which the server answers ROLLBACK) says
+  // nothing was committed, a COMMIT that the transaction committed; an
+  // error after either in the same Query says neither.
+  stream_last_end_ = StreamEnd::kOther;
   if (f.type != 'C') return;
   ppg::PayloadReader r(f.payload);
   std::string_view tag;
-  stream_rolled_back_ = r.ReadCString(&tag) && tag == "ROLLBACK";
+  if (!r.ReadCString(&tag)) return;
+  if (tag == "ROLLBACK") stream_last_end_ = StreamEnd::kRolledBack;
+  else if (tag == "COMMIT") stream_last_end_ = StreamEnd::kCommitted;
 }
 
 bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_state) {
-  // (A COMMIT AND CHAIN, still in a transaction, drops what the xid query
-  // said; a ROLLBACK TO SAVEPOINT, its ROLLBACK.)
-  const bool rolled_back = std::exchange(stream_rolled_back_, false);
+  // (A ROLLBACK TO SAVEPOINT, still in the transaction, drops its ROLLBACK.)
+  const StreamEnd last_end = std::exchange(stream_last_end_, StreamEnd::kOther);
+  const bool rolled_back = last_end == StreamEnd::kRolledBack;
   ppg::ReadyForQuery z;
-  if (ppg::Decode(f.payload, &z) || z.status != ppg::TransactionStatus::kIdle) return false;
+  if (ppg::Decode(f.payload, &z)) return false;
+  if (z.status == ppg::TransactionStatus::kInTransaction && last_end == StreamEnd::kCommitted &&
+      xid_state == CommitXid::kKnown && commit_xid_ != 0 && stream_wrote_sync_ && forward) {
+    // COMMIT AND CHAIN: the transaction committed and the next one began;
+    // the client hears of the commit once new has it, as for a COMMIT. The
+    // chained transaction has written nothing yet.
+    stream_wrote_ = stream_wrote_sync_ = false;
+    return HoldCommit(f, /*ticket=*/0, commit_xid_);
+  }
+  if (z.status != ppg::TransactionStatus::kIdle) return false;
   CountOpenWriter(false);
   if (!stream_wrote_) return false;
   if (!forward) {

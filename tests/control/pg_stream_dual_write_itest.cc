@@ -267,6 +267,27 @@ TEST_F(StreamDualWriteTest, AutocommitSimpleQueryWritesWaitForTheirOwnTransactio
   ExpectSame("ev");
 }
 
+// COMMIT AND CHAIN commits and opens the next transaction at once: its
+// client is told of the commit only once new has it, as for a COMMIT.
+TEST_F(StreamDualWriteTest, CommitAndChainIsHeldLikeACommit) {
+  Both(kTable);
+  SynchronousCommitOnOld();
+  ASSERT_NO_FATAL_FAILURE(StreamEv("sync_chain", kSyncDualWrite));
+  Conn via(ViaTurnoutConnString()), direct(NewConnString());
+  constexpr int kRounds = 20;
+  via.Simple("begin");
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string id = via.Returning("insert into ev (client, n) values (1, " + std::to_string(i) + ") returning id");
+    via.Simple("commit and chain");
+    EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "1") << StreamMetrics();
+  }
+  via.Simple("commit");
+  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), kRounds) << StreamMetrics();
+  auto m = Complete("sync_chain");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
 // Async: commits are not held; a read that the canary sends to new right
 // after the session's own commit waits until new has it.
 TEST_F(StreamDualWriteTest, AsyncCanaryReadsOnNewSeeTheSessionsOwnCommits) {
