@@ -205,63 +205,43 @@ void PgSession::TakeXid(const ppg::Frame& data_row) {
 }
 
 std::optional<bool> PgSession::OnXidReply(const ppg::Frame& f) {
-  switch (xid_reply_) {
-    case XidReply::kOwnQuery:
-      switch (f.type) {
-        case 'D':
-          TakeXid(f);
-          return false;
-        case 'T':
-        case 'C':
-          return false;
-        case 'E':
-          // Cancelled or timed out: the transaction failed, and the
-          // client's COMMIT will say ROLLBACK. The client hears why.
-          commit_xid_state_ = CommitXid::kFailed;
-          return tracker_.OnBackendFrame(f);
-        case 'Z':
-          xid_reply_ = XidReply::kNone;
-          if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
-          return false;
-        default:
-          return std::nullopt;  // a notice or notification: the client's
-      }
-    case XidReply::kClientFirst:
-      if (f.type == 'C') {
-        xid_reply_ = XidReply::kAppended;
-      } else if (f.type == 'E' || f.type == 'Z') {
-        // The client's statement failed: its implicit transaction rolled
-        // back, and the appended query did not run. Nothing to wait for.
-        xid_reply_ = XidReply::kNone;
-        commit_xid_state_ = CommitXid::kKnown;
-        commit_xid_ = 0;
-      }
-      return std::nullopt;
-    case XidReply::kAppended:
-      switch (f.type) {
-        case 'D':
-          TakeXid(f);
-          return false;
-        case 'T':
-        case 'C':
-          return false;
-        case 'E':
-          // The appended query failed (a cancel): so did the implicit
-          // transaction, the client's write with it. The client hears it.
-          commit_xid_state_ = CommitXid::kKnown;
-          commit_xid_ = 0;
-          return std::nullopt;
-        case 'Z':
-          xid_reply_ = XidReply::kNone;
-          if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
-          return std::nullopt;  // the client's ReadyForQuery
-        default:
-          return std::nullopt;
-      }
-    case XidReply::kNone:
-      break;
+  if (xid_reply_ == XidReply::kClientFirst) {
+    if (f.type == 'C') {
+      xid_reply_ = XidReply::kAppended;
+    } else if (f.type == 'E' || f.type == 'Z') {
+      // The client's statement failed: its implicit transaction rolled
+      // back, and the appended query did not run. Nothing to wait for.
+      xid_reply_ = XidReply::kNone;
+      commit_xid_state_ = CommitXid::kKnown;
+      commit_xid_ = 0;
+    }
+    return std::nullopt;
   }
-  return std::nullopt;
+  // The xid query's replies: its own request's (kOwnQuery), or the end of
+  // the client's (kAppended), whose ReadyForQuery is the client's.
+  switch (f.type) {
+    case 'D':
+      TakeXid(f);
+      return false;
+    case 'T':
+    case 'C':
+      return false;
+    case 'E':
+      // Cancelled or timed out: the transaction failed with it (a COMMIT
+      // after it says ROLLBACK; the write it was appended to is undone),
+      // so nothing will commit. The client hears why.
+      commit_xid_state_ = CommitXid::kKnown;
+      commit_xid_ = 0;
+      return std::nullopt;
+    case 'Z': {
+      const bool own = xid_reply_ == XidReply::kOwnQuery;
+      xid_reply_ = XidReply::kNone;
+      if (commit_xid_state_ == CommitXid::kAsked) commit_xid_state_ = CommitXid::kFailed;
+      return own ? std::optional<bool>(false) : std::nullopt;
+    }
+    default:
+      return std::nullopt;  // a notice or notification: the client's
+  }
 }
 
 void PgSession::NoteStreamOutcome(const ppg::Frame& f) {
