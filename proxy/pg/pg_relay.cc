@@ -33,11 +33,19 @@ awaitable<bool> PgSession::FlushClientParsed() {
   }
   auto parsed = client_in_.Parsed();
   if (parsed.empty() && own_request_.empty()) co_return true;
-  // turnout's own request (QueueCommitXidQuery) goes ahead, in one write.
-  const std::array<asio::const_buffer, 2> out{asio::buffer(own_request_.data(), own_request_.size()),
-                                              asio::buffer(parsed.data(), parsed.size())};
-  own_request_ = {};
-  auto [ec, n] = co_await primary()->stream().Write(out);
+  std::error_code ec;
+  if (own_request_.empty()) {
+    auto [e, n] = co_await primary()->stream().Write(asio::buffer(parsed.data(), parsed.size()));
+    ec = e;
+  } else {
+    // turnout's own request (QueueCommitXidQuery, QueueWriteWithXid) goes
+    // ahead of the client's frames, in one write.
+    const std::array<asio::const_buffer, 2> out{asio::buffer(own_request_.data(), own_request_.size()),
+                                                asio::buffer(parsed.data(), parsed.size())};
+    own_request_ = {};
+    auto [e, n] = co_await primary()->stream().Write(out);
+    ec = e;
+  }
   if (ec) {
     if (!IsExpectedDisconnect(ec))
       LogWarn("pg backend write failed", {{"route", route().name}, {"error", ec.message()}});
@@ -287,7 +295,6 @@ bool PgSession::OnBackendFrame(Side side, const ppg::Frame& f) {
   // What the xid query said is for the ReadyForQuery that follows it only.
   const CommitXid xid_state =
       f.type == 'Z' ? std::exchange(commit_xid_state_, CommitXid::kNotAsked) : CommitXid::kNotAsked;
-  if (stream_wrote_ && (f.type == 'C' || f.type == 'E')) NoteStreamOutcome(f);
   if (!sec_ops_.empty()) {
     // The replies of a request with secondary work are also recorded for it.
     if (SecondaryOp* op = OpAnswering(tracker_.answering_seq())) {

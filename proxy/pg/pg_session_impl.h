@@ -355,10 +355,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // transaction (or wrote) under the stream; `forward`: it goes to the
   // client. At the end of a transaction that wrote, true when `f` is held
   // (sync): ReleaseStreamHold() sends it.
-  // A CommandComplete or ErrorResponse of the primary while the open
-  // transaction wrote under the stream: whether it ended by rolling back
-  // (then its ReadyForQuery waits for nothing) or by a COMMIT (AND CHAIN).
-  void NoteStreamOutcome(const protocol::pg::Frame& f);
   // `xid_state`: what the xid query before it said (WantsCommitXid).
   enum class CommitXid : std::uint8_t { kNotAsked, kAsked, kKnown, kFailed };
   bool HoldForStream(const protocol::pg::Frame& f, bool forward, CommitXid xid_state);
@@ -381,6 +377,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // in the stream (routing/stream_positions.h) rather than for a sample and
   // a fence. Decided before the tracker records the COMMIT (Routed).
   bool WantsCommitXid(const RequestStart& start, const RequestPlan& p);
+  // What both need of the session (WantsCommitXid, WantsWriteXid).
+  bool MayAskXid(const RequestPlan& p);
   // The xid query goes out ahead of the frames parsed from now on.
   void QueueCommitXidQuery();
   // An autocommit write under sync (a simple Query of one INSERT, UPDATE,
@@ -471,9 +469,6 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool stream_wrote_ = false;            // the open transaction wrote to old under a stream plan
   bool stream_wrote_sync_ = false;       // ... and its commit waits for new
   bool stream_hold_ = false;             // stream_held_z_ waits for new
-  // How the replies to the last request ended (NoteStreamOutcome).
-  enum class StreamEnd : std::uint8_t { kOther, kCommitted, kRolledBack };
-  StreamEnd stream_last_end_ = StreamEnd::kOther;
   std::string stream_held_z_;            // the primary's ReadyForQuery, held back
   std::uint64_t stream_ticket_ = 0;      // async: the last commit new may not have yet
   std::uint32_t stream_xid_ = 0;         // sync: the held commit's xid (0: waited for by ticket)

@@ -28,7 +28,6 @@
 #include <optional>
 
 #include "protocol/pg/message_writer.h"
-#include "protocol/pg/wire.h"
 #include "proxy/pg/pg_session_impl.h"
 
 namespace turnout::proxy::pg::detail {
@@ -134,16 +133,20 @@ routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait, bool
   return routing::ApplyReadYourWritesFence(plan, /*session_has_unapplied_writes=*/true);
 }
 
-bool PgSession::WantsCommitXid(const RequestStart& start, const RequestPlan& p) {
-  // A COMMIT that starts its request: a simple Query, or the first message
-  // of an extended batch (pgjdbc: Parse or Bind, Execute, Sync), with
-  // nothing of the client's in flight before it.
-  if (!start.commit || !start.batch_start || !stream_wrote_sync_) return false;
-  if (tracker_.txn_status() != ppg::TransactionStatus::kInTransaction || !tracker_.BackendIdle() ||
-      tracker_.unsynced())
-    return false;
+bool PgSession::MayAskXid(const RequestPlan& p) {
+  // Nothing of the client's in flight before the request (the xid query's
+  // replies come first), no secondary work around it, the write on old,
+  // and the stream runs here (only this process hears its xids).
+  if (!stream_wrote_sync_ || !tracker_.BackendIdle() || tracker_.unsynced()) return false;
   if (p.work.any || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return false;
   return stream_position().reported_here(absl::Now());
+}
+
+bool PgSession::WantsCommitXid(const RequestStart& start, const RequestPlan& p) {
+  // A COMMIT that starts its request: a simple Query, or the first message
+  // of an extended batch (pgjdbc: Parse or Bind, Execute, Sync).
+  return start.commit && start.batch_start && tracker_.txn_status() == ppg::TransactionStatus::kInTransaction &&
+         MayAskXid(p);
 }
 
 void PgSession::QueueCommitXidQuery() {
@@ -154,10 +157,8 @@ void PgSession::QueueCommitXidQuery() {
 }
 
 bool PgSession::WantsWriteXid(const RequestStart& start, const RequestPlan& p) {
-  if (start.type != 'Q' || start.cls != RequestClass::kWrite || !stream_wrote_sync_) return false;
-  if (tracker_.txn_status() != ppg::TransactionStatus::kIdle || !tracker_.BackendIdle() || tracker_.unsynced())
-    return false;
-  if (p.work.any || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return false;
+  if (start.type != 'Q' || start.cls != RequestClass::kWrite) return false;
+  if (tracker_.txn_status() != ppg::TransactionStatus::kIdle) return false;
   // One data-changing statement: with the query appended it runs in the
   // same implicit transaction as before (a CALL, whose procedure may
   // commit, or a COPY, with its sub-protocol, would not).
@@ -169,8 +170,7 @@ bool PgSession::WantsWriteXid(const RequestStart& start, const RequestPlan& p) {
              return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
            });
   };
-  const bool changes_rows = is("insert") || is("update") || is("delete") || is("merge");
-  return changes_rows && stream_position().reported_here(absl::Now());
+  return (is("insert") || is("update") || is("delete") || is("merge")) && MayAskXid(p);
 }
 
 void PgSession::QueueWriteWithXid(const ppg::Frame& f) {
@@ -244,27 +244,12 @@ std::optional<bool> PgSession::OnXidReply(const ppg::Frame& f) {
   }
 }
 
-void PgSession::NoteStreamOutcome(const ppg::Frame& f) {
-  // Only the last word before ReadyForQuery counts: a ROLLBACK (or a COMMIT
-  // of a failed transaction, which the server answers ROLLBACK) says
-  // nothing was committed, a COMMIT that the transaction committed; an
-  // error after either in the same Query says neither.
-  stream_last_end_ = StreamEnd::kOther;
-  if (f.type != 'C') return;
-  ppg::PayloadReader r(f.payload);
-  std::string_view tag;
-  if (!r.ReadCString(&tag)) return;
-  if (tag == "ROLLBACK") stream_last_end_ = StreamEnd::kRolledBack;
-  else if (tag == "COMMIT") stream_last_end_ = StreamEnd::kCommitted;
-}
-
 bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_state) {
-  // (A ROLLBACK TO SAVEPOINT, still in the transaction, drops its ROLLBACK.)
-  const StreamEnd last_end = std::exchange(stream_last_end_, StreamEnd::kOther);
-  const bool rolled_back = last_end == StreamEnd::kRolledBack;
+  // (The tracker saw `f` first: ended_by() is of the replies before it.)
+  const RequestTracker::Ended ended_by = tracker_.ended_by();
   ppg::ReadyForQuery z;
   if (ppg::Decode(f.payload, &z)) return false;
-  if (z.status == ppg::TransactionStatus::kInTransaction && last_end == StreamEnd::kCommitted &&
+  if (z.status == ppg::TransactionStatus::kInTransaction && ended_by == RequestTracker::Ended::kCommit &&
       xid_state == CommitXid::kKnown && commit_xid_ != 0 && stream_wrote_sync_ && forward) {
     // COMMIT AND CHAIN: the transaction committed and the next one began;
     // the client hears of the commit once new has it, as for a COMMIT. The
@@ -282,7 +267,7 @@ bool PgSession::HoldForStream(const ppg::Frame& f, bool forward, CommitXid xid_s
   }
   const bool sync = stream_wrote_sync_;
   stream_wrote_ = stream_wrote_sync_ = false;
-  if (rolled_back) {
+  if (ended_by == RequestTracker::Ended::kRollback) {
     // Rolled back: nothing of it committed, nothing to wait for.
     if (sync) ctx_.route.RecordCommitTarget(RouteRuntime::CommitTarget::kNone);
     return false;

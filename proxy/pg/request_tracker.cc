@@ -453,6 +453,7 @@ void RequestTracker::OnCopyIn() {
 
 void RequestTracker::OnReadyForQuery(ppg::TransactionStatus status) {
   txn_status_ = status;
+  ended_by_ = std::exchange(last_word_, Ended::kOther);
   const std::uint64_t last = ResponseSeq();
   state_.OnReadyForQuery(last, status);
   const Record& r = records_[response_seq_ % kRecordRing];
@@ -486,7 +487,12 @@ bool RequestTracker::OnBackendFrame(const ppg::Frame& f) {
     case 'C': {
       ppg::PayloadReader r(f.payload);
       std::string_view tag;
-      if (r.ReadCString(&tag)) state_.OnCommandComplete(tag, ResponseSeq());
+      last_word_ = Ended::kOther;
+      if (r.ReadCString(&tag)) {
+        state_.OnCommandComplete(tag, ResponseSeq());
+        if (tag == "COMMIT") last_word_ = Ended::kCommit;
+        else if (tag == "ROLLBACK") last_word_ = Ended::kRollback;
+      }
       if (copy_in_) copy_in_ = false;
       return true;
     }
@@ -494,6 +500,7 @@ bool RequestTracker::OnBackendFrame(const ppg::Frame& f) {
       state_.OnError();
       copy_in_ = false;
       request_failed_ = true;
+      last_word_ = Ended::kOther;
       return true;
     case '1':
       state_.OnParseComplete(ResponseSeq());

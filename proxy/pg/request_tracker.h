@@ -145,7 +145,9 @@ class RequestTracker {
   // A whole frame; false when the client must not see it.
   bool OnBackendFrame(const protocol::pg::Frame& f);
   void OnLargeBackendFrame(char type) {
-    if (type == 'E') state_.OnError();
+    if (type != 'E') return;
+    state_.OnError();
+    last_word_ = Ended::kOther;
   }
 
   // ---- state
@@ -165,6 +167,12 @@ class RequestTracker {
     return BackendIdle() && !unsynced_ && txn_status_ == protocol::pg::TransactionStatus::kIdle;
   }
   protocol::pg::TransactionStatus txn_status() const noexcept { return txn_status_; }
+  // How the replies before the last ReadyForQuery ended: the last word
+  // before it was a COMMIT's or a ROLLBACK's CommandComplete (a COMMIT of a
+  // failed transaction is answered ROLLBACK), or something else (another
+  // tag, an error, nothing).
+  enum class Ended : std::uint8_t { kOther, kCommit, kRollback };
+  Ended ended_by() const noexcept { return ended_by_; }
   // turnout answered a request itself with an error (a refusal).
   void FailTransaction() noexcept {
     if (txn_status_ == protocol::pg::TransactionStatus::kInTransaction)
@@ -279,6 +287,8 @@ class RequestTracker {
   std::vector<std::string> temp_tables_;
   std::vector<std::pair<std::uint64_t, std::string>> pending_temp_;
   bool request_failed_ = false;  // an ErrorResponse since the last ReadyForQuery
+  Ended last_word_ = Ended::kOther;  // of the replies since the last ReadyForQuery
+  Ended ended_by_ = Ended::kOther;
 
   SessionState state_;
 };
