@@ -25,7 +25,8 @@
 # Under each stream mode it also prints, per pgbench run, the mean commit
 # hold (turnout_stream_commit_hold_seconds), old's transactions per pgbench
 # transaction beyond the bench's own (samples and fences: the feeder's
-# queries) and the CPU left idle (vmstat), so a run says where time went.
+# queries), the CPU left idle (vmstat) and the CPU per old commit of each
+# kind of process (bench/lib/cpu_split.py), so a run says where time went.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?usage: pg_dual_write.sh BUILD_DIR}
@@ -111,8 +112,11 @@ tps() {
   c0=$(old_commits)
   vmstat 1 "$SECS" >"$WORK/vmstat.log" &
   local vm=$!
+  cpu_window >"$WORK/cpu.log" &
+  local cw=$!
   out=$(pgbench -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$SECS" -h 127.0.0.1 -p "$PG" "$DB" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
   wait "$vm" || true
+  wait "$cw" || true
   grep -q "number of failed transactions: 0" <<<"$out" || { echo "$out" >&2; die "pgbench: failed transactions"; }
   c1=$(old_commits)
   read -r -a h1 < <(hold_stats)
@@ -121,7 +125,20 @@ tps() {
   awk -v c="$1" -v n="$n" -v d="$((c1 - c0))" -v hc="$((h1[0] - h0[0]))" -v hs="${h1[1]}" -v hs0="${h0[1]}" -v idle="$idle" \
     'BEGIN {printf "  -c %d: %d txns, old commits/txn %.2f, holds %d mean %.0f us, cpu idle %s%%\n",
             c, n, n ? d / n : 0, hc, hc ? (hs - hs0) / hc * 1e6 : 0, idle}' >&2
+  sed 's/^/    /' "$WORK/cpu.log" >&2
   sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out"
+}
+# cpu_window: CPU per old commit by process kind (bench/lib/cpu_split.py)
+# over the middle of a pgbench run, while its connections live.
+cpu_window() {
+  local c0 c1
+  sleep 2
+  c0=$(old_commits)
+  python3 "$ROOT/bench/lib/cpu_split.py" snap "$WORK/cpu0.json" "$OLD" "$NEW" "$TURNOUT_PID"
+  sleep $((SECS > 4 ? SECS - 4 : 1))
+  c1=$(old_commits)
+  python3 "$ROOT/bench/lib/cpu_split.py" snap "$WORK/cpu1.json" "$OLD" "$NEW" "$TURNOUT_PID"
+  python3 "$ROOT/bench/lib/cpu_split.py" diff "$WORK/cpu0.json" "$WORK/cpu1.json" "$((c1 - c0))"
 }
 
 declare -A TPS

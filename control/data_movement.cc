@@ -1,5 +1,7 @@
 #include "control/data_movement.h"
 
+#include <pthread.h>
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -376,6 +378,9 @@ void DataMovement::Reconcile() {
     elsewhere_.erase(m.id);
     next_try_.erase(m.id);
     raw->thread = std::thread([this, raw] {
+      // A job that streams spends its life here: named for top -H and the
+      // benches' CPU split (bench/lib/cpu_split.sh).
+      pthread_setname_np(pthread_self(), "turnout-move");
       RunJob(raw);
       // Wake the reconciler: the job may need a restart (store trouble).
       std::lock_guard<std::mutex> l2(mu_);

@@ -28,11 +28,17 @@ constexpr std::size_t kGroupsInFlight = 2;
 constexpr const char* kMarkStatement = "turnout_mark";
 constexpr const char* kPositionStatement = "turnout_position";
 constexpr const char* kNotifyStatement = "turnout_notify";
-// The stored position, written in each group's transaction (prepared as
-// kPositionStatement) and once alone after the copy (StorePosition).
+// The stored position: once alone after the copy (StorePosition), and in
+// each group's transaction (kGroupPositionSql, prepared as
+// kPositionStatement: a plain UPDATE of the row Open() made sure exists,
+// cheaper on new than an upsert per group), with whether the applier marks
+// its transactions (ChangeApplier::MarkFromNowOn).
 constexpr const char* kPositionSql =
     "insert into _turnout.stream_position (slot, lsn) values ($1, $2::pg_lsn) "
     "on conflict (slot) do update set lsn = excluded.lsn, updated_at = now()";
+constexpr const char* kGroupPositionSql =
+    "update _turnout.stream_position set lsn = $2::pg_lsn, marks = $3::boolean, updated_at = now() "
+    "where slot = $1";
 
 // CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX … CONCURRENTLY:
 // refused inside a transaction block.
@@ -55,8 +61,8 @@ bool NeedsOwnTransaction(std::string_view statement) {
 
 }  // namespace
 
-ChangeApplier::ChangeApplier(PgSide target, std::string slot, ConflictRule rule)
-    : target_(std::move(target)), slot_(std::move(slot)), rule_(rule) {}
+ChangeApplier::ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks)
+    : target_(std::move(target)), slot_(std::move(slot)), rule_(rule), marks_policy_(marks) {}
 
 absl::Status ChangeApplier::Exec(const std::string& sql, const std::string& what) {
   auto r = PgExecScript(target_, sql, what);
@@ -80,31 +86,43 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   // (see the header): a stream from there skips them.
   auto level = PgExec(target_, "select current_setting('wal_level')", {}, "read wal_level");
   if (!level.ok()) return level.status();
-  applied_mark_ = PgValue(*level, 0, 0) == "logical";
+  can_mark_ = PgValue(*level, 0, 0) == "logical";
+  // `marks`: this applier marks its transactions (MarkFromNowOn), stored
+  // with the position so a restart goes on marking.
   if (auto st = Exec("create schema if not exists _turnout; "
                      "create table if not exists _turnout.stream_position (slot text primary key, lsn pg_lsn not null, "
-                     "updated_at timestamptz not null default now())",
+                     "updated_at timestamptz not null default now()); "
+                     "alter table _turnout.stream_position add column if not exists marks boolean not null default false",
                      "create _turnout.stream_position");
       !st.ok())
     return st;
+  // The row each group updates ("0/0": nothing stored yet).
+  if (auto r = PgExec(target_,
+                      "insert into _turnout.stream_position (slot, lsn) values ($1, '0/0') on conflict (slot) do nothing",
+                      {slot_}, "make the position row");
+      !r.ok())
+    return r.status();
   const struct {
     const char* name;
     const char* sql;
   } statements[] = {
       {kMarkStatement, "select pg_logical_emit_message(true, $1, $2)"},
-      {kPositionStatement, kPositionSql},
+      {kPositionStatement, kGroupPositionSql},
       {kNotifyStatement, "select pg_notify($1, $2)"},
   };
   for (const auto& s : statements) {
     PgResult r(PQprepare(target_.get(), s.name, s.sql, 0, nullptr));
     if (!PgOk(r.get())) return PgFailed(target_, r.get(), absl::StrCat("prepare ", s.name));
   }
-  auto r = PgExec(target_, "select lsn::text from _turnout.stream_position where slot = $1", {slot_}, "read position");
+  auto r = PgExec(target_, "select lsn::text, marks from _turnout.stream_position where slot = $1", {slot_},
+                  "read position");
   if (!r.ok()) return r.status();
   applied_ = 0;
   if (PQntuples(r->get()) == 1 && !pgo::ParseLsn(PgValue(*r, 0, 0), &applied_))
     return absl::InternalError(absl::StrCat("new: unreadable stored position ", PgValue(*r, 0, 0)));
-  reached_ = applied_;
+  reached_ = sent_end_ = applied_;
+  applied_mark_ = can_mark_ && (marks_policy_ == Marks::kAlways || PgValue(*r, 0, 1) == "t");
+  marks_stored_ = applied_mark_;
   return applied_;
 }
 
@@ -112,9 +130,16 @@ absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
   if (auto st = LeavePipeline(); !st.ok()) return st;
   auto r = PgExec(target_, kPositionSql, {slot_, pgo::FormatLsn(lsn)}, "store position");
   if (!r.ok()) return r.status();
-  applied_ = lsn;
+  applied_ = sent_end_ = lsn;
   reached_ = std::max(reached_, lsn);
   return absl::OkStatus();
+}
+
+bool ChangeApplier::MarkFromNowOn() {
+  if (!can_mark_ || applied_mark_) return false;
+  applied_mark_ = true;
+  marks_stored_ = false;
+  return true;
 }
 
 // ---- The pipeline.
@@ -311,15 +336,21 @@ void ChangeApplier::ForgetPrepared() {
 
 absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
   if (!broken_.ok()) return broken_;
-  if (group_transactions_ == 0 && !open_on_target_) return reached > 0 ? Reach(reached, announce) : absl::OkStatus();
+  // Marking from now on is stored before anything after it counts as
+  // applied: a group of its own when nothing else goes.
+  const bool store_marks = applied_mark_ && !marks_stored_;
+  if (group_transactions_ == 0 && !open_on_target_ && !store_marks)
+    return reached > 0 ? Reach(reached, announce) : absl::OkStatus();
   if (auto st = WaitForRoom(); !st.ok()) return st;
   if (auto st = EnterPipeline(); !st.ok()) return st;
   if (!open_on_target_) QueueBegin();
-  if (group_end_ > sent_end_) {
+  if (group_end_ > sent_end_ || store_marks) {
+    sent_end_ = std::max(sent_end_, group_end_);
     AddValue(slot_);
-    AddValue(pgo::FormatLsn(group_end_));
+    AddValue(pgo::FormatLsn(sent_end_));
+    AddValue(applied_mark_ ? "true" : "false");
     QueuePrepared(kPositionStatement);
-    sent_end_ = group_end_;
+    marks_stored_ = applied_mark_;
   }
   // Delivered when the group commits, not before; a fence received after
   // the group's last transaction is announced with it (no second round
@@ -347,6 +378,7 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
 
 absl::Status ChangeApplier::Reach(std::uint64_t lsn, bool announce) {
   if (!broken_.ok()) return broken_;
+  if (applied_mark_ && !marks_stored_) return Commit(lsn, announce);
   if (units_.empty()) reached_ = std::max(reached_, lsn);  // everything sent is committed
   else units_.back().reached = std::max(units_.back().reached, lsn);
   if (!announce || lsn <= announced_) return absl::OkStatus();

@@ -39,6 +39,10 @@
 // travels back to where it came from. (A replication origin would do the
 // same, but holds one of the server's max_replication_slots state entries
 // until it is dropped, and needs privileges the stream does not otherwise.)
+// The forward stream marks only from the first cutover fence on
+// (Marks::kFromCutover, MarkFromNowOn): a stream back can exist only after
+// a cutover caught up past that fence, and a mark cost new a WAL record
+// and a statement per group, a tenth of its CPU per pgbench transaction.
 //
 // DDL arrives as a transactional logical message (prefix kDdlMessagePrefix,
 // from the event trigger control/pg_change_stream.cc installs): its DDL
@@ -84,13 +88,23 @@ inline constexpr std::string_view kAppliedMarkPrefix = "turnout.applied";
 
 class ChangeApplier {
  public:
-  ChangeApplier(PgSide target, std::string slot, ConflictRule rule);
+  // Whether the applier marks its transactions (above): always (the stream
+  // back), or once a cutover's fence arrived (the forward stream).
+  enum class Marks { kAlways, kFromCutover };
+  ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks = Marks::kAlways);
 
   // Session settings, the applied mark and the position table; the stored
   // position, or 0.
   absl::StatusOr<std::uint64_t> Open();
   // Records `lsn` as applied (the initial copy's consistent point).
   absl::Status StorePosition(std::uint64_t lsn);
+  // A cutover's fence arrived (at a transaction boundary): every
+  // transaction after it is marked, and the next group (one of its own, if
+  // nothing else is sent before the fence is reached) stores that, so
+  // nothing counts as applied past the fence before a restart would go on
+  // marking. True when this turned marking on (the target keeps logical
+  // WAL and did not mark yet).
+  bool MarkFromNowOn();
 
   // Takes the next message in stream order.
   absl::Status Take(const protocol::pg::pgoutput::LogicalMessage& m);
@@ -234,7 +248,10 @@ class ChangeApplier {
   bool in_transaction_ = false;
   bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
   std::int64_t begin_commit_time_ = -1;  // the current transaction's, when it set oldest_pending_commit_time_
-  bool applied_mark_ = false;   // the target keeps logical WAL: mark each transaction
+  const Marks marks_policy_;
+  bool can_mark_ = false;       // the target keeps logical WAL
+  bool applied_mark_ = false;   // mark each transaction (from here on)
+  bool marks_stored_ = false;   // the stored position says so
   bool pipeline_ = false;
   bool open_on_target_ = false; // BEGIN queued, COMMIT not yet
   absl::Status broken_;         // a send failed: the connection is unusable

@@ -243,7 +243,10 @@ class StreamRun {
     auto target = Connect(target_b_, target_name_);
     if (!target.ok()) return target.status();
     target_ = *std::move(target);
-    applier_.emplace(target_, names_.slot, spec_.rule);
+    // The stream back always marks; the forward one from a cutover's fence
+    // on (ChangeApplier::Marks).
+    applier_.emplace(target_, names_.slot, spec_.rule,
+                     back_ ? ChangeApplier::Marks::kAlways : ChangeApplier::Marks::kFromCutover);
     auto stored = applier_->Open();
     if (!stored.ok()) return stored.status();
 
@@ -436,6 +439,12 @@ class StreamRun {
                 applier_->AtTransactionBoundary()) {
               idle_end = std::max(idle_end, msg->lsn);
               if (!here) fence_end = idle_end;
+              // A cutover's fence (the slot alone; a feeder's names its
+              // process): a stream back may follow, so what is applied
+              // from here on must not travel back.
+              if (content == names_.slot && applier_->MarkFromNowOn())
+                ctx_.Log(absl::StrCat("slot ", names_.slot, ": a cutover's fence at ", pgo::FormatLsn(msg->lsn),
+                                      "; new's transactions are marked from here on"));
             }
           }
           NoteDecoded(m);

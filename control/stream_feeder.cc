@@ -1,6 +1,7 @@
 #include "control/stream_feeder.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -54,7 +55,10 @@ StreamFeeder::StreamFeeder(routing::Backend old_backend, routing::Backend new_ba
       position_(position),
       wake_(std::make_shared<WakeFd>()) {
   position_->SetSampleListener([wake = wake_] { wake->Signal(); });
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "turnout-feeder");
+    Run();
+  });
 }
 
 StreamFeeder::~StreamFeeder() {

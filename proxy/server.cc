@@ -1,5 +1,7 @@
 #include "proxy/server.h"
 
+#include <pthread.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 
@@ -157,6 +159,8 @@ absl::Status Server::Start() {
   for (auto& w : workers_) {
     Worker* worker = w.get();
     worker->thread = std::thread([worker] {
+      // Named for top -H and the benches' CPU split (bench/lib/cpu_split.sh).
+      pthread_setname_np(pthread_self(), "turnout-io");
       for (;;) {
         try {
           worker->context.run();

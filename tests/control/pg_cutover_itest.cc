@@ -617,5 +617,72 @@ TEST_F(CutoverTest, KillingTheStreamBackRunnerResumesFromItsStoredPositionWithNo
       << "a stopped stream back has no series";
 }
 
+// The forward stream marks what it applies on new (so the stream back
+// skips it) only from a cutover's fence on: before, new's stored position
+// says it does not mark; after the flip it does, and a write straight to
+// old, which the forward stream applies on new, does not travel back to
+// old. A kill -9 and restart keeps marking (the stored position says so).
+TEST_F(CutoverTest, TheForwardStreamMarksFromTheCutoverOnAndNothingItAppliesTravelsBack) {
+  Both("create table notes (id bigint primary key, body text not null)");
+  Psql(old_, "create table notes_applied (id bigint not null)");
+  Psql(old_, "create function log_note() returns trigger language plpgsql as "
+             "$$ begin insert into notes_applied values (new.id); return new; end $$");
+  Psql(old_, "create trigger log_note before insert on notes for each row execute function log_note()");
+  Psql(old_, "alter table notes enable always trigger log_note");
+  Sidecar& s = Start();
+  admin_ = std::make_unique<AdminClient>(s.admin_port, kToken);
+  Migrate("marks", R"({"type":"scan"})", kSyncDualWrite, {"notes"});
+  ASSERT_EQ(StreamPhase(WaitStreaming("marks")), "streaming") << s.process->Log();
+  auto marks = [&] {
+    return Psql(new_, "select marks from _turnout.stream_position where slot like 'turnout_%' and slot not like '%_back'");
+  };
+  auto wait_on = [&](int port, long id) {
+    const std::string q = "select count(*) from notes where id = " + std::to_string(id);
+    for (int i = 0; i < 300 && Psql(port, q) != "1"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return Psql(port, q) == "1";
+  };
+  {
+    DirectPg via(s.pg_port, db_);
+    via.Rows("insert into notes values (1, 'through turnout, before the cutover')");
+  }
+  ASSERT_TRUE(wait_on(new_, 1)) << s.process->Log();
+  EXPECT_EQ(marks(), "f") << "the forward stream marks before any cutover";
+
+  FlipWritesToNew(s, "marks");
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(marks(), "t") << "the cutover's fence did not turn marking on";
+  EXPECT_THAT(s.process->Log(), ::testing::HasSubstr("new's transactions are marked from here on"));
+
+  // Straight to old (a client not behind turnout): the forward stream
+  // applies it on new, marked; the stream back skips it. A write through
+  // turnout after it (to new) reaches old, so the stream back got past it.
+  auto round = [&](long direct, long via_turnout) {
+    Psql(old_, "insert into notes values (" + std::to_string(direct) + ", 'straight to old')");
+    ASSERT_TRUE(wait_on(new_, direct)) << s.process->Log();
+    {
+      DirectPg via(s.pg_port, db_);
+      via.Rows("insert into notes values (" + std::to_string(via_turnout) + ", 'through turnout, to new')");
+    }
+    ASSERT_TRUE(wait_on(old_, via_turnout)) << "the stream back did not bring a write on new to old\n"
+                                            << s.process->Log();
+  };
+  round(2, 3);
+  ASSERT_FALSE(HasFatalFailure());
+
+  // Restarted after a kill -9, the forward stream goes on marking.
+  s.process->Signal(SIGKILL);
+  s.process->Wait(10000);
+  Restart(s);
+  round(4, 5);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(marks(), "t");
+
+  // Every row and column on both sides; on old each row was inserted once
+  // (nothing came back from new).
+  ExpectSame("notes");
+  EXPECT_EQ(Psql(old_, "select string_agg(id::text, ',' order by id) from notes_applied"), "1,2,3,4,5")
+      << "rows inserted on old, by clients and the stream back";
+}
+
 }  // namespace
 }  // namespace turnout::testing
