@@ -76,6 +76,8 @@ awaitable<bool> PgSession::StreamLargeClientFrame() {
       if (!co_await ReadClient()) co_return false;
     }
   }
+  // Its replies are not counted for an xid query before the batch's Sync.
+  batch_xid_ = {};
   // Secondary work keeps whole requests; one this large is journaled instead.
   if (capturing_ != nullptr) {
     AbandonCapture("turnout: a message larger than limits.buffer_size is not dual-written; journaled for repair");
@@ -104,6 +106,7 @@ awaitable<void> PgSession::ClientLoop() {
         Verdict v = tracker_.OnClientFrame(f);
         RequestPlan plan;
         bool ask_xid = false, write_with_xid = false;
+        std::optional<ExecuteSeen> execute;
         if (v == Verdict::kRoute) {
           // Decided once; a barrier (AwaitPlan) keeps `f` where it is.
           const RequestStart start = tracker_.request();
@@ -112,14 +115,29 @@ awaitable<void> PgSession::ClientLoop() {
             if (!plan.plan.refused() && plan.wait != RequestPlan::Wait::kNone) {
               if (!co_await AwaitPlan(start, &plan)) co_return;
             }
+            batch_xid_ = {};
             if (!plan.plan.refused()) {
               CommitPlan(start, plan);
               ask_xid = WantsCommitXid(start, plan);
               write_with_xid = !ask_xid && WantsWriteXid(start, plan);
+              batch_xid_.armed = !ask_xid && !write_with_xid && WantsBatchXid(start, plan);
             }
             v = tracker_.Routed(plan.plan.refused());
           } else {
             v = tracker_.Routed(RouteLaterExecute(start));
+          }
+          if (start.type == 'E') execute = ExecuteSeen{start.cls, start.dml};
+        }
+        if (batch_xid_.armed) {
+          if (v != Verdict::kForward) {
+            batch_xid_ = {};
+          } else if (f.type == 'S') {
+            // What came before the Sync goes first; the xid query goes
+            // with the Sync.
+            if (!co_await FlushClientParsed()) co_return;
+            QueueBatchXid();
+          } else {
+            NoteBatchXidFrame(f, execute ? &*execute : nullptr);
           }
         }
         if (v == Verdict::kForward) {

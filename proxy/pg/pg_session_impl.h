@@ -388,6 +388,30 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // sends that Query in place of the client's (QueueWriteWithXid).
   bool WantsWriteXid(const RequestStart& start, const RequestPlan& p);
   void QueueWriteWithXid(const protocol::pg::Frame& f);
+  // The same for an autocommit write in an extended batch (pgjdbc, node-pg:
+  // Parse/Bind/Execute of one INSERT, UPDATE, DELETE or MERGE, then Sync,
+  // outside a transaction, nothing else in flight): the batch is armed at
+  // its first message (WantsBatchXid), each of its frames is counted
+  // (NoteBatchXidFrame: how many replies are the client's, and whether it
+  // still only writes by DML and reads), and at its Sync the xid query goes
+  // ahead of the Sync as Close/Parse/Bind/Execute/Close of a statement of
+  // turnout's (QueueBatchXid), in the batch's implicit transaction.
+  bool WantsBatchXid(const RequestStart& start, const RequestPlan& p);
+  // `execute`: what routing was told of an Execute (null: not routed).
+  struct ExecuteSeen {
+    routing::RequestClass cls;
+    bool dml;
+  };
+  void NoteBatchXidFrame(const protocol::pg::Frame& f, const ExecuteSeen* execute);
+  void QueueBatchXid();
+  struct BatchXid {
+    bool armed = false;
+    bool executed = false;              // any Execute in the batch
+    bool wrote = false;                 // a DML Execute in the batch
+    std::uint32_t client_replies = 0;   // replies that end one client message
+  };
+  BatchXid batch_xid_;
+  std::uint32_t xid_client_replies_ = 0;  // kClientBatch: client replies still to come
   // A reply frame while an xid query's answer is expected: true or false
   // when the frame is the xid query's (whether the client sees it: only an
   // error, which failed the client's transaction too), nullopt when it is
@@ -480,6 +504,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
     kNone,
     kOwnQuery,     // the xid query's own request (before a COMMIT): all of it is turnout's
     kClientFirst,  // a write with the query appended: the client's replies, to its CommandComplete
+    kClientBatch,  // an extended batch with the query before its Sync: the client's replies
     kAppended,     // ... then the appended query's, to the ReadyForQuery (the client's)
   };
   XidReply xid_reply_ = XidReply::kNone;

@@ -7,7 +7,8 @@
 //          autocommit write's) is held until new applied that commit; then
 //          released. "When the client sees COMMIT, new has it." Where the
 //          stream runs in this process and the commit is a COMMIT of its
-//          own or a simple-Query autocommit write, the session asks old for
+//          own or an autocommit write (a simple Query, or an extended batch
+//          of DML: QueueBatchXid), the session asks old for
 //          the transaction's xid just before it commits (a query of its
 //          own, whose replies the client does not see) and waits for
 //          exactly that commit; otherwise for a position of old sampled
@@ -157,20 +158,83 @@ void PgSession::QueueCommitXidQuery() {
 }
 
 bool PgSession::WantsWriteXid(const RequestStart& start, const RequestPlan& p) {
-  if (start.type != 'Q' || start.cls != RequestClass::kWrite) return false;
-  if (tracker_.txn_status() != ppg::TransactionStatus::kIdle) return false;
   // One data-changing statement: with the query appended it runs in the
-  // same implicit transaction as before (a CALL, whose procedure may
-  // commit, or a COPY, with its sub-protocol, would not).
-  const auto& c = tracker_.classification();
-  if (c.lex_error || c.statements.size() != 1) return false;
-  const std::string_view cmd = c.statements[0].command;
-  auto is = [cmd](std::string_view word) {
-    return cmd.size() == word.size() && std::equal(cmd.begin(), cmd.end(), word.begin(), [](char a, char b) {
-             return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
-           });
-  };
-  return (is("insert") || is("update") || is("delete") || is("merge")) && MayAskXid(p);
+  // same implicit transaction as before (RequestStart::dml).
+  if (start.type != 'Q' || start.cls != RequestClass::kWrite || !start.dml) return false;
+  return tracker_.txn_status() == ppg::TransactionStatus::kIdle && MayAskXid(p);
+}
+
+bool PgSession::WantsBatchXid(const RequestStart& start, const RequestPlan& p) {
+  if (start.type == 'Q' || !start.batch_start || start.cls != RequestClass::kWrite || !start.dml) return false;
+  return tracker_.txn_status() == ppg::TransactionStatus::kIdle && MayAskXid(p);
+}
+
+void PgSession::NoteBatchXidFrame(const ppg::Frame& f, const ExecuteSeen* execute) {
+  switch (f.type) {
+    case 'P':  // ParseComplete
+    case 'B':  // BindComplete
+    case 'C':  // CloseComplete
+    case 'D':  // RowDescription or NoData (after a ParameterDescription)
+      ++batch_xid_.client_replies;
+      return;
+    case 'E':
+      // CommandComplete, PortalSuspended or EmptyQueryResponse. Only DML
+      // and reads: a statement that commits (COMMIT, CALL) or opens a
+      // transaction block would leave the xid query outside the write's
+      // transaction; one routing was not told of is unknown.
+      ++batch_xid_.client_replies;
+      batch_xid_.executed = true;
+      if (execute == nullptr || (!execute->dml && execute->cls != RequestClass::kRead)) batch_xid_.armed = false;
+      if (execute != nullptr && execute->dml) batch_xid_.wrote = true;
+      return;
+    case 'H':  // Flush: no reply
+      return;
+    default:  // a copy message, a FunctionCall, a Query inside the batch
+      batch_xid_.armed = false;
+  }
+}
+
+namespace {
+// The xid query as a statement of turnout's, before an extended batch's
+// Sync: closed first (not an error when absent), so a name left by a batch
+// whose query failed cannot make this Parse fail; closed after, so nothing
+// of it stays. The client's unnamed statement is left alone; the unnamed
+// portal is bound again, but the batch's implicit transaction ends at its
+// Sync, and every portal with it.
+constexpr std::string_view kBatchXidStatement = "turnout_commit_xid";
+const std::string& BatchXidMessages() {
+  static const std::string messages = [] {
+    std::string m;
+    ppg::AppendClose(&m, ppg::Target::kStatement, kBatchXidStatement);
+    ppg::AppendParse(&m, kBatchXidStatement, kCommitXidSql);
+    ppg::AppendBind(&m, "", kBatchXidStatement, {}, {}, {});
+    ppg::AppendExecute(&m, "", 0);
+    ppg::AppendClose(&m, ppg::Target::kStatement, kBatchXidStatement);
+    return m;
+  }();
+  return messages;
+}
+}  // namespace
+
+void PgSession::QueueBatchXid() {
+  const BatchXid batch = std::exchange(batch_xid_, BatchXid{});
+  if (!batch.armed) return;
+  if (!batch.executed) {
+    // Parse, Bind, Describe, Close only (PQprepare of an INSERT): nothing
+    // ran, nothing commits, nothing to wait for.
+    commit_xid_state_ = CommitXid::kKnown;
+    commit_xid_ = 0;
+    return;
+  }
+  if (!batch.wrote || batch.client_replies == 0) return;
+  // What MayAskXid said at the batch's start, still so at its end.
+  if (!stream_wrote_sync_ || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return;
+  if (!own_request_.empty() || xid_reply_ != XidReply::kNone) return;
+  own_request_ = BatchXidMessages();
+  xid_reply_ = XidReply::kClientBatch;
+  xid_client_replies_ = batch.client_replies;
+  commit_xid_state_ = CommitXid::kAsked;
+  commit_xid_ = 0;
 }
 
 void PgSession::QueueWriteWithXid(const ppg::Frame& f) {
@@ -205,6 +269,26 @@ void PgSession::TakeXid(const ppg::Frame& data_row) {
 }
 
 std::optional<bool> PgSession::OnXidReply(const ppg::Frame& f) {
+  if (xid_reply_ == XidReply::kClientBatch) {
+    switch (f.type) {
+      case '1': case '2': case '3': case 'T': case 'n': case 'C': case 's': case 'I':
+        // The reply that ends one of the client's messages: after the
+        // last, the xid query's.
+        if (--xid_client_replies_ == 0) xid_reply_ = XidReply::kAppended;
+        break;
+      case 'E':
+      case 'Z':
+        // The batch failed: the server skipped to the Sync, the xid query
+        // too, and rolled the implicit transaction back.
+        xid_reply_ = XidReply::kNone;
+        commit_xid_state_ = CommitXid::kKnown;
+        commit_xid_ = 0;
+        break;
+      default:
+        break;
+    }
+    return std::nullopt;
+  }
   if (xid_reply_ == XidReply::kClientFirst) {
     if (f.type == 'C') {
       xid_reply_ = XidReply::kAppended;
@@ -225,6 +309,9 @@ std::optional<bool> PgSession::OnXidReply(const ppg::Frame& f) {
       return false;
     case 'T':
     case 'C':
+    case '1':  // the extended batch's (QueueBatchXid): Parse, Bind, Close
+    case '2':
+    case '3':
       return false;
     case 'E':
       // Cancelled or timed out: the transaction failed with it (a COMMIT

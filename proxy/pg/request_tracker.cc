@@ -110,6 +110,13 @@ void RequestTracker::Classify(std::string_view sql, StatementMeta* meta) {
   meta->copy_from = false;
   meta->commit =
       classification_.statements.size() == 1 && classification_.statements[0].txn == ppg::TxnControl::kCommit;
+  meta->dml = false;
+  if (classification_.statements.size() == 1 && !classification_.lex_error) {
+    const std::string_view cmd = classification_.statements[0].command;
+    for (std::string_view word : {"insert", "update", "delete", "merge"})
+      if (absl::EqualsIgnoreCase(absl::string_view(cmd.data(), cmd.size()), absl::string_view(word.data(), word.size())))
+        meta->dml = true;
+  }
   meta->op.reset();
   meta->table_count = 0;
   for (const auto& st : classification_.statements) {
@@ -197,6 +204,7 @@ RequestTracker::Verdict RequestTracker::AskRoute(char type, routing::RequestClas
   request_.type = type;
   request_.batch_start = batch_start;
   request_.commit = meta.commit;
+  request_.dml = meta.dml;
   return Verdict::kRoute;
 }
 

@@ -92,6 +92,10 @@ class RequestTracker {
     bool batch_start = true;
     // The statement is a COMMIT (or END) alone: it ends the transaction.
     bool commit = false;
+    // One INSERT, UPDATE, DELETE or MERGE alone: a query after it in the
+    // same implicit transaction runs in that transaction, and nothing in
+    // it commits before (as a CALL or a COPY's sub-protocol might).
+    bool dml = false;
   };
 
   enum class Verdict : std::uint8_t {
@@ -196,6 +200,7 @@ class RequestTracker {
     protocol::pg::DdlRisk ddl_risk = protocol::pg::DdlRisk::kNone;
     bool copy_from = false;           // COPY ... FROM: copy-in on Execute
     bool commit = false;              // COMMIT or END, alone
+    bool dml = false;                 // RequestStart::dml
     std::optional<SessionOp> op;      // a state change when executed
     std::vector<std::string> tables;  // normalised; [0, table_count) live, capacity reused
     std::size_t table_count = 0;

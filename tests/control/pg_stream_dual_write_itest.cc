@@ -130,11 +130,12 @@ class StreamDualWriteTest : public ChangeStreamTest {
 
 // Sync: the client's COMMIT (or its autocommit INSERT) is answered only once
 // new applied it, so a direct read of new right after always finds the row.
-// Four kinds of commit, a quarter each: an autocommit INSERT waits for a
-// sample of old with a fence; a COMMIT as a simple Query, as an extended
-// batch of its own (Parse, Bind, Execute, Sync) and as a statement prepared
-// by name (Bind, Describe, Execute, Sync) waits for its own transaction's
-// end in the stream, by xid.
+// Five kinds of commit, a fifth each. By its own transaction's end in the
+// stream (by xid): an autocommit INSERT in an extended batch (Parse, Bind,
+// Describe, Execute, Sync); a COMMIT as a simple Query, as an extended batch
+// of its own and as a statement prepared by name (Bind, Describe, Execute,
+// Sync). By a sample of old with a fence: an INSERT in a simple Query of two
+// statements.
 TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
   Both(kTable);
   SynchronousCommitOnOld();
@@ -149,17 +150,21 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
       for (int i = 0; i < kCommitsPerWriter; ++i) {
         std::string id;
         const std::vector<std::string> row{std::to_string(w + 1), std::to_string(i)};
-        if (i % 4 == 0) {
+        if (i % 5 == 0) {
           id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
+        } else if (i % 5 == 4) {
+          via.Simple("insert into ev (client, n) values (" + row[0] + ", " + row[1] + "); select 1");
+          id = direct.Value("select id from ev where client = $1 and n = $2", row);
+          if (id.empty()) ++missing;
         } else {
           // An explicit transaction: the COMMIT is what waits.
           via.Simple("begin");
           id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
-          if (i % 4 == 1) via.Exec("commit");
-          else if (i % 4 == 2) via.Simple("commit");
+          if (i % 5 == 1) via.Exec("commit");
+          else if (i % 5 == 2) via.Simple("commit");
           else via.Prepared("commit_stmt", "commit");
         }
-        if (id.empty()) return;  // the failure is reported already
+        if (id.empty()) continue;  // counted missing, or the failure is reported already
         if (direct.Value("select count(*) from ev where id = $1", {id}) != "1") ++missing;
         ++done;
       }
@@ -171,15 +176,15 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
                                 << StreamMetrics();
   EXPECT_GE(Metric(R"(turnout_stream_waits_total{kind="commit",result="applied",route="pg"})"),
             kWriters * kCommitsPerWriter);
-  // Each COMMIT waited by its xid (after 20 ms also for a fence: a loaded
-  // machine may decode that late), each autocommit INSERT for a fence.
-  int autocommits = 0;
-  for (int i = 0; i < kCommitsPerWriter; ++i) autocommits += i % 4 == 0;
-  autocommits *= kWriters;
+  // Each waited by its xid (after 20 ms also for a fence: a loaded machine
+  // may decode that late), but the two-statement Queries, for a fence.
+  int fenced = 0;
+  for (int i = 0; i < kCommitsPerWriter; ++i) fenced += i % 5 == 4;
+  fenced *= kWriters;
   EXPECT_GT(CommitTargets("xid"), 0) << StreamMetrics();
-  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), kWriters * kCommitsPerWriter - autocommits)
+  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), kWriters * kCommitsPerWriter - fenced)
       << StreamMetrics();
-  EXPECT_EQ(CommitTargets("fence"), autocommits) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("fence"), fenced) << StreamMetrics();
   EXPECT_EQ(CommitTargets("none"), 0) << StreamMetrics();
 
   auto m = Complete("sync_dw");
@@ -266,6 +271,109 @@ TEST_F(StreamDualWriteTest, AutocommitSimpleQueryWritesWaitForTheirOwnTransactio
   EXPECT_EQ(CommitTargets("none"), 3 * kRounds - 1) << StreamMetrics();
   EXPECT_EQ(CommitTargets("fence"), 0) << StreamMetrics();
   auto m = Complete("sync_auto");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
+// An autocommit write in an extended batch (pgjdbc, node-pg, libpq's
+// PQexecParams) waits for its own transaction too: turnout sends the xid
+// query as a statement of its own before the batch's Sync. The client sees
+// only its own replies; its unnamed statement stays its own; a batch that
+// fails, or changes nothing, is not held; a batch with a transaction block
+// in it waits for a fence.
+TEST_F(StreamDualWriteTest, AutocommitExtendedBatchWritesWaitForTheirOwnTransaction) {
+  Both(kTable);
+  SynchronousCommitOnOld();
+  ASSERT_NO_FATAL_FAILURE(StreamEv("sync_ext", kSyncDualWrite));
+  PGconn* via = PQconnectdb(ViaTurnoutConnString().c_str());
+  ASSERT_EQ(PQstatus(via), CONNECTION_OK) << PQerrorMessage(via);
+  Conn direct(NewConnString());
+  auto exec = [&](PGresult* r, ExecStatusType want, const char* what) {
+    std::string first;
+    if (PQresultStatus(r) != want) ADD_FAILURE() << what << ": " << PQresStatus(PQresultStatus(r)) << " "
+                                                 << PQresultErrorMessage(r);
+    else if (want == PGRES_TUPLES_OK && PQntuples(r) > 0) first = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return first;
+  };
+  constexpr int kRounds = 30;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string n = std::to_string(i);
+    // RETURNING, by Parse/Bind/Describe/Execute/Sync.
+    const char* insert_values[] = {n.c_str()};
+    const std::string id = exec(PQexecParams(via, "insert into ev (client, n) values (1, $1::int) returning id", 1,
+                                             nullptr, insert_values, nullptr, nullptr, 0),
+                                PGRES_TUPLES_OK, "insert returning");
+    ASSERT_FALSE(id.empty());
+    EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "1");
+    // The client's unnamed statement, by Bind/Describe/Execute/Sync, twice:
+    // the xid query's statement did not replace it.
+    exec(PQprepare(via, "", "update ev set r = $2::float8 where id = $1::bigint", 0, nullptr), PGRES_COMMAND_OK,
+         "prepare unnamed");
+    for (const char* r : {"-1", "-2"}) {
+      const char* update_values[] = {id.c_str(), r};
+      exec(PQexecPrepared(via, "", 2, update_values, nullptr, nullptr, 0), PGRES_COMMAND_OK, "update by unnamed");
+      EXPECT_EQ(direct.Value("select r from ev where id = $1", {id}), r);
+    }
+    // A named statement.
+    const char* delete_values[] = {id.c_str()};
+    if (i == 0)
+      exec(PQprepare(via, "del", "delete from ev where id = $1::bigint", 0, nullptr), PGRES_COMMAND_OK, "prepare");
+    exec(PQexecPrepared(via, "del", 1, delete_values, nullptr, nullptr, 0), PGRES_COMMAND_OK, "delete by name");
+    EXPECT_EQ(direct.Value("select count(*) from ev where id = $1", {id}), "0");
+    // A failed write (duplicate key) and one that changes nothing.
+    exec(PQexecParams(via, "insert into ev (id, client, n) values (-1, 2, 0) on conflict do nothing", 0, nullptr,
+                      nullptr, nullptr, nullptr, 0),
+         PGRES_COMMAND_OK, "insert on conflict");
+    exec(PQexecParams(via, "insert into ev (id, client, n) values (-1, 2, 0)", 0, nullptr, nullptr, nullptr, nullptr,
+                      0),
+         PGRES_FATAL_ERROR, "duplicate key");
+    exec(PQexecParams(via, "update ev set n = n where false", 0, nullptr, nullptr, nullptr, nullptr, 0),
+         PGRES_COMMAND_OK, "no-op update");
+  }
+  // Two writes in one batch (libpq's pipeline mode: one Sync): one
+  // transaction, waited for by its xid; the second row is on new too.
+  ASSERT_EQ(PQenterPipelineMode(via), 1);
+  const char* a[] = {"1000"};
+  const char* b[] = {"1001"};
+  ASSERT_EQ(PQsendQueryParams(via, "insert into ev (client, n) values (3, $1::int)", 1, nullptr, a, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(via, "insert into ev (client, n) values (3, $1::int)", 1, nullptr, b, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQpipelineSync(via), 1);
+  for (int k = 0; k < 2; ++k) {
+    exec(PQgetResult(via), PGRES_COMMAND_OK, "pipelined insert");
+    ASSERT_EQ(PQgetResult(via), nullptr);
+  }
+  exec(PQgetResult(via), PGRES_PIPELINE_SYNC, "pipeline sync");
+  ASSERT_EQ(PQexitPipelineMode(via), 1);
+  EXPECT_EQ(direct.Value("select count(*) from ev where client = 3 and n in (1000, 1001)"), "2");
+  // A batch that opens a transaction block and commits it: a fence.
+  ASSERT_EQ(PQenterPipelineMode(via), 1);
+  const char* c[] = {"1002"};
+  ASSERT_EQ(PQsendQueryParams(via, "insert into ev (client, n) values (3, $1::int)", 1, nullptr, c, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(via, "begin", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(via, "commit", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQpipelineSync(via), 1);
+  for (int k = 0; k < 3; ++k) {
+    exec(PQgetResult(via), PGRES_COMMAND_OK, "pipelined statement");
+    ASSERT_EQ(PQgetResult(via), nullptr);
+  }
+  exec(PQgetResult(via), PGRES_PIPELINE_SYNC, "pipeline sync");
+  ASSERT_EQ(PQexitPipelineMode(via), 1);
+  EXPECT_EQ(direct.Value("select count(*) from ev where client = 3 and n = 1002"), "1");
+  // Nothing of turnout's statement is left on the server connection.
+  EXPECT_EQ(exec(PQexecParams(via, "select count(*) from pg_prepared_statements where name like 'turnout%'", 0,
+                              nullptr, nullptr, nullptr, nullptr, 0),
+                 PGRES_TUPLES_OK, "prepared statements"),
+            "0");
+  PQfinish(via);
+  // Per round: four writes by xid, one insert at the first round only and
+  // then a conflict that changes nothing, a failure, a no-op, and a Parse
+  // of an UPDATE without an Execute (and once of a DELETE); then the
+  // two-insert batch by xid, the batch with a block by a fence.
+  EXPECT_EQ(CommitTargets("xid") + CommitTargets("xid_then_fence"), 4 * kRounds + 1 + 1) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("none"), 3 * kRounds - 1 + kRounds + 1) << StreamMetrics();
+  EXPECT_EQ(CommitTargets("fence"), 1) << StreamMetrics();
+  auto m = Complete("sync_ext");
   ASSERT_EQ(State(m), "Completed") << Log();
   ExpectSame("ev");
 }
