@@ -17,6 +17,8 @@
 #   BENCH_SCALE=10 BENCH_SECONDS=10         its environment is not set)
 #   BENCH_MODES="passthrough stream_sync"   only these modes (for an A/B)
 #   BENCH_HOLD=0                            no cutover write hold
+#   BENCH_PGBENCH_ARGS="-M extended -f F"   another workload than TPC-B (the
+#                                           ratios then compare that one)
 #   BENCH_OLD_FSYNC=on                      old flushes to disk (the harness
 #                                           runs with fsync off): what a WAL
 #                                           flush per commit costs, as on a
@@ -114,7 +116,8 @@ tps() {
   local vm=$!
   cpu_window >"$WORK/cpu.log" &
   local cw=$!
-  out=$(pgbench -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$SECS" -h 127.0.0.1 -p "$PG" "$DB" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
+  # shellcheck disable=SC2086  # BENCH_PGBENCH_ARGS is split on purpose
+  out=$(pgbench -n ${BENCH_PGBENCH_ARGS:-} -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$SECS" -h 127.0.0.1 -p "$PG" "$DB" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
   wait "$vm" || true
   wait "$cw" || true
   grep -q "number of failed transactions: 0" <<<"$out" || { echo "$out" >&2; die "pgbench: failed transactions"; }
