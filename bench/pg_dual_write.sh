@@ -138,7 +138,7 @@ cpu_window() {
   sleep 2
   c0=$(old_commits)
   python3 "$ROOT/bench/lib/cpu_split.py" snap "$WORK/cpu0.json" "$OLD" "$NEW" "$TURNOUT_PID"
-  sleep $((SECS > 4 ? SECS - 4 : 1))
+  sleep $((SECS > 6 ? SECS - 5 : 1))
   c1=$(old_commits)
   python3 "$ROOT/bench/lib/cpu_split.py" snap "$WORK/cpu1.json" "$OLD" "$NEW" "$TURNOUT_PID"
   python3 "$ROOT/bench/lib/cpu_split.py" diff "$WORK/cpu0.json" "$WORK/cpu1.json" "$((c1 - c0))"

@@ -10,8 +10,8 @@ work in between).
                                                          old's commits) and
                                                          wake-ups per unit
 
-Kinds: old's walsender, old's other processes (backends, background), new's
-processes, turnout's threads by name (proxy/server.cc and control/ name
+Kinds: old's client backends, walsender and background processes, the
+same of new, turnout's threads by name (proxy/server.cc and control/ name
 them), pgbench, everything else. Processes that exit between the snapshots
 are not counted: take both while the load runs.
 """
@@ -82,7 +82,17 @@ def snap(out, old_port, new_port, turnout_pid):
             continue
         if pid in (old_pm, new_pm) or ppid in (old_pm, new_pm):
             side = "old" if old_pm in (pid, ppid) else "new"
-            kind = side + (" walsender" if "walsender" in cmdline(pid) else "")
+            line = cmdline(pid)
+            # A client's backend names its peer ("127.0.0.1(port)"); the
+            # rest is the server's own (autovacuum, WAL writer,
+            # checkpointer), whose work comes in bursts that a short run
+            # catches or not.
+            if "walsender" in line:
+                kind = side + " walsender"
+            elif "127.0.0.1(" in line or "[local]" in line:
+                kind = side
+            else:
+                kind = side + " bg"
         elif comm == "pgbench":
             kind = "pgbench"
         else:
@@ -99,7 +109,7 @@ def diff(a, b, count):
     with open(b) as f:
         after = json.load(f)
     count = max(int(count), 1)
-    order = ["old", "old walsender", "new", "turnout-io", "turnout-move", "turnout-feeder", "turnout-other",
+    order = ["old", "old walsender", "old bg", "new", "new bg", "turnout-io", "turnout-move", "turnout-feeder", "turnout-other",
              "pgbench", "other"]
     kinds = order + sorted(set(after["ticks"]) - set(order))
 
