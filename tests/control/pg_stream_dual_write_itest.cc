@@ -105,6 +105,31 @@ class StreamDualWriteTest : public ChangeStreamTest {
     StartTurnout(/*protocol=*/true);
     Migrate(id, R"({"type":"scan"})", strategy, {"ev"});
     ASSERT_EQ(StreamPhase(WaitStreaming(id)), "streaming") << Log();
+    // The first stream ends once it caught up after the copy, and the route
+    // streams on with a new one (control/data_movement.cc): wait until that
+    // one applies past where old is now, so that the tests' commits, which
+    // count what they waited for, find the stream live in this process.
+    auto route_streaming = [](const json::value& m) {
+      if (!m.is_object() || !m.as_object().contains("progress")) return false;
+      for (const auto& r : m.at("progress").at("routes").as_array())
+        if (const auto* phase = r.as_object().if_contains("phase"); phase && phase->is_string() && *phase == "streaming")
+          return true;
+      return false;
+    };
+    ASSERT_TRUE(route_streaming(WaitFor(id, route_streaming))) << Log();
+    Psql(old_, "select pg_logical_emit_message(false, 'turnout-test', 'after the first catch-up')");
+    const std::string now = Psql(old_, "select pg_current_wal_insert_lsn()::text");
+    auto applied_past = [&](const json::value& m) {
+      for (const auto& r : m.at("progress").at("routes").as_array()) {
+        const auto* stream = r.as_object().if_contains("stream");
+        const auto* lsn = stream ? stream->as_object().if_contains("applied_lsn") : nullptr;
+        if (lsn && lsn->is_string() && !lsn->as_string().empty() &&
+            Psql(old_, "select '" + std::string(lsn->as_string()) + "'::pg_lsn >= '" + now + "'::pg_lsn") == "t")
+          return true;
+      }
+      return false;
+    };
+    ASSERT_TRUE(applied_past(WaitFor(id, applied_past))) << Log();
   }
 
   std::string ViaTurnoutConnString() const { return TestBackends::Get().PgConnString(pg_port_, db_); }
