@@ -23,6 +23,7 @@
 #                                           runs with fsync off): what a WAL
 #                                           flush per commit costs, as on a
 #                                           production source
+#   BENCH_NEW_FSYNC=on                      new too (the applier's commits)
 #
 # Under each stream mode it also prints, per pgbench run, the mean commit
 # hold (turnout_stream_commit_hold_seconds), old's transactions per pgbench
@@ -53,11 +54,17 @@ BENCH_NAME=pg_dual_write
 source "$ROOT/bench/lib/pg_admin.sh"
 read -r ADMIN PG < <(free_ports 2)
 LOAD_PID=""
+# fsync_ports: the clusters that flush to disk in this run.
+fsync_ports() {
+  [ "${BENCH_OLD_FSYNC:-off}" = on ] && echo "$OLD"
+  [ "${BENCH_NEW_FSYNC:-off}" = on ] && echo "$NEW"
+  true
+}
 cleanup() {
-  if [ "${BENCH_OLD_FSYNC:-off}" = on ]; then
-    q "$OLD" postgres "alter system reset fsync" 2>/dev/null || true
-    q "$OLD" postgres "select pg_reload_conf()" >/dev/null 2>&1 || true
-  fi
+  for port in $(fsync_ports); do
+    q "$port" postgres "alter system reset fsync" 2>/dev/null || true
+    q "$port" postgres "select pg_reload_conf()" >/dev/null 2>&1 || true
+  done
   if [ -n "$LOAD_PID" ]; then kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; fi
   if [ -n "$TURNOUT_PID" ]; then kill "$TURNOUT_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
@@ -71,10 +78,10 @@ reset() {
     q "$port" postgres "create database $DB"
   done
   q "$OLD" postgres "alter database $DB set synchronous_commit = on"
-  if [ "${BENCH_OLD_FSYNC:-off}" = on ]; then
-    q "$OLD" postgres "alter system set fsync = on"
-    q "$OLD" postgres "select pg_reload_conf()" >/dev/null
-  fi
+  for port in $(fsync_ports); do
+    q "$port" postgres "alter system set fsync = on"
+    q "$port" postgres "select pg_reload_conf()" >/dev/null
+  done
   pgbench -i -q -s "$SCALE" "$(conn "$OLD" "$DB")" >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; exit 1; }
   q "$OLD" "$DB" "alter table pgbench_history add column hid bigserial primary key"
   pg_dump --schema-only "$(conn "$OLD" "$DB")" >"$WORK/schema.sql"
@@ -203,7 +210,7 @@ HOLD_LOAD=$(hold 1)
 P8=${TPS[passthrough,8]} P1=${TPS[passthrough,1]}
 cat <<EOF
 
-### Postgres dual-write by change stream (pgbench TPC-B, scale $SCALE, ${SECS} s each, synchronous_commit on, fsync ${BENCH_OLD_FSYNC:-off} on old)
+### Postgres dual-write by change stream (pgbench TPC-B, scale $SCALE, ${SECS} s each, synchronous_commit on, fsync ${BENCH_OLD_FSYNC:-off} on old, ${BENCH_NEW_FSYNC:-off} on new)
 
 | mode | -c 8 tps | ratio | -c 1 tps | ratio |
 |---|---|---|---|---|

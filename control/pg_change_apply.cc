@@ -61,8 +61,8 @@ bool NeedsOwnTransaction(std::string_view statement) {
 
 }  // namespace
 
-ChangeApplier::ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks)
-    : target_(std::move(target)), slot_(std::move(slot)), rule_(rule), marks_policy_(marks) {}
+ChangeApplier::ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks, Durability durability)
+    : target_(std::move(target)), slot_(std::move(slot)), rule_(rule), marks_policy_(marks), durability_(durability) {}
 
 absl::Status ChangeApplier::Exec(const std::string& sql, const std::string& what) {
   auto r = PgExecScript(target_, sql, what);
@@ -76,10 +76,15 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
     return absl::FailedPreconditionError(absl::StrCat(
         st.message(), " (the change stream applies with triggers and foreign keys off, as logical replication "
                       "does: the new backend's user must be allowed to set session_replication_role)"));
-  // The slot forgets what is confirmed, and it is confirmed once COMMIT
-  // returns: that must mean on disk, whatever the server's default (a
-  // crash of new would otherwise lose transactions old no longer has).
-  if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
+  // The slot forgets what is confirmed, and only what a flushed commit
+  // covers is confirmed (durable()): each group's (kEachGroup), or each
+  // announcement's (kAtAnnouncements, see the header), whatever the
+  // server's default.
+  if (auto st = durability_ == Durability::kEachGroup
+                    ? Exec("set synchronous_commit = on", "synchronous_commit = on")
+                    : Exec("set synchronous_commit = off", "synchronous_commit = off");
+      !st.ok())
+    return st;
   // The rows arrive printed with these settings (ReplicationConnection).
   if (auto st = PgFixOutputSettings(target_); !st.ok()) return st;
   // Marks this applier's transactions where the target keeps logical WAL
@@ -120,7 +125,7 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   applied_ = 0;
   if (PQntuples(r->get()) == 1 && !pgo::ParseLsn(PgValue(*r, 0, 0), &applied_))
     return absl::InternalError(absl::StrCat("new: unreadable stored position ", PgValue(*r, 0, 0)));
-  reached_ = sent_end_ = applied_;
+  reached_ = sent_end_ = durable_ = applied_;
   applied_mark_ = can_mark_ && (marks_policy_ == Marks::kAlways || PgValue(*r, 0, 1) == "t");
   marks_stored_ = applied_mark_;
   return applied_;
@@ -128,10 +133,17 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
 
 absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
   if (auto st = LeavePipeline(); !st.ok()) return st;
+  // Flushed: the copy before it is on disk (its connections commit so).
+  const bool flush = durability_ != Durability::kEachGroup;
+  if (flush)
+    if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
   auto r = PgExec(target_, kPositionSql, {slot_, pgo::FormatLsn(lsn)}, "store position");
   if (!r.ok()) return r.status();
+  if (flush)
+    if (auto st = Exec("set synchronous_commit = off", "synchronous_commit = off"); !st.ok()) return st;
   applied_ = sent_end_ = lsn;
   reached_ = std::max(reached_, lsn);
+  durable_ = std::max(durable_, lsn);
   return absl::OkStatus();
 }
 
@@ -221,6 +233,8 @@ bool ChangeApplier::can_send() const { return units_.size() < kGroupsInFlight; }
 void ChangeApplier::Completed(Unit& u) {
   if (u.end > applied_) applied_ = u.end;
   reached_ = std::max({reached_, applied_, u.reached});
+  // A flushed commit flushed every commit before it.
+  if (u.durable) durable_ = std::max(durable_, reached_);
   applied_commit_time_ = std::max(applied_commit_time_, u.commit_time);
   transactions_ += u.transactions;
   rows_ += u.rows;
@@ -357,12 +371,17 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
   // trip for it). A group alone is not announced (see Commit in the
   // header).
   const std::uint64_t announced = std::max(group_end_, reached);
-  if (announce && announced > announced_) {
+  const bool notify = announce && announced > announced_;
+  if (notify) {
     QueueNotify(announced);
     announced_ = announced;
   }
+  // Whoever hears the NOTIFY may rely on new having it on disk.
+  const bool durable = durability_ == Durability::kEachGroup || notify;
+  if (durable && durability_ != Durability::kEachGroup) Queue("set local synchronous_commit = on");
   Queue("commit");
   Unit u;
+  u.durable = durable;
   u.end = group_end_;
   u.reached = reached;
   u.commit_time = group_commit_time_;
@@ -379,6 +398,14 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
 absl::Status ChangeApplier::Reach(std::uint64_t lsn, bool announce) {
   if (!broken_.ok()) return broken_;
   if (applied_mark_ && !marks_stored_) return Commit(lsn, announce);
+  if (announce && lsn > announced_ && durability_ != Durability::kEachGroup && !open_on_target_) {
+    // Reached once the announcement flushed what came before it: whoever
+    // waits for `lsn` hears of it no sooner.
+    if (auto st = EnterPipeline(); !st.ok()) return st;
+    announced_ = lsn;
+    SendAnnouncement(lsn, lsn);
+    return broken_;
+  }
   if (units_.empty()) reached_ = std::max(reached_, lsn);  // everything sent is committed
   else units_.back().reached = std::max(units_.back().reached, lsn);
   if (!announce || lsn <= announced_) return absl::OkStatus();
@@ -393,9 +420,31 @@ absl::Status ChangeApplier::Announce(std::uint64_t lsn) {
     // Inside a large transaction's pieces: its rows are not committed.
     return absl::OkStatus();
   }
-  QueueNotify(lsn);
-  Sync(Unit{});
+  SendAnnouncement(lsn, /*reached=*/0);
   return broken_;
+}
+
+void ChangeApplier::SendAnnouncement(std::uint64_t lsn, std::uint64_t reached) {
+  const bool own_block = durability_ != Durability::kEachGroup;
+  if (own_block) {
+    Queue("begin");
+    Queue("set local synchronous_commit = on");
+  }
+  QueueNotify(lsn);
+  if (own_block) Queue("commit");
+  Unit u;
+  u.reached = reached;
+  u.durable = true;
+  Sync(std::move(u));
+}
+
+absl::Status ChangeApplier::MakeDurable() {
+  if (!broken_.ok()) return broken_;
+  if ((durable_ < reached_ || !units_.empty()) && !open_on_target_) {
+    if (auto st = EnterPipeline(); !st.ok()) return st;
+    SendAnnouncement(reached_, reached_);
+  }
+  return Drain();
 }
 
 absl::Status ChangeApplier::Take(const pgo::LogicalMessage& m) {

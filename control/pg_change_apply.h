@@ -29,6 +29,22 @@
 // foreign keys and user triggers stay off, as in logical replication, since
 // a trigger's own writes arrive in the stream too.
 //
+// Durability (Durability::kAtAnnouncements, the forward stream): a group
+// commits with synchronous_commit off. It counts as applied (reached(): a
+// sync commit waiting for it is released) once it is visible on new; it is
+// on new's disk only after a later commit that flushed the WAL. Every
+// announcement (the heartbeat once a second, a fence another process or a
+// cutover waits for) commits with synchronous_commit on, which flushes every
+// earlier commit too, and only what that covers is durable(): what the
+// slot may forget. A crash of new loses at most the groups after the last
+// flush, and the stored position with them: the stream applies them again
+// from the slot. Nobody else hears of a position before it is durable, so
+// a cutover never flips to a new that could still lose what it was told
+// new holds. Before, every group waited for new's WAL flush, and so did
+// every sync commit (with fsync on, a disk flush on new per client commit).
+// The stream back (kEachGroup) flushes each group: a cutover back reads its
+// stored position on old (WaitAppliedOn), and the volume is small.
+//
 // Inserts follow the migration's conflict rule for rows the target held
 // before the copy: none (keep the target's), replace, merge (fill NULLs).
 //
@@ -91,7 +107,10 @@ class ChangeApplier {
   // Whether the applier marks its transactions (above): always (the stream
   // back), or once a cutover's fence arrived (the forward stream).
   enum class Marks { kAlways, kFromCutover };
-  ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks = Marks::kAlways);
+  // When a commit on the target is flushed before it counts (above).
+  enum class Durability { kEachGroup, kAtAnnouncements };
+  ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks = Marks::kAlways,
+                Durability durability = Durability::kEachGroup);
 
   // Session settings, the applied mark and the position table; the stored
   // position, or 0.
@@ -148,6 +167,13 @@ class ChangeApplier {
   // applied(), or a position Reach()ed once the groups before it committed.
   std::uint64_t reached() const { return reached_; }
 
+  // Everything of the source before durable() is on the target's disk too
+  // (<= reached()): what the slot may be told to forget.
+  std::uint64_t durable() const { return durable_; }
+  // Makes reached() durable (a flushed commit of its own, when the last
+  // was not) and waits for it: before the stream ends and its slot may go.
+  absl::Status MakeDurable();
+
   std::uint64_t applied() const { return applied_; }
   std::int64_t applied_commit_time() const { return applied_commit_time_; }
   // Commit time (µs since 2000) of the oldest transaction received and not
@@ -181,6 +207,7 @@ class ChangeApplier {
     std::int64_t commit_time = 0;
     std::int64_t transactions = 0;
     std::int64_t rows = 0;
+    bool durable = false;       // committed with synchronous_commit on
     absl::Status error;         // the first failure among its statements
   };
 
@@ -203,6 +230,9 @@ class ChangeApplier {
   // NOTIFY kAppliedChannel of `lsn` ("<slot> <lsn>"), delivered when the
   // transaction it is queued in commits.
   void QueueNotify(std::uint64_t lsn);
+  // The NOTIFY of `lsn` in a flushed transaction of its own, answered as a
+  // unit that reaches `reached`.
+  void SendAnnouncement(std::uint64_t lsn, std::uint64_t reached);
   // A send that failed: the connection's error, kept for every later call.
   void Broken(const char* what);
   absl::Status WaitForRoom();
@@ -249,6 +279,7 @@ class ChangeApplier {
   bool skipping_ = false;       // a transaction applied before the stored position, or by turnout
   std::int64_t begin_commit_time_ = -1;  // the current transaction's, when it set oldest_pending_commit_time_
   const Marks marks_policy_;
+  const Durability durability_;
   bool can_mark_ = false;       // the target keeps logical WAL
   bool applied_mark_ = false;   // mark each transaction (from here on)
   bool marks_stored_ = false;   // the stored position says so
@@ -272,6 +303,7 @@ class ChangeApplier {
 
   std::uint64_t applied_ = 0;
   std::uint64_t reached_ = 0;
+  std::uint64_t durable_ = 0;
   std::int64_t applied_commit_time_ = 0;
   std::int64_t transactions_ = 0;
   std::int64_t rows_ = 0;

@@ -243,10 +243,12 @@ class StreamRun {
     auto target = Connect(target_b_, target_name_);
     if (!target.ok()) return target.status();
     target_ = *std::move(target);
-    // The stream back always marks; the forward one from a cutover's fence
-    // on (ChangeApplier::Marks).
+    // The stream back always marks and flushes each group; the forward one
+    // marks from a cutover's fence on, and flushes at its announcements
+    // (ChangeApplier::Marks, ChangeApplier::Durability).
     applier_.emplace(target_, names_.slot, spec_.rule,
-                     back_ ? ChangeApplier::Marks::kAlways : ChangeApplier::Marks::kFromCutover);
+                     back_ ? ChangeApplier::Marks::kAlways : ChangeApplier::Marks::kFromCutover,
+                     back_ ? ChangeApplier::Durability::kEachGroup : ChangeApplier::Durability::kAtAnnouncements);
     auto stored = applier_->Open();
     if (!stored.ok()) return stored.status();
 
@@ -344,20 +346,20 @@ class StreamRun {
     const auto now = Clock::now();
     if (now < next_confirm_) return absl::OkStatus();
     next_confirm_ = now + kConfirmEvery;
-    return repl_->Confirm(confirmed_);
+    return repl_->Confirm(applier_->durable());
   }
 
-  // Takes new's answers; once it committed further, the slot may forget it
-  // and sessions waiting for new to have their commits are told
-  // (routing/stream_positions.h), in this process at once.
+  // Takes new's answers; once it committed further, sessions waiting for
+  // new to have their commits are told (routing/stream_positions.h), in
+  // this process at once, and the slot may forget what is durable.
   absl::Status Applied() {
     if (!decoded_.empty()) {
       if (options_.on_commits) options_.on_commits(decoded_);
       decoded_.clear();
     }
     if (auto st = applier_->Poll(); !st.ok()) return st;
-    if (applier_->reached() <= confirmed_) return absl::OkStatus();
-    confirmed_ = applier_->reached();
+    if (applier_->reached() <= reached_) return absl::OkStatus();
+    reached_ = applier_->reached();
     Heartbeat();
     return ConfirmNowAndThen();
   }
@@ -371,7 +373,7 @@ class StreamRun {
   }
 
   void Heartbeat() {
-    if (options_.on_applied) options_.on_applied(confirmed_);
+    if (options_.on_applied) options_.on_applied(reached_);
   }
 
   // Everything sent is committed (a stop, the end of the stream).
@@ -382,7 +384,7 @@ class StreamRun {
 
   absl::Status Stream(std::uint64_t from) {
     ctx_.Log(absl::StrCat("slot ", names_.slot, ": streaming from ", pgo::FormatLsn(from)));
-    confirmed_ = from;
+    reached_ = from;
     // A keepalive's or fence's position with nothing pending before it;
     // the last fence's; the last given to the applier without a group.
     std::uint64_t idle_end = 0, fence_end = 0, reach_sent = 0;
@@ -457,7 +459,7 @@ class StreamRun {
           // Everything before a keepalive was sent before it.
           if (applier_->AtTransactionBoundary()) idle_end = std::max(idle_end, k->wal_end);
           if (k->reply_requested)
-            if (auto st = repl_->Confirm(confirmed_); !st.ok()) return st;
+            if (auto st = repl_->Confirm(applier_->durable()); !st.ok()) return st;
         }
       }
       if (Clock::now() < next_report) continue;
@@ -483,13 +485,15 @@ class StreamRun {
       // Idle: ask where the server's decoding is, so the slot (and the lag)
       // moves past WAL that holds nothing for this stream.
       if (idle && applier_->in_flight() == 0)
-        if (auto st = repl_->Confirm(confirmed_, /*reply_requested=*/true); !st.ok()) return st;
+        if (auto st = repl_->Confirm(applier_->durable(), /*reply_requested=*/true); !st.ok()) return st;
       Report(txns_before, rows_before);
       // The heartbeat that keeps waiting sessions' stream live (here, and
       // through new after what was sent).
       Heartbeat();
-      if (auto st = applier_->Announce(confirmed_); !st.ok()) return st;
+      if (auto st = applier_->Announce(reached_); !st.ok()) return st;
       if (caught_up) {
+        // On new's disk before the stream ends (its slot may go next).
+        if (auto st = applier_->MakeDurable(); !st.ok()) return st;
         // The stream's rows carry old's ids; new's sequences never moved.
         if (auto st = AdvancePostgresSequences(source_b_, target_b_, scope_, progress_); !st.ok()) return st;
       }
@@ -503,7 +507,7 @@ class StreamRun {
   // record's own position, not the end of WAL.
   void Report(std::int64_t txns_before, std::int64_t rows_before) {
     StreamProgress& s = progress_.stream;
-    s.applied_lsn = pgo::FormatLsn(confirmed_);
+    s.applied_lsn = pgo::FormatLsn(reached_);
     s.transactions = txns_before + applier_->transactions();
     s.rows = rows_before + applier_->rows();
     auto r = PgExec(source_,
@@ -513,7 +517,7 @@ class StreamRun {
     std::uint64_t current = 0;
     if (r.ok() && PQntuples(r->get()) == 1 && pgo::ParseLsn(PgValue(*r, 0, 0), &current)) {
       s.retained_wal_bytes = std::atoll(PgValue(*r, 0, 1).c_str());
-      s.lag_bytes = current > confirmed_ ? static_cast<std::int64_t>(current - confirmed_) : 0;
+      s.lag_bytes = current > reached_ ? static_cast<std::int64_t>(current - reached_) : 0;
     }
     // How long ago the oldest change new lacks committed on old: the oldest
     // transaction received and not applied, else (far behind, nothing
@@ -539,7 +543,9 @@ class StreamRun {
   Owned target_;
   std::optional<ChangeApplier> applier_;
   std::optional<ReplicationConnection> repl_;
-  std::uint64_t confirmed_ = 0;
+  // Everything of old before it is committed on new (what sessions and
+  // the record hear); the slot is confirmed only to applier_->durable().
+  std::uint64_t reached_ = 0;
   std::uint32_t decoding_xid_ = 0;  // of the transaction being decoded
   std::vector<routing::StreamPosition::DecodedCommit> decoded_;  // not yet told (NoteDecoded)
   Clock::time_point next_confirm_{};  // ConfirmNowAndThen
