@@ -28,6 +28,11 @@ constexpr std::size_t kGroupsInFlight = 2;
 constexpr const char* kMarkStatement = "turnout_mark";
 constexpr const char* kPositionStatement = "turnout_position";
 constexpr const char* kNotifyStatement = "turnout_notify";
+// BEGIN and COMMIT, once per group: prepared, so new does not parse them
+// for every group (sync dual-write commits a group of about one source
+// transaction per client commit).
+constexpr const char* kBeginStatement = "turnout_begin";
+constexpr const char* kCommitStatement = "turnout_commit";
 // The stored position: once alone after the copy (StorePosition), and in
 // each group's transaction (kGroupPositionSql, prepared as
 // kPositionStatement: a plain UPDATE of the row Open() made sure exists,
@@ -114,6 +119,8 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
       {kMarkStatement, "select pg_logical_emit_message(true, $1, $2)"},
       {kPositionStatement, kGroupPositionSql},
       {kNotifyStatement, "select pg_notify($1, $2)"},
+      {kBeginStatement, "begin"},
+      {kCommitStatement, "commit"},
   };
   for (const auto& s : statements) {
     PgResult r(PQprepare(target_.get(), s.name, s.sql, 0, nullptr));
@@ -213,7 +220,7 @@ void ChangeApplier::Sync(Unit unit) {
 }
 
 void ChangeApplier::QueueBegin() {
-  Queue("begin");
+  QueuePrepared(kBeginStatement);
   if (applied_mark_) {
     AddValue(kAppliedMarkPrefix);
     AddValue(slot_);
@@ -379,7 +386,7 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
   // Whoever hears the NOTIFY may rely on new having it on disk.
   const bool durable = durability_ == Durability::kEachGroup || notify;
   if (durable && durability_ != Durability::kEachGroup) Queue("set local synchronous_commit = on");
-  Queue("commit");
+  QueuePrepared(kCommitStatement);
   Unit u;
   u.durable = durable;
   u.end = group_end_;
@@ -427,11 +434,11 @@ absl::Status ChangeApplier::Announce(std::uint64_t lsn) {
 void ChangeApplier::SendAnnouncement(std::uint64_t lsn, std::uint64_t reached) {
   const bool own_block = durability_ != Durability::kEachGroup;
   if (own_block) {
-    Queue("begin");
+    QueuePrepared(kBeginStatement);
     Queue("set local synchronous_commit = on");
   }
   QueueNotify(lsn);
-  if (own_block) Queue("commit");
+  if (own_block) QueuePrepared(kCommitStatement);
   Unit u;
   u.reached = reached;
   u.durable = true;
