@@ -181,7 +181,11 @@ awaitable<void> PgSession::IdleWatch(absl::Duration idle) {
 awaitable<void> PgSession::StallWatch(std::chrono::seconds limit) {
   Timer timer(ex_);
   for (;;) {
-    timer.expires_at(last_activity_ + limit);
+    // A session waiting for its client is not stalled however long it
+    // waits: look again a whole limit later. (From its last activity, a
+    // session idle for longer than the limit was woken again at once,
+    // forever: one core busy per such session.)
+    timer.expires_at((reading_client_ ? Clock::now() : last_activity_) + limit);
     auto [ec] = co_await timer.async_wait();
     if (ec) co_return;
     if (reading_client_ || Clock::now() - last_activity_ < limit) continue;

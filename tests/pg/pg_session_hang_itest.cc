@@ -9,7 +9,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <ostream>
+#include <sstream>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -115,6 +119,47 @@ except Exception as e:
   // Nothing of the session is left in CLOSE-WAIT on turnout's port.
   auto ss = RunProgram({"ss", "-tanH", "state", "close-wait", "( sport = :" + std::to_string(port_) + " )"}, "", {}, 10000);
   EXPECT_EQ(ss.out, "") << ss.out;
+}
+
+// A session that waits for its client longer than the stall timeout is not
+// stalled: it stays open, answers its next query, and the watchdog does not
+// spin meanwhile (it did: woken again at once, forever, one core busy).
+TEST_F(PgSessionHangTest, AnIdleSessionPastTheStallTimeoutStaysOpenAndCostsNoCpu) {
+  Start({{"TURNOUT_PG_STALL_TIMEOUT", "1"}});
+  ASSERT_FALSE(HasFatalFailure());
+  RunResult r;
+  std::thread client([&] {
+    r = Raw(R"PY(
+import time
+r = conn.run(Q('select 1'))
+assert not err(r), r
+time.sleep(6)
+r = conn.run(Q('select 2'))
+print('second query:', err(r) or 'ok')
+)PY",
+            60000);
+  });
+  // turnout's CPU time (user + system, in clock ticks) over 3 s of the
+  // client's idle wait, past the 1 s stall timeout.
+  auto cpu_ticks = [&] {
+    std::ifstream stat("/proc/" + std::to_string(turnout_->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::vector<std::string> f{std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+    return f.size() > 12 ? std::atol(f[11].c_str()) + std::atol(f[12].c_str()) : -1;
+  };
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const long before = cpu_ticks();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const long after = cpu_ticks();
+  client.join();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("second query: ok"), std::string::npos) << r.out << turnout_->Log();
+  EXPECT_EQ(turnout_->Log().find("pg session stalled"), std::string::npos) << turnout_->Log();
+  ASSERT_GE(before, 0);
+  // A busy loop would take all of the 3 s (300 ticks at 100 Hz); an idle
+  // process takes next to none.
+  EXPECT_LT(after - before, 30) << "turnout was busy while its only session waited for its client";
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ class TurnoutProcess {
   void Signal(int signo) const { child_.Signal(signo); }
   int Wait(int timeout_ms) { return child_.Wait(timeout_ms); }
   bool running() const { return child_.running(); }
+  pid_t pid() const { return child_.pid(); }
 
  private:
   std::string dir_;
