@@ -163,36 +163,32 @@ awaitable<void> PgSession::DrainWatch() {
   }
 }
 
-awaitable<void> PgSession::IdleWatch(absl::Duration idle) {
-  const auto limit = std::chrono::microseconds(absl::ToInt64Microseconds(idle));
+awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::microseconds stall) {
+  using std::chrono::microseconds;
   Timer timer(ex_);
   for (;;) {
-    timer.expires_at(last_activity_ + limit);
+    // The nearer of the two deadlines. A session waiting for its client is
+    // not stalled however long it waits: its stall deadline is a whole
+    // limit from now. (From its last activity, a session idle for longer
+    // than the limit was woken again at once, forever: one core busy per
+    // such session.)
+    auto next = Clock::time_point::max();
+    if (idle.count() > 0) next = last_activity_ + idle;
+    if (stall.count() > 0) next = std::min(next, (reading_client_ ? Clock::now() : last_activity_) + stall);
+    timer.expires_at(next);
     auto [ec] = co_await timer.async_wait();
     if (ec) co_return;
-    if (Clock::now() - last_activity_ >= limit) {
+    const auto quiet = Clock::now() - last_activity_;
+    if (idle.count() > 0 && quiet >= idle) {
       LogInfo("idle timeout", {{"route", route().name}});
       co_await SendFatal("57P05", "terminating connection due to idle-session timeout");
       co_return;
     }
-  }
-}
-
-awaitable<void> PgSession::StallWatch(std::chrono::seconds limit) {
-  Timer timer(ex_);
-  for (;;) {
-    // A session waiting for its client is not stalled however long it
-    // waits: look again a whole limit later. (From its last activity, a
-    // session idle for longer than the limit was woken again at once,
-    // forever: one core busy per such session.)
-    timer.expires_at((reading_client_ ? Clock::now() : last_activity_) + limit);
-    auto [ec] = co_await timer.async_wait();
-    if (ec) co_return;
-    if (reading_client_ || Clock::now() - last_activity_ < limit) continue;
+    if (stall.count() == 0 || reading_client_ || quiet < stall) continue;
     LogWarn("pg session stalled; closing it",
             {{"route", route().name},
              {"user", user_},
-             {"seconds", std::to_string(limit.count())},
+             {"seconds", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stall).count())},
              {"in_flight", std::to_string(tracker_.InFlight())},
              {"unsynced", tracker_.unsynced() ? "true" : "false"},
              {"secondary_ops", std::to_string(sec_ops_.size())},
@@ -223,14 +219,10 @@ awaitable<void> PgSession::Run() {
     LogDebug("pg session started", {{"route", route().name}, {"user", user_}, {"database", database_}});
     auto loops = ClientLoop() || BackendLoop(Side::kOld) || BackendLoop(Side::kNew) || SecondarySender() ||
                  DrainWatch();
-    const auto idle = ctx_.config->limits.idle_timeout;
-    const auto stall = StallTimeout();
-    if (idle > absl::ZeroDuration() && stall.count() > 0) {
-      co_await (std::move(loops) || IdleWatch(idle) || StallWatch(stall));
-    } else if (idle > absl::ZeroDuration()) {
-      co_await (std::move(loops) || IdleWatch(idle));
-    } else if (stall.count() > 0) {
-      co_await (std::move(loops) || StallWatch(stall));
+    const auto idle = std::chrono::microseconds(absl::ToInt64Microseconds(ctx_.config->limits.idle_timeout));
+    const auto stall = std::chrono::duration_cast<std::chrono::microseconds>(StallTimeout());
+    if (idle.count() > 0 || stall.count() > 0) {
+      co_await (std::move(loops) || Watch(idle, stall));
     } else {
       co_await std::move(loops);
     }

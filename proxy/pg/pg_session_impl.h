@@ -179,11 +179,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> ReadClient();
   awaitable<bool> WriteRelease();
   awaitable<void> DrainWatch();
-  awaitable<void> IdleWatch(absl::Duration idle);
-  // The watchdog: closes the session when the client loop has been held
-  // inside turnout (not reading the client) with no byte read from any
-  // connection for `limit` (see StallTimeout in pg_session.cc).
-  awaitable<void> StallWatch(std::chrono::seconds limit);
+  // One timer for both (with limits.idle_timeout set, a coroutine each cost
+  // an idle session a few kB of frames): `idle` (zero: none) closes a
+  // session with no activity for
+  // that long (limits.idle_timeout); `stall` (zero: none), the watchdog,
+  // closes it when the client loop has been held inside turnout (not
+  // reading the client) with no byte read from any connection for that
+  // long (see StallTimeout in pg_session.cc).
+  awaitable<void> Watch(std::chrono::microseconds idle, std::chrono::microseconds stall);
 
   // ---------------------------------------------------------------- pg_startup.cc
   awaitable<bool> Startup();
