@@ -84,12 +84,8 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   // The slot forgets what is confirmed, and only what a flushed commit
   // covers is confirmed (durable()): each group's (kEachGroup), or each
   // announcement's (kAtAnnouncements, see the header), whatever the
-  // server's default.
-  if (auto st = durability_ == Durability::kEachGroup
-                    ? Exec("set synchronous_commit = on", "synchronous_commit = on")
-                    : Exec("set synchronous_commit = off", "synchronous_commit = off");
-      !st.ok())
-    return st;
+  // server's default. On until the position row is written below.
+  if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
   // The rows arrive printed with these settings (ReplicationConnection).
   if (auto st = PgFixOutputSettings(target_); !st.ok()) return st;
   // Marks this applier's transactions where the target keeps logical WAL
@@ -106,12 +102,18 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
                      "create _turnout.stream_position");
       !st.ok())
     return st;
-  // The row each group updates ("0/0": nothing stored yet).
+  // The row each group updates ("0/0": nothing stored yet). Written, and
+  // flushed, even when it exists: the stored position read below may be
+  // that of a group an earlier connection committed without a flush, and
+  // it becomes durable() here.
   if (auto r = PgExec(target_,
-                      "insert into _turnout.stream_position (slot, lsn) values ($1, '0/0') on conflict (slot) do nothing",
+                      "insert into _turnout.stream_position (slot, lsn) values ($1, '0/0') "
+                      "on conflict (slot) do update set updated_at = now()",
                       {slot_}, "make the position row");
       !r.ok())
     return r.status();
+  if (durability_ == Durability::kAtAnnouncements)
+    if (auto st = Exec("set synchronous_commit = off", "synchronous_commit = off"); !st.ok()) return st;
   const struct {
     const char* name;
     const char* sql;
