@@ -164,7 +164,6 @@ awaitable<void> PgSession::DrainWatch() {
 }
 
 awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::microseconds stall) {
-  using std::chrono::microseconds;
   Timer timer(ex_);
   for (;;) {
     // The nearer of the two deadlines. A session waiting for its client is

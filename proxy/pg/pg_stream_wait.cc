@@ -170,15 +170,17 @@ bool PgSession::WantsBatchXid(const RequestStart& start, const RequestPlan& p) {
 }
 
 void PgSession::NoteBatchXidFrame(const ppg::Frame& f, const ExecuteSeen* execute) {
+  // The client's message, and the reply that ends what the server says to
+  // it (OnXidReply counts those down).
   switch (f.type) {
-    case 'P':  // ParseComplete
-    case 'B':  // BindComplete
-    case 'C':  // CloseComplete
-    case 'D':  // RowDescription or NoData (after a ParameterDescription)
+    case 'P':  // Parse: ParseComplete
+    case 'B':  // Bind: BindComplete
+    case 'C':  // Close: CloseComplete
+    case 'D':  // Describe: RowDescription or NoData
       ++batch_xid_.client_replies;
       return;
     case 'E':
-      // CommandComplete, PortalSuspended or EmptyQueryResponse. Only DML
+      // Execute: CommandComplete, PortalSuspended or EmptyQueryResponse. Only DML
       // and reads: a statement that commits (COMMIT, CALL) or opens a
       // transaction block would leave the xid query outside the write's
       // transaction; one routing was not told of is unknown.
