@@ -86,9 +86,9 @@ struct RouteRuntime {
   std::atomic<std::uint64_t> commit_hold_sum_us{0};
   // What a sync commit waited for: its own xid's end in the stream; its xid,
   // then a sample with a fence when the stream did not show it; a sample
-  // with a fence (no xid asked: an extended-protocol autocommit write, a
-  // COMMIT behind others, the stream runs elsewhere); nothing (the transaction had no xid, or it
-  // rolled back).
+  // with a fence (no xid asked: a COMMIT behind others, a batch that does
+  // more than DML and reads, the stream runs elsewhere); nothing (the
+  // transaction had no xid, or it rolled back).
   enum class CommitTarget { kXid, kXidThenFence, kFence, kNone, kCount };
   static const char* CommitTargetName(CommitTarget t);
   std::array<std::atomic<std::uint64_t>, static_cast<int>(CommitTarget::kCount)> commit_targets{};

@@ -106,7 +106,7 @@ awaitable<void> PgSession::ClientLoop() {
         Verdict v = tracker_.OnClientFrame(f);
         RequestPlan plan;
         bool ask_xid = false, write_with_xid = false;
-        std::optional<ExecuteSeen> execute;
+        bool routed = false;  // tracker_.request() says what `f` is
         if (v == Verdict::kRoute) {
           // Decided once; a barrier (AwaitPlan) keeps `f` where it is.
           const RequestStart start = tracker_.request();
@@ -126,7 +126,7 @@ awaitable<void> PgSession::ClientLoop() {
           } else {
             v = tracker_.Routed(RouteLaterExecute(start));
           }
-          if (start.type == 'E') execute = ExecuteSeen{start.cls, start.dml};
+          routed = true;
         }
         if (batch_xid_.armed) {
           if (v != Verdict::kForward) {
@@ -137,7 +137,7 @@ awaitable<void> PgSession::ClientLoop() {
             if (!co_await FlushClientParsed()) co_return;
             QueueBatchXid();
           } else {
-            NoteBatchXidFrame(f, execute ? &*execute : nullptr);
+            NoteBatchXidFrame(f, routed ? &tracker_.request() : nullptr);
           }
         }
         if (v == Verdict::kForward) {

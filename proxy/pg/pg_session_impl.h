@@ -181,8 +181,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> DrainWatch();
   // One timer for both (with limits.idle_timeout set, a coroutine each cost
   // an idle session a few kB of frames): `idle` (zero: none) closes a
-  // session with no activity for
-  // that long (limits.idle_timeout); `stall` (zero: none), the watchdog,
+  // session with no activity for that long (limits.idle_timeout); `stall`
+  // (zero: none), the watchdog,
   // closes it when the client loop has been held inside turnout (not
   // reading the client) with no byte read from any connection for that
   // long (see StallTimeout in pg_session.cc).
@@ -380,8 +380,14 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // in the stream (routing/stream_positions.h) rather than for a sample and
   // a fence. Decided before the tracker records the COMMIT (Routed).
   bool WantsCommitXid(const RequestStart& start, const RequestPlan& p);
-  // What both need of the session (WantsCommitXid, WantsWriteXid).
+  // What every xid question needs of the session (WantsCommitXid,
+  // WantsWriteXid, WantsBatchXid): XidQueryFits, nothing in flight, no
+  // secondary work, and the stream reporting in this process.
   bool MayAskXid(const RequestPlan& p);
+  // The write went to old under sync, with no secondary work around it.
+  bool XidQueryFits() const;
+  // An autocommit INSERT, UPDATE, DELETE or MERGE, and MayAskXid.
+  bool AutocommitDml(const RequestStart& start, const RequestPlan& p);
   // The xid query goes out ahead of the frames parsed from now on.
   void QueueCommitXidQuery();
   // An autocommit write under sync (a simple Query of one INSERT, UPDATE,
@@ -401,11 +407,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   // turnout's (QueueBatchXid), in the batch's implicit transaction.
   bool WantsBatchXid(const RequestStart& start, const RequestPlan& p);
   // `execute`: what routing was told of an Execute (null: not routed).
-  struct ExecuteSeen {
-    routing::RequestClass cls;
-    bool dml;
-  };
-  void NoteBatchXidFrame(const protocol::pg::Frame& f, const ExecuteSeen* execute);
+  void NoteBatchXidFrame(const protocol::pg::Frame& f, const RequestStart* execute);
   void QueueBatchXid();
   struct BatchXid {
     bool armed = false;

@@ -134,12 +134,15 @@ routing::Plan PgSession::FenceStreamRead(routing::Plan plan, bool may_wait, bool
   return routing::ApplyReadYourWritesFence(plan, /*session_has_unapplied_writes=*/true);
 }
 
+bool PgSession::XidQueryFits() const {
+  return stream_wrote_sync_ && capturing_ == nullptr && !carried_.holding && primary_side_ == Side::kOld;
+}
+
 bool PgSession::MayAskXid(const RequestPlan& p) {
   // Nothing of the client's in flight before the request (the xid query's
   // replies come first), no secondary work around it, the write on old,
   // and the stream runs here (only this process hears its xids).
-  if (!stream_wrote_sync_ || !tracker_.BackendIdle() || tracker_.unsynced()) return false;
-  if (p.work.any || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return false;
+  if (!XidQueryFits() || p.work.any || !tracker_.BackendIdle() || tracker_.unsynced()) return false;
   return stream_position().reported_here(absl::Now());
 }
 
@@ -157,19 +160,22 @@ void PgSession::QueueCommitXidQuery() {
   commit_xid_ = 0;
 }
 
+bool PgSession::AutocommitDml(const RequestStart& start, const RequestPlan& p) {
+  // One data-changing statement outside a transaction: a query after it
+  // runs in its implicit transaction (RequestStart::dml).
+  return start.cls == RequestClass::kWrite && start.dml &&
+         tracker_.txn_status() == ppg::TransactionStatus::kIdle && MayAskXid(p);
+}
+
 bool PgSession::WantsWriteXid(const RequestStart& start, const RequestPlan& p) {
-  // One data-changing statement: with the query appended it runs in the
-  // same implicit transaction as before (RequestStart::dml).
-  if (start.type != 'Q' || start.cls != RequestClass::kWrite || !start.dml) return false;
-  return tracker_.txn_status() == ppg::TransactionStatus::kIdle && MayAskXid(p);
+  return start.type == 'Q' && AutocommitDml(start, p);
 }
 
 bool PgSession::WantsBatchXid(const RequestStart& start, const RequestPlan& p) {
-  if (start.type == 'Q' || !start.batch_start || start.cls != RequestClass::kWrite || !start.dml) return false;
-  return tracker_.txn_status() == ppg::TransactionStatus::kIdle && MayAskXid(p);
+  return start.type != 'Q' && start.batch_start && AutocommitDml(start, p);
 }
 
-void PgSession::NoteBatchXidFrame(const ppg::Frame& f, const ExecuteSeen* execute) {
+void PgSession::NoteBatchXidFrame(const ppg::Frame& f, const RequestStart* execute) {
   // The client's message, and the reply that ends what the server says to
   // it (OnXidReply counts those down).
   switch (f.type) {
@@ -186,7 +192,8 @@ void PgSession::NoteBatchXidFrame(const ppg::Frame& f, const ExecuteSeen* execut
       // transaction; one routing was not told of is unknown.
       ++batch_xid_.client_replies;
       batch_xid_.executed = true;
-      if (execute == nullptr || (!execute->dml && execute->cls != RequestClass::kRead)) batch_xid_.armed = false;
+      if (execute == nullptr || execute->type != 'E' || (!execute->dml && execute->cls != RequestClass::kRead))
+        batch_xid_.armed = false;
       if (execute != nullptr && execute->dml) batch_xid_.wrote = true;
       return;
     case 'H':  // Flush: no reply
@@ -230,7 +237,7 @@ void PgSession::QueueBatchXid() {
   }
   if (!batch.wrote || batch.client_replies == 0) return;
   // What MayAskXid said at the batch's start, still so at its end.
-  if (!stream_wrote_sync_ || capturing_ != nullptr || carried_.holding || primary_side_ != Side::kOld) return;
+  if (!XidQueryFits()) return;
   if (!own_request_.empty() || xid_reply_ != XidReply::kNone) return;
   own_request_ = BatchXidMessages();
   xid_reply_ = XidReply::kClientBatch;
