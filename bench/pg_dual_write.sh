@@ -17,6 +17,9 @@
 #   BENCH_SCALE=10 BENCH_SECONDS=10         its environment is not set)
 #   BENCH_MODES="passthrough stream_sync"   only these modes (for an A/B)
 #   BENCH_HOLD=0                            no cutover write hold
+#   BENCH_ROUNDS=3                          the modes in turn, three times:
+#                                           the table shows each mode's
+#                                           median, stderr each round's ratio
 #   BENCH_PGBENCH_ARGS="-M extended -f F"   another workload than TPC-B (the
 #                                           ratios then compare that one)
 #   BENCH_OLD_FSYNC=on                      old flushes to disk (the harness
@@ -24,6 +27,9 @@
 #                                           flush per commit costs, as on a
 #                                           production source
 #   BENCH_NEW_FSYNC=on                      new too (the applier's commits)
+#   BENCH_PERF=DIR                          a perf profile of the machine per
+#                                           run (DIR/all-MODE-cN.perf, with
+#                                           DIR/ps-MODE-cN.txt for its pids)
 #
 # Under each stream mode it also prints, per pgbench run, the mean commit
 # hold (turnout_stream_commit_hold_seconds), old's transactions per pgbench
@@ -112,6 +118,8 @@ hold_stats() {
     awk '/^turnout_stream_commit_hold_seconds_count/ {c = $2} /^turnout_stream_commit_hold_seconds_sum/ {s = $2}
          END {print c + 0, s + 0}'
 }
+# wal_stats PORT: "bytes|records|writes" of the cluster's WAL so far.
+wal_stats() { q "$1" postgres "select wal_bytes || '|' || wal_records || '|' || wal_write from pg_stat_wal"; }
 old_commits() { q "$OLD" postgres "select sum(xact_commit) from pg_stat_database"; }
 # tps CLIENTS: pgbench TPC-B through turnout for SECS seconds; the figures
 # of the run on stderr.
@@ -121,7 +129,7 @@ tps() {
   c0=$(old_commits)
   vmstat 1 "$SECS" >"$WORK/vmstat.log" &
   local vm=$!
-  cpu_window >"$WORK/cpu.log" &
+  cpu_window "$1" >"$WORK/cpu.log" &
   local cw=$!
   # shellcheck disable=SC2086  # BENCH_PGBENCH_ARGS is split on purpose
   out=$(pgbench -n ${BENCH_PGBENCH_ARGS:-} -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$SECS" -h 127.0.0.1 -p "$PG" "$DB" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
@@ -144,36 +152,75 @@ cpu_window() {
   local c0 c1
   sleep 2
   c0=$(old_commits)
+  local w0 w1
+  w0=$(wal_stats "$NEW")
   python3 "$ROOT/bench/lib/cpu_split.py" snap "$WORK/cpu0.json" "$OLD" "$NEW" "$TURNOUT_PID"
-  sleep $((SECS > 6 ? SECS - 5 : 1))
+  # BENCH_PERF=DIR: a perf profile of every process over the window.
+  if [ -n "${BENCH_PERF:-}" ]; then
+    ps -eo pid,args >"$BENCH_PERF/ps-$BENCH_MODE-c$1.txt"
+    perf record -q -a -g -F 1999 -o "$BENCH_PERF/all-$BENCH_MODE-c$1.perf" -- \
+      sleep $((SECS > 6 ? SECS - 5 : 1)) >/dev/null 2>&1
+  else
+    sleep $((SECS > 6 ? SECS - 5 : 1))
+  fi
   c1=$(old_commits)
+  w1=$(wal_stats "$NEW")
   python3 "$ROOT/bench/lib/cpu_split.py" snap "$WORK/cpu1.json" "$OLD" "$NEW" "$TURNOUT_PID"
   python3 "$ROOT/bench/lib/cpu_split.py" diff "$WORK/cpu0.json" "$WORK/cpu1.json" "$((c1 - c0))"
+  awk -v a="$w0" -v b="$w1" -v n="$((c1 - c0))" 'BEGIN {split(a, x, "|"); split(b, y, "|"); if (n < 1) n = 1
+    printf "new'"'"'s WAL per old commit: %.0f bytes in %.1f records, %.2f writes\n",
+           (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n}'
 }
 
+# TPS[mode,clients,round]; TPS[mode,clients] is the median of the rounds.
 declare -A TPS
-run_mode() {  # NAME STRATEGY DATA (empty: no migration)
+run_mode() {  # NAME STRATEGY DATA (empty: no migration) ROUND
+  BENCH_MODE=$1
   reset
   start_turnout dw-bench
   [ -n "$2" ] && migrate "m_$1" "$2" "$3"
-  TPS[$1,8]=$(tps 8)
-  TPS[$1,1]=$(tps 1)
+  TPS[$1,8,$4]=$(tps 8)
+  TPS[$1,1,$4]=$(tps 1)
   stop_turnout
-  echo "$1: -c 8 ${TPS[$1,8]} tps, -c 1 ${TPS[$1,1]} tps" >&2
+  echo "$1 (round $4): -c 8 ${TPS[$1,8,$4]} tps, -c 1 ${TPS[$1,1,$4]} tps" >&2
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 SYNC='{"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}}'
 ASYNC='{"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}}'
 MODES=${BENCH_MODES:-passthrough stream_sync stream_async statement_sync}
-for mode in $MODES; do
-  case $mode in
-    passthrough) run_mode passthrough "" "" ;;
-    stream_sync) run_mode stream_sync "$SYNC" '{"type":"scan"}' ;;
-    stream_async) run_mode stream_async "$ASYNC" '{"type":"scan"}' ;;
-    statement_sync) run_mode statement_sync "$SYNC" '{"type":"scan","method":"copy"}' ;;
-    *) die "unknown mode $mode" ;;
-  esac
+ROUNDS=${BENCH_ROUNDS:-1}
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in $MODES; do
+    case $mode in
+      passthrough) run_mode passthrough "" "" "$round" ;;
+      stream_sync) run_mode stream_sync "$SYNC" '{"type":"scan"}' "$round" ;;
+      stream_async) run_mode stream_async "$ASYNC" '{"type":"scan"}' "$round" ;;
+      statement_sync) run_mode statement_sync "$SYNC" '{"type":"scan","method":"copy"}' "$round" ;;
+      *) die "unknown mode $mode" ;;
+    esac
+  done
 done
+# Each mode's ratio to the passthrough of the same round, then the medians.
+RATIOS=""
+for mode in $MODES; do
+  [ "$mode" = passthrough ] && continue
+  for c in 8 1; do
+    line="$mode -c $c:" each=()
+    for round in $(seq 1 "$ROUNDS"); do
+      each+=("$(ratio "${TPS[$mode,$c,$round]:-0}" "${TPS[passthrough,$c,$round]:-0}")")
+    done
+    RATIOS+="$line ${each[*]} (median $(median "${each[@]}"))"$'\n'
+  done
+done
+for mode in $MODES; do
+  for c in 8 1; do
+    rounds=()
+    for round in $(seq 1 "$ROUNDS"); do rounds+=("${TPS[$mode,$c,$round]}"); done
+    TPS[$mode,$c]=$(median "${rounds[@]}")
+  done
+done
+[ "$ROUNDS" -gt 1 ] && printf 'ratio to passthrough per round:\n%s' "$RATIOS" >&2
 [ "${BENCH_HOLD:-1}" = 0 ] && exit 0
 
 # The write hold of a cutover: at idle, then under pgbench -c 8.
@@ -221,3 +268,4 @@ cat <<EOF
 
 Cutover write hold (one sidecar): ${HOLD_IDLE} ms at idle, ${HOLD_LOAD} ms under pgbench -c 8.
 EOF
+if [ "$ROUNDS" -gt 1 ]; then printf '\nRatio to the passthrough of the same round (%s rounds, modes in turn):\n\n%s' "$ROUNDS" "$RATIOS"; fi

@@ -10,8 +10,8 @@ work in between).
                                                          old's commits) and
                                                          wake-ups per unit
 
-Kinds: old's client backends, walsender and background processes, the
-same of new, turnout's threads by name (proxy/server.cc and control/ name
+Kinds: old's client backends, walsender and each background process
+("old bg walwriter"), the same of new, turnout's threads by name (proxy/server.cc and control/ name
 them), pgbench, everything else. Processes that exit between the snapshots
 are not counted: take both while the load runs.
 """
@@ -92,7 +92,10 @@ def snap(out, old_port, new_port, turnout_pid):
             elif "127.0.0.1(" in line or "[local]" in line:
                 kind = side
             else:
-                kind = side + " bg"
+                # "postgres: walwriter" and the like: which one wakes
+                # matters (the walwriter per async commit, for one).
+                title = line.split("postgres: ", 1)[-1].strip() or "postmaster"
+                kind = f"{side} bg {title}" if pid != (old_pm if side == "old" else new_pm) else f"{side} bg postmaster"
         elif comm == "pgbench":
             kind = "pgbench"
         else:
@@ -109,7 +112,7 @@ def diff(a, b, count):
     with open(b) as f:
         after = json.load(f)
     count = max(int(count), 1)
-    order = ["old", "old walsender", "old bg", "new", "new bg", "turnout-io", "turnout-move", "turnout-feeder", "turnout-other",
+    order = ["old", "old walsender", "new", "turnout-io", "turnout-move", "turnout-feeder", "turnout-other",
              "pgbench", "other"]
     kinds = order + sorted(set(after["ticks"]) - set(order))
 
