@@ -14,6 +14,14 @@
 #   bench/pg_stream.sh BUILD_DIR         (starts the harness itself when its
 #   BENCH_SCALE=20 BENCH_SECONDS=20       environment is not set; defaults)
 #   BENCH_WORKERS=2                       the migration's data.workers
+#   BENCH_DATA=events BENCH_ROWS=2000000  part 1 only, on one table of
+#                                         application events instead (bigserial
+#                                         key, two secondary indexes,
+#                                         timestamptz, float8, uuid, text):
+#                                         the kind of table the change-stream
+#                                         issue starts from; pgbench's tables
+#                                         (one key, integers and char) are
+#                                         the hardest case for the copy
 #   BENCH_COPY_ONLY=1                     part 1 only (pg_dump, then the copy
 #                                         until the stream phase starts)
 set -euo pipefail
@@ -27,6 +35,12 @@ SCALE=${BENCH_SCALE:-20}
 SECS=${BENCH_SECONDS:-20}
 WORKERS=${BENCH_WORKERS:-2}
 COPY_ONLY=${BENCH_COPY_ONLY:-0}
+DATA=${BENCH_DATA:-pgbench}
+case $DATA in
+  pgbench) ;;
+  events) COPY_ONLY=1 ;;
+  *) echo "pg_stream: BENCH_DATA is pgbench or events, not $DATA" >&2; exit 2 ;;
+esac
 OLD=$TURNOUT_TEST_PG_OLD_PORT
 NEW=$TURNOUT_TEST_PG_NEW_PORT
 USER=$TURNOUT_TEST_PG_USER
@@ -34,6 +48,7 @@ export PGPASSWORD=$TURNOUT_TEST_PG_PASSWORD PGSSLMODE=disable PGOPTIONS='-c clie
 DB=stream_bench     # old → new, both migrations
 DUMPDB=dump_bench   # new: pg_dump | psql's target
 TABLES=(pgbench_accounts pgbench_branches pgbench_tellers pgbench_history)
+[ "$DATA" = events ] && TABLES=(events)
 declare -A KEY=([pgbench_accounts]=aid [pgbench_branches]=bid [pgbench_tellers]=tid [pgbench_history]=hid)
 TOKEN=stream-bench-admin-token-0123456789
 
@@ -93,11 +108,22 @@ for port in "$OLD" "$NEW"; do
 done
 q "$NEW" postgres "drop database if exists $DUMPDB with (force)"
 q "$NEW" postgres "create database $DUMPDB"
-pgbench -i -q -s "$SCALE" "$(conn "$OLD" "$DB")" >"$WORK/pgbench-init.log" 2>&1 \
-  || { cat "$WORK/pgbench-init.log" >&2; exit 1; }
+if [ "$DATA" = events ]; then
+  q "$OLD" "$DB" "create table events (id bigserial primary key, client int not null, n int not null,
+    at timestamptz not null default now(), r float8 not null default random(),
+    u uuid not null default gen_random_uuid(), note text);
+    create index on events (client, at); create index on events (u)"
+  q "$OLD" "$DB" "insert into events (client, n, at, note)
+    select g % 64, g, now() - g * interval '1 ms', case when g % 3 = 0 then 'note ' || g end
+    from generate_series(1, ${BENCH_ROWS:-2000000}) g"
+  q "$OLD" "$DB" "vacuum analyze events"
+else
+  pgbench -i -q -s "$SCALE" "$(conn "$OLD" "$DB")" >"$WORK/pgbench-init.log" 2>&1 \
+    || { cat "$WORK/pgbench-init.log" >&2; exit 1; }
+fi
 # The change stream copies tables with a primary key only (as the copier does;
 # docs/data-movement.md); history gets one, as in pg_change_stream_itest.
-q "$OLD" "$DB" "alter table pgbench_history add column hid bigserial primary key"
+[ "$DATA" = pgbench ] && q "$OLD" "$DB" "alter table pgbench_history add column hid bigserial primary key"
 pg_dump --schema-only "$(conn "$OLD" "$DB")" >"$WORK/schema.sql"
 for d in "$DB" "$DUMPDB"; do
   psql -X -q -v ON_ERROR_STOP=1 "$(conn "$NEW" "$d")" -f "$WORK/schema.sql" >/dev/null
@@ -189,7 +215,8 @@ sleep 0.3
 COPY_ITSELF=$(sed -n 's/.*snapshot copy: [0-9]* rows in \([0-9]*\) ms.*/\1/p' "$WORK/turnout.log" | head -1)
 COPY_ITSELF=$(awk -v ms="${COPY_ITSELF:-0}" 'BEGIN{printf "%.2f", ms / 1000}')
 if [ "$COPY_ONLY" = 1 ]; then
-  echo "pgbench scale $SCALE ($ROWS rows), workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ "$DATA" = events ]; then what="events table"; else what="pgbench scale $SCALE"; fi
+  echo "$what ($ROWS rows), workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   grep -o 'snapshot copy: .*' "$WORK/turnout.log" || true
   awk -v rows="$ROWS" -v dump="$DUMP_S" -v ce="$COPY_END" -v ci="$COPY_ITSELF" 'BEGIN {
     printf "pg_dump --data-only | psql   %.0f rows/s (%s s)\n", rows / dump, dump
