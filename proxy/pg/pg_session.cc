@@ -8,6 +8,7 @@
 
 #include "protocol/pg/message_writer.h"
 #include "proxy/disconnect.h"
+#include "proxy/first_of.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 
@@ -58,7 +59,7 @@ PgSession::PgSession(Socket client, SessionContext ctx)
       backend_ready_(ex_),
       idle_(ex_),
       client_lock_(ex_),
-      drain_(ex_),
+      watch_timer_(ex_),
       sec_progress_(ex_),
       tracker_(this, DebugHooksEnabled()) {}
 
@@ -78,7 +79,7 @@ void PgSession::Close() {
 
 void PgSession::RequestDrain() {
   draining_ = true;
-  drain_.Notify();
+  watch_timer_.cancel();
 }
 
 ppg::FrameLimits PgSession::ClientLimits(const routing::Config& cfg) {
@@ -149,23 +150,14 @@ awaitable<bool> PgSession::ReadClient() {
   co_return true;
 }
 
-// ================================================================== drain, idle
+// ================================================================== drain, idle, stall
 
-awaitable<void> PgSession::DrainWatch() {
-  // An idle session closes at once; a running query or open transaction
-  // finishes first, and BackendLoop closes at its ReadyForQuery.
+awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::microseconds stall) {
   for (;;) {
     if (draining_ && AtBoundary()) {
       co_await SendFatal("57P01", "terminating connection due to administrator command");
       co_return;
     }
-    co_await drain_.Wait();
-  }
-}
-
-awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::microseconds stall) {
-  Timer timer(ex_);
-  for (;;) {
     // The nearer of the two deadlines. A session waiting for its client is
     // not stalled however long it waits: its stall deadline is a whole
     // limit from now. (From its last activity, a session idle for longer
@@ -174,9 +166,11 @@ awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::mi
     auto next = Clock::time_point::max();
     if (idle.count() > 0) next = last_activity_ + idle;
     if (stall.count() > 0) next = std::min(next, (reading_client_ ? Clock::now() : last_activity_) + stall);
-    timer.expires_at(next);
-    auto [ec] = co_await timer.async_wait();
-    if (ec) co_return;
+    watch_timer_.expires_at(next);
+    auto [ec] = co_await watch_timer_.async_wait();
+    // Cancelled: by RequestDrain (looked at above), or because the session
+    // ends (the next co_await throws).
+    if (ec) continue;
     const auto quiet = Clock::now() - last_activity_;
     if (idle.count() > 0 && quiet >= idle) {
       LogInfo("idle timeout", {{"route", route().name}});
@@ -216,15 +210,10 @@ awaitable<void> PgSession::Run() {
   }
   if (started && !closing_) {
     LogDebug("pg session started", {{"route", route().name}, {"user", user_}, {"database", database_}});
-    auto loops = ClientLoop() || BackendLoop(Side::kOld) || BackendLoop(Side::kNew) || SecondarySender() ||
-                 DrainWatch();
     const auto idle = std::chrono::microseconds(absl::ToInt64Microseconds(ctx_.config->limits.idle_timeout));
     const auto stall = std::chrono::duration_cast<std::chrono::microseconds>(StallTimeout());
-    if (idle.count() > 0 || stall.count() > 0) {
-      co_await (std::move(loops) || Watch(idle, stall));
-    } else {
-      co_await std::move(loops);
-    }
+    co_await FirstOf(ClientLoop(), BackendLoop(Side::kOld), BackendLoop(Side::kNew), SecondarySender(),
+                     Watch(idle, stall));
   }
   const bool forced = closing_;
   if (!forced) co_await FinishSecondaryWork();

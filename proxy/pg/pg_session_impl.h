@@ -178,14 +178,16 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> WaitBackendIdle();
   awaitable<bool> ReadClient();
   awaitable<bool> WriteRelease();
-  awaitable<void> DrainWatch();
-  // One timer for both (with limits.idle_timeout set, a coroutine each cost
-  // an idle session a few kB of frames): `idle` (zero: none) closes a
-  // session with no activity for that long (limits.idle_timeout); `stall`
-  // (zero: none), the watchdog,
-  // closes it when the client loop has been held inside turnout (not
-  // reading the client) with no byte read from any connection for that
-  // long (see StallTimeout in pg_session.cc).
+  // The session's three watchers on one timer (watch_timer_; a coroutine
+  // each cost every session a few kB of frames for its whole life):
+  //   drain  an idle session closes at once when drained (RequestDrain
+  //          wakes the timer); a busy one at its ReadyForQuery (BackendLoop);
+  //   idle   (zero: none) closes a session with no activity for that long
+  //          (limits.idle_timeout);
+  //   stall  (zero: none), the watchdog, closes it when the client loop has
+  //          been held inside turnout (not reading the client) with no byte
+  //          read from any connection for that long (see StallTimeout in
+  //          pg_session.cc).
   awaitable<void> Watch(std::chrono::microseconds idle, std::chrono::microseconds stall);
 
   // ---------------------------------------------------------------- pg_startup.cc
@@ -442,7 +444,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   Event backend_ready_;  // a backend finished opening
   Event idle_;           // a ReadyForQuery left nothing in flight
   Event client_lock_;    // the client writer was released
-  Event drain_;          // RequestDrain
+  Timer watch_timer_;    // Watch's; RequestDrain wakes it
   Event sec_progress_;   // secondary work moved on (sent, answered, finished)
   bool client_locked_ = false;
   bool draining_ = false;
