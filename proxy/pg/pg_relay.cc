@@ -12,6 +12,7 @@
 #include "protocol/pg/message_writer.h"
 #include "protocol/pg/wire.h"
 #include "proxy/disconnect.h"
+#include "proxy/first_of.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 
@@ -358,6 +359,12 @@ awaitable<void> PgSession::BackendLoop(Side side) {
     SecondaryLost(side);
     if (!co_await WriteRelease()) co_return;
   }
+}
+
+awaitable<void> PgSession::NewSideLoops() {
+  const int i = static_cast<int>(Side::kNew);
+  while (!(backends_[i] && backends_[i]->ready()) && sec_ops_.empty()) co_await backend_ready_.Wait();
+  co_await FirstOf(BackendLoop(Side::kNew), SecondarySender());
 }
 
 // Returns true when the backend's side ended (closed, failed, or the client

@@ -231,6 +231,8 @@ bool PgSession::StartOp(const ppg::Frame& f, PlannedWork& w) {
     return false;
   }
 
+  // The first op starts the sender (NewSideLoops).
+  if (sec_ops_.empty()) backend_ready_.Notify();
   SecondaryOp& op = sec_ops_.Emplace(shadow);
   answering_for_ = kNoRequest;  // this request may be the one being answered
   op.request_seq = w.request_seq;

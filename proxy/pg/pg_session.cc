@@ -212,8 +212,7 @@ awaitable<void> PgSession::Run() {
     LogDebug("pg session started", {{"route", route().name}, {"user", user_}, {"database", database_}});
     const auto idle = std::chrono::microseconds(absl::ToInt64Microseconds(ctx_.config->limits.idle_timeout));
     const auto stall = std::chrono::duration_cast<std::chrono::microseconds>(StallTimeout());
-    co_await FirstOf(ClientLoop(), BackendLoop(Side::kOld), BackendLoop(Side::kNew), SecondarySender(),
-                     Watch(idle, stall));
+    co_await FirstOf(ClientLoop(), BackendLoop(Side::kOld), NewSideLoops(), Watch(idle, stall));
   }
   const bool forced = closing_;
   if (!forced) co_await FinishSecondaryWork();

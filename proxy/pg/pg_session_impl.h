@@ -7,6 +7,9 @@
 //   client ◄── BackendLoop(new) ◄──── new backend   (once opened)
 //              SecondarySender ─────► the other backend (dual-write, shadow)
 //
+// The loops run side by side until one ends (FirstOf); the last two start
+// only when the session first needs them (NewSideLoops).
+//
 // Both directions relay by frame header and length out of one bounded
 // buffer each: complete frames are inspected in place by the RequestTracker
 // (request_tracker.h: accounting, classification, session state), runs of
@@ -25,7 +28,7 @@
 // Where the code lives:
 //   pg_session.cc    lifecycle: Run, client writer, drain, idle timeout, stall watchdog
 //   pg_startup.cc    startup, authentication at turnout, cancel, opening backends
-//   pg_relay.cc      ClientLoop, BackendLoop and the frames each side sends
+//   pg_relay.cc      ClientLoop, BackendLoop (NewSideLoops) and the frames each side sends
 //   pg_routing.cc    the routing decision per request, switching the primary
 //   pg_secondary.cc  secondary work: dual-write, shadow; planning an op, capturing its request
 //   pg_secondary_queue.cc    the op queue: sending to the secondary, matching replies
@@ -209,6 +212,11 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> SendRefusalParse();
   awaitable<bool> HandleDebugUse(Side side);
   awaitable<void> BackendLoop(Side side);
+  // BackendLoop(new) and SecondarySender, started once the session first
+  // opens new or queues secondary work: a session without a migration
+  // never does, and the two waiting would cost it their frames for its
+  // whole life.
+  awaitable<void> NewSideLoops();
   // false: the loop was cancelled (the session is ending)
   awaitable<bool> RelayBackend(Side side);
   bool OnBackendFrame(Side side, const protocol::pg::Frame& f);  // true: forward to the client
@@ -441,7 +449,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   std::array<std::unique_ptr<BackendConnection>, 2> backends_;
   Side primary_side_ = Side::kOld;
 
-  Event backend_ready_;  // a backend finished opening
+  Event backend_ready_;  // a backend finished opening, or secondary work was first queued
   Event idle_;           // a ReadyForQuery left nothing in flight
   Event client_lock_;    // the client writer was released
   Timer watch_timer_;    // Watch's; RequestDrain wakes it
