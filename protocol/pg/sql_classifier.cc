@@ -148,6 +148,10 @@ void SqlClassifier::Classify(std::string_view sql, Classification* out) {
     tokens_.push_back(t);
   }
   FinishStatement(sql, out);
+  if (tokens_.capacity() > kKeptTokens) {
+    tokens_ = {};
+    depth_ = {};
+  }
 }
 
 void SqlClassifier::FinishStatement(std::string_view sql, Classification* out) {
