@@ -153,25 +153,36 @@ void RequestTracker::TouchRequest() {
   if (open_started_) return;
   open_started_ = true;
   open_classified_ = false;
-  Record& r = records_[open_seq_ % kRecordRing];
+  if (open_seq_ >= response_seq_ && open_seq_ - response_seq_ >= records_.size() && records_.size() < kRecordRing)
+    GrowRecords();
+  Record& r = RecordOf(open_seq_);
   r.seq = open_seq_;
   r.start = Clock::now();
   r.cls = routing::RequestClass::kSession;  // until a statement says otherwise
   r.side = side_;
 }
 
+void RequestTracker::GrowRecords() {
+  std::vector<Record> grown(records_.size() * 2);
+  // The records of requests not yet answered keep their sequence numbers.
+  for (const Record& r : records_)
+    if (r.seq != std::numeric_limits<std::uint64_t>::max() && r.seq >= response_seq_)
+      grown[r.seq & (grown.size() - 1)] = r;
+  records_ = std::move(grown);
+}
+
 void RequestTracker::StartRequest(routing::RequestClass cls) {
   TouchRequest();
   if (!open_classified_) {
     open_classified_ = true;
-    records_[open_seq_ % kRecordRing].cls = cls;
+    RecordOf(open_seq_).cls = cls;
     return;
   }
   RaiseRequestClass(cls);
 }
 
 void RequestTracker::RaiseRequestClass(routing::RequestClass cls) {
-  Record& r = records_[open_seq_ % kRecordRing];
+  Record& r = RecordOf(open_seq_);
   // Order of strength as the classifier's: read < session < txn < write < admin < ddl.
   auto rank = [](routing::RequestClass c) {
     switch (c) {
@@ -464,7 +475,7 @@ void RequestTracker::OnReadyForQuery(ppg::TransactionStatus status) {
   ended_by_ = std::exchange(last_word_, Ended::kOther);
   const std::uint64_t last = ResponseSeq();
   state_.OnReadyForQuery(last, status);
-  const Record& r = records_[response_seq_ % kRecordRing];
+  const Record& r = RecordOf(response_seq_);
   if (r.seq == response_seq_) {
     hooks_->Answered(r, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - r.start));
   }

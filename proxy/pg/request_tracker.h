@@ -214,7 +214,12 @@ class RequestTracker {
   using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
 
   static constexpr std::size_t kMaxTargets = 16;  // tables of one request passed to the policy
-  static constexpr std::size_t kRecordRing = 64;  // deeper pipelines are counted without latency
+  // Requests in flight with a latency record: the ring starts at
+  // kFirstRecords and doubles while a pipeline is deeper, up to kRecordRing;
+  // deeper pipelines are counted without latency. (64 records held by every
+  // session were 1.5 kB of each idle one.)
+  static constexpr std::size_t kFirstRecords = 4;
+  static constexpr std::size_t kRecordRing = 64;
 
   void Classify(std::string_view sql, StatementMeta* meta);
   // A statement's risk for the high-risk DDL policy (routing/ddl_policy.h):
@@ -282,7 +287,9 @@ class RequestTracker {
   std::uint64_t copy_from_seq_ = 0;
   std::uint64_t conditional_syncs_ = 0;  // Syncs sent after that Execute
   protocol::pg::TransactionStatus txn_status_ = protocol::pg::TransactionStatus::kIdle;
-  std::array<Record, kRecordRing> records_{};
+  std::vector<Record> records_ = std::vector<Record>(kFirstRecords);  // a power of two long
+  Record& RecordOf(std::uint64_t seq) noexcept { return records_[seq & (records_.size() - 1)]; }
+  void GrowRecords();
 
   enum class Refusing : std::uint8_t { kNo, kWholeBatch, kRestOfBatch };
   Refusing refusing_ = Refusing::kNo;

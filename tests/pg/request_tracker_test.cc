@@ -134,6 +134,34 @@ TEST_F(TrackerTest, PipelinedBatchesAndNamedStatementsKeepTheirClass) {
   EXPECT_EQ(tracker.state().prepared()[0].first, "ins");
 }
 
+// The latency records start small and grow with the pipeline: every request
+// of a pipeline up to 64 deep is answered with its own class, in order, and
+// deeper ones are counted without a record.
+TEST_F(TrackerTest, DeepPipelinesKeepEachRequestsRecordUpToTheRingsDepth) {
+  std::string batches;
+  std::vector<RequestClass> sent;
+  for (int i = 0; i < 40; ++i) {
+    const bool write = i % 3 == 0;
+    batches += Extended("", write ? "insert into t values ($1)" : "select $1::int");
+    sent.push_back(write ? RequestClass::kWrite : RequestClass::kRead);
+  }
+  Client(batches);
+  EXPECT_EQ(tracker.InFlight(), 40u);
+  for (int i = 0; i < 40; ++i) Backend(std::string("1\0\0\0\4", 5) + std::string("2\0\0\0\4", 5) + C("SELECT 1") + Z());
+  EXPECT_EQ(tracker.InFlight(), 0u);
+  EXPECT_EQ(hooks.answered, sent);
+
+  // 100 in flight: the ring holds the 64 latest; the first 36 had theirs
+  // overwritten and are answered without one.
+  hooks.answered.clear();
+  batches.clear();
+  for (int i = 0; i < 100; ++i) batches += Extended("", "select $1::int");
+  Client(batches);
+  for (int i = 0; i < 100; ++i) Backend(std::string("1\0\0\0\4", 5) + std::string("2\0\0\0\4", 5) + C("SELECT 1") + Z());
+  EXPECT_EQ(tracker.InFlight(), 0u);
+  EXPECT_EQ(hooks.answered.size(), 64u);
+}
+
 TEST_F(TrackerTest, UnsyncedExtendedMessagesAreNotABoundary) {
   std::string s;
   ppg::AppendParse(&s, "", "select 1");
