@@ -42,11 +42,10 @@ RedisSession::RedisSession(Socket client, SessionContext ctx)
   reader_.Refresh();
   has_policy_ = reader_.table()->Find(route_.name) != nullptr;
   new_backend_name_ = NewBackendName();
-  upstream_bufs_.reserve(64);
-  client_bufs_.reserve(kMaxWriteSegments + 1);
-  client_segs_.reserve(kMaxWriteSegments + 1);
-  for (auto& s : upstream_segs_) s.reserve(64);
-  targets_.reserve(16);
+  // The write-segment vectors are not reserved here: each grows to the
+  // deepest pipeline the session has seen and keeps that capacity (no
+  // allocation per message once warm). Reserved for the deepest write
+  // (kMaxWriteSegments), they were 15 kB of every idle session.
 }
 
 void RedisSession::Close() {
