@@ -8,7 +8,7 @@
 
 #include "protocol/pg/message_writer.h"
 #include "proxy/disconnect.h"
-#include "proxy/first_of.h"
+#include "proxy/side_by_side.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 

@@ -7,6 +7,7 @@
 #include "proxy/disconnect.h"
 #include "proxy/logging.h"
 #include "proxy/redis/redis_session_impl.h"
+#include "proxy/side_by_side.h"
 
 namespace turnout::proxy::redis {
 
@@ -83,7 +84,7 @@ awaitable<void> RedisSession::Run() {
     co_return;
   }
   channels_running_ = 2;
-  co_await (MainLoops() && (ChannelLoop(0) && ChannelLoop(1)));
+  co_await AllOf(MainLoops(), ChannelLoops());
   Close();
   for (auto& c : channels_)
     if (c) c->AbandonAll("session ended before the secondary applied it");
@@ -115,6 +116,18 @@ std::uint64_t RedisSession::ChannelProgress() const {
   for (const auto& c : channels_)
     if (c) n += c->resolved();
   return n;
+}
+
+awaitable<void> RedisSession::ChannelLoops() {
+  while (!channels_[0] && !channels_[1]) {
+    if (main_done_ || closed_) {
+      channels_running_ = 0;
+      drain_timer_.cancel();
+      co_return;
+    }
+    co_await channel_created_.async_wait(kUseTuple);
+  }
+  co_await AllOf(ChannelLoop(0), ChannelLoop(1));
 }
 
 // Runs channel `s` once the request loop created it.

@@ -135,6 +135,10 @@ class RedisSession final : public Session {
   awaitable<void> MainLoops();
   std::uint64_t ChannelProgress() const;
   awaitable<void> ChannelLoop(int s);
+  // Both ChannelLoops, started once the request loop creates the first
+  // channel: a session without secondary work never does, and the two
+  // waiting would cost it their frames for its whole life.
+  awaitable<void> ChannelLoops();
   static resp::RequestLimits MakeRequestLimits(const routing::Config& cfg);
   static TrackerOptions MakeTrackerOptions(const SessionContext& ctx);
   awaitable<bool> StartClientTls();
@@ -312,7 +316,7 @@ class RedisSession final : public Session {
   std::vector<std::pair<Side, std::uint64_t>> pending_copies_;  // NoteCopy
   std::array<std::uint64_t, 2> main_dispatched_{};  // backend entries pushed, per side
   std::array<std::uint64_t, 2> main_answered_{};    // ... and answered
-  Timer channel_created_;  // ChannelLoop waits here for its channel
+  Timer channel_created_;  // ChannelLoops and ChannelLoop wait here for a channel
   Timer drain_timer_;      // MainLoops waits here for the channels to drain
   int channels_running_ = 0;
   bool main_done_ = false;
