@@ -40,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -123,7 +124,7 @@ class OpQueue {
   // A shadow op admitted here is to be pushed: the sampling counts on it.
   Admission Admit(Work work, std::size_t bytes) noexcept {
     if (work == Work::kShadow) {
-      if (!limits_.Admits(true, ops_.size(), bytes_, shadow_ops_, bytes, shadow_bytes_)) return Admission::kShed;
+      if (!limits_.Admits(true, count(), bytes_, shadow_ops_, bytes, shadow_bytes_)) return Admission::kShed;
       return sampler_.Admits(shadow_ops_, limits_.max_shadow_ops) ? Admission::kAdmit : Admission::kShed;
     }
     if (HasRoom(bytes)) return Admission::kAdmit;
@@ -132,7 +133,7 @@ class OpQueue {
   // Room for a dual-write of `bytes` (what Admit answers kAdmit to, without
   // deciding): what a session waiting for room checks.
   bool HasRoom(std::size_t bytes) const noexcept {
-    return limits_.Admits(false, ops_.size(), bytes_, shadow_ops_, bytes);
+    return limits_.Admits(false, count(), bytes_, shadow_ops_, bytes);
   }
 
   // Appends `op` (its seq assigned), counted for `bytes` and, when
@@ -140,8 +141,8 @@ class OpQueue {
   Op& Push(Op op, std::size_t bytes) {
     op.seq = end_seq();
     op.accounted_bytes = 0;
-    ops_.push_back(std::move(op));
-    Op& added = ops_.back();
+    Ops().push_back(std::move(op));
+    Op& added = ops_->back();
     if (added.shadow) ++shadow_ops_;
     Grow(added, bytes);
     return added;
@@ -149,7 +150,7 @@ class OpQueue {
   // Appends a default op built in place (its seq assigned), shadow work or
   // not; its bytes come with Grow as they are known.
   Op& Emplace(bool shadow) {
-    Op& added = ops_.emplace_back();
+    Op& added = Ops().emplace_back();
     added.seq = end_seq() - 1;
     added.shadow = shadow;
     if (shadow) ++shadow_ops_;
@@ -165,14 +166,14 @@ class OpQueue {
   // Drops the finished-and-released ops at the head; returns how many.
   std::size_t Trim() noexcept {
     std::size_t n = 0;
-    while (!ops_.empty() && ops_.front().finished && ops_.front().released) {
-      const Op& op = ops_.front();
+    while (count() > 0 && ops_->front().finished && ops_->front().released) {
+      const Op& op = ops_->front();
       bytes_ -= op.accounted_bytes;
       if (op.shadow) {
         --shadow_ops_;
         shadow_bytes_ -= op.accounted_bytes;
       }
-      ops_.pop_front();
+      ops_->pop_front();
       ++base_seq_;
       ++n;
     }
@@ -181,34 +182,46 @@ class OpQueue {
 
   // The op numbered `seq`; nullptr once trimmed (or never pushed).
   Op* Find(std::uint64_t seq) noexcept {
-    return seq >= base_seq_ && seq < end_seq() ? &ops_[seq - base_seq_] : nullptr;
+    return seq >= base_seq_ && seq < end_seq() ? &(*ops_)[seq - base_seq_] : nullptr;
   }
   const Op* Find(std::uint64_t seq) const noexcept {
-    return seq >= base_seq_ && seq < end_seq() ? &ops_[seq - base_seq_] : nullptr;
+    return seq >= base_seq_ && seq < end_seq() ? &(*ops_)[seq - base_seq_] : nullptr;
   }
   // The op numbered `seq`, which is queued: base_seq() <= seq < end_seq().
-  Op& At(std::uint64_t seq) noexcept { return ops_[seq - base_seq_]; }
-  const Op& At(std::uint64_t seq) const noexcept { return ops_[seq - base_seq_]; }
+  Op& At(std::uint64_t seq) noexcept { return (*ops_)[seq - base_seq_]; }
+  const Op& At(std::uint64_t seq) const noexcept { return (*ops_)[seq - base_seq_]; }
 
   // The first op queued, and one past the last: the next op's number.
   std::uint64_t base_seq() const noexcept { return base_seq_; }
-  std::uint64_t end_seq() const noexcept { return base_seq_ + ops_.size(); }
+  std::uint64_t end_seq() const noexcept { return base_seq_ + count(); }
 
-  std::size_t size() const noexcept { return ops_.size(); }
-  bool empty() const noexcept { return ops_.empty(); }
+  std::size_t size() const noexcept { return count(); }
+  bool empty() const noexcept { return count() == 0; }
   std::size_t bytes() const noexcept { return bytes_; }
   std::size_t shadow_ops() const noexcept { return shadow_ops_; }
   std::size_t shadow_bytes() const noexcept { return shadow_bytes_; }
 
-  Op& front() noexcept { return ops_.front(); }
-  Op& back() noexcept { return ops_.back(); }
-  iterator begin() noexcept { return ops_.begin(); }
-  iterator end() noexcept { return ops_.end(); }
-  const_iterator begin() const noexcept { return ops_.begin(); }
-  const_iterator end() const noexcept { return ops_.end(); }
+  Op& front() noexcept { return ops_->front(); }
+  Op& back() noexcept { return ops_->back(); }
+  iterator begin() noexcept { return Held().begin(); }
+  iterator end() noexcept { return Held().end(); }
+  const_iterator begin() const noexcept { return Held().begin(); }
+  const_iterator end() const noexcept { return Held().end(); }
 
  private:
-  std::deque<Op> ops_;  // seq base_seq_ .. end_seq()-1
+  // Made with the first op: an empty std::deque holds a block of its own
+  // (0.7 kB of every session, most of which never queue secondary work).
+  std::size_t count() const noexcept { return ops_ ? ops_->size() : 0; }
+  std::deque<Op>& Ops() {
+    if (!ops_) ops_ = std::make_unique<std::deque<Op>>();
+    return *ops_;
+  }
+  std::deque<Op>& Held() const noexcept {
+    static std::deque<Op> none;
+    return ops_ ? *ops_ : none;
+  }
+
+  std::unique_ptr<std::deque<Op>> ops_;  // seq base_seq_ .. end_seq()-1
   std::uint64_t base_seq_ = 1;
   std::size_t bytes_ = 0;
   std::size_t shadow_ops_ = 0;
