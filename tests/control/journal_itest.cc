@@ -75,6 +75,10 @@ TEST(JournalApiTest, JournaledRedisWritesAreListedAndRepaired) {
   ASSERT_TRUE(t.Start(RedisRelayConfig(admin, listen), {admin, listen})) << t.Log();
   AdminClient c(admin, kToken);
   ASSERT_EQ(c.Post("/api/v1/migrations", R"({"id":"cache_move","strategy":{"type":"canary","read_percentage":0}})").status, 201);
+  // Scoped to this test's key: a repair compares (and copies) every key of
+  // the migration's scope, and the harness' Redis is shared with the tests
+  // running beside this one (unscoped, it overwrote another test's keys).
+  ASSERT_EQ(c.Post("/api/v1/migrations/cache_move/api/keys", R"({"keys":[")" + key + R"("]})").status, 200);
 
   auto j = c.Get("/api/v1/migrations/cache_move/journal");
   ASSERT_EQ(j.status, 200) << j.body;
@@ -139,6 +143,10 @@ TEST(JournalApiTest, ARepairThatClearsMostEntriesCompactsTheFile) {
   ASSERT_TRUE(t.Start(RedisRelayConfig(admin, listen), {admin, listen})) << t.Log();
   AdminClient c(admin, kToken);
   ASSERT_EQ(c.Post("/api/v1/migrations", R"({"id":"cache_move","strategy":{"type":"canary","read_percentage":0}})").status, 201);
+  // Scoped to this test's key: a repair compares (and copies) every key of
+  // the migration's scope, and the harness' Redis is shared with the tests
+  // running beside this one (unscoped, it overwrote another test's keys).
+  ASSERT_EQ(c.Post("/api/v1/migrations/cache_move/api/keys", R"({"keys":[")" + key + R"("]})").status, 200);
   auto repaired = c.Post("/api/v1/migrations/cache_move/repair");
   ASSERT_EQ(repaired.status, 200) << repaired.body.substr(0, 500);
   EXPECT_EQ(repaired.json.at("data").at("repaired_entries").as_int64(), 13000 - 1000);
