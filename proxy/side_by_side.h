@@ -26,28 +26,39 @@
 
 namespace turnout::proxy {
 
+namespace side_by_side_detail {
+
+// `loops` spawned on `ex` as one group that ends as `condition` says; its
+// result is the order they ended in, then each one's exception_ptr.
+template <typename Condition, typename... Loops>
+auto Group(const asio::any_io_executor& ex, Condition condition, awaitable<Loops>... loops) {
+  static_assert((std::is_void_v<Loops> && ...), "FirstOf and AllOf run awaitable<void> only");
+  return asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(loops), asio::deferred)...)
+      .async_wait(condition, asio::use_awaitable);
+}
+
+// A Group's exception_ptrs, in argument order.
+template <typename Result>
+auto Errors(const Result& result) {
+  return std::apply([](const auto&, const auto&... e) { return std::array{e...}; }, result);
+}
+
+}  // namespace side_by_side_detail
+
 template <typename... Loops>
 awaitable<void> FirstOf(awaitable<Loops>... loops) {
-  static_assert((std::is_void_v<Loops> && ...), "FirstOf runs awaitable<void> only");
-  auto ex = co_await asio::this_coro::executor;
-  auto result = co_await asio::experimental::make_parallel_group(
-                    asio::co_spawn(ex, std::move(loops), asio::deferred)...)
-                    .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-  // (the order they ended in, then each one's exception_ptr in argument order)
-  const std::array<std::exception_ptr, sizeof...(Loops)> errors =
-      std::apply([](const auto&, const auto&... e) { return std::array{e...}; }, result);
-  if (const auto& first = errors[std::get<0>(result)[0]]) std::rethrow_exception(first);
+  namespace d = side_by_side_detail;
+  const auto result = co_await d::Group(co_await asio::this_coro::executor, asio::experimental::wait_for_one(),
+                                        std::move(loops)...);
+  if (const auto& first = d::Errors(result)[std::get<0>(result)[0]]) std::rethrow_exception(first);
 }
 
 template <typename... Loops>
 awaitable<void> AllOf(awaitable<Loops>... loops) {
-  static_assert((std::is_void_v<Loops> && ...), "AllOf runs awaitable<void> only");
-  auto ex = co_await asio::this_coro::executor;
-  auto result = co_await asio::experimental::make_parallel_group(
-                    asio::co_spawn(ex, std::move(loops), asio::deferred)...)
-                    .async_wait(asio::experimental::wait_for_one_error(), asio::use_awaitable);
-  const std::array<std::exception_ptr, sizeof...(Loops)> errors =
-      std::apply([](const auto&, const auto&... e) { return std::array{e...}; }, result);
+  namespace d = side_by_side_detail;
+  const auto result = co_await d::Group(co_await asio::this_coro::executor, asio::experimental::wait_for_one_error(),
+                                        std::move(loops)...);
+  const auto errors = d::Errors(result);
   for (std::size_t i : std::get<0>(result))
     if (errors[i]) std::rethrow_exception(errors[i]);
 }

@@ -8,9 +8,9 @@
 
 #include "protocol/pg/message_writer.h"
 #include "proxy/disconnect.h"
-#include "proxy/side_by_side.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
+#include "proxy/side_by_side.h"
 
 namespace turnout::proxy::pg {
 namespace detail {
