@@ -33,6 +33,9 @@ constexpr const char* kNotifyStatement = "turnout_notify";
 // transaction per client commit).
 constexpr const char* kBeginStatement = "turnout_begin";
 constexpr const char* kCommitStatement = "turnout_commit";
+// In a transaction on a connection that commits without flushing
+// (Durability::kAtAnnouncements): this one's COMMIT flushes.
+constexpr const char* kFlushThisCommit = "set local synchronous_commit = on";
 // The stored position: once alone after the copy (StorePosition), and in
 // each group's transaction (kGroupPositionSql, prepared as
 // kPositionStatement: a plain UPDATE of the row Open() made sure exists,
@@ -69,6 +72,11 @@ bool NeedsOwnTransaction(std::string_view statement) {
 ChangeApplier::ChangeApplier(PgSide target, std::string slot, ConflictRule rule, Marks marks, Durability durability)
     : target_(std::move(target)), slot_(std::move(slot)), rule_(rule), marks_policy_(marks), durability_(durability) {}
 
+absl::Status ChangeApplier::SetSynchronousCommit(bool on) {
+  const std::string setting = absl::StrCat("synchronous_commit = ", on ? "on" : "off");
+  return Exec("set " + setting, setting);
+}
+
 absl::Status ChangeApplier::Exec(const std::string& sql, const std::string& what) {
   auto r = PgExecScript(target_, sql, what);
   return r.ok() ? absl::OkStatus() : r.status();
@@ -85,7 +93,7 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
   // covers is confirmed (durable()): each group's (kEachGroup), or each
   // announcement's (kAtAnnouncements, see the header), whatever the
   // server's default. On until the position row is written below.
-  if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
+  if (auto st = SetSynchronousCommit(true); !st.ok()) return st;
   // The rows arrive printed with these settings (ReplicationConnection).
   if (auto st = PgFixOutputSettings(target_); !st.ok()) return st;
   // Marks this applier's transactions where the target keeps logical WAL
@@ -113,7 +121,7 @@ absl::StatusOr<std::uint64_t> ChangeApplier::Open() {
       !r.ok())
     return r.status();
   if (durability_ == Durability::kAtAnnouncements)
-    if (auto st = Exec("set synchronous_commit = off", "synchronous_commit = off"); !st.ok()) return st;
+    if (auto st = SetSynchronousCommit(false); !st.ok()) return st;
   const struct {
     const char* name;
     const char* sql;
@@ -145,11 +153,11 @@ absl::Status ChangeApplier::StorePosition(std::uint64_t lsn) {
   // Flushed: the copy before it is on disk (its connections commit so).
   const bool flush = durability_ != Durability::kEachGroup;
   if (flush)
-    if (auto st = Exec("set synchronous_commit = on", "synchronous_commit = on"); !st.ok()) return st;
+    if (auto st = SetSynchronousCommit(true); !st.ok()) return st;
   auto r = PgExec(target_, kPositionSql, {slot_, pgo::FormatLsn(lsn)}, "store position");
   if (!r.ok()) return r.status();
   if (flush)
-    if (auto st = Exec("set synchronous_commit = off", "synchronous_commit = off"); !st.ok()) return st;
+    if (auto st = SetSynchronousCommit(false); !st.ok()) return st;
   applied_ = sent_end_ = lsn;
   reached_ = std::max(reached_, lsn);
   durable_ = std::max(durable_, lsn);
@@ -386,11 +394,10 @@ absl::Status ChangeApplier::Commit(std::uint64_t reached, bool announce) {
     announced_ = announced;
   }
   // Whoever hears the NOTIFY may rely on new having it on disk.
-  const bool durable = durability_ == Durability::kEachGroup || notify;
-  if (durable && durability_ != Durability::kEachGroup) Queue("set local synchronous_commit = on");
+  if (notify && durability_ == Durability::kAtAnnouncements) Queue(kFlushThisCommit);
   QueuePrepared(kCommitStatement);
   Unit u;
-  u.durable = durable;
+  u.durable = durability_ == Durability::kEachGroup || notify;
   u.end = group_end_;
   u.reached = reached;
   u.commit_time = group_commit_time_;
@@ -437,7 +444,7 @@ void ChangeApplier::SendAnnouncement(std::uint64_t lsn, std::uint64_t reached) {
   const bool own_block = durability_ != Durability::kEachGroup;
   if (own_block) {
     QueuePrepared(kBeginStatement);
-    Queue("set local synchronous_commit = on");
+    Queue(kFlushThisCommit);
   }
   QueueNotify(lsn);
   if (own_block) QueuePrepared(kCommitStatement);

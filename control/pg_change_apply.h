@@ -212,6 +212,7 @@ class ChangeApplier {
   };
 
   absl::Status Exec(const std::string& sql, const std::string& what);
+  absl::Status SetSynchronousCommit(bool on);
   // The pipeline: entered on the first statement sent; left (after
   // Drain()) for what runs alone (StorePosition, CONCURRENTLY DDL).
   absl::Status EnterPipeline();

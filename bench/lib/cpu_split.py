@@ -94,8 +94,8 @@ def snap(out, old_port, new_port, turnout_pid):
             else:
                 # "postgres: walwriter" and the like: which one wakes
                 # matters (the walwriter per async commit, for one).
-                title = line.split("postgres: ", 1)[-1].strip() or "postmaster"
-                kind = f"{side} bg {title}" if pid != (old_pm if side == "old" else new_pm) else f"{side} bg postmaster"
+                title = line.split("postgres: ", 1)[1].strip() if "postgres: " in line else "postmaster"
+                kind = f"{side} bg {title}"
         elif comm == "pgbench":
             kind = "pgbench"
         else:

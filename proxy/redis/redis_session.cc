@@ -119,14 +119,9 @@ std::uint64_t RedisSession::ChannelProgress() const {
 }
 
 awaitable<void> RedisSession::ChannelLoops() {
-  while (!channels_[0] && !channels_[1]) {
-    if (main_done_ || closed_) {
-      channels_running_ = 0;
-      drain_timer_.cancel();
-      co_return;
-    }
-    co_await channel_created_.async_wait(kUseTuple);
-  }
+  // Once the main loops ended without a channel, each ChannelLoop ends at
+  // once and counts itself out.
+  while (!channels_[0] && !channels_[1] && !main_done_ && !closed_) co_await channel_created_.async_wait(kUseTuple);
   co_await AllOf(ChannelLoop(0), ChannelLoop(1));
 }
 

@@ -124,7 +124,7 @@ class OpQueue {
   // A shadow op admitted here is to be pushed: the sampling counts on it.
   Admission Admit(Work work, std::size_t bytes) noexcept {
     if (work == Work::kShadow) {
-      if (!limits_.Admits(true, count(), bytes_, shadow_ops_, bytes, shadow_bytes_)) return Admission::kShed;
+      if (!limits_.Admits(true, size(), bytes_, shadow_ops_, bytes, shadow_bytes_)) return Admission::kShed;
       return sampler_.Admits(shadow_ops_, limits_.max_shadow_ops) ? Admission::kAdmit : Admission::kShed;
     }
     if (HasRoom(bytes)) return Admission::kAdmit;
@@ -133,7 +133,7 @@ class OpQueue {
   // Room for a dual-write of `bytes` (what Admit answers kAdmit to, without
   // deciding): what a session waiting for room checks.
   bool HasRoom(std::size_t bytes) const noexcept {
-    return limits_.Admits(false, count(), bytes_, shadow_ops_, bytes);
+    return limits_.Admits(false, size(), bytes_, shadow_ops_, bytes);
   }
 
   // Appends `op` (its seq assigned), counted for `bytes` and, when
@@ -166,7 +166,7 @@ class OpQueue {
   // Drops the finished-and-released ops at the head; returns how many.
   std::size_t Trim() noexcept {
     std::size_t n = 0;
-    while (count() > 0 && ops_->front().finished && ops_->front().released) {
+    while (!empty() && ops_->front().finished && ops_->front().released) {
       const Op& op = ops_->front();
       bytes_ -= op.accounted_bytes;
       if (op.shadow) {
@@ -193,32 +193,28 @@ class OpQueue {
 
   // The first op queued, and one past the last: the next op's number.
   std::uint64_t base_seq() const noexcept { return base_seq_; }
-  std::uint64_t end_seq() const noexcept { return base_seq_ + count(); }
+  std::uint64_t end_seq() const noexcept { return base_seq_ + size(); }
 
-  std::size_t size() const noexcept { return count(); }
-  bool empty() const noexcept { return count() == 0; }
+  std::size_t size() const noexcept { return ops_ ? ops_->size() : 0; }
+  bool empty() const noexcept { return size() == 0; }
   std::size_t bytes() const noexcept { return bytes_; }
   std::size_t shadow_ops() const noexcept { return shadow_ops_; }
   std::size_t shadow_bytes() const noexcept { return shadow_bytes_; }
 
   Op& front() noexcept { return ops_->front(); }
   Op& back() noexcept { return ops_->back(); }
-  iterator begin() noexcept { return Held().begin(); }
-  iterator end() noexcept { return Held().end(); }
-  const_iterator begin() const noexcept { return Held().begin(); }
-  const_iterator end() const noexcept { return Held().end(); }
+  // Without a deque yet: value-initialized iterators, an empty range.
+  iterator begin() noexcept { return ops_ ? ops_->begin() : iterator(); }
+  iterator end() noexcept { return ops_ ? ops_->end() : iterator(); }
+  const_iterator begin() const noexcept { return ops_ ? ops_->cbegin() : const_iterator(); }
+  const_iterator end() const noexcept { return ops_ ? ops_->cend() : const_iterator(); }
 
  private:
   // Made with the first op: an empty std::deque holds a block of its own
   // (0.7 kB of every session, most of which never queue secondary work).
-  std::size_t count() const noexcept { return ops_ ? ops_->size() : 0; }
   std::deque<Op>& Ops() {
     if (!ops_) ops_ = std::make_unique<std::deque<Op>>();
     return *ops_;
-  }
-  std::deque<Op>& Held() const noexcept {
-    static std::deque<Op> none;
-    return ops_ ? *ops_ : none;
   }
 
   std::unique_ptr<std::deque<Op>> ops_;  // seq base_seq_ .. end_seq()-1
