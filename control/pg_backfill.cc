@@ -52,6 +52,9 @@ struct Table {
   // COPY in binary: the spec asks for it and every copied column has the
   // same built-in type on both sides (see FormatClause).
   bool binary = true;
+  // Per copied column: character(n) on both sides, its padding cut on the
+  // way when the COPY is binary (PgCopyAcross).
+  std::vector<bool> trim_padding;
   // Checkpoint state.
   bool done = false;
   std::vector<std::string> last;  // text of the last key copied; empty: from the start
@@ -112,10 +115,12 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
       if (skip_missing) continue;
       return absl::FailedPreconditionError(absl::StrCat("table ", t.name, " does not exist on new"));
     }
-    // Name, type, and whether the type is built in (an OID below
-    // FirstNormalObjectId, 16384: the same on every server).
+    // Name, type, whether the type is built in (an OID below
+    // FirstNormalObjectId, 16384: the same on every server), and whether it
+    // is character(n) (bpchar, 1042, with a length).
     const std::string columns_sql =
-        "select quote_ident(attname), format_type(atttypid, atttypmod), atttypid < 16384 from pg_attribute "
+        "select quote_ident(attname), format_type(atttypid, atttypmod), atttypid < 16384, "
+        "atttypid = 1042 and atttypmod >= 0 from pg_attribute "
         "where attrelid = $1::oid and attnum > 0 and not attisdropped and attgenerated = '' order by attnum";
     auto old_cols = PgExec(from, columns_sql, {t.oid}, "columns of " + t.name);
     if (!old_cols.ok()) return old_cols.status();
@@ -134,6 +139,7 @@ absl::StatusOr<std::vector<Table>> Discover(const Side& from, const Side& to, co
         continue;
       }
       if (PgValue(*old_cols, k, 2) != "t" || PgValue(*old_cols, k, 1) != new_types[at - on_new.begin()]) t.binary = false;
+      t.trim_padding.push_back(PgValue(*old_cols, k, 3) == "t");
       t.columns.push_back(std::move(c));
     }
     for (const auto& k : t.pk)
@@ -248,6 +254,12 @@ std::string FormatClause(const DataSpec& spec, const Table& t) {
   return spec.binary && t.binary ? " (format binary)" : "";
 }
 
+// The columns PgCopyAcross trims: only a binary COPY is rewritten (the
+// same type on both sides, so a character(n) column is one on new too).
+std::vector<bool> TrimPadding(const DataSpec& spec, const Table& t) {
+  return spec.binary && t.binary ? t.trim_padding : std::vector<bool>{};
+}
+
 // One keyset batch of `t` (scan): rows after t.last up to the batch's last
 // key, read in one REPEATABLE READ transaction on old and applied in one
 // transaction on new. Returns false once the table has no rows left.
@@ -278,7 +290,7 @@ absl::StatusOr<bool> ScanBatch(const Side& from, const Side& to, Table& t, const
                            absl::StrCat("copy (select ", cols, " from ", t.quoted, " where ", range, " order by ", pk,
                                         ") to stdout", FormatClause(spec, t)),
                            to, absl::StrCat("copy ", stage, " (", cols, ") from stdin", FormatClause(spec, t)),
-                           "copy " + t.name, "copy into staging for " + t.name);
+                           "copy " + t.name, "copy into staging for " + t.name, {}, TrimPadding(spec, t));
   if (!rows.ok()) {
     (void)PgExec(to, "rollback");
     (void)PgExec(from, "rollback");
@@ -330,7 +342,7 @@ absl::StatusOr<PieceResult> SnapshotPiece(const Side& from, const Side& to, cons
                    FormatClause(spec, t)),
       to, absl::StrCat("copy ", direct ? t.quoted : stage, " (", cols, ") from stdin", FormatClause(spec, t)),
       "copy " + t.name, (direct ? "copy into " : "copy into staging for ") + t.name,
-      [&ctx] { return ctx.ShouldContinue() ? absl::OkStatus() : StoppedAtBatchBoundary(); });
+      [&ctx] { return ctx.ShouldContinue() ? absl::OkStatus() : StoppedAtBatchBoundary(); }, TrimPadding(spec, t));
   if (!rows.ok()) return rollback(rows.status());
   PieceResult out{*rows, *rows};
   if (!direct) {

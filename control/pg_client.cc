@@ -6,18 +6,24 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "protocol/pg/binary_copy_trim.h"
 
 namespace turnout::control {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// PgCopyAcross sends rewritten rows in batches of about this size.
+constexpr std::size_t kCopyBatchBytes = 64 * 1024;
 
 // PgConnectDsn's poll() timeout: bounds how long `stopping` waits to be seen.
 constexpr milliseconds kConnectPollInterval{250};
@@ -255,7 +261,8 @@ std::string PgQuoteIdent(absl::string_view name) {
 
 absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string& copy_out, const PgSide& to,
                                           const std::string& copy_in, absl::string_view what_out,
-                                          absl::string_view what_in, const std::function<absl::Status()>& check) {
+                                          absl::string_view what_in, const std::function<absl::Status()>& check,
+                                          const std::vector<bool>& trim_padding) {
   PgResult in(PQexec(to.conn, copy_in.c_str()));
   if (PQresultStatus(in.get()) != PGRES_COPY_IN) return PgFailed(to, in.get(), what_in);
   PgResult out(PQexec(from.conn, copy_out.c_str()));
@@ -264,6 +271,16 @@ absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string&
     AbortCopyIn(to, "source failed");
     return st;
   }
+  // Trimmed rows are gathered and sent by the batch: each is a few dozen bytes.
+  std::optional<protocol::pg::BinaryCopyTrimmer> trimmer;
+  if (std::find(trim_padding.begin(), trim_padding.end(), true) != trim_padding.end()) trimmer.emplace(trim_padding);
+  std::string batch;
+  auto put = [&](const char* data, std::size_t n) { return PQputCopyData(to.conn, data, static_cast<int>(n)) == 1; };
+  auto failed_in = [&] {
+    absl::Status st = PgFailed(to, nullptr, what_in);
+    DrainCopyOut(from);
+    return st;
+  };
   std::int64_t chunks = 0;
   for (;;) {
     char* buf = nullptr;
@@ -274,16 +291,30 @@ absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string&
       AbortCopyIn(to, "source failed");
       return st;
     }
-    const int put = PQputCopyData(to.conn, buf, n);
-    PQfreemem(buf);
-    if (put != 1) {
-      absl::Status st = PgFailed(to, nullptr, what_in);
+    bool sent = true;
+    if (!trimmer) {
+      sent = put(buf, static_cast<std::size_t>(n));
+    } else if (trimmer->Feed(std::string_view(buf, static_cast<std::size_t>(n)), &batch)) {
+      PQfreemem(buf);
       DrainCopyOut(from);
-      return st;
+      AbortCopyIn(to, "source sent what is not binary COPY");
+      return absl::InternalError(absl::StrCat(what_out, ": the rows are not in binary COPY format"));
+    } else if (batch.size() >= kCopyBatchBytes) {
+      sent = put(batch.data(), batch.size());
+      batch.clear();
     }
+    PQfreemem(buf);
+    if (!sent) return failed_in();
     if (check && ++chunks % 20000 == 0)
       if (absl::Status st = check(); !st.ok()) return st;
   }
+  if (trimmer && !trimmer->Finished()) {
+    AbortCopyIn(to, "source ended inside a row");
+    for (PgResult r(PQgetResult(from.conn)); r; r.reset(PQgetResult(from.conn))) {
+    }
+    return absl::InternalError(absl::StrCat(what_out, ": the binary COPY ended inside a row"));
+  }
+  if (!batch.empty() && !put(batch.data(), batch.size())) return PgFailed(to, nullptr, what_in);
   for (PgResult r(PQgetResult(from.conn)); r; r.reset(PQgetResult(from.conn))) {
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
       absl::Status st = PgFailed(from, r.get(), what_out);

@@ -160,8 +160,13 @@ std::string PgQuoteIdent(absl::string_view name);
 // name the two halves in errors; after an error both connections are usable
 // again. `check`, when given, is asked every 20,000 chunks: a status it
 // returns stops the copy there as it is (the caller drops both connections).
+// `trim_padding`, for a binary COPY, names the columns whose trailing spaces
+// are cut on the way (character(n) on both sides: new pads them back;
+// protocol/pg/binary_copy_trim.h); empty or all false: the bytes pass as
+// they are.
 absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string& copy_out, const PgSide& to,
                                           const std::string& copy_in, absl::string_view what_out,
-                                          absl::string_view what_in, const std::function<absl::Status()>& check = {});
+                                          absl::string_view what_in, const std::function<absl::Status()>& check = {},
+                                          const std::vector<bool>& trim_padding = {});
 
 }  // namespace turnout::control

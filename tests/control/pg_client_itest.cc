@@ -113,6 +113,35 @@ TEST_F(PgClientTest, CopyAcrossStreamsRowsAndSurvivesAFailedHalf) {
   EXPECT_EQ(check.Value("select count(*) from t"), "5000");
 }
 
+// Binary COPY with character(n) columns named for trimming: the rows land
+// exactly as old stores them; a stream that is not binary COPY is refused
+// (nothing lands, both connections usable).
+TEST_F(PgClientTest, CopyAcrossCutsCharacterPaddingThatNewPadsBack) {
+  const std::string table = "create table p (id int primary key, c char(8), b bpchar, t text)";
+  Psql(old_, table + "; insert into p select g, case g % 3 when 0 then 'é' || g when 1 then null else '' end, "
+                     "'b  ', 't  ' from generate_series(1, 3000) g");
+  Psql(new_, table);
+  auto from = Side(old_, "old");
+  auto to = Side(new_, "new");
+  const std::vector<bool> trim = {false, true, false, false};
+  auto rows = control::PgCopyAcross(from, "copy p to stdout (format binary)", to, "copy p from stdin (format binary)",
+                                    "copy out", "copy in", {}, trim);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(*rows, 3000);
+  const std::string stored = "select id, encode(bpcharsend(c), 'hex'), encode(bpcharsend(b), 'hex'), t from p order by id";
+  DirectPg on_old(old_, db_), on_new(new_, db_);
+  EXPECT_EQ(on_old.Rows(stored), on_new.Rows(stored));
+
+  Psql(new_, "truncate p");
+  auto text = control::PgCopyAcross(from, "copy p to stdout", to, "copy p from stdin (format binary)", "copy out",
+                                    "copy in", {}, trim);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.status().message(), "copy out: the rows are not in binary COPY format");
+  EXPECT_TRUE(control::PgExec(from, "select 1").ok());
+  EXPECT_TRUE(control::PgExec(to, "select 1").ok());
+  EXPECT_EQ(on_new.Value("select count(*) from p"), "0");
+}
+
 TEST_F(PgClientTest, EscapingFollowsTheServer) {
   auto s = Side(old_, "old");
   const std::string name = "we\"ird name";
