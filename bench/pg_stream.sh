@@ -24,6 +24,8 @@
 #                                         the hardest case for the copy
 #   BENCH_COPY_ONLY=1                     part 1 only (pg_dump, then the copy
 #                                         until the stream phase starts)
+#   BENCH_ROUNDS=N                        part 1 only, N times in turn: each
+#                                         round's ratio and their median
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?usage: pg_stream.sh BUILD_DIR}
@@ -35,6 +37,9 @@ SCALE=${BENCH_SCALE:-20}
 SECS=${BENCH_SECONDS:-20}
 WORKERS=${BENCH_WORKERS:-2}
 COPY_ONLY=${BENCH_COPY_ONLY:-0}
+ROUNDS=${BENCH_ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "pg_stream: BENCH_ROUNDS is a count, not $ROUNDS" >&2; exit 2; }
+[ "$ROUNDS" -gt 1 ] && COPY_ONLY=1
 DATA=${BENCH_DATA:-pgbench}
 case $DATA in
   pgbench) ;;
@@ -174,48 +179,84 @@ wait_state() {
 }
 
 # --- 1. initial copy: turnout against pg_dump | psql -------------------------
-checkpoint
-t0=$(now)
+# copy_round ID: pg_dump | psql into DUMPDB, then turnout's copy by the
+# big_bang migration ID (until its stream starts, or Completed); sets DUMP_S,
+# COPY_END, COPY_ITSELF, VERIFY_AT, TURNOUT_S and m (the migration record).
 DUMP_ARGS=()
 for t in "${TABLES[@]}"; do DUMP_ARGS+=(-t "$t"); done
-pg_dump --data-only "${DUMP_ARGS[@]}" "$(conn "$OLD" "$DB")" \
-  | psql -X -q -v ON_ERROR_STOP=1 "$(conn "$NEW" "$DUMPDB")" >/dev/null
-DUMP_S=$(sub "$(now)" "$t0")
-# Untimed: what autovacuum would otherwise do to pg_dump's 2,000,000 new rows
-# while turnout's copy runs next, on the same two cores.
-q "$NEW" "$DUMPDB" "vacuum analyze"
+ROUND=0
+copy_round() {
+  local id=$1 t0 t s phase until
+  ROUND=$((ROUND + 1))
+  checkpoint
+  t0=$(now)
+  pg_dump --data-only "${DUMP_ARGS[@]}" "$(conn "$OLD" "$DB")" \
+    | psql -X -q -v ON_ERROR_STOP=1 "$(conn "$NEW" "$DUMPDB")" >/dev/null
+  DUMP_S=$(sub "$(now)" "$t0")
+  # Untimed: what autovacuum would otherwise do to pg_dump's 2,000,000 new
+  # rows while turnout's copy runs next, on the same two cores.
+  q "$NEW" "$DUMPDB" "vacuum analyze"
 
-checkpoint
-create copy pg1 '{"type":"big_bang"}' "{\"type\":\"snapshot\",\"workers\":$WORKERS}"
-t0=$(now)
-api POST /api/v1/migrations/copy/migrate >/dev/null
-COPY_END="" VERIFY_AT="n/a"
-until=$((SECONDS + 1800))
-while :; do
-  peek /api/v1/migrations/copy || die copy "GET failed"
-  t=$EPOCHREALTIME
-  peek_field '"state":' && s=$FIELD
-  peek_field '"stream":\{"slot":"[^"]*","phase":' && phase=$FIELD
-  [ -z "$COPY_END" ] && [[ $phase == streaming || $phase == caught_up ]] && COPY_END=$(sub "$t" "$t0")
-  peek_field '"progress":\{"status":'
-  [ "$VERIFY_AT" = n/a ] && [ "$FIELD" = verifying ] && VERIFY_AT=$(sub "$t" "$t0")
-  [ "$s" = Completed ] && break
-  [ "$COPY_ONLY" = 1 ] && [ -n "$COPY_END" ] && break
-  case $s in Failed | RolledBack) die copy "migration copy is $s" ;; esac
-  [ $SECONDS -ge "$until" ] && die copy "migration copy not Completed after 1800 s"
-  sleep 0.05
-done
-m=$(api GET /api/v1/migrations/copy) || die copy "GET failed"
-TURNOUT_S=$(sub "$(now)" "$t0")
+  checkpoint
+  create "$id" pg1 '{"type":"big_bang"}' "{\"type\":\"snapshot\",\"workers\":$WORKERS}"
+  t0=$(now)
+  api POST "/api/v1/migrations/$id/migrate" >/dev/null
+  COPY_END="" VERIFY_AT="n/a" phase=""
+  until=$((SECONDS + 1800))
+  while :; do
+    peek "/api/v1/migrations/$id" || die "$id" "GET failed"
+    t=$EPOCHREALTIME
+    peek_field '"state":' && s=$FIELD
+    peek_field '"stream":\{"slot":"[^"]*","phase":' && phase=$FIELD
+    [ -z "$COPY_END" ] && [[ $phase == streaming || $phase == caught_up ]] && COPY_END=$(sub "$t" "$t0")
+    peek_field '"progress":\{"status":'
+    [ "$VERIFY_AT" = n/a ] && [ "$FIELD" = verifying ] && VERIFY_AT=$(sub "$t" "$t0")
+    [ "$s" = Completed ] && break
+    [ "$COPY_ONLY" = 1 ] && [ -n "$COPY_END" ] && break
+    case $s in Failed | RolledBack) die "$id" "migration $id is $s" ;; esac
+    [ $SECONDS -ge "$until" ] && die "$id" "migration $id not Completed after 1800 s"
+    sleep 0.05
+  done
+  m=$(api GET "/api/v1/migrations/$id") || die "$id" "GET failed"
+  TURNOUT_S=$(sub "$(now)" "$t0")
+  # The copy itself, as turnout logs it (control/pg_backfill.cc): from the
+  # workers' start to the last piece committed, without the slot, the
+  # publication and the polling around it. One line per round.
+  sleep 0.3
+  COPY_ITSELF=$(sed -n 's/.*snapshot copy: [0-9]* rows in \([0-9]*\) ms.*/\1/p' "$WORK/turnout.log" | sed -n "${ROUND}p")
+  COPY_ITSELF=$(awk -v ms="${COPY_ITSELF:-0}" 'BEGIN{printf "%.2f", ms / 1000}')
+}
+# next_round ID: the round's migration Completed and deleted (its slot with
+# it), every table on new emptied for the next round's two copies.
+next_round() {
+  wait_state "$1" 600 >/dev/null
+  api DELETE "/api/v1/migrations/$1" >/dev/null
+  local list
+  list=$(IFS=,; echo "${TABLES[*]}")
+  for d in "$DB" "$DUMPDB"; do q "$NEW" "$d" "truncate $list"; done
+}
+
+if [ "$DATA" = events ]; then what="events table"; else what="pgbench scale $SCALE"; fi
+if [ "$ROUNDS" -gt 1 ]; then
+  # pg_dump and turnout's copy in turn, ROUNDS times: each round's ratio
+  # and their median (single runs on a shared VM move by tens of percent).
+  echo "$what ($ROWS rows), workers $WORKERS, $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  RATIOS=() ITSELF=()
+  for r in $(seq 1 "$ROUNDS"); do
+    [ "$r" -gt 1 ] && next_round "copy$((r - 1))"
+    copy_round "copy$r"
+    RATIOS+=("$(awk -v d="$DUMP_S" -v c="$COPY_END" 'BEGIN{printf "%.2f", d / c}')")
+    ITSELF+=("$(awk -v d="$DUMP_S" -v c="$COPY_ITSELF" 'BEGIN{printf "%.2f", (c > 0 ? d / c : 0)}')")
+    printf "round %d: pg_dump | psql %s s, copy phase %s s (%s x), the copy itself %s s (%s x)\n" \
+      "$r" "$DUMP_S" "$COPY_END" "${RATIOS[-1]}" "$COPY_ITSELF" "${ITSELF[-1]}"
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+  echo "ratio to pg_dump, median of $ROUNDS rounds: copy phase $(median "${RATIOS[@]}") x, copy itself $(median "${ITSELF[@]}") x"
+  exit 0
+fi
+copy_round copy
 COPY_EQUAL=$(jq -r '.data.progress.verification.equal // "n/a"' <<<"$m")
-# The copy itself, as turnout logs it (control/pg_backfill.cc): from the
-# workers' start to the last piece committed, without the slot, the
-# publication and the polling around it.
-sleep 0.3
-COPY_ITSELF=$(sed -n 's/.*snapshot copy: [0-9]* rows in \([0-9]*\) ms.*/\1/p' "$WORK/turnout.log" | head -1)
-COPY_ITSELF=$(awk -v ms="${COPY_ITSELF:-0}" 'BEGIN{printf "%.2f", ms / 1000}')
 if [ "$COPY_ONLY" = 1 ]; then
-  if [ "$DATA" = events ]; then what="events table"; else what="pgbench scale $SCALE"; fi
   echo "$what ($ROWS rows), workers $WORKERS; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   grep -o 'snapshot copy: .*' "$WORK/turnout.log" || true
   awk -v rows="$ROWS" -v dump="$DUMP_S" -v ce="$COPY_END" -v ci="$COPY_ITSELF" 'BEGIN {
