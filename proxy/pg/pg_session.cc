@@ -198,16 +198,19 @@ awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::mi
 
 // ================================================================== run
 
+// Its own coroutine, so that the timer and the race's state are freed once
+// the session runs: Run's frame lives as long as the session.
+awaitable<bool> PgSession::StartupInTime() {
+  Timer timer(ex_, kStartupTimeout);
+  auto r = co_await (Startup() || timer.async_wait());
+  if (r.index() == 1) LogInfo("pg client startup timed out", {{"route", route().name}});
+  co_return r.index() == 0 && std::get<0>(r);
+}
+
 awaitable<void> PgSession::Run() {
   address_ = client_.remote_endpoint().address().to_string();
   reader_.emplace(*ctx_.services->route_table, route().name, routing::Protocol::kPostgres);
-  bool started = false;
-  {
-    Timer timer(ex_, kStartupTimeout);
-    auto r = co_await (Startup() || timer.async_wait());
-    started = r.index() == 0 && std::get<0>(r);
-    if (r.index() == 1) LogInfo("pg client startup timed out", {{"route", route().name}});
-  }
+  const bool started = co_await StartupInTime();
   if (started && !closing_) {
     LogDebug("pg session started", {{"route", route().name}, {"user", user_}, {"database", database_}});
     const auto idle = std::chrono::microseconds(absl::ToInt64Microseconds(ctx_.config->limits.idle_timeout));

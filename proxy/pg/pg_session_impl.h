@@ -195,6 +195,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
 
   // ---------------------------------------------------------------- pg_startup.cc
   awaitable<bool> Startup();
+  awaitable<bool> StartupInTime();  // Startup, bounded by kStartupTimeout
   awaitable<bool> ReadStartupFrame(protocol::pg::Frame* frame);
   awaitable<bool> Authenticate();
   awaitable<bool> ReadPasswordFrame(protocol::pg::Frame* frame);
