@@ -252,7 +252,10 @@ awaitable<void> PgSession::ClientLoop() {
       break;
     }
     if (!co_await FlushClientParsed()) co_return;
-    if (!co_await ReadClient()) co_return;
+    // ReadClient's two halves around the read itself: the loop waits here
+    // whenever the client is idle, with no frame of ReadClient's.
+    auto [ec, n] = co_await client_.ReadSome(ClientReadBuffer());
+    if (!ClientReadDone(ec, n)) co_return;
   }
 }
 

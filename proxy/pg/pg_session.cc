@@ -130,24 +130,32 @@ awaitable<void> PgSession::WaitBackendIdle() {
   while (!BackendIdle() || stream_hold_) co_await idle_.Wait();
 }
 
-awaitable<bool> PgSession::ReadClient() {
+asio::mutable_buffer PgSession::ClientReadBuffer() {
   auto tail = client_in_.WritableTail();
   if (tail.empty()) {
     client_in_.Compact();
     tail = client_in_.WritableTail();
   }
   reading_client_ = true;
-  auto [ec, n] = co_await client_.ReadSome(asio::buffer(tail.data(), tail.size()));
+  return asio::buffer(tail.data(), tail.size());
+}
+
+bool PgSession::ClientReadDone(std::error_code ec, std::size_t n) {
   reading_client_ = false;
   if (ec) {
     if (!IsExpectedDisconnect(ec))
       LogDebug("pg client read failed", {{"route", route().name}, {"error", ec.message()}});
-    co_return false;
+    return false;
   }
   client_in_.CommitReceived(n);
   bytes_in_ += n;
   last_activity_ = Clock::now();
-  co_return true;
+  return true;
+}
+
+awaitable<bool> PgSession::ReadClient() {
+  auto [ec, n] = co_await client_.ReadSome(ClientReadBuffer());
+  co_return ClientReadDone(ec, n);
 }
 
 // ================================================================== drain, idle, stall

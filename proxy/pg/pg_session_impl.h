@@ -180,6 +180,10 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> SendFatal(std::string_view sqlstate, std::string_view message);
   awaitable<void> WaitBackendIdle();
   awaitable<bool> ReadClient();
+  // ReadClient without a coroutine: the buffer to read into, then what was
+  // read (false: the client is gone).
+  asio::mutable_buffer ClientReadBuffer();
+  bool ClientReadDone(std::error_code ec, std::size_t n);
   awaitable<bool> WriteRelease();
   // The session's three watchers on one timer (watch_timer_; a coroutine
   // each cost every session a few kB of frames for its whole life):
