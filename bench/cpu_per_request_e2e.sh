@@ -93,8 +93,6 @@ redis_load() {  # redis_load PORT TEST PIPELINE -> requests
   echo "$n"
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 # point NAME OTHER_NAME TURNOUT_CMD... -- OTHER_CMD...: the two proxies in
 # turn, ROUNDS times; prints one table row of medians.
 point() {
@@ -113,7 +111,7 @@ point() {
     ou+=("$u") os+=("$s")
   done
   local mtu mts mou mos
-  mtu=$(median "${tu[@]}") mts=$(median "${ts[@]}") mou=$(median "${ou[@]}") mos=$(median "${os[@]}")
+  mtu=$(median_of "${tu[*]}") mts=$(median_of "${ts[*]}") mou=$(median_of "${ou[*]}") mos=$(median_of "${os[*]}")
   awk -v n="$name" -v o="$other" -v tu="$mtu" -v ts="$mts" -v ou="$mou" -v os="$mos" 'BEGIN {
     t = tu + ts; b = ou + os
     printf "| %-22s | %6.2f | %6.2f | %6.2f | %-10s | %6.2f | %6.2f | %6.2f | %5.2f | %5.2f |\n",
@@ -128,7 +126,7 @@ OTHER_PID=$BOUNCER_PID
 for protocol in simple prepared; do
   point "pgbench -S $protocol -c 8" pgbouncer pg_load "$TURN_PG" "$protocol" -- pg_load "$BOUNCER" "$protocol"
 done
-OTHER_PID=$(cat "$WORK/nutcracker.pid" 2>/dev/null || echo "$TWEM_PID")
+OTHER_PID=$TWEM_PID
 for pipeline in 1 16; do
   for test in get set; do
     point "redis $test -P $pipeline -c $CLIENTS" twemproxy redis_load "$TURN_REDIS" "$test" "$pipeline" -- \

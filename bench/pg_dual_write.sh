@@ -184,7 +184,6 @@ run_mode() {  # NAME STRATEGY DATA (empty: no migration) ROUND
   stop_turnout
   echo "$1 (round $4): -c 8 ${TPS[$1,8,$4]} tps, -c 1 ${TPS[$1,1,$4]} tps" >&2
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 SYNC='{"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"sync"}}'
 ASYNC='{"type":"canary","read_percentage":0,"write_mode":{"mode":"dual_write","policy":"old_authoritative","apply":"async"}}'

@@ -250,8 +250,8 @@ if [ "$ROUNDS" -gt 1 ]; then
     printf "round %d: pg_dump | psql %s s, copy phase %s s (%s x), the copy itself %s s (%s x)\n" \
       "$r" "$DUMP_S" "$COPY_END" "${RATIOS[-1]}" "$COPY_ITSELF" "${ITSELF[-1]}"
   done
-  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-  echo "ratio to pg_dump, median of $ROUNDS rounds: copy phase $(median "${RATIOS[@]}") x, copy itself $(median "${ITSELF[@]}") x"
+  printf "ratio to pg_dump, median of %d rounds: copy phase %.2f x, copy itself %.2f x\n" \
+    "$ROUNDS" "$(median "${RATIOS[@]}")" "$(median "${ITSELF[@]}")"
   exit 0
 fi
 copy_round copy

@@ -276,11 +276,6 @@ absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string&
   if (std::find(trim_padding.begin(), trim_padding.end(), true) != trim_padding.end()) trimmer.emplace(trim_padding);
   std::string batch;
   auto put = [&](const char* data, std::size_t n) { return PQputCopyData(to.conn, data, static_cast<int>(n)) == 1; };
-  auto failed_in = [&] {
-    absl::Status st = PgFailed(to, nullptr, what_in);
-    DrainCopyOut(from);
-    return st;
-  };
   std::int64_t chunks = 0;
   for (;;) {
     char* buf = nullptr;
@@ -304,7 +299,11 @@ absl::StatusOr<std::int64_t> PgCopyAcross(const PgSide& from, const std::string&
       batch.clear();
     }
     PQfreemem(buf);
-    if (!sent) return failed_in();
+    if (!sent) {
+      absl::Status st = PgFailed(to, nullptr, what_in);
+      DrainCopyOut(from);
+      return st;
+    }
     if (check && ++chunks % 20000 == 0)
       if (absl::Status st = check(); !st.ok()) return st;
   }

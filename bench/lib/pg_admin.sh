@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared by the Postgres benches that drive turnout's admin API (sourced, not
-# run): bench/pg_dual_write.sh, bench/pg_verify.sh. The sourcing script sets
+# run): bench/pg_dual_write.sh, bench/pg_verify.sh, bench/pg_stream.sh. The sourcing script sets
 # BENCH_NAME, BUILD, WORK, DB, TOKEN, USER, PGPASSWORD, OLD and NEW (the
 # harness' clusters) before it calls these, and ADMIN and PG (free_ports)
 # before start_turnout; TURNOUT_PID is this file's. A script may define its
@@ -9,6 +9,8 @@
 conn() { echo "host=127.0.0.1 port=$1 user=$USER dbname=$2"; }
 q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$(conn "$1" "$2")" -c "$3"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+# median V...: the middle value (an even count: the mean of the middle two).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # free_ports N: N free loopback ports on one line.
 free_ports() {
