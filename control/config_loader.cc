@@ -204,10 +204,29 @@ class Reader {
   absl::Status status_;
 };
 
+void ReadBackendPool(Reader& r, const YAML::Node& n, const std::string& path, routing::Backend* b) {
+  r.CheckKeys(n, path, {"idle", "idle_timeout", "lifetime", "reset_query"});
+  if (!r.ok()) return;
+  if (b->protocol != routing::Protocol::kPostgres) {
+    r.Fail(path, "server connections are pooled for postgres backends only");
+    return;
+  }
+  routing::BackendPool& p = b->pool;
+  if (n["idle"]) p.idle = r.Integer<int>(n["idle"], Reader::Join(path, "idle"), 0, 10000);
+  if (n["idle_timeout"]) p.idle_timeout = r.Duration(n["idle_timeout"], Reader::Join(path, "idle_timeout"));
+  if (n["lifetime"]) p.lifetime = r.Duration(n["lifetime"], Reader::Join(path, "lifetime"));
+  if (n["reset_query"]) {
+    p.reset_query = r.String(n["reset_query"], Reader::Join(path, "reset_query"));
+    // One simple Query: its text must fit a C string.
+    if (p.reset_query.empty() || p.reset_query.find('\0') != std::string::npos)
+      r.Fail(Reader::Join(path, "reset_query"), "must be a non-empty statement");
+  }
+}
+
 routing::Backend ReadBackend(Reader& r, const YAML::Node& n, const std::string& path) {
   routing::Backend b;
   r.CheckKeys(n, path, {"name", "protocol", "address", "user", "password", "password_env",
-                        "password_file", "database", "redis_db", "tls"});
+                        "password_file", "database", "redis_db", "tls", "pool"});
   if (!r.ok()) return b;
   if (!n["name"]) r.Fail(Reader::Join(path, "name"), "required");
   else b.name = r.String(n["name"], Reader::Join(path, "name"));
@@ -237,6 +256,7 @@ routing::Backend ReadBackend(Reader& r, const YAML::Node& n, const std::string& 
     if (r.ok() && b.tls_mode == routing::UpstreamTlsMode::kVerifyFull && b.tls_ca_file.empty())
       r.Fail(Reader::Join(tp, "ca_file"), "required when mode is verify-full");
   }
+  if (const auto pool = n["pool"]) ReadBackendPool(r, pool, Reader::Join(path, "pool"), &b);
   return b;
 }
 

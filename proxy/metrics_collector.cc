@@ -71,6 +71,10 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
                          MetricType::Counter);
   auto errors = Family("turnout_upstream_errors_total", "Upstream connection or protocol errors, by route and side.",
                        MetricType::Counter);
+  auto logins = Family("turnout_pg_server_connections_total",
+                       "Postgres server connections sessions got, by route, side and how: opened (connected and "
+                       "logged in) or reused (taken from the pool, backends[].pool).",
+                       MetricType::Counter);
   auto latency = Family("turnout_request_duration_seconds", "Request latency at the proxy, by route and side.",
                         MetricType::Histogram);
   auto dual = Family("turnout_dualwrite_total",
@@ -139,10 +143,16 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
             n));
       }
       errors.metric.push_back(Counter({{"backend", backend}, {"route", route}}, Load(s.upstream_errors)));
+      if (rt->route.protocol == routing::Protocol::kPostgres) {
+        logins.metric.push_back(
+            Counter({{"backend", backend}, {"result", "opened"}, {"route", route}}, Load(s.server_logins_opened)));
+        logins.metric.push_back(
+            Counter({{"backend", backend}, {"result", "reused"}, {"route", route}}, Load(s.server_logins_reused)));
+      }
       latency.metric.push_back(Histogram({{"backend", backend}, {"route", route}}, s.latency_buckets, s.latency_sum_us));
     }
   }
-  std::vector<MetricFamily> out{active, accepted, refused, bytes, requests, errors, latency, dual, shadow,
+  std::vector<MetricFamily> out{active, accepted, refused, bytes, requests, errors, logins, latency, dual, shadow,
                                 mismatches, shadow_dropped, stream_waits, commit_hold, commit_targets};
   if (intents_ != nullptr) {
     auto recovered = Family("turnout_intents_recovered_total",

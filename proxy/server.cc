@@ -12,6 +12,7 @@
 #include "proxy/asio.h"
 #include "proxy/logging.h"
 #include "proxy/pg/cancel_registry.h"
+#include "proxy/pg/server_pool.h"
 #include "proxy/refusal.h"
 #include "proxy/session_context.h"
 #include "proxy/session.h"
@@ -22,6 +23,8 @@ struct Server::Worker {
   asio::io_context context{1};  // one thread: the scheduler needs no locking
   asio::executor_work_guard<asio::io_context::executor_type> guard{context.get_executor()};
   SessionSet sessions;
+  // Destroyed before the context its sockets belong to.
+  pg::ServerPool pg_pool{context.get_executor()};
   std::thread thread;
 };
 
@@ -145,8 +148,13 @@ absl::Status Server::Start() {
         }
         active_.fetch_add(1, std::memory_order_relaxed);
         rt.accepted.fetch_add(1, std::memory_order_relaxed);
-        SessionContext ctx{rt, std::move(cfg_now), target.sessions, active_, services_.load(),
-                           next_connection_id_.fetch_add(1, std::memory_order_relaxed)};
+        SessionContext ctx{rt,
+                           std::move(cfg_now),
+                           target.sessions,
+                           active_,
+                           services_.load(),
+                           next_connection_id_.fetch_add(1, std::memory_order_relaxed),
+                           &target.pg_pool};
         asio::co_spawn(target.context, RunSession(std::move(client), std::move(ctx)), asio::detached);
       }
     };
@@ -228,6 +236,9 @@ void Server::Drain(absl::Duration deadline) {
     closed.get_future().wait();
   }
   LogInfo("draining", {{"sessions", ActiveSessions()}, {"deadline_ms", absl::ToInt64Milliseconds(deadline)}});
+  // Parked server connections close now; sessions that end from here on
+  // close theirs.
+  for (auto& w : workers_) asio::post(w->context, [wk = w.get()] { wk->pg_pool.CloseAll(); });
   // 2. Ask sessions to end at their next boundary, then wait for them.
   for (auto& w : workers_) asio::post(w->context, [wk = w.get()] { wk->sessions.RequestDrainAll(); });
   while (ActiveSessions() > 0 && std::chrono::steady_clock::now() < until)

@@ -38,6 +38,10 @@ struct RouteRuntime {
   struct SideCounters {
     std::array<std::atomic<std::uint64_t>, kClasses> requests{};
     std::atomic<std::uint64_t> upstream_errors{0};
+    // Postgres server connections a session logged in with, or took from
+    // the worker's pool (proxy/pg/server_pool.h).
+    std::atomic<std::uint64_t> server_logins_opened{0};
+    std::atomic<std::uint64_t> server_logins_reused{0};
     std::array<std::atomic<std::uint64_t>, kLatencyBoundsUs.size()> latency_buckets{};
     std::atomic<std::uint64_t> latency_sum_us{0};
   };

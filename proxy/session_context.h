@@ -23,6 +23,7 @@ namespace turnout::proxy {
 
 namespace pg {
 class CancelRegistry;
+class ServerPool;
 }  // namespace pg
 class IntentRing;
 
@@ -55,6 +56,7 @@ struct SessionContext {
   std::atomic<int>& process_active;
   std::shared_ptr<const ProxyServices> services;
   std::uint64_t connection_id = 0;  // unique in this process
+  pg::ServerPool* pg_pool = nullptr;  // the worker's parked Postgres server connections
 };
 
 // Picks the session for the route: relay, or the protocol-aware session.

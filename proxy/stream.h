@@ -59,6 +59,7 @@ class Stream {
   awaitable<void> Shutdown();
 
   tcp::socket::executor_type get_executor() { return lowest().get_executor(); }
+  int native_handle() noexcept { return lowest().native_handle(); }
   tcp::endpoint remote_endpoint() const;
 
  private:

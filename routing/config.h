@@ -25,6 +25,19 @@ struct HostPort {
   std::string ToString() const;
 };
 
+// Server connections kept after their client left (Postgres only): when a
+// session ends between transactions, its connection is reset with
+// `reset_query` and parked; a later client with the same login (user,
+// database, startup parameters) takes it instead of a fresh one. Per
+// worker thread, at most `idle` parked per login; closed after
+// `idle_timeout` parked or `lifetime` since it was opened. idle 0: off.
+struct BackendPool {
+  int idle = 0;
+  absl::Duration idle_timeout = absl::Seconds(60);
+  absl::Duration lifetime = absl::Hours(1);
+  std::string reset_query = "DISCARD ALL";
+};
+
 // One real database.
 struct Backend {
   std::string name;
@@ -37,6 +50,7 @@ struct Backend {
   UpstreamTlsMode tls_mode = UpstreamTlsMode::kDisable;
   std::string tls_ca_file;      // verify-full trust anchor
   std::string tls_server_name;  // SNI and name check; default: host
+  BackendPool pool;
 };
 
 // How a route handles its traffic.

@@ -1,5 +1,8 @@
 #include "proxy/pg/backend_connection.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -45,6 +48,57 @@ awaitable<void> BackendConnection::Terminate() {
     co_await WriteAll(x);
   }
   Close();
+}
+
+bool BackendConnection::Reusable() const noexcept {
+  return ready_ && stream_ && stream_->is_open() && !stream_->is_tls() && in_.Unconsumed().empty() &&
+         last_frame_size_ == 0 && swallow_replies == 0;
+}
+
+awaitable<bool> BackendConnection::Reset(std::string_view query) {
+  std::string out;
+  ppg::AppendQuery(&out, query);
+  if (co_await WriteAll(out)) co_return false;
+  bool failed = false;
+  for (;;) {
+    ppg::Frame f;
+    if (co_await ReadFrame(&f)) co_return false;
+    switch (f.type) {
+      case 'S': {
+        // RESET ALL puts back what the last client SET: the next one is
+        // told the values it will have.
+        ppg::ParameterStatus ps;
+        if (ppg::Decode(f.payload, &ps)) co_return false;
+        SetParameter(ps.name, ps.value);
+        break;
+      }
+      case 'E':
+        failed = true;
+        break;
+      case 'Z': {
+        DropLastFrame();
+        ppg::ReadyForQuery z;
+        if (ppg::Decode(f.payload, &z)) co_return false;
+        synced_ = {};
+        swallow_errors.clear();
+        co_return !failed && z.status == ppg::TransactionStatus::kIdle;
+      }
+      default:  // CommandComplete, notices, a notification sent before UNLISTEN
+        break;
+    }
+  }
+}
+
+bool BackendConnection::Quiet() noexcept {
+  if (!Reusable()) return false;
+  char byte;
+  const ssize_t n = ::recv(stream_->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+void BackendConnection::Rebind(const routing::Backend& backend, routing::Side side) noexcept {
+  backend_ = &backend;
+  side_ = side;
 }
 
 std::string_view BackendConnection::Parameter(std::string_view name) const noexcept {

@@ -7,6 +7,7 @@
 // After Open() the session relays through stream() and in(); the connection
 // keeps its receive buffer and decoder for its whole life.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -90,6 +91,21 @@ class BackendConnection {
   awaitable<void> Terminate();
   void Close() noexcept;
 
+  // ---- reuse by another session (proxy/pg/server_pool.h)
+  // Plain TCP, logged in, nothing half-read or owed to a reader: the
+  // session that used it stopped between the server's messages. (A TLS
+  // stream is not reused: a read cancelled mid-record may leave it unusable.)
+  bool Reusable() const noexcept;
+  // Runs `query` (the pool's reset) and takes the server's ParameterStatus
+  // on the way; true when it ended idle and without an error.
+  awaitable<bool> Reset(std::string_view query);
+  // Nothing arrived since it was parked (a server that closed it, or
+  // terminated its backend, has said so by now): it may serve a client.
+  bool Quiet() noexcept;
+  // Serves a session of another configuration snapshot (the same login).
+  void Rebind(const routing::Backend& backend, routing::Side side) noexcept;
+  std::chrono::steady_clock::time_point opened_at() const noexcept { return opened_at_; }
+
  private:
   awaitable<bool> OpenImpl(asio::ssl::context* tls, const LoginParams& login, OpenFailure* failure);
   awaitable<bool> Login(const LoginParams& login, OpenFailure* failure);
@@ -110,6 +126,7 @@ class BackendConnection {
   std::int32_t secret_key_ = 0;
   std::vector<std::pair<std::string, std::string>> parameters_;
   SessionState::Snapshot synced_;
+  std::chrono::steady_clock::time_point opened_at_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace turnout::proxy::pg

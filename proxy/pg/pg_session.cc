@@ -10,6 +10,7 @@
 #include "proxy/disconnect.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
+#include "proxy/pg/server_pool.h"
 #include "proxy/side_by_side.h"
 
 namespace turnout::proxy::pg {
@@ -206,6 +207,15 @@ awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::mi
 
 // ================================================================== run
 
+bool PgSession::MayParkBackend(const BackendConnection& b) const {
+  // The primary only, and only where nothing of the session's is on its way
+  // from the server: its next words are the reset's. (The secondary's
+  // requests are not counted here; it is closed.)
+  return ctx_.pg_pool != nullptr && b.backend().pool.idle > 0 && b.side() == primary_side_ && b.Reusable() &&
+         tracker_.AtBoundary() && !stream_hold_ && xid_reply_ == XidReply::kNone && own_request_.empty() &&
+         capturing_ == nullptr;
+}
+
 // Its own coroutine, so that the timer and the race's state are freed once
 // the session runs: Run's frame lives as long as the session.
 awaitable<bool> PgSession::StartupInTime() {
@@ -232,6 +242,11 @@ awaitable<void> PgSession::Run() {
   for (auto& b : backends_) {
     if (!b) continue;
     cancel_slots_->Clear(static_cast<int>(b->side()));
+    if (!forced && MayParkBackend(*b)) {
+      std::string key = ServerPool::Key(b->backend(), MakeLogin(b->backend()));
+      ctx_.pg_pool->Give(std::move(key), std::move(b), ctx_.config);
+      continue;
+    }
     if (!forced && b->ready()) co_await b->Terminate();
     b->Close();
   }

@@ -207,6 +207,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> AuthenticateScram(const std::optional<StoredSecret>& secret, bool* accepted);
   awaitable<void> HandleCancel(const protocol::pg::Frame& frame);
   awaitable<bool> OpenBackend(Side side, OpenFailure* failure);
+  // At the session's end: `b` goes back to the worker's pool (server_pool.h).
+  bool MayParkBackend(const BackendConnection& b) const;
   LoginParams MakeLogin(const routing::Backend& backend) const;
 
   // ---------------------------------------------------------------- pg_relay.cc

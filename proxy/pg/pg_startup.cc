@@ -11,6 +11,7 @@
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 #include "proxy/pg/scram.h"
+#include "proxy/pg/server_pool.h"
 #include "proxy/upstream_connect.h"
 
 namespace turnout::proxy::pg::detail {
@@ -344,11 +345,20 @@ awaitable<bool> PgSession::OpenBackend(Side side, OpenFailure* failure) {
                                     side == Side::kOld ? "old" : "new", " backend");
     co_return false;
   }
-  auto conn = std::make_unique<BackendConnection>(*backend, side, ctx_.config->limits.buffer_bytes,
-                                                  ctx_.config->limits.max_message_bytes);
-  asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
-  if (!co_await conn->Open(tls, MakeLogin(*backend), ctx_.config->limits.connect_timeout, failure))
-    co_return false;
+  const LoginParams login = MakeLogin(*backend);
+  std::unique_ptr<BackendConnection> conn;
+  if (backend->pool.idle > 0 && ctx_.pg_pool != nullptr)
+    conn = ctx_.pg_pool->Take(ServerPool::Key(*backend, login), *backend, side);
+  auto& counters = ctx_.route.sides[static_cast<int>(side)];
+  if (conn != nullptr) {
+    counters.server_logins_reused.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    conn = std::make_unique<BackendConnection>(*backend, side, ctx_.config->limits.buffer_bytes,
+                                               ctx_.config->limits.max_message_bytes);
+    asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
+    if (!co_await conn->Open(tls, login, ctx_.config->limits.connect_timeout, failure)) co_return false;
+    counters.server_logins_opened.fetch_add(1, std::memory_order_relaxed);
+  }
   cancel_slots_->Set(static_cast<int>(side), CancelTarget{backend->address, conn->process_id(), conn->secret_key()});
   backends_[static_cast<int>(side)] = std::move(conn);
   co_return true;
