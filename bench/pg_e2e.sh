@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end PostgreSQL comparison: pgbench direct to the old harness
-# cluster, through PgBouncer (session mode) and through turnout (protocol
-# mode), interleaved per workload so drift on a shared machine hits all three
-# alike. Prints a table of tps, ratios against direct, and the p50 latency
+# cluster, through PgBouncer (session mode), through turnout (protocol
+# mode) and through turnout with its server connections pooled
+# (backends[].pool: what `-C`, a connection per transaction, measures),
+# interleaved per workload so drift on a shared machine hits all alike. Prints a table of tps, ratios against direct, and the p50 latency
 # each proxy adds at -c 1 (from pgbench's per-transaction log).
 #
 #   bench/pg_e2e.sh BUILD_DIR        (under the harness env: make bench)
@@ -27,9 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r TURNOUT_PORT BOUNCER_PORT < <("$PY" - <<'PY'
+read -r TURNOUT_PORT BOUNCER_PORT POOLED_PORT < <("$PY" - <<'PY'
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])
 PY
@@ -52,12 +53,23 @@ backends:
     address: 127.0.0.1:$DIRECT_PORT
     user: $USER
     password: $PGPASSWORD
+  - name: pg-old-pooled
+    protocol: postgres
+    address: 127.0.0.1:$DIRECT_PORT
+    user: $USER
+    password: $PGPASSWORD
+    pool: {idle: 32}
 routes:
   - name: pg
     protocol: postgres
     mode: protocol
     listen: 127.0.0.1:$TURNOUT_PORT
     old: pg-old
+  - name: pg-pooled
+    protocol: postgres
+    mode: protocol
+    listen: 127.0.0.1:$POOLED_PORT
+    old: pg-old-pooled
 YAML
 "$BUILD/proxy/turnout" --config "$WORK/turnout.yaml" >"$WORK/turnout.log" 2>&1 &
 pids+=($!)
@@ -74,6 +86,7 @@ wait_port() {
 }
 wait_port "$TURNOUT_PORT"
 wait_port "$BOUNCER_PORT"
+wait_port "$POOLED_PORT"
 
 conn() { echo "host=127.0.0.1 port=$1 user=$USER dbname=app sslmode=disable"; }
 pgbench -i -q -s "$SCALE" "$(conn "$DIRECT_PORT")" >/dev/null 2>&1
@@ -101,7 +114,7 @@ workloads=(
   "tpcb-prepared-c8|-M prepared -c 8 -j 2"
   "connect-C-c4|-S -M simple -C -c 4"
 )
-targets=("direct|$DIRECT_PORT" "pgbouncer|$BOUNCER_PORT" "turnout|$TURNOUT_PORT")
+targets=("direct|$DIRECT_PORT" "pgbouncer|$BOUNCER_PORT" "turnout|$TURNOUT_PORT" "pooled|$POOLED_PORT")
 for w in "${workloads[@]}"; do
   name=${w%%|*}; args=${w#*|}
   for t in "${targets[@]}"; do
@@ -113,16 +126,16 @@ done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); PostgreSQL $(pgbench --version | awk '{print $3}'), $(pgbouncer --version 2>/dev/null | head -1)"
 echo "pgbench -T $SECONDS_EACH, scale $SCALE, all on loopback; ratios are tps / direct tps"
 echo
-printf '| %-20s | %10s | %10s | %9s | %10s | %9s | %s |\n' workload "direct tps" "pgbouncer" "ratio" turnout ratio "p50 ms direct / +pgbouncer / +turnout"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------------------- ------------ ------------ ----------- ------------ ----------- ----------------------------------------
+printf '| %-20s | %10s | %10s | %9s | %10s | %9s | %10s | %9s | %s |\n' workload "direct tps" "pgbouncer" "ratio" turnout ratio "pooled" ratio "p50 ms direct / +pgbouncer / +turnout"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------------------- ------------ ------------ ----------- ------------ ----------- ------------ ----------- ----------------------------------------
 for w in "${workloads[@]}"; do
   name=${w%%|*}
-  d=${TPS[$name,direct]} b=${TPS[$name,pgbouncer]} t=${TPS[$name,turnout]}
+  d=${TPS[$name,direct]} b=${TPS[$name,pgbouncer]} t=${TPS[$name,turnout]} p=${TPS[$name,pooled]}
   lat=""
   if [[ $name == *-c1 ]]; then
     lat=$(awk -v d="${P50[$name,direct]}" -v b="${P50[$name,pgbouncer]}" -v t="${P50[$name,turnout]}" \
       'BEGIN{printf "%.3f / %+.3f / %+.3f", d, b-d, t-d}')
   fi
-  awk -v n="$name" -v d="$d" -v b="$b" -v t="$t" -v l="$lat" \
-    'BEGIN{printf "| %-20s | %10.0f | %10.0f | %9.2f | %10.0f | %9.2f | %s |\n", n, d, b, b/d, t, t/d, l}'
+  awk -v n="$name" -v d="$d" -v b="$b" -v t="$t" -v p="$p" -v l="$lat" \
+    'BEGIN{printf "| %-20s | %10.0f | %10.0f | %9.2f | %10.0f | %9.2f | %10.0f | %9.2f | %s |\n", n, d, b, b/d, t, t/d, p, p/d, l}'
 done

@@ -41,6 +41,7 @@ backends:
     user: app
     password: s3cret
     database: app
+    pool: {idle: 16, idle_timeout: 30s, lifetime: 10m, reset_query: "RESET ALL"}
   - name: pg-new
     protocol: postgres
     address: "[::1]:5433"
@@ -91,6 +92,12 @@ TEST(ConfigLoaderTest, ParsesEveryFieldOfAValidFile) {
   EXPECT_EQ(c->backends[1].address.host, "::1");
   EXPECT_EQ(c->backends[1].address.port, 5433);
   EXPECT_EQ(c->backends[1].tls_mode, routing::UpstreamTlsMode::kRequire);
+  EXPECT_EQ(c->backends[0].pool.idle, 16);
+  EXPECT_EQ(c->backends[0].pool.idle_timeout, absl::Seconds(30));
+  EXPECT_EQ(c->backends[0].pool.lifetime, absl::Minutes(10));
+  EXPECT_EQ(c->backends[0].pool.reset_query, "RESET ALL");
+  EXPECT_EQ(c->backends[1].pool.idle, 0);  // off unless asked for
+  EXPECT_EQ(c->backends[1].pool.reset_query, "DISCARD ALL");
   EXPECT_EQ(c->backends[2].protocol, routing::Protocol::kRedis);
   ASSERT_EQ(c->routes.size(), 2u);
   EXPECT_EQ(c->routes[0].mode, routing::RouteMode::kProtocol);
@@ -177,6 +184,16 @@ const std::string kCases[][3] = {
     {"backend_bad_address", "backends: [{name: a, protocol: redis, address: \"127.0.0.1\"}]\n",
      "backends[0].address: expected host:port"},
     {"backend_no_address", "backends: [{name: a, protocol: redis}]\n", "backends[0].address: required"},
+    {"pool_on_redis", "backends: [{name: a, protocol: redis, address: \"h:1\", pool: {idle: 4}}]\n",
+     "backends[0].pool: server connections are pooled for postgres backends only"},
+    {"pool_unknown_key", "backends: [{name: a, protocol: postgres, address: \"h:1\", pool: {size: 4}}]\n",
+     "backends[0].pool.size: unknown field"},
+    {"pool_idle_range", "backends: [{name: a, protocol: postgres, address: \"h:1\", pool: {idle: -1}}]\n",
+     "backends[0].pool.idle: must be between 0 and 10000, got -1"},
+    {"pool_bad_timeout", "backends: [{name: a, protocol: postgres, address: \"h:1\", pool: {idle_timeout: soon}}]\n",
+     "backends[0].pool.idle_timeout"},
+    {"pool_empty_reset", "backends: [{name: a, protocol: postgres, address: \"h:1\", pool: {reset_query: \"\"}}]\n",
+     "backends[0].pool.reset_query: must be a non-empty statement"},
     {"backend_bad_tls_mode", "backends: [{name: a, protocol: redis, address: \"h:1\", tls: {mode: maybe}}]\n",
      "backends[0].tls.mode: expected one of disable, require, verify-full, got \"maybe\""},
     {"backend_verify_needs_ca", "backends: [{name: a, protocol: redis, address: \"h:1\", tls: {mode: verify-full}}]\n",
