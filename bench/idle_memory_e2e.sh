@@ -8,6 +8,13 @@
 #   IDLE_CLIENTS=200                         clients held open per proxy
 #   IDLE_BUFFER_SIZE=16KiB                   turnout's limits.buffer_size
 #                                            (default: its own, 64KiB)
+#   IDLE_SETTLE=6                            seconds the clients stay idle
+#                                            before the second reading
+#
+# Each proxy is read twice: half a second after the last client's request,
+# and after IDLE_SETTLE seconds of quiet (turnout hands an idle session's
+# free buffer pages back after 5 s, proxy/idle_pages.h); the ratio is of
+# the second.
 #
 # The clients are one Python process (psycopg2, redis-py). What each proxy
 # holds differs: turnout and PgBouncer in session mode keep a server
@@ -48,9 +55,10 @@ wait_listen() {
 }
 
 # hold KIND PORT PID: opens N clients to PORT, each runs one request, then
-# prints the proxy's growth per client in kB (from its RSS before the first).
+# prints the proxy's growth per client in kB (from its RSS before the
+# first) half a second after, and after IDLE_SETTLE seconds of quiet.
 hold() {
-  local kind=$1 port=$2 pid=$3 before after
+  local kind=$1 port=$2 pid=$3 before after settled
   sleep 0.5
   before=$(rss_kb "$pid")
   coproc CLIENTS { "$PY" "$WORK/clients.py" "$kind" "$port" "$N" "$DB" "$USER"; }
@@ -59,9 +67,11 @@ hold() {
   [ "$line" = ready ] || { echo "idle_memory: $kind clients did not connect" >&2; exit 1; }
   sleep 0.5
   after=$(rss_kb "$pid")
+  sleep "$((${IDLE_SETTLE:-6}))"
+  settled=$(rss_kb "$pid")
   echo >&"${CLIENTS[1]}"
   wait "$CLIENTS_PID" 2>/dev/null || true
-  awk -v a="$after" -v b="$before" -v n="$N" 'BEGIN { printf "%.1f", (a - b) / n }'
+  awk -v a="$after" -v s="$settled" -v b="$before" -v n="$N" 'BEGIN { printf "%.1f %.1f", (a - b) / n, (s - b) / n }'
 }
 
 # The clients: N connections, one request each, held until a line on stdin.
@@ -136,7 +146,11 @@ twem=$(hold redis "$TWEM" "$TWEM_PID")
 
 echo "### Memory per idle client connection ($N clients per proxy, growth of the proxy's VmRSS)"
 echo
-echo "| protocol | turnout kB | other proxy | its kB | turnout / other |"
+echo "| protocol | turnout kB, 0.5 s / ${IDLE_SETTLE:-6} s idle | other proxy | its kB, 0.5 s / ${IDLE_SETTLE:-6} s | turnout / other (${IDLE_SETTLE:-6} s) |"
 echo "|---|---|---|---|---|"
-awk -v t="$turnout_pg" -v o="$bouncer" 'BEGIN { printf "| postgres | %s | pgbouncer (session) | %s | %s |\n", t, o, (o > 0 ? sprintf("%.1f", t / o) : "-") }'
-awk -v t="$turnout_redis" -v o="$twem" 'BEGIN { printf "| redis | %s | twemproxy | %s | %s |\n", t, o, (o > 0 ? sprintf("%.1f", t / o) : "-") }'
+row() {  # PROTOCOL "TURNOUT_A TURNOUT_S" OTHER "OTHER_A OTHER_S"
+  awk -v p="$1" -v t="$2" -v name="$3" -v o="$4" 'BEGIN { split(t, x, " "); split(o, y, " ")
+    printf "| %s | %s / %s | %s | %s / %s | %s |\n", p, x[1], x[2], name, y[1], y[2], (y[2] > 0 ? sprintf("%.1f", x[2] / y[2]) : "-") }'
+}
+row postgres "$turnout_pg" "pgbouncer (session)" "$bouncer"
+row redis "$turnout_redis" twemproxy "$twem"

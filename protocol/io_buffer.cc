@@ -1,11 +1,22 @@
 #include "protocol/io_buffer.h"
 
+#include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace turnout::protocol {
 
-IoBuffer::IoBuffer(std::size_t capacity)
-    : data_(new std::uint8_t[capacity]), capacity_(capacity) {}
+namespace {
+constexpr std::size_t kPage = 4096;
+std::uint8_t* PageAligned(std::size_t capacity) {
+  const std::size_t size = (std::max<std::size_t>(capacity, 1) + kPage - 1) / kPage * kPage;
+  auto* p = static_cast<std::uint8_t*>(std::aligned_alloc(kPage, size));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+IoBuffer::IoBuffer(std::size_t capacity) : data_(PageAligned(capacity)), capacity_(capacity) {}
 
 std::span<std::uint8_t> IoBuffer::WritableTail() noexcept {
   // Compacting costs a memmove of the unconsumed bytes; do it only when the

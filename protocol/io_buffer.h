@@ -10,9 +10,13 @@
 // buffer is streamed through by its remaining length instead (see relay).
 // Compact() moves the unconsumed bytes to the front so the free space is
 // contiguous again; it is only called when no view into the buffer is held.
+// The storage starts on a page boundary, so that the pages of the free
+// space are the buffer's alone: an idle session may hand them back to the
+// kernel (proxy/idle_pages.h) without touching anything else.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -48,6 +52,8 @@ class IoBuffer {
 
   // Free space to read into; compacts first when the tail is short.
   std::span<std::uint8_t> WritableTail() noexcept;
+  // The free space as it is (no compaction).
+  std::span<std::uint8_t> FreeSpace() noexcept { return {data_.get() + received_, capacity_ - received_}; }
 
   void CommitReceived(std::size_t n) noexcept { received_ += n; }
   void CommitParsed(std::size_t n) noexcept { parsed_ += n; }
@@ -63,7 +69,10 @@ class IoBuffer {
   void Compact() noexcept;
 
  private:
-  std::unique_ptr<std::uint8_t[]> data_;
+  struct Free {
+    void operator()(std::uint8_t* p) const noexcept { std::free(p); }
+  };
+  std::unique_ptr<std::uint8_t, Free> data_;
   std::size_t capacity_ = 0;
   std::size_t consumed_ = 0;
   std::size_t parsed_ = 0;

@@ -8,6 +8,7 @@
 
 #include "protocol/pg/message_writer.h"
 #include "proxy/disconnect.h"
+#include "proxy/idle_pages.h"
 #include "proxy/logging.h"
 #include "proxy/pg/pg_session_impl.h"
 #include "proxy/pg/server_pool.h"
@@ -151,6 +152,11 @@ bool PgSession::ClientReadDone(std::error_code ec, std::size_t n) {
   client_in_.CommitReceived(n);
   bytes_in_ += n;
   last_activity_ = Clock::now();
+  if (idle_pages_released_) {
+    // Busy again: Watch schedules the next release from here.
+    idle_pages_released_ = false;
+    watch_timer_.cancel();
+  }
   return true;
 }
 
@@ -175,12 +181,14 @@ awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::mi
     auto next = Clock::time_point::max();
     if (idle.count() > 0) next = last_activity_ + idle;
     if (stall.count() > 0) next = std::min(next, (reading_client_ ? Clock::now() : last_activity_) + stall);
+    if (!idle_pages_released_) next = std::min(next, last_activity_ + kReleaseIdlePagesAfter);
     watch_timer_.expires_at(next);
     auto [ec] = co_await watch_timer_.async_wait();
     // Cancelled: by RequestDrain (looked at above), or because the session
     // ends (the next co_await throws).
     if (ec) continue;
     const auto quiet = Clock::now() - last_activity_;
+    if (!idle_pages_released_ && quiet >= kReleaseIdlePagesAfter) ReleaseIdlePages();
     if (idle.count() > 0 && quiet >= idle) {
       LogInfo("idle timeout", {{"route", route().name}});
       co_await SendFatal("57P05", "terminating connection due to idle-session timeout");
@@ -203,6 +211,13 @@ awaitable<void> PgSession::Watch(std::chrono::microseconds idle, std::chrono::mi
     closing_ = true;  // torn down without waiting for the backends
     co_return;
   }
+}
+
+void PgSession::ReleaseIdlePages() {
+  idle_pages_released_ = true;
+  proxy::ReleaseIdlePages(client_in_);
+  for (auto& b : backends_)
+    if (b) proxy::ReleaseIdlePages(b->in());
 }
 
 // ================================================================== run

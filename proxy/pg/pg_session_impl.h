@@ -209,6 +209,8 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<bool> OpenBackend(Side side, OpenFailure* failure);
   // At the session's end: `b` goes back to the worker's pool (server_pool.h).
   bool MayParkBackend(const BackendConnection& b) const;
+  // The free pages of the session's receive buffers back to the kernel.
+  void ReleaseIdlePages();
   LoginParams MakeLogin(const routing::Backend& backend) const;
 
   // ---------------------------------------------------------------- pg_relay.cc
@@ -466,6 +468,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   bool closing_ = false;
   Clock::time_point last_activity_ = Clock::now();  // a read from the client or a backend
   bool reading_client_ = false;                     // ClientLoop waits for the client
+  bool idle_pages_released_ = false;                // since the last read from the client (idle_pages.h)
 
   // Client identity (routing::ClientIdentity views these).
   std::string user_, database_, application_name_, address_;

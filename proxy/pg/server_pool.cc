@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "proxy/idle_pages.h"
 #include "proxy/logging.h"
 
 namespace turnout::proxy::pg {
@@ -91,6 +92,7 @@ awaitable<void> ServerPool::ResetAndPark(std::string key, std::unique_ptr<Backen
     co_await conn->Terminate();
     co_return;
   }
+  ReleaseIdlePages(conn->in());  // parked: its buffer holds nothing
   parked_[key].push_back(Parked{std::move(conn), std::move(config), Clock::now()});
   if (!sweeping_) {
     sweeping_ = true;

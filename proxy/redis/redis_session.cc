@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "proxy/disconnect.h"
+#include "proxy/idle_pages.h"
 #include "proxy/logging.h"
 #include "proxy/redis/redis_session_impl.h"
 #include "proxy/side_by_side.h"
@@ -30,7 +31,8 @@ RedisSession::RedisSession(Socket client, SessionContext ctx)
       reader_(*ctx_.services->route_table, route_.name, route_.protocol),
       channel_created_(executor_),
       drain_timer_(executor_),
-      exec_wake_(executor_) {
+      exec_wake_(executor_),
+      idle_timer_(executor_) {
   wake_.expires_at(Clock::time_point::max());
   space_.expires_at(Clock::time_point::max());
   channel_created_.expires_at(Clock::time_point::max());
@@ -215,6 +217,11 @@ awaitable<void> RedisSession::RequestLoop() {
     client_in_.CommitReceived(n);
     ctx_.route.bytes_from_clients.fetch_add(n, std::memory_order_relaxed);
     last_activity_ = Clock::now();
+    if (idle_pages_released_) {
+      // Busy again: IdleWatch schedules the next release from here.
+      idle_pages_released_ = false;
+      idle_timer_.cancel();
+    }
     co_await ProcessInput();
     // A command started and not finished (a client trickling bytes, or one
     // that stopped mid-command): PartialCommandTimeout closes it.
@@ -309,14 +316,21 @@ awaitable<void> RedisSession::IdleWatch(absl::Duration idle) {
   const auto limit = has_idle ? std::chrono::microseconds(absl::ToInt64Microseconds(idle))
                               : std::chrono::microseconds(kPartialCommandTimeout);
   const auto partial_limit = std::min<std::chrono::microseconds>(limit, kPartialCommandTimeout);
-  Timer timer(executor_);
   for (;;) {
     auto next = last_activity_ + limit;
     if (partial_since_) next = std::min(next, *partial_since_ + partial_limit);
-    timer.expires_at(next);
-    auto [ec] = co_await timer.async_wait();
-    if (ec || closed_) co_return;
+    if (!idle_pages_released_) next = std::min(next, last_activity_ + kReleaseIdlePagesAfter);
+    idle_timer_.expires_at(next);
+    auto [ec] = co_await idle_timer_.async_wait();
+    if (closed_) co_return;
+    if (ec) continue;  // a read after a release: deadlines from now on
     const auto now = Clock::now();
+    if (!idle_pages_released_ && now - last_activity_ >= kReleaseIdlePagesAfter) {
+      idle_pages_released_ = true;
+      ReleaseIdlePages(client_in_);
+      for (auto& b : backends_)
+        if (b) ReleaseIdlePages(b->in());
+    }
     if (partial_since_ && now - *partial_since_ >= partial_limit) {
       LogInfo("redis client left a command incomplete for too long; closing", {{"route", route_.name}});
       co_return;

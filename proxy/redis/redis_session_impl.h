@@ -351,6 +351,8 @@ class RedisSession final : public Session {
 
   Clock::time_point batch_start_ = Clock::now();
   Clock::time_point last_activity_ = Clock::now();
+  bool idle_pages_released_ = false;  // since the last read from the client (idle_pages.h)
+  Timer idle_timer_;                  // IdleWatch's; a read after a release wakes it
   std::optional<Clock::time_point> partial_since_;  // first byte of an unfinished command
   bool closed_ = false;
   bool draining_ = false;

@@ -296,6 +296,34 @@ TEST_F(PgSessionTest, IdleTimeoutClosesQuietSessionsWithTheServersMessage) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
 
+// Quiet for longer than kReleaseIdlePagesAfter (proxy/idle_pages.h), a
+// session's receive buffers lose their free pages; what comes next, small
+// and larger than the buffers both ways, is relayed as before.
+TEST_F(PgSessionTest, ASessionQuietPastThePageReleaseGoesOnAsBefore) {
+  Start();
+  auto r = Python(R"PY(
+import os, time, psycopg2
+c = psycopg2.connect(host='127.0.0.1', port=int(os.environ['TURNOUT_PORT']), dbname='postgres', sslmode='disable')
+c.autocommit = True
+cur = c.cursor()
+def round_trip(n):
+    big = ''.join(chr(97 + (i * 7) % 26) for i in range(n))
+    cur.execute('select %s::text, md5(%s::text)', (big, big))
+    text, digest = cur.fetchone()
+    import hashlib
+    assert text == big and digest == hashlib.md5(big.encode()).hexdigest(), n
+for n in (10, 300000):
+    round_trip(n)
+time.sleep(6)
+for n in (300000, 10, 150000):
+    round_trip(n)
+print('ok')
+)PY",
+                  PyEnv());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_.Log();
+  EXPECT_EQ(r.out, "ok\n");
+}
+
 TEST_F(PgSessionTest, StartupRequestsAreAnsweredLikeTheServer) {
   Start();
   const int port = turnout_.routes().trust;

@@ -214,6 +214,36 @@ INSTANTIATE_TEST_SUITE_P(Modes, RedisClientsModeTest,
                          ::testing::Values(ClientMode::kDirect, ClientMode::kDualWrite, ClientMode::kShadow),
                          [](const ::testing::TestParamInfo<ClientMode>& i) { return ModeName(i.param); });
 
+// Quiet for longer than kReleaseIdlePagesAfter (proxy/idle_pages.h), a
+// session's receive buffers lose their free pages; pipelines and values
+// larger than the buffers are relayed as before (redis-py).
+TEST_F(RedisClientsTest, ASessionQuietPastThePageReleaseGoesOnAsBefore) {
+  Start();
+  auto r = RunProgram({"/usr/bin/python3", "-c", R"PY(
+import sys, time, redis
+r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), single_connection_client=True)
+def round_trip(n, tag):
+    big = bytes((97 + (i * 7) % 26) for i in range(n))
+    p = r.pipeline(transaction=False)
+    for i in range(200):
+        p.set('idle:pages:%s:%d' % (tag, i), big if i % 50 == 0 else b'v%d' % i)
+    for i in range(200):
+        p.get('idle:pages:%s:%d' % (tag, i))
+    got = p.execute()[200:]
+    assert all(g == (big if i % 50 == 0 else b'v%d' % i) for i, g in enumerate(got)), tag
+round_trip(300000, 'a')
+time.sleep(6)
+round_trip(300000, 'b')
+round_trip(10, 'c')
+r.delete(*[('idle:pages:%s:%d' % (t, i)) for t in 'abc' for i in range(200)])
+print('ok')
+)PY",
+                           std::to_string(t_.port)},
+                          "", {}, 60000);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << t_.process.Log();
+  EXPECT_EQ(r.out, "ok\n");
+}
+
 TEST_F(RedisClientsTest, TlsClientListener) {
   const auto& b = TestBackends::Get();
   RedisRouteOptions o;
