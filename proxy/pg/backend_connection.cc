@@ -51,8 +51,8 @@ awaitable<void> BackendConnection::Terminate() {
 }
 
 bool BackendConnection::Reusable() const noexcept {
-  return ready_ && stream_ && stream_->is_open() && !stream_->is_tls() && in_.Unconsumed().empty() &&
-         last_frame_size_ == 0 && swallow_replies == 0;
+  return ready_ && stream_ && stream_->is_open() && in_.Unconsumed().empty() && last_frame_size_ == 0 &&
+         swallow_replies == 0;
 }
 
 awaitable<bool> BackendConnection::Reset(std::string_view query) {

@@ -92,9 +92,11 @@ class BackendConnection {
   void Close() noexcept;
 
   // ---- reuse by another session (proxy/pg/server_pool.h)
-  // Plain TCP, logged in, nothing half-read or owed to a reader: the
-  // session that used it stopped between the server's messages. (A TLS
-  // stream is not reused: a read cancelled mid-record may leave it unusable.)
+  // Logged in, nothing half-read or owed to a reader: the session that
+  // used it stopped between the server's messages. (Its pending read was
+  // cancelled while no byte was on its way: a TLS stream's engine holds no
+  // partial record then. Reset() proves the stream whole before it is
+  // parked: a broken one fails its MAC, never passes silently.)
   bool Reusable() const noexcept;
   // Runs `query` (the pool's reset) and takes the server's ParameterStatus
   // on the way; true when it ended idle and without an error.

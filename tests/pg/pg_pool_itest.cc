@@ -27,16 +27,19 @@ constexpr char kAdminToken[] = "pool-test-admin-token-0123456789abcdef";
 class PgPoolTest : public ::testing::Test {
  protected:
   // One worker: every client lands where the last one parked its connection.
-  void Start(const std::string& pool_yaml = "{idle: 4}") {
+  // With `tls`, the backend is the harness' new cluster over verified TLS.
+  void Start(const std::string& pool_yaml = "{idle: 4}", bool tls = false) {
     const auto& b = TestBackends::Get();
     port_ = FreePort();
     admin_port_ = FreePort();
+    server_port_ = tls ? b.pg_new_port : b.pg_old_port;
     std::ostringstream y;
     y << "instance_id: pool-test\nworkers: 1\n"
       << "admin:\n  listen: 127.0.0.1:" << admin_port_ << "\n  tokens_file: tokens\n"
-      << "backends:\n  - name: pg-old\n    protocol: postgres\n    address: 127.0.0.1:" << b.pg_old_port
-      << "\n    user: " << b.pg_user << "\n    password: " << b.pg_password << "\n    pool: " << pool_yaml << "\n"
-      << "routes:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:" << port_ << "\n    old: pg-old\n";
+      << "backends:\n  - name: pg-old\n    protocol: postgres\n    address: 127.0.0.1:" << server_port_
+      << "\n    user: " << b.pg_user << "\n    password: " << b.pg_password << "\n    pool: " << pool_yaml << "\n";
+    if (tls) y << "    tls: {mode: verify-full, ca_file: " << b.ca_file << "}\n";
+    y << "routes:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:" << port_ << "\n    old: pg-old\n";
     std::filesystem::create_directories(turnout_.dir());
     std::ofstream(turnout_.dir() + "/tokens") << kAdminToken << " admin ops\n";
     ASSERT_TRUE(turnout_.Start(y.str(), {port_, admin_port_})) << turnout_.Log();
@@ -48,7 +51,7 @@ class PgPoolTest : public ::testing::Test {
     const auto& b = TestBackends::Get();
     const std::string script = absl::StrCat(
         "import psycopg2, sys, time\n", "THROUGH = 'host=127.0.0.1 port=", port_, " user=", b.pg_user,
-        " dbname=postgres sslmode=disable'\n", "DIRECT = 'host=127.0.0.1 port=", b.pg_old_port, " user=", b.pg_user,
+        " dbname=postgres sslmode=disable'\n", "DIRECT = 'host=127.0.0.1 port=", server_port_, " user=", b.pg_user,
         " dbname=postgres sslmode=disable'\n",
         "def one(dsn, sql, **kw):\n"
         "    c = psycopg2.connect(dsn, **kw); c.autocommit = True; cur = c.cursor(); cur.execute(sql)\n"
@@ -72,15 +75,18 @@ class PgPoolTest : public ::testing::Test {
   }
 
   void TearDown() override { EXPECT_TRUE(turnout_.running()) << turnout_.Log(); }
+  // What kStateLeftBehind printed: the second client on the same server
+  // connection, with none of the first one's state.
+  void ExpectNoStateLeft(const std::string& out);
 
   TurnoutProcess turnout_;
   AdminClient admin_{0, kAdminToken};
-  int port_ = 0, admin_port_ = 0;
+  int port_ = 0, admin_port_ = 0, server_port_ = 0;
 };
 
-TEST_F(PgPoolTest, ASecondClientTakesTheFirstOnesServerConnectionWithNoneOfItsState) {
-  Start();
-  const auto r = Script(R"(
+// The first client leaves settings, a reported parameter, a prepared
+// statement, a temporary table, LISTEN and an advisory lock behind.
+constexpr char kStateLeftBehind[] = R"(
 c = psycopg2.connect(THROUGH); c.autocommit = True; cur = c.cursor()
 cur.execute('select pg_backend_pid()'); pid = cur.fetchone()[0]
 cur.execute("set work_mem = '7MB'")
@@ -103,15 +109,30 @@ cur.execute("select to_regclass('pg_temp.pooled_t') is null"); print('temp_gone'
 cur.execute('select count(*) from pg_listening_channels()'); print('listening', cur.fetchone()[0])
 print('lock_free', one(DIRECT, 'select pg_try_advisory_lock(424242)'))
 c.close()
-)");
+)";
+
+TEST_F(PgPoolTest, ASecondClientTakesTheFirstOnesServerConnectionWithNoneOfItsState) {
+  Start();
+  const auto r = Script(kStateLeftBehind);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_.Log();
-  EXPECT_THAT(r.out, ::testing::HasSubstr("same True\n"));
-  EXPECT_THAT(r.out, ::testing::HasSubstr("timezone True\n"));
-  EXPECT_THAT(r.out, ::testing::HasSubstr("work_mem 4MB\n"));
-  EXPECT_THAT(r.out, ::testing::HasSubstr("prepared 0\n"));
-  EXPECT_THAT(r.out, ::testing::HasSubstr("temp_gone True\n"));
-  EXPECT_THAT(r.out, ::testing::HasSubstr("listening 0\n"));
-  EXPECT_THAT(r.out, ::testing::HasSubstr("lock_free True\n"));
+  ExpectNoStateLeft(r.out);
+}
+
+TEST_F(PgPoolTest, AConnectionOverTlsIsReusedTheSameWay) {
+  Start("{idle: 4}", /*tls=*/true);
+  const auto r = Script(kStateLeftBehind);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_.Log();
+  ExpectNoStateLeft(r.out);
+}
+
+void PgPoolTest::ExpectNoStateLeft(const std::string& out) {
+  EXPECT_THAT(out, ::testing::HasSubstr("same True\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("timezone True\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("work_mem 4MB\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("prepared 0\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("temp_gone True\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("listening 0\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("lock_free True\n"));
   EXPECT_EQ(Logins("opened"), 1);
   EXPECT_EQ(Logins("reused"), 1);
 }
