@@ -222,13 +222,16 @@ void PgSession::ReleaseIdlePages() {
 
 // ================================================================== run
 
-bool PgSession::MayParkBackend(const BackendConnection& b) const {
-  // The primary only, and only where nothing of the session's is on its way
-  // from the server: its next words are the reset's. (The secondary's
-  // requests are not counted here; it is closed.)
-  return ctx_.pg_pool != nullptr && b.backend().pool.idle > 0 && b.side() == primary_side_ && b.Reusable() &&
-         tracker_.AtBoundary() && !stream_hold_ && xid_reply_ == XidReply::kNone && own_request_.empty() &&
-         capturing_ == nullptr;
+bool PgSession::MayParkBackend(const BackendConnection& b, bool secondary_quiet) const {
+  // Only where nothing of the session's is on its way from the server: its
+  // next words are the reset's. The client left between transactions, with
+  // nothing of turnout's own in flight on the primary; the other side (a
+  // primary before a switch, which happens only when it is quiet, or the
+  // secondary) had no op queued or unanswered and no carried transaction.
+  if (ctx_.pg_pool == nullptr || b.backend().pool.idle <= 0 || !b.Reusable() || !tracker_.AtBoundary())
+    return false;
+  if (b.side() == primary_side_) return !stream_hold_ && xid_reply_ == XidReply::kNone && own_request_.empty();
+  return secondary_quiet;
 }
 
 // Its own coroutine, so that the timer and the race's state are freed once
@@ -252,12 +255,15 @@ awaitable<void> PgSession::Run() {
   }
   const bool forced = closing_;
   if (!forced) co_await FinishSecondaryWork();
+  // Before the abandon below forgets what was unanswered.
+  const bool secondary_quiet = !SecondaryBusy() && capturing_ == nullptr && !carried_.open && !carried_.holding &&
+                               carried_.held_for_primary.empty();
   closing_ = true;
   AbandonSecondaryWork("turnout: the client session ended before the secondary applied it", true);
   for (auto& b : backends_) {
     if (!b) continue;
     cancel_slots_->Clear(static_cast<int>(b->side()));
-    if (!forced && MayParkBackend(*b)) {
+    if (!forced && MayParkBackend(*b, secondary_quiet)) {
       std::string key = ServerPool::Key(b->backend(), MakeLogin(b->backend()));
       ctx_.pg_pool->Give(std::move(key), std::move(b), ctx_.config);
       continue;

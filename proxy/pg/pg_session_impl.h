@@ -208,7 +208,7 @@ class PgSession final : public Session, private RequestTracker::Hooks {
   awaitable<void> HandleCancel(const protocol::pg::Frame& frame);
   awaitable<bool> OpenBackend(Side side, OpenFailure* failure);
   // At the session's end: `b` goes back to the worker's pool (server_pool.h).
-  bool MayParkBackend(const BackendConnection& b) const;
+  bool MayParkBackend(const BackendConnection& b, bool secondary_quiet) const;
   // The free pages of the session's receive buffers back to the kernel.
   void ReleaseIdlePages();
   LoginParams MakeLogin(const routing::Backend& backend) const;

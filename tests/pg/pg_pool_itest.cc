@@ -39,7 +39,14 @@ class PgPoolTest : public ::testing::Test {
       << "backends:\n  - name: pg-old\n    protocol: postgres\n    address: 127.0.0.1:" << server_port_
       << "\n    user: " << b.pg_user << "\n    password: " << b.pg_password << "\n    pool: " << pool_yaml << "\n";
     if (tls) y << "    tls: {mode: verify-full, ca_file: " << b.ca_file << "}\n";
-    y << "routes:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:" << port_ << "\n    old: pg-old\n";
+    // The route's new side: the new cluster over verified TLS, pooled too
+    // (a session moves there with TURNOUT DEBUG USE NEW).
+    y << "  - name: pg-new\n    protocol: postgres\n    address: 127.0.0.1:" << b.pg_new_port << "\n    user: "
+      << b.pg_user << "\n    password: " << b.pg_password << "\n    pool: " << pool_yaml
+      << "\n    tls: {mode: verify-full, ca_file: " << b.ca_file << "}\n";
+    y << "routes:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:" << port_
+      << "\n    old: pg-old\n    new: pg-new\n";
+    ::setenv("TURNOUT_PG_DEBUG_HOOKS", "1", 1);
     std::filesystem::create_directories(turnout_.dir());
     std::ofstream(turnout_.dir() + "/tokens") << kAdminToken << " admin ops\n";
     ASSERT_TRUE(turnout_.Start(y.str(), {port_, admin_port_})) << turnout_.Log();
@@ -52,15 +59,16 @@ class PgPoolTest : public ::testing::Test {
     const std::string script = absl::StrCat(
         "import psycopg2, sys, time\n", "THROUGH = 'host=127.0.0.1 port=", port_, " user=", b.pg_user,
         " dbname=postgres sslmode=disable'\n", "DIRECT = 'host=127.0.0.1 port=", server_port_, " user=", b.pg_user,
-        " dbname=postgres sslmode=disable'\n",
+        " dbname=postgres sslmode=disable'\n", "DIRECT_NEW = 'host=127.0.0.1 port=", b.pg_new_port, " user=",
+        b.pg_user, " dbname=postgres sslmode=disable'\n",
         "def one(dsn, sql, **kw):\n"
         "    c = psycopg2.connect(dsn, **kw); c.autocommit = True; cur = c.cursor(); cur.execute(sql)\n"
         "    r = cur.fetchone()[0]; c.close(); return r\n"
         // Parked: the server ran the reset and sits idle; the pool takes it
         // a moment after the reset's answer.
-        "def wait_parked(pid):\n"
+        "def wait_parked(pid, dsn=DIRECT):\n"
         "    for _ in range(200):\n"
-        "        if one(DIRECT, \"select count(*) from pg_stat_activity where pid = %d and state = 'idle' \"\n"
+        "        if one(dsn, \"select count(*) from pg_stat_activity where pid = %d and state = 'idle' \"\n"
         "               \"and query = 'DISCARD ALL'\" % pid) == 1:\n"
         "            time.sleep(0.1); return\n"
         "        time.sleep(0.05)\n"
@@ -135,6 +143,37 @@ void PgPoolTest::ExpectNoStateLeft(const std::string& out) {
   EXPECT_THAT(out, ::testing::HasSubstr("lock_free True\n"));
   EXPECT_EQ(Logins("opened"), 1);
   EXPECT_EQ(Logins("reused"), 1);
+}
+
+TEST_F(PgPoolTest, BothSidesOfASessionThatMovedToNewAreReused) {
+  Start();
+  const auto r = Script(R"(
+def session(check):
+    c = psycopg2.connect(THROUGH); c.autocommit = True; cur = c.cursor()
+    cur.execute('select pg_backend_pid(), inet_server_port()'); old = cur.fetchone()
+    if not check: cur.execute("set work_mem = '6MB'")
+    # The debug hook, a simple Query of its own: the session moves to new.
+    cur.execute('TURNOUT DEBUG USE NEW')
+    cur.execute('select pg_backend_pid(), inet_server_port()'); new = cur.fetchone()
+    cur.execute('show work_mem'); mem = cur.fetchone()[0]
+    c.close()
+    return old, new, mem
+old1, new1, mem1 = session(False)
+print('moved', old1[1] != new1[1], mem1)
+wait_parked(old1[0]); wait_parked(new1[0], DIRECT_NEW)
+old2, new2, mem2 = session(True)
+print('old_same', old2[0] == old1[0])
+print('new_same', new2[0] == new1[0])
+print('work_mem', mem2)
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_.Log();
+  // The setting followed the session to new (replayed), and did not stay
+  // with either connection.
+  EXPECT_THAT(r.out, ::testing::HasSubstr("moved True 6MB\n"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("old_same True\n"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("new_same True\n"));
+  EXPECT_THAT(r.out, ::testing::HasSubstr("work_mem 4MB\n"));
+  EXPECT_EQ(admin_.Metric("turnout_pg_server_connections_total{backend=\"new\",result=\"reused\",route=\"pg\"}"), 1);
 }
 
 TEST_F(PgPoolTest, AClientThatLeavesInsideATransactionDoesNotHandItsConnectionOn) {
