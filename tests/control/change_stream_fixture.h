@@ -88,10 +88,10 @@ class ChangeStreamTest : public OwnDatabaseTest {
     y << "instance_id: streamer\nworkers: 1\nadmin:\n  listen: 127.0.0.1:" << admin_port_
       << "\n  tokens_file: tokens\nstate_store:\n  path: state.json\njournal:\n  path: journal.log\nbackends:\n"
       << "  - {name: pg-old, protocol: postgres, address: \"127.0.0.1:" << b.pg_old_port << "\", user: " << b.pg_user
-      << ", password: " << b.pg_password << ", database: " << db_ << "}\n"
+      << ", password: " << b.pg_password << ", database: " << db_ << backend_options_ << "}\n"
       << "  - {name: pg-new, protocol: postgres, address: \"127.0.0.1:" << (new_port ? new_port : b.pg_new_port)
       << "\", user: " << b.pg_user << ", password: " << b.pg_password
-      << ", database: " << (new_db.empty() ? db_ : new_db) << "}\n"
+      << ", database: " << (new_db.empty() ? db_ : new_db) << backend_options_ << "}\n"
       << "routes:\n  - {name: pg, protocol: postgres, mode: " << (protocol ? "protocol" : "relay")
       << ", listen: \"127.0.0.1:" << pg_port_ << "\", old: pg-old}\n";
     if (!second_db.empty()) {
@@ -173,6 +173,7 @@ class ChangeStreamTest : public OwnDatabaseTest {
 
   std::unique_ptr<TurnoutProcess> process_;
   int admin_port_ = 0, pg_port_ = 0;
+  std::string backend_options_;  // e.g. ", pool: {idle: 8}": both backends, at StartTurnout
   std::unique_ptr<AdminClient> admin_;
 };
 

@@ -218,6 +218,55 @@ TEST_F(StreamDualWriteTest, SyncCommitIsOnNewWhenTheClientHearsOfIt) {
   ExpectSame("ev");
 }
 
+// The same promise for clients that connect per transaction while both
+// backends pool their server connections (backends[].pool): each client's
+// commit is on new when it hears of it, and the server connections the
+// sync commits ran on (the xid query, the held ReadyForQuery) are handed on
+// to the next clients.
+TEST_F(StreamDualWriteTest, SyncCommitsOfClientsConnectingPerTransactionThroughThePoolAreOnNew) {
+  Both(kTable);
+  SynchronousCommitOnOld();
+  backend_options_ = ", pool: {idle: 8}";
+  ASSERT_NO_FATAL_FAILURE(StreamEv("sync_pool", kSyncDualWrite));
+
+  constexpr int kPerWriter = 60;
+  std::atomic<int> missing{0}, done{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      Conn direct(NewConnString());
+      for (int i = 0; i < kPerWriter; ++i) {
+        Conn via(ViaTurnoutConnString());  // a connection of its own each time
+        const std::vector<std::string> row{std::to_string(w + 1), std::to_string(i)};
+        std::string id;
+        if (i % 2 == 0) {
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
+        } else {
+          via.Simple("begin");
+          id = via.Value("insert into ev (client, n) values ($1, $2) returning id", row);
+          via.Simple("commit");
+        }
+        if (id.empty()) continue;  // the failure is reported already
+        if (direct.Value("select count(*) from ev where id = $1", {id}) != "1") ++missing;
+        ++done;
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(done.load(), 4 * kPerWriter);
+  EXPECT_EQ(missing.load(), 0) << "commits acknowledged through turnout that new did not have yet\n"
+                                << StreamMetrics();
+  const double reused = Metric(R"(turnout_pg_server_connections_total{backend="old",result="reused",route="pg"})");
+  const double opened = Metric(R"(turnout_pg_server_connections_total{backend="old",result="opened",route="pg"})");
+  EXPECT_EQ(reused + opened, 4 * kPerWriter);
+  EXPECT_GT(reused, 2 * kPerWriter) << "opened " << opened;
+  EXPECT_EQ(CommitTargets("none"), 0) << StreamMetrics();
+
+  auto m = Complete("sync_pool");
+  ASSERT_EQ(State(m), "Completed") << Log();
+  ExpectSame("ev");
+}
+
 // A sync transaction whose commit the stream never shows is not held for it
 // past a short grace: one that changed nothing has no xid, and one that
 // rolled back (or failed, so its COMMIT rolls back) committed nothing: they
