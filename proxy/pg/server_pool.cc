@@ -121,10 +121,4 @@ void ServerPool::CloseAll() {
   parked_.clear();  // each connection closes its socket
 }
 
-std::size_t ServerPool::parked() const {
-  std::size_t n = 0;
-  for (const auto& [key, list] : parked_) n += list.size();
-  return n;
-}
-
 }  // namespace turnout::proxy::pg

@@ -49,8 +49,6 @@ class ServerPool {
   // Closes every parked connection; those given later are closed (drain).
   void CloseAll();
 
-  std::size_t parked() const;
-
  private:
   using Clock = std::chrono::steady_clock;
   struct Parked {
