@@ -53,7 +53,8 @@ class PgPoolTest : public ::testing::Test {
     admin_ = AdminClient(admin_port_, kAdminToken);
   }
 
-  // A psycopg2 script with THROUGH (turnout) and DIRECT (old) DSNs defined.
+  // A psycopg2 script with DSNs defined: THROUGH (turnout), DIRECT (the
+  // server behind the route's old backend) and DIRECT_NEW (the new cluster).
   RunResult Script(const std::string& body) const {
     const auto& b = TestBackends::Get();
     const std::string script = absl::StrCat(
