@@ -101,7 +101,8 @@ int Run(const std::string& path) {
     server.Drain(absl::ZeroDuration());
     return 1;
   }
-  turnout::proxy::ProxyMetricsCollector proxy_metrics([&server] { return server.Routes(); }, intents->get());
+  turnout::proxy::ProxyMetricsCollector proxy_metrics([&server] { return server.Routes(); }, intents->get(),
+                                                      server.PgParked());
   if (auto st = (*control)->StartAdmin(&proxy_metrics, [&server] { return server.Listening(); }); !st.ok()) {
     LogError("startup failed", {{"error", std::string(st.message())}});
     server.Drain(absl::ZeroDuration());

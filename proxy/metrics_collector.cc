@@ -154,6 +154,13 @@ std::vector<MetricFamily> ProxyMetricsCollector::Collect() const {
   }
   std::vector<MetricFamily> out{active, accepted, refused, bytes, requests, errors, logins, latency, dual, shadow,
                                 mismatches, shadow_dropped, stream_waits, commit_hold, commit_targets};
+  if (pg_parked_ != nullptr) {
+    auto parked = Family("turnout_pg_server_connections_parked",
+                         "Postgres server connections parked for the next client (backends[].pool).",
+                         MetricType::Gauge);
+    parked.metric.push_back(Gauge({}, static_cast<double>(pg_parked_->load(std::memory_order_relaxed))));
+    out.push_back(std::move(parked));
+  }
   if (intents_ != nullptr) {
     auto recovered = Family("turnout_intents_recovered_total",
                             "Dual-writes in flight when the previous process stopped (intent record), journaled "

@@ -23,8 +23,9 @@ struct Server::Worker {
   asio::io_context context{1};  // one thread: the scheduler needs no locking
   asio::executor_work_guard<asio::io_context::executor_type> guard{context.get_executor()};
   SessionSet sessions;
+  explicit Worker(std::atomic<std::int64_t>* pg_parked) : pg_pool(context.get_executor(), pg_parked) {}
   // Destroyed before the context its sockets belong to.
-  pg::ServerPool pg_pool{context.get_executor()};
+  pg::ServerPool pg_pool;
   std::thread thread;
 };
 
@@ -91,7 +92,7 @@ absl::Status Server::Start() {
 
   int n = cfg->workers > 0 ? cfg->workers : static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;
-  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(&pg_parked_));
 
   // Listeners are bound before any thread starts so a taken port fails startup.
   for (std::size_t i = 0; i < cfg->routes.size(); ++i) {

@@ -45,6 +45,8 @@ class Server {
   int ActiveSessions() const { return active_.load(std::memory_order_relaxed); }
   // Every route's counters, for the metrics collector; valid while the server lives.
   std::vector<const RouteRuntime*> Routes() const;
+  // Postgres server connections parked in the workers' pools (pg/server_pool.h).
+  const std::atomic<std::int64_t>* PgParked() const { return &pg_parked_; }
   // True once Start() bound every listener, false again after Drain().
   bool Listening() const { return listening_.load(std::memory_order_acquire); }
   std::shared_ptr<const routing::Config> config() const { return config_.load(); }
@@ -64,6 +66,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::atomic<int> active_{0};
+  std::atomic<std::int64_t> pg_parked_{0};
   bool stopped_ = false;
   std::atomic<bool> listening_{false};
 };

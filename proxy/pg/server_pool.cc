@@ -21,7 +21,8 @@ void AppendField(std::string* key, std::string_view field) {
 }
 }  // namespace
 
-ServerPool::ServerPool(asio::any_io_executor ex) : ex_(std::move(ex)), sweep_timer_(ex_) {}
+ServerPool::ServerPool(asio::any_io_executor ex, std::atomic<std::int64_t>* parked)
+    : ex_(std::move(ex)), parked_count_(parked), sweep_timer_(ex_) {}
 
 ServerPool::~ServerPool() { CloseAll(); }
 
@@ -56,6 +57,7 @@ std::unique_ptr<BackendConnection> ServerPool::Take(const std::string& key, cons
   while (!list.empty() && taken == nullptr) {
     Parked p = std::move(list.back());
     list.pop_back();
+    parked_count_->fetch_sub(1, std::memory_order_relaxed);
     if (Expired(p, now) || !p.conn->Quiet()) continue;  // closed as `p` goes
     p.conn->Rebind(backend, side);
     taken = std::move(p.conn);
@@ -94,6 +96,7 @@ awaitable<void> ServerPool::ResetAndPark(std::string key, std::unique_ptr<Backen
   }
   ReleaseIdlePages(conn->in());  // parked: its buffer holds nothing
   parked_[key].push_back(Parked{std::move(conn), std::move(config), Clock::now()});
+  parked_count_->fetch_add(1, std::memory_order_relaxed);
   if (!sweeping_) {
     sweeping_ = true;
     asio::co_spawn(ex_, Sweep(), asio::detached);
@@ -107,7 +110,8 @@ awaitable<void> ServerPool::Sweep() {
     const auto now = Clock::now();
     for (auto it = parked_.begin(); it != parked_.end();) {
       auto& list = it->second;
-      std::erase_if(list, [&](Parked& p) { return Expired(p, now) || !p.conn->Quiet(); });
+      const auto dropped = std::erase_if(list, [&](Parked& p) { return Expired(p, now) || !p.conn->Quiet(); });
+      parked_count_->fetch_sub(static_cast<std::int64_t>(dropped), std::memory_order_relaxed);
       if (list.empty()) parked_.erase(it++);
       else ++it;
     }
@@ -118,6 +122,8 @@ awaitable<void> ServerPool::Sweep() {
 void ServerPool::CloseAll() {
   closed_ = true;
   sweep_timer_.cancel();
+  for (const auto& [key, list] : parked_)
+    parked_count_->fetch_sub(static_cast<std::int64_t>(list.size()), std::memory_order_relaxed);
   parked_.clear();  // each connection closes its socket
 }
 

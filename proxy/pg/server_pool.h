@@ -14,7 +14,9 @@
 // shut down, a reload's ParameterStatus) is dropped, not handed out.
 // A sweep once a second closes those past idle_timeout or lifetime.
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,7 +30,8 @@ namespace turnout::proxy::pg {
 
 class ServerPool {
  public:
-  explicit ServerPool(asio::any_io_executor ex);
+  // `parked` (outliving the pool): how many are parked, across the workers.
+  ServerPool(asio::any_io_executor ex, std::atomic<std::int64_t>* parked);
   ~ServerPool();
   ServerPool(const ServerPool&) = delete;
   ServerPool& operator=(const ServerPool&) = delete;
@@ -63,6 +66,7 @@ class ServerPool {
   awaitable<void> Sweep();
 
   asio::any_io_executor ex_;
+  std::atomic<std::int64_t>* parked_count_;
   absl::flat_hash_map<std::string, std::vector<Parked>> parked_;
   Timer sweep_timer_;
   bool sweeping_ = false;

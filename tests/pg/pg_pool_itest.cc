@@ -78,6 +78,15 @@ class PgPoolTest : public ::testing::Test {
     return Python(script, {{"PGPASSWORD", b.pg_password}});
   }
 
+  // The parked gauge once it reads `want` (polled: a connection is parked
+  // a moment after its client left, and swept within a second).
+  double ParkedBecomes(double want) const {
+    double v = -1;
+    for (int i = 0; i < 100 && (v = admin_.Metric("turnout_pg_server_connections_parked")) != want; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return v;
+  }
+
   double Logins(const std::string& result) const {
     return admin_.Metric(absl::StrCat("turnout_pg_server_connections_total{backend=\"old\",result=\"", result,
                                       "\",route=\"pg\"}"));
@@ -125,6 +134,7 @@ TEST_F(PgPoolTest, ASecondClientTakesTheFirstOnesServerConnectionWithNoneOfItsSt
   const auto r = Script(kStateLeftBehind);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_.Log();
   ExpectNoStateLeft(r.out);
+  EXPECT_EQ(ParkedBecomes(1), 1);  // the second client's, given back in turn
 }
 
 TEST_F(PgPoolTest, AConnectionOverTlsIsReusedTheSameWay) {
@@ -250,6 +260,9 @@ print('other', one(THROUGH, 'select pg_backend_pid()') != pid)
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << turnout_.Log();
   EXPECT_THAT(r.out, ::testing::HasSubstr("gone True\n"));
   EXPECT_THAT(r.out, ::testing::HasSubstr("other True\n"));
+  // The last client's connection, parked, then closed in its turn.
+  EXPECT_EQ(ParkedBecomes(1), 1);
+  EXPECT_EQ(ParkedBecomes(0), 0);
 }
 
 // pgbench -C opens a connection per transaction: with the pool, turnout
