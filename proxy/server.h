@@ -63,10 +63,11 @@ class Server {
   IntentRing* intents_;  // dual-writes in flight (intent_ring.h), owned by main
   SharedSlot<ProxyServices> services_;
   std::atomic<std::uint64_t> next_connection_id_{1};
+  // Before the workers: their pools count into it until they are gone.
+  std::atomic<std::int64_t> pg_parked_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::atomic<int> active_{0};
-  std::atomic<std::int64_t> pg_parked_{0};
   bool stopped_ = false;
   std::atomic<bool> listening_{false};
 };
