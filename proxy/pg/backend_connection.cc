@@ -59,34 +59,12 @@ awaitable<bool> BackendConnection::Reset(std::string_view query) {
   std::string out;
   ppg::AppendQuery(&out, query);
   if (co_await WriteAll(out)) co_return false;
-  bool failed = false;
-  for (;;) {
-    ppg::Frame f;
-    if (co_await ReadFrame(&f)) co_return false;
-    switch (f.type) {
-      case 'S': {
-        // RESET ALL puts back what the last client SET: the next one is
-        // told the values it will have.
-        ppg::ParameterStatus ps;
-        if (ppg::Decode(f.payload, &ps)) co_return false;
-        SetParameter(ps.name, ps.value);
-        break;
-      }
-      case 'E':
-        failed = true;
-        break;
-      case 'Z': {
-        DropLastFrame();
-        ppg::ReadyForQuery z;
-        if (ppg::Decode(f.payload, &z)) co_return false;
-        synced_ = {};
-        swallow_errors.clear();
-        co_return !failed && z.status == ppg::TransactionStatus::kIdle;
-      }
-      default:  // CommandComplete, notices, a notification sent before UNLISTEN
-        break;
-    }
-  }
+  // RESET ALL puts back what the last client SET: ReadAnswers takes the
+  // ParameterStatus it brings, and the next client is told those values.
+  const Answers a = co_await ReadAnswers(1, nullptr);
+  synced_ = {};
+  swallow_errors.clear();
+  co_return !a.ec && !a.failed && a.status == ppg::TransactionStatus::kIdle;
 }
 
 bool BackendConnection::Quiet() noexcept {
@@ -316,29 +294,40 @@ awaitable<bool> BackendConnection::Replay(const SessionState& state, std::string
     *failure = ec.message();
     co_return false;
   }
-  bool ok = true;
+  const Answers a = co_await ReadAnswers(replies, failure);
+  if (a.ec) {
+    *failure = a.ec.message();
+    co_return false;
+  }
+  co_return !a.failed;
+}
+
+awaitable<BackendConnection::Answers> BackendConnection::ReadAnswers(int replies, std::string* errors) {
+  Answers a;
   while (replies > 0) {
     ppg::Frame f;
-    if (auto ec = co_await ReadFrame(&f)) {
-      *failure = ec.message();
-      co_return false;
-    }
+    if ((a.ec = co_await ReadFrame(&f))) co_return a;
     if (f.type == 'Z') {
       --replies;
+      ppg::ReadyForQuery z;
+      if (ppg::Decode(f.payload, &z)) a.failed = true;
+      else a.status = z.status;
     } else if (f.type == 'E') {
       ppg::ErrorResponse e;
-      if (!ppg::Decode(f.payload, &e)) {
-        if (!failure->empty()) *failure += "; ";
-        failure->append(e.message());
+      if (errors != nullptr && !ppg::Decode(f.payload, &e)) {
+        if (!errors->empty()) *errors += "; ";
+        errors->append(e.message());
       }
-      ok = false;
+      a.failed = true;
     } else if (f.type == 'S') {
       ppg::ParameterStatus ps;
       if (!ppg::Decode(f.payload, &ps)) SetParameter(ps.name, ps.value);
     }
+    // The rest (CommandComplete, notices, a notification sent before an
+    // UNLISTEN) says nothing here.
   }
   DropLastFrame();
-  co_return ok;
+  co_return a;
 }
 
 }  // namespace turnout::proxy::pg

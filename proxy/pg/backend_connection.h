@@ -116,6 +116,15 @@ class BackendConnection {
   awaitable<std::error_code> ReadFrame(protocol::pg::Frame* frame);
   void DropLastFrame() noexcept;
   awaitable<std::error_code> WriteAll(std::string_view bytes);
+  // The server's answers to requests of turnout's own, up to the
+  // `replies`-th ReadyForQuery: ParameterStatus taken on the way, error
+  // texts appended to `errors` (when given).
+  struct Answers {
+    std::error_code ec;  // the stream broke
+    bool failed = false;  // an ErrorResponse (or a malformed ReadyForQuery)
+    protocol::pg::TransactionStatus status = protocol::pg::TransactionStatus::kIdle;  // the last one's
+  };
+  awaitable<Answers> ReadAnswers(int replies, std::string* errors);
 
   const routing::Backend* backend_;
   routing::Side side_;
