@@ -20,10 +20,11 @@
 namespace turnout::proxy {
 
 struct Server::Worker {
+  explicit Worker(std::atomic<std::int64_t>* pg_parked) : pg_pool(context.get_executor(), pg_parked) {}
+
   asio::io_context context{1};  // one thread: the scheduler needs no locking
   asio::executor_work_guard<asio::io_context::executor_type> guard{context.get_executor()};
   SessionSet sessions;
-  explicit Worker(std::atomic<std::int64_t>* pg_parked) : pg_pool(context.get_executor(), pg_parked) {}
   // Destroyed before the context its sockets belong to.
   pg::ServerPool pg_pool;
   std::thread thread;

@@ -106,6 +106,10 @@ class BackendConnection {
   bool Quiet() noexcept;
   // Serves a session of another configuration snapshot (the same login).
   void Rebind(const routing::Backend& backend, routing::Side side) noexcept;
+  // The login it was opened with, as the pool files it (ServerPool::Key);
+  // empty when its backend has no pool.
+  const std::string& pool_key() const noexcept { return pool_key_; }
+  void set_pool_key(std::string key) { pool_key_ = std::move(key); }
   std::chrono::steady_clock::time_point opened_at() const noexcept { return opened_at_; }
 
  private:
@@ -138,6 +142,7 @@ class BackendConnection {
   std::vector<std::pair<std::string, std::string>> parameters_;
   SessionState::Snapshot synced_;
   std::chrono::steady_clock::time_point opened_at_ = std::chrono::steady_clock::now();
+  std::string pool_key_;
 };
 
 }  // namespace turnout::proxy::pg

@@ -228,8 +228,8 @@ bool PgSession::MayParkBackend(const BackendConnection& b, bool secondary_quiet)
   // nothing of turnout's own in flight on the primary; the other side (a
   // primary before a switch, which happens only when it is quiet, or the
   // secondary) had no op queued or unanswered and no carried transaction.
-  if (ctx_.pg_pool == nullptr || b.backend().pool.idle <= 0 || !b.Reusable() || !tracker_.AtBoundary())
-    return false;
+  // (The connection's own state is the pool's to judge: ServerPool::Give.)
+  if (ctx_.pg_pool == nullptr || b.pool_key().empty() || !tracker_.AtBoundary()) return false;
   if (b.side() == primary_side_) return !stream_hold_ && xid_reply_ == XidReply::kNone && own_request_.empty();
   return secondary_quiet;
 }
@@ -264,8 +264,7 @@ awaitable<void> PgSession::Run() {
     if (!b) continue;
     cancel_slots_->Clear(static_cast<int>(b->side()));
     if (!forced && MayParkBackend(*b, secondary_quiet)) {
-      std::string key = ServerPool::Key(b->backend(), MakeLogin(b->backend()));
-      ctx_.pg_pool->Give(std::move(key), std::move(b), ctx_.config);
+      ctx_.pg_pool->Give(std::move(b), ctx_.config);
       continue;
     }
     if (!forced && b->ready()) co_await b->Terminate();

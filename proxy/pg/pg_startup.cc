@@ -346,9 +346,9 @@ awaitable<bool> PgSession::OpenBackend(Side side, OpenFailure* failure) {
     co_return false;
   }
   const LoginParams login = MakeLogin(*backend);
-  std::unique_ptr<BackendConnection> conn;
-  if (backend->pool.idle > 0 && ctx_.pg_pool != nullptr)
-    conn = ctx_.pg_pool->Take(ServerPool::Key(*backend, login), *backend, side);
+  const bool pooled = backend->pool.idle > 0 && ctx_.pg_pool != nullptr;
+  std::string key = pooled ? ServerPool::Key(*backend, login) : std::string();
+  std::unique_ptr<BackendConnection> conn = pooled ? ctx_.pg_pool->Take(key, *backend, side) : nullptr;
   auto& counters = ctx_.route.sides[static_cast<int>(side)];
   if (conn != nullptr) {
     counters.server_logins_reused.fetch_add(1, std::memory_order_relaxed);
@@ -357,6 +357,7 @@ awaitable<bool> PgSession::OpenBackend(Side side, OpenFailure* failure) {
                                                ctx_.config->limits.max_message_bytes);
     asio::ssl::context* tls = ctx_.services->tls ? ctx_.services->tls->ForBackend(backend->name) : nullptr;
     if (!co_await conn->Open(tls, login, ctx_.config->limits.connect_timeout, failure)) co_return false;
+    conn->set_pool_key(std::move(key));
     counters.server_logins_opened.fetch_add(1, std::memory_order_relaxed);
   }
   cancel_slots_->Set(static_cast<int>(side), CancelTarget{backend->address, conn->process_id(), conn->secret_key()});

@@ -41,10 +41,10 @@ std::string ServerPool::Key(const routing::Backend& backend, const LoginParams& 
   return key;
 }
 
-bool ServerPool::Expired(const Parked& p, Clock::time_point now) {
+bool ServerPool::Stale(Parked& p, Clock::time_point now) {
   const routing::BackendPool& limits = p.conn->backend().pool;
   return now - p.since >= absl::ToChronoNanoseconds(limits.idle_timeout) ||
-         now - p.conn->opened_at() >= absl::ToChronoNanoseconds(limits.lifetime);
+         now - p.conn->opened_at() >= absl::ToChronoNanoseconds(limits.lifetime) || !p.conn->Quiet();
 }
 
 std::unique_ptr<BackendConnection> ServerPool::Take(const std::string& key, const routing::Backend& backend,
@@ -58,7 +58,7 @@ std::unique_ptr<BackendConnection> ServerPool::Take(const std::string& key, cons
     Parked p = std::move(list.back());
     list.pop_back();
     parked_count_->fetch_sub(1, std::memory_order_relaxed);
-    if (Expired(p, now) || !p.conn->Quiet()) continue;  // closed as `p` goes
+    if (Stale(p, now)) continue;  // closed as `p` goes
     p.conn->Rebind(backend, side);
     taken = std::move(p.conn);
   }
@@ -66,21 +66,20 @@ std::unique_ptr<BackendConnection> ServerPool::Take(const std::string& key, cons
   return taken;
 }
 
-bool ServerPool::Full(const std::string& key, const routing::BackendPool& limits) const {
-  auto it = parked_.find(key);
-  return it != parked_.end() && it->second.size() >= static_cast<std::size_t>(limits.idle);
+bool ServerPool::Full(const BackendConnection& conn) const {
+  auto it = parked_.find(conn.pool_key());
+  return it != parked_.end() && it->second.size() >= static_cast<std::size_t>(conn.backend().pool.idle);
 }
 
-void ServerPool::Give(std::string key, std::unique_ptr<BackendConnection> conn,
-                      std::shared_ptr<const routing::Config> config) {
-  if (closed_ || conn->backend().pool.idle <= 0 || !conn->Reusable() || Full(key, conn->backend().pool)) {
+void ServerPool::Give(std::unique_ptr<BackendConnection> conn, std::shared_ptr<const routing::Config> config) {
+  if (closed_ || conn->backend().pool.idle <= 0 || conn->pool_key().empty() || !conn->Reusable() || Full(*conn)) {
     asio::co_spawn(ex_, [c = std::move(conn)]() -> awaitable<void> { co_await c->Terminate(); }, asio::detached);
     return;
   }
-  asio::co_spawn(ex_, ResetAndPark(std::move(key), std::move(conn), std::move(config)), asio::detached);
+  asio::co_spawn(ex_, ResetAndPark(std::move(conn), std::move(config)), asio::detached);
 }
 
-awaitable<void> ServerPool::ResetAndPark(std::string key, std::unique_ptr<BackendConnection> conn,
+awaitable<void> ServerPool::ResetAndPark(std::unique_ptr<BackendConnection> conn,
                                          std::shared_ptr<const routing::Config> config) {
   Timer timer(ex_, kResetTimeout);
   const std::string& query = conn->backend().pool.reset_query;
@@ -90,11 +89,12 @@ awaitable<void> ServerPool::ResetAndPark(std::string key, std::unique_ptr<Backen
     conn->Close();
     co_return;
   }
-  if (closed_ || Full(key, conn->backend().pool)) {
+  if (closed_ || Full(*conn)) {
     co_await conn->Terminate();
     co_return;
   }
   ReleaseIdlePages(conn->in());  // parked: its buffer holds nothing
+  const std::string key = conn->pool_key();
   parked_[key].push_back(Parked{std::move(conn), std::move(config), Clock::now()});
   parked_count_->fetch_add(1, std::memory_order_relaxed);
   if (!sweeping_) {
@@ -110,7 +110,7 @@ awaitable<void> ServerPool::Sweep() {
     const auto now = Clock::now();
     for (auto it = parked_.begin(); it != parked_.end();) {
       auto& list = it->second;
-      const auto dropped = std::erase_if(list, [&](Parked& p) { return Expired(p, now) || !p.conn->Quiet(); });
+      const auto dropped = std::erase_if(list, [&](Parked& p) { return Stale(p, now); });
       parked_count_->fetch_sub(static_cast<std::int64_t>(dropped), std::memory_order_relaxed);
       if (list.empty()) parked_.erase(it++);
       else ++it;

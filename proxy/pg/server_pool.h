@@ -45,10 +45,11 @@ class ServerPool {
   // null when none is parked (or none still usable).
   std::unique_ptr<BackendConnection> Take(const std::string& key, const routing::Backend& backend,
                                           routing::Side side);
-  // Resets `conn` in a coroutine of its own and parks it; closes it instead
-  // when the pool is full for `key`, closed, or the reset fails. `config`
-  // keeps the Backend `conn` points to alive while it is parked.
-  void Give(std::string key, std::unique_ptr<BackendConnection> conn, std::shared_ptr<const routing::Config> config);
+  // Resets `conn` in a coroutine of its own and parks it under its
+  // pool_key(); closes it instead when its backend has no pool, it is not
+  // Reusable(), the pool is full for its key or closed, or the reset fails.
+  // `config` keeps the Backend `conn` points to alive while it is parked.
+  void Give(std::unique_ptr<BackendConnection> conn, std::shared_ptr<const routing::Config> config);
   // Closes every parked connection; those given later are closed (drain).
   void CloseAll();
 
@@ -59,10 +60,10 @@ class ServerPool {
     std::shared_ptr<const routing::Config> config;
     Clock::time_point since;
   };
-  bool Full(const std::string& key, const routing::BackendPool& limits) const;
-  static bool Expired(const Parked& p, Clock::time_point now);
-  awaitable<void> ResetAndPark(std::string key, std::unique_ptr<BackendConnection> conn,
-                               std::shared_ptr<const routing::Config> config);
+  bool Full(const BackendConnection& conn) const;
+  // Past idle_timeout or lifetime, or the server closed it or spoke on it.
+  static bool Stale(Parked& p, Clock::time_point now);
+  awaitable<void> ResetAndPark(std::unique_ptr<BackendConnection> conn, std::shared_ptr<const routing::Config> config);
   awaitable<void> Sweep();
 
   asio::any_io_executor ex_;
